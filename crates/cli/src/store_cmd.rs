@@ -1,0 +1,8 @@
+//! `facegate` subcommands for the store crate (owned by that crate's work).
+
+#[derive(clap::Subcommand)]
+pub enum Cmd {}
+
+pub fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {}
+}

@@ -1,0 +1,1 @@
+//! facegate-gallery: see ../../shared/DESIGN.md (work in progress).

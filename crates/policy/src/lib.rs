@@ -1,0 +1,1 @@
+//! facegate-policy: see ../../shared/DESIGN.md (work in progress).

@@ -1,0 +1,1 @@
+//! facegate-server: see ../../shared/DESIGN.md (work in progress).

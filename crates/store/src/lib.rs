@@ -1,0 +1,1 @@
+//! facegate-store: see ../../shared/DESIGN.md (work in progress).

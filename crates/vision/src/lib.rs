@@ -1,0 +1,1 @@
+//! facegate-vision: see ../../shared/DESIGN.md (work in progress).

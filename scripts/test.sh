@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The README's test command. Installs what a fresh Debian machine lacks
+# (PostgreSQL server, Chromium and playwright-core for the browser tests),
+# starts a throwaway PostgreSQL cluster, then runs the whole Rust test suite.
+# Models, the ONNX Runtime library and the fixtures are fetched by the tests
+# themselves on first use (crates/assets), into ~/.cache/facegate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+need_apt=()
+command -v pg_ctlcluster >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  echo "installing: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# playwright-core drives Debian's Chromium (no browser download).
+if [ -f tests/e2e/package.json ] && [ ! -d tests/e2e/node_modules/playwright-core ]; then
+  (cd tests/e2e && npm ci --no-audit --no-fund --silent 2>/dev/null || npm install --no-audit --no-fund --silent)
+fi
+
+# A private PostgreSQL cluster on a Unix socket, owned by an unprivileged user.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+if [ -n "$pg_bin" ] && [ -z "${FACEGATE_TEST_DATABASE_URL:-}" ]; then
+  pgdir=$(mktemp -d /tmp/facegate-pg.XXXXXX)
+  chmod 755 "$pgdir"
+  if [ "$(id -u)" = 0 ]; then AS="runuser -u postgres --"; chown postgres "$pgdir"; else AS=; fi
+  $AS "$pg_bin/initdb" -D "$pgdir/data" -U facegate --auth=trust >/dev/null
+  $AS "$pg_bin/pg_ctl" -D "$pgdir/data" -o "-k $pgdir -c listen_addresses='' -c fsync=off" -l "$pgdir/log" -w start >/dev/null
+  trap '$AS "$pg_bin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$pgdir"' EXIT
+  $AS "$pg_bin/createdb" -h "$pgdir" -U facegate facegate_test
+  export FACEGATE_TEST_DATABASE_URL="postgres://facegate@localhost/facegate_test?host=$pgdir"
+  echo "PostgreSQL test server: $FACEGATE_TEST_DATABASE_URL"
+fi
+
+export FACEGATE_CHROMIUM="${FACEGATE_CHROMIUM:-$(command -v chromium || true)}"
+export FACEGATE_E2E_DIR="$root/tests/e2e"
+cargo test --workspace "$@"
