@@ -1,1 +1,80 @@
-//! facegate-policy: see ../../shared/DESIGN.md (work in progress).
+//! facegate-policy: China's Face Recognition Measures (《人脸识别技术应用安全管理办法》,
+//! CAC/MPS Order No. 19, in force 2025-06-01) as code.
+//!
+//! Every rule software can enforce lives here, as pure functions: no I/O, no
+//! async, no clock reads (time is always an argument). The requirement IDs
+//! R1–R28 are those of `shared/regulation/MEASURES.md`; every "no" is a
+//! [`Refusal`] naming the requirement and article, in Chinese and English.
+//!
+//! - **Scenario manifest** ([`Scenario`], TOML): [`parse_manifest`] parses and
+//!   lints; [`lint`] gives rustc-style [`Diagnostic`]s with line:col.
+//! - **Runtime decisions**: [`authorize`]`(&Scenario, &Processing) ->
+//!   Result<Permit, Refusal>` (consent, minors, notice version, devices,
+//!   transmission, PIA, quiet period, alternatives).
+//! - **Notice** (R4, R5, R9): [`render_notice`], [`notice_changes`].
+//! - **Retention** (R12, R14): [`template_expiry`], [`sweep`].
+//! - **Filing** (R21–R23): [`filing_deadline`] on the embedded working-day
+//!   calendar, headcount, alert levels, [`FilingSnapshot`] change detection.
+//! - **PIA and filing pack** (R13, R21): [`pia_report`], [`pia_status`],
+//!   [`filing_pack`].
+//! - **Templates**: [`init_template`] gives the commented manifests that
+//!   `facegate init` writes.
+
+pub mod authorize;
+pub mod filing;
+pub mod lint;
+pub mod manifest;
+pub mod notice;
+pub mod pia;
+pub mod retention;
+pub mod rules;
+
+pub use authorize::{
+    age_on, authorize, check_device, check_scenario, is_under_14, shanghai_date, Action,
+    ConsentGiver, ConsentKind, ConsentRecord, DeviceFacts, Permit, PersonFacts, PiaStatus,
+    Processing, GUARDIAN_AGE,
+};
+pub use filing::{
+    alert_level, distinct_headcount, filing_deadline, threshold_reached_on, AlertLevel, Deadline,
+    FilingKind, FilingSnapshot, WorkCalendar, DEFAULT_ALERT_LEVELS, FILING_THRESHOLD,
+};
+pub use lint::{lint, lint_scenario, Diagnostic, LintReport, Severity};
+pub use manifest::{
+    Accessibility, ComplaintChannel, Device, FilingInfo, Lang, LegalBasis, Method, Minors, Mode,
+    NoticeTexts, PiaLink, Placement, Processor, Retention, Scenario, Storage, StorageLocation,
+    Text, MIN_LOG_RETENTION_DAYS,
+};
+pub use notice::{
+    notice_changes, render_changes, render_notice, requires_reconsent, ChangedItem, Notice,
+    NoticeItem, NoticeItemKey,
+};
+pub use pia::{
+    filing_pack, pia_report, pia_status, FilingPack, FilingPackInputs, PiaInputs, PiaReport,
+};
+pub use retention::{
+    check_log_fields, check_log_retention, log_entry_deletable, sweep, template_expiry, SweepItem,
+    SweepReason, TemplateFacts,
+};
+pub use rules::{Refusal, RuleId};
+
+/// Parses a manifest and lints it: the [`Scenario`] when there is no error
+/// (warnings are allowed), else every diagnostic.
+pub fn parse_manifest(src: &str) -> Result<Scenario, Vec<Diagnostic>> {
+    let report = lint(src, "scenario.toml");
+    if report.has_errors() {
+        return Err(report.diagnostics);
+    }
+    report.scenario.ok_or(report.diagnostics)
+}
+
+/// Names of the manifest templates `facegate init` can write.
+pub const INIT_TEMPLATES: [&str; 2] = ["residential-gate", "hotel-checkin"];
+
+/// The commented manifest template `name` (see [`INIT_TEMPLATES`]).
+pub fn init_template(name: &str) -> Option<&'static str> {
+    match name {
+        "residential-gate" => Some(include_str!("../manifests/residential-gate.toml")),
+        "hotel-checkin" => Some(include_str!("../manifests/hotel-checkin.toml")),
+        _ => None,
+    }
+}
