@@ -1,1 +1,352 @@
-//! facegate-vision: see ../../shared/DESIGN.md (work in progress).
+//! Pixels to faces: facegate's face engine.
+//!
+//! `facegate-vision` turns image bytes into [`Face`]s: it decodes (JPEG, PNG,
+//! WebP, with size limits and EXIF orientation), detects every face, finds 68
+//! landmarks, aligns the face to the ArcFace 112×112 template, computes a
+//! 512-d unit-length [`Embedding`], and measures quality (size, sharpness,
+//! head pose, eye openness) and passive liveness. It knows nothing about
+//! people, consent or storage; `gallery` and `server` build on it.
+//!
+//! The models are the ONNX files of `faceplugin-face-recognition-js@0.0.1`,
+//! run through ONNX Runtime (`ort`, loaded dynamically from the pinned
+//! `onnxruntime==1.26.0` wheel); `facegate-assets` fetches and checks both.
+//!
+//! ```no_run
+//! let engine = facegate_vision::Engine::new(Default::default())?;
+//! let a = engine.analyze(&std::fs::read("a.jpg").unwrap())?;
+//! let b = engine.analyze(&std::fs::read("b.jpg").unwrap())?;
+//! let (ea, eb) = (a[0].embedding.as_ref().unwrap(), b[0].embedding.as_ref().unwrap());
+//! let same = facegate_vision::compare(ea, eb) >= facegate_vision::DEFAULT_THRESHOLD;
+//! # Ok::<(), facegate_vision::VisionError>(())
+//! ```
+
+mod decode;
+mod embedding;
+mod imgops;
+mod runtime;
+mod stages;
+
+pub use decode::{decode, DecodeLimits};
+pub use embedding::{compare, Embedding, DEFAULT_THRESHOLD, EMBEDDING_DIM, MODEL_ID};
+pub use image::RgbImage;
+pub use imgops::{similarity, warp_affine, Affine};
+pub use stages::{align, five_points, Detection, ARCFACE_TEMPLATE};
+
+use runtime::Model;
+
+/// Everything that can go wrong between bytes and faces.
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    /// The input is not an image format the engine accepts.
+    #[error("unsupported image: {0}")]
+    UnsupportedFormat(String),
+    /// The input exceeds a byte or pixel limit.
+    #[error("image too large: {0}")]
+    TooLarge(String),
+    /// The input is truncated or corrupt.
+    #[error("corrupt image: {0}")]
+    Corrupt(String),
+    /// A model or the runtime library could not be provided.
+    #[error("model files unavailable: {0}")]
+    Asset(String),
+    /// ONNX Runtime failed to load or run a model.
+    #[error("inference failed: {0}")]
+    Runtime(String),
+    /// An embedding vector is malformed.
+    #[error("invalid embedding: {0}")]
+    InvalidEmbedding(String),
+}
+
+/// A box in image pixels: `(x1, y1)` top-left, `(x2, y2)` bottom-right.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+}
+
+impl BBox {
+    pub fn width(&self) -> f32 {
+        self.x2 - self.x1
+    }
+    pub fn height(&self) -> f32 {
+        self.y2 - self.y1
+    }
+    /// Intersection over union with another box.
+    pub fn iou(&self, o: &BBox) -> f32 {
+        let iw = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
+        let ih = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
+        let inter = iw * ih;
+        let union = self.width() * self.height() + o.width() * o.height() - inter;
+        if union > 0.0 {
+            inter / union
+        } else {
+            0.0
+        }
+    }
+    fn clamp_to(&self, w: u32, h: u32) -> BBox {
+        let (w, h) = (w as f32, h as f32);
+        BBox {
+            x1: self.x1.clamp(0.0, w),
+            y1: self.y1.clamp(0.0, h),
+            x2: self.x2.clamp(0.0, w),
+            y2: self.y2.clamp(0.0, h),
+        }
+    }
+}
+
+/// Quality cues of one face: what a capture check or an active liveness
+/// challenge (turn your head, blink) needs.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Quality {
+    /// Shorter side of the face box inside the image, in pixels.
+    pub face_px: f32,
+    /// L2 norm of the raw `fr_feature` output before normalisation: a
+    /// recognisability score (as in MagFace). Clear frontal faces score 3–4.5;
+    /// non-faces (a cat, a coffee cup, texture) and faces too blurred, dark or
+    /// turned away to recognise score below 2.5.
+    pub embedding_norm: f32,
+    /// Variance of the Laplacian of the aligned 112×112 grey face (higher is sharper; below ~50 is blurred).
+    pub sharpness: f32,
+    /// Head yaw in degrees (`fr_pose`), `None` when the pose stage is off.
+    pub yaw: Option<f32>,
+    /// Head pitch in degrees.
+    pub pitch: Option<f32>,
+    /// Head roll in degrees.
+    pub roll: Option<f32>,
+    /// Probability (0..1) that the eye on the image's left (landmarks 36–41) is open (`fr_eye`).
+    pub left_eye_open: Option<f32>,
+    /// Probability (0..1) that the eye on the image's right (landmarks 42–47) is open.
+    pub right_eye_open: Option<f32>,
+}
+
+/// One face found in an image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Face {
+    /// The (square) face box, clamped to the image.
+    pub bbox: BBox,
+    /// Detector confidence, 0..1.
+    pub det_score: f32,
+    /// The 68 landmarks (iBUG 300-W order) in image pixels.
+    pub landmarks68: Vec<[f32; 2]>,
+    /// Eye centres, nose tip, mouth corners, in image pixels (the alignment points).
+    pub landmarks5: [[f32; 2]; 5],
+    /// The identity embedding; never serialised (templates are not logged).
+    #[serde(skip)]
+    pub embedding: Option<Embedding>,
+    pub quality: Quality,
+    /// Passive liveness: probability that the face is live (not a photo or screen).
+    pub liveness: Option<f32>,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineOptions {
+    /// ONNX Runtime intra-op threads per model call (1 suits a server running
+    /// many requests at once; 2 lowers the latency of a single request).
+    pub intra_threads: usize,
+    /// Minimum detector confidence.
+    pub det_threshold: f32,
+    /// IoU above which overlapping detections are merged.
+    pub nms_iou: f32,
+    /// Keep embeddings in the result (the feature model always runs: its
+    /// output norm is the recognisability gate).
+    pub embedding: bool,
+    /// Detections whose raw embedding norm ([`Quality::embedding_norm`]) is
+    /// below this are dropped as non-faces or unrecognisable faces. Chosen
+    /// from `../shared/eval/detection`: every no-face image's best false
+    /// detection scores below 2.35, clear faces above 2.6.
+    pub min_embedding_norm: f32,
+    /// Also scan 2×2 overlapping tiles of the image (5 detector runs instead
+    /// of 1) for small or partly cut-off faces in group photos.
+    pub detect_tiles: bool,
+    /// Compute passive liveness.
+    pub liveness: bool,
+    /// Compute head pose.
+    pub pose: bool,
+    /// Compute eye openness.
+    pub eyes: bool,
+    /// When nothing is found upright, also look at the image turned by 90°, 180° and 270°
+    /// (a phone held sideways without an EXIF tag).
+    pub try_rotations: bool,
+    /// Limits for [`Engine::analyze`].
+    pub decode_limits: DecodeLimits,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            intra_threads: 1,
+            det_threshold: 0.5,
+            min_embedding_norm: 2.5,
+            detect_tiles: false,
+            nms_iou: 0.4,
+            embedding: true,
+            liveness: true,
+            pose: true,
+            eyes: true,
+            try_rotations: true,
+            decode_limits: DecodeLimits::default(),
+        }
+    }
+}
+
+/// The face engine: the loaded models and their settings. `Send + Sync`; share
+/// one engine (e.g. in an `Arc`) between threads: each model keeps a small pool
+/// of ONNX Runtime sessions, so concurrent calls do not wait on each other.
+pub struct Engine {
+    opts: EngineOptions,
+    detect: Model,
+    landmark: Model,
+    feature: Model,
+    liveness: Option<Model>,
+    pose: Option<Model>,
+    eye: Option<Model>,
+}
+
+impl Engine {
+    /// Loads the models the options ask for (fetching them if missing).
+    pub fn new(opts: EngineOptions) -> Result<Engine, VisionError> {
+        let t = opts.intra_threads;
+        let load = |on: bool, name| if on { Model::load(name, t).map(Some) } else { Ok(None) };
+        Ok(Engine {
+            detect: Model::load("fr_detect.onnx", t)?,
+            landmark: Model::load("fr_landmark.onnx", t)?,
+            feature: Model::load("fr_feature.onnx", t)?,
+            liveness: load(opts.liveness, "fr_liveness.onnx")?,
+            pose: load(opts.pose, "fr_pose.onnx")?,
+            eye: load(opts.eyes, "fr_eye.onnx")?,
+            opts,
+        })
+    }
+
+    /// The options this engine was built with.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Decodes `bytes` (see [`decode`]) and analyses the image.
+    pub fn analyze(&self, bytes: &[u8]) -> Result<Vec<Face>, VisionError> {
+        let img = decode(bytes, &self.opts.decode_limits)?;
+        self.analyze_image(&img)
+    }
+
+    /// Finds and analyses every face in an image, largest-confidence first.
+    pub fn analyze_image(&self, img: &RgbImage) -> Result<Vec<Face>, VisionError> {
+        let faces = self.faces(img)?;
+        if !faces.is_empty() || !self.opts.try_rotations {
+            return Ok(faces);
+        }
+        for quarter in [1u8, 3, 2] {
+            let turned = match quarter {
+                1 => image::imageops::rotate90(img),
+                2 => image::imageops::rotate180(img),
+                _ => image::imageops::rotate270(img),
+            };
+            let found = self.faces(&turned)?;
+            if found.is_empty() {
+                continue;
+            }
+            let (w, h) = (img.width() as f32, img.height() as f32);
+            // Maps a point of the turned image back to the original.
+            let back = |p: [f32; 2]| match quarter {
+                1 => [p[1], h - p[0]],
+                2 => [w - p[0], h - p[1]],
+                _ => [w - p[1], p[0]],
+            };
+            let mut faces = Vec::with_capacity(found.len());
+            for mut f in found {
+                let (a, b) = (back([f.bbox.x1, f.bbox.y1]), back([f.bbox.x2, f.bbox.y2]));
+                f.bbox = BBox { x1: a[0].min(b[0]), y1: a[1].min(b[1]), x2: a[0].max(b[0]), y2: a[1].max(b[1]) };
+                f.landmarks68.iter_mut().for_each(|p| *p = back(*p));
+                f.landmarks5.iter_mut().for_each(|p| *p = back(*p));
+                if let Some(r) = f.quality.roll.as_mut() {
+                    *r += match quarter {
+                        1 => -90.0,
+                        2 => 180.0,
+                        _ => 90.0,
+                    };
+                    if *r > 180.0 {
+                        *r -= 360.0;
+                    }
+                }
+                faces.push(f);
+            }
+            return Ok(faces);
+        }
+        Ok(Vec::new())
+    }
+
+    /// Detection, then the per-face pipeline, keeping the faces that pass the
+    /// recognisability gate.
+    fn faces(&self, img: &RgbImage) -> Result<Vec<Face>, VisionError> {
+        let mut faces = Vec::new();
+        for d in self.detect(img)? {
+            if let Some(f) = self.face(img, &d)? {
+                faces.push(f);
+            }
+        }
+        Ok(faces)
+    }
+
+    /// The full per-face pipeline after detection; `None` when the detection
+    /// fails the recognisability gate.
+    fn face(&self, img: &RgbImage, det: &Detection) -> Result<Option<Face>, VisionError> {
+        let lm = self.landmarks(img, &det.bbox)?;
+        let five = five_points(&lm);
+        let aligned = align(img, &five);
+        let (embedding, embedding_norm) = self.embed_with_norm(&aligned)?;
+        if embedding_norm < self.opts.min_embedding_norm {
+            return Ok(None);
+        }
+        let embedding = self.opts.embedding.then_some(embedding);
+        let liveness = match &self.liveness {
+            Some(_) => Some(self.liveness(img, &det.bbox)?),
+            None => None,
+        };
+        let (yaw, pitch, roll) = match &self.pose {
+            Some(_) => {
+                let p = self.pose(img, &det.bbox)?;
+                (Some(p[0]), Some(p[1]), Some(p[2]))
+            }
+            None => (None, None, None),
+        };
+        let (left_eye_open, right_eye_open) = match &self.eye {
+            Some(_) => {
+                let e = self.eyes(img, &lm)?;
+                (Some(e[0]), Some(e[1]))
+            }
+            None => (None, None),
+        };
+        let bbox = det.bbox.clamp_to(img.width(), img.height());
+        Ok(Some(Face {
+            bbox,
+            det_score: det.score,
+            landmarks68: lm,
+            landmarks5: five,
+            embedding,
+            quality: Quality {
+                face_px: bbox.width().min(bbox.height()),
+                sharpness: stages::sharpness(&aligned),
+                embedding_norm,
+                yaw,
+                pitch,
+                roll,
+                left_eye_open,
+                right_eye_open,
+            },
+            liveness,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn engine_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Engine>();
+        check::<super::Embedding>();
+    }
+}

@@ -1,0 +1,92 @@
+//! Face embeddings: 512 floats, unit length, wiped from memory on drop.
+
+use zeroize::Zeroize;
+
+use crate::VisionError;
+
+/// Length of an [`Embedding`].
+pub const EMBEDDING_DIM: usize = 512;
+
+/// Identifies the model and pipeline that produce embeddings: templates made
+/// under another identifier are not comparable and must be re-enrolled.
+/// (`fr_feature.onnx` from faceplugin-face-recognition-js 0.0.1, sha256
+/// prefix, 5-point similarity alignment to the ArcFace 112×112 template.)
+pub const MODEL_ID: &str = "faceplugin-fr_feature-0.0.1/87aacdfe/arcface112-umeyama5";
+
+/// Cosine similarity at or above which two faces are called the same person.
+/// Chosen on LFW View 1 `pairsDevTrain.txt` (the threshold that maximises
+/// accuracy on those 2,200 pairs; see bench/vision.md) and then checked on
+/// `pairsDevTest.txt`.
+pub const DEFAULT_THRESHOLD: f32 = 0.30;
+
+/// A face embedding: [`EMBEDDING_DIM`] finite floats with unit L2 norm. The
+/// buffer is zeroised when dropped; `Debug` never prints the values.
+#[derive(Clone, PartialEq)]
+pub struct Embedding(Vec<f32>);
+
+impl Embedding {
+    /// Checks length and finiteness and L2-normalises.
+    pub fn from_vec(mut v: Vec<f32>) -> Result<Embedding, VisionError> {
+        if v.len() != EMBEDDING_DIM {
+            let n = v.len();
+            v.zeroize();
+            return Err(VisionError::InvalidEmbedding(format!(
+                "expected {EMBEDDING_DIM} values, got {n}"
+            )));
+        }
+        if v.iter().any(|x| !x.is_finite()) {
+            v.zeroize();
+            return Err(VisionError::InvalidEmbedding("a value is NaN or infinite".into()));
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm < 1e-6 {
+            v.zeroize();
+            return Err(VisionError::InvalidEmbedding("the vector is zero".into()));
+        }
+        v.iter_mut().for_each(|x| *x /= norm);
+        Ok(Embedding(v))
+    }
+
+    /// The unit-length values.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl Drop for Embedding {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for Embedding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Embedding({EMBEDDING_DIM} values, redacted)")
+    }
+}
+
+/// Cosine similarity of two embeddings (their dot product: both are unit length), in -1..=1.
+pub fn compare(a: &Embedding, b: &Embedding) -> f32 {
+    a.0.iter().zip(&b.0).map(|(x, y)| x * y).sum::<f32>().clamp(-1.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_vec_checks_and_normalises() {
+        assert!(Embedding::from_vec(vec![1.0; 3]).is_err());
+        let mut v = vec![0.0; EMBEDDING_DIM];
+        assert!(Embedding::from_vec(v.clone()).is_err());
+        v[3] = f32::NAN;
+        assert!(Embedding::from_vec(v.clone()).is_err());
+        v[3] = 2.0;
+        v[7] = 2.0;
+        let e = Embedding::from_vec(v).unwrap();
+        let n: f32 = e.as_slice().iter().map(|x| x * x).sum();
+        assert!((n - 1.0).abs() < 1e-5);
+        assert!((compare(&e, &e) - 1.0).abs() < 1e-5);
+        assert!(!format!("{e:?}").contains("0.7"));
+    }
+}
