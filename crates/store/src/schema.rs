@@ -1,0 +1,200 @@
+//! One set of migrations for SQLite and PostgreSQL.
+//!
+//! The SQL uses the subset both engines accept (TEXT, BIGINT, DOUBLE
+//! PRECISION, BYTEA). The template store is the schema/database named
+//! `biometric`: on PostgreSQL a separate schema, on SQLite a separate database
+//! file ATTACHed under that name, so `biometric.templates` means the same in
+//! both. A statement prefixed with `--postgres-only` is skipped on SQLite.
+
+/// A migration: number, name, statements.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub statements: &'static [&'static str],
+}
+
+pub(crate) const PG_ONLY: &str = "--postgres-only\n";
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    statements: &[
+        "--postgres-only\nCREATE SCHEMA IF NOT EXISTS biometric",
+        "CREATE TABLE processors (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            contact TEXT,
+            created_at TEXT NOT NULL)",
+        "CREATE TABLE scenarios (
+            id TEXT PRIMARY KEY,
+            processor_id TEXT NOT NULL REFERENCES processors(id),
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (processor_id, name))",
+        "CREATE TABLE scenario_versions (
+            scenario_id TEXT NOT NULL REFERENCES scenarios(id),
+            version BIGINT NOT NULL,
+            manifest TEXT NOT NULL,
+            manifest_sha256 TEXT NOT NULL,
+            template_retention_days BIGINT NOT NULL,
+            inactivity_days BIGINT,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (scenario_id, version))",
+        "CREATE TABLE devices (
+            id TEXT PRIMARY KEY,
+            processor_id TEXT NOT NULL REFERENCES processors(id),
+            scenario_id TEXT REFERENCES scenarios(id),
+            name TEXT NOT NULL,
+            placement TEXT NOT NULL,
+            location TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            retired_at TEXT)",
+        "CREATE TABLE persons (
+            id TEXT PRIMARY KEY,
+            processor_id TEXT NOT NULL REFERENCES processors(id),
+            identity BYTEA,
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            erased_at TEXT)",
+        "CREATE TABLE guardians (
+            id TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES persons(id),
+            identity BYTEA,
+            relationship TEXT NOT NULL,
+            created_at TEXT NOT NULL)",
+        "CREATE TABLE notices (
+            id TEXT PRIMARY KEY,
+            scenario_id TEXT NOT NULL REFERENCES scenarios(id),
+            version BIGINT NOT NULL,
+            language TEXT NOT NULL,
+            body TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            published_at TEXT NOT NULL,
+            UNIQUE (scenario_id, version, language))",
+        "CREATE TABLE consents (
+            id TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES persons(id),
+            scenario_id TEXT NOT NULL REFERENCES scenarios(id),
+            kind TEXT NOT NULL,
+            notice_id TEXT REFERENCES notices(id),
+            given_at TEXT NOT NULL,
+            given_by TEXT NOT NULL,
+            guardian_id TEXT REFERENCES guardians(id),
+            channel TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            withdrawn_at TEXT,
+            withdrawn_channel TEXT)",
+        "CREATE INDEX consents_person ON consents (person_id, scenario_id, kind)",
+        "CREATE TABLE template_links (
+            link_id TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES persons(id),
+            scenario_id TEXT NOT NULL REFERENCES scenarios(id),
+            device_id TEXT REFERENCES devices(id),
+            created_at TEXT NOT NULL)",
+        "CREATE INDEX template_links_person ON template_links (person_id)",
+        "CREATE INDEX template_links_scenario ON template_links (scenario_id, created_at)",
+        "CREATE TABLE biometric.templates (
+            link_id TEXT PRIMARY KEY,
+            sealed BYTEA NOT NULL)",
+        "CREATE TABLE biometric.wrapped_keys (
+            key_id TEXT PRIMARY KEY,
+            wrapped BYTEA NOT NULL,
+            created_at TEXT NOT NULL,
+            retired_at TEXT)",
+        "CREATE TABLE credentials (
+            id TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES persons(id),
+            kind TEXT NOT NULL,
+            secret_hash TEXT NOT NULL,
+            lookup TEXT UNIQUE,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT)",
+        "CREATE INDEX credentials_person ON credentials (person_id)",
+        "CREATE TABLE verification_events (
+            id TEXT PRIMARY KEY,
+            at TEXT NOT NULL,
+            person_id TEXT,
+            scenario_id TEXT NOT NULL REFERENCES scenarios(id),
+            device_id TEXT,
+            method TEXT NOT NULL,
+            result TEXT NOT NULL,
+            score DOUBLE PRECISION,
+            threshold DOUBLE PRECISION,
+            refusal_rule TEXT)",
+        "CREATE INDEX verification_events_at ON verification_events (at)",
+        "CREATE TABLE requests (
+            id TEXT PRIMARY KEY,
+            person_id TEXT,
+            kind TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            due_date TEXT NOT NULL,
+            status TEXT NOT NULL,
+            completed_at TEXT,
+            outcome TEXT)",
+        "CREATE TABLE complaints (
+            id TEXT PRIMARY KEY,
+            person_id TEXT,
+            channel TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            body BYTEA NOT NULL,
+            status TEXT NOT NULL,
+            resolved_at TEXT,
+            response TEXT)",
+        "CREATE TABLE filing_records (
+            id TEXT PRIMARY KEY,
+            processor_id TEXT NOT NULL REFERENCES processors(id),
+            kind TEXT NOT NULL,
+            threshold_reached_date TEXT,
+            due_date TEXT,
+            filed_at TEXT,
+            filing_number TEXT,
+            snapshot TEXT NOT NULL,
+            created_at TEXT NOT NULL)",
+        "CREATE TABLE pia_versions (
+            id TEXT PRIMARY KEY,
+            processor_id TEXT NOT NULL REFERENCES processors(id),
+            scenario_id TEXT REFERENCES scenarios(id),
+            version BIGINT NOT NULL,
+            content TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            approved_by TEXT,
+            created_at TEXT NOT NULL,
+            UNIQUE (processor_id, version))",
+        "CREATE TABLE headcount (
+            id BIGINT PRIMARY KEY CHECK (id = 1),
+            count BIGINT NOT NULL,
+            threshold_reached_at TEXT,
+            updated_at TEXT NOT NULL)",
+        "INSERT INTO headcount (id, count, threshold_reached_at, updated_at)
+            VALUES (1, 0, NULL, '1970-01-01T00:00:00.000000Z')",
+        "CREATE TABLE headcount_history (
+            seq BIGINT PRIMARY KEY,
+            at TEXT NOT NULL,
+            count BIGINT NOT NULL,
+            delta BIGINT NOT NULL)",
+        "CREATE TABLE audit_log (
+            seq BIGINT PRIMARY KEY,
+            at TEXT NOT NULL,
+            event TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            subject TEXT,
+            scenario_id TEXT,
+            device_id TEXT,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL)",
+        "CREATE TABLE audit_head (
+            id BIGINT PRIMARY KEY CHECK (id = 1),
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL,
+            mac TEXT NOT NULL)",
+        "INSERT INTO audit_head (id, seq, hash, mac)
+            VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', '')",
+        "CREATE TABLE audit_anchors (
+            seq BIGINT PRIMARY KEY,
+            hash TEXT NOT NULL,
+            at TEXT NOT NULL,
+            mac TEXT NOT NULL)",
+    ],
+}];

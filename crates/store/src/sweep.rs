@@ -1,0 +1,227 @@
+//! The retention sweep (R12): delete what has expired, in batches, and log
+//! the counts to the audit chain. Audit records are never swept (R14).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::audit::{append, AuditEntry, AUDIT_RETENTION_DAYS_MIN};
+use crate::error::{Result, StoreError};
+use crate::{ts, RowExt, Store};
+
+/// What one sweep deleted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SweepReport {
+    /// Templates past their scenario's retention period.
+    pub expired_templates: u64,
+    /// Templates of persons inactive longer than the scenario allows.
+    pub inactive_templates: u64,
+    /// Persons who no longer have any face information (headcount drop).
+    pub persons_left_headcount: u64,
+    /// Verification events older than the event retention.
+    pub events_deleted: u64,
+    /// Rows repaired after a crash (see [`Store::reconcile`]).
+    pub repaired: u64,
+    /// Transactions (batches) used.
+    pub batches: u64,
+    /// Audit records written for the sweep (one per batch plus a summary).
+    pub audit_seqs: Vec<i64>,
+}
+
+impl Store {
+    /// Run a retention sweep as of `now`: templates older than their
+    /// scenario's `template_retention_days`, templates of persons not seen
+    /// for the scenario's `inactivity_days`, and verification events older
+    /// than `event_retention_days` (at least [`AUDIT_RETENTION_DAYS_MIN`],
+    /// as events are processing records, R14). Each batch of at most
+    /// `batch` rows is one transaction that logs its counts to the audit
+    /// chain.
+    pub async fn sweep(
+        &self,
+        now: DateTime<Utc>,
+        batch: i64,
+        event_retention_days: i64,
+        actor: &str,
+    ) -> Result<SweepReport> {
+        if batch < 1 {
+            return Err(StoreError::Invalid("sweep batch must be at least 1".into()));
+        }
+        if event_retention_days < AUDIT_RETENTION_DAYS_MIN {
+            return Err(StoreError::Invalid(format!(
+                "R14 / Art. 9: processing records are kept at least {AUDIT_RETENTION_DAYS_MIN} days (处理记录至少保存3年); got {event_retention_days}"
+            )));
+        }
+        let mut rep = SweepReport {
+            repaired: self.reconcile().await?,
+            ..Default::default()
+        };
+        for s in self.scenarios().await? {
+            let cutoff = now - Duration::days(s.template_retention_days);
+            loop {
+                let (n, gone, seq) = self
+                    .sweep_batch(
+                        s.scenario_id,
+                        "SELECT l.link_id AS link_id, l.person_id AS person_id FROM template_links l
+                         WHERE l.scenario_id = $1 AND l.created_at < $2 ORDER BY l.created_at LIMIT $3",
+                        &ts(cutoff),
+                        batch,
+                        "template_retention",
+                        actor,
+                    )
+                    .await?;
+                if n == 0 {
+                    break;
+                }
+                rep.expired_templates += n;
+                rep.persons_left_headcount += gone;
+                rep.batches += 1;
+                rep.audit_seqs.push(seq);
+            }
+            if let Some(days) = s.inactivity_days {
+                let cutoff = now - Duration::days(days);
+                loop {
+                    let (n, gone, seq) = self
+                        .sweep_batch(
+                            s.scenario_id,
+                            "SELECT l.link_id AS link_id, l.person_id AS person_id FROM template_links l
+                             JOIN persons p ON p.id = l.person_id
+                             WHERE l.scenario_id = $1 AND p.last_seen_at < $2 ORDER BY p.last_seen_at LIMIT $3",
+                            &ts(cutoff),
+                            batch,
+                            "inactivity",
+                            actor,
+                        )
+                        .await?;
+                    if n == 0 {
+                        break;
+                    }
+                    rep.inactive_templates += n;
+                    rep.persons_left_headcount += gone;
+                    rep.batches += 1;
+                    rep.audit_seqs.push(seq);
+                }
+            }
+        }
+        let cutoff = ts(now - Duration::days(event_retention_days));
+        loop {
+            let mut tx = self.begin().await?;
+            self.lock(&mut tx).await?;
+            let n = sqlx::query(
+                "DELETE FROM verification_events WHERE id IN
+                 (SELECT id FROM verification_events WHERE at < $1 ORDER BY at LIMIT $2)",
+            )
+            .bind(&cutoff)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                break;
+            }
+            let seq = append(
+                self,
+                &mut tx,
+                &AuditEntry::new(
+                    "retention_sweep",
+                    actor,
+                    json!({ "reason": "event_retention", "events_deleted": n }),
+                ),
+                crate::now(),
+            )
+            .await?;
+            tx.commit().await?;
+            rep.events_deleted += n;
+            rep.batches += 1;
+            rep.audit_seqs.push(seq);
+        }
+        let seq = self
+            .audit(&AuditEntry::new(
+                "retention_sweep_done",
+                actor,
+                json!({
+                    "as_of": ts(now),
+                    "expired_templates": rep.expired_templates,
+                    "inactive_templates": rep.inactive_templates,
+                    "persons_left_headcount": rep.persons_left_headcount,
+                    "events_deleted": rep.events_deleted,
+                    "batches": rep.batches,
+                }),
+            ))
+            .await?;
+        rep.audit_seqs.push(seq);
+        if rep.expired_templates + rep.inactive_templates + rep.events_deleted > 0 {
+            self.checkpoint().await?;
+        }
+        Ok(rep)
+    }
+
+    /// Delete one batch of links picked by `select` (binds: scenario,
+    /// cutoff, limit). Returns (templates deleted, persons who left the
+    /// headcount, audit seq).
+    async fn sweep_batch(
+        &self,
+        scenario: Uuid,
+        select: &str,
+        cutoff: &str,
+        batch: i64,
+        reason: &str,
+        actor: &str,
+    ) -> Result<(u64, u64, i64)> {
+        let now = crate::now();
+        let mut tx = self.begin().await?;
+        self.lock(&mut tx).await?;
+        let rows = sqlx::query(select)
+            .bind(scenario.to_string())
+            .bind(cutoff)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.is_empty() {
+            tx.rollback().await?;
+            return Ok((0, 0, 0));
+        }
+        let mut persons = std::collections::BTreeSet::new();
+        for r in &rows {
+            let link = r.s("link_id")?;
+            persons.insert(r.s("person_id")?);
+            sqlx::query("DELETE FROM template_links WHERE link_id = $1")
+                .bind(&link)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM biometric.templates WHERE link_id = $1")
+                .bind(&link)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut gone = 0u64;
+        for p in &persons {
+            let left = sqlx::query("SELECT COUNT(*) AS n FROM template_links WHERE person_id = $1")
+                .bind(p)
+                .fetch_one(&mut *tx)
+                .await?
+                .i("n")?;
+            if left == 0 {
+                gone += 1;
+            }
+        }
+        if gone > 0 {
+            self.bump_headcount(&mut tx, -(gone as i64), now).await?;
+        }
+        let seq = append(
+            self,
+            &mut tx,
+            &AuditEntry::new(
+                "retention_sweep",
+                actor,
+                json!({ "reason": reason, "templates_deleted": rows.len(), "persons_left_headcount": gone }),
+            )
+            .scenario(scenario),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((rows.len() as u64, gone, seq))
+    }
+}
