@@ -1,0 +1,458 @@
+//! What the operator and the auditor read: the dashboard (headcount against
+//! 100,000 with the working-day filing deadline), scenarios with their lint
+//! results, devices, request and complaint queues, the audit chain, the PIA
+//! and the filing pack. Writes here are operator-only; reads also auditor.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use facegate_policy as policy;
+use serde::{Deserialize, Serialize};
+
+use crate::api::people::{complaint_view, ComplaintView};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Filing {
+    /// Distinct persons with stored face information (R21).
+    pub headcount: i64,
+    pub threshold: u64,
+    /// `ok`, `watch` (80 %), `warning` (95 %) or `filing_due` (100,000 reached).
+    pub alert_level: String,
+    /// First day (Asia/Shanghai) the count reached 100,000.
+    pub threshold_reached_on: Option<NaiveDate>,
+    /// Last day to file: 30 working days on the official calendar.
+    pub last_day_to_file: Option<NaiveDate>,
+    /// Working days left until the last day (today excluded).
+    pub working_days_left: Option<u32>,
+    /// The deadline runs past the known holiday calendar.
+    pub provisional: bool,
+    pub filing_number: Option<String>,
+}
+
+fn working_days_between(from: NaiveDate, to: NaiveDate) -> u32 {
+    let cal = policy::WorkCalendar::official();
+    let mut n = 0;
+    let mut d = from;
+    while d < to {
+        d = d.succ_opt().unwrap_or(d);
+        if cal.is_working_day(d) {
+            n += 1;
+        }
+    }
+    n
+}
+
+pub async fn filing_status(s: &AppState) -> ApiResult<Filing> {
+    let h = s.store.headcount().await?;
+    let level = policy::alert_level(h.count.max(0) as u64, policy::DEFAULT_ALERT_LEVELS);
+    let reached = h.threshold_reached_at.map(policy::shanghai_date);
+    let deadline = reached.map(|r| policy::filing_deadline(r, policy::FilingKind::Initial));
+    let today = policy::shanghai_date(Utc::now());
+    let d = s.scenario(None)?;
+    Ok(Filing {
+        headcount: h.count,
+        threshold: policy::FILING_THRESHOLD,
+        alert_level: match level {
+            policy::AlertLevel::None => "ok",
+            policy::AlertLevel::Watch => "watch",
+            policy::AlertLevel::Warning => "warning",
+            policy::AlertLevel::FilingDue => "filing_due",
+        }
+        .into(),
+        threshold_reached_on: reached,
+        last_day_to_file: deadline.as_ref().map(|x| x.last_day),
+        working_days_left: deadline
+            .as_ref()
+            .map(|x| working_days_between(today, x.last_day)),
+        provisional: deadline.as_ref().is_some_and(|x| x.provisional),
+        filing_number: d.scenario.filing.as_ref().and_then(|f| f.number.clone()),
+    })
+}
+
+/// Headcount and filing status (R21).
+#[utoipa::path(get, path = "/v1/filing", tag = "filing", security(("bearer" = [])),
+    responses((status = 200, body = Filing)))]
+pub async fn filing(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Filing>> {
+    caller.require_reader()?;
+    Ok(Json(filing_status(&s).await?))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Count {
+    pub key: String,
+    pub count: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Dashboard {
+    pub filing: Filing,
+    /// Verifications since the server started, by `method/result`.
+    pub verifications: Vec<Count>,
+    /// Refusals since the server started, by requirement ID.
+    pub refusals: Vec<Count>,
+    pub open_requests: usize,
+    pub open_complaints: usize,
+    pub audit_records: i64,
+    pub chain_intact: bool,
+    pub pia_status: String,
+}
+
+fn label(l: &str, name: &str) -> String {
+    l.split(',')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+        .map(|v| v.trim_end_matches('"').to_string())
+        .unwrap_or_default()
+}
+
+/// The console dashboard.
+#[utoipa::path(get, path = "/v1/dashboard", tag = "filing", security(("bearer" = [])),
+    responses((status = 200, body = Dashboard)))]
+pub async fn dashboard(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Dashboard>> {
+    caller.require_reader()?;
+    let filing = filing_status(&s).await?;
+    let verifications = s
+        .metrics
+        .rows("facegate_verifications_total")
+        .into_iter()
+        .map(|(l, n)| Count {
+            key: format!("{}/{}", label(&l, "method"), label(&l, "result")),
+            count: n,
+        })
+        .collect();
+    let refusals = s
+        .metrics
+        .rows("facegate_refusals_total")
+        .into_iter()
+        .map(|(l, n)| Count {
+            key: label(&l, "rule"),
+            count: n,
+        })
+        .collect();
+    let requests = s.store.requests().await?;
+    let complaints = s.store.complaints().await?;
+    let chain = s.store.verify_chain().await?;
+    let d = s.scenario(None)?;
+    Ok(Json(Dashboard {
+        filing,
+        verifications,
+        refusals,
+        open_requests: requests.iter().filter(|r| r.status == "open").count(),
+        open_complaints: complaints.iter().filter(|c| c.status == "open").count(),
+        audit_records: chain.records as i64,
+        chain_intact: chain.is_intact(),
+        pia_status: format!("{:?}", d.pia_status()).to_lowercase(),
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScenarioView {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub version: i64,
+    pub purpose_zh: String,
+    pub mode: String,
+    pub methods: Vec<String>,
+    pub notice_version: String,
+    pub pia_id: String,
+    pub pia_status: String,
+    /// Linter findings (warnings; a manifest with errors is never deployed).
+    #[schema(value_type = Vec<Object>)]
+    pub lint: Vec<serde_json::Value>,
+}
+
+fn scenario_view(d: &crate::deploy::Deployed) -> ScenarioView {
+    ScenarioView {
+        id: d.scenario.id.clone(),
+        name_zh: d.scenario.name.zh.clone(),
+        name_en: d.scenario.name.get(policy::Lang::En).to_string(),
+        version: d.version,
+        purpose_zh: d.scenario.purpose.zh.clone(),
+        mode: format!("{:?}", d.scenario.mode).to_lowercase(),
+        methods: d
+            .scenario
+            .methods
+            .iter()
+            .map(|m| m.key().to_string())
+            .collect(),
+        notice_version: d.notice_version.clone(),
+        pia_id: d.pia.id.clone(),
+        pia_status: format!("{:?}", d.pia_status()).to_lowercase(),
+        lint: d
+            .lint
+            .iter()
+            .filter_map(|x| serde_json::to_value(x).ok())
+            .collect(),
+    }
+}
+
+/// Deployed scenarios with their lint results.
+#[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ScenarioView>)))]
+pub async fn scenarios(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<ScenarioView>>> {
+    caller.require_reader()?;
+    let all = s.scenarios.read().unwrap().clone();
+    Ok(Json(all.iter().map(|d| scenario_view(d)).collect()))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LintResult {
+    pub ok: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub diagnostics: Vec<serde_json::Value>,
+    pub scenario: Option<ScenarioView>,
+}
+
+/// Upload a scenario manifest (TOML body). The linter runs first; any error
+/// refuses the upload with every diagnostic (422). A valid manifest becomes a
+/// new scenario version with its notice and PIA.
+#[utoipa::path(post, path = "/v1/scenarios", tag = "scenarios", request_body(content = String, content_type = "application/toml"),
+    security(("bearer" = [])),
+    responses((status = 200, body = LintResult), (status = 422, body = LintResult)))]
+pub async fn upload_scenario(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: String,
+) -> ApiResult<axum::response::Response> {
+    caller.require_operator()?;
+    let report = policy::lint(&body, "scenario.toml");
+    let diagnostics: Vec<serde_json::Value> = report
+        .diagnostics
+        .iter()
+        .filter_map(|x| serde_json::to_value(x).ok())
+        .collect();
+    if report.has_errors() {
+        return Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            Json(LintResult {
+                ok: false,
+                diagnostics,
+                scenario: None,
+            }),
+        )
+            .into_response());
+    }
+    let d = crate::deploy::deploy(&s.store, s.processor_id, &body, &s.config.data_dir).await?;
+    if s.galleries.read().unwrap().get(&d.store_id).is_none() {
+        let g = crate::deploy::load_gallery(&s.store, &s.keyring, d.store_id).await?;
+        s.galleries.write().unwrap().insert(d.store_id, g);
+    }
+    let view = scenario_view(&d);
+    {
+        let mut all = s.scenarios.write().unwrap();
+        all.retain(|x| x.scenario.id != d.scenario.id);
+        all.push(Arc::new(d));
+    }
+    Ok(Json(LintResult {
+        ok: true,
+        diagnostics,
+        scenario: Some(view),
+    })
+    .into_response())
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeviceView {
+    pub id: String,
+    pub scenario: String,
+    pub placement: String,
+    pub location_zh: Option<String>,
+    pub active: bool,
+    /// `ok`, or the requirement that stops it capturing (R18, R19).
+    pub status: String,
+    pub status_en: String,
+    pub status_zh: String,
+}
+
+/// Devices and their placements, checked against R18/R19.
+#[utoipa::path(get, path = "/v1/devices", tag = "scenarios", security(("bearer" = [])),
+    responses((status = 200, body = Vec<DeviceView>)))]
+pub async fn devices(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<DeviceView>>> {
+    caller.require_reader()?;
+    let all = s.scenarios.read().unwrap().clone();
+    let mut out = vec![];
+    for d in &all {
+        for dev in &d.scenario.devices {
+            let (status, en, zh) = match policy::check_device(&dev.facts()) {
+                Ok(()) => ("ok".to_string(), String::new(), String::new()),
+                Err(r) => (r.rule.to_string(), r.message_en, r.message_zh),
+            };
+            out.push(DeviceView {
+                id: dev.id.clone(),
+                scenario: d.scenario.id.clone(),
+                placement: dev.placement.key().into(),
+                location_zh: dev.location.as_ref().map(|l| l.zh.clone()),
+                active: dev.active,
+                status,
+                status_en: en,
+                status_zh: zh,
+            });
+        }
+    }
+    Ok(Json(out))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RequestView {
+    pub id: String,
+    pub person_id: Option<String>,
+    pub kind: String,
+    pub channel: String,
+    pub received_at: DateTime<Utc>,
+    pub due_date: NaiveDate,
+    pub status: String,
+    pub outcome: Option<String>,
+}
+
+/// Requests from persons (access, copy, delete), oldest first.
+#[utoipa::path(get, path = "/v1/requests", tag = "requests", security(("bearer" = [])),
+    responses((status = 200, body = Vec<RequestView>)))]
+pub async fn requests(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<RequestView>>> {
+    caller.require_reader()?;
+    Ok(Json(
+        s.store
+            .requests()
+            .await?
+            .into_iter()
+            .map(|r| RequestView {
+                id: r.id.to_string(),
+                person_id: r.person_id.map(|p| p.to_string()),
+                kind: r.kind.as_str().into(),
+                channel: r.channel,
+                received_at: r.received_at,
+                due_date: r.due_date,
+                status: r.status,
+                outcome: r.outcome,
+            })
+            .collect(),
+    ))
+}
+
+/// Complaints (R25), oldest first.
+#[utoipa::path(get, path = "/v1/complaints", tag = "requests", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ComplaintView>)))]
+pub async fn complaints(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<ComplaintView>>> {
+    caller.require_reader()?;
+    Ok(Json(
+        s.store
+            .complaints()
+            .await?
+            .iter()
+            .map(complaint_view)
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// First sequence number (default: the latest `limit` records).
+    pub from: Option<i64>,
+    /// At most this many (default 100, max 1000).
+    pub limit: Option<i64>,
+}
+
+/// Audit records (never images or templates).
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery), security(("bearer" = [])),
+    responses((status = 200, description = "audit records, JSON array")))]
+pub async fn audit(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require_reader()?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let from = match q.from {
+        Some(f) => f,
+        None => (s.store.audit_len().await? - limit + 1).max(1),
+    };
+    let recs = s.store.audit_records(from, limit).await?;
+    Ok(Json(
+        serde_json::to_value(recs).map_err(ApiError::internal)?,
+    ))
+}
+
+/// Verify the audit hash chain; names the first altered, removed, inserted or
+/// reordered record.
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, description = "chain report")))]
+pub async fn audit_verify(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require_reader()?;
+    let r = s.store.verify_chain().await?;
+    Ok(Json(
+        serde_json::json!({ "intact": r.is_intact(), "report": r }),
+    ))
+}
+
+/// Export the whole audit log as JSON Lines.
+#[utoipa::path(get, path = "/v1/audit/export", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, description = "JSON Lines", content_type = "application/x-ndjson")))]
+pub async fn audit_export(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<impl IntoResponse> {
+    caller.require_reader()?;
+    let mut buf = Vec::new();
+    s.store.export_audit_jsonl(&mut buf).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"facegate-audit.jsonl\"",
+            ),
+        ],
+        buf,
+    ))
+}
+
+/// The PIA report in force (R13), as an HTML document.
+#[utoipa::path(get, path = "/v1/pia", tag = "filing", security(("bearer" = [])),
+    responses((status = 200, description = "HTML", content_type = "text/html")))]
+pub async fn pia(State(s): State<AppState>, caller: Caller) -> ApiResult<Html<String>> {
+    caller.require_reader()?;
+    Ok(Html(s.scenario(None)?.pia.html.clone()))
+}
+
+/// The filing pack: the five contents Art. 15 requires, as one HTML document.
+#[utoipa::path(get, path = "/v1/filing/pack", tag = "filing", security(("bearer" = [])),
+    responses((status = 200, description = "HTML", content_type = "text/html")))]
+pub async fn filing_pack(State(s): State<AppState>, caller: Caller) -> ApiResult<Html<String>> {
+    caller.require_reader()?;
+    let f = filing_status(&s).await?;
+    let all = s.scenarios.read().unwrap().clone();
+    let scenarios: Vec<policy::Scenario> = all.iter().map(|d| d.scenario.clone()).collect();
+    let pias: Vec<policy::PiaReport> = all.iter().map(|d| d.pia.clone()).collect();
+    let pack = policy::filing_pack(
+        &scenarios,
+        &policy::FilingPackInputs {
+            headcount: f.headcount.max(0) as u64,
+            threshold_reached_on: f.threshold_reached_on,
+            security_measures: crate::deploy::security_measures(),
+            procedures: vec![],
+        },
+        &pias,
+    );
+    Ok(Html(pack.html))
+}

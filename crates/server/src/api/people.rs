@@ -1,0 +1,435 @@
+//! Persons and their rights: records, consents and one-step withdrawal (R8),
+//! export of everything held (access), erasure (delete), requests and
+//! complaints. A portal session reaches only its own person.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use facegate_gallery::PersonId;
+use facegate_policy as policy;
+use facegate_store as store;
+use serde::{Deserialize, Serialize};
+
+use crate::api::frontline::{consent_view, ConsentView};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::pipeline;
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewPerson {
+    pub display_name: String,
+    pub contact: Option<String>,
+    /// Needed to apply the under-14 rule (R10).
+    pub date_of_birth: Option<NaiveDate>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PersonView {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub contact: Option<String>,
+    pub date_of_birth: Option<NaiveDate>,
+    /// Under 14 today (Asia/Shanghai): minors' rules apply.
+    pub minor: bool,
+    pub created_at: DateTime<Utc>,
+    pub erased_at: Option<DateTime<Utc>>,
+}
+
+fn person_view(p: &store::Person) -> PersonView {
+    let dob = p.identity.as_ref().and_then(|i| i.date_of_birth);
+    PersonView {
+        id: p.id.to_string(),
+        display_name: p.identity.as_ref().map(|i| i.display_name.clone()),
+        contact: p.identity.as_ref().and_then(|i| i.contact.clone()),
+        date_of_birth: dob,
+        minor: dob.is_some_and(|d| policy::is_under_14(d, Utc::now())),
+        created_at: p.created_at,
+        erased_at: p.erased_at,
+    }
+}
+
+/// Register a person (identity encrypted at rest, apart from any template).
+#[utoipa::path(post, path = "/v1/persons", tag = "persons", request_body = NewPerson,
+    security(("bearer" = [])), responses((status = 200, body = PersonView)))]
+pub async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(req): Json<NewPerson>,
+) -> ApiResult<Json<PersonView>> {
+    caller.require_operator()?;
+    if req.display_name.trim().is_empty() {
+        return Err(ApiError::bad("请填写姓名。", "display_name is empty"));
+    }
+    let p = s
+        .store
+        .add_person(
+            s.processor_id,
+            &store::PersonIdentity {
+                display_name: req.display_name.trim().into(),
+                contact: req.contact.filter(|c| !c.trim().is_empty()),
+                date_of_birth: req.date_of_birth,
+            },
+            &caller.actor(),
+        )
+        .await?;
+    Ok(Json(person_view(&p)))
+}
+
+/// One person's record (readers, or the person in the portal).
+#[utoipa::path(get, path = "/v1/persons/{id}", tag = "persons", params(("id" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = PersonView), (status = 404, body = crate::ErrorBody)))]
+pub async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PersonView>> {
+    caller.require_self_or_reader(&id)?;
+    let pid = pipeline::person_id(&id)?;
+    Ok(Json(person_view(&s.store.person(pid).await?)))
+}
+
+/// A person's consents.
+#[utoipa::path(get, path = "/v1/persons/{id}/consents", tag = "consents", params(("id" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = Vec<ConsentView>)))]
+pub async fn consents(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ConsentView>>> {
+    caller.require_self_or_reader(&id)?;
+    let pid = pipeline::person_id(&id)?;
+    let cs = s.store.consents(pid).await?;
+    Ok(Json(cs.iter().map(|c| consent_view(&s, c)).collect()))
+}
+
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+pub struct WithdrawInput {
+    /// `portal`, `kiosk:<device>`… (default: from the caller).
+    pub channel: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WithdrawalView {
+    pub consent: ConsentView,
+    /// Keep this: proof of withdrawal and of the deletion.
+    pub receipt_id: String,
+    /// Face templates deleted in the same step.
+    pub templates_deleted: u64,
+    /// What the person can use from now on (R15).
+    pub alternatives: Vec<String>,
+}
+
+/// Withdraw a consent in one step (R8): effective at once; withdrawing
+/// processing consent deletes the face templates in the same transaction.
+#[utoipa::path(post, path = "/v1/consents/{id}/withdraw", tag = "consents", params(("id" = String, Path)),
+    request_body = WithdrawInput, security(("bearer" = [])),
+    responses((status = 200, body = WithdrawalView), (status = 404, body = crate::ErrorBody)))]
+pub async fn withdraw(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Option<Json<WithdrawInput>>,
+) -> ApiResult<Json<WithdrawalView>> {
+    let cid = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("consent".into()))?;
+    let c = s.store.consent(cid).await?;
+    match &caller {
+        Caller::Person { .. } => caller.require_self_or_operator(&c.person_id.to_string())?,
+        _ => {
+            caller.require_frontline(None)?;
+        }
+    }
+    let channel = body
+        .and_then(|b| b.0.channel)
+        .unwrap_or_else(|| match &caller {
+            Caller::Person { .. } => "portal".into(),
+            Caller::Key {
+                device_id: Some(d), ..
+            } => format!("kiosk:{d}"),
+            _ => "api".into(),
+        });
+    let r = s
+        .store
+        .withdraw_consent(cid, &channel, &caller.actor())
+        .await?;
+    if c.kind == store::ConsentKind::Processing {
+        if let Some(g) = s.galleries.write().unwrap().get_mut(&c.scenario_id) {
+            g.remove_person(PersonId(c.person_id));
+        }
+    }
+    s.metrics.inc("facegate_withdrawals_total", &[]);
+    let alternatives = s
+        .scenario_by_store_id(c.scenario_id)
+        .map(|d| {
+            d.scenario
+                .alternatives()
+                .iter()
+                .map(|m| m.key().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(WithdrawalView {
+        consent: consent_view(&s, &r.consent),
+        receipt_id: r
+            .deletion
+            .as_ref()
+            .map(|d| d.receipt_id.to_string())
+            .unwrap_or_else(|| format!("audit-{}", r.audit_seq)),
+        templates_deleted: r
+            .deletion
+            .as_ref()
+            .map(|d| d.templates_deleted)
+            .unwrap_or(0),
+        alternatives,
+    }))
+}
+
+/// Everything held about a person, machine-readable (access / copy request).
+/// Templates are counted, never exported (R11).
+#[utoipa::path(get, path = "/v1/persons/{id}/export", tag = "persons", params(("id" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, description = "JSON document of everything held")))]
+pub async fn export(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require_self_or_operator(&id)?;
+    let pid = pipeline::person_id(&id)?;
+    let p = s.store.person(pid).await?;
+    let consents = s.store.consents(pid).await?;
+    let guardians = s.store.guardians(pid).await?;
+    let creds = s.store.credentials(pid).await?;
+    let events = s.store.verification_events(pid, 1000).await?;
+    let templates = {
+        let g = s.galleries.read().unwrap();
+        g.values()
+            .map(|g| g.templates_of(PersonId(pid)).len())
+            .sum::<usize>()
+    };
+    let due = policy::shanghai_date(Utc::now());
+    let req = s
+        .store
+        .add_request(
+            &store::NewRequest {
+                person_id: Some(pid),
+                kind: store::RequestKind::Copy,
+                channel: if matches!(caller, Caller::Person { .. }) {
+                    "portal"
+                } else {
+                    "api"
+                }
+                .into(),
+                due_date: due,
+            },
+            &caller.actor(),
+        )
+        .await?;
+    s.store
+        .complete_request(req.id, "done", "export delivered at once", &caller.actor())
+        .await?;
+    Ok(Json(serde_json::json!({
+        "format": "facegate-export/1",
+        "exported_at": Utc::now(),
+        "request_id": req.id,
+        "person": person_view(&p),
+        "guardians": guardians.iter().map(|g| serde_json::json!({
+            "id": g.id, "relationship": g.relationship,
+            "name": g.identity.as_ref().map(|i| i.display_name.clone()),
+            "created_at": g.created_at,
+        })).collect::<Vec<_>>(),
+        "consents": consents.iter().map(|c| consent_view(&s, c)).collect::<Vec<_>>(),
+        "credentials": creds.iter().map(|c| serde_json::json!({
+            "id": c.id, "kind": c.kind.as_str(), "created_at": c.created_at, "revoked_at": c.revoked_at,
+        })).collect::<Vec<_>>(),
+        "face_templates": {
+            "count": templates,
+            "note_zh": "人脸特征值仅以加密形式保存在设备内，不导出。",
+            "note_en": "Face templates are kept only encrypted in the device and are not exported.",
+        },
+        "verification_events": events,
+    })))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErasureView {
+    pub receipt_id: String,
+    pub templates_deleted: u64,
+    pub at: DateTime<Utc>,
+}
+
+/// Delete a person: templates, credentials and identity go; consent and
+/// audit records stay as evidence without a name (R14).
+#[utoipa::path(post, path = "/v1/persons/{id}/erase", tag = "persons", params(("id" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = ErasureView)))]
+pub async fn erase(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ErasureView>> {
+    caller.require_self_or_operator(&id)?;
+    let pid = pipeline::person_id(&id)?;
+    let req = s
+        .store
+        .add_request(
+            &store::NewRequest {
+                person_id: Some(pid),
+                kind: store::RequestKind::Delete,
+                channel: if matches!(caller, Caller::Person { .. }) {
+                    "portal"
+                } else {
+                    "api"
+                }
+                .into(),
+                due_date: policy::shanghai_date(Utc::now()),
+            },
+            &caller.actor(),
+        )
+        .await?;
+    let r = s.store.erase_person(pid, &caller.actor()).await?;
+    for g in s.galleries.write().unwrap().values_mut() {
+        g.remove_person(PersonId(pid));
+    }
+    s.store
+        .complete_request(
+            req.id,
+            "done",
+            &format!("erased; receipt {}", r.receipt_id),
+            &caller.actor(),
+        )
+        .await?;
+    s.auth.end_sessions_of(&pid.to_string());
+    Ok(Json(ErasureView {
+        receipt_id: r.receipt_id.to_string(),
+        templates_deleted: r.templates_deleted,
+        at: r.at,
+    }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ComplaintInput {
+    /// Required for keys; a portal session files for its own person.
+    pub person_id: Option<String>,
+    pub body: String,
+    pub channel: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ComplaintView {
+    pub id: String,
+    pub person_id: Option<String>,
+    pub channel: String,
+    pub received_at: DateTime<Utc>,
+    pub body: String,
+    pub status: String,
+    pub response: Option<String>,
+}
+
+/// File a complaint (R25, PIPL Art. 50).
+#[utoipa::path(post, path = "/v1/complaints", tag = "requests", request_body = ComplaintInput,
+    security(("bearer" = [])), responses((status = 200, body = ComplaintView)))]
+pub async fn complain(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ComplaintInput>,
+) -> ApiResult<Json<ComplaintView>> {
+    let person = match &caller {
+        Caller::Person { person_id } => Some(pipeline::person_id(person_id)?),
+        _ => {
+            caller.require_frontline(None)?;
+            req.person_id
+                .as_deref()
+                .map(pipeline::person_id)
+                .transpose()?
+        }
+    };
+    if req.body.trim().is_empty() || req.body.len() > 10_000 {
+        return Err(ApiError::bad(
+            "请填写投诉内容（不超过 10000 字节）。",
+            "write the complaint (at most 10,000 bytes)",
+        ));
+    }
+    let c = s
+        .store
+        .add_complaint(
+            &store::NewComplaint {
+                person_id: person,
+                channel: req.channel.unwrap_or_else(|| "portal".into()),
+                body: req.body.trim().into(),
+            },
+            &caller.actor(),
+        )
+        .await?;
+    Ok(Json(complaint_view(&c)))
+}
+
+pub fn complaint_view(c: &store::Complaint) -> ComplaintView {
+    ComplaintView {
+        id: c.id.to_string(),
+        person_id: c.person_id.map(|p| p.to_string()),
+        channel: c.channel.clone(),
+        received_at: c.received_at,
+        body: c.body.clone(),
+        status: c.status.clone(),
+        response: c.response.clone(),
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub person: PersonView,
+    pub consents: Vec<ConsentView>,
+    pub scenario_name_zh: String,
+    pub scenario_name_en: String,
+    pub notice_html_zh: String,
+    pub notice_html_en: String,
+    pub notice_version: String,
+    pub alternatives: Vec<String>,
+    pub filing_number: Option<String>,
+    /// Recent decisions about this person, with their receipt ids.
+    #[schema(value_type = Vec<Object>)]
+    pub recent: Vec<serde_json::Value>,
+    pub complaints: Vec<ComplaintView>,
+}
+
+/// The portal's view of the signed-in person.
+#[utoipa::path(get, path = "/v1/me", tag = "portal", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 403, body = crate::ErrorBody)))]
+pub async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
+    let Caller::Person { person_id } = &caller else {
+        return Err(ApiError::Forbidden(
+            "only a portal session has a 'me'".into(),
+        ));
+    };
+    let pid = pipeline::person_id(person_id)?;
+    let d = s.scenario(None)?;
+    let p = s.store.person(pid).await?;
+    let cs = s.store.consents(pid).await?;
+    let events = s.store.verification_events(pid, 20).await?;
+    let complaints = s
+        .store
+        .complaints()
+        .await?
+        .into_iter()
+        .filter(|c| c.person_id == Some(pid))
+        .map(|c| complaint_view(&c))
+        .collect();
+    Ok(Json(Me {
+        person: person_view(&p),
+        consents: cs.iter().map(|c| consent_view(&s, c)).collect(),
+        scenario_name_zh: d.scenario.name.zh.clone(),
+        scenario_name_en: d.scenario.name.get(policy::Lang::En).to_string(),
+        notice_html_zh: policy::render_notice(&d.scenario, policy::Lang::Zh).html,
+        notice_html_en: policy::render_notice(&d.scenario, policy::Lang::En).html,
+        notice_version: d.notice_version.clone(),
+        alternatives: d.scenario.alternatives().iter().map(|m| m.key().to_string()).collect(),
+        filing_number: d.scenario.filing.as_ref().and_then(|f| f.number.clone()),
+        recent: events
+            .iter()
+            .map(|e| serde_json::json!({
+                "receipt_id": e.id, "at": e.at, "method": e.event.method, "result": e.event.result,
+                "refusal_rule": e.event.refusal_rule,
+            }))
+            .collect(),
+        complaints,
+    }))
+}

@@ -1,0 +1,290 @@
+//! What the server runs: the scenario(s) from their manifests, registered in
+//! the store with their notice, PIA and devices, and the in-memory gallery of
+//! each scenario built from its sealed templates.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::Utc;
+use facegate_gallery::{Calibration, Gallery, GalleryOptions, ScenarioId, SealedTemplate};
+use facegate_policy as policy;
+use facegate_store::{NewNotice, NewPia, NewScenarioVersion, Store};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The manifest `facegate serve` runs when none is given: the policy crate's
+/// residential-compound gate (小区门禁), with a PIN offered beside card, QR
+/// code and the guard's check so a resident can pass without any token.
+pub fn demo_manifest() -> String {
+    let base = policy::init_template("residential-gate").unwrap_or_default();
+    base.replacen(
+        "methods = [\"face\", \"card\", \"qr_code\", \"staffed_check\"]",
+        "methods = [\"face\", \"pin\", \"card\", \"qr_code\", \"staffed_check\"]",
+        1,
+    )
+}
+
+/// A scenario as deployed: the parsed manifest and its ids in the store.
+#[derive(Clone)]
+pub struct Deployed {
+    pub scenario: policy::Scenario,
+    pub manifest: String,
+    pub lint: Vec<policy::Diagnostic>,
+    pub store_id: Uuid,
+    pub version: i64,
+    /// Manifest device id → store device id.
+    pub devices: HashMap<String, Uuid>,
+    /// The PIA in force (generated from the manifest when it names none).
+    pub pia: policy::PiaReport,
+    /// Store notice id of the current zh-CN notice (consents point at it).
+    pub notice_id: Uuid,
+    pub notice_version: String,
+}
+
+impl Deployed {
+    pub fn pia_status(&self) -> policy::PiaStatus {
+        let link = self.scenario.pia.clone().unwrap_or_else(|| self.pia.link());
+        policy::pia_status(&self.scenario, Some(&link), false)
+    }
+}
+
+/// Device ids the store gave to manifest devices, kept beside the database.
+#[derive(Default, Serialize, Deserialize)]
+struct DeviceMap(HashMap<String, Uuid>);
+
+/// The security measures this system has, for the PIA and the filing pack.
+pub fn security_measures() -> Vec<String> {
+    vec![
+        "数据加密 encryption: templates sealed with AES-256-GCM per scenario key wrapped by a KEK; identity data encrypted with a separate key".into(),
+        "安全审计 security audit: hash-chained, anchored audit log of every processing step, kept ≥ 3 years".into(),
+        "访问控制 access control: API keys stored hashed with roles admin/operator/device/auditor; devices bound to their own id".into(),
+        "授权管理 authorisation management: keys issued and revoked by admins; persons reach only their own records through one-time codes".into(),
+        "入侵检测和防御 intrusion detection and prevention: per-key rate limits, per-credential lockout, body and pixel limits, failed-auth metrics".into(),
+    ]
+}
+
+/// Lint, register and prepare one manifest.
+pub async fn deploy(
+    store: &Store,
+    processor_id: Uuid,
+    manifest: &str,
+    data_dir: &Path,
+) -> Result<Deployed, ApiError> {
+    let report = policy::lint(manifest, "scenario.toml");
+    if report.has_errors() {
+        let msgs: Vec<String> = report
+            .diagnostics
+            .iter()
+            .map(|d| format!("{d:?}"))
+            .collect();
+        return Err(ApiError::bad(
+            format!("场景清单有错误：{}", msgs.join("; ")),
+            format!("the scenario manifest has errors: {}", msgs.join("; ")),
+        ));
+    }
+    let mut scenario = report
+        .scenario
+        .clone()
+        .ok_or_else(|| ApiError::bad("场景清单无法解析。", "the manifest could not be parsed"))?;
+    let actor = "server:deploy";
+    let st = |e: facegate_store::StoreError| ApiError::internal(e);
+
+    // The scenario version: a new one whenever the manifest text changed.
+    let existing = store.scenarios().await.map_err(st)?;
+    let mine = existing
+        .iter()
+        .filter(|v| v.name == scenario.id && v.processor_id == processor_id)
+        .max_by_key(|v| v.version);
+    let sv = match mine {
+        Some(v) if v.manifest == manifest => v.clone(),
+        _ => store
+            .put_scenario(
+                &NewScenarioVersion {
+                    processor_id,
+                    name: scenario.id.clone(),
+                    manifest: manifest.to_string(),
+                    template_retention_days: scenario.template_days().unwrap_or(365) as i64,
+                    inactivity_days: scenario.retention.inactive_days.map(|d| d as i64),
+                },
+                actor,
+            )
+            .await
+            .map_err(st)?,
+    };
+
+    // PIA (R13): the manifest's own, else one generated from the manifest and
+    // archived in the store (kept ≥ 3 years), for the operator to review.
+    let headcount = store.headcount().await.map_err(st)?.count.max(0) as u64;
+    let pia = policy::pia_report(
+        &scenario,
+        &policy::PiaInputs {
+            report_id: format!("PIA-{}-v{}", scenario.id, sv.version),
+            assessed_on: policy::shanghai_date(sv.created_at),
+            assessor: "facegate (generated; to be reviewed and signed by the operator)".into(),
+            headcount,
+            security_measures: security_measures(),
+            incidents: vec![],
+        },
+    );
+    let pias = store.pias(processor_id).await.map_err(st)?;
+    if !pias
+        .iter()
+        .any(|p| p.pia.scenario_id == Some(sv.scenario_id) && p.pia.content == pia.markdown)
+    {
+        store
+            .add_pia(
+                &NewPia {
+                    processor_id,
+                    scenario_id: Some(sv.scenario_id),
+                    content: pia.markdown.clone(),
+                    approved_by: None,
+                },
+                actor,
+            )
+            .await
+            .map_err(st)?;
+    }
+    if scenario.pia.is_none() {
+        scenario.pia = Some(pia.link());
+    }
+
+    // Notice (R4/R5): publish a new version when its text changed. The body
+    // ends with the policy's version hash, which consents refer to.
+    let zh = policy::render_notice(&scenario, policy::Lang::Zh);
+    let en = policy::render_notice(&scenario, policy::Lang::En);
+    let mut notices = store.notices(sv.scenario_id).await.map_err(st)?;
+    notices.sort_by_key(|n| n.version);
+    let body_zh = format!("{}\n\n版本 / version: {}\n", zh.text, zh.version);
+    let body_en = format!("{}\n\nversion: {}\n", en.text, en.version);
+    let notice_id = match notices
+        .iter()
+        .rev()
+        .find(|n| n.language == "zh-CN" && n.body == body_zh)
+    {
+        Some(n) => n.id,
+        None => {
+            let next = notices.last().map(|n| n.version + 1).unwrap_or(1);
+            let n = store
+                .publish_notice(
+                    &NewNotice {
+                        scenario_id: sv.scenario_id,
+                        version: next,
+                        language: "zh-CN".into(),
+                        body: body_zh,
+                    },
+                    actor,
+                )
+                .await
+                .map_err(st)?;
+            store
+                .publish_notice(
+                    &NewNotice {
+                        scenario_id: sv.scenario_id,
+                        version: next,
+                        language: "en".into(),
+                        body: body_en,
+                    },
+                    actor,
+                )
+                .await
+                .map_err(st)?;
+            n.id
+        }
+    };
+
+    // Devices: registered once each, ids remembered beside the database.
+    let map_path = data_dir.join("devices.json");
+    let mut map: DeviceMap = std::fs::read(&map_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut devices = HashMap::new();
+    for d in &scenario.devices {
+        let key = format!("{}/{}", scenario.id, d.id);
+        let id = match map.0.get(&key) {
+            Some(id) => *id,
+            None => {
+                let dev = store
+                    .add_device(
+                        &facegate_store::NewDevice {
+                            processor_id,
+                            scenario_id: Some(sv.scenario_id),
+                            name: d.id.clone(),
+                            placement: d.placement.key().to_string(),
+                            location: d
+                                .location
+                                .as_ref()
+                                .map(|l| l.zh.clone())
+                                .unwrap_or_default(),
+                        },
+                        actor,
+                    )
+                    .await
+                    .map_err(st)?;
+                map.0.insert(key, dev.id);
+                dev.id
+            }
+        };
+        devices.insert(d.id.clone(), id);
+    }
+    std::fs::write(
+        &map_path,
+        serde_json::to_vec_pretty(&map).unwrap_or_default(),
+    )
+    .map_err(ApiError::internal)?;
+
+    Ok(Deployed {
+        notice_version: zh.version.clone(),
+        scenario,
+        manifest: manifest.to_string(),
+        lint: report.diagnostics,
+        store_id: sv.scenario_id,
+        version: sv.version,
+        devices,
+        pia,
+        notice_id,
+    })
+}
+
+/// The in-memory gallery of a scenario, opened from its sealed templates.
+pub async fn load_gallery(
+    store: &Store,
+    keyring: &facegate_gallery::Keyring,
+    scenario_id: Uuid,
+) -> Result<Gallery, ApiError> {
+    let cal = Calibration::builtin().map_err(ApiError::internal)?;
+    let mut g = Gallery::new(
+        ScenarioId(scenario_id),
+        facegate_vision::MODEL_ID,
+        facegate_vision::EMBEDDING_DIM,
+        cal,
+        GalleryOptions {
+            threads: 1,
+            ..GalleryOptions::default()
+        },
+    )
+    .map_err(ApiError::internal)?;
+    let rows = store
+        .scenario_templates(scenario_id, "server:startup")
+        .await
+        .map_err(ApiError::internal)?;
+    let mut bad = 0usize;
+    for (_link, _person, blob) in rows {
+        let opened = SealedTemplate::from_bytes(&blob)
+            .and_then(|s| keyring.open_as_recorded(&s))
+            .and_then(|t| g.add(&t));
+        if opened.is_err() {
+            bad += 1;
+        }
+    }
+    if bad > 0 {
+        tracing::warn!(
+            bad,
+            "templates that did not open were left out of the gallery"
+        );
+    }
+    let _ = Utc::now();
+    Ok(g)
+}

@@ -1,0 +1,169 @@
+//! One error type for every handler, mapped to HTTP in one place.
+//!
+//! A refusal under the Measures is always `403` with a body naming the rule
+//! and article in Chinese and English. Other errors carry a machine code and
+//! the same two messages, so the kiosk can show them as they are.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code: `refused`, `unauthorized`, `forbidden`, `not_found`,
+    /// `bad_request`, `too_large`, `rate_limited`, `conflict`, `internal`.
+    pub error: String,
+    /// Requirement ID when the Measures refuse (e.g. `R15`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Article of the Measures (e.g. `Art. 10`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub article: Option<String>,
+    pub message_zh: String,
+    pub message_en: String,
+}
+
+/// A refusal that names the rule: mirrors `facegate_policy::Refusal`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleRefusal {
+    pub rule: String,
+    pub article: String,
+    pub message_zh: String,
+    pub message_en: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{} / {}: {}", .0.rule, .0.article, .0.message_en)]
+    Refused(RuleRefusal),
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("bad request: {en}")]
+    BadRequest { zh: String, en: String },
+    #[error("request too large: {0}")]
+    TooLarge(String),
+    #[error("too many attempts; retry after {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(zh: impl Into<String>, en: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            zh: zh.into(),
+            en: en.into(),
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+
+    pub fn refused(rule: &str, article: &str, zh: &str, en: &str) -> Self {
+        ApiError::Refused(RuleRefusal {
+            rule: rule.into(),
+            article: article.into(),
+            message_zh: zh.into(),
+            message_en: en.into(),
+        })
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Refused(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let plain = |error: &str, zh: String, en: String| ErrorBody {
+            error: error.into(),
+            rule: None,
+            article: None,
+            message_zh: zh,
+            message_en: en,
+        };
+        match self {
+            ApiError::Refused(r) => ErrorBody {
+                error: "refused".into(),
+                rule: Some(r.rule.clone()),
+                article: Some(r.article.clone()),
+                message_zh: r.message_zh.clone(),
+                message_en: r.message_en.clone(),
+            },
+            ApiError::Unauthorized => plain(
+                "unauthorized",
+                "缺少或无效的访问凭证。".into(),
+                "Missing or invalid credentials.".into(),
+            ),
+            ApiError::Forbidden(m) => plain(
+                "forbidden",
+                "您的角色无权执行此操作。".into(),
+                format!("Not allowed: {m}."),
+            ),
+            ApiError::NotFound(what) => plain(
+                "not_found",
+                "未找到该记录。".into(),
+                format!("Not found: {what}."),
+            ),
+            ApiError::BadRequest { zh, en } => plain("bad_request", zh.clone(), en.clone()),
+            ApiError::TooLarge(m) => plain(
+                "too_large",
+                "请求或图片过大。".into(),
+                format!("Too large: {m}."),
+            ),
+            ApiError::RateLimited { retry_after_s } => plain(
+                "rate_limited",
+                format!("尝试次数过多，请 {retry_after_s} 秒后再试。"),
+                format!("Too many attempts; try again in {retry_after_s} s."),
+            ),
+            ApiError::Conflict(m) => plain(
+                "conflict",
+                "与现有记录冲突。".into(),
+                format!("Conflict: {m}."),
+            ),
+            ApiError::Internal(_) => plain(
+                "internal",
+                "服务器内部错误，未丢失任何数据，请稍后再试。".into(),
+                "Internal error; nothing was lost, please try again.".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = %e, "internal error");
+        }
+        let status = self.status();
+        let mut resp = (status, axum::Json(self.body())).into_response();
+        if let ApiError::RateLimited { retry_after_s } = self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
