@@ -1,0 +1,72 @@
+//! Shared helpers for the compliance tests.
+#![allow(dead_code)]
+
+use chrono::{DateTime, NaiveDate, Utc};
+use facegate_policy::*;
+
+pub fn gate() -> Scenario {
+    parse_manifest(init_template("residential-gate").unwrap())
+        .expect("residential-gate lints clean")
+}
+
+pub fn hotel() -> Scenario {
+    parse_manifest(init_template("hotel-checkin").unwrap()).expect("hotel-checkin lints clean")
+}
+
+pub fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+pub fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+/// An adult with a processing consent for `s` given a day before `at`.
+pub fn adult(s: &Scenario, at: DateTime<Utc>) -> PersonFacts {
+    PersonFacts {
+        date_of_birth: Some(d("1985-03-02")),
+        consents: vec![ConsentRecord::given(
+            s,
+            ConsentKind::Processing,
+            at - chrono::Duration::days(1),
+            "kiosk",
+            "sig:abc",
+        )],
+        guardian_consent: None,
+        last_face_refusal_at: None,
+    }
+}
+
+/// A processing step by face at the scenario's first device, with the
+/// current notice acknowledged and a current PIA.
+pub fn step(s: &Scenario, action: Action, person: PersonFacts, at: DateTime<Utc>) -> Processing {
+    Processing {
+        action,
+        method: Method::Face,
+        purpose_id: s.purpose_id.clone(),
+        person,
+        device: s.devices.first().map(Device::facts),
+        at,
+        notice_version: Some(s.notice_version()),
+        pia: PiaStatus::Current,
+    }
+}
+
+/// Asserts a refusal by `rule` with its article, and both messages present.
+#[track_caller]
+pub fn assert_refused(r: Result<Permit, Refusal>, rule: RuleId) -> Refusal {
+    match r {
+        Ok(p) => panic!("expected refusal {rule}, got permit {p:?}"),
+        Err(e) => {
+            assert_eq!(e.rule, rule, "wrong rule: {e}");
+            assert_eq!(e.article, rule.article(), "wrong article: {e}");
+            assert!(!e.message_zh.is_empty() && !e.message_en.is_empty());
+            let shown = e.to_string();
+            assert!(
+                shown.starts_with(&format!("{rule} / {}", rule.article())),
+                "{shown}"
+            );
+            e
+        }
+    }
+}
