@@ -1,8 +1,361 @@
-//! `facegate` subcommands for the server crate (owned by that crate's work).
+//! `facegate` subcommands for the server: `serve`, `enrol`, `verify`,
+//! `identify`, `bench server`. The CLI commands run the same handlers as
+//! the HTTP API, in process, so they pass the same policy checks and write
+//! the same audit records.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use facegate_server::api::{frontline, people};
+use facegate_server::{AppState, Caller, Json, Role, ServerConfig, State};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(clap::Args, Clone)]
+pub struct DataArgs {
+    /// Data directory: SQLite files, key files, keys.json [env FACEGATE_DATA; default ./facegate-data].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Database URL (`postgres://…` for a shared deployment) [env FACEGATE_DATABASE_URL]; default SQLite in the data directory.
+    #[arg(long)]
+    database: Option<String>,
+    /// Scenario manifest (TOML) [env FACEGATE_SCENARIO]; default: the built-in residential-gate demo (小区门禁).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn dir(&self) -> PathBuf {
+        self.data
+            .clone()
+            .or_else(|| std::env::var_os("FACEGATE_DATA").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("facegate-data"))
+    }
+
+    fn config(&self) -> ServerConfig {
+        let mut c = ServerConfig::new(self.dir());
+        c.database_url = self
+            .database
+            .clone()
+            .or_else(|| std::env::var("FACEGATE_DATABASE_URL").ok());
+        c.scenario = self
+            .scenario
+            .clone()
+            .or_else(|| std::env::var_os("FACEGATE_SCENARIO").map(PathBuf::from));
+        c
+    }
+}
 
 #[derive(clap::Subcommand)]
-pub enum Cmd {}
+pub enum Cmd {
+    /// Start the HTTP API and the kiosk, portal and console (embedded SQLite and the demo scenario by default).
+    Serve {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// Issue a new admin key even if one exists.
+        #[arg(long)]
+        new_admin_key: bool,
+    },
+    /// Enrol a folder of face images in bulk; consent evidence comes from a CSV
+    /// with columns `file,name,date_of_birth,channel,evidence` (header row required).
+    Enrol {
+        dir: PathBuf,
+        #[arg(long)]
+        consents: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print one JSON object per person.
+        #[arg(long)]
+        json: bool,
+    },
+    /// 1:1 verification of a face image against one enrolled person.
+    Verify {
+        image: PathBuf,
+        #[arg(long)]
+        person: String,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// 1:N identification of a face image (answers `unknown` below the calibrated threshold).
+    Identify {
+        image: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
-pub fn run(cmd: Cmd) -> anyhow::Result<()> {
-    match cmd {}
+fn cli_caller() -> Caller {
+    Caller::Key {
+        key_id: "cli".into(),
+        role: Role::Operator,
+        device_id: None,
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn open(data: &DataArgs) -> Result<AppState> {
+    AppState::open(data.config())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.body().message_en))
+        .with_context(|| format!("opening facegate data in {}", data.dir().display()))
+}
+
+fn api_err(e: facegate_server::ApiError) -> anyhow::Error {
+    let b = e.body();
+    match (&b.rule, &b.article) {
+        (Some(r), Some(a)) => anyhow::anyhow!("{r} / {a}: {} / {}", b.message_en, b.message_zh),
+        _ => anyhow::anyhow!("{} / {}", b.message_en, b.message_zh),
+    }
+}
+
+pub fn run(cmd: Cmd) -> Result<()> {
+    let rt = runtime()?;
+    match cmd {
+        Cmd::Serve {
+            data,
+            bind,
+            new_admin_key,
+        } => rt.block_on(serve(data, bind, new_admin_key)),
+        Cmd::Enrol {
+            dir,
+            consents,
+            data,
+            json,
+        } => rt.block_on(enrol(&dir, &consents, &data, json)),
+        Cmd::Verify {
+            image,
+            person,
+            data,
+            json,
+        } => rt.block_on(async {
+            let s = open(&data).await?;
+            let bytes = std::fs::read(&image).with_context(|| image.display().to_string())?;
+            let out = frontline::verify(
+                State(s),
+                cli_caller(),
+                Json(serde_json::from_value(serde_json::json!({
+                    "person_id": person,
+                    "images": [facegate_server::pipeline::encode_image(&bytes)],
+                }))?),
+            )
+            .await
+            .map_err(api_err)?;
+            print_outcome(&out.0, json)
+        }),
+        Cmd::Identify { image, data, json } => rt.block_on(async {
+            let s = open(&data).await?;
+            let bytes = std::fs::read(&image).with_context(|| image.display().to_string())?;
+            let out = frontline::identify(
+                State(s),
+                cli_caller(),
+                Json(serde_json::from_value(serde_json::json!({
+                    "images": [facegate_server::pipeline::encode_image(&bytes)],
+                }))?),
+            )
+            .await
+            .map_err(api_err)?;
+            print_outcome(&out.0, json)
+        }),
+    }
+}
+
+fn print_outcome(o: &frontline::Outcome, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(o)?);
+    } else {
+        println!(
+            "{} ({}) person {} score {} threshold {}\nreceipt {}",
+            o.outcome,
+            o.method,
+            o.person_id.as_deref().unwrap_or("-"),
+            o.score.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()),
+            o.threshold.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()),
+            o.receipt_id
+        );
+    }
+    Ok(())
+}
+
+async fn serve(data: DataArgs, bind: SocketAddr, new_admin_key: bool) -> Result<()> {
+    println!("facegate: opening {} …", data.dir().display());
+    let s = open(&data).await?;
+    let d = s.scenario(None).map_err(api_err)?;
+    let mut printed_admin = None;
+    if new_admin_key || !s.auth.has_admin() {
+        printed_admin = Some(s.auth.issue(Role::Admin, None, "first admin (facegate serve)")?);
+    }
+    // A fresh key for the kiosk page of the first device at every start; the
+    // previous start's kiosk key is revoked.
+    let device = d.scenario.devices.first().map(|x| x.id.clone());
+    let mut kiosk_key = None;
+    if let Some(dev) = &device {
+        for k in s.auth.list() {
+            if k.label == "kiosk (facegate serve)" && !k.revoked {
+                s.auth.revoke(&k.id)?;
+            }
+        }
+        kiosk_key = Some(s.auth.issue(Role::Device, Some(dev.clone()), "kiosk (facegate serve)")?);
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "scenario: {} / {} (notice {})",
+        d.scenario.name.zh,
+        d.scenario.name.get(facegate_policy::Lang::En),
+        &d.notice_version[..12.min(d.notice_version.len())]
+    );
+    if let (Some(dev), Some(k)) = (&device, &kiosk_key) {
+        println!("kiosk:   http://{addr}/kiosk#device={dev}&key={}", k.key);
+    }
+    println!("portal:  http://{addr}/portal");
+    println!("console: http://{addr}/console");
+    match &printed_admin {
+        Some(k) => println!(
+            "admin key (shown once; paste it into the console): {}",
+            k.key
+        ),
+        None => println!("admin key: issued at first start (use --new-admin-key for another)"),
+    }
+    println!("API:     http://{addr}/v1/openapi.json   metrics: http://{addr}/metrics");
+    facegate_server::serve(s, listener).await?;
+    Ok(())
+}
+
+struct Row {
+    file: String,
+    name: String,
+    dob: Option<chrono::NaiveDate>,
+    channel: String,
+    evidence: String,
+}
+
+fn read_consents(path: &Path) -> Result<Vec<Row>> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = lines
+        .next()
+        .context("the consents CSV is empty")?
+        .split(',')
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let (Some(fi), Some(ni)) = (col("file"), col("name")) else {
+        bail!("the consents CSV needs a header with at least `file,name` (and optionally date_of_birth,channel,evidence)");
+    };
+    let (di, ci, ei) = (col("date_of_birth"), col("channel"), col("evidence"));
+    let mut rows = vec![];
+    for (n, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let get = |i: Option<usize>| i.and_then(|i| f.get(i)).copied().unwrap_or("");
+        let dob = match get(di) {
+            "" => None,
+            s => Some(
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .with_context(|| format!("line {}: date_of_birth {s:?} is not YYYY-MM-DD", n + 2))?,
+            ),
+        };
+        let evidence = get(ei).to_string();
+        if evidence.is_empty() {
+            bail!(
+                "line {}: no consent evidence for {} (R7 / Art. 6: each person needs a separate consent record)",
+                n + 2,
+                get(Some(fi))
+            );
+        }
+        rows.push(Row {
+            file: get(Some(fi)).into(),
+            name: get(Some(ni)).into(),
+            dob,
+            channel: match get(ci) {
+                "" => "paper".into(),
+                c => c.into(),
+            },
+            evidence,
+        });
+    }
+    Ok(rows)
+}
+
+async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Result<()> {
+    let rows = read_consents(consents)?;
+    let s = open(data).await?;
+    let d = s.scenario(None).map_err(api_err)?;
+    let bar = ProgressBar::new(rows.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} ({eta})")?);
+    let (mut ok, mut failed) = (0, 0);
+    for r in rows {
+        let res: Result<frontline::Outcome> = async {
+            let bytes = std::fs::read(dir.join(&r.file)).with_context(|| r.file.clone())?;
+            let p = people::create(
+                State(s.clone()),
+                cli_caller(),
+                Json(serde_json::from_value(serde_json::json!({
+                    "display_name": r.name, "date_of_birth": r.dob,
+                }))?),
+            )
+            .await
+            .map_err(api_err)?;
+            frontline::give_consent(
+                State(s.clone()),
+                cli_caller(),
+                Json(serde_json::from_value(serde_json::json!({
+                    "person_id": p.0.id, "notice_version": d.notice_version,
+                    "channel": r.channel, "evidence": r.evidence,
+                }))?),
+            )
+            .await
+            .map_err(api_err)?;
+            let out = frontline::enrol(
+                State(s.clone()),
+                cli_caller(),
+                Json(serde_json::from_value(serde_json::json!({
+                    "person_id": p.0.id,
+                    "images": [facegate_server::pipeline::encode_image(&bytes)],
+                }))?),
+            )
+            .await
+            .map_err(api_err)?;
+            Ok(out.0)
+        }
+        .await;
+        match res {
+            Ok(o) => {
+                ok += 1;
+                if json {
+                    bar.suspend(|| println!("{}", serde_json::json!({"file": r.file, "ok": true, "person_id": o.person_id, "receipt_id": o.receipt_id})));
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| {
+                    if json {
+                        println!("{}", serde_json::json!({"file": r.file, "ok": false, "error": e.to_string()}));
+                    } else {
+                        eprintln!("{}: {e:#}", r.file);
+                    }
+                });
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if !json {
+        println!("enrolled {ok}, failed {failed}");
+    }
+    if failed > 0 {
+        bail!("{failed} of {} could not be enrolled", ok + failed);
+    }
+    Ok(())
 }

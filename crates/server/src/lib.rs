@@ -25,6 +25,8 @@ pub use auth::{Caller, IssuedKey, Role};
 pub use error::{ApiError, ErrorBody};
 pub use limits::Limits;
 pub use state::{AppState, ServerConfig};
+/// Re-exported so the CLI can call handlers in process without its own axum dependency.
+pub use axum::{extract::State, Json};
 
 /// Bind, print nothing, and serve until the process ends.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {

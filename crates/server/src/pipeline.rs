@@ -487,3 +487,8 @@ pub async fn refused(
 pub fn save_keyring(s: &AppState) -> Result<(), ApiError> {
     s.keyring.save(&s.keyring_path).map_err(ApiError::internal)
 }
+
+/// Base64 of image bytes, as the API takes them (for the CLI and tests).
+pub fn encode_image(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
