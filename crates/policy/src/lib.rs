@@ -19,6 +19,39 @@
 //!   [`filing_pack`].
 //! - **Templates**: [`init_template`] gives the commented manifests that
 //!   `facegate init` writes.
+//!
+//! ```
+//! use facegate_policy::*;
+//! use chrono::{DateTime, Utc};
+//!
+//! let scenario = parse_manifest(init_template("residential-gate").unwrap()).unwrap();
+//! let at: DateTime<Utc> = "2025-07-01T02:00:00Z".parse().unwrap();
+//! let person = PersonFacts {
+//!     date_of_birth: Some("1990-01-01".parse().unwrap()),
+//!     consents: vec![ConsentRecord::given(&scenario, ConsentKind::Processing, at, "kiosk", "sig:1")],
+//!     ..PersonFacts::default()
+//! };
+//! let mut step = Processing {
+//!     action: Action::Verify,
+//!     method: Method::Face,
+//!     purpose_id: scenario.purpose_id.clone(),
+//!     person,
+//!     device: scenario.devices.first().map(Device::facts),
+//!     at,
+//!     notice_version: Some(scenario.notice_version()),
+//!     pia: PiaStatus::Current,
+//! };
+//! assert!(authorize(&scenario, &step).is_ok());
+//!
+//! // Without a PIA, face processing is refused, naming R13 / Art. 9.
+//! step.pia = PiaStatus::Missing;
+//! let refusal = authorize(&scenario, &step).unwrap_err();
+//! assert_eq!((refusal.rule, refusal.article.as_str()), (RuleId::R13, "Art. 9"));
+//!
+//! // 30 working days on the official calendar.
+//! let d = filing_deadline("2025-06-01".parse().unwrap(), FilingKind::Initial);
+//! assert_eq!(d.last_day.to_string(), "2025-07-14");
+//! ```
 
 pub mod authorize;
 pub mod filing;

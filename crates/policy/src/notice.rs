@@ -155,9 +155,9 @@ fn items(s: &Scenario, lang: Lang) -> Vec<(NoticeItemKey, String)> {
     ));
     v.push((K::Purpose, s.purpose.get(lang).to_string()));
     let mode = match (s.mode, zh) {
-        (Mode::Verification, true) => "1:1 身份验证（将现场采集的人脸与您本人登记的人脸信息比对）",
+        (Mode::Verification, true) => "1:1 身份验证（将现场采集的人脸与一份参照信息比对：您本人登记的人脸信息或您所持证件的照片）",
         (Mode::Verification, false) => {
-            "1:1 verification (a live capture is compared with your own enrolled face information)"
+            "1:1 verification (a live capture is compared with one reference: your own enrolled face information or the photo on your document)"
         }
         (Mode::Identification, true) => "1:N 辨识（将现场采集的人脸在限定范围的人脸库中检索）",
         (Mode::Identification, false) => {
@@ -197,10 +197,10 @@ fn items(s: &Scenario, lang: Lang) -> Vec<(NoticeItemKey, String)> {
     let days = s.retention.template_days.unwrap_or(0);
     let mut ret = match (days, zh) {
         (0, true) => "人脸特征在本次比对完成后即删除，不予保存".to_string(),
-        (0, false) => "face templates are deleted right after the match".to_string(),
+        (0, false) => "Face templates are deleted right after the match".to_string(),
         (d, true) => format!("人脸特征自登记之日起最长保存 {d} 天，到期自动删除"),
         (d, false) => format!(
-            "face templates are kept at most {d} days after enrolment, then deleted automatically"
+            "Face templates are kept at most {d} days after enrolment, then deleted automatically"
         ),
     };
     if let Some(i) = s.retention.inactive_days {

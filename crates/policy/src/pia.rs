@@ -534,29 +534,39 @@ pub fn filing_pack(
         2,
         "五、个人信息保护影响评估报告 / 5. PIA report".into(),
     ));
+    if pias.is_empty() {
+        b.push(Block::P(
+            "（未附影响评估报告 / no PIA report attached）".into(),
+        ));
+    }
     let (mut md, mut html) = render(&b, &title);
+    html = html.replace("</body>\n</html>\n", "");
     for r in pias {
         md += &format!("<!-- PIA {} sha256 {} -->\n\n", r.id, r.sha256);
-        md += &r
-            .markdown
-            .replace("\n# ", "\n### ")
-            .replacen("# ", "### ", 1);
-        md += "\n";
+        // Demote the report's headings so they sit under "五、".
+        for line in r.markdown.lines() {
+            if line.starts_with('#') {
+                md += "##";
+            }
+            md += line;
+            md += "\n";
+        }
         let body = r
             .html
             .split("<body>")
             .nth(1)
             .and_then(|x| x.split("</body>").next())
-            .unwrap_or("");
-        html = html.replace("</body>\n</html>\n", "");
+            .unwrap_or("")
+            .replace("<h2>", "<h4>")
+            .replace("</h2>", "</h4>")
+            .replace("<h1>", "<h3>")
+            .replace("</h1>", "</h3>");
         html += &format!(
-            "<section class=\"pia\" data-id=\"{}\">\n{body}</section>\n</body>\n</html>\n",
+            "<section class=\"pia\" data-id=\"{}\">\n{body}</section>\n",
             esc(&r.id)
         );
     }
-    if pias.is_empty() {
-        md += "（未附影响评估报告 / no PIA report attached）\n";
-    }
+    html += "</body>\n</html>\n";
     FilingPack {
         markdown: md,
         html,

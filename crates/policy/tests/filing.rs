@@ -167,9 +167,18 @@ fn r21_filing_pack_has_the_five_contents() {
         },
         &pias,
     );
-    for h in ["## 一、", "## 二、", "## 三、", "## 四、", "## 五、"] {
-        assert!(pack.markdown.contains(h), "{h} missing");
+    for h in [
+        "\n## 一、",
+        "\n## 二、",
+        "\n## 三、",
+        "\n## 四、",
+        "\n## 五、",
+    ] {
+        assert_eq!(pack.markdown.matches(h).count(), 1, "{h} once");
     }
+    // Each PIA's four contents sit under 五、 as level-4 headings.
+    assert_eq!(pack.markdown.matches("\n#### 一、").count(), 2);
+    assert_eq!(pack.html.matches("<h2>").count(), 5);
     assert!(pack.markdown.contains("100250"));
     assert!(pack.markdown.contains("2025-10-31"));
     assert!(pack.markdown.contains("PIA-hotel-checkin"));
