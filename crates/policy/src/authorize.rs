@@ -128,6 +128,12 @@ impl ConsentRecord {
         }
     }
 
+    /// Withdraws the consent at `at` (one step, effective at once, R8). A
+    /// second withdrawal keeps the first time.
+    pub fn withdraw(&mut self, at: DateTime<Utc>) {
+        self.withdrawn_at.get_or_insert(at);
+    }
+
     /// True when given at or before `at` and not withdrawn by `at`.
     pub fn is_active(&self, at: DateTime<Utc>) -> bool {
         self.given_at <= at && self.withdrawn_at.is_none_or(|w| w > at)

@@ -210,7 +210,12 @@ fn r8_withdrawn_consent_stops_processing_at_once() {
     let s = gate();
     let at = t("2025-07-01T02:00:00Z");
     let mut person = adult(&s, at);
-    person.consents[0].withdrawn_at = Some(at - Duration::seconds(1));
+    person.consents[0].withdraw(at - Duration::seconds(1));
+    person.consents[0].withdraw(at); // a second withdrawal keeps the first time
+    assert_eq!(
+        person.consents[0].withdrawn_at,
+        Some(at - Duration::seconds(1))
+    );
     assert_refused(
         authorize(&s, &step(&s, Action::Verify, person.clone(), at)),
         RuleId::R8,
@@ -904,4 +909,37 @@ fn r20_pia_lists_missing_art14_measures() {
     let r = pia_report(&s, &inp(all[..4].to_vec()));
     assert_eq!(r.gaps.len(), 1);
     assert!(r.gaps[0].contains("入侵检测"));
+}
+
+// ---------------------------------------------------------------- R21 (notice), store round trip
+
+#[test]
+fn r21_filing_number_is_shown_in_the_notice_once_filed() {
+    let mut s = gate();
+    assert!(!render_notice(&s, Lang::Zh)
+        .items
+        .iter()
+        .any(|i| i.key == NoticeItemKey::Filing));
+    s.filing = Some(FilingInfo {
+        number: Some("沪人脸备2025-0001".into()),
+        expected_headcount: None,
+    });
+    let n = render_notice(&s, Lang::Zh);
+    let item = n
+        .items
+        .iter()
+        .find(|i| i.key == NoticeItemKey::Filing)
+        .unwrap();
+    assert_eq!(item.body, "沪人脸备2025-0001");
+}
+
+#[test]
+fn scenario_round_trips_through_json_for_the_store() {
+    for s in [gate(), hotel()] {
+        let j = serde_json::to_string(&s).unwrap();
+        let back: Scenario = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.notice_version(), s.notice_version());
+        assert_eq!(back.consent_terms(), s.consent_terms());
+    }
 }

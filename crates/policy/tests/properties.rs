@@ -106,7 +106,11 @@ proptest! {
 
     #[test]
     fn accepted_manifest_never_authorises_face_only_without_exception(
-        methods in prop::collection::vec(method(), 0..4),
+        methods in prop_oneof![
+            Just(vec![Method::Face]),
+            Just(vec![Method::Face, Method::Face]),
+            prop::collection::vec(method(), 0..4),
+        ],
         exception in any::<bool>(),
         devices in prop::collection::vec(dev(), 0..3),
     ) {
