@@ -7,8 +7,8 @@
 //! [`Refusal`] naming the requirement and article, in Chinese and English.
 //!
 //! - **Scenario manifest** ([`Scenario`], TOML): [`parse_manifest`] parses and
-//!   lints; [`lint`] gives rustc-style [`Diagnostic`]s with line:col.
-//! - **Runtime decisions**: [`authorize`]`(&Scenario, &Processing) ->
+//!   lints; [`lint()`] gives rustc-style [`Diagnostic`]s with line:col.
+//! - **Runtime decisions**: [`authorize()`]`(&Scenario, &Processing) ->
 //!   Result<Permit, Refusal>` (consent, minors, notice version, devices,
 //!   transmission, PIA, quiet period, alternatives).
 //! - **Notice** (R4, R5, R9): [`render_notice`], [`notice_changes`].
