@@ -329,7 +329,11 @@ fn filing(cmd: FilingCmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
                 println!("{}", d.last_day);
-                if d.provisional {
+                if !d.provisional {
+                    println!(
+                        "final: every day counted is on the published calendar / 已确定：所计日期均在已公布的节假日安排内"
+                    );
+                } else {
                     println!(
                         "provisional: the count runs into a year whose holiday schedule is not published yet / 暂定：所涉年份的节假日安排尚未公布"
                     );
