@@ -100,7 +100,9 @@ fn cli_caller() -> Caller {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 async fn open(data: &DataArgs) -> Result<AppState> {
@@ -178,8 +180,12 @@ fn print_outcome(o: &frontline::Outcome, json: bool) -> Result<()> {
             o.outcome,
             o.method,
             o.person_id.as_deref().unwrap_or("-"),
-            o.score.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()),
-            o.threshold.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()),
+            o.score
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_else(|| "-".into()),
+            o.threshold
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_else(|| "-".into()),
             o.receipt_id
         );
     }
@@ -192,7 +198,10 @@ async fn serve(data: DataArgs, bind: SocketAddr, new_admin_key: bool) -> Result<
     let d = s.scenario(None).map_err(api_err)?;
     let mut printed_admin = None;
     if new_admin_key || !s.auth.has_admin() {
-        printed_admin = Some(s.auth.issue(Role::Admin, None, "first admin (facegate serve)")?);
+        printed_admin = Some(
+            s.auth
+                .issue(Role::Admin, None, "first admin (facegate serve)")?,
+        );
     }
     // A fresh key for the kiosk page of the first device at every start; the
     // previous start's kiosk key is revoked.
@@ -204,7 +213,11 @@ async fn serve(data: DataArgs, bind: SocketAddr, new_admin_key: bool) -> Result<
                 s.auth.revoke(&k.id)?;
             }
         }
-        kiosk_key = Some(s.auth.issue(Role::Device, Some(dev.clone()), "kiosk (facegate serve)")?);
+        kiosk_key = Some(s.auth.issue(
+            Role::Device,
+            Some(dev.clone()),
+            "kiosk (facegate serve)",
+        )?);
     }
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -262,8 +275,9 @@ fn read_consents(path: &Path) -> Result<Vec<Row>> {
         let dob = match get(di) {
             "" => None,
             s => Some(
-                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .with_context(|| format!("line {}: date_of_birth {s:?} is not YYYY-MM-DD", n + 2))?,
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| {
+                    format!("line {}: date_of_birth {s:?} is not YYYY-MM-DD", n + 2)
+                })?,
             ),
         };
         let evidence = get(ei).to_string();
@@ -293,7 +307,9 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
     let s = open(data).await?;
     let d = s.scenario(None).map_err(api_err)?;
     let bar = ProgressBar::new(rows.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} ({eta})")?);
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} {msg} ({eta})",
+    )?);
     let (mut ok, mut failed) = (0, 0);
     for r in rows {
         let res: Result<frontline::Outcome> = async {
@@ -341,7 +357,10 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
                 failed += 1;
                 bar.suspend(|| {
                     if json {
-                        println!("{}", serde_json::json!({"file": r.file, "ok": false, "error": e.to_string()}));
+                        println!(
+                            "{}",
+                            serde_json::json!({"file": r.file, "ok": false, "error": e.to_string()})
+                        );
                     } else {
                         eprintln!("{}: {e:#}", r.file);
                     }

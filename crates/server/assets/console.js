@@ -107,9 +107,10 @@ $("btn-upload").onclick = async () => {
 
 async function start() {
   FG.setToken(key);
-  try { await tab("dash"); } catch (e) { err(e); return; }
+  try { await dash(); } catch (e) { err(e); return; }
   sessionStorage.setItem("fg.console.key", key);
   $("s-login").classList.add("hidden"); $("s-app").classList.remove("hidden");
+  tab("dash");
 }
 $("btn-login").onclick = () => { key = $("key").value.trim(); start(); };
 FG.initToolbar(); FG.apply();

@@ -22,11 +22,11 @@ pub mod routes;
 pub mod state;
 
 pub use auth::{Caller, IssuedKey, Role};
+/// Re-exported so the CLI can call handlers in process without its own axum dependency.
+pub use axum::{extract::State, Json};
 pub use error::{ApiError, ErrorBody};
 pub use limits::Limits;
 pub use state::{AppState, ServerConfig};
-/// Re-exported so the CLI can call handlers in process without its own axum dependency.
-pub use axum::{extract::State, Json};
 
 /// Bind, print nothing, and serve until the process ends.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {

@@ -1,0 +1,391 @@
+//! API tests against a real server (SQLite file, real models, real policy):
+//! every role boundary, refusals naming their rule, and the rights paths.
+
+mod common;
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn role_boundaries_hold() {
+    let t = common::server().await;
+    let alice = t.consenting_person("Alice", "1990-05-01").await;
+    let bob = t.consenting_person("Bob", "1985-03-03").await;
+
+    // Unauthenticated calls fail (and a wrong key is the same as none).
+    for (m, p) in [
+        ("GET", format!("/v1/persons/{alice}")),
+        ("GET", "/v1/dashboard".to_string()),
+        ("GET", "/v1/audit".to_string()),
+        ("POST", "/v1/verify".to_string()),
+    ] {
+        let (s, b) = t.call(m, &p, None, Some(json!({}))).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {p}: {b}");
+        let (s, _) = t.call(m, &p, Some("fgk_nope_nope"), Some(json!({}))).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {p}");
+    }
+
+    // A device key cannot read persons, the dashboard or the audit log.
+    for p in [
+        format!("/v1/persons/{alice}"),
+        format!("/v1/persons/{alice}/consents"),
+        format!("/v1/persons/{alice}/export"),
+        "/v1/audit".into(),
+        "/v1/dashboard".into(),
+    ] {
+        let (s, b) = t.call("GET", &p, Some(&t.device), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{p}: {b}");
+    }
+    // …nor act as another device.
+    let nv = t.notice_version().await;
+    let (s, _) = t
+        .call(
+            "POST",
+            "/v1/consents",
+            Some(&t.device),
+            Some(json!({"person_id": alice, "notice_version": nv, "device_id": "gate-south-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // An auditor reads but cannot write.
+    let (s, _) = t
+        .call("GET", "/v1/audit/verify", Some(&t.auditor), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = t
+        .call(
+            "GET",
+            &format!("/v1/persons/{alice}"),
+            Some(&t.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for (p, body) in [
+        ("/v1/persons", json!({"display_name": "X"})),
+        (
+            "/v1/consents",
+            json!({"person_id": alice, "notice_version": nv}),
+        ),
+        ("/v1/keys", json!({"role": "admin"})),
+        (
+            "/v1/credentials",
+            json!({"person_id": alice, "secret": "123456"}),
+        ),
+    ] {
+        let (s, b) = t.call("POST", p, Some(&t.auditor), Some(body)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{p}: {b}");
+    }
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{alice}/erase"),
+            Some(&t.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Only an admin issues keys.
+    let (s, _) = t
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(&t.device),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // A portal session reaches only its own person (IDOR).
+    let (s, code) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{alice}/portal-code"),
+            Some(&t.device),
+            Some(json!({"device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, sess) = t
+        .call(
+            "POST",
+            "/v1/portal/session",
+            None,
+            Some(json!({"code": code["code"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{sess}");
+    let tok = sess["token"].as_str().unwrap().to_string();
+    let (s, me) = t.call("GET", "/v1/me", Some(&tok), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me["person"]["id"], alice.as_str());
+    let (s, _) = t
+        .call(
+            "GET",
+            &format!("/v1/persons/{alice}/export"),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for p in [
+        format!("/v1/persons/{bob}"),
+        format!("/v1/persons/{bob}/consents"),
+        format!("/v1/persons/{bob}/export"),
+    ] {
+        let (s, _) = t.call("GET", &p, Some(&tok), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{p}");
+    }
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{bob}/erase"),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, bob_consents) = t
+        .call(
+            "GET",
+            &format!("/v1/persons/{bob}/consents"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    let bob_consent = bob_consents[0]["id"].as_str().unwrap();
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/consents/{bob_consent}/withdraw"),
+            Some(&tok),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    for p in ["/v1/dashboard", "/v1/audit", "/v1/requests"] {
+        let (s, _) = t.call("GET", p, Some(&tok), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    }
+    // The code was single use.
+    let (s, _) = t
+        .call(
+            "POST",
+            "/v1/portal/session",
+            None,
+            Some(json!({"code": code["code"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn r10_under_14_needs_guardian_consent() {
+    let t = common::server().await;
+    let today = chrono::Utc::now().date_naive();
+    let dob = today.with_year_sub(12);
+    let (_, p) = t
+        .call(
+            "POST",
+            "/v1/persons",
+            Some(&t.admin),
+            Some(json!({"display_name": "小明", "date_of_birth": dob})),
+        )
+        .await;
+    let kid = p["id"].as_str().unwrap().to_string();
+    let nv = t.notice_version().await;
+    // The child alone cannot consent …
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/consents",
+            Some(&t.device),
+            Some(json!({"person_id": kid, "notice_version": nv, "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(b["rule"], "R10");
+    assert_eq!(b["article"], "Art. 7");
+    assert!(b["message_zh"].as_str().unwrap().contains("监护人"));
+    // … and cannot be enrolled: policy refuses before any pixel is read.
+    let (s, b) = t.face("/v1/enrol", &kid, "obama.jpg").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(b["rule"].is_string());
+    // With a guardian's consent, enrolment succeeds.
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/consents",
+            Some(&t.device),
+            Some(
+                json!({"person_id": kid, "notice_version": nv, "device_id": "gate-north-1",
+                          "guardian": {"name": "王芳", "relationship": "父母 / parent"}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["given_by"], "guardian");
+    let (s, b) = t.face("/v1/enrol", &kid, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "enrolled");
+}
+
+trait SubYears {
+    fn with_year_sub(self, y: i32) -> chrono::NaiveDate;
+}
+impl SubYears for chrono::NaiveDate {
+    fn with_year_sub(self, y: i32) -> chrono::NaiveDate {
+        use chrono::Datelike;
+        self.with_year(self.year() - y)
+            .unwrap_or(self - chrono::Duration::days(365 * y as i64))
+    }
+}
+
+#[tokio::test]
+async fn r8_withdrawal_refuses_face_and_the_pin_still_works() {
+    let t = common::server().await;
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &p, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = t
+        .call("POST", "/v1/credentials", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810"})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Same person, other photo: pass; another person: fail. Both get receipts.
+    let (s, b) = t.face("/v1/verify", &p, "obama2.jpg").await;
+    assert_eq!(
+        (s, b["outcome"].as_str()),
+        (StatusCode::OK, Some("pass")),
+        "{b}"
+    );
+    let face_grants = b["grants"].clone();
+    assert!(b["receipt_id"].as_str().unwrap().len() >= 32);
+    let (_, b) = t.face("/v1/verify", &p, "biden.jpg").await;
+    assert_eq!(b["outcome"], "fail");
+
+    // Withdraw in one step: templates deleted in the same transaction.
+    let (_, cs) = t
+        .call(
+            "GET",
+            &format!("/v1/persons/{p}/consents"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    let cid = cs[0]["id"].as_str().unwrap();
+    let (s, w) = t
+        .call(
+            "POST",
+            &format!("/v1/consents/{cid}/withdraw"),
+            Some(&t.device),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{w}");
+    assert_eq!(w["templates_deleted"], 1);
+    assert!(w["alternatives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m == "pin"));
+
+    // The next face attempt is refused by R8, naming rule and article …
+    let (s, b) = t.face("/v1/verify", &p, "obama2.jpg").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["error"], "refused");
+    assert!(b["rule"].as_str().unwrap().starts_with('R'));
+    assert!(b["article"].as_str().unwrap().starts_with("Art."));
+    assert!(
+        !b["message_zh"].as_str().unwrap().is_empty()
+            && !b["message_en"].as_str().unwrap().is_empty()
+    );
+    // … while the PIN still reaches the same outcome.
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/verify/credential",
+            Some(&t.device),
+            Some(json!({"person_id": p, "device_id": "gate-north-1", "secret": "246810"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "pass");
+    assert_eq!(b["grants"], face_grants);
+}
+
+#[tokio::test]
+async fn pins_cannot_be_brute_forced() {
+    let t = common::server().await;
+    let p = t.consenting_person("Carol", "1970-01-01").await;
+    t.call(
+        "POST",
+        "/v1/credentials",
+        Some(&t.admin),
+        Some(json!({"person_id": p, "secret": "13579"})),
+    )
+    .await;
+    for i in 0..5 {
+        let (s, b) = t
+            .call("POST", "/v1/verify/credential", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "secret": format!("0000{i}")})))
+            .await;
+        assert_eq!((s, b["outcome"].as_str()), (StatusCode::OK, Some("fail")));
+    }
+    // Locked for this person, whichever key asks, even with the right PIN.
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/verify/credential",
+            Some(&t.admin),
+            Some(json!({"person_id": p, "secret": "13579"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{b}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_loses_nothing() {
+    let t = common::server().await;
+    let p = t.consenting_person("Dan", "1970-01-01").await;
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/enrol",
+            Some(&t.device),
+            Some(json!({"person_id": p, "device_id": "gate-north-1", "images": ["not base64!"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(!b["message_zh"].as_str().unwrap().is_empty());
+    let (s, b) = t.face("/v1/enrol", &p, "coffee.png").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    // Nothing was enrolled by the failures.
+    let (_, d) = t.call("GET", "/v1/dashboard", Some(&t.auditor), None).await;
+    assert_eq!(d["filing"]["headcount"], 0);
+    assert_eq!(d["chain_intact"], true);
+    // A body over the limit is refused before it is read.
+    let big = "A".repeat(9 * 1024 * 1024);
+    let (s, _) = t
+        .call(
+            "POST",
+            "/v1/enrol",
+            Some(&t.device),
+            Some(json!({"person_id": p, "images": [big]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn openapi_document_is_checked_in() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    let doc = facegate_server::openapi::document();
+    if std::env::var_os("FACEGATE_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == doc,
+        "crates/server/openapi.json is out of date: run FACEGATE_UPDATE_OPENAPI=1 cargo test -p facegate-server --test api openapi"
+    );
+}

@@ -1,0 +1,117 @@
+//! A real server (SQLite file, real models) driven in process.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use facegate_server::{AppState, Role, ServerConfig};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+pub struct T {
+    pub state: AppState,
+    pub app: axum::Router,
+    pub admin: String,
+    pub device: String,
+    pub auditor: String,
+    pub dir: std::path::PathBuf,
+}
+
+pub async fn server() -> T {
+    let dir = std::env::temp_dir().join(format!("facegate-server-test-{}", uuid::Uuid::now_v7()));
+    let state = AppState::open(ServerConfig::new(&dir))
+        .await
+        .expect("server opens");
+    let admin = state.auth.issue(Role::Admin, None, "test").unwrap().key;
+    let device = state
+        .auth
+        .issue(Role::Device, Some("gate-north-1".into()), "test")
+        .unwrap()
+        .key;
+    let auditor = state.auth.issue(Role::Auditor, None, "test").unwrap().key;
+    let app = facegate_server::routes::router(state.clone());
+    T {
+        state,
+        app,
+        admin,
+        device,
+        auditor,
+        dir,
+    }
+}
+
+impl T {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, v)
+    }
+
+    pub async fn notice_version(&self) -> String {
+        let (_, n) = self.call("GET", "/v1/notice", None, None).await;
+        n["version"].as_str().unwrap().to_string()
+    }
+
+    /// A person with a processing consent (given at the kiosk).
+    pub async fn consenting_person(&self, name: &str, dob: &str) -> String {
+        let (s, p) = self
+            .call(
+                "POST",
+                "/v1/persons",
+                Some(&self.admin),
+                Some(json!({"display_name": name, "date_of_birth": dob})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        let id = p["id"].as_str().unwrap().to_string();
+        let nv = self.notice_version().await;
+        let (s, c) = self
+            .call(
+                "POST",
+                "/v1/consents",
+                Some(&self.device),
+                Some(json!({"person_id": id, "notice_version": nv, "device_id": "gate-north-1"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        id
+    }
+
+    pub async fn face(&self, path: &str, person: &str, fixture: &str) -> (StatusCode, Value) {
+        let bytes = std::fs::read(facegate_assets::fixture(fixture).expect("fixture")).unwrap();
+        self.call(
+            "POST",
+            path,
+            Some(&self.device),
+            Some(json!({"person_id": person, "device_id": "gate-north-1",
+                        "images": [facegate_server::pipeline::encode_image(&bytes)]})),
+        )
+        .await
+    }
+}
+
+impl Drop for T {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
