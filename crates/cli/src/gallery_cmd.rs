@@ -1,8 +1,806 @@
-//! `facegate bench` subcommands for the gallery crate.
+//! `facegate bench search | identify | calibrate`: gallery benchmarks. They print
+//! figures (and `--json`), they never assert.
+
+use anyhow::{bail, Context, Result};
+use facegate_gallery::{
+    kernels, synthetic, Calibration, Candidate, Decision, Encoding, Gallery, GalleryOptions,
+    HnswParams, PersonId, ScenarioId, Search, Template, TemplateId,
+};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const DIM: usize = 512;
 
 #[derive(clap::Subcommand)]
-pub enum Bench {}
+pub enum Bench {
+    /// 1:N search speed, recall@1 and memory: int8 exact, f32 exact, batched, HNSW.
+    Search(SearchArgs),
+    /// Open-set identification on LFW View 1 (DevTest people): rank-1, FNIR at FPIR = 1 %,
+    /// and the FPIR measured on never-enrolled people at the calibrated 1 % setting.
+    Identify(IdentifyArgs),
+    /// Measures the impostor score table on LFW View 1 DevTrain and writes the calibration
+    /// data file that the gallery crate embeds.
+    Calibrate(CalibrateArgs),
+}
 
-pub fn bench(b: Bench) -> anyhow::Result<()> {
-    match b {}
+#[derive(clap::Args)]
+pub struct SearchArgs {
+    /// Gallery size (templates).
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    /// Search threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Number of probe queries.
+    #[arg(long, default_value_t = 256)]
+    queries: usize,
+    /// Top-k returned per query.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Batch size for the batched figures.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Use real LFW embeddings (this image directory, e.g. ../shared/eval/lfw-view1) plus
+    /// synthetic distractors up to --n: one image per person with 2+ images is the probe.
+    #[arg(long)]
+    real_lfw: Option<PathBuf>,
+    /// Skip the HNSW figures.
+    #[arg(long)]
+    no_hnsw: bool,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 16)]
+    hnsw_m: usize,
+    /// HNSW build beam width.
+    #[arg(long, default_value_t = 100)]
+    ef_construction: usize,
+    /// HNSW search beam widths to measure.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
+    ef: Vec<usize>,
+    /// Skip the f32 gallery (exact f32 figures and recall need it).
+    #[arg(long)]
+    no_f32: bool,
+    /// Write base.npy, queries.npy, gt.npy (exact f32 top-1) and facegate.json here, for
+    /// bench/search_vs_faiss.py.
+    #[arg(long)]
+    export: Option<PathBuf>,
+    /// Synthetic vectors: `face-like` (rank-64 structure plus noise, impostor cosine spread
+    /// like real embeddings) or `uniform` (uniform unit vectors: the worst case for HNSW).
+    #[arg(long, default_value = "face-like")]
+    synthetic: String,
+    /// Noise of synthetic probes (1.0 ⇒ cosine ≈ 0.7 to the enrolled vector).
+    #[arg(long, default_value_t = 1.0)]
+    noise: f32,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct IdentifyArgs {
+    /// LFW View 1 directory (Name/Name_NNNN.jpg and the pairs files).
+    #[arg(long, default_value = "../shared/eval/lfw-view1")]
+    images: PathBuf,
+    /// Pairs file whose people are used (disjoint from the calibration's DevTrain people).
+    #[arg(long, default_value = "pairsDevTest.txt")]
+    pairs: String,
+    /// Target false-positive identification rate.
+    #[arg(long, default_value_t = 0.01)]
+    fpir: f64,
+    /// Calibration table to use instead of the embedded one.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CalibrateArgs {
+    /// LFW View 1 directory.
+    #[arg(long, default_value = "../shared/eval/lfw-view1")]
+    images: PathBuf,
+    /// Pairs file (relative to --images, or a path).
+    #[arg(long, default_value = "pairsDevTrain.txt")]
+    pairs: String,
+    /// Where to write the table.
+    #[arg(long, default_value = "crates/gallery/data/calibration.txt")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+pub fn bench(b: Bench) -> Result<()> {
+    match b {
+        Bench::Search(a) => search(a),
+        Bench::Identify(a) => identify(a),
+        Bench::Calibrate(a) => calibrate(a),
+    }
+}
+
+// ---------------------------------------------------------------- search
+
+struct Data {
+    base: Vec<f32>,
+    queries: Vec<f32>,
+    label: String,
+}
+
+fn synthetic_data(a: &SearchArgs) -> Data {
+    let base = synthetic_base(a, a.n);
+    let (queries, _) = synthetic::probes(&base, DIM, a.queries, a.noise, a.seed + 1);
+    Data {
+        base,
+        queries,
+        label: format!("synthetic ({}, probe noise {})", a.synthetic, a.noise),
+    }
+}
+
+fn synthetic_base(a: &SearchArgs, n: usize) -> Vec<f32> {
+    if a.synthetic == "uniform" {
+        synthetic::unit_vectors(n, DIM, a.seed)
+    } else {
+        synthetic::face_like_vectors(n, DIM, 64, a.seed)
+    }
+}
+
+fn real_lfw_data(a: &SearchArgs, dir: &Path) -> Result<Data> {
+    let mut people: Vec<(String, Vec<PathBuf>)> = vec![];
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    for n in names {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(&n))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+            .collect();
+        files.sort();
+        people.push((n, files));
+    }
+    let all: Vec<PathBuf> = people.iter().flat_map(|p| p.1.clone()).collect();
+    eprintln!(
+        "embedding {} LFW images with facegate-vision ...",
+        all.len()
+    );
+    let embs = embed_images(&all, a.threads)?;
+    let mut by_path: HashMap<PathBuf, Vec<f32>> = HashMap::new();
+    for (p, e) in all.iter().zip(embs) {
+        if let Some(e) = e {
+            by_path.insert(p.clone(), e);
+        }
+    }
+    let mut base = vec![];
+    let mut queries = vec![];
+    for (_, files) in &people {
+        let got: Vec<&Vec<f32>> = files.iter().filter_map(|f| by_path.get(f)).collect();
+        if got.len() >= 2 && queries.len() / DIM < a.queries {
+            queries.extend_from_slice(got[0]);
+            got[1..].iter().for_each(|e| base.extend_from_slice(e));
+        } else {
+            got.iter().for_each(|e| base.extend_from_slice(e));
+        }
+    }
+    let real = base.len() / DIM;
+    if real > a.n {
+        bail!("--n {} is smaller than the {real} real LFW templates", a.n);
+    }
+    base.extend(synthetic_base(a, a.n - real));
+    Ok(Data {
+        label: format!(
+            "real LFW ({real} templates, {} probes) + {} synthetic {} distractors",
+            queries.len() / DIM,
+            a.n - real,
+            a.synthetic
+        ),
+        base,
+        queries,
+    })
+}
+
+fn bench_calibration(model: &str) -> Result<Calibration> {
+    let mut s = synthetic::impostor_scores(600, DIM, 7);
+    Ok(Calibration::from_impostor_scores(
+        model,
+        &mut s,
+        "synthetic bench",
+    )?)
+}
+
+fn build(
+    base: &[f32],
+    enc: Encoding,
+    threads: usize,
+    model: &str,
+) -> Result<(Gallery, Vec<TemplateId>)> {
+    let scenario = ScenarioId::new();
+    let opts = GalleryOptions {
+        encoding: enc,
+        threads,
+        ..Default::default()
+    };
+    let mut g = Gallery::new(scenario, model, DIM, bench_calibration(model)?, opts)?;
+    let n = base.len() / DIM;
+    g.reserve(n);
+    let mut ids = Vec::with_capacity(n);
+    for v in base.chunks_exact(DIM) {
+        let t = Template::new(PersonId::new(), scenario, model, v, enc)?;
+        ids.push(t.id);
+        g.add(&t)?;
+    }
+    Ok((g, ids))
+}
+
+struct Fig {
+    name: String,
+    ms_per_query: f64,
+    recall1: Option<f64>,
+}
+
+fn time_single(
+    g: &Gallery,
+    queries: &[f32],
+    k: usize,
+    how: Search,
+) -> Result<(f64, Vec<Vec<Candidate>>)> {
+    // One warm-up query (page faults, thread start).
+    g.search_with(&queries[..DIM], k, how)?;
+    let t = Instant::now();
+    let mut out = vec![];
+    for q in queries.chunks_exact(DIM) {
+        out.push(g.search_with(q, k, how)?);
+    }
+    let ms = t.elapsed().as_secs_f64() * 1e3 / (queries.len() / DIM) as f64;
+    Ok((ms, out))
+}
+
+fn time_batch(
+    g: &Gallery,
+    queries: &[f32],
+    k: usize,
+    batch: usize,
+) -> Result<(f64, Vec<Vec<Candidate>>)> {
+    let t = Instant::now();
+    let mut out = vec![];
+    for chunk in queries.chunks(batch * DIM) {
+        out.extend(g.search_batch(chunk, k)?);
+    }
+    let ms = t.elapsed().as_secs_f64() * 1e3 / (queries.len() / DIM) as f64;
+    Ok((ms, out))
+}
+
+fn recall(res: &[Vec<Candidate>], gt: &[usize], index: &HashMap<TemplateId, usize>) -> f64 {
+    let hit = res
+        .iter()
+        .zip(gt)
+        .filter(|(r, &g)| r.first().and_then(|c| index.get(&c.template)) == Some(&g))
+        .count();
+    hit as f64 / gt.len().max(1) as f64
+}
+
+fn search(a: SearchArgs) -> Result<()> {
+    if a.n == 0 || a.queries == 0 {
+        bail!("--n and --queries must be positive");
+    }
+    if a.synthetic != "face-like" && a.synthetic != "uniform" {
+        bail!(
+            "--synthetic must be face-like or uniform, not {:?}",
+            a.synthetic
+        );
+    }
+    let model = "bench-embeddings";
+    let t0 = Instant::now();
+    let data = match &a.real_lfw {
+        Some(d) => real_lfw_data(&a, d)?,
+        None => synthetic_data(&a),
+    };
+    let nq = data.queries.len() / DIM;
+    eprintln!(
+        "data ready in {:.1} s: {}",
+        t0.elapsed().as_secs_f64(),
+        data.label
+    );
+    if let Some(dir) = &a.export {
+        std::fs::create_dir_all(dir)?;
+        write_npy_f32(&dir.join("base.npy"), &data.base, a.n, DIM)?;
+        write_npy_f32(&dir.join("queries.npy"), &data.queries, nq, DIM)?;
+    }
+    let t = Instant::now();
+    let (g8, ids8) = build(&data.base, Encoding::Int8, a.threads, model)?;
+    let build8 = t.elapsed().as_secs_f64();
+    let idx8: HashMap<TemplateId, usize> =
+        ids8.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut figs: Vec<Fig> = vec![];
+    let mut gt: Vec<usize> = vec![];
+    let mut f32_bytes = None;
+    if !a.no_f32 {
+        let (gf, idsf) = build(&data.base, Encoding::F32, a.threads, model)?;
+        let idxf: HashMap<TemplateId, usize> =
+            idsf.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        f32_bytes = Some(gf.memory_bytes() as f64 / a.n as f64);
+        let (ms, res) = time_single(&gf, &data.queries, a.k, Search::Exact)?;
+        gt = res.iter().map(|r| idxf[&r[0].template]).collect();
+        figs.push(Fig {
+            name: "f32 exact, single query".into(),
+            ms_per_query: ms,
+            recall1: Some(1.0),
+        });
+        let (ms, res) = time_batch(&gf, &data.queries, a.k, a.batch)?;
+        figs.push(Fig {
+            name: format!("f32 exact (sgemm), batch {}", a.batch),
+            ms_per_query: ms,
+            recall1: Some(recall(&res, &gt, &idxf)),
+        });
+    }
+    drop(data.base);
+    let have_gt = !gt.is_empty();
+    let (ms, res) = time_single(&g8, &data.queries, a.k, Search::Exact)?;
+    figs.insert(
+        0,
+        Fig {
+            name: "int8 exact, single query".into(),
+            ms_per_query: ms,
+            recall1: have_gt.then(|| recall(&res, &gt, &idx8)),
+        },
+    );
+    let (ms, res) = time_batch(&g8, &data.queries, a.k, a.batch)?;
+    figs.push(Fig {
+        name: format!("int8 exact, batch {}", a.batch),
+        ms_per_query: ms,
+        recall1: have_gt.then(|| recall(&res, &gt, &idx8)),
+    });
+    let exact_bytes = g8.memory_bytes() as f64 / a.n as f64;
+    let mut g8 = g8;
+    let mut hnsw_build = None;
+    if !a.no_hnsw {
+        let t = Instant::now();
+        g8.build_ann(HnswParams {
+            m: a.hnsw_m,
+            ef_construction: a.ef_construction,
+            ..Default::default()
+        });
+        hnsw_build = Some(t.elapsed().as_secs_f64());
+        for &ef in &a.ef {
+            let (ms, res) = time_single(&g8, &data.queries, a.k, Search::Ann { ef })?;
+            figs.push(Fig {
+                name: format!("HNSW int8 m={} ef={ef}, single query", a.hnsw_m),
+                ms_per_query: ms,
+                recall1: have_gt.then(|| recall(&res, &gt, &idx8)),
+            });
+        }
+    }
+    let ann_bytes = g8.ann_memory_bytes() as f64 / a.n as f64;
+    let out = serde_json::json!({
+        "n": a.n, "dim": DIM, "threads": a.threads, "queries": nq, "k": a.k, "batch": a.batch,
+        "data": data.label, "kernel": format!("{:?}", kernels::detected()),
+        "build_int8_s": build8, "hnsw_build_s": hnsw_build,
+        "bytes_per_template_int8": exact_bytes, "bytes_per_template_hnsw_extra": ann_bytes,
+        "bytes_per_template_f32": f32_bytes,
+        "figures": figs.iter().map(|f| serde_json::json!({
+            "name": f.name, "ms_per_query": f.ms_per_query, "recall_at_1": f.recall1
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = &a.export {
+        if have_gt {
+            let gt64: Vec<i64> = gt.iter().map(|&g| g as i64).collect();
+            write_npy_i64(&dir.join("gt.npy"), &gt64)?;
+        }
+        std::fs::write(
+            dir.join("facegate.json"),
+            serde_json::to_string_pretty(&out)?,
+        )?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(());
+    }
+    println!(
+        "facegate bench search: N={} dim={DIM} threads={} queries={nq} k={} kernel={:?}",
+        a.n,
+        a.threads,
+        a.k,
+        kernels::detected()
+    );
+    println!("data: {}", data.label);
+    println!("{:<44} {:>12} {:>10}", "method", "ms/query", "recall@1");
+    for f in &figs {
+        let r = f.recall1.map_or("-".to_string(), |r| format!("{r:.4}"));
+        println!("{:<44} {:>12.3} {:>10}", f.name, f.ms_per_query, r);
+    }
+    println!(
+        "memory: int8 gallery {exact_bytes:.1} B/template (vector 512 + scale 4 + ids and indexes)"
+    );
+    if let Some(b) = hnsw_build {
+        println!("        HNSW graph +{ann_bytes:.1} B/template (built in {b:.1} s)");
+    }
+    if let Some(b) = f32_bytes {
+        println!("        f32 gallery {b:.1} B/template");
+    }
+    println!("int8 gallery built in {build8:.1} s; recall@1 is against exact f32 top-1");
+    Ok(())
+}
+
+fn npy_header(descr: &str, shape: &str) -> Vec<u8> {
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let mut h = dict.into_bytes();
+    let total = 10 + h.len() + 1;
+    let pad = (64 - total % 64) % 64;
+    h.extend(std::iter::repeat_n(b' ', pad));
+    h.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    out.extend(h);
+    out
+}
+
+fn write_npy_f32(path: &Path, v: &[f32], rows: usize, cols: usize) -> Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    f.write_all(&npy_header("<f4", &format!("({rows}, {cols})")))?;
+    for x in v {
+        f.write_all(&x.to_le_bytes())?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+fn write_npy_i64(path: &Path, v: &[i64]) -> Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    f.write_all(&npy_header("<i8", &format!("({},)", v.len())))?;
+    for x in v {
+        f.write_all(&x.to_le_bytes())?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- LFW helpers
+
+/// Embeds images with facegate-vision on `threads` workers; `None` where no face is found.
+/// For several faces, the one nearest the image centre (LFW centres the subject).
+fn embed_images(paths: &[PathBuf], threads: usize) -> Result<Vec<Option<Vec<f32>>>> {
+    let engine = facegate_vision::Engine::new(facegate_vision::EngineOptions {
+        liveness: false,
+        pose: false,
+        eyes: false,
+        ..Default::default()
+    })?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Vec<f32>>>> =
+        paths.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let mut hs = vec![];
+        for _ in 0..threads.max(1) {
+            hs.push(s.spawn(|| -> Result<()> {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= paths.len() {
+                        return Ok(());
+                    }
+                    let bytes =
+                        std::fs::read(&paths[i]).with_context(|| paths[i].display().to_string())?;
+                    let faces = engine.analyze(&bytes).unwrap_or_default();
+                    let best = faces.iter().min_by(|a, b| {
+                        let d = |f: &facegate_vision::Face| {
+                            let cx = (f.bbox.x1 + f.bbox.x2) / 2.0 - 125.0;
+                            let cy = (f.bbox.y1 + f.bbox.y2) / 2.0 - 125.0;
+                            cx * cx + cy * cy
+                        };
+                        d(a).total_cmp(&d(b))
+                    });
+                    *results[i].lock().unwrap() = best
+                        .and_then(|f| f.embedding.as_ref())
+                        .map(|e| e.as_slice().to_vec());
+                    let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if d % 500 == 0 {
+                        eprintln!(
+                            "  {d}/{} images, {:.0} s",
+                            paths.len(),
+                            t.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+            }));
+        }
+        for h in hs {
+            h.join().expect("worker panicked")?;
+        }
+        Ok(())
+    })?;
+    Ok(results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap())
+        .collect())
+}
+
+struct Pair {
+    a: (String, u32),
+    b: (String, u32),
+}
+
+fn read_pairs(images: &Path, pairs: &str) -> Result<Vec<Pair>> {
+    let p = if Path::new(pairs).exists() {
+        PathBuf::from(pairs)
+    } else {
+        images.join(pairs)
+    };
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "{} not found (LFW View 1 lives in ../shared/eval/lfw-view1)",
+            p.display()
+        )
+    })?;
+    let mut out = vec![];
+    for (no, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let num = |s: &str| -> Result<u32> {
+            s.parse()
+                .with_context(|| format!("{}:{}: bad number {s:?}", p.display(), no + 1))
+        };
+        match f.len() {
+            0 => {}
+            3 => out.push(Pair {
+                a: (f[0].into(), num(f[1])?),
+                b: (f[0].into(), num(f[2])?),
+            }),
+            4 => out.push(Pair {
+                a: (f[0].into(), num(f[1])?),
+                b: (f[2].into(), num(f[3])?),
+            }),
+            _ => bail!("{}:{}: expected 3 or 4 fields", p.display(), no + 1),
+        }
+    }
+    Ok(out)
+}
+
+fn lfw_path(images: &Path, (name, n): &(String, u32)) -> PathBuf {
+    images.join(name).join(format!("{name}_{n:04}.jpg"))
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+// ---------------------------------------------------------------- calibrate
+
+fn calibrate(a: CalibrateArgs) -> Result<()> {
+    let pairs = read_pairs(&a.images, &a.pairs)?;
+    let mut imgs: Vec<(String, u32)> = pairs
+        .iter()
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .collect();
+    imgs.sort();
+    imgs.dedup();
+    let paths: Vec<PathBuf> = imgs.iter().map(|i| lfw_path(&a.images, i)).collect();
+    eprintln!(
+        "embedding {} images of {} with facegate-vision ...",
+        paths.len(),
+        a.pairs
+    );
+    let embs = embed_images(&paths, a.threads)?;
+    let ok: Vec<(usize, &Vec<f32>)> = embs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.as_ref().map(|e| (i, e)))
+        .collect();
+    let missing = imgs.len() - ok.len();
+    let mut scores = Vec::with_capacity(ok.len() * ok.len() / 2);
+    for (x, &(i, ei)) in ok.iter().enumerate() {
+        for &(j, ej) in &ok[x + 1..] {
+            if imgs[i].0 != imgs[j].0 {
+                scores.push(dot(ei, ej));
+            }
+        }
+    }
+    let pos: HashMap<&(String, u32), usize> =
+        imgs.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let genuine: Vec<f32> = pairs
+        .iter()
+        .filter(|p| p.a.0 == p.b.0)
+        .filter_map(|p| Some(dot(embs[pos[&p.a]].as_ref()?, embs[pos[&p.b]].as_ref()?)))
+        .collect();
+    let people = {
+        let mut n: Vec<&String> = imgs.iter().map(|i| &i.0).collect();
+        n.dedup();
+        n.len()
+    };
+    let cmd = format!(
+        "facegate bench calibrate --images {} --pairs {}",
+        a.images.display(),
+        a.pairs
+    );
+    let n_imp = scores.len();
+    let cal = Calibration::from_impostor_scores(facegate_vision::MODEL_ID, &mut scores, &cmd)?;
+    let header = vec![
+        format!("regenerate: {cmd}   (from the repository root; needs the models: facegate setup)"),
+        format!("model: {}", facegate_vision::MODEL_ID),
+        format!(
+            "data: LFW View 1 {}: {} images of {people} people ({missing} without a detected face, skipped)",
+            a.pairs,
+            imgs.len()
+        ),
+        format!("impostors: all {n_imp} cross-identity pairs of those images (they include the file's impostor pairs)"),
+        format!("generated: {} UTC", chrono::Utc::now().format("%Y-%m-%d %H:%M")),
+    ];
+    std::fs::write(&a.out, cal.to_table(&header)).with_context(|| a.out.display().to_string())?;
+    println!(
+        "wrote {} ({n_imp} impostor pairs, {} images, {missing} without a face)",
+        a.out.display(),
+        ok.len()
+    );
+    println!(
+        "{:>8} {:>10} {:>22}",
+        "FMR", "threshold", "genuine accept (TAR)"
+    );
+    for fmr in [1e-2, 1e-3, 1e-4, 1e-5, 1e-6] {
+        let t = cal.threshold(fmr);
+        let tar = genuine.iter().filter(|&&g| g > t).count() as f64 / genuine.len().max(1) as f64;
+        let note = if fmr < cal.min_measured_fmr() {
+            " (tail fit)"
+        } else {
+            ""
+        };
+        println!("{fmr:>8.0e} {t:>10.4} {tar:>21.4}{note}");
+    }
+    println!("rebuild to embed it: the gallery crate reads it with include_str!");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- identify
+
+fn identify(a: IdentifyArgs) -> Result<()> {
+    let pairs = read_pairs(&a.images, &a.pairs)?;
+    let mut people: Vec<String> = pairs
+        .iter()
+        .flat_map(|p| [p.a.0.clone(), p.b.0.clone()])
+        .collect();
+    people.sort();
+    people.dedup();
+    // Every image of these people in the folder.
+    let mut per: Vec<(String, Vec<PathBuf>)> = vec![];
+    for p in &people {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(a.images.join(p))
+            .with_context(|| format!("{}", a.images.join(p).display()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        f.sort();
+        per.push((p.clone(), f));
+    }
+    let all: Vec<PathBuf> = per.iter().flat_map(|p| p.1.clone()).collect();
+    eprintln!("embedding {} images of {} people ...", all.len(), per.len());
+    let embs = embed_images(&all, a.threads)?;
+    let mut emb: HashMap<PathBuf, Vec<f32>> = HashMap::new();
+    for (p, e) in all.iter().zip(embs) {
+        if let Some(e) = e {
+            emb.insert(p.clone(), e);
+        }
+    }
+    let calibration = match &a.calibration {
+        Some(p) => Calibration::parse(&std::fs::read_to_string(p)?)?,
+        None => Calibration::builtin().context(
+            "the embedded calibration is missing: run `facegate bench calibrate` and rebuild",
+        )?,
+    };
+    let model = facegate_vision::MODEL_ID;
+    let scenario = ScenarioId::new();
+    let opts = GalleryOptions {
+        threads: a.threads,
+        target_fpir: a.fpir,
+        ..Default::default()
+    };
+    let mut g = Gallery::new(scenario, model, DIM, calibration, opts)?;
+    // Enrol every other person with 2+ embedded images (one gallery image each); the
+    // rest of the people are never enrolled.
+    let mut mated: Vec<(PersonId, &Vec<f32>)> = vec![];
+    let mut non_mated: Vec<&Vec<f32>> = vec![];
+    let mut multi = 0usize;
+    for (_, files) in &per {
+        let got: Vec<&Vec<f32>> = files.iter().filter_map(|f| emb.get(f)).collect();
+        if got.len() >= 2 {
+            multi += 1;
+            if multi % 2 == 1 {
+                let pid = PersonId::new();
+                g.add(&Template::new(
+                    pid,
+                    scenario,
+                    model,
+                    got[0],
+                    Encoding::Int8,
+                )?)?;
+                got[1..].iter().for_each(|e| mated.push((pid, e)));
+                continue;
+            }
+        }
+        non_mated.extend(got);
+    }
+    let n = g.len();
+    let mut rank1 = 0usize;
+    let mut fn_miss = 0usize;
+    let mut mated_scores = vec![];
+    for (pid, e) in &mated {
+        let r = g.identify(e, 1)?;
+        let top = r.candidates[0];
+        if top.person == *pid {
+            rank1 += 1;
+            mated_scores.push(top.score);
+        } else {
+            mated_scores.push(f32::NEG_INFINITY);
+        }
+        if r.decision
+            != (Decision::Known {
+                person: *pid,
+                score: top.score,
+            })
+        {
+            fn_miss += 1;
+        }
+    }
+    let mut fp = 0usize;
+    let mut nm_scores = vec![];
+    let mut threshold = 0.0;
+    for e in &non_mated {
+        let r = g.identify(e, 1)?;
+        threshold = r.threshold;
+        nm_scores.push(r.candidates[0].score);
+        if matches!(r.decision, Decision::Known { .. }) {
+            fp += 1;
+        }
+    }
+    // Oracle figure: the threshold chosen on these very non-mated scores for FPIR = target.
+    nm_scores.sort_by(|x, y| y.total_cmp(x));
+    let kq = ((a.fpir * nm_scores.len() as f64).floor() as usize).min(nm_scores.len() - 1);
+    let oracle_t = nm_scores[kq];
+    let oracle_fnir =
+        mated_scores.iter().filter(|&&s| s <= oracle_t).count() as f64 / mated.len() as f64;
+    let fpir_measured = fp as f64 / non_mated.len() as f64;
+    let out = serde_json::json!({
+        "people": per.len(), "images": all.len(), "embedded": emb.len(),
+        "gallery": n, "mated_probes": mated.len(), "non_mated_probes": non_mated.len(),
+        "target_fpir": a.fpir, "threshold": threshold,
+        "rank1": rank1 as f64 / mated.len() as f64,
+        "fnir_at_target": fn_miss as f64 / mated.len() as f64,
+        "fpir_measured": fpir_measured, "false_positives": fp,
+        "oracle_threshold": oracle_t, "fnir_at_oracle_threshold": oracle_fnir,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(());
+    }
+    println!(
+        "facegate bench identify: LFW View 1 people of {} ({} images, {} with a face)",
+        a.pairs,
+        all.len(),
+        emb.len()
+    );
+    println!("gallery: {n} enrolled people, one image each; {} mated probes, {} probes of {} never-enrolled people",
+        mated.len(), non_mated.len(), per.len() - n);
+    println!(
+        "rank-1 accuracy (mated probes):        {:.4}",
+        rank1 as f64 / mated.len() as f64
+    );
+    println!(
+        "calibrated threshold for FPIR {:.2}% at N={n}: {threshold:.4}",
+        a.fpir * 100.0
+    );
+    println!(
+        "FNIR at that threshold:                {:.4}",
+        fn_miss as f64 / mated.len() as f64
+    );
+    println!(
+        "measured FPIR (never-enrolled probes): {:.4} ({fp}/{})",
+        fpir_measured,
+        non_mated.len()
+    );
+    println!("oracle (threshold fitted on these non-mated scores): t={oracle_t:.4} FNIR={oracle_fnir:.4}");
+    Ok(())
 }

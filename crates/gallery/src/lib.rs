@@ -46,6 +46,7 @@ pub mod kernels;
 mod keys;
 mod seal;
 mod store;
+pub mod synthetic;
 mod template;
 mod topk;
 
