@@ -19,6 +19,9 @@ type HmacSha256 = Hmac<Sha256>;
 
 const CT_VERSION: u8 = 1;
 
+/// Environment variable that may hold the identity master key (64 hex).
+pub const IDENTITY_KEY_ENV: &str = "FACEGATE_IDENTITY_KEY";
+
 /// The store's secret keys, derived from one 32-byte identity master key.
 ///
 /// `Debug` never prints key material.
@@ -116,6 +119,31 @@ impl StoreKeys {
         f.write_all(hexed.as_bytes()).map_err(err)?;
         f.write_all(b"\n").map_err(err)?;
         Ok(keys)
+    }
+
+    /// The identity key from [`IDENTITY_KEY_ENV`] (64 hex characters) if
+    /// set, otherwise from the key file at `path`, created (mode 0600) if it
+    /// does not exist yet. Keep this file apart from the database and from
+    /// the gallery's biometric key.
+    pub fn from_env_or_file(path: &std::path::Path) -> Result<StoreKeys> {
+        if let Ok(v) = std::env::var(IDENTITY_KEY_ENV) {
+            let v = Zeroizing::new(v);
+            let bytes = Zeroizing::new(hex::decode(v.trim()).map_err(|_| {
+                StoreError::Invalid(format!("{IDENTITY_KEY_ENV} must be 64 hex characters"))
+            })?);
+            let master: [u8; 32] = bytes[..].try_into().map_err(|_| {
+                StoreError::Invalid(format!("{IDENTITY_KEY_ENV} must be 64 hex characters"))
+            })?;
+            let k = StoreKeys::from_master(&master);
+            let mut m = master;
+            zeroize::Zeroize::zeroize(&mut m);
+            return Ok(k);
+        }
+        if path.exists() {
+            StoreKeys::from_file(path)
+        } else {
+            StoreKeys::create_file(path)
+        }
     }
 
     /// Encrypt `plain` with AES-256-GCM, binding it to `aad` (the row ID).

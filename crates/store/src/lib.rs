@@ -55,7 +55,7 @@ pub use audit::{
     ChainReport, ANCHOR_EVERY, AUDIT_RETENTION_DAYS_MIN, GENESIS_HASH,
 };
 pub use error::{Refusal, Result, StoreError};
-pub use keys::StoreKeys;
+pub use keys::{StoreKeys, IDENTITY_KEY_ENV};
 pub use records::*;
 pub use sweep::SweepReport;
 pub use templates::{

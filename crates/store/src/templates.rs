@@ -56,6 +56,21 @@ pub struct NewPersonEnrolment {
     pub sealed_template: Vec<u8>,
 }
 
+/// A data key wrapped (encrypted) by the gallery's key-encryption key,
+/// kept in the template store beside the templates it seals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WrappedKeyRecord {
+    /// The data key's ID (as recorded in the templates it seals).
+    pub key_id: Uuid,
+    /// The wrapped bytes, opaque to the store.
+    #[serde(skip)]
+    pub wrapped: Vec<u8>,
+    /// Stored.
+    pub created_at: DateTime<Utc>,
+    /// Retired (no longer used to seal; kept while templates need it).
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
 /// What [`Store::enrol`] returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnrolReceipt {
@@ -368,6 +383,129 @@ impl Store {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Store a wrapped data key (or replace its bytes after a KEK rotation).
+    pub async fn put_wrapped_key(&self, key_id: Uuid, wrapped: &[u8], actor: &str) -> Result<()> {
+        if wrapped.is_empty() || wrapped.len() > 4096 {
+            return Err(StoreError::Invalid(
+                "wrapped key must be 1..=4096 bytes".into(),
+            ));
+        }
+        let now = crate::now();
+        let mut tx = self.begin().await?;
+        self.lock(&mut tx).await?;
+        let n = sqlx::query("UPDATE biometric.wrapped_keys SET wrapped = $1 WHERE key_id = $2")
+            .bind(wrapped)
+            .bind(key_id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            sqlx::query("INSERT INTO biometric.wrapped_keys (key_id, wrapped, created_at) VALUES ($1, $2, $3)")
+                .bind(key_id.to_string())
+                .bind(wrapped)
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        append(
+            self,
+            &mut tx,
+            &AuditEntry::new(
+                if n == 0 {
+                    "data_key_stored"
+                } else {
+                    "data_key_rewrapped"
+                },
+                actor,
+                json!({ "key_id": key_id }),
+            ),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// All wrapped data keys, oldest first.
+    pub async fn wrapped_keys(&self) -> Result<Vec<WrappedKeyRecord>> {
+        let rows = sqlx::query("SELECT key_id, wrapped, created_at, retired_at FROM biometric.wrapped_keys ORDER BY created_at, key_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WrappedKeyRecord {
+                    key_id: r.id("key_id")?,
+                    wrapped: r.try_get::<Vec<u8>, _>("wrapped")?,
+                    created_at: r.t("created_at")?,
+                    retired_at: r.ot("retired_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Mark a data key retired (kept until no template needs it).
+    pub async fn retire_wrapped_key(&self, key_id: Uuid, actor: &str) -> Result<()> {
+        let now = crate::now();
+        let mut tx = self.begin().await?;
+        self.lock(&mut tx).await?;
+        let n = sqlx::query("UPDATE biometric.wrapped_keys SET retired_at = $1 WHERE key_id = $2 AND retired_at IS NULL")
+            .bind(ts(now))
+            .bind(key_id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                kind: "active data key",
+                id: key_id.to_string(),
+            });
+        }
+        append(
+            self,
+            &mut tx,
+            &AuditEntry::new("data_key_retired", actor, json!({ "key_id": key_id })),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replace a template's sealed bytes (after re-sealing under a new data
+    /// key), keeping its link.
+    pub async fn reseal_template(&self, link_id: Uuid, sealed: &[u8], actor: &str) -> Result<()> {
+        if sealed.is_empty() || sealed.len() > MAX_SEALED_TEMPLATE {
+            return Err(StoreError::Invalid(format!(
+                "sealed template of {} bytes",
+                sealed.len()
+            )));
+        }
+        let now = crate::now();
+        let mut tx = self.begin().await?;
+        self.lock(&mut tx).await?;
+        let n = sqlx::query("UPDATE biometric.templates SET sealed = $1 WHERE link_id = $2")
+            .bind(sealed)
+            .bind(link_id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                kind: "template",
+                id: link_id.to_string(),
+            });
+        }
+        append(
+            self,
+            &mut tx,
+            &AuditEntry::new("template_resealed", actor, json!({ "link_id": link_id })),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The sealed templates of a person (link ID, blob), for matching on

@@ -917,6 +917,39 @@ async fn r14_log_retention_is_at_least_1095_days(db: Db) {
 }
 both!(r14_log_retention_is_at_least_1095_days);
 
+async fn wrapped_keys_and_resealing_stay_in_the_template_store(db: Db) {
+    let (w, people) = enrolled_world(&db, 1).await;
+    let k = uuid::Uuid::now_v7();
+    db.store
+        .put_wrapped_key(k, b"wrapped-v1", "t")
+        .await
+        .unwrap();
+    db.store
+        .put_wrapped_key(k, b"wrapped-v2", "t")
+        .await
+        .unwrap();
+    let keys = db.store.wrapped_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].wrapped, b"wrapped-v2");
+    db.store.retire_wrapped_key(k, "t").await.unwrap();
+    assert!(db.store.wrapped_keys().await.unwrap()[0]
+        .retired_at
+        .is_some());
+    let t = db
+        .store
+        .person_templates(people[0].0.id, Some(w.scenario), "t")
+        .await
+        .unwrap();
+    db.store
+        .reseal_template(t[0].0, b"resealed-bytes", "t")
+        .await
+        .unwrap();
+    let t2 = db.store.scenario_templates(w.scenario, "t").await.unwrap();
+    assert_eq!(t2[0].2, b"resealed-bytes");
+    assert!(db.store.check_integrity().await.unwrap().is_ok());
+}
+both!(wrapped_keys_and_resealing_stay_in_the_template_store);
+
 #[tokio::test]
 async fn bad_urls_are_refused_clearly() {
     let k = StoreKeys::from_master(&[1; 32]);
