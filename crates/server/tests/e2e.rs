@@ -95,7 +95,7 @@ fn fake_camera_video(out: &Path) {
     let a = frame("obama.jpg");
     let b = frame("obama2.jpg");
     let mut f = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
-    write!(f, "YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n").unwrap();
+    writeln!(f, "YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg").unwrap();
     for i in 0..40 {
         f.write_all(b"FRAME\n").unwrap();
         f.write_all(if (i / 5) % 2 == 0 { &a } else { &b }).unwrap();
