@@ -1,15 +1,642 @@
-//! `facegate` subcommands for the vision crate (owned by that crate's work).
+//! `facegate` subcommands for the face engine: `detect`, `compare`,
+//! `bench lfw` and `bench speed`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use facegate_vision::{compare, Embedding, Engine, EngineOptions, Face};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Subcommand)]
-pub enum Cmd {}
-
-pub fn run(cmd: Cmd) -> anyhow::Result<()> {
-    match cmd {}
+pub enum Cmd {
+    /// Find faces in images and print boxes, landmarks, quality and liveness.
+    Detect {
+        /// Image files (JPEG, PNG, WebP).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Also scan 2×2 tiles (group photos with small or cut-off faces).
+        #[arg(long)]
+        tiles: bool,
+        /// Print one JSON object per image instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the most prominent face of two images.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Similarity at or above which the faces are called the same person.
+        #[arg(long, default_value_t = facegate_vision::DEFAULT_THRESHOLD)]
+        threshold: f32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Subcommand)]
-pub enum Bench {}
+pub enum Bench {
+    /// Face verification accuracy on LFW pair files.
+    Lfw {
+        /// Image root (`Name/Name_0001.jpg`).
+        #[arg(long)]
+        images: PathBuf,
+        /// Pairs to report on (relative names resolve against --images).
+        #[arg(long)]
+        pairs: PathBuf,
+        /// Pairs to choose the threshold on; without it, 10-fold cross-validation on --pairs.
+        #[arg(long)]
+        calibrate: Option<PathBuf>,
+        /// ONNX Runtime threads per model call.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Images processed at once (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-stage and end-to-end timings (medians).
+    Speed {
+        /// Images to time (default: the face fixtures).
+        images: Vec<PathBuf>,
+        /// ONNX Runtime threads per model call.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Passes over the images.
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
-pub fn bench(b: Bench) -> anyhow::Result<()> {
-    match b {}
+pub fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Detect {
+            images,
+            tiles,
+            json,
+        } => detect(&images, tiles, json),
+        Cmd::Compare {
+            a,
+            b,
+            threshold,
+            json,
+        } => compare_cmd(&a, &b, threshold, json),
+    }
+}
+
+pub fn bench(b: Bench) -> Result<()> {
+    match b {
+        Bench::Lfw {
+            images,
+            pairs,
+            calibrate,
+            threads,
+            jobs,
+            json,
+        } => bench_lfw(&images, &pairs, calibrate.as_deref(), threads, jobs, json),
+        Bench::Speed {
+            images,
+            threads,
+            iterations,
+            json,
+        } => bench_speed(images, threads, iterations, json),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn detect(images: &[PathBuf], tiles: bool, json: bool) -> Result<()> {
+    let engine = Engine::new(EngineOptions {
+        detect_tiles: tiles,
+        ..Default::default()
+    })?;
+    let mut failed = 0;
+    for path in images {
+        let result = read(path).and_then(|b| Ok(engine.analyze(&b)?));
+        match result {
+            Ok(faces) if json => {
+                println!("{}", serde_json::json!({ "image": path, "faces": faces }));
+            }
+            Ok(faces) => {
+                println!("{}: {} face(s)", path.display(), faces.len());
+                for (i, f) in faces.iter().enumerate() {
+                    print_face(i, f);
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "image": path, "error": format!("{e:#}") })
+                    );
+                } else {
+                    eprintln!("{}: {e:#}", path.display());
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} image(s) could not be analysed",
+            images.len()
+        );
+    }
+    Ok(())
+}
+
+fn print_face(i: usize, f: &Face) {
+    let b = &f.bbox;
+    let q = &f.quality;
+    let opt = |v: Option<f32>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
+    println!(
+        "  #{i}: box ({:.0},{:.0})-({:.0},{:.0}) score {:.3} size {:.0}px sharpness {:.0} \
+         recognisability {:.2} yaw {} pitch {} roll {} eyes open {}/{} liveness {}",
+        b.x1,
+        b.y1,
+        b.x2,
+        b.y2,
+        f.det_score,
+        q.face_px,
+        q.sharpness,
+        q.embedding_norm,
+        opt(q.yaw, 1),
+        opt(q.pitch, 1),
+        opt(q.roll, 1),
+        opt(q.left_eye_open, 2),
+        opt(q.right_eye_open, 2),
+        opt(f.liveness, 3),
+    );
+}
+
+/// The most prominent face: largest box, ties to the most central.
+fn main_face(faces: Vec<Face>, w: f32, h: f32) -> Option<Face> {
+    let key = |f: &Face| {
+        let (cx, cy) = (
+            (f.bbox.x1 + f.bbox.x2) / 2.0 - w / 2.0,
+            (f.bbox.y1 + f.bbox.y2) / 2.0 - h / 2.0,
+        );
+        f.quality.face_px - 0.5 * (cx * cx + cy * cy).sqrt()
+    };
+    faces.into_iter().max_by(|a, b| key(a).total_cmp(&key(b)))
+}
+
+fn embed_main(engine: &Engine, path: &Path) -> Result<Option<Embedding>> {
+    let bytes = read(path)?;
+    let img = facegate_vision::decode(&bytes, &engine.options().decode_limits)
+        .with_context(|| format!("{}", path.display()))?;
+    let faces = engine.analyze_image(&img)?;
+    Ok(main_face(faces, img.width() as f32, img.height() as f32).and_then(|f| f.embedding))
+}
+
+fn compare_cmd(a: &Path, b: &Path, threshold: f32, json: bool) -> Result<()> {
+    let engine = Engine::new(EngineOptions {
+        pose: false,
+        eyes: false,
+        liveness: false,
+        ..Default::default()
+    })?;
+    let ea =
+        embed_main(&engine, a)?.with_context(|| format!("no face found in {}", a.display()))?;
+    let eb =
+        embed_main(&engine, b)?.with_context(|| format!("no face found in {}", b.display()))?;
+    let sim = compare(&ea, &eb);
+    let same = sim >= threshold;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "similarity": sim, "threshold": threshold, "same_person": same,
+                "model_id": facegate_vision::MODEL_ID })
+        );
+    } else {
+        println!(
+            "similarity {sim:.4} (threshold {threshold:.3}): {}",
+            if same {
+                "same person"
+            } else {
+                "different people"
+            }
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- bench lfw
+
+struct Pair {
+    a: PathBuf,
+    b: PathBuf,
+    same: bool,
+}
+
+fn resolve(images: &Path, p: &Path) -> PathBuf {
+    if p.is_relative() && !p.exists() {
+        images.join(p)
+    } else {
+        p.to_path_buf()
+    }
+}
+
+fn read_pairs(images: &Path, file: &Path) -> Result<Vec<Pair>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read pairs file {}", file.display()))?;
+    let img = |name: &str, n: &str| -> Result<PathBuf> {
+        let n: u32 = n
+            .parse()
+            .with_context(|| format!("bad image number {n:?} in {}", file.display()))?;
+        Ok(images.join(name).join(format!("{name}_{n:04}.jpg")))
+    };
+    let mut pairs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.len() {
+            0 => {}
+            1 | 2 if i == 0 => {} // header: count (or folds and count)
+            3 => pairs.push(Pair {
+                a: img(f[0], f[1])?,
+                b: img(f[0], f[2])?,
+                same: true,
+            }),
+            4 => pairs.push(Pair {
+                a: img(f[0], f[1])?,
+                b: img(f[2], f[3])?,
+                same: false,
+            }),
+            _ => bail!(
+                "{}:{}: expected 3 or 4 fields, got {:?}",
+                file.display(),
+                i + 1,
+                line
+            ),
+        }
+    }
+    if pairs.is_empty() {
+        bail!("{} holds no pairs", file.display());
+    }
+    Ok(pairs)
+}
+
+/// Threshold maximising accuracy on `(score, same)` pairs.
+fn best_threshold(scored: &[(f32, bool)]) -> f32 {
+    let mut s: Vec<(f32, bool)> = scored.to_vec();
+    s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Threshold below everything: all called same.
+    let mut correct = s.iter().filter(|p| p.1).count();
+    let (mut best, mut best_t) = (correct, s[0].0 - 1e-3);
+    for i in 0..s.len() {
+        // Move s[i] to the "different" side.
+        if s[i].1 {
+            correct -= 1;
+        } else {
+            correct += 1;
+        }
+        let next = if i + 1 < s.len() {
+            s[i + 1].0
+        } else {
+            s[i].0 + 2e-3
+        };
+        if next > s[i].0 && correct > best {
+            best = correct;
+            best_t = (s[i].0 + next) / 2.0;
+        }
+    }
+    best_t
+}
+
+fn accuracy(scored: &[(f32, bool)], t: f32) -> f64 {
+    scored.iter().filter(|(s, same)| (*s >= t) == *same).count() as f64 / scored.len() as f64
+}
+
+/// True accept rate at the lowest threshold whose false accept rate is ≤ `far`.
+fn tar_at_far(scored: &[(f32, bool)], far: f64) -> f64 {
+    let mut imp: Vec<f32> = scored.iter().filter(|p| !p.1).map(|p| p.0).collect();
+    let gen: Vec<f32> = scored.iter().filter(|p| p.1).map(|p| p.0).collect();
+    if imp.is_empty() || gen.is_empty() {
+        return f64::NAN;
+    }
+    imp.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (far * imp.len() as f64).floor() as usize;
+    // Accept strictly above the (allowed+1)-th highest impostor score.
+    let t = imp[allowed.min(imp.len() - 1)];
+    gen.iter().filter(|&&s| s > t).count() as f64 / gen.len() as f64
+}
+
+fn bench_lfw(
+    images: &Path,
+    pairs: &Path,
+    calibrate: Option<&Path>,
+    threads: usize,
+    jobs: Option<usize>,
+    json: bool,
+) -> Result<()> {
+    let test = read_pairs(images, &resolve(images, pairs))?;
+    let cal = calibrate
+        .map(|c| read_pairs(images, &resolve(images, c)))
+        .transpose()?;
+    let mut uniq: Vec<PathBuf> = test
+        .iter()
+        .chain(cal.iter().flatten())
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .collect();
+    uniq.sort();
+    uniq.dedup();
+    let engine = Engine::new(EngineOptions {
+        intra_threads: threads,
+        pose: false,
+        eyes: false,
+        liveness: false,
+        ..Default::default()
+    })?;
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let bar = ProgressBar::new(uniq.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("embedding");
+    if json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    let start = Instant::now();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<HashMap<PathBuf, Option<Embedding>>> = Mutex::new(HashMap::new());
+    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = uniq.get(i) else { break };
+                match embed_main(&engine, path) {
+                    Ok(e) => {
+                        results.lock().unwrap().insert(path.clone(), e);
+                    }
+                    Err(e) => {
+                        errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: {e:#}", path.display()));
+                        results.lock().unwrap().insert(path.clone(), None);
+                    }
+                }
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let errors = errors.into_inner().unwrap();
+    if !errors.is_empty() {
+        bail!(
+            "{} image(s) could not be read:\n{}",
+            errors.len(),
+            errors.join("\n")
+        );
+    }
+    let emb = results.into_inner().unwrap();
+    let missed_images: Vec<&PathBuf> = uniq.iter().filter(|p| emb[*p].is_none()).collect();
+    let score = |p: &Pair| match (&emb[&p.a], &emb[&p.b]) {
+        (Some(a), Some(b)) => compare(a, b),
+        _ => -1.0, // a missed face can only be called "different"
+    };
+    let scored: Vec<(f32, bool)> = test.iter().map(|p| (score(p), p.same)).collect();
+    let missed_pairs = test
+        .iter()
+        .filter(|p| emb[&p.a].is_none() || emb[&p.b].is_none())
+        .count();
+    let (acc, acc_std, threshold, protocol) = match &cal {
+        Some(cal) => {
+            let cs: Vec<(f32, bool)> = cal.iter().map(|p| (score(p), p.same)).collect();
+            let t = best_threshold(&cs);
+            (
+                accuracy(&scored, t),
+                0.0,
+                t,
+                "threshold from calibration pairs",
+            )
+        }
+        None => {
+            let n = scored.len();
+            let mut accs = Vec::new();
+            let mut ts = Vec::new();
+            for k in 0..10 {
+                let (lo, hi) = (k * n / 10, (k + 1) * n / 10);
+                let train: Vec<(f32, bool)> =
+                    scored[..lo].iter().chain(&scored[hi..]).copied().collect();
+                let t = best_threshold(&train);
+                accs.push(accuracy(&scored[lo..hi], t));
+                ts.push(t);
+            }
+            let m = accs.iter().sum::<f64>() / 10.0;
+            let sd = (accs.iter().map(|a| (a - m).powi(2)).sum::<f64>() / 10.0).sqrt();
+            (
+                m,
+                sd,
+                ts.iter().sum::<f32>() / 10.0,
+                "10-fold cross-validation",
+            )
+        }
+    };
+    let tar2 = tar_at_far(&scored, 1e-2);
+    let tar3 = tar_at_far(&scored, 1e-3);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "accuracy": acc, "accuracy_std": acc_std, "threshold": threshold, "protocol": protocol,
+                "tar_at_far_1e-2": tar2, "tar_at_far_1e-3": tar3,
+                "missed": missed_images.len(), "missed_pairs": missed_pairs,
+                "pairs": test.len(), "calibration_pairs": cal.as_ref().map_or(0, |c| c.len()),
+                "images": uniq.len(), "seconds": seconds, "model_id": facegate_vision::MODEL_ID,
+            })
+        );
+    } else {
+        println!("pairs            {} ({protocol})", test.len());
+        if let Some(c) = &cal {
+            println!(
+                "calibration      {} pairs, threshold {threshold:.4}",
+                c.len()
+            );
+        } else {
+            println!("mean threshold   {threshold:.4}");
+        }
+        println!(
+            "accuracy         {:.2} % (± {:.2})",
+            acc * 100.0,
+            acc_std * 100.0
+        );
+        println!("TAR @ FAR 1e-2   {:.2} %", tar2 * 100.0);
+        println!("TAR @ FAR 1e-3   {:.2} %", tar3 * 100.0);
+        println!(
+            "missed faces     {} image(s), {missed_pairs} pair(s)",
+            missed_images.len()
+        );
+        for p in &missed_images {
+            println!("  no face: {}", p.display());
+        }
+        println!(
+            "images           {} in {seconds:.1} s ({jobs} jobs × {threads} thread(s))",
+            uniq.len()
+        );
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------------- bench speed
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bool) -> Result<()> {
+    let images = if images.is_empty() {
+        [
+            "obama.jpg",
+            "obama2.jpg",
+            "obama3.jpg",
+            "biden.jpg",
+            "astronaut.png",
+            "obama_partial_face.jpg",
+        ]
+        .iter()
+        .map(|n| facegate_assets::fixture(n))
+        .collect::<Result<Vec<_>, _>>()?
+    } else {
+        images
+    };
+    let bytes: Vec<Vec<u8>> = images.iter().map(|p| read(p)).collect::<Result<_>>()?;
+    let all = Engine::new(EngineOptions {
+        intra_threads: threads,
+        ..Default::default()
+    })?;
+    let e2e = Engine::new(EngineOptions {
+        intra_threads: threads,
+        pose: false,
+        eyes: false,
+        try_rotations: false,
+        ..Default::default()
+    })?;
+    let limits = facegate_vision::DecodeLimits::default();
+    let names = [
+        "decode",
+        "detect",
+        "landmarks",
+        "align",
+        "embed",
+        "liveness",
+        "pose",
+        "eyes",
+    ];
+    let mut stages: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    // Warm-up (first runs allocate and pack weights).
+    for b in &bytes {
+        all.analyze(b)?;
+        e2e.analyze(b)?;
+    }
+    let bar = ProgressBar::new((iterations * 2) as u64);
+    if json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    for _ in 0..iterations {
+        for b in &bytes {
+            let t = Instant::now();
+            let img = facegate_vision::decode(b, &limits)?;
+            stages[0].push(ms(t));
+            let t = Instant::now();
+            let dets = all.detect(&img)?;
+            stages[1].push(ms(t));
+            for d in &dets {
+                let t = Instant::now();
+                let lm = all.landmarks(&img, &d.bbox)?;
+                stages[2].push(ms(t));
+                let t = Instant::now();
+                let al = facegate_vision::align(&img, &facegate_vision::five_points(&lm));
+                stages[3].push(ms(t));
+                let t = Instant::now();
+                all.embed(&al)?;
+                stages[4].push(ms(t));
+                let t = Instant::now();
+                all.liveness(&img, &d.bbox)?;
+                stages[5].push(ms(t));
+                let t = Instant::now();
+                all.pose(&img, &d.bbox)?;
+                stages[6].push(ms(t));
+                let t = Instant::now();
+                all.eyes(&img, &lm)?;
+                stages[7].push(ms(t));
+            }
+        }
+        bar.inc(1);
+    }
+    // End to end: bytes → faces with embedding and liveness, per face.
+    let mut per_face = Vec::new();
+    let mut faces_total = 0usize;
+    let total_start = Instant::now();
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let mut n = 0;
+        for b in &bytes {
+            n += e2e.analyze(b)?.len();
+        }
+        per_face.push(ms(t) / n.max(1) as f64);
+        faces_total += n;
+        bar.inc(1);
+    }
+    let total_ms = ms(total_start);
+    bar.finish_and_clear();
+    let medians: Vec<(&str, f64)> = names
+        .iter()
+        .zip(stages.iter_mut())
+        .map(|(n, v)| (*n, median(v)))
+        .collect();
+    let e2e_ms = median(&mut per_face);
+    if json {
+        let mut m = serde_json::Map::new();
+        for (n, v) in &medians {
+            m.insert(format!("{n}_ms"), serde_json::json!(v));
+        }
+        m.insert("end_to_end_ms_per_face".into(), serde_json::json!(e2e_ms));
+        m.insert(
+            "faces_per_second".into(),
+            serde_json::json!(faces_total as f64 / (total_ms / 1e3)),
+        );
+        m.insert("threads".into(), serde_json::json!(threads));
+        m.insert("images".into(), serde_json::json!(images.len()));
+        m.insert("iterations".into(), serde_json::json!(iterations));
+        println!("{}", serde_json::Value::Object(m));
+    } else {
+        println!(
+            "{} image(s) × {iterations} iterations, {threads} ONNX Runtime thread(s)",
+            images.len()
+        );
+        for (n, v) in &medians {
+            println!("  {n:<10} {v:8.2} ms (median)");
+        }
+        println!("  end-to-end {e2e_ms:8.2} ms per face (decode → detect → landmarks → align → embed → liveness)");
+        println!(
+            "             {:8.1} faces/s",
+            faces_total as f64 / (total_ms / 1e3)
+        );
+    }
+    Ok(())
 }

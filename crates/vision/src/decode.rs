@@ -20,7 +20,10 @@ pub struct DecodeLimits {
 impl Default for DecodeLimits {
     /// 20 MiB and 40 megapixels: any phone or camera photo, and no more.
     fn default() -> Self {
-        DecodeLimits { max_bytes: 20 << 20, max_pixels: 40_000_000 }
+        DecodeLimits {
+            max_bytes: 20 << 20,
+            max_pixels: 40_000_000,
+        }
     }
 }
 
@@ -51,7 +54,11 @@ fn describe(bytes: &[u8]) -> &'static str {
         "an HEIF/AVIF or MP4 file"
     } else if bytes.starts_with(b"PK\x03\x04") {
         "a ZIP archive"
-    } else if bytes.iter().take(512).all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+    } else if bytes
+        .iter()
+        .take(512)
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
         "text"
     } else {
         "an unrecognised format"
@@ -96,7 +103,12 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, VisionErr
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = image::Limits::default();
     // Decoder working memory: the pixels at up to 16 bytes each (RGBA f32 worst case) plus slack.
-    lim.max_alloc = Some(limits.max_pixels.saturating_mul(16).saturating_add(64 << 20));
+    lim.max_alloc = Some(
+        limits
+            .max_pixels
+            .saturating_mul(16)
+            .saturating_add(64 << 20),
+    );
     reader.limits(lim);
     let corrupt = |e: image::ImageError| classify(format, e);
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
@@ -109,9 +121,13 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, VisionErr
         )));
     }
     if w == 0 || h == 0 {
-        return Err(VisionError::Corrupt(format!("the {format:?} header claims an empty {w}×{h} image")));
+        return Err(VisionError::Corrupt(format!(
+            "the {format:?} header claims an empty {w}×{h} image"
+        )));
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     img.apply_orientation(orientation);
     Ok(match img {
@@ -122,12 +138,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, VisionErr
 
 fn classify(format: ImageFormat, e: image::ImageError) -> VisionError {
     match e {
-        image::ImageError::Limits(l) => {
-            VisionError::TooLarge(format!("decoding this {format:?} would exceed the memory limit ({l})"))
-        }
+        image::ImageError::Limits(l) => VisionError::TooLarge(format!(
+            "decoding this {format:?} would exceed the memory limit ({l})"
+        )),
         image::ImageError::Unsupported(u) => {
             VisionError::UnsupportedFormat(format!("this {format:?} variant is not supported: {u}"))
         }
-        other => VisionError::Corrupt(format!("the {format:?} data is truncated or corrupt: {other}")),
+        other => VisionError::Corrupt(format!(
+            "the {format:?} data is truncated or corrupt: {other}"
+        )),
     }
 }

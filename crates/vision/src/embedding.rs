@@ -36,7 +36,9 @@ impl Embedding {
         }
         if v.iter().any(|x| !x.is_finite()) {
             v.zeroize();
-            return Err(VisionError::InvalidEmbedding("a value is NaN or infinite".into()));
+            return Err(VisionError::InvalidEmbedding(
+                "a value is NaN or infinite".into(),
+            ));
         }
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         if norm < 1e-6 {
@@ -67,7 +69,11 @@ impl std::fmt::Debug for Embedding {
 
 /// Cosine similarity of two embeddings (their dot product: both are unit length), in -1..=1.
 pub fn compare(a: &Embedding, b: &Embedding) -> f32 {
-    a.0.iter().zip(&b.0).map(|(x, y)| x * y).sum::<f32>().clamp(-1.0, 1.0)
+    a.0.iter()
+        .zip(&b.0)
+        .map(|(x, y)| x * y)
+        .sum::<f32>()
+        .clamp(-1.0, 1.0)
 }
 
 #[cfg(test)]

@@ -36,7 +36,13 @@ fn taps(start: f32, len: f32, out: usize) -> Taps {
 /// and returns interleaved RGB floats (0..255). Samples are clamped to the
 /// part of the region inside the image (as `cv2.resize` on an ROI does);
 /// where the region lies outside the image entirely, `fill` is used.
-pub(crate) fn resize_region(img: &RgbImage, r: Region, out_w: usize, out_h: usize, fill: Option<f32>) -> Vec<f32> {
+pub(crate) fn resize_region(
+    img: &RgbImage,
+    r: Region,
+    out_w: usize,
+    out_h: usize,
+    fill: Option<f32>,
+) -> Vec<f32> {
     let (iw, ih) = (img.width() as i64, img.height() as i64);
     let tx = taps(r.x, r.w, out_w);
     let ty = taps(r.y, r.h, out_h);
@@ -149,10 +155,17 @@ pub fn similarity(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Affine {
         im += px * qy - py * qx;
         var += px * px + py * py;
     }
-    let (a, b) = if var > 0.0 { (re / var, im / var) } else { (1.0, 0.0) };
+    let (a, b) = if var > 0.0 {
+        (re / var, im / var)
+    } else {
+        (1.0, 0.0)
+    };
     let tx = dx - (a * sx - b * sy);
     let ty = dy - (b * sx + a * sy);
-    [[a as f32, -b as f32, tx as f32], [b as f32, a as f32, ty as f32]]
+    [
+        [a as f32, -b as f32, tx as f32],
+        [b as f32, a as f32, ty as f32],
+    ]
 }
 
 /// The inverse of an affine matrix (identity if singular).
@@ -162,7 +175,10 @@ pub fn invert(m: &Affine) -> Affine {
         return [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
     }
     let (a, b, c, d) = (m[1][1] / det, -m[0][1] / det, -m[1][0] / det, m[0][0] / det);
-    [[a, b, -(a * m[0][2] + b * m[1][2])], [c, d, -(c * m[0][2] + d * m[1][2])]]
+    [
+        [a, b, -(a * m[0][2] + b * m[1][2])],
+        [c, d, -(c * m[0][2] + d * m[1][2])],
+    ]
 }
 
 /// Warps `img` by `m` (source → destination) into an `out_w × out_h` image,
@@ -239,23 +255,44 @@ mod tests {
         let (s, th, tx, ty) = (1.7f32, 0.3f32, 12.0f32, -4.0f32);
         let (a, b) = (s * th.cos(), s * th.sin());
         let src = [[1.0, 2.0], [5.0, 3.0], [4.0, 8.0], [0.0, 0.0], [9.0, 1.0]];
-        let dst: Vec<[f32; 2]> =
-            src.iter().map(|p| [a * p[0] - b * p[1] + tx, b * p[0] + a * p[1] + ty]).collect();
+        let dst: Vec<[f32; 2]> = src
+            .iter()
+            .map(|p| [a * p[0] - b * p[1] + tx, b * p[0] + a * p[1] + ty])
+            .collect();
         let m = similarity(&src, &dst);
         assert!((m[0][0] - a).abs() < 1e-4 && (m[1][0] - b).abs() < 1e-4);
         assert!((m[0][2] - tx).abs() < 1e-3 && (m[1][2] - ty).abs() < 1e-3);
         let inv = invert(&m);
         let p = [3.0f32, 7.0];
-        let q = [m[0][0] * p[0] + m[0][1] * p[1] + m[0][2], m[1][0] * p[0] + m[1][1] * p[1] + m[1][2]];
-        let r = [inv[0][0] * q[0] + inv[0][1] * q[1] + inv[0][2], inv[1][0] * q[0] + inv[1][1] * q[1] + inv[1][2]];
+        let q = [
+            m[0][0] * p[0] + m[0][1] * p[1] + m[0][2],
+            m[1][0] * p[0] + m[1][1] * p[1] + m[1][2],
+        ];
+        let r = [
+            inv[0][0] * q[0] + inv[0][1] * q[1] + inv[0][2],
+            inv[1][0] * q[0] + inv[1][1] * q[1] + inv[1][2],
+        ];
         assert!((r[0] - p[0]).abs() < 1e-3 && (r[1] - p[1]).abs() < 1e-3);
     }
 
     #[test]
     fn resize_of_a_flat_image_is_flat() {
         let img = RgbImage::from_pixel(37, 23, image::Rgb([10, 20, 30]));
-        let out = resize_region(&img, Region { x: 0.0, y: 0.0, w: 37.0, h: 23.0 }, 64, 48, None);
-        assert!(out.chunks_exact(3).all(|p| (p[0] - 10.0).abs() < 1e-3 && (p[2] - 30.0).abs() < 1e-3));
+        let out = resize_region(
+            &img,
+            Region {
+                x: 0.0,
+                y: 0.0,
+                w: 37.0,
+                h: 23.0,
+            },
+            64,
+            48,
+            None,
+        );
+        assert!(out
+            .chunks_exact(3)
+            .all(|p| (p[0] - 10.0).abs() < 1e-3 && (p[2] - 30.0).abs() < 1e-3));
         let shrunk = box_shrink(&img, 3);
         assert_eq!((shrunk.width(), shrunk.height()), (12, 7));
         assert_eq!(shrunk.get_pixel(5, 5).0, [10, 20, 30]);

@@ -43,7 +43,12 @@ impl Model {
     /// or runtime fails at start-up, not on the first request).
     pub(crate) fn load(name: &'static str, intra_threads: usize) -> Result<Model, VisionError> {
         let path = facegate_assets::model(name).map_err(|e| VisionError::Asset(e.to_string()))?;
-        let m = Model { name, path, intra_threads, idle: Mutex::new(Vec::new()) };
+        let m = Model {
+            name,
+            path,
+            intra_threads,
+            idle: Mutex::new(Vec::new()),
+        };
         let s = m.build()?;
         m.idle.lock().unwrap_or_else(|p| p.into_inner()).push(s);
         Ok(m)
@@ -64,13 +69,22 @@ impl Model {
     }
 
     /// Runs the model and returns every output, flattened, in model order.
-    pub(crate) fn run_all(&self, shape: &[usize], input: &[f32]) -> Result<Vec<Vec<f32>>, VisionError> {
+    pub(crate) fn run_all(
+        &self,
+        shape: &[usize],
+        input: &[f32],
+    ) -> Result<Vec<Vec<f32>>, VisionError> {
         self.run(shape, input, &[])
     }
 
     /// Runs the model on one float input of the given shape and returns the
     /// named outputs (all outputs in model order when `names` is empty), flattened.
-    pub(crate) fn run(&self, shape: &[usize], input: &[f32], names: &[&str]) -> Result<Vec<Vec<f32>>, VisionError> {
+    pub(crate) fn run(
+        &self,
+        shape: &[usize],
+        input: &[f32],
+        names: &[&str],
+    ) -> Result<Vec<Vec<f32>>, VisionError> {
         let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut session = match taken {
             Some(s) => s,
@@ -87,16 +101,19 @@ impl Model {
                 }
             } else {
                 for name in names {
-                    let value = outputs
-                        .get(name)
-                        .ok_or_else(|| ort::Error::new(format!("the model has no output named {name:?}")))?;
+                    let value = outputs.get(name).ok_or_else(|| {
+                        ort::Error::new(format!("the model has no output named {name:?}"))
+                    })?;
                     let (_, data) = value.try_extract_tensor::<f32>()?;
                     out.push(data.to_vec());
                 }
             }
             Ok::<_, ort::Error>(out)
         })();
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(session);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(session);
         result.map_err(|e| VisionError::Runtime(format!("{}: {e}", self.name)))
     }
 }

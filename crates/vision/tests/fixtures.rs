@@ -3,7 +3,9 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use facegate_vision::{compare, decode, DecodeLimits, Engine, EngineOptions, Face, VisionError, DEFAULT_THRESHOLD};
+use facegate_vision::{
+    compare, decode, DecodeLimits, Engine, EngineOptions, Face, VisionError, DEFAULT_THRESHOLD,
+};
 
 fn engine() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
@@ -16,13 +18,19 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn faces(name: &str) -> Vec<Face> {
-    engine().analyze(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    engine()
+        .analyze(&fixture(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn one_embedding(name: &str) -> facegate_vision::Embedding {
     let f = faces(name);
     assert_eq!(f.len(), 1, "{name}: expected one face, got {}", f.len());
-    f.into_iter().next().unwrap().embedding.expect("embedding on")
+    f.into_iter()
+        .next()
+        .unwrap()
+        .embedding
+        .expect("embedding on")
 }
 
 #[test]
@@ -41,7 +49,12 @@ fn obama_does_not_match_biden() {
 fn no_face_in_coffee_rocket_chelsea() {
     for name in ["coffee.png", "rocket.jpg", "chelsea.png"] {
         let f = faces(name);
-        assert!(f.is_empty(), "{name}: found {} face(s): {:?}", f.len(), f.iter().map(|f| f.bbox).collect::<Vec<_>>());
+        assert!(
+            f.is_empty(),
+            "{name}: found {} face(s): {:?}",
+            f.len(),
+            f.iter().map(|f| f.bbox).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -51,12 +64,23 @@ fn face_fields_are_sane() {
     assert_eq!(f.landmarks68.len(), 68);
     let b = f.bbox;
     for p in f.landmarks5 {
-        assert!(p[0] > b.x1 && p[0] < b.x2 && p[1] > b.y1 && p[1] < b.y2, "{p:?} outside {b:?}");
+        assert!(
+            p[0] > b.x1 && p[0] < b.x2 && p[1] > b.y1 && p[1] < b.y2,
+            "{p:?} outside {b:?}"
+        );
     }
     let q = f.quality;
     assert!(q.face_px > 200.0, "{q:?}");
-    assert!(q.yaw.unwrap().abs() < 25.0 && q.pitch.unwrap().abs() < 25.0 && q.roll.unwrap().abs() < 15.0, "{q:?}");
-    assert!(q.left_eye_open.unwrap() > 0.5 && q.right_eye_open.unwrap() > 0.5, "eyes are open: {q:?}");
+    assert!(
+        q.yaw.unwrap().abs() < 25.0
+            && q.pitch.unwrap().abs() < 25.0
+            && q.roll.unwrap().abs() < 15.0,
+        "{q:?}"
+    );
+    assert!(
+        q.left_eye_open.unwrap() > 0.5 && q.right_eye_open.unwrap() > 0.5,
+        "eyes are open: {q:?}"
+    );
     assert!(f.liveness.unwrap() > 0.5, "a live photo: {:?}", f.liveness);
     let e = f.embedding.as_ref().unwrap();
     let n: f32 = e.as_slice().iter().map(|x| x * x).sum();
@@ -70,7 +94,10 @@ fn partial_faces_are_found_and_match() {
         let f = faces(name);
         assert_eq!(f.len(), 1, "{name}");
         let b = f[0].bbox;
-        assert!(b.x1 >= 0.0 && b.y1 >= 0.0, "box clamped to the image: {b:?}");
+        assert!(
+            b.x1 >= 0.0 && b.y1 >= 0.0,
+            "box clamped to the image: {b:?}"
+        );
         let s = compare(&whole, f[0].embedding.as_ref().unwrap());
         assert!(s >= DEFAULT_THRESHOLD, "{name}: {s}");
     }
@@ -101,7 +128,11 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     for &b in kind.iter().chain(data) {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     out.extend_from_slice(&(!crc).to_be_bytes());
@@ -115,23 +146,40 @@ fn png_claiming_50000_squared_is_refused_before_allocation() {
     ihdr.extend_from_slice(&50_000u32.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
     png_chunk(&mut png, b"IHDR", &ihdr);
-    png_chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    png_chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     png_chunk(&mut png, b"IEND", &[]);
     let t = Instant::now();
     let err = decode(&png, &DecodeLimits::default()).unwrap_err();
     assert!(matches!(err, VisionError::TooLarge(_)), "{err}");
     assert!(err.to_string().contains("50000"), "{err}");
     // 7.5 GB would take far longer than this to allocate and fill.
-    assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
 fn byte_limit_and_wrong_types_are_refused() {
-    let limits = DecodeLimits { max_bytes: 1000, ..Default::default() };
-    assert!(matches!(decode(&fixture("obama.jpg"), &limits), Err(VisionError::TooLarge(_))));
+    let limits = DecodeLimits {
+        max_bytes: 1000,
+        ..Default::default()
+    };
+    assert!(matches!(
+        decode(&fixture("obama.jpg"), &limits),
+        Err(VisionError::TooLarge(_))
+    ));
     let pdf = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n";
     let err = decode(pdf, &DecodeLimits::default()).unwrap_err();
-    assert!(matches!(err, VisionError::UnsupportedFormat(_)) && err.to_string().contains("PDF"), "{err}");
+    assert!(
+        matches!(err, VisionError::UnsupportedFormat(_)) && err.to_string().contains("PDF"),
+        "{err}"
+    );
     let err = decode(b"hello, this is not an image", &DecodeLimits::default()).unwrap_err();
     assert!(err.to_string().contains("text"), "{err}");
     let err = decode(b"", &DecodeLimits::default()).unwrap_err();
@@ -159,25 +207,57 @@ fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out.extend_from_slice(&[0xFF, 0xE1]);
     out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
     out.extend_from_slice(&app1);
-    out.extend_from_slice(&jpeg[2..]);
+    // Copy the remaining segments, dropping any EXIF (APP1) the file already has.
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF && jpeg[i + 1] != 0xDA {
+        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+        if jpeg[i + 1] != 0xE1 {
+            out.extend_from_slice(&jpeg[i..i + 2 + len]);
+        }
+        i += 2 + len;
+    }
+    out.extend_from_slice(&jpeg[i..]);
     out
 }
 
 #[test]
 fn exif_orientation_is_applied() {
-    let plain = fixture("obama.jpg");
-    let upright = decode(&plain, &DecodeLimits::default()).unwrap();
-    // Orientation 6: the stored pixels must be turned 90° clockwise for display.
-    let tagged = with_exif_orientation(&plain, 6);
-    let turned = decode(&tagged, &DecodeLimits::default()).unwrap();
-    assert_eq!((turned.width(), turned.height()), (upright.height(), upright.width()));
-    let expect = image::imageops::rotate90(&upright);
-    assert_eq!(turned.get_pixel(10, 20), expect.get_pixel(10, 20));
-    // And the face is found upright, without the rotation search.
-    let e = Engine::new(EngineOptions { try_rotations: false, ..Default::default() }).unwrap();
+    let upright = decode(&fixture("obama.jpg"), &DecodeLimits::default()).unwrap();
+    // Store the pixels turned 90° counter-clockwise, tagged "rotate 90° clockwise to display" (6).
+    let stored = image::imageops::rotate270(&upright);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 92)
+        .encode_image(&stored)
+        .unwrap();
+    let tagged = with_exif_orientation(&jpeg, 6);
+    let shown = decode(&tagged, &DecodeLimits::default()).unwrap();
+    assert_eq!(
+        (shown.width(), shown.height()),
+        (upright.width(), upright.height())
+    );
+    // Untagged, the same file decodes sideways.
+    let raw = decode(&jpeg, &DecodeLimits::default()).unwrap();
+    assert_eq!(
+        (raw.width(), raw.height()),
+        (upright.height(), upright.width())
+    );
+    // The face is found upright without the rotation search.
+    let e = Engine::new(EngineOptions {
+        try_rotations: false,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(
+        e.analyze(&jpeg).unwrap().is_empty(),
+        "sideways face without the search"
+    );
     let f = e.analyze(&tagged).unwrap();
     assert_eq!(f.len(), 1);
-    assert!(f[0].quality.roll.unwrap().abs() < 15.0);
+    assert!(
+        f[0].quality.roll.unwrap().abs() < 15.0,
+        "{:?}",
+        f[0].quality
+    );
 }
 
 #[test]
@@ -186,7 +266,10 @@ fn sideways_face_without_exif_is_found_by_rotation_search() {
     let sideways = image::imageops::rotate270(&upright);
     let f = engine().analyze_image(&sideways).unwrap();
     assert_eq!(f.len(), 1);
-    let s = compare(f[0].embedding.as_ref().unwrap(), &one_embedding("obama.jpg"));
+    let s = compare(
+        f[0].embedding.as_ref().unwrap(),
+        &one_embedding("obama.jpg"),
+    );
     assert!(s > 0.8, "{s}");
     // Box in the sideways image's coordinates.
     assert!(f[0].bbox.x2 <= sideways.width() as f32 && f[0].bbox.y2 <= sideways.height() as f32);
