@@ -268,7 +268,7 @@ async fn run_async(cmd: Cmd) -> Result<i32> {
                         "TAMPERED 审计记录被篡改: record seq {} — {:?}: {}",
                         f.seq, f.kind, f.message
                     );
-                    return Ok(1);
+                    Ok(1)
                 }
             }
         }
