@@ -42,7 +42,7 @@ pub const AUDIT_RETENTION_DAYS_MIN: i64 = 1095;
 pub struct AuditEntry {
     /// Event type ("enrol", "verify", "consent_withdrawn", "sweep"...).
     pub event: String,
-    /// Who did it ("operator:<id>", "device:<id>", "system:sweep").
+    /// Who did it (`"operator:<id>"`, `"device:<id>"`, `"system:sweep"`).
     pub actor: String,
     /// Pseudonymous subject (person ID).
     pub subject: Option<Uuid>,

@@ -277,7 +277,7 @@ pub struct NewConsent {
     pub notice_id: Option<Uuid>,
     /// Subject or guardian.
     pub given_by: ConsentGiver,
-    /// Channel ("kiosk:<device>", "portal", "paper").
+    /// Channel (`"kiosk:<device>"`, `"portal"`, `"paper"`).
     pub channel: String,
     /// Evidence (e.g. hash of the signed form, UI event ID). No images.
     pub evidence: String,

@@ -950,6 +950,40 @@ async fn wrapped_keys_and_resealing_stay_in_the_template_store(db: Db) {
 }
 both!(wrapped_keys_and_resealing_stay_in_the_template_store);
 
+/// Concurrent writers (8 tasks through the pool) keep the chain linear and
+/// the headcount exact on both engines.
+async fn concurrent_enrolments_keep_chain_and_headcount_exact(db: Db) {
+    let w = std::sync::Arc::new(world(&db.store).await);
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let store = db.store.clone();
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = None;
+            for i in 0..6u64 {
+                let (p, c) = consenting_person(&store, &w, &format!("T{t}-{i}")).await;
+                store
+                    .enrol(&enrolment(&w, p.id, vec![t as u8; 100]), "t")
+                    .await
+                    .unwrap();
+                if i % 3 == 2 {
+                    store.withdraw_consent(c.id, "kiosk", "t").await.unwrap();
+                }
+                last = Some(p.id);
+            }
+            last
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let r = db.store.check_integrity().await.unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(r.headcount_actual, 8 * 4);
+    assert_eq!(r.chain.records as i64, db.store.audit_len().await.unwrap());
+}
+both!(concurrent_enrolments_keep_chain_and_headcount_exact);
+
 #[tokio::test]
 async fn bad_urls_are_refused_clearly() {
     let k = StoreKeys::from_master(&[1; 32]);
