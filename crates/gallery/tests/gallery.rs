@@ -285,3 +285,11 @@ fn bad_input_is_refused_with_a_clear_error() {
     ));
     assert_eq!(g.len(), 10, "refusals lose nothing");
 }
+
+#[test]
+fn gallery_and_keyring_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Gallery>();
+    shared::<Keyring>();
+    shared::<Calibration>();
+}
