@@ -316,6 +316,15 @@ impl Store {
         Ok(())
     }
 
+    /// Checkpoint after a deletion has committed: a failure (e.g. a long
+    /// reader elsewhere) must not turn a committed deletion into an error,
+    /// so it is logged and retried at the next deletion or close.
+    pub(crate) async fn checkpoint_best_effort(&self) {
+        if let Err(e) = self.checkpoint().await {
+            tracing::warn!("WAL checkpoint after deletion failed, will retry later: {e}");
+        }
+    }
+
     /// The schema version this database is at.
     pub async fn schema_version(&self) -> Result<i64> {
         let row = sqlx::query(

@@ -467,7 +467,7 @@ impl Store {
         };
         tx.commit().await?;
         if deletion.as_ref().is_some_and(|d| d.templates_deleted > 0) {
-            self.checkpoint().await?;
+            self.checkpoint_best_effort().await;
         }
         Ok(WithdrawalReceipt {
             consent,
@@ -527,7 +527,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.checkpoint().await?;
+        self.checkpoint_best_effort().await;
         Ok(receipt)
     }
 

@@ -152,7 +152,7 @@ impl Store {
             .await?;
         rep.audit_seqs.push(seq);
         if rep.expired_templates + rep.inactive_templates + rep.events_deleted > 0 {
-            self.checkpoint().await?;
+            self.checkpoint_best_effort().await;
         }
         Ok(rep)
     }

@@ -653,7 +653,7 @@ impl Store {
             .delete_templates_in(&mut tx, person_id, scenario_id, reason, actor, crate::now())
             .await?;
         tx.commit().await?;
-        self.checkpoint().await?;
+        self.checkpoint_best_effort().await;
         Ok(r)
     }
 
@@ -798,7 +798,7 @@ impl Store {
             .await?;
             tx.commit().await?;
             if orphans > 0 {
-                self.checkpoint().await?;
+                self.checkpoint_best_effort().await;
             }
         } else {
             tx.rollback().await?;

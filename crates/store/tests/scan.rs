@@ -9,7 +9,13 @@ use sqlx::{Connection, Row};
 
 fn files_contain(files: &[std::path::PathBuf], needle: &[u8]) -> Option<String> {
     for f in files {
-        let data = std::fs::read(f).unwrap();
+        // SQLite removes the -wal/-shm files when the last connection
+        // closes; a file gone since it was listed holds nothing.
+        let data = match std::fs::read(f) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{}: {e}", f.display()),
+        };
         if data.windows(needle.len()).any(|w| w == needle) {
             return Some(f.display().to_string());
         }
