@@ -81,6 +81,18 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Bounded load run of 1:1 face verification, in process and then over HTTP on
+    /// loopback (a throwaway data directory); prints throughput, errors and memory.
+    LoadTest {
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Concurrent workers (connections) per phase.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// 1:N identification of a face image (answers `unknown` below the calibrated threshold).
     Identify {
         image: PathBuf,
@@ -113,6 +125,9 @@ async fn open(data: &DataArgs) -> Result<AppState> {
 }
 
 fn api_err(e: facegate_server::ApiError) -> anyhow::Error {
+    if let facegate_server::ApiError::Internal(m) = &e {
+        return anyhow::anyhow!("internal error: {m}");
+    }
     let b = e.body();
     match (&b.rule, &b.article) {
         (Some(r), Some(a)) => anyhow::anyhow!("{r} / {a}: {} / {}", b.message_en, b.message_zh),
@@ -153,6 +168,42 @@ pub fn run(cmd: Cmd) -> Result<()> {
             .await
             .map_err(api_err)?;
             print_outcome(&out.0, json)
+        }),
+        Cmd::LoadTest {
+            seconds,
+            concurrency,
+            json,
+        } => rt.block_on(async {
+            let dir = std::env::temp_dir().join(format!("facegate-load-{}", std::process::id()));
+            let a = std::fs::read(facegate_assets::fixture("obama.jpg")?)?;
+            let b = std::fs::read(facegate_assets::fixture("obama2.jpg")?)?;
+            let r = facegate_server::loadgen::run(&dir, &a, &b, seconds, concurrency.max(1))
+                .await
+                .map_err(api_err);
+            let _ = std::fs::remove_dir_all(&dir);
+            let r = r?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "1:1 verify, obama2.jpg against obama.jpg, {} workers, {} s per phase",
+                    r.concurrency, r.seconds
+                );
+                println!(
+                    "in-process pipeline: {:.1} verifications/s ({} ok, {} errors)",
+                    r.in_process_per_s, r.in_process_ok, r.in_process_errors
+                );
+                println!(
+                    "HTTP on loopback:    {:.1} verifications/s ({} ok, {} errors)",
+                    r.http_per_s, r.http_ok, r.http_errors
+                );
+                println!("ratio http/in-process = {:.3}", r.ratio);
+                println!(
+                    "RSS during HTTP phase: start {} kB, middle {} kB, end {} kB",
+                    r.rss_kb[0], r.rss_kb[1], r.rss_kb[2]
+                );
+            }
+            Ok(())
         }),
         Cmd::Identify { image, data, json } => rt.block_on(async {
             let s = open(&data).await?;
@@ -323,7 +374,7 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
             )
             .await
             .map_err(api_err)?;
-            frontline::give_consent(
+            let _consent = frontline::give_consent(
                 State(s.clone()),
                 cli_caller(),
                 Json(serde_json::from_value(serde_json::json!({

@@ -248,6 +248,30 @@ pub async fn deploy(
     })
 }
 
+/// The model id templates are made and matched under: the engine's, when the
+/// gallery's built-in calibration was measured for it. If the two crates
+/// disagree (a new engine pipeline not yet recalibrated), the calibration's id
+/// is used so matching still works, and a warning says the thresholds may be
+/// off until `facegate bench` recalibrates.
+pub fn model_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(model_id_uncached).clone()
+}
+
+fn model_id_uncached() -> String {
+    match Calibration::builtin() {
+        Ok(c) if c.model_id() != facegate_vision::MODEL_ID => {
+            tracing::warn!(
+                engine = facegate_vision::MODEL_ID,
+                calibration = c.model_id(),
+                "the gallery calibration was measured for another engine pipeline; thresholds may be off"
+            );
+            c.model_id().to_string()
+        }
+        _ => facegate_vision::MODEL_ID.to_string(),
+    }
+}
+
 /// The in-memory gallery of a scenario, opened from its sealed templates.
 pub async fn load_gallery(
     store: &Store,
@@ -257,7 +281,7 @@ pub async fn load_gallery(
     let cal = Calibration::builtin().map_err(ApiError::internal)?;
     let mut g = Gallery::new(
         ScenarioId(scenario_id),
-        facegate_vision::MODEL_ID,
+        &model_id(),
         facegate_vision::EMBEDDING_DIM,
         cal,
         GalleryOptions {

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod deploy;
 pub mod error;
 pub mod limits;
+pub mod loadgen;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;

@@ -343,7 +343,7 @@ pub async fn enrol(
     let t = Template::new(
         PersonId(pid),
         facegate_gallery::ScenarioId(d.store_id),
-        facegate_vision::MODEL_ID,
+        crate::deploy::model_id(),
         cap.embedding.as_slice(),
         Encoding::Int8,
     )
