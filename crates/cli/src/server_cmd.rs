@@ -22,6 +22,9 @@ pub struct DataArgs {
     /// Scenario manifest (TOML) [env FACEGATE_SCENARIO]; default: the built-in residential-gate demo (小区门禁).
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// The device (manifest id) the images were captured on (R18); default: the scenario's first.
+    #[arg(long)]
+    device: Option<String>,
 }
 
 impl DataArgs {
@@ -117,6 +120,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The capturing device: `--device`, else the scenario's first device.
+fn device_of(s: &AppState, data: &DataArgs) -> Option<String> {
+    data.device.clone().or_else(|| {
+        s.scenario(None)
+            .ok()
+            .and_then(|d| d.scenario.devices.first().map(|x| x.id.clone()))
+    })
+}
+
 async fn open(data: &DataArgs) -> Result<AppState> {
     AppState::open(data.config())
         .await
@@ -157,11 +169,12 @@ pub fn run(cmd: Cmd) -> Result<()> {
         } => rt.block_on(async {
             let s = open(&data).await?;
             let bytes = std::fs::read(&image).with_context(|| image.display().to_string())?;
+            let device = device_of(&s, &data);
             let out = frontline::verify(
                 State(s),
                 cli_caller(),
                 Json(serde_json::from_value(serde_json::json!({
-                    "person_id": person,
+                    "person_id": person, "device_id": device,
                     "images": [facegate_server::pipeline::encode_image(&bytes)],
                 }))?),
             )
@@ -208,10 +221,12 @@ pub fn run(cmd: Cmd) -> Result<()> {
         Cmd::Identify { image, data, json } => rt.block_on(async {
             let s = open(&data).await?;
             let bytes = std::fs::read(&image).with_context(|| image.display().to_string())?;
+            let device = device_of(&s, &data);
             let out = frontline::identify(
                 State(s),
                 cli_caller(),
                 Json(serde_json::from_value(serde_json::json!({
+                    "device_id": device,
                     "images": [facegate_server::pipeline::encode_image(&bytes)],
                 }))?),
             )
@@ -357,6 +372,7 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
     let rows = read_consents(consents)?;
     let s = open(data).await?;
     let d = s.scenario(None).map_err(api_err)?;
+    let device = device_of(&s, data);
     let bar = ProgressBar::new(rows.len() as u64);
     bar.set_style(ProgressStyle::with_template(
         "{bar:40} {pos}/{len} {msg} ({eta})",
@@ -388,7 +404,7 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
                 State(s.clone()),
                 cli_caller(),
                 Json(serde_json::from_value(serde_json::json!({
-                    "person_id": p.0.id,
+                    "person_id": p.0.id, "device_id": device,
                     "images": [facegate_server::pipeline::encode_image(&bytes)],
                 }))?),
             )
