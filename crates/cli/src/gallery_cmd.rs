@@ -193,13 +193,28 @@ fn real_lfw_data(a: &SearchArgs, dir: &Path) -> Result<Data> {
     if real > a.n {
         bail!("--n {} is smaller than the {real} real LFW templates", a.n);
     }
-    base.extend(synthetic_base(a, a.n - real));
+    // Distractors: a Gaussian with the real embeddings' mean and covariance (unit length),
+    // so they sit where other people's faces would; `--synthetic uniform` for the old kind.
+    if a.synthetic == "uniform" {
+        base.extend(synthetic_base(a, a.n - real));
+    } else {
+        base.extend(synthetic::gaussian_like(
+            &base.clone(),
+            DIM,
+            a.n - real,
+            a.seed,
+        ));
+    }
     Ok(Data {
         label: format!(
-            "real LFW ({real} templates, {} probes) + {} synthetic {} distractors",
+            "real LFW ({real} templates, {} probes) + {} synthetic distractors ({})",
             queries.len() / DIM,
             a.n - real,
-            a.synthetic
+            if a.synthetic == "uniform" {
+                "uniform"
+            } else {
+                "Gaussian fitted to the real embeddings"
+            }
         ),
         base,
         queries,

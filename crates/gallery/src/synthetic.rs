@@ -118,3 +118,120 @@ pub fn probes(
     }
     (out, rows)
 }
+
+/// `n` unit vectors drawn from a Gaussian fitted to `samples` (flat, `dim` columns): same
+/// mean and covariance as the real embeddings, then normalised. Distractors that look like
+/// "other people" to the matcher without being anyone's face.
+pub fn gaussian_like(samples: &[f32], dim: usize, n: usize, seed: u64) -> Vec<f32> {
+    let m = samples.len() / dim;
+    assert!(m >= 2, "need at least two samples");
+    let mut mean = vec![0f64; dim];
+    for r in samples.chunks_exact(dim) {
+        mean.iter_mut().zip(r).for_each(|(a, &b)| *a += b as f64);
+    }
+    mean.iter_mut().for_each(|a| *a /= m as f64);
+    let centred: Vec<f32> = samples
+        .chunks_exact(dim)
+        .flat_map(|r| {
+            r.iter()
+                .zip(&mean)
+                .map(|(&x, &mu)| x - mu as f32)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // Σ = Xcᵀ Xc / m  (dim × dim)
+    let mut cov = vec![0f32; dim * dim];
+    unsafe {
+        matrixmultiply::sgemm(
+            dim,
+            m,
+            dim,
+            1.0 / m as f32,
+            centred.as_ptr(),
+            1,
+            dim as isize,
+            centred.as_ptr(),
+            dim as isize,
+            1,
+            0.0,
+            cov.as_mut_ptr(),
+            dim as isize,
+            1,
+        );
+    }
+    // Cholesky Σ + εI = L Lᵀ (lower), in f64.
+    let eps = 1e-6;
+    let mut l = vec![0f64; dim * dim];
+    for j in 0..dim {
+        let mut d = cov[j * dim + j] as f64 + eps;
+        for k in 0..j {
+            d -= l[j * dim + k] * l[j * dim + k];
+        }
+        let d = d.max(1e-12).sqrt();
+        l[j * dim + j] = d;
+        for i in j + 1..dim {
+            let mut s = cov[i * dim + j] as f64;
+            for k in 0..j {
+                s -= l[i * dim + k] * l[j * dim + k];
+            }
+            l[i * dim + j] = s / d;
+        }
+    }
+    let lf: Vec<f32> = l.iter().map(|&x| x as f32).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let z: Vec<f32> = (0..n * dim).map(|_| gauss(&mut rng)).collect();
+    let mut out = vec![0f32; n * dim];
+    // out = Z · Lᵀ  (n × dim)
+    unsafe {
+        matrixmultiply::sgemm(
+            n,
+            dim,
+            dim,
+            1.0,
+            z.as_ptr(),
+            dim as isize,
+            1,
+            lf.as_ptr(),
+            1,
+            dim as isize,
+            0.0,
+            out.as_mut_ptr(),
+            dim as isize,
+            1,
+        );
+    }
+    for v in out.chunks_exact_mut(dim) {
+        v.iter_mut().zip(&mean).for_each(|(x, &mu)| *x += mu as f32);
+        normalize(v);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaussian_like_matches_the_sample_mean() {
+        let src = face_like_vectors(3000, 32, 8, 1);
+        let g = gaussian_like(&src, 32, 3000, 2);
+        let mean = |v: &[f32]| -> Vec<f32> {
+            let mut m = vec![0f32; 32];
+            v.chunks_exact(32)
+                .for_each(|r| m.iter_mut().zip(r).for_each(|(a, b)| *a += b / 3000.0));
+            m
+        };
+        let (a, b) = (mean(&src), mean(&g));
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 0.03, "{x} vs {y}");
+        }
+        // Second moments along the first axis agree too.
+        let m2 = |v: &[f32]| v.chunks_exact(32).map(|r| r[0] * r[1]).sum::<f32>() / 3000.0;
+        assert!(
+            (m2(&src) - m2(&g)).abs() < 0.02,
+            "{} vs {}",
+            m2(&src),
+            m2(&g)
+        );
+    }
+}
