@@ -284,13 +284,16 @@ fn read_pairs(images: &Path, file: &Path) -> Result<Vec<Pair>> {
     Ok(pairs)
 }
 
-/// Threshold maximising accuracy on `(score, same)` pairs.
+/// Threshold maximising accuracy on `(score, same)` pairs. Several splits
+/// usually tie; the middle one of the tied splits is taken (not the lowest or
+/// highest, which hug one class).
 fn best_threshold(scored: &[(f32, bool)]) -> f32 {
     let mut s: Vec<(f32, bool)> = scored.to_vec();
     s.sort_by(|a, b| a.0.total_cmp(&b.0));
     // Threshold below everything: all called same.
     let mut correct = s.iter().filter(|p| p.1).count();
-    let (mut best, mut best_t) = (correct, s[0].0 - 1e-3);
+    let mut best = correct;
+    let mut ties = vec![s[0].0 - 1e-3];
     for i in 0..s.len() {
         // Move s[i] to the "different" side.
         if s[i].1 {
@@ -303,12 +306,17 @@ fn best_threshold(scored: &[(f32, bool)]) -> f32 {
         } else {
             s[i].0 + 2e-3
         };
-        if next > s[i].0 && correct > best {
-            best = correct;
-            best_t = (s[i].0 + next) / 2.0;
+        if next > s[i].0 {
+            let t = (s[i].0 + next) / 2.0;
+            if correct > best {
+                best = correct;
+                ties = vec![t];
+            } else if correct == best {
+                ties.push(t);
+            }
         }
     }
-    best_t
+    ties[ties.len() / 2]
 }
 
 fn accuracy(scored: &[(f32, bool)], t: f32) -> f64 {
@@ -518,8 +526,8 @@ fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bo
             "obama_partial_face.jpg",
         ]
         .iter()
-        .map(|n| facegate_assets::fixture(n))
-        .collect::<Result<Vec<_>, _>>()?
+        .map(|n| facegate_assets::fixture(n).map_err(anyhow::Error::from))
+        .collect::<Result<Vec<_>>>()?
     } else {
         images
     };

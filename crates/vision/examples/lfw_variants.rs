@@ -58,7 +58,7 @@ fn main() {
     })
     .unwrap();
     const NV: usize = 4;
-    let names = ["design5", "js5", "design5+bgr", "js5+bgr"];
+    let names = ["design5", "js5", "design5+flip", "js5+flip"];
     let next = AtomicUsize::new(0);
     let out: Mutex<HashMap<PathBuf, Vec<Vec<f32>>>> = Mutex::new(HashMap::new());
     std::thread::scope(|s| {
@@ -107,14 +107,12 @@ fn main() {
                 for five in [d5, j5] {
                     let al = align(&img, &five);
                     let a = e.embed(&al).unwrap().as_slice().to_vec();
-                    let mut fl = al.clone();
-                    fl.pixels_mut().for_each(|p| p.0.swap(0, 2));
+                    let fl = image::imageops::flip_horizontal(&al);
                     let b = e.embed(&fl).unwrap().as_slice().to_vec();
                     let s: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
                     let n = s.iter().map(|x| x * x).sum::<f32>().sqrt();
                     v.push(a);
-                    let _ = (s, n);
-                    flips.push(b);
+                    flips.push(s.iter().map(|x| x / n).collect::<Vec<f32>>());
                 }
                 v.extend(flips);
                 out.lock().unwrap().insert(p.clone(), v);

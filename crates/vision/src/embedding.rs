@@ -10,14 +10,15 @@ pub const EMBEDDING_DIM: usize = 512;
 /// Identifies the model and pipeline that produce embeddings: templates made
 /// under another identifier are not comparable and must be re-enrolled.
 /// (`fr_feature.onnx` from faceplugin-face-recognition-js 0.0.1, sha256
-/// prefix, 5-point similarity alignment to the ArcFace 112×112 template.)
-pub const MODEL_ID: &str = "faceplugin-fr_feature-0.0.1/87aacdfe/arcface112-umeyama5";
+/// prefix, 5-point similarity alignment to the ArcFace 112×112 template,
+/// BGR input.)
+pub const MODEL_ID: &str = "faceplugin-fr_feature-0.0.1/87aacdfe/arcface112-umeyama5-bgr";
 
 /// Cosine similarity at or above which two faces are called the same person.
 /// Chosen on LFW View 1 `pairsDevTrain.txt` (the threshold that maximises
 /// accuracy on those 2,200 pairs; see bench/vision.md) and then checked on
 /// `pairsDevTest.txt`.
-pub const DEFAULT_THRESHOLD: f32 = 0.30;
+pub const DEFAULT_THRESHOLD: f32 = 0.28;
 
 /// A face embedding: [`EMBEDDING_DIM`] finite floats with unit L2 norm. The
 /// buffer is zeroised when dropped; `Debug` never prints the values.

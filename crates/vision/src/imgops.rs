@@ -107,7 +107,7 @@ pub(crate) fn box_shrink(img: &RgbImage, k: u32) -> RgbImage {
     let src = img.as_raw();
     let stride = img.width() as usize * 3;
     let mut out = RgbImage::new(w.max(1), h.max(1));
-    let kk = (k * k) as u32;
+    let kk = k * k;
     let mut sums = vec![0u32; w as usize * 3];
     for oy in 0..h as usize {
         sums.iter_mut().for_each(|s| *s = 0);

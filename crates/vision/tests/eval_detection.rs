@@ -6,7 +6,7 @@
 //! (`many_faces`) are analysed with `detect_tiles`, the mode meant for them;
 //! everything else with the default options.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use facegate_vision::{Engine, EngineOptions};
 
@@ -34,7 +34,7 @@ fn eval_dir() -> Option<PathBuf> {
 }
 
 /// `file,category,expected_faces,...` rows (quoted notes may hold commas; the first three fields do not).
-fn labels(dir: &PathBuf) -> Vec<(String, String, String)> {
+fn labels(dir: &Path) -> Vec<(String, String, String)> {
     let text = std::fs::read_to_string(dir.join("labels.csv")).expect("labels.csv readable");
     text.lines()
         .skip(1)
