@@ -18,7 +18,7 @@ pub const MODEL_ID: &str = "faceplugin-fr_feature-0.0.1/87aacdfe/arcface112-umey
 /// Chosen on LFW View 1 `pairsDevTrain.txt` (the threshold that maximises
 /// accuracy on those 2,200 pairs; see bench/vision.md) and then checked on
 /// `pairsDevTest.txt`.
-pub const DEFAULT_THRESHOLD: f32 = 0.28;
+pub const DEFAULT_THRESHOLD: f32 = 0.287;
 
 /// A face embedding: [`EMBEDDING_DIM`] finite floats with unit L2 norm. The
 /// buffer is zeroised when dropped; `Debug` never prints the values.
