@@ -86,10 +86,10 @@ async function withdraw(id, div) {
   err();
   try {
     const r = await FG.api("POST", `/v1/consents/${id}/withdraw`, { channel: "portal" });
+    await load();
     const alts = r.alternatives.map(m => FG.t("method_" + m)).join("、");
     $("status").textContent = `${FG.t("withdrawn_ok")} ${alts}. ${FG.t("receipt")} ${r.receipt_id}`;
     $("status").dataset.receipt = r.receipt_id;
-    await load();
   } catch (e) { err(e); }
 }
 

@@ -29,8 +29,49 @@ pub use error::{ApiError, ErrorBody};
 pub use limits::Limits;
 pub use state::{AppState, ServerConfig};
 
-/// Bind, print nothing, and serve until the process ends.
+/// Bind, print nothing, and serve until the process ends. A retention sweep
+/// (R12) runs at start and then every hour.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let sweeper = tokio::spawn(sweep_forever(state.clone()));
     let app = routes::router(state);
-    axum::serve(listener, app).await
+    let r = axum::serve(listener, app).await;
+    sweeper.abort();
+    r
+}
+
+async fn sweep_forever(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        if let Err(e) = sweep_once(&state).await {
+            tracing::error!(error = %e, "retention sweep failed; will retry next hour");
+        }
+    }
+}
+
+/// Delete what retention says has expired (R12) and drop it from the
+/// in-memory galleries too. Returns the number of templates deleted.
+pub async fn sweep_once(state: &AppState) -> Result<u64, ApiError> {
+    let days = state
+        .scenarios
+        .read()
+        .unwrap()
+        .iter()
+        .map(|d| d.scenario.log_retention_days() as i64)
+        .max()
+        .unwrap_or(1095);
+    let r = state
+        .store
+        .sweep(chrono::Utc::now(), 1000, days, "server:sweep")
+        .await?;
+    let deleted = r.expired_templates + r.inactive_templates;
+    if deleted > 0 {
+        let ids: Vec<uuid::Uuid> = state.galleries.read().unwrap().keys().copied().collect();
+        for id in ids {
+            let g = deploy::load_gallery(&state.store, &state.keyring, id).await?;
+            state.galleries.write().unwrap().insert(id, g);
+        }
+    }
+    state.metrics.inc("facegate_sweeps_total", &[]);
+    Ok(deleted)
 }
