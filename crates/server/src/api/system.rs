@@ -17,12 +17,20 @@ pub struct Health {
 
 /// Liveness and readiness.
 #[utoipa::path(get, path = "/health", tag = "system",
-    responses((status = 200, body = Health)))]
-pub async fn health(State(_s): State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    })
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn health(State(s): State<AppState>) -> (axum::http::StatusCode, Json<Health>) {
+    let ok = s.store.headcount().await.is_ok();
+    (
+        if ok {
+            axum::http::StatusCode::OK
+        } else {
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(Health {
+            status: if ok { "ok" } else { "store_unavailable" }.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }),
+    )
 }
 
 /// Prometheus text-format metrics (no personal data in any label).
