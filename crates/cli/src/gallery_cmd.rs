@@ -516,7 +516,7 @@ fn embed_images(paths: &[PathBuf], threads: usize) -> Result<Vec<Option<Vec<f32>
                         .and_then(|f| f.embedding.as_ref())
                         .map(|e| e.as_slice().to_vec());
                     let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if d % 500 == 0 {
+                    if d.is_multiple_of(500) {
                         eprintln!(
                             "  {d}/{} images, {:.0} s",
                             paths.len(),

@@ -64,8 +64,12 @@ fn main() -> anyhow::Result<()> {
             println!("cache: {}", root.display());
             Ok(())
         }
-        Cmd::Bench { cmd: BenchCmd::Vision(b) } => vision_cmd::bench(b),
-        Cmd::Bench { cmd: BenchCmd::Gallery(b) } => gallery_cmd::bench(b),
+        Cmd::Bench {
+            cmd: BenchCmd::Vision(b),
+        } => vision_cmd::bench(b),
+        Cmd::Bench {
+            cmd: BenchCmd::Gallery(b),
+        } => gallery_cmd::bench(b),
         Cmd::Vision(c) => vision_cmd::run(c),
         Cmd::Policy(c) => policy_cmd::run(c),
         Cmd::Store(c) => store_cmd::run(c),
