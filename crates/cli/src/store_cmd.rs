@@ -5,7 +5,7 @@
 //! `sqlite:<data-dir>/facegate.db`; the identity key: `--key-file` (or
 //! `FACEGATE_IDENTITY_KEY` holding 64 hex characters), else
 //! `<data-dir>/identity.key`; the data directory: `--data-dir` (or
-//! `FACEGATE_DATA_DIR`), else `facegate-data`.
+//! `FACEGATE_DATA`, the same as `facegate serve`), else `facegate-data`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -112,7 +112,7 @@ pub struct Location {
     /// Identity key file (not the template key) [env: FACEGATE_IDENTITY_KEY holds the key itself].
     #[arg(long)]
     key_file: Option<PathBuf>,
-    /// Data directory holding facegate.db and identity.key by default [env: FACEGATE_DATA_DIR].
+    /// Data directory holding facegate.db and identity.key by default [env: FACEGATE_DATA, as `facegate serve`].
     #[arg(long)]
     data_dir: Option<PathBuf>,
 }
@@ -121,6 +121,7 @@ impl Location {
     fn dir(&self) -> PathBuf {
         self.data_dir
             .clone()
+            .or_else(|| std::env::var_os("FACEGATE_DATA").map(PathBuf::from))
             .or_else(|| std::env::var_os("FACEGATE_DATA_DIR").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("facegate-data"))
     }
