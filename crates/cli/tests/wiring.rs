@@ -1,0 +1,26 @@
+//! Cross-crate invariants the leaf crates cannot check on their own.
+
+/// The embedded impostor-score table was computed with one feature pipeline;
+/// thresholds are meaningless for another. When vision's MODEL_ID changes,
+/// regenerate it: `facegate bench calibrate --images ../shared/eval/lfw-view1
+/// --pairs pairsDevTrain.txt`.
+#[test]
+fn gallery_calibration_matches_the_vision_model() {
+    let cal = facegate_gallery::Calibration::builtin().expect("embedded calibration parses");
+    assert_eq!(
+        cal.model_id(),
+        facegate_vision::MODEL_ID,
+        "the embedded calibration is for another feature pipeline: regenerate it"
+    );
+    // Stricter false-match rates must need higher similarity.
+    let (t3, t4, t5) = (
+        cal.threshold(1e-3),
+        cal.threshold(1e-4),
+        cal.threshold(1e-5),
+    );
+    assert!(
+        t3 < t4 && t4 < t5,
+        "thresholds not monotone: {t3} {t4} {t5}"
+    );
+    assert!(facegate_vision::DEFAULT_THRESHOLD > 0.0 && facegate_vision::DEFAULT_THRESHOLD < t5);
+}
