@@ -455,6 +455,26 @@ pub async fn record(
     Ok(ev)
 }
 
+/// Ask policy now; a refusal is counted and given a receipt (via [`refused`])
+/// before it is returned, so no handler can forget to record it.
+#[allow(clippy::too_many_arguments)]
+pub async fn authorize_recorded(
+    s: &AppState,
+    d: &Deployed,
+    person: Option<Uuid>,
+    action: policy::Action,
+    method: policy::Method,
+    facts: policy::PersonFacts,
+    device: Option<&str>,
+    notice_version: Option<String>,
+    actor: &str,
+) -> Result<policy::Permit, ApiError> {
+    match authorize(d, action, method, facts, device, notice_version, Utc::now()) {
+        Ok(p) => Ok(p),
+        Err(e) => Err(refused(s, d, person, device, method.key(), e, actor).await),
+    }
+}
+
 /// Count a refusal and give it a receipt too (the person may contest it).
 pub async fn refused(
     s: &AppState,

@@ -322,22 +322,18 @@ pub async fn enrol(
         .clone()
         .or_else(|| pipeline::acknowledged_notice(&facts));
     let actor = caller.actor();
-    let permit = match pipeline::authorize(
+    let permit = pipeline::authorize_recorded(
+        &s,
         &d,
+        Some(pid),
         policy::Action::Enrol,
         policy::Method::Face,
         facts,
         device.as_deref(),
         ack,
-        Utc::now(),
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(
-                pipeline::refused(&s, &d, Some(pid), device.as_deref(), "face", e, &actor).await,
-            )
-        }
-    };
+        &actor,
+    )
+    .await?;
     let cap =
         pipeline::capture(&s, &req.images, req.challenge, pipeline::ENROL_MIN_FACE_PX).await?;
     let t = Template::new(
@@ -406,22 +402,18 @@ pub async fn verify(
     let (_, facts) = pipeline::person_facts(&s, &d, pid).await?;
     let ack = pipeline::acknowledged_notice(&facts).or(req.notice_version.clone());
     let actor = caller.actor();
-    let permit = match pipeline::authorize(
+    let permit = pipeline::authorize_recorded(
+        &s,
         &d,
+        Some(pid),
         policy::Action::Verify,
         policy::Method::Face,
         facts,
         device.as_deref(),
         ack,
-        Utc::now(),
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(
-                pipeline::refused(&s, &d, Some(pid), device.as_deref(), "face", e, &actor).await,
-            )
-        }
-    };
+        &actor,
+    )
+    .await?;
     let cap = pipeline::capture(&s, &req.images, req.challenge, 40.0).await?;
     let m = {
         let g = s.galleries.read().unwrap();
@@ -483,20 +475,18 @@ pub async fn identify(
     let d = s.scenario(req.scenario.as_deref())?;
     let actor = caller.actor();
     // Policy first, before any pixel is looked at.
-    let permit = match pipeline::authorize(
+    let permit = pipeline::authorize_recorded(
+        &s,
         &d,
+        None,
         policy::Action::Identify,
         policy::Method::Face,
         policy::PersonFacts::default(),
         device.as_deref(),
         Some(d.notice_version.clone()),
-        Utc::now(),
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(pipeline::refused(&s, &d, None, device.as_deref(), "face", e, &actor).await)
-        }
-    };
+        &actor,
+    )
+    .await?;
     let cap = pipeline::capture(&s, &req.images, req.challenge, 40.0).await?;
     let id = {
         let g = s.galleries.read().unwrap();
@@ -641,29 +631,18 @@ pub async fn verify_credential(
     s.credentials.check(&lock_key)?;
     let (_, facts) = pipeline::person_facts(&s, &d, pid).await?;
     let actor = caller.actor();
-    let permit = match pipeline::authorize(
+    let permit = pipeline::authorize_recorded(
+        &s,
         &d,
+        Some(pid),
         policy::Action::Verify,
         method,
         facts,
         device.as_deref(),
         Some(d.notice_version.clone()),
-        Utc::now(),
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(pipeline::refused(
-                &s,
-                &d,
-                Some(pid),
-                device.as_deref(),
-                method.key(),
-                e,
-                &actor,
-            )
-            .await)
-        }
-    };
+        &actor,
+    )
+    .await?;
     let ok = match kind {
         store::CredentialKind::Pin => s.store.verify_pin(pid, &req.secret).await?,
         k => s.store.find_by_credential(k, &req.secret).await? == Some(pid),
