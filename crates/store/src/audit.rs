@@ -435,6 +435,30 @@ pub(crate) fn check_payload(details: &serde_json::Value) -> Result<String> {
     Ok(text)
 }
 
+/// One guarded change and its audit record, committed together: `query`
+/// (an UPDATE whose WHERE names the row and its expected state) must touch a
+/// row, else nothing is written and `NotFound { kind, id }` is returned.
+pub(crate) async fn update_audited<'q>(
+    store: &Store,
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    kind: &'static str,
+    id: impl ToString,
+    entry: &AuditEntry,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let mut tx = store.begin().await?;
+    store.lock(&mut tx).await?;
+    if query.execute(&mut *tx).await?.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            kind,
+            id: id.to_string(),
+        });
+    }
+    append(store, &mut tx, entry, at).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Append `entry` inside `tx`. Locks the head row first, so on PostgreSQL
 /// every writer that appends serialises here. Returns the new seq.
 pub(crate) async fn append(

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit::{append, AuditEntry};
+use crate::audit::{append, update_audited, AuditEntry};
 use crate::error::{Refusal, Result, StoreError};
 use crate::records::*;
 use crate::{new_id, ts, RowExt, Store};
@@ -157,29 +157,17 @@ impl Store {
     ) -> Result<()> {
         let ct = self.encrypt_identity(&id, identity)?;
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
-        let n = sqlx::query("UPDATE persons SET identity = $1 WHERE id = $2 AND erased_at IS NULL")
-            .bind(ct)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound {
-                kind: "person",
-                id: id.to_string(),
-            });
-        }
-        append(
+        update_audited(
             self,
-            &mut tx,
+            sqlx::query("UPDATE persons SET identity = $1 WHERE id = $2 AND erased_at IS NULL")
+                .bind(ct)
+                .bind(id.to_string()),
+            "person",
+            id,
             &AuditEntry::new("person_corrected", actor, json!({})).subject(id),
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Register a guardian for a minor (R10). Identity encrypted.

@@ -6,7 +6,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::audit::{append, AuditEntry};
+use crate::audit::{append, update_audited, AuditEntry};
 use crate::error::{Result, StoreError};
 use crate::records::*;
 use crate::{new_id, ts, RowExt, Store};
@@ -550,22 +550,15 @@ impl Store {
             )));
         }
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
-        let n = sqlx::query("UPDATE requests SET status = $1, outcome = $2, completed_at = $3 WHERE id = $4 AND status = 'open'")
+        update_audited(
+            self,
+            sqlx::query("UPDATE requests SET status = $1, outcome = $2, completed_at = $3 WHERE id = $4 AND status = 'open'")
             .bind(status)
             .bind(outcome)
             .bind(ts(now))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(not_found("open request", id));
-        }
-        append(
-            self,
-            &mut tx,
+            .bind(id.to_string()),
+            "open request",
+            id,
             &AuditEntry::new(
                 "request_closed",
                 actor,
@@ -573,9 +566,7 @@ impl Store {
             ),
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Requests, open ones first, by due date.
@@ -642,27 +633,18 @@ impl Store {
     /// Resolve a complaint with a response.
     pub async fn resolve_complaint(&self, id: Uuid, response: &str, actor: &str) -> Result<()> {
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
-        let n = sqlx::query("UPDATE complaints SET status = 'resolved', resolved_at = $1, response = $2 WHERE id = $3 AND status = 'open'")
+        update_audited(
+            self,
+            sqlx::query("UPDATE complaints SET status = 'resolved', resolved_at = $1, response = $2 WHERE id = $3 AND status = 'open'")
             .bind(ts(now))
             .bind(response)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(not_found("open complaint", id));
-        }
-        append(
-            self,
-            &mut tx,
+            .bind(id.to_string()),
+            "open complaint",
+            id,
             &AuditEntry::new("complaint_resolved", actor, json!({ "complaint_id": id })),
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// All complaints, decrypted, newest first.
@@ -737,21 +719,14 @@ impl Store {
     /// Mark a filing as filed, with the number the CAC gave.
     pub async fn mark_filed(&self, id: Uuid, filing_number: &str, actor: &str) -> Result<()> {
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
-        let n = sqlx::query("UPDATE filing_records SET filed_at = $1, filing_number = $2 WHERE id = $3 AND filed_at IS NULL")
+        update_audited(
+            self,
+            sqlx::query("UPDATE filing_records SET filed_at = $1, filing_number = $2 WHERE id = $3 AND filed_at IS NULL")
             .bind(ts(now))
             .bind(filing_number)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(not_found("unfiled filing record", id));
-        }
-        append(
-            self,
-            &mut tx,
+            .bind(id.to_string()),
+            "unfiled filing record",
+            id,
             &AuditEntry::new(
                 "filing_filed",
                 actor,
@@ -759,9 +734,7 @@ impl Store {
             ),
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Filing records of a processor, oldest first.

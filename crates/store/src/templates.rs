@@ -7,7 +7,7 @@ use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
-use crate::audit::{append, AuditEntry, ChainReport};
+use crate::audit::{append, update_audited, AuditEntry, ChainReport};
 use crate::error::{Refusal, Result, StoreError};
 use crate::records::DeletionReceipt;
 use crate::{new_id, ts, Backend, RowExt, Store};
@@ -448,29 +448,17 @@ impl Store {
     /// Mark a data key retired (kept until no template needs it).
     pub async fn retire_wrapped_key(&self, key_id: Uuid, actor: &str) -> Result<()> {
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
-        let n = sqlx::query("UPDATE biometric.wrapped_keys SET retired_at = $1 WHERE key_id = $2 AND retired_at IS NULL")
-            .bind(ts(now))
-            .bind(key_id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound {
-                kind: "active data key",
-                id: key_id.to_string(),
-            });
-        }
-        append(
+        update_audited(
             self,
-            &mut tx,
+            sqlx::query("UPDATE biometric.wrapped_keys SET retired_at = $1 WHERE key_id = $2 AND retired_at IS NULL")
+            .bind(ts(now))
+            .bind(key_id.to_string()),
+            "active data key",
+            key_id,
             &AuditEntry::new("data_key_retired", actor, json!({ "key_id": key_id })),
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Replace a template's sealed bytes (after re-sealing under a new data
@@ -483,29 +471,17 @@ impl Store {
             )));
         }
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
-        let n = sqlx::query("UPDATE biometric.templates SET sealed = $1 WHERE link_id = $2")
-            .bind(sealed)
-            .bind(link_id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound {
-                kind: "template",
-                id: link_id.to_string(),
-            });
-        }
-        append(
+        update_audited(
             self,
-            &mut tx,
+            sqlx::query("UPDATE biometric.templates SET sealed = $1 WHERE link_id = $2")
+                .bind(sealed)
+                .bind(link_id.to_string()),
+            "template",
+            link_id,
             &AuditEntry::new("template_resealed", actor, json!({ "link_id": link_id })),
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// The sealed templates of a person (link ID, blob), for matching on
