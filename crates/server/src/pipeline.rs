@@ -30,12 +30,7 @@ impl From<policy::Refusal> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Refused(r) => ApiError::Refused(RuleRefusal {
-                rule: r.rule,
-                article: r.article,
-                message_zh: r.message_zh,
-                message_en: r.message_en,
-            }),
+            StoreError::Refused(r) => r.into(),
             StoreError::NotFound { kind, .. } => ApiError::NotFound(kind.to_string()),
             StoreError::Invalid(m) => {
                 ApiError::bad(format!("输入无效：{m}"), format!("invalid input: {m}"))

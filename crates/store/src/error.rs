@@ -1,45 +1,8 @@
 //! The store's error type.
 
-use std::fmt;
-
-/// A refusal that comes from the Face Recognition Measures: it names the
-/// requirement ID and article and carries a Chinese and an English message.
-///
-/// The store refuses only what it must enforce as the last line of defence
-/// (e.g. enrolment without a valid processing consent, R7); the rich rules
-/// live in `facegate-policy`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Refusal {
-    /// Requirement ID from MEASURES.md, e.g. `"R7"`.
-    pub rule: String,
-    /// Article of the Measures, e.g. `"Art. 6"`.
-    pub article: String,
-    /// Message in Chinese (shown first).
-    pub message_zh: String,
-    /// Message in English.
-    pub message_en: String,
-}
-
-impl Refusal {
-    pub(crate) fn new(rule: &str, article: &str, zh: &str, en: &str) -> Self {
-        Refusal {
-            rule: rule.into(),
-            article: article.into(),
-            message_zh: zh.into(),
-            message_en: en.into(),
-        }
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} / {}: {} ({})",
-            self.rule, self.article, self.message_en, self.message_zh
-        )
-    }
-}
+/// A refusal that comes from the Measures: the policy crate's type, so the
+/// article is derived from the rule and the two can never disagree.
+pub use facegate_policy::Refusal;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -258,10 +258,9 @@ impl Store {
     ) -> Result<Consent> {
         if c.channel.trim().is_empty() || c.evidence.trim().is_empty() {
             return Err(StoreError::Refused(Refusal::new(
-                "R7",
-                "Art. 6",
-                "同意记录必须包含渠道和证据。",
+                facegate_policy::RuleId::R7,
                 "A consent record must hold its channel and evidence.",
+                "同意记录必须包含渠道和证据。",
             )));
         }
         let id = new_id();

@@ -143,10 +143,9 @@ impl IntegrityReport {
 
 pub(crate) fn r7_no_consent() -> StoreError {
     StoreError::Refused(Refusal::new(
-        "R7",
-        "Art. 6",
-        "此人没有有效的人脸处理单独同意，不能录入人脸。",
+        facegate_policy::RuleId::R7,
         "This person has no valid separate consent to face processing for this scenario; the face cannot be enrolled.",
+        "此人没有有效的人脸处理单独同意，不能录入人脸。",
     ))
 }
 

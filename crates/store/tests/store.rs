@@ -57,7 +57,7 @@ async fn r7_enrolment_without_consent_is_refused(db: Db) {
         .unwrap_err();
     match err {
         StoreError::Refused(r) => {
-            assert_eq!(r.rule, "R7");
+            assert_eq!(r.rule, facegate_policy::RuleId::R7);
             assert_eq!(r.article, "Art. 6");
             assert!(!r.message_zh.is_empty() && !r.message_en.is_empty());
         }
@@ -156,7 +156,7 @@ async fn r7_consent_record_holds_scope_notice_time_channel_evidence(db: Db) {
             "t",
         )
         .await;
-    assert!(matches!(empty, Err(StoreError::Refused(r)) if r.rule == "R7"));
+    assert!(matches!(empty, Err(StoreError::Refused(r)) if r.rule == facegate_policy::RuleId::R7));
 }
 both!(r7_consent_record_holds_scope_notice_time_channel_evidence);
 
@@ -187,7 +187,7 @@ async fn r8_withdrawal_deletes_templates_in_the_same_transaction(db: Db) {
     // Face processing is refused afterwards.
     assert!(matches!(
         db.store.enrol(&enrolment(&w, p.id, vec![1; 10]), "t").await,
-        Err(StoreError::Refused(r)) if r.rule == "R7"
+        Err(StoreError::Refused(r)) if r.rule == facegate_policy::RuleId::R7
     ));
     // Withdrawing twice changes nothing.
     assert!(db.store.withdraw_consent(c.id, "kiosk", "t").await.is_err());
