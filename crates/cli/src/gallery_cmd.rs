@@ -431,7 +431,7 @@ fn search(a: SearchArgs) -> Result<()> {
         println!("{:<44} {:>12.3} {:>10}", f.name, f.ms_per_query, r);
     }
     println!(
-        "memory: int8 gallery {exact_bytes:.1} B/template (vector 512 + scale 4 + ids and indexes)"
+        "memory: int8 gallery {exact_bytes:.1} B/template (vector 512 as two nibble planes + scale 4 + bound norm 4 + scan scratch 4 + ids and indexes)"
     );
     if let Some(b) = hnsw_build {
         println!("        HNSW graph +{ann_bytes:.1} B/template (built in {b:.1} s)");

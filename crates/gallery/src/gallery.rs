@@ -4,6 +4,7 @@
 use crate::hnsw::{Hnsw, HnswParams};
 use crate::idtable::IdTable;
 use crate::kernels::{self, KernelKind};
+use crate::planes::I8Planes;
 use crate::template::{normalized, quantize_into};
 use crate::topk::{Hit, TopK};
 use crate::{Calibration, Encoding, Error, PersonId, ScenarioId, Template, TemplateId, Vector};
@@ -15,6 +16,57 @@ const DEAD: u32 = u32::MAX;
 const NONE: u32 = u32::MAX;
 /// Rows per parallel work item in exact scans.
 const BLOCK: usize = 2048;
+
+/// The best k-th score any worker of one scan has found (monotone, lock-free): an f32
+/// kept as u32 bits mapped so that integer order is float order.
+struct SharedFloor(std::sync::atomic::AtomicU32);
+
+impl SharedFloor {
+    fn new() -> Self {
+        SharedFloor(std::sync::atomic::AtomicU32::new(Self::key(
+            f32::NEG_INFINITY,
+        )))
+    }
+    fn key(f: f32) -> u32 {
+        let b = f.to_bits();
+        if b & 0x8000_0000 != 0 {
+            !b
+        } else {
+            b | 0x8000_0000
+        }
+    }
+    fn get(&self) -> f32 {
+        let k = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        f32::from_bits(if k & 0x8000_0000 != 0 {
+            k & 0x7fff_ffff
+        } else {
+            !k
+        })
+    }
+    fn raise(&self, f: f32) {
+        if !f.is_nan() {
+            self.0
+                .fetch_max(Self::key(f), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Per-row scratch of an int8 scan (score bounds), reused across
+/// queries. It holds no vector data.
+#[derive(Default)]
+struct ScanScratch {
+    ub: Vec<f32>,
+}
+
+/// Decoded int8 rows of one block; wiped when the worker is done with it.
+#[derive(Default)]
+struct Scratch(Vec<i8>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 /// How a gallery stores and searches vectors.
 #[derive(Clone, Debug)]
@@ -136,11 +188,13 @@ pub struct Gallery {
     opts: GalleryOptions,
     calibration: Calibration,
     pool: Arc<rayon::ThreadPool>,
+    scratch: std::sync::Mutex<Vec<ScanScratch>>,
     // per slot
     ids: Vec<TemplateId>,
     person_of: Vec<u32>,
     next_of: Vec<u32>,
-    v_i8: Vec<i8>,
+    /// Int8 vectors as two nibble planes (see `planes`): exact scans read half the bytes.
+    v_i8: I8Planes,
     v_scale: Vec<f32>,
     v_f32: Vec<f32>,
     free: Vec<u32>,
@@ -168,7 +222,7 @@ impl std::fmt::Debug for Gallery {
 
 impl Drop for Gallery {
     fn drop(&mut self) {
-        self.v_i8.zeroize();
+        self.v_i8.zeroize_all();
         self.v_f32.zeroize();
         self.v_scale.zeroize();
     }
@@ -210,10 +264,11 @@ impl Gallery {
             opts,
             calibration,
             pool: Arc::new(pool),
+            scratch: Default::default(),
             ids: vec![],
             person_of: vec![],
             next_of: vec![],
-            v_i8: vec![],
+            v_i8: I8Planes::new(dim),
             v_scale: vec![],
             v_f32: vec![],
             free: vec![],
@@ -272,7 +327,8 @@ impl Gallery {
         self.ids.capacity() * 16
             + self.person_of.capacity() * 4
             + self.next_of.capacity() * 4
-            + self.v_i8.capacity()
+            + self.v_i8.memory_bytes()
+            + self.scan_scratch_bytes()
             + self.v_scale.capacity() * 4
             + self.v_f32.capacity() * 4
             + self.free.capacity() * 4
@@ -280,6 +336,19 @@ impl Gallery {
             + self.id_index.memory_bytes()
             + self.person_index.memory_bytes()
             + self.hnsw.as_ref().map_or(0, |h| h.memory_bytes())
+    }
+
+    /// Per-row scratch of int8 scans (4 bytes per slot): what the pool holds, and at
+    /// least what the first query will allocate.
+    fn scan_scratch_bytes(&self) -> usize {
+        if self.opts.encoding != Encoding::Int8 {
+            return 0;
+        }
+        let pooled = self
+            .scratch
+            .lock()
+            .map_or(0, |s| s.iter().map(|x| x.ub.capacity() * 4).sum());
+        pooled.max(self.ids.len() * 4)
     }
 
     /// Bytes held by the HNSW graph alone (0 without one).
@@ -295,7 +364,7 @@ impl Gallery {
         self.next_of.reserve_exact(additional);
         match self.opts.encoding {
             Encoding::Int8 => {
-                self.v_i8.reserve_exact(additional * self.dim);
+                self.v_i8.reserve(additional);
                 self.v_scale.reserve_exact(additional);
             }
             Encoding::F32 => self.v_f32.reserve_exact(additional * self.dim),
@@ -378,7 +447,7 @@ impl Gallery {
                 self.next_of.push(NONE);
                 match self.opts.encoding {
                     Encoding::Int8 => {
-                        self.v_i8.resize(self.v_i8.len() + self.dim, 0);
+                        self.v_i8.push_zero();
                         self.v_scale.push(0.0);
                     }
                     Encoding::F32 => self.v_f32.resize(self.v_f32.len() + self.dim, 0.0),
@@ -390,12 +459,15 @@ impl Gallery {
         let su = slot as usize;
         match (self.opts.encoding, &t.vector) {
             (Encoding::Int8, Vector::Int8 { scale, data }) => {
-                self.v_i8[su * d..(su + 1) * d].copy_from_slice(data);
+                self.v_i8.set(su, data);
                 self.v_scale[su] = *scale;
             }
             (Encoding::Int8, Vector::F32(v)) => {
                 let mut n = normalized(v)?;
-                self.v_scale[su] = quantize_into(&n, &mut self.v_i8[su * d..(su + 1) * d]);
+                let mut q = vec![0i8; d];
+                self.v_scale[su] = quantize_into(&n, &mut q);
+                self.v_i8.set(su, &q);
+                q.zeroize();
                 n.zeroize();
             }
             (Encoding::F32, v) => {
@@ -457,7 +529,7 @@ impl Gallery {
         // Wipe.
         match self.opts.encoding {
             Encoding::Int8 => {
-                self.v_i8[su * d..(su + 1) * d].zeroize();
+                self.v_i8.wipe(su);
                 self.v_scale[su] = 0.0;
             }
             Encoding::F32 => self.v_f32[su * d..(su + 1) * d].zeroize(),
@@ -530,15 +602,8 @@ impl Gallery {
         let s = slot as usize;
         match q {
             Query::I8 { q, scale } => {
-                let mut o = [0i32];
-                kernels::dots_i8(
-                    self.opts.kernel,
-                    q,
-                    &self.v_i8[s * d..(s + 1) * d],
-                    d,
-                    &mut o,
-                );
-                o[0] as f32 * scale * self.v_scale[s]
+                let pq = self.v_i8.prepare(q);
+                self.v_i8.dot(self.opts.kernel, &pq, s) as f32 * scale * self.v_scale[s]
             }
             Query::F32(v) => {
                 let mut o = [0f32];
@@ -560,15 +625,11 @@ impl Gallery {
         let (a, b) = (a as usize, b as usize);
         match self.opts.encoding {
             Encoding::Int8 => {
-                let mut o = [0i32];
-                kernels::dots_i8(
-                    self.opts.kernel,
-                    &self.v_i8[a * d..(a + 1) * d],
-                    &self.v_i8[b * d..(b + 1) * d],
-                    d,
-                    &mut o,
-                );
-                o[0] as f32 * self.v_scale[a] * self.v_scale[b]
+                let mut va = vec![0i8; d];
+                self.v_i8.get(a, &mut va);
+                let pq = self.v_i8.prepare(&va);
+                va.zeroize();
+                self.v_i8.dot(self.opts.kernel, &pq, b) as f32 * self.v_scale[a] * self.v_scale[b]
             }
             Encoding::F32 => {
                 let mut o = [0f32];
@@ -604,6 +665,145 @@ impl Gallery {
 
     /// Exact scan of all slots.
     fn scan_exact(&self, q: &Query, k: usize, by_person: bool) -> TopK {
+        match q {
+            Query::I8 { q, scale } => self.scan_exact_i8(q, *scale, k, by_person),
+            Query::F32(v) => self.scan_exact_f32(v, k, by_person),
+        }
+    }
+
+    /// Exact int8 scan in two phases over contiguous row ranges (a few per thread):
+    ///
+    /// 1. stream the high nibble plane, keeping an upper bound on each row's score (4
+    ///    bytes per row of scratch) and the rows with the largest bounds;
+    /// 2. score those rows exactly, which sets a floor close to the final k-th best, then
+    ///    score exactly only the rows whose bound beats the floor (the floor rises as
+    ///    workers find better rows and is shared through an atomic).
+    ///
+    /// The result equals a full int8 scan; rows are skipped only when their bound proves
+    /// they cannot enter the top k.
+    fn scan_exact_i8(&self, q: &[i8], scale: f32, k: usize, by_person: bool) -> TopK {
+        let n = self.ids.len();
+        if n == 0 {
+            return TopK::new(k);
+        }
+        let kern = self.opts.kernel;
+        let pq = self.v_i8.prepare(q);
+        let parts = (self.pool.current_num_threads() * 4).clamp(1, n.div_ceil(BLOCK));
+        let per = n.div_ceil(parts).div_ceil(BLOCK) * BLOCK;
+        let mut scratch = self
+            .scratch
+            .lock()
+            .map(|mut s| s.pop())
+            .unwrap_or(None)
+            .unwrap_or_default();
+        scratch.ub.resize(n, 0.0);
+        let seeds = k.saturating_mul(4).saturating_add(16);
+        let exact = |r: usize| self.v_i8.dot(kern, &pq, r) as f32 * scale * self.v_scale[r];
+        let ub = &mut scratch.ub;
+        let best_bounds: TopK = self.pool.install(|| {
+            ub.par_chunks_mut(per)
+                .enumerate()
+                .map(|(p, ub)| {
+                    let mut best = TopK::new(seeds);
+                    let mut hd = vec![0i32; BLOCK];
+                    for (c, ub) in ub.chunks_mut(BLOCK).enumerate() {
+                        let r0 = p * per + c * BLOCK;
+                        let rows = ub.len();
+                        let hd = &mut hd[..rows];
+                        self.v_i8.dots_hi(kern, &pq, r0, hd);
+                        let max = self.v_i8.score_bounds(
+                            &pq,
+                            r0,
+                            hd,
+                            scale,
+                            &self.v_scale[r0..r0 + rows],
+                            ub,
+                        );
+                        let mut floor = best.floor();
+                        if max <= floor {
+                            continue;
+                        }
+                        for (i, &u) in ub.iter().enumerate() {
+                            if u > floor && self.person_of[r0 + i] != DEAD {
+                                let slot = (r0 + i) as u32;
+                                best.push(Hit {
+                                    score: u,
+                                    key: slot,
+                                    slot,
+                                });
+                                floor = best.floor();
+                            }
+                        }
+                    }
+                    best
+                })
+                .reduce(|| TopK::new(seeds), TopK::merge)
+        });
+        // Exact scores of the most promising rows: the starting floor.
+        let mut seed = TopK::new(k);
+        for h in best_bounds.into_vec() {
+            let r = h.slot as usize;
+            seed.push(Hit {
+                score: exact(r),
+                key: self.key(h.slot, by_person),
+                slot: h.slot,
+            });
+        }
+        let shared = SharedFloor::new();
+        shared.raise(seed.floor());
+        let ub = &*ub;
+        let top = self.pool.install(|| {
+            ub.par_chunks(per)
+                .enumerate()
+                .map(|(p, ub)| {
+                    let mut top = TopK::new(k);
+                    let mut floor = shared.get();
+                    // Rows that beat the starting floor (few), then their low planes with
+                    // prefetch a few rows ahead: these reads are scattered.
+                    let base = p * per;
+                    let cands: Vec<usize> = ub
+                        .iter()
+                        .enumerate()
+                        .filter(|&(i, &u)| u > floor && self.person_of[base + i] != DEAD)
+                        .map(|(i, _)| base + i)
+                        .collect();
+                    const AHEAD: usize = 4;
+                    for &r in cands.iter().take(AHEAD) {
+                        self.v_i8.prefetch_row(r);
+                    }
+                    for (j, &r) in cands.iter().enumerate() {
+                        if let Some(&ahead) = cands.get(j + AHEAD) {
+                            self.v_i8.prefetch_row(ahead);
+                        }
+                        if ub[r - base] <= floor {
+                            continue;
+                        }
+                        let s = exact(r);
+                        if s > floor {
+                            let slot = r as u32;
+                            top.push(Hit {
+                                score: s,
+                                key: self.key(slot, by_person),
+                                slot,
+                            });
+                            let f = top.floor();
+                            if f > floor {
+                                shared.raise(f);
+                            }
+                            floor = floor.max(f).max(shared.get());
+                        }
+                    }
+                    top
+                })
+                .reduce(|| TopK::new(k), TopK::merge)
+        });
+        if let Ok(mut s) = self.scratch.lock() {
+            s.push(scratch);
+        }
+        top.merge(seed)
+    }
+
+    fn scan_exact_f32(&self, v: &[f32], k: usize, by_person: bool) -> TopK {
         let n = self.ids.len();
         let d = self.dim;
         let nblocks = n.div_ceil(BLOCK);
@@ -612,46 +812,27 @@ impl Gallery {
             (0..nblocks)
                 .into_par_iter()
                 .fold(
-                    || (TopK::new(k), Vec::<i32>::new(), Vec::<f32>::new()),
-                    |(mut top, mut bi, mut bf), b| {
+                    || (TopK::new(k), Vec::<f32>::new()),
+                    |(mut top, mut bf), b| {
                         let r0 = b * BLOCK;
                         let r1 = (r0 + BLOCK).min(n);
                         let rows = r1 - r0;
-                        match q {
-                            Query::I8 { q, scale } => {
-                                bi.resize(rows, 0);
-                                kernels::dots_i8(kern, q, &self.v_i8[r0 * d..r1 * d], d, &mut bi);
-                                for (i, &dot) in bi.iter().enumerate() {
-                                    let s = dot as f32 * scale * self.v_scale[r0 + i];
-                                    if s > top.floor() && self.person_of[r0 + i] != DEAD {
-                                        let slot = (r0 + i) as u32;
-                                        top.push(Hit {
-                                            score: s,
-                                            key: self.key(slot, by_person),
-                                            slot,
-                                        });
-                                    }
-                                }
-                            }
-                            Query::F32(v) => {
-                                bf.resize(rows, 0.0);
-                                kernels::dots_f32(kern, v, &self.v_f32[r0 * d..r1 * d], d, &mut bf);
-                                for (i, &s) in bf.iter().enumerate() {
-                                    if s > top.floor() && self.person_of[r0 + i] != DEAD {
-                                        let slot = (r0 + i) as u32;
-                                        top.push(Hit {
-                                            score: s,
-                                            key: self.key(slot, by_person),
-                                            slot,
-                                        });
-                                    }
-                                }
+                        bf.resize(rows, 0.0);
+                        kernels::dots_f32(kern, v, &self.v_f32[r0 * d..r1 * d], d, &mut bf);
+                        for (i, &s) in bf.iter().enumerate() {
+                            if s > top.floor() && self.person_of[r0 + i] != DEAD {
+                                let slot = (r0 + i) as u32;
+                                top.push(Hit {
+                                    score: s,
+                                    key: self.key(slot, by_person),
+                                    slot,
+                                });
                             }
                         }
-                        (top, bi, bf)
+                        (top, bf)
                     },
                 )
-                .map(|(t, _, _)| t)
+                .map(|(t, _)| t)
                 .reduce(|| TopK::new(k), TopK::merge)
         })
     }
@@ -734,21 +915,17 @@ impl Gallery {
                     (0..nblocks)
                         .into_par_iter()
                         .fold(
-                            || (vec![TopK::new(k); m], Vec::<i32>::new()),
-                            |(mut tops, mut out), b| {
+                            || (vec![TopK::new(k); m], Vec::<i32>::new(), Scratch::default()),
+                            |(mut tops, mut out, mut rows_i8), b| {
                                 let r0 = b * BB;
                                 let r1 = (r0 + BB).min(n);
                                 let rows = r1 - r0;
                                 out.resize(m * rows, 0);
+                                // Unpack the block once (it stays in L2) for all m queries.
+                                rows_i8.0.resize(rows * d, 0);
+                                self.v_i8.decode_rows(r0, r1, &mut rows_i8.0);
                                 kernels::batch_dots_i8(
-                                    kern,
-                                    &qs,
-                                    &abs,
-                                    m,
-                                    &self.v_i8[r0 * d..r1 * d],
-                                    rows,
-                                    d,
-                                    &mut out,
+                                    kern, &qs, &abs, m, &rows_i8.0, rows, d, &mut out,
                                 );
                                 for (j, top) in tops.iter_mut().enumerate() {
                                     let qsc = qscale[j];
@@ -766,10 +943,10 @@ impl Gallery {
                                         }
                                     }
                                 }
-                                (tops, out)
+                                (tops, out, rows_i8)
                             },
                         )
-                        .map(|(t, _)| t)
+                        .map(|(t, _, _)| t)
                         .reduce(
                             || vec![TopK::new(k); m],
                             |a, b| a.into_iter().zip(b).map(|(x, y)| x.merge(y)).collect(),
@@ -933,10 +1110,14 @@ impl Gallery {
         let s = self.slot_of(id)? as usize;
         let d = self.dim;
         let vector = match self.opts.encoding {
-            Encoding::Int8 => Vector::Int8 {
-                scale: self.v_scale[s],
-                data: self.v_i8[s * d..(s + 1) * d].to_vec(),
-            },
+            Encoding::Int8 => {
+                let mut data = vec![0i8; d];
+                self.v_i8.get(s, &mut data);
+                Vector::Int8 {
+                    scale: self.v_scale[s],
+                    data,
+                }
+            }
             Encoding::F32 => Vector::F32(self.v_f32[s * d..(s + 1) * d].to_vec()),
         };
         Some(Template {

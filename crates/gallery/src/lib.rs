@@ -44,6 +44,7 @@ mod ids;
 mod idtable;
 pub mod kernels;
 mod keys;
+mod planes;
 mod seal;
 mod store;
 pub mod synthetic;
