@@ -164,7 +164,12 @@ struct PersonEntry {
 /// A prepared query in the gallery's encoding.
 pub(crate) enum Query {
     F32(Vec<f32>),
-    I8 { q: Vec<i8>, scale: f32 },
+    /// Int8 values and scale, and the same prepared for the nibble planes.
+    I8 {
+        q: Vec<i8>,
+        scale: f32,
+        pq: crate::planes::PlaneQuery,
+    },
 }
 
 impl Drop for Query {
@@ -591,7 +596,8 @@ impl Gallery {
                 let mut q = vec![0i8; self.dim];
                 let scale = quantize_into(&n, &mut q);
                 n.zeroize();
-                Query::I8 { q, scale }
+                let pq = self.v_i8.prepare(&q);
+                Query::I8 { q, scale, pq }
             }
         })
     }
@@ -601,9 +607,8 @@ impl Gallery {
         let d = self.dim;
         let s = slot as usize;
         match q {
-            Query::I8 { q, scale } => {
-                let pq = self.v_i8.prepare(q);
-                self.v_i8.dot(self.opts.kernel, &pq, s) as f32 * scale * self.v_scale[s]
+            Query::I8 { scale, pq, .. } => {
+                self.v_i8.dot(self.opts.kernel, pq, s) as f32 * scale * self.v_scale[s]
             }
             Query::F32(v) => {
                 let mut o = [0f32];
@@ -625,11 +630,9 @@ impl Gallery {
         let (a, b) = (a as usize, b as usize);
         match self.opts.encoding {
             Encoding::Int8 => {
-                let mut va = vec![0i8; d];
-                self.v_i8.get(a, &mut va);
-                let pq = self.v_i8.prepare(&va);
-                va.zeroize();
-                self.v_i8.dot(self.opts.kernel, &pq, b) as f32 * self.v_scale[a] * self.v_scale[b]
+                self.v_i8.dot_rows(self.opts.kernel, a, b) as f32
+                    * self.v_scale[a]
+                    * self.v_scale[b]
             }
             Encoding::F32 => {
                 let mut o = [0f32];
@@ -666,7 +669,7 @@ impl Gallery {
     /// Exact scan of all slots.
     fn scan_exact(&self, q: &Query, k: usize, by_person: bool) -> TopK {
         match q {
-            Query::I8 { q, scale } => self.scan_exact_i8(q, *scale, k, by_person),
+            Query::I8 { scale, pq, .. } => self.scan_exact_i8(pq, *scale, k, by_person),
             Query::F32(v) => self.scan_exact_f32(v, k, by_person),
         }
     }
@@ -681,13 +684,18 @@ impl Gallery {
     ///
     /// The result equals a full int8 scan; rows are skipped only when their bound proves
     /// they cannot enter the top k.
-    fn scan_exact_i8(&self, q: &[i8], scale: f32, k: usize, by_person: bool) -> TopK {
+    fn scan_exact_i8(
+        &self,
+        pq: &crate::planes::PlaneQuery,
+        scale: f32,
+        k: usize,
+        by_person: bool,
+    ) -> TopK {
         let n = self.ids.len();
         if n == 0 {
             return TopK::new(k);
         }
         let kern = self.opts.kernel;
-        let pq = self.v_i8.prepare(q);
         let parts = (self.pool.current_num_threads() * 4).clamp(1, n.div_ceil(BLOCK));
         let per = n.div_ceil(parts).div_ceil(BLOCK) * BLOCK;
         let mut scratch = self
@@ -698,7 +706,7 @@ impl Gallery {
             .unwrap_or_default();
         scratch.ub.resize(n, 0.0);
         let seeds = k.saturating_mul(4).saturating_add(16);
-        let exact = |r: usize| self.v_i8.dot(kern, &pq, r) as f32 * scale * self.v_scale[r];
+        let exact = |r: usize| self.v_i8.dot(kern, pq, r) as f32 * scale * self.v_scale[r];
         let ub = &mut scratch.ub;
         let best_bounds: TopK = self.pool.install(|| {
             ub.par_chunks_mut(per)
@@ -710,9 +718,9 @@ impl Gallery {
                         let r0 = p * per + c * BLOCK;
                         let rows = ub.len();
                         let hd = &mut hd[..rows];
-                        self.v_i8.dots_hi(kern, &pq, r0, hd);
+                        self.v_i8.dots_hi(kern, pq, r0, hd);
                         let max = self.v_i8.score_bounds(
-                            &pq,
+                            pq,
                             r0,
                             hd,
                             scale,
@@ -905,7 +913,7 @@ impl Gallery {
                 let mut qs: Vec<i8> = Vec::with_capacity(m * d);
                 let mut qscale = Vec::with_capacity(m);
                 for p in &preps {
-                    if let Query::I8 { q, scale } = p {
+                    if let Query::I8 { q, scale, .. } = p {
                         qs.extend_from_slice(q);
                         qscale.push(*scale);
                     }

@@ -273,6 +273,27 @@ impl I8Planes {
         16 * hd + o[0] - 128 * q.sum
     }
 
+    /// Exact `x_a·x_b` between two stored rows (HNSW construction): row `a` is decoded
+    /// into a per-thread buffer, so no allocation per call.
+    pub fn dot_rows(&self, kind: KernelKind, a: usize, b: usize) -> i32 {
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with(|buf| {
+            let mut q = buf.borrow_mut();
+            q.clear();
+            q.resize(self.dp, 0);
+            self.get(a, &mut q[..self.dim]);
+            let sum: i32 = q.iter().map(|&v| v as i32).sum();
+            let rb = self.rb();
+            let (mut h, mut l) = ([0i32], [0i32]);
+            kernels::dots_nib(kind, &q, &self.hi[b * rb..(b + 1) * rb], self.dp, &mut h);
+            kernels::dots_nib(kind, &q, &self.lo[b * rb..(b + 1) * rb], self.dp, &mut l);
+            q.zeroize();
+            16 * h[0] + l[0] - 128 * sum
+        })
+    }
+
     /// Exact `q·x` for row `r`.
     pub fn dot(&self, kind: KernelKind, q: &PlaneQuery, r: usize) -> i32 {
         let mut h = [0i32];
@@ -314,6 +335,7 @@ mod tests {
                         let want: i32 = q.iter().zip(v).map(|(&a, &b)| a as i32 * b as i32).sum();
                         assert_eq!(p.finish(kind, &pq, r, hd[r]), want);
                         assert_eq!(p.dot(kind, &pq, r), want);
+
                         assert!(p.upper_bound(&pq, r, hd[r]) >= want as f64);
                     }
                     // Worst case for the bound: low nibbles all 15 where q > 0 and 0 where
@@ -339,6 +361,12 @@ mod tests {
                         ub < want as f64 * 1.5 + 1e4,
                         "bound far too loose: {ub} vs {want}"
                     );
+                }
+            }
+            for (a, va) in data.iter().enumerate().take(5) {
+                for (b, vb) in data.iter().enumerate() {
+                    let want: i32 = va.iter().zip(vb).map(|(&x, &y)| x as i32 * y as i32).sum();
+                    assert_eq!(p.dot_rows(kernels::detected(), a, b), want);
                 }
             }
             p.wipe(3);

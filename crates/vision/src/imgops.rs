@@ -32,11 +32,178 @@ fn taps(start: f32, len: f32, out: usize) -> Taps {
     Taps { i0, frac }
 }
 
+/// One output coordinate's two bilinear taps along an axis: source indices
+/// (already clamped), weights, and whether each tap falls outside (→ `fill`).
+#[derive(Clone, Copy)]
+struct Tap2 {
+    i: [usize; 2],
+    w: [f32; 2],
+    out: [bool; 2],
+}
+
+fn taps2(t: &Taps, lo: i64, hi: i64, fill: bool) -> Vec<Tap2> {
+    t.i0.iter()
+        .zip(&t.frac)
+        .map(|(&i, &f)| {
+            let mut tap = Tap2 {
+                i: [0; 2],
+                w: [1.0 - f, f],
+                out: [false; 2],
+            };
+            for d in 0..2 {
+                let v = i + d as i64;
+                tap.out[d] = fill && (v < lo || v > hi);
+                tap.i[d] = v.clamp(lo, hi) as usize;
+            }
+            tap
+        })
+        .collect()
+}
+
 /// Resizes `region` of `img` to `out_w × out_h` with bilinear interpolation
 /// and returns interleaved RGB floats (0..255). Samples are clamped to the
 /// part of the region inside the image (as `cv2.resize` on an ROI does);
 /// where the region lies outside the image entirely, `fill` is used.
+///
+/// The taps are worked out once per row and column, so the inner loop is four
+/// loads and multiply-adds per channel; the arithmetic (and its order) is that of
+/// the straightforward form, so results are identical to it.
 pub(crate) fn resize_region(
+    img: &RgbImage,
+    r: Region,
+    out_w: usize,
+    out_h: usize,
+    fill: Option<f32>,
+) -> Vec<f32> {
+    let (iw, ih) = (img.width() as i64, img.height() as i64);
+    let tx = taps(r.x, r.w, out_w);
+    let ty = taps(r.y, r.h, out_h);
+    let (cx0, cx1, cy0, cy1) = if fill.is_some() {
+        (0, iw - 1, 0, ih - 1)
+    } else {
+        let x0 = (r.x.floor() as i64).clamp(0, iw - 1);
+        let x1 = ((r.x + r.w).ceil() as i64 - 1).clamp(x0, iw - 1);
+        let y0 = (r.y.floor() as i64).clamp(0, ih - 1);
+        let y1 = ((r.y + r.h).ceil() as i64 - 1).clamp(y0, ih - 1);
+        (x0, x1, y0, y1)
+    };
+    let xs = taps2(&tx, cx0, cx1, fill.is_some());
+    let ys = taps2(&ty, cy0, cy1, fill.is_some());
+    let f = fill.unwrap_or(0.0);
+    let buf = img.as_raw();
+    let stride = (iw * 3) as usize;
+    let mut out = vec![0f32; out_w * out_h * 3];
+    for (row, ty) in out.chunks_exact_mut(out_w * 3).zip(&ys) {
+        for (px, tx) in row.chunks_exact_mut(3).zip(&xs) {
+            let mut acc = [0f32; 3];
+            for dy in 0..2 {
+                let wy = ty.w[dy];
+                if wy == 0.0 {
+                    continue;
+                }
+                let line = &buf[ty.i[dy] * stride..];
+                for dx in 0..2 {
+                    let wx = tx.w[dx];
+                    if wx == 0.0 {
+                        continue;
+                    }
+                    let w = wx * wy;
+                    if ty.out[dy] || tx.out[dx] {
+                        for a in &mut acc {
+                            *a += w * f;
+                        }
+                    } else {
+                        let p = &line[tx.i[dx] * 3..tx.i[dx] * 3 + 3];
+                        for c in 0..3 {
+                            acc[c] += w * p[c] as f32;
+                        }
+                    }
+                }
+            }
+            px.copy_from_slice(&acc);
+        }
+    }
+    out
+}
+
+/// Shrinks an image by an integer factor, averaging each `k × k` block (like
+/// `cv2.INTER_AREA`), so that a later bilinear resize does not alias.
+///
+/// Rows are summed first (a plain loop over whole rows, which vectorises), then
+/// each output pixel adds `k` column sums; same rounding as the straightforward form.
+pub(crate) fn box_shrink(img: &RgbImage, k: u32) -> RgbImage {
+    let (w, h) = (img.width() / k, img.height() / k);
+    let src = img.as_raw();
+    let stride = img.width() as usize * 3;
+    let mut out = RgbImage::new(w.max(1), h.max(1));
+    let (k, kk) = (k as usize, k * k);
+    let used = w as usize * k * 3; // columns that fall into whole blocks
+    let mut col = vec![0u32; used];
+    for (oy, dst) in out
+        .as_mut()
+        .chunks_exact_mut(w.max(1) as usize * 3)
+        .enumerate()
+        .take(h as usize)
+    {
+        col.iter_mut().for_each(|s| *s = 0);
+        for yy in 0..k {
+            let row = &src[(oy * k + yy) * stride..][..used];
+            for (s, &v) in col.iter_mut().zip(row) {
+                *s += v as u32;
+            }
+        }
+        match k {
+            2 => block_means::<2>(&col, dst, kk),
+            3 => block_means::<3>(&col, dst, kk),
+            4 => block_means::<4>(&col, dst, kk),
+            5 => block_means::<5>(&col, dst, kk),
+            6 => block_means::<6>(&col, dst, kk),
+            8 => block_means::<8>(&col, dst, kk),
+            _ => {
+                for (d, block) in dst.chunks_exact_mut(3).zip(col.chunks_exact(3 * k)) {
+                    let mut sum = [0u32; 3];
+                    for p in block.chunks_exact(3) {
+                        sum[0] += p[0];
+                        sum[1] += p[1];
+                        sum[2] += p[2];
+                    }
+                    for c in 0..3 {
+                        d[c] = ((sum[c] + kk / 2) / kk) as u8;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Output pixels of one row of [`box_shrink`]: each adds `K` column sums per
+/// channel (a fixed `K`, so the loops unroll) and rounds the mean.
+fn block_means<const K: usize>(col: &[u32], dst: &mut [u8], kk: u32) {
+    // Division by the constant block area as a multiply: exact for these ranges
+    // (sums ≤ 255·K² < 2^14, so (s + kk/2) · ⌈2^32/kk⌉ >> 32 is the floor quotient).
+    let inv = (1u64 << 32).div_ceil(kk as u64);
+    for (d, block) in dst.chunks_exact_mut(3).zip(col.chunks_exact(3 * K)) {
+        let mut sum = [0u32; 3];
+        for p in 0..K {
+            sum[0] += block[3 * p];
+            sum[1] += block[3 * p + 1];
+            sum[2] += block[3 * p + 2];
+        }
+        for c in 0..3 {
+            d[c] = (((sum[c] + kk / 2) as u64 * inv) >> 32) as u8;
+        }
+    }
+}
+
+/// The straightforward form of [`resize_region`] (the fast one must match it bit for bit).
+///
+/// Resizes `region` of `img` to `out_w × out_h` with bilinear interpolation
+/// and returns interleaved RGB floats (0..255). Samples are clamped to the
+/// part of the region inside the image (as `cv2.resize` on an ROI does);
+/// where the region lies outside the image entirely, `fill` is used.
+#[cfg(test)]
+pub(crate) fn resize_region_reference(
     img: &RgbImage,
     r: Region,
     out_w: usize,
@@ -100,9 +267,12 @@ pub(crate) fn resize_region(
     out
 }
 
+/// The straightforward form of [`box_shrink`].
+///
 /// Shrinks an image by an integer factor, averaging each `k × k` block (like
 /// `cv2.INTER_AREA`), so that a later bilinear resize does not alias.
-pub(crate) fn box_shrink(img: &RgbImage, k: u32) -> RgbImage {
+#[cfg(test)]
+pub(crate) fn box_shrink_reference(img: &RgbImage, k: u32) -> RgbImage {
     let (w, h) = (img.width() / k, img.height() / k);
     let src = img.as_raw();
     let stride = img.width() as usize * 3;
@@ -273,6 +443,44 @@ mod tests {
             inv[1][0] * q[0] + inv[1][1] * q[1] + inv[1][2],
         ];
         assert!((r[0] - p[0]).abs() < 1e-3 && (r[1] - p[1]).abs() < 1e-3);
+    }
+
+    #[test]
+    fn fast_resize_and_shrink_equal_the_straightforward_forms() {
+        // A textured image (not flat), odd sizes, regions inside, across and outside.
+        let img = RgbImage::from_fn(173, 91, |x, y| {
+            image::Rgb([
+                (x * 7 + y * 3) as u8,
+                (x * x + y) as u8,
+                (x ^ (y * 5)) as u8,
+            ])
+        });
+        let regions = [
+            (0.0, 0.0, 173.0, 91.0),
+            (10.3, 5.7, 60.2, 40.9),
+            (-30.0, -12.5, 240.0, 130.0),
+            (150.0, 70.0, 50.0, 50.0),
+            (-80.0, -80.0, 40.0, 40.0),
+        ];
+        for (x, y, w, h) in regions {
+            let r = Region { x, y, w, h };
+            for fill in [None, Some(127.0), Some(0.0)] {
+                for (ow, oh) in [(64, 64), (320, 240), (24, 24), (7, 13)] {
+                    assert_eq!(
+                        resize_region(&img, r, ow, oh, fill),
+                        resize_region_reference(&img, r, ow, oh, fill),
+                        "region {r:?} fill {fill:?} {ow}x{oh}"
+                    );
+                }
+            }
+        }
+        for k in 1..=9 {
+            assert_eq!(
+                box_shrink(&img, k).as_raw(),
+                box_shrink_reference(&img, k).as_raw(),
+                "k {k}"
+            );
+        }
     }
 
     #[test]
