@@ -13,7 +13,9 @@
 //!   ([`WrappedKey`]); the KEK rotates without touching templates.
 //! - **Matching** ([`Gallery`]): 1:1 [`Gallery::verify`] fused over a person's templates;
 //!   1:N [`Gallery::identify`] with an open-set [`Decision`] (`Unknown` below the
-//!   threshold); exact search over int8 (hand-written AVX2 kernel picked at run time,
+//!   threshold); exact search over int8 (held as two nibble planes; the scan streams the high plane and
+//!   reads the low plane only for rows whose score bound can still enter the top k;
+//!   hand-written AVX-512 VNNI and AVX2 kernels picked at run time,
 //!   scalar fallback) or f32; batched queries; HNSW for large galleries with exact
 //!   re-ranking; add/remove without a rebuild; sealed save/load.
 //! - **Calibration** ([`Calibration`]): thresholds are false-match rates, read from an
