@@ -25,7 +25,7 @@ fn main() {
         }
         t.elapsed().as_secs_f64() / reps as f64
     };
-    for kind in [KernelKind::Avx512Vnni, KernelKind::Avx2, KernelKind::Scalar] {
+    for kind in [KernelKind::Avx2, KernelKind::Scalar] {
         let s = time(&mut || {
             for (c, o) in out.chunks_mut(2048).enumerate() {
                 kernels::dots_i8(kind, &q, &db[c * 2048 * dim..], dim, o);

@@ -164,9 +164,8 @@ struct PersonEntry {
 /// A prepared query in the gallery's encoding.
 pub(crate) enum Query {
     F32(Vec<f32>),
-    /// Int8 values and scale, and the same prepared for the nibble planes.
+    /// Int8 values (held inside the plane query, which wipes them on drop) and scale.
     I8 {
-        q: Vec<i8>,
         scale: f32,
         pq: crate::planes::PlaneQuery,
     },
@@ -176,7 +175,7 @@ impl Drop for Query {
     fn drop(&mut self) {
         match self {
             Query::F32(v) => v.zeroize(),
-            Query::I8 { q, .. } => q.zeroize(),
+            Query::I8 { .. } => {}
         }
     }
 }
@@ -597,7 +596,8 @@ impl Gallery {
                 let scale = quantize_into(&n, &mut q);
                 n.zeroize();
                 let pq = self.v_i8.prepare(&q);
-                Query::I8 { q, scale, pq }
+                q.zeroize();
+                Query::I8 { scale, pq }
             }
         })
     }
@@ -607,7 +607,7 @@ impl Gallery {
         let d = self.dim;
         let s = slot as usize;
         match q {
-            Query::I8 { scale, pq, .. } => {
+            Query::I8 { scale, pq } => {
                 self.v_i8.dot(self.opts.kernel, pq, s) as f32 * scale * self.v_scale[s]
             }
             Query::F32(v) => {
@@ -669,7 +669,7 @@ impl Gallery {
     /// Exact scan of all slots.
     fn scan_exact(&self, q: &Query, k: usize, by_person: bool) -> TopK {
         match q {
-            Query::I8 { scale, pq, .. } => self.scan_exact_i8(pq, *scale, k, by_person),
+            Query::I8 { scale, pq } => self.scan_exact_i8(pq, *scale, k, by_person),
             Query::F32(v) => self.scan_exact_f32(v, k, by_person),
         }
     }
@@ -913,8 +913,8 @@ impl Gallery {
                 let mut qs: Vec<i8> = Vec::with_capacity(m * d);
                 let mut qscale = Vec::with_capacity(m);
                 for p in &preps {
-                    if let Query::I8 { q, scale, .. } = p {
-                        qs.extend_from_slice(q);
+                    if let Query::I8 { scale, pq } = p {
+                        qs.extend_from_slice(pq.values());
                         qscale.push(*scale);
                     }
                 }

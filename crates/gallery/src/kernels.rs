@@ -1,5 +1,6 @@
-//! Similarity kernels: int8 and f32 dot products over many rows, with AVX2 versions
-//! chosen at run time and portable scalar fallbacks that give identical int8 results.
+//! Similarity kernels: nibble-plane, int8 and f32 dot products over many rows, with
+//! AVX-512 VNNI and AVX2 versions chosen at run time and portable scalar fallbacks that
+//! give identical integer results.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -7,9 +8,9 @@ use std::arch::x86_64::*;
 /// Which implementation the dispatching kernels use on this CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelKind {
-    /// AVX-512 VNNI (`vpdpbusd`, 64 int8 products per instruction) for int8 single
-    /// queries; AVX2 for everything else. Chosen when the CPU has avx512f, avx512bw and
-    /// avx512vnni.
+    /// AVX-512 VNNI (`vpdpbusd`, 64 byte products per instruction) for the nibble-plane
+    /// kernels that int8 scans and 1:1 scores use; AVX2 for everything else. Chosen when
+    /// the CPU has avx512f, avx512bw and avx512vnni.
     Avx512Vnni,
     /// AVX2 (+FMA for f32), hand-written.
     Avx2,
@@ -65,10 +66,6 @@ pub fn dots_i8(kind: KernelKind, q: &[i8], db: &[i8], dim: usize, out: &mut [i32
     assert_eq!(q.len(), dim);
     assert!(db.len() >= out.len() * dim);
     match usable(kind) {
-        #[cfg(target_arch = "x86_64")]
-        KernelKind::Avx512Vnni if dim.is_multiple_of(64) => unsafe {
-            dots_i8_vnni(q, db, dim, out)
-        },
         #[cfg(target_arch = "x86_64")]
         KernelKind::Avx2 | KernelKind::Avx512Vnni => unsafe { dots_i8_avx2(q, db, dim, out) },
         _ => dots_i8_scalar(q, db, dim, out),
@@ -282,56 +279,6 @@ unsafe fn hsum4_epi32(a0: __m512i, a1: __m512i, a2: __m512i, a3: __m512i) -> __m
     let u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
     let h = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
     _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
-}
-
-/// AVX-512 VNNI: `vpdpbusd` multiplies unsigned by signed bytes, so each row byte is
-/// flipped to `x + 128` (one xor) and `128·Σq` is subtracted at the end. Exact: the
-/// products are summed in i32 without intermediate saturation. `dim % 64 == 0`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
-unsafe fn dots_i8_vnni(q: &[i8], db: &[i8], dim: usize, out: &mut [i32]) {
-    let rows = out.len();
-    let chunks = dim / 64;
-    let bias: i32 = 128 * q.iter().map(|&v| v as i32).sum::<i32>();
-    let flip = _mm512_set1_epi8(-128);
-    let qp = q.as_ptr();
-    let mut r = 0;
-    while r + 4 <= rows {
-        let p = db.as_ptr().add(r * dim);
-        let (mut a0, mut a1, mut a2, mut a3) = (
-            _mm512_setzero_si512(),
-            _mm512_setzero_si512(),
-            _mm512_setzero_si512(),
-            _mm512_setzero_si512(),
-        );
-        for c in 0..chunks {
-            let o = c * 64;
-            let vq = _mm512_loadu_si512(qp.add(o) as *const _);
-            let x0 = _mm512_xor_si512(_mm512_loadu_si512(p.add(o) as *const _), flip);
-            let x1 = _mm512_xor_si512(_mm512_loadu_si512(p.add(dim + o) as *const _), flip);
-            let x2 = _mm512_xor_si512(_mm512_loadu_si512(p.add(2 * dim + o) as *const _), flip);
-            let x3 = _mm512_xor_si512(_mm512_loadu_si512(p.add(3 * dim + o) as *const _), flip);
-            a0 = _mm512_dpbusd_epi32(a0, x0, vq);
-            a1 = _mm512_dpbusd_epi32(a1, x1, vq);
-            a2 = _mm512_dpbusd_epi32(a2, x2, vq);
-            a3 = _mm512_dpbusd_epi32(a3, x3, vq);
-        }
-        let s = _mm_sub_epi32(hsum4_epi32(a0, a1, a2, a3), _mm_set1_epi32(bias));
-        _mm_storeu_si128(out.as_mut_ptr().add(r) as *mut __m128i, s);
-        r += 4;
-    }
-    while r < rows {
-        let p = db.as_ptr().add(r * dim);
-        let mut a0 = _mm512_setzero_si512();
-        for c in 0..chunks {
-            let o = c * 64;
-            let vq = _mm512_loadu_si512(qp.add(o) as *const _);
-            let x0 = _mm512_xor_si512(_mm512_loadu_si512(p.add(o) as *const _), flip);
-            a0 = _mm512_dpbusd_epi32(a0, x0, vq);
-        }
-        out[r] = _mm512_reduce_add_epi32(a0) - bias;
-        r += 1;
-    }
 }
 
 /// AVX-512 VNNI nibble kernel: per 64 packed bytes one load, two masks (one shifted) and
@@ -560,15 +507,6 @@ mod tests {
                 assert_eq!(c, b, "dim {dim} (avx2 forced)");
             } else {
                 eprintln!("AVX2 not available: compared the dispatcher (scalar) only");
-            }
-            if detected() == KernelKind::Avx512Vnni && dim % 64 == 0 {
-                let mut c = vec![0; rows];
-                unsafe { dots_i8_vnni(&q, &db, dim, &mut c) };
-                assert_eq!(c, b, "dim {dim} (vnni forced)");
-            } else {
-                eprintln!(
-                    "AVX-512 VNNI not available or dim {dim} not a multiple of 64: not compared"
-                );
             }
             // Batched kernel agrees with both.
             let m = 7;

@@ -26,8 +26,16 @@ fn padded(dim: usize) -> usize {
 /// A query prepared for the planes: padded int8 values, their sum and Euclidean norm.
 pub(crate) struct PlaneQuery {
     q: Vec<i8>,
+    dim: usize,
     sum: i32,
     norm: f64,
+}
+
+impl PlaneQuery {
+    /// The query's int8 values (without the padding).
+    pub fn values(&self) -> &[i8] {
+        &self.q[..self.dim]
+    }
 }
 
 impl Drop for PlaneQuery {
@@ -189,6 +197,7 @@ impl I8Planes {
         let mut p = vec![0i8; self.dp];
         p[..self.dim].copy_from_slice(q);
         PlaneQuery {
+            dim: self.dim,
             sum: q.iter().map(|&v| v as i32).sum(),
             norm: q
                 .iter()
@@ -203,13 +212,6 @@ impl I8Planes {
     pub fn dots_hi(&self, kind: KernelKind, q: &PlaneQuery, r0: usize, out: &mut [i32]) {
         let rb = self.rb();
         kernels::dots_nib(kind, &q.q, &self.hi[r0 * rb..], self.dp, out);
-    }
-
-    /// Upper bound on `q·x` for row `r` from its high-plane dot `hd` (exact real
-    /// arithmetic; the scan uses [`Self::score_bounds`], which adds the scales and a margin).
-    #[cfg(test)]
-    pub fn upper_bound(&self, q: &PlaneQuery, r: usize, hd: i32) -> f64 {
-        16.0 * hd as f64 + (7.5 - 128.0) * q.sum as f64 + q.norm * self.rnorm[r] as f64
     }
 
     /// For rows `r0..r0 + hd.len()`: an upper bound on the score `(q·x)·q_scale·scale[i]`
@@ -307,6 +309,13 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
+    /// The scan's bound for one row, with unit scales (so it bounds the raw dot product).
+    fn bound(p: &I8Planes, q: &PlaneQuery, r: usize, hd: i32) -> f32 {
+        let mut out = [0f32];
+        p.score_bounds(q, r, &[hd], 1.0, &[1.0], &mut out);
+        out[0]
+    }
+
     #[test]
     fn planes_round_trip_and_bound_holds() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
@@ -336,7 +345,7 @@ mod tests {
                         assert_eq!(p.finish(kind, &pq, r, hd[r]), want);
                         assert_eq!(p.dot(kind, &pq, r), want);
 
-                        assert!(p.upper_bound(&pq, r, hd[r]) >= want as f64);
+                        assert!(bound(&p, &pq, r, hd[r]) >= want as f32);
                     }
                     // Worst case for the bound: low nibbles all 15 where q > 0 and 0 where
                     // q < 0, so q·(l − 7.5) = 7.5·Σ|q|, close to ‖q‖·‖l − 7.5‖.
@@ -351,14 +360,12 @@ mod tests {
                     one.push_zero();
                     one.set(0, &adv);
                     let want: i32 = q.iter().zip(&adv).map(|(&a, &b)| a as i32 * b as i32).sum();
-                    let ub = one.upper_bound(&pq, 0, {
-                        let mut h = [0];
-                        one.dots_hi(kind, &pq, 0, &mut h);
-                        h[0]
-                    });
-                    assert!(ub >= want as f64, "adversarial row: bound {ub} < {want}");
+                    let mut h = [0];
+                    one.dots_hi(kind, &pq, 0, &mut h);
+                    let ub = bound(&one, &pq, 0, h[0]);
+                    assert!(ub >= want as f32, "adversarial row: bound {ub} < {want}");
                     assert!(
-                        ub < want as f64 * 1.5 + 1e4,
+                        ub < want as f32 * 1.5 + 1e4,
                         "bound far too loose: {ub} vs {want}"
                     );
                 }
