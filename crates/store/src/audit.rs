@@ -447,7 +447,6 @@ pub(crate) async fn update_audited<'q>(
     at: DateTime<Utc>,
 ) -> Result<()> {
     let mut tx = store.begin().await?;
-    store.lock(&mut tx).await?;
     if query.execute(&mut *tx).await?.rows_affected() == 0 {
         return Err(StoreError::NotFound {
             kind,

@@ -336,7 +336,7 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_unlocked().await?;
         if self.backend == Backend::Postgres {
             // Serialise concurrent first opens.
             sqlx::query("SELECT pg_advisory_xact_lock(7246012)")
@@ -400,11 +400,26 @@ impl Store {
         Ok(())
     }
 
-    /// Begin a write transaction. On SQLite `BEGIN IMMEDIATE` takes the write
-    /// lock on both files at once, so writers never deadlock or see stale
-    /// snapshots; on PostgreSQL every writer then serialises on the audit head
-    /// row (see `audit::append`).
+    /// Begin a write transaction holding the store's single writer lock, so
+    /// writers never deadlock and every check a writer makes (consent,
+    /// erasure, device) still holds when it commits. On SQLite
+    /// `BEGIN IMMEDIATE` takes the write lock on both files at once; on
+    /// PostgreSQL the audit head row is locked first (every write appends to
+    /// the chain anyway, see `audit::append`).
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        let mut tx = self.begin_unlocked().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// [`Store::begin`] without the PostgreSQL head-row lock, for the
+    /// migrations (which run before that row exists and serialise on an
+    /// advisory lock instead).
+    async fn begin_unlocked(&self) -> Result<Transaction<'static, Any>> {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,

@@ -81,7 +81,6 @@ impl Store {
         actor: &str,
     ) -> Result<Person> {
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let p = self
             .add_person_in(&mut tx, processor_id, identity, actor, crate::now())
             .await?;
@@ -182,7 +181,6 @@ impl Store {
         let ct = self.encrypt_identity(&id, identity)?;
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         sqlx::query(
             "INSERT INTO guardians (id, person_id, identity, relationship, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -241,7 +239,6 @@ impl Store {
     /// Record a consent (R7). Refuses empty channel or evidence.
     pub async fn give_consent(&self, c: &NewConsent, actor: &str) -> Result<Consent> {
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let r = self
             .give_consent_in(&mut tx, c, actor, crate::now())
             .await?;
@@ -385,7 +382,6 @@ impl Store {
         }
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let r = sqlx::query(&format!(
             "SELECT {CONSENT_COLS} FROM consents WHERE id = $1"
         ))
@@ -472,7 +468,6 @@ impl Store {
         let now = crate::now();
         let pid = person_id.to_string();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let n = sqlx::query("UPDATE persons SET identity = NULL, erased_at = $1 WHERE id = $2 AND erased_at IS NULL")
             .bind(ts(now))
             .bind(&pid)
@@ -554,7 +549,6 @@ impl Store {
         let id = new_id();
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         if kind == CredentialKind::Pin {
             // One PIN per person: issuing a new one revokes the old.
             sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE person_id = $2 AND kind = 'pin' AND revoked_at IS NULL")
@@ -661,7 +655,6 @@ impl Store {
     pub async fn revoke_credential(&self, id: Uuid, actor: &str) -> Result<()> {
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let r =
             sqlx::query("SELECT person_id FROM credentials WHERE id = $1 AND revoked_at IS NULL")
                 .bind(id.to_string())

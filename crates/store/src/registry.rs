@@ -41,7 +41,6 @@ impl Store {
         let id = new_id();
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         sqlx::query(
             "INSERT INTO processors (id, name, contact, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -109,7 +108,6 @@ impl Store {
         let now = crate::now();
         let sum = sha256_hex(&s.manifest);
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let existing =
             sqlx::query("SELECT id FROM scenarios WHERE processor_id = $1 AND name = $2")
                 .bind(s.processor_id.to_string())
@@ -261,7 +259,6 @@ impl Store {
         let id = new_id();
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         sqlx::query(
             "INSERT INTO devices (id, processor_id, scenario_id, name, placement, location, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -317,7 +314,6 @@ impl Store {
     pub async fn retire_device(&self, id: Uuid, actor: &str) -> Result<()> {
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let n =
             sqlx::query("UPDATE devices SET retired_at = $1 WHERE id = $2 AND retired_at IS NULL")
                 .bind(ts(now))
@@ -348,7 +344,6 @@ impl Store {
         let now = crate::now();
         let sum = sha256_hex(&n.body);
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         sqlx::query(
             "INSERT INTO notices (id, scenario_id, version, language, body, sha256, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -422,7 +417,6 @@ impl Store {
         let id = new_id();
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         sqlx::query(
             "INSERT INTO verification_events (id, at, person_id, scenario_id, device_id, method, result, score, threshold, refusal_rule)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -503,7 +497,6 @@ impl Store {
         let id = new_id();
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         sqlx::query(
             "INSERT INTO requests (id, person_id, kind, channel, received_at, due_date, status) VALUES ($1, $2, $3, $4, $5, $6, 'open')",
         )
@@ -603,7 +596,6 @@ impl Store {
         let now = crate::now();
         let ct = self.keys.seal(&id.to_string(), c.body.as_bytes());
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         sqlx::query(
             "INSERT INTO complaints (id, person_id, channel, received_at, body, status) VALUES ($1, $2, $3, $4, $5, 'open')",
         )
@@ -681,7 +673,6 @@ impl Store {
         let now = crate::now();
         let snapshot = serde_json::to_string(&f.snapshot).expect("Value serialises");
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         sqlx::query(
             "INSERT INTO filing_records (id, processor_id, kind, threshold_reached_date, due_date, snapshot, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -781,7 +772,6 @@ impl Store {
         let now = crate::now();
         let sum = sha256_hex(&p.content);
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let version = sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM pia_versions WHERE processor_id = $1")
             .bind(p.processor_id.to_string())
             .fetch_one(&mut *tx)

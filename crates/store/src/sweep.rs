@@ -106,7 +106,6 @@ impl Store {
         let cutoff = ts(now - Duration::days(event_retention_days));
         loop {
             let mut tx = self.begin().await?;
-            self.lock(&mut tx).await?;
             let n = sqlx::query(
                 "DELETE FROM verification_events WHERE id IN
                  (SELECT id FROM verification_events WHERE at < $1 ORDER BY at LIMIT $2)",
@@ -171,7 +170,6 @@ impl Store {
     ) -> Result<(u64, u64, i64)> {
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let rows = sqlx::query(select)
             .bind(scenario.to_string())
             .bind(cutoff)

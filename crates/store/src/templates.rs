@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::audit::{append, update_audited, AuditEntry, ChainReport};
 use crate::error::{Refusal, Result, StoreError};
 use crate::records::DeletionReceipt;
-use crate::{new_id, ts, Backend, RowExt, Store};
+use crate::{new_id, ts, RowExt, Store};
 
 /// Filing threshold (R21): distinct persons with stored face information.
 pub const FILING_THRESHOLD: i64 = 100_000;
@@ -155,18 +155,6 @@ async fn count(tx: &mut Transaction<'static, Any>, sql: &str, id: &str) -> Resul
 }
 
 impl Store {
-    /// Serialise writers: on PostgreSQL lock the audit head row first (every
-    /// write transaction appends to the chain anyway); SQLite's
-    /// `BEGIN IMMEDIATE` already holds the write lock.
-    pub(crate) async fn lock(&self, tx: &mut Transaction<'static, Any>) -> Result<()> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
-                .fetch_one(&mut **tx)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Add `delta` to the headcount, record the history point, and set the
     /// threshold date the first time the count reaches 100,000.
     pub(crate) async fn bump_headcount(
@@ -320,7 +308,6 @@ impl Store {
     /// the sealed blob, update the headcount, append the audit record.
     pub async fn enrol(&self, e: &Enrolment, actor: &str) -> Result<EnrolReceipt> {
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let r = self.enrol_in(&mut tx, e, actor, crate::now()).await?;
         tx.commit().await?;
         Ok(r)
@@ -330,7 +317,6 @@ impl Store {
     /// nothing: the first refusal or error rolls the whole batch back.
     pub async fn enrol_batch(&self, es: &[Enrolment], actor: &str) -> Result<Vec<EnrolReceipt>> {
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let at = crate::now();
         let mut out = Vec::with_capacity(es.len());
         for e in es {
@@ -350,7 +336,6 @@ impl Store {
         actor: &str,
     ) -> Result<Vec<EnrolReceipt>> {
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let at = crate::now();
         let mut out = Vec::with_capacity(items.len());
         for it in items {
@@ -393,7 +378,6 @@ impl Store {
         }
         let now = crate::now();
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let n = sqlx::query("UPDATE biometric.wrapped_keys SET wrapped = $1 WHERE key_id = $2")
             .bind(wrapped)
             .bind(key_id.to_string())
@@ -623,7 +607,6 @@ impl Store {
         actor: &str,
     ) -> Result<DeletionReceipt> {
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let r = self
             .delete_templates_in(&mut tx, person_id, scenario_id, reason, actor, crate::now())
             .await?;
@@ -727,7 +710,6 @@ impl Store {
     /// and sweep. Returns the number of rows repaired.
     pub async fn reconcile(&self) -> Result<u64> {
         let mut tx = self.begin().await?;
-        self.lock(&mut tx).await?;
         let orphans = sqlx::query(
             "DELETE FROM biometric.templates WHERE NOT EXISTS
              (SELECT 1 FROM template_links l WHERE l.link_id = biometric.templates.link_id)",
