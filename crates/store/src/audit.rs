@@ -435,10 +435,12 @@ pub(crate) fn check_payload(details: &serde_json::Value) -> Result<String> {
     Ok(text)
 }
 
-/// One guarded change and its audit record, committed together: `query`
-/// (an UPDATE whose WHERE names the row and its expected state) must touch a
-/// row, else nothing is written and `NotFound { kind, id }` is returned.
-pub(crate) async fn update_audited<'q>(
+/// One write and its audit record, committed together, or neither.
+/// `query` must touch a row, else nothing is written and
+/// `NotFound { kind, id }` is returned: an INSERT always does; an UPDATE
+/// whose WHERE names the row and its expected state (e.g. `AND retired_at
+/// IS NULL`) does only while that state holds.
+pub(crate) async fn write_audited<'q>(
     store: &Store,
     query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     kind: &'static str,

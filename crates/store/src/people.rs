@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit::{append, update_audited, AuditEntry};
+use crate::audit::{append, write_audited, AuditEntry};
 use crate::error::{Refusal, Result, StoreError};
 use crate::records::*;
 use crate::{new_id, ts, RowExt, Store};
@@ -156,7 +156,7 @@ impl Store {
     ) -> Result<()> {
         let ct = self.encrypt_identity(&id, identity)?;
         let now = crate::now();
-        update_audited(
+        write_audited(
             self,
             sqlx::query("UPDATE persons SET identity = $1 WHERE id = $2 AND erased_at IS NULL")
                 .bind(ct)
@@ -180,20 +180,18 @@ impl Store {
         let id = new_id();
         let ct = self.encrypt_identity(&id, identity)?;
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO guardians (id, person_id, identity, relationship, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id.to_string())
-        .bind(person_id.to_string())
-        .bind(ct)
-        .bind(relationship)
-        .bind(ts(now))
-        .execute(&mut *tx)
-        .await?;
-        append(
+        write_audited(
             self,
-            &mut tx,
+            sqlx::query(
+                "INSERT INTO guardians (id, person_id, identity, relationship, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id.to_string())
+            .bind(person_id.to_string())
+            .bind(ct)
+            .bind(relationship)
+            .bind(ts(now)),
+            "guardian",
+            id,
             &AuditEntry::new(
                 "guardian_added",
                 actor,
@@ -203,7 +201,6 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
         Ok(Guardian {
             id,
             person_id,

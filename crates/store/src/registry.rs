@@ -6,7 +6,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::audit::{append, update_audited, AuditEntry};
+use crate::audit::{append, write_audited, AuditEntry};
 use crate::error::{Result, StoreError};
 use crate::records::*;
 use crate::{new_id, ts, RowExt, Store};
@@ -40,24 +40,21 @@ impl Store {
         }
         let id = new_id();
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO processors (id, name, contact, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id.to_string())
-        .bind(name)
-        .bind(contact)
-        .bind(ts(now))
-        .execute(&mut *tx)
-        .await?;
-        append(
+        write_audited(
             self,
-            &mut tx,
+            sqlx::query(
+                "INSERT INTO processors (id, name, contact, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id.to_string())
+            .bind(name)
+            .bind(contact)
+            .bind(ts(now)),
+            "processor",
+            id,
             &AuditEntry::new("processor_added", actor, json!({ "processor_id": id })),
             now,
         )
         .await?;
-        tx.commit().await?;
         Ok(Processor {
             id,
             name: name.into(),
@@ -258,25 +255,28 @@ impl Store {
         }
         let id = new_id();
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO devices (id, processor_id, scenario_id, name, placement, location, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id.to_string())
-        .bind(d.processor_id.to_string())
-        .bind(d.scenario_id.map(|s| s.to_string()))
-        .bind(&d.name)
-        .bind(&d.placement)
-        .bind(&d.location)
-        .bind(ts(now))
-        .execute(&mut *tx)
-        .await?;
         let mut e = AuditEntry::new("device_added", actor, json!({ "placement": d.placement }))
             .device(Some(id));
         e.scenario_id = d.scenario_id;
-        append(self, &mut tx, &e, now).await?;
-        tx.commit().await?;
+        write_audited(
+            self,
+            sqlx::query(
+                "INSERT INTO devices (id, processor_id, scenario_id, name, placement, location, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id.to_string())
+            .bind(d.processor_id.to_string())
+            .bind(d.scenario_id.map(|s| s.to_string()))
+            .bind(&d.name)
+            .bind(&d.placement)
+            .bind(&d.location)
+            .bind(ts(now)),
+            "device",
+            id,
+            &e,
+            now,
+        )
+        .await?;
         Ok(Device {
             id,
             processor_id: d.processor_id,
@@ -313,26 +313,17 @@ impl Store {
     /// Take a device out of service (it can no longer enrol).
     pub async fn retire_device(&self, id: Uuid, actor: &str) -> Result<()> {
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        let n =
+        write_audited(
+            self,
             sqlx::query("UPDATE devices SET retired_at = $1 WHERE id = $2 AND retired_at IS NULL")
                 .bind(ts(now))
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if n == 0 {
-            return Err(not_found("active device", id));
-        }
-        append(
-            self,
-            &mut tx,
+                .bind(id.to_string()),
+            "active device",
+            id,
             &AuditEntry::new("device_retired", actor, json!({})).device(Some(id)),
             now,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Publish a notice version (immutable; hashed).
@@ -343,35 +334,34 @@ impl Store {
         let id = new_id();
         let now = crate::now();
         let sum = sha256_hex(&n.body);
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO notices (id, scenario_id, version, language, body, sha256, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id.to_string())
-        .bind(n.scenario_id.to_string())
-        .bind(n.version)
-        .bind(&n.language)
-        .bind(&n.body)
-        .bind(&sum)
-        .bind(ts(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Invalid(format!(
-                "notice version {} ({}) already exists; publish a new version",
-                n.version, n.language
-            )),
-            e => e.into(),
-        })?;
-        append(
+        write_audited(
             self,
-            &mut tx,
+            sqlx::query(
+                "INSERT INTO notices (id, scenario_id, version, language, body, sha256, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id.to_string())
+            .bind(n.scenario_id.to_string())
+            .bind(n.version)
+            .bind(&n.language)
+            .bind(&n.body)
+            .bind(&sum)
+            .bind(ts(now)),
+            "notice",
+            id,
             &AuditEntry::new("notice_published", actor, json!({ "notice_id": id, "version": n.version, "language": n.language, "sha256": sum }))
                 .scenario(n.scenario_id),
             now,
         )
-        .await?;
-        tx.commit().await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Db(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                StoreError::Invalid(format!(
+                    "notice version {} ({}) already exists; publish a new version",
+                    n.version, n.language
+                ))
+            }
+            e => e,
+        })?;
         Ok(Notice {
             id,
             scenario_id: n.scenario_id,
@@ -496,26 +486,29 @@ impl Store {
     pub async fn add_request(&self, r: &NewRequest, actor: &str) -> Result<SubjectRequest> {
         let id = new_id();
         let now = crate::now();
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO requests (id, person_id, kind, channel, received_at, due_date, status) VALUES ($1, $2, $3, $4, $5, $6, 'open')",
-        )
-        .bind(id.to_string())
-        .bind(r.person_id.map(|p| p.to_string()))
-        .bind(r.kind.as_str())
-        .bind(&r.channel)
-        .bind(ts(now))
-        .bind(r.due_date.format("%Y-%m-%d").to_string())
-        .execute(&mut *tx)
-        .await?;
         let mut e = AuditEntry::new(
             "request_received",
             actor,
             json!({ "request_id": id, "kind": r.kind, "due_date": r.due_date }),
         );
         e.subject = r.person_id;
-        append(self, &mut tx, &e, now).await?;
-        tx.commit().await?;
+        write_audited(
+            self,
+            sqlx::query(
+                "INSERT INTO requests (id, person_id, kind, channel, received_at, due_date, status) VALUES ($1, $2, $3, $4, $5, $6, 'open')",
+            )
+            .bind(id.to_string())
+            .bind(r.person_id.map(|p| p.to_string()))
+            .bind(r.kind.as_str())
+            .bind(&r.channel)
+            .bind(ts(now))
+            .bind(r.due_date.format("%Y-%m-%d").to_string()),
+            "request",
+            id,
+            &e,
+            now,
+        )
+        .await?;
         Ok(SubjectRequest {
             id,
             person_id: r.person_id,
@@ -543,7 +536,7 @@ impl Store {
             )));
         }
         let now = crate::now();
-        update_audited(
+        write_audited(
             self,
             sqlx::query("UPDATE requests SET status = $1, outcome = $2, completed_at = $3 WHERE id = $4 AND status = 'open'")
             .bind(status)
@@ -595,21 +588,24 @@ impl Store {
         let id = new_id();
         let now = crate::now();
         let ct = self.keys.seal(&id.to_string(), c.body.as_bytes());
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO complaints (id, person_id, channel, received_at, body, status) VALUES ($1, $2, $3, $4, $5, 'open')",
-        )
-        .bind(id.to_string())
-        .bind(c.person_id.map(|p| p.to_string()))
-        .bind(&c.channel)
-        .bind(ts(now))
-        .bind(ct)
-        .execute(&mut *tx)
-        .await?;
         let mut e = AuditEntry::new("complaint_received", actor, json!({ "complaint_id": id }));
         e.subject = c.person_id;
-        append(self, &mut tx, &e, now).await?;
-        tx.commit().await?;
+        write_audited(
+            self,
+            sqlx::query(
+                "INSERT INTO complaints (id, person_id, channel, received_at, body, status) VALUES ($1, $2, $3, $4, $5, 'open')",
+            )
+            .bind(id.to_string())
+            .bind(c.person_id.map(|p| p.to_string()))
+            .bind(&c.channel)
+            .bind(ts(now))
+            .bind(ct),
+            "complaint",
+            id,
+            &e,
+            now,
+        )
+        .await?;
         Ok(Complaint {
             id,
             person_id: c.person_id,
@@ -625,7 +621,7 @@ impl Store {
     /// Resolve a complaint with a response.
     pub async fn resolve_complaint(&self, id: Uuid, response: &str, actor: &str) -> Result<()> {
         let now = crate::now();
-        update_audited(
+        write_audited(
             self,
             sqlx::query("UPDATE complaints SET status = 'resolved', resolved_at = $1, response = $2 WHERE id = $3 AND status = 'open'")
             .bind(ts(now))
@@ -672,23 +668,21 @@ impl Store {
         let id = new_id();
         let now = crate::now();
         let snapshot = serde_json::to_string(&f.snapshot).expect("Value serialises");
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO filing_records (id, processor_id, kind, threshold_reached_date, due_date, snapshot, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id.to_string())
-        .bind(f.processor_id.to_string())
-        .bind(f.kind.as_str())
-        .bind(f.threshold_reached_date.map(|d| d.format("%Y-%m-%d").to_string()))
-        .bind(f.due_date.map(|d| d.format("%Y-%m-%d").to_string()))
-        .bind(snapshot)
-        .bind(ts(now))
-        .execute(&mut *tx)
-        .await?;
-        append(
+        write_audited(
             self,
-            &mut tx,
+            sqlx::query(
+                "INSERT INTO filing_records (id, processor_id, kind, threshold_reached_date, due_date, snapshot, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id.to_string())
+            .bind(f.processor_id.to_string())
+            .bind(f.kind.as_str())
+            .bind(f.threshold_reached_date.map(|d| d.format("%Y-%m-%d").to_string()))
+            .bind(f.due_date.map(|d| d.format("%Y-%m-%d").to_string()))
+            .bind(snapshot)
+            .bind(ts(now)),
+            "filing record",
+            id,
             &AuditEntry::new(
                 "filing_recorded",
                 actor,
@@ -697,7 +691,6 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
         Ok(FilingRecord {
             id,
             filing: f.clone(),
@@ -710,7 +703,7 @@ impl Store {
     /// Mark a filing as filed, with the number the CAC gave.
     pub async fn mark_filed(&self, id: Uuid, filing_number: &str, actor: &str) -> Result<()> {
         let now = crate::now();
-        update_audited(
+        write_audited(
             self,
             sqlx::query("UPDATE filing_records SET filed_at = $1, filing_number = $2 WHERE id = $3 AND filed_at IS NULL")
             .bind(ts(now))

@@ -7,7 +7,7 @@ use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
-use crate::audit::{append, update_audited, AuditEntry, ChainReport};
+use crate::audit::{append, write_audited, AuditEntry, ChainReport};
 use crate::error::{Refusal, Result, StoreError};
 use crate::records::DeletionReceipt;
 use crate::{new_id, ts, RowExt, Store};
@@ -431,7 +431,7 @@ impl Store {
     /// Mark a data key retired (kept until no template needs it).
     pub async fn retire_wrapped_key(&self, key_id: Uuid, actor: &str) -> Result<()> {
         let now = crate::now();
-        update_audited(
+        write_audited(
             self,
             sqlx::query("UPDATE biometric.wrapped_keys SET retired_at = $1 WHERE key_id = $2 AND retired_at IS NULL")
             .bind(ts(now))
@@ -454,7 +454,7 @@ impl Store {
             )));
         }
         let now = crate::now();
-        update_audited(
+        write_audited(
             self,
             sqlx::query("UPDATE biometric.templates SET sealed = $1 WHERE link_id = $2")
                 .bind(sealed)
