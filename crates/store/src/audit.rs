@@ -231,6 +231,11 @@ pub fn verify_records(
     anchors: &[AuditAnchor],
     head: Option<(i64, &str)>,
 ) -> Option<ChainFault> {
+    verify_links(recs).or_else(|| verify_anchors_and_head(recs, anchors, head))
+}
+
+/// The hashes, links and sequence numbers of a chain in `seq` order.
+fn verify_links(recs: &[AuditRecord]) -> Option<ChainFault> {
     use ChainFaultKind::*;
     let mut by_hash: HashMap<&str, usize> = HashMap::with_capacity(recs.len());
     for (i, r) in recs.iter().enumerate() {
@@ -327,6 +332,18 @@ pub fn verify_records(
             );
         }
     }
+    None
+}
+
+/// A linked chain (see [`verify_links`]) against its genuine anchors and
+/// head: a chain recomputed after an edit, or cut or extended at the end,
+/// no longer matches them.
+fn verify_anchors_and_head(
+    recs: &[AuditRecord],
+    anchors: &[AuditAnchor],
+    head: Option<(i64, &str)>,
+) -> Option<ChainFault> {
+    use ChainFaultKind::*;
     let index: HashMap<i64, usize> = recs.iter().enumerate().map(|(i, r)| (r.seq, i)).collect();
     let mut prev_anchor = 0;
     for a in anchors {
@@ -628,34 +645,11 @@ impl Store {
     /// the first altered, removed, inserted or reordered record.
     pub async fn verify_chain(&self) -> Result<ChainReport> {
         let mut recs = Vec::new();
-        let mut from = 1i64;
-        loop {
-            let rows = sqlx::query(&format!(
-                "SELECT {RECORD_COLS} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT 5000"
-            ))
-            .bind(from)
-            .fetch_all(&self.pool)
-            .await?;
-            // Rows with seq < 1 (inserted by hand) are read too, first.
-            if from == 1 {
-                let low = sqlx::query(&format!(
-                    "SELECT {RECORD_COLS} FROM audit_log WHERE seq < 1 ORDER BY seq"
-                ))
-                .fetch_all(&self.pool)
-                .await?;
-                for r in &low {
-                    recs.push(record_from_row(r)?);
-                }
-            }
-            let n = rows.len();
-            for r in &rows {
-                recs.push(record_from_row(r)?);
-            }
-            if n < 5000 {
-                break;
-            }
-            from = recs.last().map(|r| r.seq + 1).unwrap_or(from);
-        }
+        self.each_record_page(|page| {
+            recs.extend(page);
+            Ok(())
+        })
+        .await?;
         let anchors = self.audit_anchors().await?;
         let head = sqlx::query("SELECT seq, hash, mac FROM audit_head WHERE id = 1")
             .fetch_one(&self.pool)
@@ -673,7 +667,10 @@ impl Store {
         } else {
             self.keys.anchor_mac(hseq, &hhash) == hmac
         };
-        report.fault = verify_records(&recs, &[], None);
+        // Links first, so an edited record is named as such even when its
+        // anchor or the head no longer matches either; each record is hashed
+        // once.
+        report.fault = verify_links(&recs);
         if report.fault.is_none() {
             if let Some(a) = anchors
                 .iter()
@@ -691,7 +688,7 @@ impl Store {
                     "head MAC does not verify under this store's key".into(),
                 );
             } else {
-                report.fault = verify_records(&recs, &anchors, Some((hseq, &hhash)));
+                report.fault = verify_anchors_and_head(&recs, &anchors, Some((hseq, &hhash)));
             }
         }
         Ok(report)
@@ -700,29 +697,39 @@ impl Store {
     /// Write the chain as JSON Lines (one [`AuditRecord`] per line) to `out`;
     /// returns the number of records written.
     pub async fn export_audit_jsonl<W: std::io::Write>(&self, out: &mut W) -> Result<u64> {
-        let mut from = i64::MIN;
         let mut n = 0u64;
-        loop {
-            let rows = sqlx::query(&format!(
-                "SELECT {RECORD_COLS} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT 5000"
-            ))
-            .bind(from)
-            .fetch_all(&self.pool)
-            .await?;
-            for r in &rows {
-                let rec = record_from_row(r)?;
-                serde_json::to_writer(&mut *out, &rec)
+        self.each_record_page(|page| {
+            for rec in &page {
+                serde_json::to_writer(&mut *out, rec)
                     .map_err(|e| StoreError::Invalid(format!("export: {e}")))?;
                 out.write_all(b"\n")
                     .map_err(|e| StoreError::Invalid(format!("export: {e}")))?;
-                from = rec.seq + 1;
-                n += 1;
             }
-            if rows.len() < 5000 {
-                break;
+            n += page.len() as u64;
+            Ok(())
+        })
+        .await?;
+        Ok(n)
+    }
+
+    /// Every row of the audit log in `seq` order, a page at a time, rows a
+    /// hand edit gave a seq below 1 included (verification must see them).
+    async fn each_record_page(
+        &self,
+        mut f: impl FnMut(Vec<AuditRecord>) -> Result<()>,
+    ) -> Result<()> {
+        const PAGE: i64 = 5000;
+        let mut from = i64::MIN;
+        loop {
+            let page = self.audit_records(from, PAGE).await?;
+            let last = page.last().map(|r| r.seq);
+            let full = page.len() as i64 == PAGE;
+            f(page)?;
+            match last {
+                Some(seq) if full && seq < i64::MAX => from = seq + 1,
+                _ => return Ok(()),
             }
         }
-        Ok(n)
     }
 
     /// Number of audit records.
