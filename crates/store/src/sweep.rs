@@ -29,6 +29,15 @@ pub struct SweepReport {
     pub audit_seqs: Vec<i64>,
 }
 
+/// Templates older than the scenario's retention period.
+const EXPIRED: &str = "SELECT l.link_id AS link_id, l.person_id AS person_id FROM template_links l
+     WHERE l.scenario_id = $1 AND l.created_at < $2 ORDER BY l.created_at LIMIT $3";
+
+/// Templates of persons not seen for the scenario's inactivity period.
+const INACTIVE: &str = "SELECT l.link_id AS link_id, l.person_id AS person_id FROM template_links l
+     JOIN persons p ON p.id = l.person_id
+     WHERE l.scenario_id = $1 AND p.last_seen_at < $2 ORDER BY p.last_seen_at LIMIT $3";
+
 impl Store {
     /// Run a retention sweep as of `now`: templates older than their
     /// scenario's `template_retention_days`, templates of persons not seen
@@ -57,50 +66,33 @@ impl Store {
             ..Default::default()
         };
         for s in self.scenarios().await? {
-            let cutoff = now - Duration::days(s.template_retention_days);
-            loop {
-                let (n, gone, seq) = self
-                    .sweep_batch(
+            let cutoff = ts(now - Duration::days(s.template_retention_days));
+            let n = self
+                .sweep_templates(
+                    &mut rep,
+                    s.scenario_id,
+                    EXPIRED,
+                    &cutoff,
+                    batch,
+                    "template_retention",
+                    actor,
+                )
+                .await?;
+            rep.expired_templates += n;
+            if let Some(days) = s.inactivity_days {
+                let cutoff = ts(now - Duration::days(days));
+                let n = self
+                    .sweep_templates(
+                        &mut rep,
                         s.scenario_id,
-                        "SELECT l.link_id AS link_id, l.person_id AS person_id FROM template_links l
-                         WHERE l.scenario_id = $1 AND l.created_at < $2 ORDER BY l.created_at LIMIT $3",
-                        &ts(cutoff),
+                        INACTIVE,
+                        &cutoff,
                         batch,
-                        "template_retention",
+                        "inactivity",
                         actor,
                     )
                     .await?;
-                if n == 0 {
-                    break;
-                }
-                rep.expired_templates += n;
-                rep.persons_left_headcount += gone;
-                rep.batches += 1;
-                rep.audit_seqs.push(seq);
-            }
-            if let Some(days) = s.inactivity_days {
-                let cutoff = now - Duration::days(days);
-                loop {
-                    let (n, gone, seq) = self
-                        .sweep_batch(
-                            s.scenario_id,
-                            "SELECT l.link_id AS link_id, l.person_id AS person_id FROM template_links l
-                             JOIN persons p ON p.id = l.person_id
-                             WHERE l.scenario_id = $1 AND p.last_seen_at < $2 ORDER BY p.last_seen_at LIMIT $3",
-                            &ts(cutoff),
-                            batch,
-                            "inactivity",
-                            actor,
-                        )
-                        .await?;
-                    if n == 0 {
-                        break;
-                    }
-                    rep.inactive_templates += n;
-                    rep.persons_left_headcount += gone;
-                    rep.batches += 1;
-                    rep.audit_seqs.push(seq);
-                }
+                rep.inactive_templates += n;
             }
         }
         let cutoff = ts(now - Duration::days(event_retention_days));
@@ -156,70 +148,57 @@ impl Store {
         Ok(rep)
     }
 
-    /// Delete one batch of links picked by `select` (binds: scenario,
-    /// cutoff, limit). Returns (templates deleted, persons who left the
-    /// headcount, audit seq).
-    async fn sweep_batch(
+    /// Delete, batch by batch, the scenario's templates that `select` picks
+    /// (binds: scenario, cutoff, limit), adding the persons who left the
+    /// headcount, the batches and their audit records to `rep`. Returns the
+    /// number of templates deleted.
+    #[allow(clippy::too_many_arguments)]
+    async fn sweep_templates(
         &self,
+        rep: &mut SweepReport,
         scenario: Uuid,
         select: &str,
         cutoff: &str,
         batch: i64,
         reason: &str,
         actor: &str,
-    ) -> Result<(u64, u64, i64)> {
-        let now = crate::now();
-        let mut tx = self.begin().await?;
-        let rows = sqlx::query(select)
-            .bind(scenario.to_string())
-            .bind(cutoff)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
-        if rows.is_empty() {
-            tx.rollback().await?;
-            return Ok((0, 0, 0));
-        }
-        let mut persons = std::collections::BTreeSet::new();
-        for r in &rows {
-            let link = r.s("link_id")?;
-            persons.insert(r.s("person_id")?);
-            sqlx::query("DELETE FROM template_links WHERE link_id = $1")
-                .bind(&link)
-                .execute(&mut *tx)
+    ) -> Result<u64> {
+        let mut deleted = 0;
+        loop {
+            let now = crate::now();
+            let mut tx = self.begin().await?;
+            let rows = sqlx::query(select)
+                .bind(scenario.to_string())
+                .bind(cutoff)
+                .bind(batch)
+                .fetch_all(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM biometric.templates WHERE link_id = $1")
-                .bind(&link)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut gone = 0u64;
-        for p in &persons {
-            let left = sqlx::query("SELECT COUNT(*) AS n FROM template_links WHERE person_id = $1")
-                .bind(p)
-                .fetch_one(&mut *tx)
-                .await?
-                .i("n")?;
-            if left == 0 {
-                gone += 1;
+            if rows.is_empty() {
+                tx.rollback().await?;
+                return Ok(deleted);
             }
-        }
-        if gone > 0 {
-            self.bump_headcount(&mut tx, -(gone as i64), now).await?;
-        }
-        let seq = append(
-            self,
-            &mut tx,
-            &AuditEntry::new(
-                "retention_sweep",
-                actor,
-                json!({ "reason": reason, "templates_deleted": rows.len(), "persons_left_headcount": gone }),
+            let links = rows
+                .iter()
+                .map(|r| Ok((r.id("link_id")?, r.id("person_id")?)))
+                .collect::<Result<Vec<_>>>()?;
+            let gone = self.delete_links_in(&mut tx, &links, now).await?;
+            let seq = append(
+                self,
+                &mut tx,
+                &AuditEntry::new(
+                    "retention_sweep",
+                    actor,
+                    json!({ "reason": reason, "templates_deleted": links.len(), "persons_left_headcount": gone }),
+                )
+                .scenario(scenario),
+                now,
             )
-            .scenario(scenario),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((rows.len() as u64, gone, seq))
+            .await?;
+            tx.commit().await?;
+            deleted += links.len() as u64;
+            rep.persons_left_headcount += gone;
+            rep.batches += 1;
+            rep.audit_seqs.push(seq);
+        }
     }
 }

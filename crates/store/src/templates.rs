@@ -529,6 +529,45 @@ impl Store {
         Ok(out)
     }
 
+    /// Delete these templates (link ID, person ID), link and sealed blob,
+    /// inside `tx`, and take the persons left with no template off the
+    /// headcount. Returns how many persons left it.
+    pub(crate) async fn delete_links_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        links: &[(Uuid, Uuid)],
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut persons = std::collections::BTreeSet::new();
+        for (link, person) in links {
+            persons.insert(person.to_string());
+            sqlx::query("DELETE FROM template_links WHERE link_id = $1")
+                .bind(link.to_string())
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("DELETE FROM biometric.templates WHERE link_id = $1")
+                .bind(link.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        let mut gone = 0u64;
+        for p in &persons {
+            let left = count(
+                tx,
+                "SELECT COUNT(*) FROM template_links WHERE person_id = $1",
+                p,
+            )
+            .await?;
+            if left == 0 {
+                gone += 1;
+            }
+        }
+        if gone > 0 {
+            self.bump_headcount(tx, -(gone as i64), at).await?;
+        }
+        Ok(gone)
+    }
+
     /// Delete a person's templates (all, or one scenario's) inside `tx`,
     /// adjust the headcount and log it. Returns the receipt.
     pub(crate) async fn delete_templates_in(
@@ -552,27 +591,8 @@ impl Store {
             .iter()
             .map(|r| r.id("link_id"))
             .collect::<Result<Vec<_>>>()?;
-        for l in &links {
-            sqlx::query("DELETE FROM template_links WHERE link_id = $1")
-                .bind(l.to_string())
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("DELETE FROM biometric.templates WHERE link_id = $1")
-                .bind(l.to_string())
-                .execute(&mut **tx)
-                .await?;
-        }
-        if !links.is_empty() {
-            let left = count(
-                tx,
-                "SELECT COUNT(*) FROM template_links WHERE person_id = $1",
-                &pid,
-            )
-            .await?;
-            if left == 0 {
-                self.bump_headcount(tx, -1, at).await?;
-            }
-        }
+        let pairs: Vec<_> = links.iter().map(|&l| (l, person_id)).collect();
+        self.delete_links_in(tx, &pairs, at).await?;
         let receipt_id = new_id();
         let mut details = json!({
             "receipt_id": receipt_id,
