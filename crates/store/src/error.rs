@@ -49,8 +49,14 @@ pub enum StoreError {
     /// The input is malformed (empty name, oversize blob, bad key file...).
     #[error("invalid input: {0}")]
     Invalid(String),
-    /// An audit payload looks like it holds an image or a template (R14).
-    #[error("R14 / Art. 9: audit records never hold images or templates (审计记录不得包含图像或特征): {0}")]
+    /// An audit payload looks like it holds an image or a template (R14):
+    /// the refusal names the rule and article in both languages, then the
+    /// field that was rejected.
+    #[error("{refusal}: {0}", refusal = Refusal::new(
+        facegate_policy::RuleId::R14,
+        "audit records never hold images or templates",
+        "审计记录不得包含图像或人脸特征",
+    ))]
     AuditPayloadRejected(String),
     /// Decrypting a record failed: wrong key or the ciphertext was altered.
     #[error("cannot decrypt {0}: wrong identity key or altered record")]

@@ -7,8 +7,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{append, AuditEntry, AUDIT_RETENTION_DAYS_MIN};
-use crate::error::{Result, StoreError};
+use crate::error::{Refusal, Result, StoreError};
 use crate::{ts, RowExt, Store};
+use facegate_policy::RuleId;
 
 /// What one sweep deleted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -57,8 +58,10 @@ impl Store {
             return Err(StoreError::Invalid("sweep batch must be at least 1".into()));
         }
         if event_retention_days < AUDIT_RETENTION_DAYS_MIN {
-            return Err(StoreError::Invalid(format!(
-                "R14 / Art. 9: processing records are kept at least {AUDIT_RETENTION_DAYS_MIN} days (处理记录至少保存3年); got {event_retention_days}"
+            return Err(StoreError::Refused(Refusal::new(
+                RuleId::R14,
+                format!("processing records are kept at least {AUDIT_RETENTION_DAYS_MIN} days (3 years); an event retention of {event_retention_days} days is too short"),
+                format!("处理情况记录至少保存{AUDIT_RETENTION_DAYS_MIN}天（3年）；{event_retention_days}天的事件保存期限过短"),
             )));
         }
         let mut rep = SweepReport {
