@@ -524,3 +524,44 @@ pub struct PiaVersion {
     #[serde(flatten)]
     pub pia: NewPia,
 }
+
+/// The policy crate's name for the same kind (the two serialise alike), so
+/// stored consents feed `facegate_policy::authorize` without a hand-written
+/// match at every caller.
+impl From<ConsentKind> for facegate_policy::ConsentKind {
+    fn from(k: ConsentKind) -> Self {
+        match k {
+            ConsentKind::Processing => facegate_policy::ConsentKind::Processing,
+            ConsentKind::Transmission => facegate_policy::ConsentKind::Transmission,
+            ConsentKind::ImageRetention => facegate_policy::ConsentKind::ImageRetention,
+        }
+    }
+}
+
+impl From<facegate_policy::ConsentKind> for ConsentKind {
+    fn from(k: facegate_policy::ConsentKind) -> Self {
+        match k {
+            facegate_policy::ConsentKind::Processing => ConsentKind::Processing,
+            facegate_policy::ConsentKind::Transmission => ConsentKind::Transmission,
+            facegate_policy::ConsentKind::ImageRetention => ConsentKind::ImageRetention,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consent_kinds_match_policy_by_name() {
+        for k in [
+            ConsentKind::Processing,
+            ConsentKind::Transmission,
+            ConsentKind::ImageRetention,
+        ] {
+            let p = facegate_policy::ConsentKind::from(k);
+            assert_eq!(serde_json::to_value(p).unwrap(), k.as_str());
+            assert_eq!(ConsentKind::from(p), k);
+        }
+    }
+}
