@@ -15,6 +15,7 @@ fn r1_production_scenario_tagged_rnd_training_is_rejected() {
     s.purpose_id = "rnd_training".into();
     let e = check_scenario(&s).unwrap_err();
     assert_eq!((e.rule, e.article.as_str()), (RuleId::R1, "Art. 2"));
+    assert_refusal(&e, RuleId::R1);
 }
 
 #[test]
@@ -41,6 +42,17 @@ fn r2_method_not_on_the_allow_list_is_refused() {
     let mut p = step(&s, Action::Verify, adult(&s, at), at);
     p.method = Method::Pin; // the gate offers face, card, QR code, staffed check
     assert_refused(authorize(&s, &p), RuleId::R2);
+}
+
+#[test]
+fn r2_inactive_device_is_refused() {
+    let mut s = gate();
+    s.devices[0].active = false;
+    let at = t("2025-07-01T02:00:00Z");
+    assert_refused(
+        authorize(&s, &step(&s, Action::Verify, adult(&s, at), at)),
+        RuleId::R2,
+    );
 }
 
 #[test]
@@ -418,6 +430,67 @@ fn r10_guardian_consent_for_another_scenario_or_withdrawn_is_refused() {
     );
 }
 
+#[test]
+fn r10_minors_face_information_stays_on_the_device() {
+    let mut s = gate(); // minors.transmit = false
+    s.storage.transmit_templates = true;
+    let at = t("2025-07-01T02:00:00Z");
+    let mut person = child(&s, "2015-01-01", at);
+    person.guardian_consent = Some(guardian(&s, at));
+    person.consents.push(ConsentRecord::given(
+        &s,
+        ConsentKind::Transmission,
+        at,
+        "counter",
+        "form-18",
+    ));
+    assert_refused(
+        authorize(&s, &step(&s, Action::Transmit, person, at)),
+        RuleId::R10,
+    );
+}
+
+#[test]
+fn r11_minors_transmission_needs_its_own_separate_consent() {
+    let mut s = gate();
+    s.storage.transmit_templates = true;
+    s.minors.as_mut().unwrap().transmit = true;
+    let at = t("2025-07-01T02:00:00Z");
+    let mut person = child(&s, "2015-01-01", at);
+    person.guardian_consent = Some(guardian(&s, at)); // processing only
+    assert_refused(
+        authorize(&s, &step(&s, Action::Transmit, person.clone(), at)),
+        RuleId::R11,
+    );
+    person.consents.push(ConsentRecord::given(
+        &s,
+        ConsentKind::Transmission,
+        at,
+        "counter",
+        "form-18",
+    ));
+    authorize(&s, &step(&s, Action::Transmit, person, at)).unwrap();
+}
+
+#[test]
+fn r9_guardian_consent_before_a_purpose_change_needs_renewal() {
+    let s = gate();
+    let at = t("2025-07-01T02:00:00Z");
+    let mut person = child(&s, "2015-01-01", at);
+    person.guardian_consent = Some(guardian(&s, at));
+    authorize(&s, &step(&s, Action::Verify, person.clone(), at)).unwrap();
+    let mut s2 = s.clone();
+    s2.purpose = Text::new(
+        "核验住户身份并统计访客流量",
+        "Verify residents and count visitors",
+    );
+    let e = assert_refused(
+        authorize(&s2, &step(&s2, Action::Verify, person, at)),
+        RuleId::R9,
+    );
+    assert!(e.message_zh.contains("监护人"), "{e}");
+}
+
 // ---------------------------------------------------------------- R11, R12
 
 #[test]
@@ -676,6 +749,7 @@ fn r14_log_retention_is_never_below_three_years() {
     ));
     let e = check_log_retention(365).unwrap_err();
     assert_eq!((e.rule, e.article.as_str()), (RuleId::R14, "Art. 9"));
+    assert_refusal(&e, RuleId::R14);
     check_log_retention(1095).unwrap();
 }
 
@@ -703,6 +777,7 @@ fn r14_log_schema_with_image_or_template_fields_is_rejected() {
             (RuleId::R14, "Art. 9"),
             "{bad}"
         );
+        assert_refusal(&e, RuleId::R14);
     }
 }
 
@@ -869,6 +944,7 @@ fn r19_private_spaces_are_refused_with_no_override() {
         };
         let e = check_device(&dev).unwrap_err();
         assert_eq!((e.rule, e.article.as_str()), (RuleId::R19, "Art. 13"));
+        assert_refusal(&e, RuleId::R19);
         let mut p = step(&s, Action::Verify, adult(&s, at), at);
         p.device = Some(dev);
         assert_refused(authorize(&s, &p), RuleId::R19);

@@ -52,21 +52,45 @@ pub fn step(s: &Scenario, action: Action, person: PersonFacts, at: DateTime<Utc>
     }
 }
 
-/// Asserts a refusal by `rule` with its article, and both messages present.
+/// Asserts a refusal by `rule` (see [`assert_refusal`]) and returns it.
 #[track_caller]
 pub fn assert_refused(r: Result<Permit, Refusal>, rule: RuleId) -> Refusal {
     match r {
         Ok(p) => panic!("expected refusal {rule}, got permit {p:?}"),
         Err(e) => {
-            assert_eq!(e.rule, rule, "wrong rule: {e}");
-            assert_eq!(e.article, rule.article(), "wrong article: {e}");
-            assert!(!e.message_zh.is_empty() && !e.message_en.is_empty());
-            let shown = e.to_string();
-            assert!(
-                shown.starts_with(&format!("{rule} / {}", rule.article())),
-                "{shown}"
-            );
+            assert_refusal(&e, rule);
             e
         }
     }
+}
+
+/// Asserts `e` is a refusal by `rule` that names the rule and its article in
+/// English and Chinese (`R15 / Art. 10: … / …（R15 第十条）`), with a Chinese
+/// and an English message.
+#[track_caller]
+pub fn assert_refusal(e: &Refusal, rule: RuleId) {
+    assert_eq!(e.rule, rule, "wrong rule: {e}");
+    assert_eq!(e.article, rule.article(), "wrong article: {e}");
+    assert!(!e.message_zh.is_empty() && !e.message_en.is_empty());
+    assert!(
+        e.message_zh.chars().any(is_cjk),
+        "message_zh is not Chinese: {e}"
+    );
+    assert!(
+        !e.message_en.chars().any(is_cjk),
+        "message_en is not English: {e}"
+    );
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with(&format!("{rule} / {}", rule.article())),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("{rule} {}", rule.article_zh())),
+        "no Chinese article: {shown}"
+    );
+}
+
+fn is_cjk(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c)
 }
