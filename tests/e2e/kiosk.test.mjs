@@ -133,7 +133,7 @@ await step("a 12-year-old cannot enrol until a guardian consents (R10)", async (
   await kioskStart(PEOPLE.child, "enrol");
   await page.click("#btn-agree-face");
   await visible("#s-guardian");
-  assert.match(await text("#error"), /R10/);
+  assert.match(await text("#error"), /R10 \/ 第七条/);
   await shot("06-kiosk-guardian-required");
   await page.click("#btn-guardian");
   assert.ok((await text("#error")).length > 0, "the guardian must tick the box; nothing is pre-ticked");

@@ -52,10 +52,13 @@ const FG = (() => {
     if (!r.ok) { throw Object.assign({ status: r.status }, typeof data === "object" ? data : { message_zh: data, message_en: data }); }
     return data;
   }
-  // An error body as one line in the current language, with the rule when the Measures refused.
+  // An error body as one line in the current language, with the rule and its
+  // article (in that language) when the Measures refused.
   function errText(e) {
-    const msg = lang === "zh" ? (e.message_zh || e.message_en) : (e.message_en || e.message_zh);
-    return e.rule ? `${msg}（${e.rule} / ${e.article}）` : (msg || String(e));
+    const zh = lang === "zh";
+    const msg = zh ? (e.message_zh || e.message_en) : (e.message_en || e.message_zh);
+    const article = zh ? (e.article_zh || e.article) : e.article;
+    return e.rule ? `${msg}（${e.rule} / ${article}）` : (msg || String(e));
   }
   function esc(s) { return String(s ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c])); }
   function hashParams() { return new URLSearchParams(location.hash.replace(/^#/, "")); }

@@ -1,11 +1,13 @@
 //! One error type for every handler, mapped to HTTP in one place.
 //!
-//! A refusal under the Measures is always `403` with a body naming the rule
-//! and article in Chinese and English. Other errors carry a machine code and
+//! A refusal under the Measures is always `403`, carries facegate-policy's
+//! [`Refusal`] itself, and its body names the rule and article in Chinese and
+//! English. Other errors carry a machine code and
 //! the same two messages, so the kiosk can show them as they are.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use facegate_policy::Refusal;
 use serde::{Deserialize, Serialize};
 
 /// The JSON body of every error response.
@@ -20,23 +22,17 @@ pub struct ErrorBody {
     /// Article of the Measures (e.g. `Art. 10`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub article: Option<String>,
-    pub message_zh: String,
-    pub message_en: String,
-}
-
-/// A refusal that names the rule: mirrors `facegate_policy::Refusal`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RuleRefusal {
-    pub rule: String,
-    pub article: String,
+    /// The same article in Chinese (e.g. `第十条`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub article_zh: Option<String>,
     pub message_zh: String,
     pub message_en: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{} / {}: {}", .0.rule, .0.article, .0.message_en)]
-    Refused(RuleRefusal),
+    #[error("{0}")]
+    Refused(Refusal),
     #[error("missing or invalid credentials")]
     Unauthorized,
     #[error("forbidden: {0}")]
@@ -67,15 +63,6 @@ impl ApiError {
         ApiError::Internal(e.to_string())
     }
 
-    pub fn refused(rule: &str, article: &str, zh: &str, en: &str) -> Self {
-        ApiError::Refused(RuleRefusal {
-            rule: rule.into(),
-            article: article.into(),
-            message_zh: zh.into(),
-            message_en: en.into(),
-        })
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Refused(_) => StatusCode::FORBIDDEN,
@@ -95,14 +82,16 @@ impl ApiError {
             error: error.into(),
             rule: None,
             article: None,
+            article_zh: None,
             message_zh: zh,
             message_en: en,
         };
         match self {
             ApiError::Refused(r) => ErrorBody {
                 error: "refused".into(),
-                rule: Some(r.rule.clone()),
+                rule: Some(r.rule.to_string()),
                 article: Some(r.article.clone()),
+                article_zh: Some(r.rule.article_zh().to_string()),
                 message_zh: r.message_zh.clone(),
                 message_en: r.message_en.clone(),
             },
@@ -163,6 +152,12 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        ApiError::Refused(r)
     }
 }
 

@@ -13,19 +13,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::deploy::Deployed;
-use crate::error::{ApiError, RuleRefusal};
+use crate::error::ApiError;
 use crate::state::AppState;
-
-impl From<policy::Refusal> for ApiError {
-    fn from(r: policy::Refusal) -> Self {
-        ApiError::Refused(RuleRefusal {
-            rule: r.rule.to_string(),
-            article: r.article,
-            message_zh: r.message_zh,
-            message_en: r.message_en,
-        })
-    }
-}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -490,7 +479,7 @@ pub async fn refused(
             "refused",
             None,
             None,
-            Some(&r.rule),
+            Some(&r.rule.to_string()),
             actor,
         )
         .await;

@@ -207,6 +207,7 @@ async fn r10_under_14_needs_guardian_consent() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(b["rule"], "R10");
     assert_eq!(b["article"], "Art. 7");
+    assert_eq!(b["article_zh"], "第七条");
     assert!(b["message_zh"].as_str().unwrap().contains("监护人"));
     // … and cannot be enrolled: policy refuses before any pixel is read.
     let (s, b) = t.face("/v1/enrol", &kid, "obama.jpg").await;

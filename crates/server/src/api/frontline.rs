@@ -154,12 +154,12 @@ pub async fn give_consent(
     let pid = pipeline::person_id(&req.person_id)?;
     let (person, _) = pipeline::person_facts(&s, &d, pid).await?;
     if req.notice_version != d.notice_version {
-        return Err(ApiError::refused(
-            "R4",
-            "Art. 5",
-            "所确认的告知书不是当前版本，请重新阅读告知书后再同意。",
+        return Err(policy::Refusal::new(
+            policy::RuleId::R4,
             "The notice acknowledged is not the current version; read the current notice before consenting.",
-        ));
+            "所确认的告知书不是当前版本，请重新阅读告知书后再同意。",
+        )
+        .into());
     }
     let minor = person
         .identity
@@ -190,12 +190,12 @@ pub async fn give_consent(
             store::ConsentGiver::Guardian(gu.id)
         }
         (None, true) => {
-            return Err(ApiError::refused(
-                "R10",
-                "Art. 7",
-                "未满十四周岁，须由父母或其他监护人同意后才能使用人脸识别。",
+            return Err(policy::Refusal::new(
+                policy::RuleId::R10,
                 "This person is under 14: a parent or other guardian must consent before face recognition is used.",
-            ))
+                "未满十四周岁，须由父母或其他监护人同意后才能使用人脸识别。",
+            )
+            .into())
         }
         (None, false) => store::ConsentGiver::Subject,
     };
