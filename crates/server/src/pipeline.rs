@@ -51,18 +51,22 @@ fn to_policy_kind(k: store::ConsentKind) -> policy::ConsentKind {
     }
 }
 
-/// Everything policy needs to know about a person in one scenario.
+/// Everything policy needs to know about a person in one scenario. The three
+/// reads are independent, so they go to the store together rather than one
+/// after another (this runs before every verification).
 pub async fn person_facts(
     s: &AppState,
     d: &Deployed,
     person: Uuid,
 ) -> Result<(store::Person, policy::PersonFacts), ApiError> {
-    let p = s.store.person(person).await?;
+    let (p, consents, guardians) = tokio::try_join!(
+        s.store.person(person),
+        s.store.consents(person),
+        s.store.guardians(person),
+    )?;
     if p.erased_at.is_some() {
         return Err(ApiError::NotFound("person".into()));
     }
-    let consents = s.store.consents(person).await?;
-    let guardians = s.store.guardians(person).await?;
     let mut facts = policy::PersonFacts {
         date_of_birth: p.identity.as_ref().and_then(|i| i.date_of_birth),
         last_face_refusal_at: s
