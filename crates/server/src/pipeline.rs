@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use facegate_policy as policy;
 use facegate_store::{self as store, StoreError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::Caller;
 use crate::deploy::Deployed;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -126,39 +127,6 @@ pub fn acknowledged_notice(facts: &policy::PersonFacts) -> Option<String> {
         .filter(|c| c.kind == policy::ConsentKind::Processing && c.withdrawn_at.is_none())
         .max_by_key(|c| c.given_at)
         .map(|c| c.notice_version.clone())
-}
-
-/// Ask policy whether `action` by `method` may happen now.
-#[allow(clippy::too_many_arguments)]
-pub fn authorize(
-    d: &Deployed,
-    action: policy::Action,
-    method: policy::Method,
-    facts: policy::PersonFacts,
-    device: Option<&str>,
-    notice_version: Option<String>,
-    at: DateTime<Utc>,
-) -> Result<policy::Permit, ApiError> {
-    let device = match device {
-        Some(id) => Some(
-            d.scenario
-                .device(id)
-                .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?
-                .facts(),
-        ),
-        None => None,
-    };
-    let p = policy::Processing {
-        action,
-        method,
-        purpose_id: d.scenario.purpose_id.clone(),
-        person: facts,
-        device,
-        at,
-        notice_version,
-        pia: d.pia_status(),
-    };
-    Ok(policy::authorize(&d.scenario, &p)?)
 }
 
 /// Which active-liveness challenge the frames are meant to show.
@@ -403,92 +371,113 @@ fn sniff_dimensions(b: &[u8]) -> Option<(u32, u32)> {
     None
 }
 
-/// Record a verification event (never a biometric) and return its receipt id.
-#[allow(clippy::too_many_arguments)]
-pub async fn record(
-    s: &AppState,
-    d: &Deployed,
-    person: Option<Uuid>,
-    device: Option<&str>,
-    method: &str,
-    result: &str,
-    score: Option<f32>,
-    threshold: Option<f32>,
-    refusal: Option<&str>,
-    actor: &str,
-) -> Result<store::VerificationEvent, ApiError> {
-    s.metrics.inc(
-        "facegate_verifications_total",
-        &[("method", method), ("result", result)],
-    );
-    if let Some(rule) = refusal {
-        s.metrics.inc("facegate_refusals_total", &[("rule", rule)]);
-    }
-    let ev = s
-        .store
-        .record_verification(
-            &store::NewVerificationEvent {
-                person_id: person,
-                scenario_id: d.store_id,
-                device_id: device.and_then(|id| d.devices.get(id).copied()),
-                method: method.into(),
-                result: result.into(),
-                score: score.map(f64::from),
-                threshold: threshold.map(f64::from),
-                refusal_rule: refusal.map(str::to_string),
-            },
-            actor,
-        )
-        .await?;
-    Ok(ev)
+/// One front-line decision: which scenario, about whom, at which device, by
+/// whom. Policy is asked and the receipt written through it, so every
+/// handler records its decisions (refusals included) the same way.
+pub struct Attempt<'a> {
+    pub s: &'a AppState,
+    pub d: &'a Deployed,
+    /// The person the receipt is about (for identification: the one found).
+    pub person: Option<Uuid>,
+    pub device: Option<&'a str>,
+    pub actor: String,
 }
 
-/// Ask policy now; a refusal is counted and given a receipt (via [`refused`])
-/// before it is returned, so no handler can forget to record it.
-#[allow(clippy::too_many_arguments)]
-pub async fn authorize_recorded(
-    s: &AppState,
-    d: &Deployed,
-    person: Option<Uuid>,
-    action: policy::Action,
-    method: policy::Method,
-    facts: policy::PersonFacts,
-    device: Option<&str>,
-    notice_version: Option<String>,
-    actor: &str,
-) -> Result<policy::Permit, ApiError> {
-    match authorize(d, action, method, facts, device, notice_version, Utc::now()) {
-        Ok(p) => Ok(p),
-        Err(e) => Err(refused(s, d, person, device, method.key(), e, actor).await),
-    }
-}
-
-/// Count a refusal and give it a receipt too (the person may contest it).
-pub async fn refused(
-    s: &AppState,
-    d: &Deployed,
-    person: Option<Uuid>,
-    device: Option<&str>,
-    method: &str,
-    err: ApiError,
-    actor: &str,
-) -> ApiError {
-    if let ApiError::Refused(r) = &err {
-        let _ = record(
+impl<'a> Attempt<'a> {
+    pub fn new(
+        s: &'a AppState,
+        d: &'a Deployed,
+        person: Option<Uuid>,
+        device: Option<&'a str>,
+        caller: &Caller,
+    ) -> Self {
+        Attempt {
             s,
             d,
             person,
             device,
-            method,
-            "refused",
-            None,
-            None,
-            Some(&r.rule.to_string()),
-            actor,
-        )
-        .await;
+            actor: caller.actor(),
+        }
     }
-    err
+
+    /// Ask policy now whether `action` by `method` may happen. A refusal is
+    /// counted and given a receipt (the person may contest it) before it is
+    /// returned, so no handler can forget to record it.
+    pub async fn authorize(
+        &self,
+        action: policy::Action,
+        method: policy::Method,
+        facts: policy::PersonFacts,
+        notice_version: Option<String>,
+    ) -> Result<policy::Permit, ApiError> {
+        let d = self.d;
+        let device = match self.device {
+            Some(id) => Some(
+                d.scenario
+                    .device(id)
+                    .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?
+                    .facts(),
+            ),
+            None => None,
+        };
+        let p = policy::Processing {
+            action,
+            method,
+            purpose_id: d.scenario.purpose_id.clone(),
+            person: facts,
+            device,
+            at: Utc::now(),
+            notice_version,
+            pia: d.pia_status(),
+        };
+        match policy::authorize(&d.scenario, &p) {
+            Ok(permit) => Ok(permit),
+            Err(r) => {
+                let rule = r.rule.to_string();
+                let _ = self
+                    .record(method.key(), "refused", None, None, Some(&rule))
+                    .await;
+                Err(r.into())
+            }
+        }
+    }
+
+    /// Record a verification event (never a biometric) and return it: its id
+    /// is the receipt.
+    pub async fn record(
+        &self,
+        method: &str,
+        result: &str,
+        score: Option<f32>,
+        threshold: Option<f32>,
+        refusal: Option<&str>,
+    ) -> Result<store::VerificationEvent, ApiError> {
+        let s = self.s;
+        s.metrics.inc(
+            "facegate_verifications_total",
+            &[("method", method), ("result", result)],
+        );
+        if let Some(rule) = refusal {
+            s.metrics.inc("facegate_refusals_total", &[("rule", rule)]);
+        }
+        let ev = s
+            .store
+            .record_verification(
+                &store::NewVerificationEvent {
+                    person_id: self.person,
+                    scenario_id: self.d.store_id,
+                    device_id: self.device.and_then(|id| self.d.devices.get(id).copied()),
+                    method: method.into(),
+                    result: result.into(),
+                    score: score.map(f64::from),
+                    threshold: threshold.map(f64::from),
+                    refusal_rule: refusal.map(str::to_string),
+                },
+                &self.actor,
+            )
+            .await?;
+        Ok(ev)
+    }
 }
 
 /// Persist the keyring after a new scenario data key was created.

@@ -304,6 +304,24 @@ pub struct Outcome {
     pub liveness: Option<f32>,
 }
 
+impl Outcome {
+    /// The answer to a decision, read off its receipt (so the two cannot
+    /// disagree). `grants` is given only when the person passed.
+    fn of(ev: &store::VerificationEvent, outcome: &str, grants: Option<String>) -> Outcome {
+        Outcome {
+            outcome: outcome.into(),
+            method: ev.event.method.clone(),
+            grants: grants.unwrap_or_default(),
+            receipt_id: ev.id.to_string(),
+            at: ev.at,
+            person_id: ev.event.person_id.map(|p| p.to_string()),
+            score: ev.event.score.map(|x| x as f32),
+            threshold: ev.event.threshold.map(|x| x as f32),
+            liveness: None,
+        }
+    }
+}
+
 /// Enrol a face (R4 notice, R7 consent, R10 guardian, R13 PIA checked by policy).
 #[utoipa::path(post, path = "/v1/enrol", tag = "recognition", request_body = FaceInput,
     security(("bearer" = [])),
@@ -321,19 +339,10 @@ pub async fn enrol(
         .notice_version
         .clone()
         .or_else(|| pipeline::acknowledged_notice(&facts));
-    let actor = caller.actor();
-    let permit = pipeline::authorize_recorded(
-        &s,
-        &d,
-        Some(pid),
-        policy::Action::Enrol,
-        policy::Method::Face,
-        facts,
-        device.as_deref(),
-        ack,
-        &actor,
-    )
-    .await?;
+    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
+    let permit = attempt
+        .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
+        .await?;
     let cap =
         pipeline::capture(&s, &req.images, req.challenge, pipeline::ENROL_MIN_FACE_PX).await?;
     let t = Template::new(
@@ -354,36 +363,17 @@ pub async fn enrol(
                 device_id: device.as_deref().and_then(|x| d.devices.get(x).copied()),
                 sealed_template: sealed.to_bytes(),
             },
-            &actor,
+            &attempt.actor,
         )
         .await?;
     if let Some(g) = s.galleries.write().unwrap().get_mut(&d.store_id) {
         g.add(&t).map_err(ApiError::internal)?;
     }
     drop(t);
-    let ev = pipeline::record(
-        &s,
-        &d,
-        Some(pid),
-        device.as_deref(),
-        "face",
-        "enrolled",
-        None,
-        None,
-        None,
-        &actor,
-    )
-    .await?;
+    let ev = attempt.record("face", "enrolled", None, None, None).await?;
     Ok(Json(Outcome {
-        outcome: "enrolled".into(),
-        method: "face".into(),
-        grants: permit.grants,
-        receipt_id: ev.id.to_string(),
-        at: ev.at,
-        person_id: Some(pid.to_string()),
-        score: None,
-        threshold: None,
         liveness: cap.liveness,
+        ..Outcome::of(&ev, "enrolled", Some(permit.grants))
     }))
 }
 
@@ -401,19 +391,10 @@ pub async fn verify(
     let pid = pipeline::person_id(&req.person_id)?;
     let (_, facts) = pipeline::person_facts(&s, &d, pid).await?;
     let ack = pipeline::acknowledged_notice(&facts).or(req.notice_version.clone());
-    let actor = caller.actor();
-    let permit = pipeline::authorize_recorded(
-        &s,
-        &d,
-        Some(pid),
-        policy::Action::Verify,
-        policy::Method::Face,
-        facts,
-        device.as_deref(),
-        ack,
-        &actor,
-    )
-    .await?;
+    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
+    let permit = attempt
+        .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
+        .await?;
     let cap = pipeline::capture(&s, &req.images, req.challenge, 40.0).await?;
     let m = {
         let g = s.galleries.read().unwrap();
@@ -426,30 +407,23 @@ pub async fn verify(
         Some(Err(e)) => return Err(ApiError::internal(e)),
     };
     let result = if pass { "match" } else { "no_match" };
-    let ev = pipeline::record(
-        &s,
-        &d,
-        Some(pid),
-        device.as_deref(),
-        "face",
-        result,
-        score,
-        threshold,
-        None,
-        &actor,
-    )
-    .await?;
+    let ev = attempt
+        .record("face", result, score, threshold, None)
+        .await?;
     Ok(Json(Outcome {
-        outcome: if pass { "pass" } else { "fail" }.into(),
-        method: "face".into(),
-        grants: if pass { permit.grants } else { String::new() },
-        receipt_id: ev.id.to_string(),
-        at: ev.at,
-        person_id: Some(pid.to_string()),
-        score,
-        threshold,
         liveness: cap.liveness,
+        ..pass_or_fail(&ev, pass, permit)
     }))
+}
+
+/// The outcome of a 1:1 check (face or an alternative): what passing grants
+/// is the same whichever method passed (R15, R17).
+fn pass_or_fail(ev: &store::VerificationEvent, pass: bool, permit: policy::Permit) -> Outcome {
+    if pass {
+        Outcome::of(ev, "pass", Some(permit.grants))
+    } else {
+        Outcome::of(ev, "fail", None)
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -473,20 +447,16 @@ pub async fn identify(
 ) -> ApiResult<Json<Outcome>> {
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
-    let actor = caller.actor();
+    let mut attempt = pipeline::Attempt::new(&s, &d, None, device.as_deref(), &caller);
     // Policy first, before any pixel is looked at.
-    let permit = pipeline::authorize_recorded(
-        &s,
-        &d,
-        None,
-        policy::Action::Identify,
-        policy::Method::Face,
-        policy::PersonFacts::default(),
-        device.as_deref(),
-        Some(d.notice_version.clone()),
-        &actor,
-    )
-    .await?;
+    let permit = attempt
+        .authorize(
+            policy::Action::Identify,
+            policy::Method::Face,
+            policy::PersonFacts::default(),
+            Some(d.notice_version.clone()),
+        )
+        .await?;
     let cap = pipeline::capture(&s, &req.images, req.challenge, 40.0).await?;
     let id = {
         let g = s.galleries.read().unwrap();
@@ -505,33 +475,17 @@ pub async fn identify(
         },
         None => (None, None, None),
     };
-    let ev = pipeline::record(
-        &s,
-        &d,
-        person,
-        device.as_deref(),
-        "face",
-        if person.is_some() { "known" } else { "unknown" },
-        score,
-        threshold,
-        None,
-        &actor,
-    )
-    .await?;
+    attempt.person = person;
+    let (result, grants) = match person {
+        Some(_) => ("known", Some(permit.grants)),
+        None => ("unknown", None),
+    };
+    let ev = attempt
+        .record("face", result, score, threshold, None)
+        .await?;
     Ok(Json(Outcome {
-        outcome: if person.is_some() { "known" } else { "unknown" }.into(),
-        method: "face".into(),
-        grants: if person.is_some() {
-            permit.grants
-        } else {
-            String::new()
-        },
-        receipt_id: ev.id.to_string(),
-        at: ev.at,
-        person_id: person.map(|p| p.to_string()),
-        score,
-        threshold,
         liveness: cap.liveness,
+        ..Outcome::of(&ev, result, grants)
     }))
 }
 
@@ -571,45 +525,22 @@ pub async fn add_credential(
     let pid = pipeline::person_id(&req.person_id)?;
     let (kind, method) = method_of(req.kind.as_deref())?;
     let (_, facts) = pipeline::person_facts(&s, &d, pid).await?;
-    let actor = caller.actor();
-    let permit = pipeline::authorize(
-        &d,
-        policy::Action::Enrol,
-        method,
-        facts,
-        device.as_deref(),
-        Some(d.notice_version.clone()),
-        Utc::now(),
-    )?;
-    let c = s
-        .store
-        .add_credential(pid, kind, &req.secret, &actor)
+    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
+    let permit = attempt
+        .authorize(
+            policy::Action::Enrol,
+            method,
+            facts,
+            Some(d.notice_version.clone()),
+        )
         .await?;
-    let ev = pipeline::record(
-        &s,
-        &d,
-        Some(pid),
-        device.as_deref(),
-        method.key(),
-        "enrolled",
-        None,
-        None,
-        None,
-        &actor,
-    )
-    .await?;
-    let _ = c;
-    Ok(Json(Outcome {
-        outcome: "enrolled".into(),
-        method: method.key().into(),
-        grants: permit.grants,
-        receipt_id: ev.id.to_string(),
-        at: ev.at,
-        person_id: Some(pid.to_string()),
-        score: None,
-        threshold: None,
-        liveness: None,
-    }))
+    s.store
+        .add_credential(pid, kind, &req.secret, &attempt.actor)
+        .await?;
+    let ev = attempt
+        .record(method.key(), "enrolled", None, None, None)
+        .await?;
+    Ok(Json(Outcome::of(&ev, "enrolled", Some(permit.grants))))
 }
 
 /// Verify by an alternative credential: the same outcome face would give
@@ -630,19 +561,15 @@ pub async fn verify_credential(
     let lock_key = format!("{}:{pid}", kind.as_str());
     s.credentials.check(&lock_key)?;
     let (_, facts) = pipeline::person_facts(&s, &d, pid).await?;
-    let actor = caller.actor();
-    let permit = pipeline::authorize_recorded(
-        &s,
-        &d,
-        Some(pid),
-        policy::Action::Verify,
-        method,
-        facts,
-        device.as_deref(),
-        Some(d.notice_version.clone()),
-        &actor,
-    )
-    .await?;
+    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
+    let permit = attempt
+        .authorize(
+            policy::Action::Verify,
+            method,
+            facts,
+            Some(d.notice_version.clone()),
+        )
+        .await?;
     let ok = match kind {
         store::CredentialKind::Pin => s.store.verify_pin(pid, &req.secret).await?,
         k => s.store.find_by_credential(k, &req.secret).await? == Some(pid),
@@ -652,30 +579,11 @@ pub async fn verify_credential(
     } else {
         s.credentials.fail(&lock_key);
     }
-    let ev = pipeline::record(
-        &s,
-        &d,
-        Some(pid),
-        device.as_deref(),
-        method.key(),
-        if ok { "match" } else { "no_match" },
-        None,
-        None,
-        None,
-        &actor,
-    )
-    .await?;
-    Ok(Json(Outcome {
-        outcome: if ok { "pass" } else { "fail" }.into(),
-        method: method.key().into(),
-        grants: if ok { permit.grants } else { String::new() },
-        receipt_id: ev.id.to_string(),
-        at: ev.at,
-        person_id: Some(pid.to_string()),
-        score: None,
-        threshold: None,
-        liveness: None,
-    }))
+    let result = if ok { "match" } else { "no_match" };
+    let ev = attempt
+        .record(method.key(), result, None, None, None)
+        .await?;
+    Ok(Json(pass_or_fail(&ev, ok, permit)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema, Default)]
