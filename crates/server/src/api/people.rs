@@ -206,24 +206,7 @@ pub async fn export(
             .map(|g| g.templates_of(PersonId(pid)).len())
             .sum::<usize>()
     };
-    let due = policy::shanghai_date(Utc::now());
-    let req = s
-        .store
-        .add_request(
-            &store::NewRequest {
-                person_id: Some(pid),
-                kind: store::RequestKind::Copy,
-                channel: if matches!(caller, Caller::Person { .. }) {
-                    "portal"
-                } else {
-                    "api"
-                }
-                .into(),
-                due_date: due,
-            },
-            &caller.actor(),
-        )
-        .await?;
+    let req = open_request(&s, &caller, pid, store::RequestKind::Copy).await?;
     s.store
         .complete_request(req.id, "done", "export delivered at once", &caller.actor())
         .await?;
@@ -250,6 +233,31 @@ pub async fn export(
     })))
 }
 
+/// Log a person's request (answered at once, so due today), from the portal
+/// when the person asks for themself, else through the API.
+async fn open_request(
+    s: &AppState,
+    caller: &Caller,
+    pid: uuid::Uuid,
+    kind: store::RequestKind,
+) -> ApiResult<store::SubjectRequest> {
+    let channel = match caller {
+        Caller::Person { .. } => "portal",
+        _ => "api",
+    };
+    Ok(s.store
+        .add_request(
+            &store::NewRequest {
+                person_id: Some(pid),
+                kind,
+                channel: channel.into(),
+                due_date: policy::shanghai_date(Utc::now()),
+            },
+            &caller.actor(),
+        )
+        .await?)
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErasureView {
     pub receipt_id: String,
@@ -268,23 +276,7 @@ pub async fn erase(
 ) -> ApiResult<Json<ErasureView>> {
     caller.require_self_or_operator(&id)?;
     let pid = pipeline::person_id(&id)?;
-    let req = s
-        .store
-        .add_request(
-            &store::NewRequest {
-                person_id: Some(pid),
-                kind: store::RequestKind::Delete,
-                channel: if matches!(caller, Caller::Person { .. }) {
-                    "portal"
-                } else {
-                    "api"
-                }
-                .into(),
-                due_date: policy::shanghai_date(Utc::now()),
-            },
-            &caller.actor(),
-        )
-        .await?;
+    let req = open_request(&s, &caller, pid, store::RequestKind::Delete).await?;
     let r = s.store.erase_person(pid, &caller.actor()).await?;
     for g in s.galleries.write().unwrap().values_mut() {
         g.remove_person(PersonId(pid));
