@@ -53,13 +53,7 @@ async function faceCapture() {
   await page.waitForFunction(() => document.getElementById("video").videoWidth > 0);
   await page.waitForTimeout(600);
   await page.click("#btn-capture");
-  await visible("#s-result");
-  return {
-    outcome: await page.getAttribute("#result-text", "data-outcome"),
-    method: await page.getAttribute("#result-text", "data-method"),
-    grants: await page.getAttribute("#result-text", "data-grants"),
-    receipt: (await text("#receipt")).trim(),
-  };
+  return resultNow();
 }
 async function resultNow() {
   await visible("#s-result");

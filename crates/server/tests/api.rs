@@ -146,14 +146,7 @@ async fn role_boundaries_hold() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (_, bob_consents) = t
-        .call(
-            "GET",
-            &format!("/v1/persons/{bob}/consents"),
-            Some(&t.admin),
-            None,
-        )
-        .await;
+    let bob_consents = t.consents(&bob).await;
     let bob_consent = bob_consents[0]["id"].as_str().unwrap();
     let (s, _) = t
         .call(
@@ -266,14 +259,7 @@ async fn r8_withdrawal_refuses_face_and_the_pin_still_works() {
     assert_eq!(b["outcome"], "fail");
 
     // Withdraw in one step: templates deleted in the same transaction.
-    let (_, cs) = t
-        .call(
-            "GET",
-            &format!("/v1/persons/{p}/consents"),
-            Some(&t.admin),
-            None,
-        )
-        .await;
+    let cs = t.consents(&p).await;
     let cid = cs[0]["id"].as_str().unwrap();
     let (s, w) = t
         .call(
@@ -319,13 +305,19 @@ async fn r8_withdrawal_refuses_face_and_the_pin_still_works() {
 async fn pins_cannot_be_brute_forced() {
     let t = common::server().await;
     let p = t.consenting_person("Carol", "1970-01-01").await;
-    t.call(
-        "POST",
-        "/v1/credentials",
-        Some(&t.admin),
-        Some(json!({"person_id": p, "secret": "13579"})),
-    )
-    .await;
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/credentials",
+            Some(&t.admin),
+            Some(json!({"person_id": p, "secret": "13579"})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the PIN is registered before it is locked: {b}"
+    );
     for i in 0..5 {
         let (s, b) = t
             .call("POST", "/v1/verify/credential", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "secret": format!("0000{i}")})))

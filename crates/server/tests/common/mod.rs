@@ -97,6 +97,20 @@ impl T {
         id
     }
 
+    /// The person's consents, as an admin reads them.
+    pub async fn consents(&self, person: &str) -> Value {
+        let (s, cs) = self
+            .call(
+                "GET",
+                &format!("/v1/persons/{person}/consents"),
+                Some(&self.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{cs}");
+        cs
+    }
+
     pub async fn face(&self, path: &str, person: &str, fixture: &str) -> (StatusCode, Value) {
         let bytes = std::fs::read(facegate_assets::fixture(fixture).expect("fixture")).unwrap();
         self.call(
