@@ -184,6 +184,19 @@ pub enum Placement {
 }
 
 impl Placement {
+    /// Every placement, in declaration order.
+    pub const ALL: [Placement; 10] = [
+        Placement::PublicArea,
+        Placement::NonPublic,
+        Placement::HotelRoom,
+        Placement::Bathhouse,
+        Placement::ChangingRoom,
+        Placement::Toilet,
+        Placement::ShowerRoom,
+        Placement::FittingRoom,
+        Placement::LactationRoom,
+        Placement::DormitoryRoom,
+    ];
     /// Private spaces within public places, where devices are banned with
     /// no override (R19).
     pub fn is_forbidden(self) -> bool {

@@ -167,9 +167,11 @@ fn r5_notice_changes_lists_only_the_changed_items() {
 
 #[test]
 fn r6_missing_accessibility_provisions_are_flagged() {
-    let src = init_template("residential-gate")
-        .unwrap()
-        .replace("non_visual_liveness = true", "non_visual_liveness = false");
+    let src = template_with(
+        "residential-gate",
+        "non_visual_liveness = true",
+        "non_visual_liveness = false",
+    );
     let r = lint(&src, "a.toml");
     let w = r.of_rule(RuleId::R6);
     assert_eq!(w.len(), 1, "{:?}", r.diagnostics);
@@ -793,7 +795,8 @@ fn r15_face_only_scenario_is_refused() {
         RuleId::R15,
     );
     assert!(e.message_zh.contains("唯一"));
-    let src = init_template("residential-gate").unwrap().replace(
+    let src = template_with(
+        "residential-gate",
         r#"methods = ["face", "card", "qr_code", "staffed_check"]"#,
         r#"methods = ["face"]"#,
     );
@@ -923,7 +926,7 @@ fn r18_face_capture_without_a_device_is_refused() {
 fn r19_private_spaces_are_refused_with_no_override() {
     let s = hotel();
     let at = t("2025-07-01T02:00:00Z");
-    for placement in [
+    let private = [
         Placement::HotelRoom,
         Placement::Bathhouse,
         Placement::ChangingRoom,
@@ -932,7 +935,14 @@ fn r19_private_spaces_are_refused_with_no_override() {
         Placement::FittingRoom,
         Placement::LactationRoom,
         Placement::DormitoryRoom,
-    ] {
+    ];
+    // The Measures' list of private spaces; is_forbidden agrees with it.
+    let forbidden: Vec<_> = Placement::ALL
+        .into_iter()
+        .filter(|p| p.is_forbidden())
+        .collect();
+    assert_eq!(forbidden, private);
+    for placement in private {
         // Even with necessity, zone and signage all recorded.
         let dev = DeviceFacts {
             id: "x".into(),
@@ -953,7 +963,8 @@ fn r19_private_spaces_are_refused_with_no_override() {
 
 #[test]
 fn r19_manifest_with_a_hotel_room_device_does_not_parse() {
-    let src = init_template("hotel-checkin").unwrap().replace(
+    let src = template_with(
+        "hotel-checkin",
         r#"placement = "public_area""#,
         r#"placement = "hotel_room""#,
     );

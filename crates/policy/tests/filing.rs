@@ -87,9 +87,11 @@ fn r21_alert_levels_at_80_and_95_percent() {
 
 #[test]
 fn r21_lint_warns_when_expected_headcount_reaches_the_threshold_unfiled() {
-    let src = init_template("residential-gate")
-        .unwrap()
-        .replace("expected_headcount = 3000", "expected_headcount = 120000");
+    let src = template_with(
+        "residential-gate",
+        "expected_headcount = 3000",
+        "expected_headcount = 120000",
+    );
     let r = lint(&src, "x.toml");
     let w = r.of_rule(RuleId::R21);
     assert_eq!(w.len(), 1, "{:?}", r.diagnostics);

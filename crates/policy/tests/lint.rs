@@ -3,6 +3,9 @@
 //! the error must be reported with a trailing `# expect: Rn` comment, like
 //! rustc's UI tests.
 
+mod common;
+
+use common::template_with;
 use facegate_policy::*;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -152,9 +155,11 @@ fn every_fixture_is_checked() {
 
 #[test]
 fn syntax_and_schema_errors_are_located_and_lose_nothing() {
-    let src = init_template("residential-gate")
-        .unwrap()
-        .replace("quiet_period_hours = 72", "quiet_period_hours = \"soon\"");
+    let src = template_with(
+        "residential-gate",
+        "quiet_period_hours = 72",
+        "quiet_period_hours = \"soon\"",
+    );
     let r = lint(&src, "s.toml");
     assert_eq!(r.diagnostics.len(), 1);
     let d = &r.diagnostics[0];
@@ -163,7 +168,8 @@ fn syntax_and_schema_errors_are_located_and_lose_nothing() {
     let line = src.lines().nth(d.line - 1).unwrap();
     assert!(line.starts_with("quiet_period_hours"), "{line}");
     // An unknown key (say, an attempted override) is an error, not ignored.
-    let src = init_template("hotel-checkin").unwrap().replace(
+    let src = template_with(
+        "hotel-checkin",
         "placement = \"public_area\"",
         "placement = \"hotel_room\"\noverride_r19 = true",
     );
@@ -181,7 +187,8 @@ fn syntax_and_schema_errors_are_located_and_lose_nothing() {
 
 #[test]
 fn carets_line_up_under_chinese_text() {
-    let src = init_template("residential-gate").unwrap().replace(
+    let src = template_with(
+        "residential-gate",
         "purpose = { zh = \"核验业主",
         "purpose = { zh = \"必须刷脸。核验业主",
     );

@@ -14,18 +14,7 @@ fn method() -> impl Strategy<Value = Method> {
 }
 
 fn placement() -> impl Strategy<Value = Placement> {
-    prop::sample::select(vec![
-        Placement::PublicArea,
-        Placement::NonPublic,
-        Placement::HotelRoom,
-        Placement::Bathhouse,
-        Placement::ChangingRoom,
-        Placement::Toilet,
-        Placement::ShowerRoom,
-        Placement::FittingRoom,
-        Placement::LactationRoom,
-        Placement::DormitoryRoom,
-    ])
+    prop::sample::select(Placement::ALL.to_vec())
 }
 
 #[derive(Debug, Clone)]
@@ -64,15 +53,16 @@ fn manifest(methods: &[Method], exception: bool, devices: &[Dev]) -> String {
         .map(|m| format!("\"{}\"", m.key()))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut src = head.replace(
+    let mut src = edit(
+        head,
         r#"methods = ["face", "card", "qr_code", "staffed_check"]"#,
         &format!("methods = [{list}]"),
     );
     if exception {
-        src = src.replacen(
+        src = edit(
+            &src,
             "quiet_period_hours = 72",
             "quiet_period_hours = 72\nface_only_exception = \"示例规定第一条\"",
-            1,
         );
     }
     for (i, d) in devices.iter().enumerate() {

@@ -94,3 +94,17 @@ pub fn assert_refusal(e: &Refusal, rule: RuleId) {
 fn is_cjk(c: char) -> bool {
     ('\u{4e00}'..='\u{9fff}').contains(&c)
 }
+
+/// `src` with `from` replaced by `to`; panics when `from` is not there, so a
+/// test never runs on an unedited manifest by mistake.
+#[track_caller]
+pub fn edit(src: &str, from: &str, to: &str) -> String {
+    assert!(src.contains(from), "{from:?} not found in the manifest");
+    src.replace(from, to)
+}
+
+/// The `init` template `name` with `from` replaced by `to` (see [`edit`]).
+#[track_caller]
+pub fn template_with(name: &str, from: &str, to: &str) -> String {
+    edit(init_template(name).unwrap(), from, to)
+}
