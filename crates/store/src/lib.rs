@@ -207,8 +207,16 @@ impl Store {
                 reason: format!("not a facegate store: {e}"),
             })?;
         let supported = schema::MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
-        if found != supported {
+        if found > supported {
             return Err(StoreError::SchemaTooNew { found, supported });
+        }
+        if found < supported {
+            return Err(StoreError::BadUrl {
+                url: url.to_string(),
+                reason: format!(
+                    "schema version {found} is older than this build's {supported}: migrate it first (`facegate db migrate`)"
+                ),
+            });
         }
         Ok(store)
     }

@@ -857,6 +857,17 @@ async fn records_round_trip(db: Db) {
         .unwrap();
     assert_eq!((p1.version, p2.version), (1, 2));
     assert_eq!(db.store.pias(w.processor).await.unwrap().len(), 2);
+async fn inspection_names_an_older_schema_as_older(db: Db) {
+    assert!(Store::open_for_inspection(&db.url, db.keys()).await.is_ok());
+    exec(&db, "DELETE FROM schema_migrations").await;
+    let err = Store::open_for_inspection(&db.url, db.keys())
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+    assert!(err.to_string().contains("older"), "{err}");
+}
+both!(inspection_names_an_older_schema_as_older);
+
     // Devices.
     db.store.retire_device(w.device, "t").await.unwrap();
     assert!(db
