@@ -315,6 +315,8 @@ async fn r14_audit_never_holds_templates_and_chain_verifies(db: Db) {
     assert!(rep.records >= 8);
     // Export as JSON Lines verifies offline too.
     let mut out = Vec::new();
+    let text = err.to_string();
+    assert!(text.contains("Art. 9") && text.contains("第九条"), "{text}");
     let n = db.store.export_audit_jsonl(&mut out).await.unwrap();
     assert_eq!(n, rep.records);
     let (m, fault) = verify_jsonl(std::io::Cursor::new(&out)).unwrap();
@@ -855,6 +857,17 @@ async fn records_round_trip(db: Db) {
         )
         .await
         .unwrap();
+async fn inspection_names_an_older_schema_as_older(db: Db) {
+    assert!(Store::open_for_inspection(&db.url, db.keys()).await.is_ok());
+    exec(&db, "DELETE FROM schema_migrations").await;
+    let err = Store::open_for_inspection(&db.url, db.keys())
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+    assert!(err.to_string().contains("older"), "{err}");
+}
+both!(inspection_names_an_older_schema_as_older);
+
     assert_eq!((p1.version, p2.version), (1, 2));
     assert_eq!(db.store.pias(w.processor).await.unwrap().len(), 2);
 async fn inspection_names_an_older_schema_as_older(db: Db) {
