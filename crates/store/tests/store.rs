@@ -14,6 +14,11 @@ async fn raw(db: &Db) -> sqlx::AnyConnection {
     sqlx::AnyConnection::connect(&db.url).await.unwrap()
 }
 
+/// The fault `verify_chain` names; panics with `what` when it finds none.
+async fn chain_fault(db: &Db, what: &str) -> ChainFault {
+    db.store.verify_chain().await.unwrap().fault.expect(what)
+}
+
 async fn exec(db: &Db, sql: &str) {
     let mut c = raw(db).await;
     sqlx::Executor::execute(&mut c, sql).await.unwrap();
@@ -310,13 +315,13 @@ async fn r14_audit_never_holds_templates_and_chain_verifies(db: Db) {
         .unwrap_err();
     assert!(matches!(err, StoreError::AuditPayloadRejected(_)));
     assert!(err.to_string().contains("R14"));
+    let text = err.to_string();
+    assert!(text.contains("Art. 9") && text.contains("第九条"), "{text}");
     let rep = db.store.verify_chain().await.unwrap();
     assert!(rep.is_intact(), "{rep:?}");
     assert!(rep.records >= 8);
     // Export as JSON Lines verifies offline too.
     let mut out = Vec::new();
-    let text = err.to_string();
-    assert!(text.contains("Art. 9") && text.contains("第九条"), "{text}");
     let n = db.store.export_audit_jsonl(&mut out).await.unwrap();
     assert_eq!(n, rep.records);
     let (m, fault) = verify_jsonl(std::io::Cursor::new(&out)).unwrap();
@@ -356,13 +361,7 @@ async fn r14_anchors_are_written_and_checked(db: Db) {
             .unwrap();
     }
     c.close().await.unwrap();
-    let f = db
-        .store
-        .verify_chain()
-        .await
-        .unwrap()
-        .fault
-        .expect("rewrite detected");
+    let f = chain_fault(&db, "rewrite detected").await;
     assert_eq!(f.kind, ChainFaultKind::Rewritten);
     assert_eq!(f.seq, 1, "{f}");
 }
@@ -400,13 +399,7 @@ async fn r14_tampering_with_any_audit_record_is_named(db: Db) {
             &format!("UPDATE audit_log SET actor = 'mallory' WHERE seq = {target}"),
         )
         .await;
-        let f = db
-            .store
-            .verify_chain()
-            .await
-            .unwrap()
-            .fault
-            .expect("edit detected");
+        let f = chain_fault(&db, "edit detected").await;
         assert_eq!(
             (f.kind, f.seq),
             (ChainFaultKind::Altered, target),
@@ -417,13 +410,7 @@ async fn r14_tampering_with_any_audit_record_is_named(db: Db) {
 
         // Delete it.
         exec(&db, &format!("DELETE FROM audit_log WHERE seq = {target}")).await;
-        let f = db
-            .store
-            .verify_chain()
-            .await
-            .unwrap()
-            .fault
-            .expect("delete detected");
+        let f = chain_fault(&db, "delete detected").await;
         assert_eq!(
             (f.kind, f.seq),
             (ChainFaultKind::Removed, target),
@@ -440,13 +427,7 @@ async fn r14_tampering_with_any_audit_record_is_named(db: Db) {
             )
             .await;
         }
-        let f = db
-            .store
-            .verify_chain()
-            .await
-            .unwrap()
-            .fault
-            .expect("delete+renumber detected");
+        let f = chain_fault(&db, "delete+renumber detected").await;
         assert_eq!(
             f.kind,
             ChainFaultKind::Removed,
@@ -489,13 +470,7 @@ async fn r14_tampering_with_any_audit_record_is_named(db: Db) {
             ),
         )
         .await;
-        let f = db
-            .store
-            .verify_chain()
-            .await
-            .unwrap()
-            .fault
-            .expect("insert detected");
+        let f = chain_fault(&db, "insert detected").await;
         assert_eq!(
             (f.kind, f.seq),
             (ChainFaultKind::Inserted, target),
@@ -522,13 +497,7 @@ async fn r14_tampering_with_any_audit_record_is_named(db: Db) {
             &format!("UPDATE audit_log SET seq = {b} WHERE seq = -1"),
         )
         .await;
-        let f = db
-            .store
-            .verify_chain()
-            .await
-            .unwrap()
-            .fault
-            .expect("swap detected");
+        let f = chain_fault(&db, "swap detected").await;
         assert_eq!(f.kind, ChainFaultKind::Reordered, "swap {a}/{b}: {f}");
         assert_eq!(f.seq, a, "{f}");
         restore(&db).await;
@@ -549,13 +518,7 @@ async fn r14_tampering_with_any_audit_record_is_named(db: Db) {
         ),
     )
     .await;
-    let f = db
-        .store
-        .verify_chain()
-        .await
-        .unwrap()
-        .fault
-        .expect("append detected");
+    let f = chain_fault(&db, "append detected").await;
     assert_eq!((f.kind, f.seq), (ChainFaultKind::Inserted, n + 1), "{f}");
     restore(&db).await;
     assert!(db.store.verify_chain().await.unwrap().is_intact());
@@ -857,30 +820,8 @@ async fn records_round_trip(db: Db) {
         )
         .await
         .unwrap();
-async fn inspection_names_an_older_schema_as_older(db: Db) {
-    assert!(Store::open_for_inspection(&db.url, db.keys()).await.is_ok());
-    exec(&db, "DELETE FROM schema_migrations").await;
-    let err = Store::open_for_inspection(&db.url, db.keys())
-        .await
-        .unwrap_err();
-    assert!(!matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
-    assert!(err.to_string().contains("older"), "{err}");
-}
-both!(inspection_names_an_older_schema_as_older);
-
     assert_eq!((p1.version, p2.version), (1, 2));
     assert_eq!(db.store.pias(w.processor).await.unwrap().len(), 2);
-async fn inspection_names_an_older_schema_as_older(db: Db) {
-    assert!(Store::open_for_inspection(&db.url, db.keys()).await.is_ok());
-    exec(&db, "DELETE FROM schema_migrations").await;
-    let err = Store::open_for_inspection(&db.url, db.keys())
-        .await
-        .unwrap_err();
-    assert!(!matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
-    assert!(err.to_string().contains("older"), "{err}");
-}
-both!(inspection_names_an_older_schema_as_older);
-
     // Devices.
     db.store.retire_device(w.device, "t").await.unwrap();
     assert!(db
@@ -916,6 +857,17 @@ both!(inspection_names_an_older_schema_as_older);
 }
 both!(records_round_trip);
 
+async fn inspection_names_an_older_schema_as_older(db: Db) {
+    assert!(Store::open_for_inspection(&db.url, db.keys()).await.is_ok());
+    exec(&db, "DELETE FROM schema_migrations").await;
+    let err = Store::open_for_inspection(&db.url, db.keys())
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+    assert!(err.to_string().contains("older"), "{err}");
+}
+both!(inspection_names_an_older_schema_as_older);
+
 async fn r14_log_retention_is_at_least_1095_days(db: Db) {
     let (_w, _p) = enrolled_world(&db, 2).await;
     let err = db
@@ -924,6 +876,16 @@ async fn r14_log_retention_is_at_least_1095_days(db: Db) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("R14"), "{err}");
+    match &err {
+        StoreError::Refused(r) => {
+            assert_eq!(
+                (r.rule.to_string(), r.article.as_str()),
+                ("R14".into(), "Art. 9")
+            );
+            assert!(err.to_string().contains("第九条"), "{err}");
+        }
+        e => panic!("expected an R14 refusal, got {e}"),
+    }
     let before = db.store.audit_records(1, 100_000).await.unwrap();
     // Twenty years later the sweep has deleted face data but no log entry.
     db.store
