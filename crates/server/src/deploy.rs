@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use chrono::Utc;
 use facegate_gallery::{Calibration, Gallery, GalleryOptions, ScenarioId, SealedTemplate};
 use facegate_policy as policy;
 use facegate_store::{NewNotice, NewPia, NewScenarioVersion, Store};
@@ -74,14 +73,27 @@ pub async fn deploy(
 ) -> Result<Deployed, ApiError> {
     let report = policy::lint(manifest, "scenario.toml");
     if report.has_errors() {
-        let msgs: Vec<String> = report
+        // Each error names its requirement and article in its own language
+        // (not the diagnostics' Debug form, which mixed both into one blob).
+        let errors = report
             .diagnostics
             .iter()
-            .map(|d| format!("{d:?}"))
-            .collect();
+            .filter(|d| d.severity == policy::Severity::Error);
+        let (mut zh, mut en) = (Vec::new(), Vec::new());
+        for d in errors {
+            let (code_zh, code_en) = match d.rule {
+                Some(r) => (
+                    format!("{r} / {}", r.article_zh()),
+                    format!("{r} / {}", r.article()),
+                ),
+                None => (d.code(), d.code()),
+            };
+            zh.push(format!("{code_zh}（第 {} 行）：{}", d.line, d.message_zh));
+            en.push(format!("{code_en} (line {}): {}", d.line, d.message_en));
+        }
         return Err(ApiError::bad(
-            format!("场景清单有错误：{}", msgs.join("; ")),
-            format!("the scenario manifest has errors: {}", msgs.join("; ")),
+            format!("场景清单有错误：{}", zh.join("；")),
+            format!("the scenario manifest has errors: {}", en.join("; ")),
         ));
     }
     let mut scenario = report
@@ -309,6 +321,5 @@ pub async fn load_gallery(
             "templates that did not open were left out of the gallery"
         );
     }
-    let _ = Utc::now();
     Ok(g)
 }

@@ -382,3 +382,34 @@ async fn openapi_document_is_checked_in() {
         "crates/server/openapi.json is out of date: run FACEGATE_UPDATE_OPENAPI=1 cargo test -p facegate-server --test api openapi"
     );
 }
+
+#[tokio::test]
+async fn r15_a_face_only_manifest_is_refused_at_startup_naming_rule_and_article() {
+    let dir = std::env::temp_dir().join(format!("facegate-server-test-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = facegate_server::deploy::demo_manifest().replacen(
+        "methods = [\"face\", \"pin\", \"card\", \"qr_code\", \"staffed_check\"]",
+        "methods = [\"face\"]",
+        1,
+    );
+    let path = dir.join("face-only.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let mut config = facegate_server::ServerConfig::new(&dir);
+    config.scenario = Some(path);
+    let err = match facegate_server::AppState::open(config).await {
+        Ok(_) => panic!("a face-only manifest must not deploy"),
+        Err(e) => e.body(),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(err.error, "bad_request");
+    assert!(
+        err.message_en.contains("R15 / Art. 10"),
+        "{}",
+        err.message_en
+    );
+    assert!(
+        err.message_zh.contains("R15 / 第十条"),
+        "{}",
+        err.message_zh
+    );
+}
