@@ -132,18 +132,20 @@ fn device_of(s: &AppState, data: &DataArgs) -> Option<String> {
 async fn open(data: &DataArgs) -> Result<AppState> {
     AppState::open(data.config())
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.body().message_en))
+        .map_err(api_err)
         .with_context(|| format!("opening facegate data in {}", data.dir().display()))
 }
 
+/// An API error for the terminal: a refusal in policy's own words (rule and
+/// article in English and Chinese), anything else in both languages.
 fn api_err(e: facegate_server::ApiError) -> anyhow::Error {
-    if let facegate_server::ApiError::Internal(m) = &e {
-        return anyhow::anyhow!("internal error: {m}");
-    }
-    let b = e.body();
-    match (&b.rule, &b.article) {
-        (Some(r), Some(a)) => anyhow::anyhow!("{r} / {a}: {} / {}", b.message_en, b.message_zh),
-        _ => anyhow::anyhow!("{} / {}", b.message_en, b.message_zh),
+    match &e {
+        facegate_server::ApiError::Internal(m) => anyhow::anyhow!("internal error: {m}"),
+        facegate_server::ApiError::Refused(r) => anyhow::anyhow!("{r}"),
+        _ => {
+            let b = e.body();
+            anyhow::anyhow!("{} / {}", b.message_en, b.message_zh)
+        }
     }
 }
 
