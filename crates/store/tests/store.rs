@@ -19,6 +19,15 @@ async fn chain_fault(db: &Db, what: &str) -> ChainFault {
     db.store.verify_chain().await.unwrap().fault.expect(what)
 }
 
+/// Write `r` into the audit log behind the store's back, as an attacker
+/// with database access would.
+async fn insert_record(c: &mut sqlx::AnyConnection, r: &AuditRecord) {
+    sqlx::query("INSERT INTO audit_log (seq, at, event, actor, subject, scenario_id, device_id, details, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)")
+        .bind(r.seq).bind(&r.at).bind(&r.event).bind(&r.actor).bind(r.subject.clone()).bind(r.scenario_id.clone())
+        .bind(r.device_id.clone()).bind(&r.details).bind(&r.prev_hash).bind(&r.hash)
+        .execute(c).await.unwrap();
+}
+
 async fn exec(db: &Db, sql: &str) {
     let mut c = raw(db).await;
     sqlx::Executor::execute(&mut c, sql).await.unwrap();
@@ -384,10 +393,7 @@ async fn r14_tampering_with_any_audit_record_is_named(db: Db) {
                 .await
                 .unwrap();
             for r in &backup {
-                sqlx::query("INSERT INTO audit_log (seq, at, event, actor, subject, scenario_id, device_id, details, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)")
-                    .bind(r.seq).bind(&r.at).bind(&r.event).bind(&r.actor).bind(r.subject.clone()).bind(r.scenario_id.clone())
-                    .bind(r.device_id.clone()).bind(&r.details).bind(&r.prev_hash).bind(&r.hash)
-                    .execute(&mut c).await.unwrap();
+                insert_record(&mut c, r).await;
             }
             c.close().await.unwrap();
         }
@@ -462,14 +468,9 @@ async fn r14_tampering_with_any_audit_record_is_named(db: Db) {
             hash: String::new(),
         };
         forged.hash = forged.compute_hash();
-        exec(
-            &db,
-            &format!(
-                "INSERT INTO audit_log (seq, at, event, actor, details, prev_hash, hash) VALUES ({}, '{}', '{}', '{}', '{}', '{}', '{}')",
-                forged.seq, forged.at, forged.event, forged.actor, forged.details, forged.prev_hash, forged.hash
-            ),
-        )
-        .await;
+        let mut c = raw(&db).await;
+        insert_record(&mut c, &forged).await;
+        c.close().await.unwrap();
         let f = chain_fault(&db, "insert detected").await;
         assert_eq!(
             (f.kind, f.seq),
@@ -510,14 +511,9 @@ async fn r14_tampering_with_any_audit_record_is_named(db: Db) {
     extra.details = "{}".into();
     (extra.subject, extra.scenario_id, extra.device_id) = (None, None, None);
     extra.hash = extra.compute_hash();
-    exec(
-        &db,
-        &format!(
-            "INSERT INTO audit_log (seq, at, event, actor, details, prev_hash, hash) VALUES ({}, '{}', '{}', '{}', '{}', '{}', '{}')",
-            extra.seq, extra.at, extra.event, extra.actor, extra.details, extra.prev_hash, extra.hash
-        ),
-    )
-    .await;
+    let mut c = raw(&db).await;
+    insert_record(&mut c, &extra).await;
+    c.close().await.unwrap();
     let f = chain_fault(&db, "append detected").await;
     assert_eq!((f.kind, f.seq), (ChainFaultKind::Inserted, n + 1), "{f}");
     restore(&db).await;
