@@ -280,7 +280,12 @@ fn notice(file: &Path, lang: &str, html: bool, since: Option<&Path>, json: bool)
         } else {
             print!("{}", policy::render_changes(&changes, lang));
             if policy::requires_reconsent(&changes) {
-                println!("R9: purpose or method changed: fresh consent is needed / 目的或方式变更，须重新取得同意");
+                let r9 = policy::RuleId::R9;
+                println!(
+                    "{r9} / {}: purpose or method changed: fresh consent is needed / 目的或方式变更，须重新取得同意（{r9} {}）",
+                    r9.article(),
+                    r9.article_zh()
+                );
             }
         }
         return Ok(());

@@ -134,3 +134,31 @@ fn r21_filing_deadline_command_counts_working_days() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["provisional"], serde_json::Value::Bool(true), "{v}");
 }
+
+#[test]
+fn r9_notice_since_names_the_rule_and_article_when_fresh_consent_is_needed() {
+    let dir = std::env::temp_dir().join(format!("facegate-cli-notice-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("old.toml");
+    let new = dir.join("new.toml");
+    let _ = std::fs::remove_file(&old);
+    let o = facegate(&["init", "-o", old.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let src = std::fs::read_to_string(&old).unwrap();
+    let purpose = "核验业主、住户身份，开启小区出入口门禁。";
+    assert!(src.contains(purpose), "template purpose changed");
+    std::fs::write(&new, src.replace(purpose, "核验住户身份并统计访客流量。")).unwrap();
+    let o = facegate(&[
+        "notice",
+        new.to_str().unwrap(),
+        "--since",
+        old.to_str().unwrap(),
+    ]);
+    let out = text(&o);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("R9 / Art. 6") && out.contains("R9 第六条"),
+        "{out}"
+    );
+}
