@@ -11,6 +11,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::vision_cmd::lfw;
+
 const DIM: usize = 512;
 
 #[derive(clap::Subcommand)]
@@ -478,107 +480,19 @@ fn write_npy_i64(path: &Path, v: &[i64]) -> Result<()> {
 
 // ---------------------------------------------------------------- LFW helpers
 
-/// Embeds images with facegate-vision on `threads` workers; `None` where no face is found.
-/// For several faces, the one nearest the image centre (LFW centres the subject).
-fn embed_images(paths: &[PathBuf], threads: usize) -> Result<Vec<Option<Vec<f32>>>> {
+/// Embeds images with the face engine (the same face choice and loop as `bench lfw`),
+/// `jobs` at a time, as plain vectors; `None` where no face is found.
+fn embed_images(paths: &[PathBuf], jobs: usize) -> Result<Vec<Option<Vec<f32>>>> {
     let engine = facegate_vision::Engine::new(facegate_vision::EngineOptions {
         liveness: false,
         pose: false,
         eyes: false,
         ..Default::default()
     })?;
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Vec<f32>>>> =
-        paths.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let t = Instant::now();
-    std::thread::scope(|s| -> Result<()> {
-        let mut hs = vec![];
-        for _ in 0..threads.max(1) {
-            hs.push(s.spawn(|| -> Result<()> {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= paths.len() {
-                        return Ok(());
-                    }
-                    let bytes =
-                        std::fs::read(&paths[i]).with_context(|| paths[i].display().to_string())?;
-                    let faces = engine.analyze(&bytes).unwrap_or_default();
-                    let best = faces.iter().min_by(|a, b| {
-                        let d = |f: &facegate_vision::Face| {
-                            let cx = (f.bbox.x1 + f.bbox.x2) / 2.0 - 125.0;
-                            let cy = (f.bbox.y1 + f.bbox.y2) / 2.0 - 125.0;
-                            cx * cx + cy * cy
-                        };
-                        d(a).total_cmp(&d(b))
-                    });
-                    *results[i].lock().unwrap() = best
-                        .and_then(|f| f.embedding.as_ref())
-                        .map(|e| e.as_slice().to_vec());
-                    let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if d.is_multiple_of(500) {
-                        eprintln!(
-                            "  {d}/{} images, {:.0} s",
-                            paths.len(),
-                            t.elapsed().as_secs_f64()
-                        );
-                    }
-                }
-            }));
-        }
-        for h in hs {
-            h.join().expect("worker panicked")?;
-        }
-        Ok(())
-    })?;
-    Ok(results
+    Ok(lfw::embed_all(&engine, paths, jobs)?
         .into_iter()
-        .map(|m| m.into_inner().unwrap())
+        .map(|e| e.map(|e| e.as_slice().to_vec()))
         .collect())
-}
-
-struct Pair {
-    a: (String, u32),
-    b: (String, u32),
-}
-
-fn read_pairs(images: &Path, pairs: &str) -> Result<Vec<Pair>> {
-    let p = if Path::new(pairs).exists() {
-        PathBuf::from(pairs)
-    } else {
-        images.join(pairs)
-    };
-    let text = std::fs::read_to_string(&p).with_context(|| {
-        format!(
-            "{} not found (LFW View 1 lives in ../shared/eval/lfw-view1)",
-            p.display()
-        )
-    })?;
-    let mut out = vec![];
-    for (no, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let num = |s: &str| -> Result<u32> {
-            s.parse()
-                .with_context(|| format!("{}:{}: bad number {s:?}", p.display(), no + 1))
-        };
-        match f.len() {
-            0 => {}
-            3 => out.push(Pair {
-                a: (f[0].into(), num(f[1])?),
-                b: (f[0].into(), num(f[2])?),
-            }),
-            4 => out.push(Pair {
-                a: (f[0].into(), num(f[1])?),
-                b: (f[2].into(), num(f[3])?),
-            }),
-            _ => bail!("{}:{}: expected 3 or 4 fields", p.display(), no + 1),
-        }
-    }
-    Ok(out)
-}
-
-fn lfw_path(images: &Path, (name, n): &(String, u32)) -> PathBuf {
-    images.join(name).join(format!("{name}_{n:04}.jpg"))
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -588,14 +502,14 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 // ---------------------------------------------------------------- calibrate
 
 fn calibrate(a: CalibrateArgs) -> Result<()> {
-    let pairs = read_pairs(&a.images, &a.pairs)?;
+    let pairs = lfw::read_pairs(&a.images, Path::new(&a.pairs))?;
     let mut imgs: Vec<(String, u32)> = pairs
         .iter()
         .flat_map(|p| [p.a.clone(), p.b.clone()])
         .collect();
     imgs.sort();
     imgs.dedup();
-    let paths: Vec<PathBuf> = imgs.iter().map(|i| lfw_path(&a.images, i)).collect();
+    let paths: Vec<PathBuf> = imgs.iter().map(|i| lfw::image_path(&a.images, i)).collect();
     eprintln!(
         "embedding {} images of {} with facegate-vision ...",
         paths.len(),
@@ -620,7 +534,7 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         imgs.iter().enumerate().map(|(i, k)| (k, i)).collect();
     let genuine: Vec<f32> = pairs
         .iter()
-        .filter(|p| p.a.0 == p.b.0)
+        .filter(|p| p.same())
         .filter_map(|p| Some(dot(embs[pos[&p.a]].as_ref()?, embs[pos[&p.b]].as_ref()?)))
         .collect();
     let people = {
@@ -673,7 +587,7 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
 // ---------------------------------------------------------------- identify
 
 fn identify(a: IdentifyArgs) -> Result<()> {
-    let pairs = read_pairs(&a.images, &a.pairs)?;
+    let pairs = lfw::read_pairs(&a.images, Path::new(&a.pairs))?;
     let mut people: Vec<String> = pairs
         .iter()
         .flat_map(|p| [p.a.0.clone(), p.b.0.clone()])

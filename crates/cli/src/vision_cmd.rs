@@ -1,15 +1,15 @@
 //! `facegate` subcommands for the face engine: `detect`, `compare`,
 //! `bench lfw` and `bench speed`.
 
+pub(crate) mod lfw;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use facegate_vision::{compare, Embedding, Engine, EngineOptions, Face};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 #[derive(clap::Subcommand)]
 pub enum Cmd {
@@ -178,25 +178,6 @@ fn print_face(i: usize, f: &Face) {
 }
 
 /// The most prominent face: largest box, ties to the most central.
-fn main_face(faces: Vec<Face>, w: f32, h: f32) -> Option<Face> {
-    let key = |f: &Face| {
-        let (cx, cy) = (
-            (f.bbox.x1 + f.bbox.x2) / 2.0 - w / 2.0,
-            (f.bbox.y1 + f.bbox.y2) / 2.0 - h / 2.0,
-        );
-        f.quality.face_px - 0.5 * (cx * cx + cy * cy).sqrt()
-    };
-    faces.into_iter().max_by(|a, b| key(a).total_cmp(&key(b)))
-}
-
-fn embed_main(engine: &Engine, path: &Path) -> Result<Option<Embedding>> {
-    let bytes = read(path)?;
-    let img = facegate_vision::decode(&bytes, &engine.options().decode_limits)
-        .with_context(|| format!("{}", path.display()))?;
-    let faces = engine.analyze_image(&img)?;
-    Ok(main_face(faces, img.width() as f32, img.height() as f32).and_then(|f| f.embedding))
-}
-
 fn compare_cmd(a: &Path, b: &Path, threshold: f32, json: bool) -> Result<()> {
     let engine = Engine::new(EngineOptions {
         pose: false,
@@ -204,10 +185,10 @@ fn compare_cmd(a: &Path, b: &Path, threshold: f32, json: bool) -> Result<()> {
         liveness: false,
         ..Default::default()
     })?;
-    let ea =
-        embed_main(&engine, a)?.with_context(|| format!("no face found in {}", a.display()))?;
-    let eb =
-        embed_main(&engine, b)?.with_context(|| format!("no face found in {}", b.display()))?;
+    let ea = lfw::embed_main(&engine, a)?
+        .with_context(|| format!("no face found in {}", a.display()))?;
+    let eb = lfw::embed_main(&engine, b)?
+        .with_context(|| format!("no face found in {}", b.display()))?;
     let sim = compare(&ea, &eb);
     let same = sim >= threshold;
     if json {
@@ -230,59 +211,6 @@ fn compare_cmd(a: &Path, b: &Path, threshold: f32, json: bool) -> Result<()> {
 }
 
 // ---------------------------------------------------------------- bench lfw
-
-struct Pair {
-    a: PathBuf,
-    b: PathBuf,
-    same: bool,
-}
-
-fn resolve(images: &Path, p: &Path) -> PathBuf {
-    if p.is_relative() && !p.exists() {
-        images.join(p)
-    } else {
-        p.to_path_buf()
-    }
-}
-
-fn read_pairs(images: &Path, file: &Path) -> Result<Vec<Pair>> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read pairs file {}", file.display()))?;
-    let img = |name: &str, n: &str| -> Result<PathBuf> {
-        let n: u32 = n
-            .parse()
-            .with_context(|| format!("bad image number {n:?} in {}", file.display()))?;
-        Ok(images.join(name).join(format!("{name}_{n:04}.jpg")))
-    };
-    let mut pairs = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        match f.len() {
-            0 => {}
-            1 | 2 if i == 0 => {} // header: count (or folds and count)
-            3 => pairs.push(Pair {
-                a: img(f[0], f[1])?,
-                b: img(f[0], f[2])?,
-                same: true,
-            }),
-            4 => pairs.push(Pair {
-                a: img(f[0], f[1])?,
-                b: img(f[2], f[3])?,
-                same: false,
-            }),
-            _ => bail!(
-                "{}:{}: expected 3 or 4 fields, got {:?}",
-                file.display(),
-                i + 1,
-                line
-            ),
-        }
-    }
-    if pairs.is_empty() {
-        bail!("{} holds no pairs", file.display());
-    }
-    Ok(pairs)
-}
 
 /// Threshold maximising accuracy on `(score, same)` pairs. Several splits
 /// usually tie; the middle one of the tied splits is taken (not the lowest or
@@ -345,11 +273,9 @@ fn bench_lfw(
     jobs: Option<usize>,
     json: bool,
 ) -> Result<()> {
-    let test = read_pairs(images, &resolve(images, pairs))?;
-    let cal = calibrate
-        .map(|c| read_pairs(images, &resolve(images, c)))
-        .transpose()?;
-    let mut uniq: Vec<PathBuf> = test
+    let test = lfw::read_pairs(images, pairs)?;
+    let cal = calibrate.map(|c| lfw::read_pairs(images, c)).transpose()?;
+    let mut uniq: Vec<lfw::Img> = test
         .iter()
         .chain(cal.iter().flatten())
         .flat_map(|p| [p.a.clone(), p.b.clone()])
@@ -366,65 +292,31 @@ fn bench_lfw(
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let bar = ProgressBar::new(uniq.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message("embedding");
-    if json {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    }
     let start = Instant::now();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<HashMap<PathBuf, Option<Embedding>>> = Mutex::new(HashMap::new());
-    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = uniq.get(i) else { break };
-                match embed_main(&engine, path) {
-                    Ok(e) => {
-                        results.lock().unwrap().insert(path.clone(), e);
-                    }
-                    Err(e) => {
-                        errors
-                            .lock()
-                            .unwrap()
-                            .push(format!("{}: {e:#}", path.display()));
-                        results.lock().unwrap().insert(path.clone(), None);
-                    }
-                }
-                bar.inc(1);
-            });
-        }
-    });
-    bar.finish_and_clear();
+    let paths: Vec<PathBuf> = uniq.iter().map(|i| lfw::image_path(images, i)).collect();
+    let emb: HashMap<&lfw::Img, Option<Embedding>> = uniq
+        .iter()
+        .zip(lfw::embed_all(&engine, &paths, jobs)?)
+        .collect();
     let seconds = start.elapsed().as_secs_f64();
-    let errors = errors.into_inner().unwrap();
-    if !errors.is_empty() {
-        bail!(
-            "{} image(s) could not be read:\n{}",
-            errors.len(),
-            errors.join("\n")
-        );
-    }
-    let emb = results.into_inner().unwrap();
-    let missed_images: Vec<&PathBuf> = uniq.iter().filter(|p| emb[*p].is_none()).collect();
-    let score = |p: &Pair| match (&emb[&p.a], &emb[&p.b]) {
+    let missed_images: Vec<&PathBuf> = uniq
+        .iter()
+        .zip(&paths)
+        .filter(|(i, _)| emb[i].is_none())
+        .map(|(_, p)| p)
+        .collect();
+    let score = |p: &lfw::Pair| match (&emb[&p.a], &emb[&p.b]) {
         (Some(a), Some(b)) => compare(a, b),
         _ => -1.0, // a missed face can only be called "different"
     };
-    let scored: Vec<(f32, bool)> = test.iter().map(|p| (score(p), p.same)).collect();
+    let scored: Vec<(f32, bool)> = test.iter().map(|p| (score(p), p.same())).collect();
     let missed_pairs = test
         .iter()
         .filter(|p| emb[&p.a].is_none() || emb[&p.b].is_none())
         .count();
     let (acc, acc_std, threshold, protocol) = match &cal {
         Some(cal) => {
-            let cs: Vec<(f32, bool)> = cal.iter().map(|p| (score(p), p.same)).collect();
+            let cs: Vec<(f32, bool)> = cal.iter().map(|p| (score(p), p.same())).collect();
             let t = best_threshold(&cs);
             (
                 accuracy(&scored, t),

@@ -196,111 +196,6 @@ fn block_means<const K: usize>(col: &[u32], dst: &mut [u8], kk: u32) {
     }
 }
 
-/// The straightforward form of [`resize_region`] (the fast one must match it bit for bit).
-///
-/// Resizes `region` of `img` to `out_w × out_h` with bilinear interpolation
-/// and returns interleaved RGB floats (0..255). Samples are clamped to the
-/// part of the region inside the image (as `cv2.resize` on an ROI does);
-/// where the region lies outside the image entirely, `fill` is used.
-#[cfg(test)]
-pub(crate) fn resize_region_reference(
-    img: &RgbImage,
-    r: Region,
-    out_w: usize,
-    out_h: usize,
-    fill: Option<f32>,
-) -> Vec<f32> {
-    let (iw, ih) = (img.width() as i64, img.height() as i64);
-    let tx = taps(r.x, r.w, out_w);
-    let ty = taps(r.y, r.h, out_h);
-    // Clamp bounds: the region ∩ image (replicate inside), or the image (fill outside).
-    let (cx0, cx1, cy0, cy1) = if fill.is_some() {
-        (0, iw - 1, 0, ih - 1)
-    } else {
-        let x0 = (r.x.floor() as i64).clamp(0, iw - 1);
-        let x1 = ((r.x + r.w).ceil() as i64 - 1).clamp(x0, iw - 1);
-        let y0 = (r.y.floor() as i64).clamp(0, ih - 1);
-        let y1 = ((r.y + r.h).ceil() as i64 - 1).clamp(y0, ih - 1);
-        (x0, x1, y0, y1)
-    };
-    let buf = img.as_raw();
-    let stride = (iw * 3) as usize;
-    let mut out = vec![0f32; out_w * out_h * 3];
-    let outside = |v: i64, lo: i64, hi: i64| v < lo || v > hi;
-    for (oy, row) in out.chunks_exact_mut(out_w * 3).enumerate() {
-        let y = ty.i0[oy];
-        let fy = ty.frac[oy];
-        for (ox, px) in row.chunks_exact_mut(3).enumerate() {
-            let x = tx.i0[ox];
-            let fx = tx.frac[ox];
-            let mut acc = [0f32; 3];
-            for (dy, wy) in [(0i64, 1.0 - fy), (1, fy)] {
-                if wy == 0.0 {
-                    continue;
-                }
-                for (dx, wx) in [(0i64, 1.0 - fx), (1, fx)] {
-                    if wx == 0.0 {
-                        continue;
-                    }
-                    let (sx, sy) = (x + dx, y + dy);
-                    let w = wx * wy;
-                    match fill {
-                        Some(f) if outside(sx, cx0, cx1) || outside(sy, cy0, cy1) => {
-                            for a in &mut acc {
-                                *a += w * f;
-                            }
-                        }
-                        _ => {
-                            let sx = sx.clamp(cx0, cx1) as usize;
-                            let sy = sy.clamp(cy0, cy1) as usize;
-                            let o = sy * stride + sx * 3;
-                            for c in 0..3 {
-                                acc[c] += w * buf[o + c] as f32;
-                            }
-                        }
-                    }
-                }
-            }
-            px.copy_from_slice(&acc);
-        }
-    }
-    out
-}
-
-/// The straightforward form of [`box_shrink`].
-///
-/// Shrinks an image by an integer factor, averaging each `k × k` block (like
-/// `cv2.INTER_AREA`), so that a later bilinear resize does not alias.
-#[cfg(test)]
-pub(crate) fn box_shrink_reference(img: &RgbImage, k: u32) -> RgbImage {
-    let (w, h) = (img.width() / k, img.height() / k);
-    let src = img.as_raw();
-    let stride = img.width() as usize * 3;
-    let mut out = RgbImage::new(w.max(1), h.max(1));
-    let kk = k * k;
-    let mut sums = vec![0u32; w as usize * 3];
-    for oy in 0..h as usize {
-        sums.iter_mut().for_each(|s| *s = 0);
-        for yy in 0..k as usize {
-            let row = &src[(oy * k as usize + yy) * stride..];
-            for ox in 0..w as usize {
-                let base = ox * k as usize * 3;
-                for xx in 0..k as usize {
-                    let o = base + xx * 3;
-                    sums[ox * 3] += row[o] as u32;
-                    sums[ox * 3 + 1] += row[o + 1] as u32;
-                    sums[ox * 3 + 2] += row[o + 2] as u32;
-                }
-            }
-        }
-        let dst = &mut out.as_mut()[oy * w as usize * 3..(oy + 1) * w as usize * 3];
-        for (d, s) in dst.iter_mut().zip(&sums) {
-            *d = ((s + kk / 2) / kk) as u8;
-        }
-    }
-    out
-}
-
 /// A 2×3 affine matrix mapping source (image) to destination coordinates.
 pub type Affine = [[f32; 3]; 2];
 
@@ -419,6 +314,109 @@ pub(crate) fn to_grey(hwc: &[f32], scale: f32) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The straightforward form of [`resize_region`] (the fast one must match it bit for bit).
+    ///
+    /// Resizes `region` of `img` to `out_w × out_h` with bilinear interpolation
+    /// and returns interleaved RGB floats (0..255). Samples are clamped to the
+    /// part of the region inside the image (as `cv2.resize` on an ROI does);
+    /// where the region lies outside the image entirely, `fill` is used.
+    fn resize_region_reference(
+        img: &RgbImage,
+        r: Region,
+        out_w: usize,
+        out_h: usize,
+        fill: Option<f32>,
+    ) -> Vec<f32> {
+        let (iw, ih) = (img.width() as i64, img.height() as i64);
+        let tx = taps(r.x, r.w, out_w);
+        let ty = taps(r.y, r.h, out_h);
+        // Clamp bounds: the region ∩ image (replicate inside), or the image (fill outside).
+        let (cx0, cx1, cy0, cy1) = if fill.is_some() {
+            (0, iw - 1, 0, ih - 1)
+        } else {
+            let x0 = (r.x.floor() as i64).clamp(0, iw - 1);
+            let x1 = ((r.x + r.w).ceil() as i64 - 1).clamp(x0, iw - 1);
+            let y0 = (r.y.floor() as i64).clamp(0, ih - 1);
+            let y1 = ((r.y + r.h).ceil() as i64 - 1).clamp(y0, ih - 1);
+            (x0, x1, y0, y1)
+        };
+        let buf = img.as_raw();
+        let stride = (iw * 3) as usize;
+        let mut out = vec![0f32; out_w * out_h * 3];
+        let outside = |v: i64, lo: i64, hi: i64| v < lo || v > hi;
+        for (oy, row) in out.chunks_exact_mut(out_w * 3).enumerate() {
+            let y = ty.i0[oy];
+            let fy = ty.frac[oy];
+            for (ox, px) in row.chunks_exact_mut(3).enumerate() {
+                let x = tx.i0[ox];
+                let fx = tx.frac[ox];
+                let mut acc = [0f32; 3];
+                for (dy, wy) in [(0i64, 1.0 - fy), (1, fy)] {
+                    if wy == 0.0 {
+                        continue;
+                    }
+                    for (dx, wx) in [(0i64, 1.0 - fx), (1, fx)] {
+                        if wx == 0.0 {
+                            continue;
+                        }
+                        let (sx, sy) = (x + dx, y + dy);
+                        let w = wx * wy;
+                        match fill {
+                            Some(f) if outside(sx, cx0, cx1) || outside(sy, cy0, cy1) => {
+                                for a in &mut acc {
+                                    *a += w * f;
+                                }
+                            }
+                            _ => {
+                                let sx = sx.clamp(cx0, cx1) as usize;
+                                let sy = sy.clamp(cy0, cy1) as usize;
+                                let o = sy * stride + sx * 3;
+                                for c in 0..3 {
+                                    acc[c] += w * buf[o + c] as f32;
+                                }
+                            }
+                        }
+                    }
+                }
+                px.copy_from_slice(&acc);
+            }
+        }
+        out
+    }
+
+    /// The straightforward form of [`box_shrink`].
+    ///
+    /// Shrinks an image by an integer factor, averaging each `k × k` block (like
+    /// `cv2.INTER_AREA`), so that a later bilinear resize does not alias.
+    fn box_shrink_reference(img: &RgbImage, k: u32) -> RgbImage {
+        let (w, h) = (img.width() / k, img.height() / k);
+        let src = img.as_raw();
+        let stride = img.width() as usize * 3;
+        let mut out = RgbImage::new(w.max(1), h.max(1));
+        let kk = k * k;
+        let mut sums = vec![0u32; w as usize * 3];
+        for oy in 0..h as usize {
+            sums.iter_mut().for_each(|s| *s = 0);
+            for yy in 0..k as usize {
+                let row = &src[(oy * k as usize + yy) * stride..];
+                for ox in 0..w as usize {
+                    let base = ox * k as usize * 3;
+                    for xx in 0..k as usize {
+                        let o = base + xx * 3;
+                        sums[ox * 3] += row[o] as u32;
+                        sums[ox * 3 + 1] += row[o + 1] as u32;
+                        sums[ox * 3 + 2] += row[o + 2] as u32;
+                    }
+                }
+            }
+            let dst = &mut out.as_mut()[oy * w as usize * 3..(oy + 1) * w as usize * 3];
+            for (d, s) in dst.iter_mut().zip(&sums) {
+                *d = ((s + kk / 2) / kk) as u8;
+            }
+        }
+        out
+    }
 
     #[test]
     fn similarity_recovers_a_known_transform() {
