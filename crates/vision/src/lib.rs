@@ -23,6 +23,7 @@
 mod decode;
 mod embedding;
 mod imgops;
+mod onnx_graph;
 mod runtime;
 mod stages;
 
