@@ -189,9 +189,12 @@ fn parse_node(buf: &[u8]) -> Result<Node<'_>, GraphError> {
     Ok(n)
 }
 
+/// A float tensor's dims and values.
+type FloatTensor = (Vec<u64>, Vec<f32>);
+
 /// A float initializer: its name, dims and values (`None` for other types or
 /// external data, which the rewrite leaves alone).
-fn parse_float_tensor(buf: &[u8]) -> Result<(String, Option<(Vec<u64>, Vec<f32>)>), GraphError> {
+fn parse_float_tensor(buf: &[u8]) -> Result<(String, Option<FloatTensor>), GraphError> {
     let (mut name, mut dims, mut dtype, mut data, mut external) =
         (String::new(), vec![], 0, vec![], false);
     for f in fields(buf)? {
@@ -271,7 +274,7 @@ pub(crate) fn rewrite_prelu(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError
     let gfields = fields(graph_buf)?;
 
     // Float initializers by name, and how often each name is used.
-    let mut slopes: HashMap<String, (Vec<u64>, Vec<f32>)> = HashMap::new();
+    let mut slopes: HashMap<String, FloatTensor> = HashMap::new();
     let mut graph_inputs: HashSet<&str> = HashSet::new();
     let mut uses: HashMap<&str, usize> = HashMap::new();
     let mut names: HashSet<String> = HashSet::new();
