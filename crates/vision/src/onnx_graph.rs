@@ -152,6 +152,8 @@ const NODE_ATTRIBUTE: u64 = 5;
 const NODE_DOMAIN: u64 = 7;
 const ATTR_NAME: u64 = 1;
 const ATTR_F: u64 = 2;
+const ATTR_I: u64 = 3;
+const ATTR_TYPE_INT: u64 = 2;
 const ATTR_TYPE: u64 = 20;
 const ATTR_TYPE_FLOAT: u64 = 1;
 const TENSOR_DIMS: u64 = 1;
@@ -162,12 +164,16 @@ const TENSOR_RAW_DATA: u64 = 9;
 const TENSOR_DATA_LOCATION: u64 = 14;
 const DATA_TYPE_FLOAT: u64 = 1;
 const VALUE_INFO_NAME: u64 = 1;
+const GRAPH_OUTPUT: u64 = 12;
+const GRAPH_VALUE_INFO: u64 = 13;
 
 struct Node<'a> {
     inputs: Vec<&'a str>,
     outputs: Vec<&'a str>,
     op_type: &'a str,
     domain: &'a str,
+    /// The `group` attribute (1 when absent).
+    group: u64,
 }
 
 fn parse_node(buf: &[u8]) -> Result<Node<'_>, GraphError> {
@@ -176,17 +182,63 @@ fn parse_node(buf: &[u8]) -> Result<Node<'_>, GraphError> {
         outputs: vec![],
         op_type: "",
         domain: "",
+        group: 1,
     };
     for f in fields(buf)? {
-        match f.num {
-            NODE_INPUT => n.inputs.push(text(f.value)?),
-            NODE_OUTPUT => n.outputs.push(text(f.value)?),
-            NODE_OP_TYPE => n.op_type = text(f.value)?,
-            NODE_DOMAIN => n.domain = text(f.value)?,
+        match (f.num, f.value) {
+            (NODE_INPUT, v) => n.inputs.push(text(v)?),
+            (NODE_OUTPUT, v) => n.outputs.push(text(v)?),
+            (NODE_OP_TYPE, v) => n.op_type = text(v)?,
+            (NODE_DOMAIN, v) => n.domain = text(v)?,
+            (NODE_ATTRIBUTE, Value::Bytes(a)) => {
+                let af = fields(a)?;
+                let named_group = af
+                    .iter()
+                    .any(|f| f.num == ATTR_NAME && matches!(f.value, Value::Bytes(b"group")));
+                if named_group {
+                    for f in af {
+                        if let (ATTR_I, Value::Varint(g)) = (f.num, f.value) {
+                            n.group = g;
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     }
     Ok(n)
+}
+
+/// The node with its `group` attribute set to `group` (every other field kept).
+fn with_group(buf: &[u8], group: u64) -> Result<Vec<u8>, GraphError> {
+    let mut out = Vec::with_capacity(buf.len() + 16);
+    let mut seen = false;
+    for f in fields(buf)? {
+        let is_group = match (f.num, f.value) {
+            (NODE_ATTRIBUTE, Value::Bytes(a)) => fields(a)?
+                .iter()
+                .any(|f| f.num == ATTR_NAME && matches!(f.value, Value::Bytes(b"group"))),
+            _ => false,
+        };
+        if is_group {
+            seen = true;
+            put_bytes(&mut out, NODE_ATTRIBUTE, &group_attribute(group));
+        } else {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    if !seen {
+        put_bytes(&mut out, NODE_ATTRIBUTE, &group_attribute(group));
+    }
+    Ok(out)
+}
+
+fn group_attribute(group: u64) -> Vec<u8> {
+    let mut a = Vec::new();
+    put_bytes(&mut a, ATTR_NAME, b"group");
+    put_uint(&mut a, ATTR_I, group);
+    put_uint(&mut a, ATTR_TYPE, ATTR_TYPE_INT);
+    a
 }
 
 /// A float tensor's dims and values.
@@ -250,8 +302,14 @@ fn node_bytes(
 }
 
 fn tensor_bytes(name: &str, values: &[f32]) -> Vec<u8> {
+    tensor_bytes_shaped(name, &[values.len() as u64], values)
+}
+
+fn tensor_bytes_shaped(name: &str, dims: &[u64], values: &[f32]) -> Vec<u8> {
     let mut t = Vec::new();
-    put_uint(&mut t, TENSOR_DIMS, values.len() as u64);
+    for &d in dims {
+        put_uint(&mut t, TENSOR_DIMS, d);
+    }
     put_uint(&mut t, TENSOR_DATA_TYPE, DATA_TYPE_FLOAT);
     put_bytes(&mut t, TENSOR_NAME, name.as_bytes());
     let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -263,14 +321,7 @@ fn tensor_bytes(name: &str, values: &[f32]) -> Vec<u8> {
 /// `Relu(y) + BN(−a)(Relu(BN(−1)(y)))`; returns the new model bytes and the
 /// number of nodes rewritten. Other `PRelu`s and all other nodes are kept.
 pub(crate) fn rewrite_prelu(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError> {
-    let top = fields(model)?;
-    let graph = top
-        .iter()
-        .find(|f| f.num == MODEL_GRAPH)
-        .ok_or_else(|| bad("the model has no graph"))?;
-    let Value::Bytes(graph_buf) = graph.value else {
-        return Err(bad("the graph field has the wrong wire type"));
-    };
+    let (top, graph_buf) = split_model(model)?;
     let gfields = fields(graph_buf)?;
 
     // Float initializers by name, and how often each name is used.
@@ -414,15 +465,233 @@ pub(crate) fn rewrite_prelu(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError
     for t in new_inits {
         put_bytes(&mut graph_out, GRAPH_INITIALIZER, &t);
     }
-    let mut out = Vec::with_capacity(model.len() + graph_out.len() - graph_buf.len() + 16);
-    for f in &top {
+    Ok((join_model(&top, &graph_out), rewritten))
+}
+
+/// Both rewrites, padding first (so the padded `PRelu`s are rewritten too):
+/// returns the new model, the blocks padded and the `PRelu`s rewritten.
+pub(crate) fn for_nchwc(model: &[u8]) -> Result<(Vec<u8>, usize, usize), GraphError> {
+    let (padded, blocks) = pad_channels(model)?;
+    let (out, prelus) = rewrite_prelu(&padded)?;
+    Ok((out, blocks, prelus))
+}
+
+/// The model's top-level fields and its graph's bytes.
+fn split_model(model: &[u8]) -> Result<(Vec<Field<'_>>, &[u8]), GraphError> {
+    let top = fields(model)?;
+    let graph = top
+        .iter()
+        .find(|f| f.num == MODEL_GRAPH)
+        .ok_or_else(|| bad("the model has no graph"))?;
+    let Value::Bytes(graph_buf) = graph.value else {
+        return Err(bad("the graph field has the wrong wire type"));
+    };
+    Ok((top, graph_buf))
+}
+
+/// The model with its graph replaced by `graph`.
+fn join_model(top: &[Field<'_>], graph: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(graph.len() + 1024);
+    for f in top {
         if f.num == MODEL_GRAPH {
-            put_bytes(&mut out, MODEL_GRAPH, &graph_out);
+            put_bytes(&mut out, MODEL_GRAPH, graph);
         } else {
             out.extend_from_slice(f.raw);
         }
     }
-    Ok((out, rewritten))
+    out
+}
+
+/// Pads the channels inside `Conv → [PRelu] → depthwise Conv → [PRelu] → Conv`
+/// blocks to a multiple of 16 (NCHWc's block), when the inner width is not one:
+/// the first convolution gets zero filters (weights and bias 0, so the new
+/// channels are 0), the `PRelu`s and the depthwise convolution zero entries
+/// (0 stays 0), and the last convolution zero weights for the new input
+/// channels (they add nothing). The block's output is unchanged up to the order
+/// of float additions. Returns the new model and the number of blocks padded.
+pub(crate) fn pad_channels(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError> {
+    const BLOCK: u64 = 16;
+    let (top, graph_buf) = split_model(model)?;
+    let gfields = fields(graph_buf)?;
+
+    let mut nodes: Vec<Node<'_>> = Vec::new();
+    let mut inits: HashMap<String, FloatTensor> = HashMap::new();
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut outputs: HashSet<&str> = HashSet::new();
+    for f in &gfields {
+        match (f.num, f.value) {
+            (GRAPH_NODE, Value::Bytes(b)) => {
+                let n = parse_node(b)?;
+                for &i in &n.inputs {
+                    *uses.entry(i).or_default() += 1;
+                    consumers.entry(i).or_default().push(nodes.len());
+                }
+                nodes.push(n);
+            }
+            (GRAPH_INITIALIZER, Value::Bytes(b)) => {
+                if let (name, Some(t)) = parse_float_tensor(b)? {
+                    inits.insert(name, t);
+                }
+            }
+            (GRAPH_OUTPUT, Value::Bytes(b)) => {
+                for vf in fields(b)? {
+                    if vf.num == VALUE_INFO_NAME {
+                        outputs.insert(text(vf.value)?);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // An initializer this rewrite may change: float, read by one node only.
+    let own = |name: &str| -> Option<&FloatTensor> {
+        (uses.get(name) == Some(&1))
+            .then(|| inits.get(name))
+            .flatten()
+    };
+    let conv_weight = |n: &Node<'_>| -> Option<&FloatTensor> {
+        (n.op_type == "Conv" && n.domain.is_empty() && n.inputs.len() >= 2)
+            .then(|| own(n.inputs[1]))
+            .flatten()
+            .filter(|(d, _)| d.len() == 4)
+    };
+
+    // name → (new dims, new values); node index → new group.
+    let mut new_inits: HashMap<String, FloatTensor> = HashMap::new();
+    let mut new_groups: HashMap<usize, u64> = HashMap::new();
+    let mut padded_tensors: HashSet<&str> = HashSet::new();
+    let mut blocks = 0;
+    'conv: for (ni, n) in nodes.iter().enumerate() {
+        let Some((wd, _)) = conv_weight(n).filter(|_| n.group == 1) else {
+            continue;
+        };
+        let c = wd[0];
+        if c % BLOCK == 0 || n.outputs.len() != 1 {
+            continue;
+        }
+        let p = c.div_ceil(BLOCK) * BLOCK;
+        // Follow the single-consumer chain to the closing convolution.
+        let mut chain: Vec<usize> = Vec::new();
+        let mut tensors = vec![n.outputs[0]];
+        let mut t = n.outputs[0];
+        let mut depthwise_seen = false;
+        let closing = loop {
+            let cs = consumers.get(t).map(Vec::as_slice).unwrap_or(&[]);
+            let [ci] = cs else { continue 'conv };
+            if outputs.contains(t) {
+                continue 'conv;
+            }
+            let m = &nodes[*ci];
+            let per_channel = |name: &str| {
+                own(name).is_some_and(|(d, v)| {
+                    v.len() as u64 == c && (d.as_slice() == [c, 1, 1] || d.as_slice() == [c])
+                })
+            };
+            if m.op_type == "PRelu" && m.inputs.len() == 2 && per_channel(m.inputs[1]) {
+                chain.push(*ci);
+            } else if let Some((d, _)) = conv_weight(m) {
+                if m.group == c && d[0] == c && d[1] == 1 && !depthwise_seen {
+                    depthwise_seen = true;
+                    chain.push(*ci);
+                } else if m.group == 1 && d[1] == c {
+                    break *ci;
+                } else {
+                    continue 'conv;
+                }
+            } else {
+                continue 'conv;
+            }
+            if m.outputs.len() != 1 {
+                continue 'conv;
+            }
+            t = m.outputs[0];
+            tensors.push(t);
+        };
+        let biases_ok = [ni]
+            .iter()
+            .chain(chain.iter().filter(|&&i| nodes[i].op_type == "Conv"))
+            .all(|&i| nodes[i].inputs.get(2).is_none_or(|b| own(b).is_some()));
+        if !depthwise_seen || !biases_ok {
+            continue;
+        }
+        // Pads axis `axis` of a tensor to `p` with zeros.
+        let pad = |(d, v): &FloatTensor, axis: usize| -> FloatTensor {
+            let outer: u64 = d[..axis].iter().product();
+            let inner: u64 = d[axis + 1..].iter().product();
+            let (n_old, n_new) = ((d[axis] * inner) as usize, (p * inner) as usize);
+            let mut out = Vec::with_capacity(outer as usize * n_new);
+            for chunk in v.chunks_exact(n_old) {
+                out.extend_from_slice(chunk);
+                out.resize(out.len() + n_new - n_old, 0.0);
+            }
+            let mut nd = d.clone();
+            nd[axis] = p;
+            (nd, out)
+        };
+        let mut put = |name: &str, axis: usize| {
+            let padded = pad(&inits[name], axis);
+            new_inits.insert(name.to_string(), padded);
+        };
+        put(n.inputs[1], 0);
+        if let Some(b) = n.inputs.get(2) {
+            put(b, 0);
+        }
+        for &i in &chain {
+            let m = &nodes[i];
+            put(m.inputs[1], 0);
+            if m.op_type == "Conv" {
+                if let Some(b) = m.inputs.get(2) {
+                    put(b, 0);
+                }
+                new_groups.insert(i, p);
+            }
+        }
+        put(nodes[closing].inputs[1], 1);
+        padded_tensors.extend(tensors);
+        blocks += 1;
+    }
+    if blocks == 0 {
+        return Ok((model.to_vec(), 0));
+    }
+
+    let mut graph = Vec::with_capacity(graph_buf.len() + graph_buf.len() / 4);
+    let mut node_index = 0;
+    for f in &gfields {
+        match (f.num, f.value) {
+            (GRAPH_NODE, Value::Bytes(b)) => {
+                match new_groups.get(&node_index) {
+                    Some(&g) => put_bytes(&mut graph, GRAPH_NODE, &with_group(b, g)?),
+                    None => graph.extend_from_slice(f.raw),
+                }
+                node_index += 1;
+            }
+            (GRAPH_INITIALIZER, Value::Bytes(b)) => {
+                let name = parse_float_tensor(b)?.0;
+                match new_inits.get(&name) {
+                    Some((d, v)) => put_bytes(
+                        &mut graph,
+                        GRAPH_INITIALIZER,
+                        &tensor_bytes_shaped(&name, d, v),
+                    ),
+                    None => graph.extend_from_slice(f.raw),
+                }
+            }
+            // Recorded shapes of the padded tensors would now be wrong: let the runtime infer them.
+            (GRAPH_VALUE_INFO, Value::Bytes(b)) => {
+                let name = fields(b)?
+                    .iter()
+                    .find(|vf| vf.num == VALUE_INFO_NAME)
+                    .map(|vf| text(vf.value))
+                    .transpose()?;
+                if !name.is_some_and(|n| padded_tensors.contains(n)) {
+                    graph.extend_from_slice(f.raw);
+                }
+            }
+            _ => graph.extend_from_slice(f.raw),
+        }
+    }
+    Ok((join_model(&top, &graph), blocks))
 }
 
 #[cfg(test)]
