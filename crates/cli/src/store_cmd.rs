@@ -198,6 +198,14 @@ pub fn run(cmd: Cmd) -> Result<()> {
 }
 
 /// `facegate audit verify`: the report as text (or JSON) and the exit code.
+/// The one line that reports a broken audit chain, in both languages.
+fn tampered(f: &facegate_store::ChainFault) -> String {
+    format!(
+        "TAMPERED 审计记录被篡改: record seq {} — {:?}: {}",
+        f.seq, f.kind, f.message
+    )
+}
+
 async fn audit_verify(loc: &Location, json: bool) -> Result<(String, i32)> {
     let store = loc.inspect().await?;
     let rep = store.verify_chain().await?;
@@ -215,10 +223,7 @@ async fn audit_verify(loc: &Location, json: bool) -> Result<(String, i32)> {
     );
     match rep.fault {
         None => out.push_str("audit chain intact 审计链完整"),
-        Some(f) => out.push_str(&format!(
-            "TAMPERED 审计记录被篡改: record seq {} — {:?}: {}",
-            f.seq, f.kind, f.message
-        )),
+        Some(f) => out.push_str(&tampered(&f)),
     }
     Ok((out, code))
 }
@@ -265,10 +270,7 @@ async fn run_async(cmd: Cmd) -> Result<i32> {
                     Ok(0)
                 }
                 Some(f) => {
-                    println!(
-                        "TAMPERED 审计记录被篡改: record seq {} — {:?}: {}",
-                        f.seq, f.kind, f.message
-                    );
+                    println!("{}", tampered(&f));
                     Ok(1)
                 }
             }
@@ -351,10 +353,7 @@ async fn run_async(cmd: Cmd) -> Result<i32> {
                     rep.orphan_templates, rep.links_without_template, rep.templates_without_consent, rep.templates_of_erased_persons);
                 match &rep.chain.fault {
                     None => println!("audit chain intact ({} records)", rep.chain.records),
-                    Some(f) => println!(
-                        "audit chain TAMPERED: record seq {} — {:?}: {}",
-                        f.seq, f.kind, f.message
-                    ),
+                    Some(f) => println!("audit chain {}", tampered(f)),
                 }
             }
             if !rep.is_ok() {

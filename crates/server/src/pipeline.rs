@@ -44,14 +44,6 @@ pub struct ConsentEvidence {
     pub note: String,
 }
 
-fn to_policy_kind(k: store::ConsentKind) -> policy::ConsentKind {
-    match k {
-        store::ConsentKind::Processing => policy::ConsentKind::Processing,
-        store::ConsentKind::Transmission => policy::ConsentKind::Transmission,
-        store::ConsentKind::ImageRetention => policy::ConsentKind::ImageRetention,
-    }
-}
-
 /// Everything policy needs to know about a person in one scenario. The three
 /// reads are independent, so they go to the store together rather than one
 /// after another (this runs before every verification).
@@ -92,7 +84,7 @@ pub async fn person_facts(
             },
         };
         let rec = policy::ConsentRecord {
-            kind: to_policy_kind(c.kind),
+            kind: c.kind.into(),
             scenario: d.scenario.id.clone(),
             notice_version: ev.notice_version,
             terms: ev.terms,
