@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use crate::audit::{append, write_audited, AuditEntry};
@@ -25,6 +26,28 @@ fn not_found(kind: &'static str, id: impl ToString) -> StoreError {
         kind,
         id: id.to_string(),
     }
+}
+
+/// A scenario joined with its versions; callers add the WHERE clause.
+const SCENARIO_SELECT: &str =
+    "SELECT s.id AS id, s.processor_id AS processor_id, s.name AS name, v.version AS version,
+            v.manifest AS manifest, v.manifest_sha256 AS manifest_sha256,
+            v.template_retention_days AS template_retention_days,
+            v.inactivity_days AS inactivity_days, v.created_at AS created_at
+     FROM scenarios s JOIN scenario_versions v ON v.scenario_id = s.id";
+
+fn scenario_row(r: &AnyRow) -> Result<ScenarioVersion> {
+    Ok(ScenarioVersion {
+        scenario_id: r.id("id")?,
+        processor_id: r.id("processor_id")?,
+        name: r.s("name")?,
+        version: r.i("version")?,
+        manifest: r.s("manifest")?,
+        manifest_sha256: r.s("manifest_sha256")?,
+        template_retention_days: r.i("template_retention_days")?,
+        inactivity_days: r.oi("inactivity_days")?,
+        created_at: r.t("created_at")?,
+    })
 }
 
 impl Store {
@@ -187,33 +210,13 @@ impl Store {
         a: String,
         b: Option<i64>,
     ) -> Result<Option<ScenarioVersion>> {
-        let sql = format!(
-            "SELECT s.id AS id, s.processor_id AS processor_id, s.name AS name, v.version AS version,
-                    v.manifest AS manifest, v.manifest_sha256 AS manifest_sha256,
-                    v.template_retention_days AS template_retention_days,
-                    v.inactivity_days AS inactivity_days, v.created_at AS created_at
-             FROM scenarios s JOIN scenario_versions v ON v.scenario_id = s.id
-             WHERE {cond} ORDER BY v.version DESC LIMIT 1"
-        );
+        let sql = format!("{SCENARIO_SELECT} WHERE {cond} ORDER BY v.version DESC LIMIT 1");
         let mut q = sqlx::query(&sql).bind(a);
         if let Some(b) = b {
             q = q.bind(b);
         }
         let r = q.fetch_optional(&self.pool).await?;
-        r.map(|r| {
-            Ok(ScenarioVersion {
-                scenario_id: r.id("id")?,
-                processor_id: r.id("processor_id")?,
-                name: r.s("name")?,
-                version: r.i("version")?,
-                manifest: r.s("manifest")?,
-                manifest_sha256: r.s("manifest_sha256")?,
-                template_retention_days: r.i("template_retention_days")?,
-                inactivity_days: r.oi("inactivity_days")?,
-                created_at: r.t("created_at")?,
-            })
-        })
-        .transpose()
+        r.as_ref().map(scenario_row).transpose()
     }
 
     /// The latest version of a scenario.
@@ -236,14 +239,15 @@ impl Store {
 
     /// The latest version of every scenario.
     pub async fn scenarios(&self) -> Result<Vec<ScenarioVersion>> {
-        let rows = sqlx::query("SELECT id FROM scenarios ORDER BY created_at")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(self.scenario(r.id("id")?).await?);
-        }
-        Ok(out)
+        // One query, not one per scenario: the latest version is found by
+        // the (scenario_id, version) primary key.
+        let sql = format!(
+            "{SCENARIO_SELECT}
+             WHERE v.version = (SELECT MAX(version) FROM scenario_versions WHERE scenario_id = s.id)
+             ORDER BY s.created_at, s.id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(scenario_row).collect()
     }
 
     /// Register a device.

@@ -853,6 +853,43 @@ async fn records_round_trip(db: Db) {
 }
 both!(records_round_trip);
 
+async fn scenarios_lists_the_latest_version_of_each(db: Db) {
+    let w = world(&db.store).await;
+    let put = |name: &str, manifest: &str, days: i64| NewScenarioVersion {
+        processor_id: w.processor,
+        name: name.into(),
+        manifest: manifest.into(),
+        template_retention_days: days,
+        inactivity_days: None,
+    };
+    let lobby = db
+        .store
+        .put_scenario(&put("lobby", "purpose = \"lobby\"\n", 30), "t")
+        .await
+        .unwrap();
+    for (i, days) in [200, 100].into_iter().enumerate() {
+        db.store
+            .put_scenario(
+                &put("gate", &format!("purpose = \"gate v{}\"\n", i + 2), days),
+                "t",
+            )
+            .await
+            .unwrap();
+    }
+    let all = db.store.scenarios().await.unwrap();
+    // Creation order, one row per scenario, each at its latest version.
+    let got: Vec<(uuid::Uuid, i64, i64)> = all
+        .iter()
+        .map(|s| (s.scenario_id, s.version, s.template_retention_days))
+        .collect();
+    assert_eq!(got, vec![(w.scenario, 3, 100), (lobby.scenario_id, 1, 30)]);
+    // Every field as the one-scenario lookup reads it.
+    for s in &all {
+        assert_eq!(&db.store.scenario(s.scenario_id).await.unwrap(), s);
+    }
+}
+both!(scenarios_lists_the_latest_version_of_each);
+
 async fn inspection_names_an_older_schema_as_older(db: Db) {
     assert!(Store::open_for_inspection(&db.url, db.keys()).await.is_ok());
     exec(&db, "DELETE FROM schema_migrations").await;
