@@ -376,7 +376,29 @@ pub fn check_scenario(scenario: &Scenario) -> Result<(), Refusal> {
 ///
 /// Non-face methods need no face consent: declining face never blocks the
 /// alternative, and the permit's `grants` is the same either way.
+///
+/// This renders the scenario's notice to learn its version; a caller that
+/// decides many steps for one scenario should compute
+/// [`Scenario::notice_version`] once and call [`authorize_with_notice`].
 pub fn authorize(scenario: &Scenario, p: &Processing) -> Result<Permit, Refusal> {
+    authorize_with_notice(scenario, &scenario.notice_version(), p)
+}
+
+/// [`authorize`] with the scenario's current notice version already known
+/// (`current_notice` must be [`Scenario::notice_version`] of `scenario`,
+/// e.g. computed once when the scenario is deployed): rendering the notice in
+/// both languages to hash it is most of a decision's work, and the notice
+/// only changes with the manifest.
+pub fn authorize_with_notice(
+    scenario: &Scenario,
+    current_notice: &str,
+    p: &Processing,
+) -> Result<Permit, Refusal> {
+    debug_assert_eq!(
+        current_notice,
+        scenario.notice_version(),
+        "authorize_with_notice was given another scenario's notice version"
+    );
     let mut checked = vec![];
     let permit = |checked: Vec<RuleId>, minor: bool, expires: Option<DateTime<Utc>>| Permit {
         scenario: scenario.id.clone(),
@@ -500,7 +522,6 @@ pub fn authorize(scenario: &Scenario, p: &Processing) -> Result<Permit, Refusal>
     }
     checked.push(RuleId::R13);
 
-    let current_notice = scenario.notice_version();
     match &p.notice_version {
         None => refuse(
             RuleId::R4,

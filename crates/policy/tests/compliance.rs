@@ -150,6 +150,34 @@ fn r5_changed_notice_must_be_shown_before_processing() {
 }
 
 #[test]
+fn r5_a_notice_version_computed_once_decides_like_authorize() {
+    // The server hashes the notice once at deploy and passes it in; every
+    // decision must be the one `authorize` (which renders it) would make.
+    let s = gate();
+    let at = t("2025-07-01T02:00:00Z");
+    let current = s.notice_version();
+    let mut stale = s.clone();
+    stale.complaint_channels[0].contact = "021-5555 0199".into();
+    let acks = [None, Some(stale.notice_version()), Some(current.clone())];
+    let actions = [Action::Enrol, Action::Verify, Action::Withdraw];
+    let mut refusals = vec![];
+    for ack in &acks {
+        for action in actions {
+            let mut p = step(&s, action, adult(&s, at), at);
+            p.notice_version = ack.clone();
+            let once = authorize_with_notice(&s, &current, &p);
+            assert_eq!(once, authorize(&s, &p), "{action:?} with {ack:?}");
+            if let Err(e) = once {
+                refusals.push(e.rule);
+            }
+        }
+    }
+    // R4 (none shown) and R5 (an older one) for enrol and verify; withdrawal
+    // is never refused.
+    assert_eq!(refusals, [RuleId::R4, RuleId::R4, RuleId::R5, RuleId::R5]);
+}
+
+#[test]
 fn r5_notice_changes_lists_only_the_changed_items() {
     let s = gate();
     let mut s2 = s.clone();

@@ -422,7 +422,8 @@ impl<'a> Attempt<'a> {
             notice_version,
             pia: d.pia_status(),
         };
-        match policy::authorize(&d.scenario, &p) {
+        // The notice version was hashed once at deploy (`Deployed::notice_version`).
+        match policy::authorize_with_notice(&d.scenario, &d.notice_version, &p) {
             Ok(permit) => Ok(permit),
             Err(r) => {
                 let rule = r.rule.to_string();
