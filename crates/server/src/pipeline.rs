@@ -473,9 +473,24 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// Persist the keyring after a new scenario data key was created.
-pub fn save_keyring(s: &AppState) -> Result<(), ApiError> {
-    s.keyring.save(&s.keyring_path).map_err(ApiError::internal)
+/// Make sure the data key `key_id`, which just sealed a template, is in the
+/// keyring file before that template is committed (a sealed template whose
+/// key is lost can never be opened). The file is rewritten only when it
+/// lacks the key: on a scenario's first enrolment or after a rotation, not
+/// on every enrolment.
+pub fn persist_data_key(s: &AppState, key_id: Uuid) -> Result<(), ApiError> {
+    let mut on_disk = s.keys_on_disk.lock().unwrap();
+    if on_disk.contains(&key_id) {
+        return Ok(());
+    }
+    // Keys are never dropped from the keyring, so every key listed now is in
+    // the file written next (which may hold newer ones too).
+    let ids: Vec<Uuid> = s.keyring.wrapped_keys().iter().map(|w| w.id).collect();
+    s.keyring
+        .save(&s.keyring_path)
+        .map_err(ApiError::internal)?;
+    on_disk.extend(ids);
+    Ok(())
 }
 
 /// Base64 of image bytes, as the API takes them (for the CLI and tests).

@@ -1,6 +1,6 @@
 //! The shared state every handler receives: one struct, cloned cheaply.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -55,6 +55,10 @@ pub struct Inner {
     pub engine: Arc<facegate_vision::Engine>,
     pub keyring: Keyring,
     pub keyring_path: PathBuf,
+    /// Ids of the data keys `keyring_path` holds: the keyring file is
+    /// rewritten only when a seal used a key not yet in it (see
+    /// [`crate::pipeline::persist_data_key`]).
+    pub keys_on_disk: Mutex<HashSet<Uuid>>,
     pub processor_id: Uuid,
     /// Deployed scenarios by manifest id; the first is the default.
     pub scenarios: RwLock<Vec<Arc<Deployed>>>,
@@ -154,6 +158,7 @@ impl AppState {
             portal_failures: FailureLock::new(30, Duration::from_secs(15 * 60)),
             store,
             engine: Arc::new(engine),
+            keys_on_disk: Mutex::new(keyring.wrapped_keys().iter().map(|w| w.id).collect()),
             keyring,
             keyring_path,
             processor_id,

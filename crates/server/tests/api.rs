@@ -302,6 +302,39 @@ async fn r8_withdrawal_refuses_face_and_the_pin_still_works() {
 }
 
 #[tokio::test]
+async fn the_keyring_file_is_written_when_a_data_key_is_new_not_per_enrolment() {
+    let t = common::server().await;
+    let path = t.dir.join("keyring.bin");
+    assert!(!path.exists(), "no data key before the first enrolment");
+    let a = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &a, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // The scenario's new data key reached the file with the first template.
+    let before = std::fs::read(&path).expect("keyring written on first enrolment");
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    let b_id = t.consenting_person("Biden", "1942-11-20").await;
+    let (s, b) = t.face("/v1/enrol", &b_id, "biden.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Same key: the file was not rewritten (an atomic rewrite is a new inode).
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    #[cfg(unix)]
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap()),
+        inode
+    );
+    // Crash safety: the key file alone opens every committed template, as a
+    // restarted server would.
+    let kek = facegate_gallery::Kek::from_env_or_file(&t.dir.join("template.kek")).unwrap();
+    let ring = facegate_gallery::Keyring::load(&path, kek).unwrap();
+    let d = t.state.scenario(None).unwrap();
+    let g = facegate_server::deploy::load_gallery(&t.state.store, &ring, d.store_id)
+        .await
+        .unwrap();
+    assert_eq!(g.len(), 2);
+}
+
+#[tokio::test]
 async fn pins_cannot_be_brute_forced() {
     let t = common::server().await;
     let p = t.consenting_person("Carol", "1970-01-01").await;

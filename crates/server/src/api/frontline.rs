@@ -354,7 +354,7 @@ pub async fn enrol(
     )
     .map_err(ApiError::internal)?;
     let sealed = s.keyring.seal(&t).map_err(ApiError::internal)?;
-    pipeline::save_keyring(&s)?;
+    pipeline::persist_data_key(&s, sealed.key_id())?;
     s.store
         .enrol(
             &store::Enrolment {
