@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use facegate_gallery::{Gallery, Kek, Keyring};
-use facegate_store::{Store, StoreKeys};
+use facegate_store::{AuditHead, ChainReport, Store, StoreKeys};
 use uuid::Uuid;
 
 use crate::auth::Auth;
@@ -66,6 +66,9 @@ pub struct Inner {
     pub galleries: RwLock<HashMap<Uuid, Gallery>>,
     /// When a person last declined face, per scenario (R17 quiet period).
     pub declines: Mutex<HashMap<(Uuid, Uuid), DateTime<Utc>>>,
+    /// The last full audit-chain verification and the head it was made at
+    /// (see [`crate::api::console::chain_report`]).
+    pub chain_checked: Mutex<Option<(AuditHead, ChainReport)>>,
 }
 
 /// Cheap to clone; everything lives behind one `Arc`.
@@ -165,6 +168,7 @@ impl AppState {
             scenarios: RwLock::new(vec![Arc::new(d)]),
             galleries: RwLock::new(galleries),
             declines: Mutex::new(HashMap::new()),
+            chain_checked: Mutex::new(None),
             config,
         })))
     }

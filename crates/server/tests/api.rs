@@ -334,6 +334,78 @@ async fn the_keyring_file_is_written_when_a_data_key_is_new_not_per_enrolment() 
     assert_eq!(g.len(), 2);
 }
 
+/// Rewrite audit record `seq`'s details behind the server's back; returns
+/// what was there.
+async fn rewrite_audit_details(t: &common::T, seq: i64, details: &str) -> String {
+    use sqlx::Connection;
+    let url = format!("sqlite:{}", t.dir.join("facegate.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let (old,): (String,) = sqlx::query_as("SELECT details FROM audit_log WHERE seq = $1")
+        .bind(seq)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET details = $1 WHERE seq = $2")
+        .bind(details)
+        .bind(seq)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    old
+}
+
+#[tokio::test]
+async fn r14_the_dashboard_reuses_a_chain_check_only_while_the_head_is_unchanged() {
+    let t = common::server().await;
+    let checks = || {
+        t.state
+            .metrics
+            .sum("facegate_audit_chain_verifications_total", "")
+    };
+    let dashboard = || async {
+        let (s, d) = t.call("GET", "/v1/dashboard", Some(&t.auditor), None).await;
+        assert_eq!(s, StatusCode::OK, "{d}");
+        d
+    };
+    let verify = || async {
+        let (s, v) = t
+            .call("GET", "/v1/audit/verify", Some(&t.auditor), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    };
+    let d = dashboard().await;
+    assert_eq!(d["chain_intact"], true, "{d}");
+    let n = checks();
+    assert!(n >= 1);
+    // Nothing appended: the next load reuses the walk.
+    let again = dashboard().await;
+    assert_eq!(again["audit_records"], d["audit_records"]);
+    assert_eq!(again["chain_intact"], true);
+    assert_eq!(checks(), n, "an unchanged head is not verified again");
+
+    // An older record is edited: the explicit verification always walks the
+    // whole chain, names the record, and the dashboard shows it at once.
+    let original = rewrite_audit_details(&t, 2, r#"{"forged":true}"#).await;
+    let v = verify().await;
+    assert_eq!(v["intact"], false, "{v}");
+    assert_eq!(v["report"]["fault"]["seq"], 2, "{v}");
+    assert_eq!(dashboard().await["chain_intact"], false);
+
+    // Put back, verified intact, cached; then edited again after that
+    // cached check: the next append moves the head and the dashboard walks
+    // the chain again and sees it.
+    rewrite_audit_details(&t, 2, &original).await;
+    assert_eq!(verify().await["intact"], true);
+    assert_eq!(dashboard().await["chain_intact"], true);
+    let n = checks();
+    rewrite_audit_details(&t, 2, r#"{"forged":true}"#).await;
+    t.consenting_person("Eve", "1990-01-01").await; // audited: the head moves
+    let d = dashboard().await;
+    assert_eq!(d["chain_intact"], false, "{d}");
+    assert_eq!(checks(), n + 1);
+}
+
 #[tokio::test]
 async fn pins_cannot_be_brute_forced() {
     let t = common::server().await;

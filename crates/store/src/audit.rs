@@ -212,6 +212,19 @@ pub struct ChainReport {
     pub fault: Option<ChainFault>,
 }
 
+/// The chain's head as the store keeps it: the newest record's sequence
+/// number and hash, and the keyed MAC over both. Every append changes it; a
+/// cheap key for "has the chain moved since it was last verified".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// Sequence number of the newest record (0 for an empty chain).
+    pub seq: i64,
+    /// Its hash ([`GENESIS_HASH`] for an empty chain).
+    pub hash: String,
+    /// MAC over `seq` and `hash` under the store's key (empty when empty).
+    pub mac: String,
+}
+
 impl ChainReport {
     /// True when no fault was found.
     pub fn is_intact(&self) -> bool {
@@ -651,10 +664,11 @@ impl Store {
         })
         .await?;
         let anchors = self.audit_anchors().await?;
-        let head = sqlx::query("SELECT seq, hash, mac FROM audit_head WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        let (hseq, hhash, hmac) = (head.i("seq")?, head.s("hash")?, head.s("mac")?);
+        let AuditHead {
+            seq: hseq,
+            hash: hhash,
+            mac: hmac,
+        } = self.audit_head().await?;
         let mut report = ChainReport {
             records: recs.len() as u64,
             anchors: anchors.len() as u64,
@@ -730,6 +744,18 @@ impl Store {
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// The chain's head (one row; no record is read).
+    pub async fn audit_head(&self) -> Result<AuditHead> {
+        let head = sqlx::query("SELECT seq, hash, mac FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(AuditHead {
+            seq: head.i("seq")?,
+            hash: head.s("hash")?,
+            mac: head.s("mac")?,
+        })
     }
 
     /// Number of audit records.

@@ -11,6 +11,7 @@ use axum::response::{Html, IntoResponse};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use facegate_policy as policy;
+use facegate_store::{AuditHead, ChainReport};
 use serde::{Deserialize, Serialize};
 
 use crate::api::people::{complaint_view, ComplaintView};
@@ -137,7 +138,7 @@ pub async fn dashboard(State(s): State<AppState>, caller: Caller) -> ApiResult<J
         .collect();
     let requests = s.store.requests().await?;
     let complaints = s.store.complaints().await?;
-    let chain = s.store.verify_chain().await?;
+    let chain = chain_report(&s).await?;
     let d = s.scenario(None)?;
     Ok(Json(Dashboard {
         filing,
@@ -390,6 +391,43 @@ pub async fn audit(
     ))
 }
 
+/// The audit chain's state for the dashboard, which every console page load
+/// asks for. Verifying walks and hashes every record (O(records)), so the
+/// result is kept with the head it was made at and reused while the head is
+/// unchanged: every append, and any rewrite of the head row (seq, hash or
+/// MAC), makes the next load verify the whole chain again. An edit to an
+/// older record that leaves the head as it was shows here once the head
+/// next moves (in service, the next audited event); the audit tab's
+/// `GET /v1/audit/verify` and `facegate audit verify` always walk the whole
+/// chain, and their result replaces this one.
+pub async fn chain_report(s: &AppState) -> Result<ChainReport, ApiError> {
+    let head = s.store.audit_head().await?;
+    if let Some((at, report)) = s.chain_checked.lock().unwrap().as_ref() {
+        if *at == head {
+            return Ok(report.clone());
+        }
+    }
+    verify_chain_at(s, head).await
+}
+
+/// Walk the whole audit chain now, and remember the result for
+/// [`chain_report`].
+pub async fn verify_chain_now(s: &AppState) -> Result<ChainReport, ApiError> {
+    let head = s.store.audit_head().await?;
+    verify_chain_at(s, head).await
+}
+
+/// `head` is read before the walk: records appended meanwhile make the
+/// remembered head older than the report, so the next load verifies again
+/// (never the reverse).
+async fn verify_chain_at(s: &AppState, head: AuditHead) -> Result<ChainReport, ApiError> {
+    let report = s.store.verify_chain().await?;
+    s.metrics
+        .inc("facegate_audit_chain_verifications_total", &[]);
+    *s.chain_checked.lock().unwrap() = Some((head, report.clone()));
+    Ok(report)
+}
+
 /// Verify the audit hash chain; names the first altered, removed, inserted or
 /// reordered record.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
@@ -399,7 +437,7 @@ pub async fn audit_verify(
     caller: Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
     caller.require_reader()?;
-    let r = s.store.verify_chain().await?;
+    let r = verify_chain_now(&s).await?;
     Ok(Json(
         serde_json::json!({ "intact": r.is_intact(), "report": r }),
     ))
