@@ -190,16 +190,10 @@ fn parse_node(buf: &[u8]) -> Result<Node<'_>, GraphError> {
             (NODE_OUTPUT, v) => n.outputs.push(text(v)?),
             (NODE_OP_TYPE, v) => n.op_type = text(v)?,
             (NODE_DOMAIN, v) => n.domain = text(v)?,
-            (NODE_ATTRIBUTE, Value::Bytes(a)) => {
-                let af = fields(a)?;
-                let named_group = af
-                    .iter()
-                    .any(|f| f.num == ATTR_NAME && matches!(f.value, Value::Bytes(b"group")));
-                if named_group {
-                    for f in af {
-                        if let (ATTR_I, Value::Varint(g)) = (f.num, f.value) {
-                            n.group = g;
-                        }
+            (NODE_ATTRIBUTE, Value::Bytes(a)) if attribute_named(a, b"group")? => {
+                for f in fields(a)? {
+                    if let (ATTR_I, Value::Varint(g)) = (f.num, f.value) {
+                        n.group = g;
                     }
                 }
             }
@@ -209,49 +203,47 @@ fn parse_node(buf: &[u8]) -> Result<Node<'_>, GraphError> {
     Ok(n)
 }
 
+/// Whether an attribute (its bytes) is the one called `name`.
+fn attribute_named(attr: &[u8], name: &[u8]) -> Result<bool, GraphError> {
+    Ok(fields(attr)?
+        .iter()
+        .any(|f| f.num == ATTR_NAME && matches!(f.value, Value::Bytes(b) if b == name)))
+}
+
 /// The node with its `group` attribute set to `group` (every other field kept).
 fn with_group(buf: &[u8], group: u64) -> Result<Vec<u8>, GraphError> {
     let mut out = Vec::with_capacity(buf.len() + 16);
-    let mut seen = false;
+    let mut attr = Vec::new();
+    put_bytes(&mut attr, ATTR_NAME, b"group");
+    put_uint(&mut attr, ATTR_I, group);
+    put_uint(&mut attr, ATTR_TYPE, ATTR_TYPE_INT);
     for f in fields(buf)? {
-        let is_group = match (f.num, f.value) {
-            (NODE_ATTRIBUTE, Value::Bytes(a)) => fields(a)?
-                .iter()
-                .any(|f| f.num == ATTR_NAME && matches!(f.value, Value::Bytes(b"group"))),
-            _ => false,
-        };
-        if is_group {
-            seen = true;
-            put_bytes(&mut out, NODE_ATTRIBUTE, &group_attribute(group));
-        } else {
-            out.extend_from_slice(f.raw);
+        match (f.num, f.value) {
+            (NODE_ATTRIBUTE, Value::Bytes(a)) if attribute_named(a, b"group")? => {}
+            _ => out.extend_from_slice(f.raw),
         }
     }
-    if !seen {
-        put_bytes(&mut out, NODE_ATTRIBUTE, &group_attribute(group));
-    }
+    put_bytes(&mut out, NODE_ATTRIBUTE, &attr);
     Ok(out)
-}
-
-fn group_attribute(group: u64) -> Vec<u8> {
-    let mut a = Vec::new();
-    put_bytes(&mut a, ATTR_NAME, b"group");
-    put_uint(&mut a, ATTR_I, group);
-    put_uint(&mut a, ATTR_TYPE, ATTR_TYPE_INT);
-    a
 }
 
 /// A float tensor's dims and values.
 type FloatTensor = (Vec<u64>, Vec<f32>);
 
-/// A float initializer: its name, dims and values (`None` for other types or
-/// external data, which the rewrite leaves alone).
-fn parse_float_tensor(buf: &[u8]) -> Result<(String, Option<FloatTensor>), GraphError> {
-    let (mut name, mut dims, mut dtype, mut data, mut external) =
-        (String::new(), vec![], 0, vec![], false);
+/// An initializer's name, without decoding its data.
+fn tensor_name(buf: &[u8]) -> Result<&str, GraphError> {
+    let f = fields(buf)?;
+    f.iter()
+        .find(|f| f.num == TENSOR_NAME)
+        .map_or(Ok(""), |f| text(f.value))
+}
+
+/// A float initializer's dims and values (`None` for other types or external
+/// data, which the rewrites leave alone).
+fn parse_float_tensor(buf: &[u8]) -> Result<Option<FloatTensor>, GraphError> {
+    let (mut dims, mut dtype, mut data, mut external) = (vec![], 0, vec![], false);
     for f in fields(buf)? {
         match (f.num, f.value) {
-            (TENSOR_NAME, v) => name = text(v)?.to_string(),
             (TENSOR_DIMS, Value::Varint(d)) => dims.push(d),
             (TENSOR_DIMS, Value::Bytes(b)) => {
                 let mut p = 0;
@@ -273,7 +265,7 @@ fn parse_float_tensor(buf: &[u8]) -> Result<(String, Option<FloatTensor>), Graph
     }
     let count: u64 = dims.iter().product();
     let ok = dtype == DATA_TYPE_FLOAT && !external && count == data.len() as u64;
-    Ok((name, ok.then_some((dims, data))))
+    Ok(ok.then_some((dims, data)))
 }
 
 fn node_bytes(
@@ -301,11 +293,7 @@ fn node_bytes(
     n
 }
 
-fn tensor_bytes(name: &str, values: &[f32]) -> Vec<u8> {
-    tensor_bytes_shaped(name, &[values.len() as u64], values)
-}
-
-fn tensor_bytes_shaped(name: &str, dims: &[u64], values: &[f32]) -> Vec<u8> {
+fn tensor_bytes(name: &str, dims: &[u64], values: &[f32]) -> Vec<u8> {
     let mut t = Vec::new();
     for &d in dims {
         put_uint(&mut t, TENSOR_DIMS, d);
@@ -317,155 +305,214 @@ fn tensor_bytes_shaped(name: &str, dims: &[u64], values: &[f32]) -> Vec<u8> {
     t
 }
 
+/// What both rewrites need to know about a model, read in one pass.
+struct Graph<'a> {
+    /// The model's top-level fields (the graph among them).
+    top: Vec<Field<'a>>,
+    /// The graph's fields, in order (nodes, initializers, inputs …).
+    fields: Vec<Field<'a>>,
+    /// The nodes, in graph order.
+    nodes: Vec<Node<'a>>,
+    /// Float initializers by name.
+    floats: HashMap<&'a str, FloatTensor>,
+    /// For each value name, the nodes that read it.
+    consumers: HashMap<&'a str, Vec<usize>>,
+    /// Every initializer and node output name.
+    names: HashSet<&'a str>,
+    inputs: HashSet<&'a str>,
+    outputs: HashSet<&'a str>,
+}
+
+impl<'a> Graph<'a> {
+    fn parse(model: &'a [u8]) -> Result<Graph<'a>, GraphError> {
+        let top = fields(model)?;
+        let graph = top
+            .iter()
+            .find(|f| f.num == MODEL_GRAPH)
+            .ok_or_else(|| bad("the model has no graph"))?;
+        let Value::Bytes(graph_buf) = graph.value else {
+            return Err(bad("the graph field has the wrong wire type"));
+        };
+        let mut g = Graph {
+            fields: fields(graph_buf)?,
+            top,
+            nodes: vec![],
+            floats: HashMap::new(),
+            consumers: HashMap::new(),
+            names: HashSet::new(),
+            inputs: HashSet::new(),
+            outputs: HashSet::new(),
+        };
+        let value_names = |b: &'a [u8]| -> Result<Vec<&'a str>, GraphError> {
+            fields(b)?
+                .iter()
+                .filter(|vf| vf.num == VALUE_INFO_NAME)
+                .map(|vf| text(vf.value))
+                .collect()
+        };
+        for f in &g.fields {
+            match (f.num, f.value) {
+                (GRAPH_NODE, Value::Bytes(b)) => {
+                    let n = parse_node(b)?;
+                    for &i in &n.inputs {
+                        g.consumers.entry(i).or_default().push(g.nodes.len());
+                    }
+                    g.names.extend(&n.outputs);
+                    g.nodes.push(n);
+                }
+                (GRAPH_INITIALIZER, Value::Bytes(b)) => {
+                    let name = tensor_name(b)?;
+                    g.names.insert(name);
+                    if let Some(t) = parse_float_tensor(b)? {
+                        g.floats.insert(name, t);
+                    }
+                }
+                (GRAPH_INPUT, Value::Bytes(b)) => g.inputs.extend(value_names(b)?),
+                (GRAPH_OUTPUT, Value::Bytes(b)) => g.outputs.extend(value_names(b)?),
+                _ => {}
+            }
+        }
+        Ok(g)
+    }
+
+    /// A float initializer a rewrite may change or drop: read by one node only,
+    /// and not also a graph input.
+    fn own(&self, name: &str) -> Option<&FloatTensor> {
+        let one_reader = self.consumers.get(name).is_some_and(|c| c.len() == 1);
+        (one_reader && !self.inputs.contains(name))
+            .then(|| self.floats.get(name))
+            .flatten()
+    }
+
+    /// A per-channel `[C,1,1]` or `[C]` float initializer of `c` values (any `c > 1`
+    /// when `c` is `None`).
+    fn per_channel(&self, name: &str, c: Option<u64>) -> Option<&[f32]> {
+        let (d, v) = self.floats.get(name)?;
+        let n = v.len() as u64;
+        (c.is_none_or(|c| c == n) && n > 1 && (d.as_slice() == [n, 1, 1] || d.as_slice() == [n]))
+            .then_some(v.as_slice())
+    }
+
+    /// A `Conv`'s 4-D weight, when the rewrite may change it.
+    fn conv_weight(&self, n: &Node<'_>) -> Option<&FloatTensor> {
+        (n.op_type == "Conv" && n.domain.is_empty() && n.inputs.len() >= 2)
+            .then(|| self.own(n.inputs[1]))
+            .flatten()
+            .filter(|(d, _)| d.len() == 4)
+    }
+
+    /// The model with its graph replaced by `graph`.
+    fn join(&self, graph: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(graph.len() + 1024);
+        for f in &self.top {
+            if f.num == MODEL_GRAPH {
+                put_bytes(&mut out, MODEL_GRAPH, graph);
+            } else {
+                out.extend_from_slice(f.raw);
+            }
+        }
+        out
+    }
+}
+
 /// Rewrites every per-channel `PRelu` (slope of shape `[C,1,1]` or `[C]`) as
 /// `Relu(y) + BN(−a)(Relu(BN(−1)(y)))`; returns the new model bytes and the
 /// number of nodes rewritten. Other `PRelu`s and all other nodes are kept.
 pub(crate) fn rewrite_prelu(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError> {
-    let (top, graph_buf) = split_model(model)?;
-    let gfields = fields(graph_buf)?;
-
-    // Float initializers by name, and how often each name is used.
-    let mut slopes: HashMap<String, FloatTensor> = HashMap::new();
-    let mut graph_inputs: HashSet<&str> = HashSet::new();
-    let mut uses: HashMap<&str, usize> = HashMap::new();
-    let mut names: HashSet<String> = HashSet::new();
-    for f in &gfields {
-        match (f.num, f.value) {
-            (GRAPH_INITIALIZER, Value::Bytes(b)) => {
-                let (name, t) = parse_float_tensor(b)?;
-                names.insert(name.clone());
-                if let Some(t) = t {
-                    slopes.insert(name, t);
-                }
-            }
-            (GRAPH_INPUT, Value::Bytes(b)) => {
-                for vf in fields(b)? {
-                    if vf.num == VALUE_INFO_NAME {
-                        graph_inputs.insert(text(vf.value)?);
-                    }
-                }
-            }
-            (GRAPH_NODE, Value::Bytes(b)) => {
-                let n = parse_node(b)?;
-                for i in n.inputs {
-                    *uses.entry(i).or_default() += 1;
-                }
-                for o in n.outputs {
-                    names.insert(o.to_string());
-                }
-            }
-            _ => {}
-        }
-    }
+    let g = Graph::parse(model)?;
+    let slope = |n: &Node<'_>| -> Option<&[f32]> {
+        (n.op_type == "PRelu" && n.domain.is_empty() && n.inputs.len() == 2 && n.outputs.len() == 1)
+            .then(|| g.per_channel(n.inputs[1], None))
+            .flatten()
+    };
+    // The slopes no other node reads are dropped (the runtime would warn about them).
+    let dropped: HashSet<&str> = g
+        .nodes
+        .iter()
+        .filter(|n| slope(n).is_some() && g.own(n.inputs[1]).is_some())
+        .map(|n| n.inputs[1])
+        .collect();
     // A prefix no existing name starts with, for the new names.
     let mut prefix = String::from("facegate_prelu");
-    while names.iter().any(|n| n.starts_with(&prefix)) {
+    while g.names.iter().any(|n| n.starts_with(&prefix)) {
         prefix.push('_');
     }
 
-    let mut new_graph = Vec::with_capacity(graph_buf.len() + 64 * 1024);
+    let mut graph = Vec::with_capacity(model.len() + 64 * 1024);
     let mut new_inits: Vec<Vec<u8>> = Vec::new();
-    let mut dropped: HashSet<String> = HashSet::new();
+    let mut nodes = g.nodes.iter();
     let mut rewritten = 0;
-    for f in &gfields {
-        let Value::Bytes(b) = f.value else {
-            new_graph.extend_from_slice(f.raw);
-            continue;
-        };
-        if f.num != GRAPH_NODE {
-            new_graph.extend_from_slice(f.raw);
-            continue;
+    for f in &g.fields {
+        match (f.num, f.value) {
+            (GRAPH_NODE, Value::Bytes(_)) => {
+                let n = nodes.next().expect("one parsed node per node field");
+                let Some(a) = slope(n) else {
+                    graph.extend_from_slice(f.raw);
+                    continue;
+                };
+                let name = |s: &str| format!("{prefix}{rewritten}_{s}");
+                let c = [a.len() as u64];
+                for (suffix, values) in [
+                    ("neg", vec![-1.0f32; a.len()]),
+                    ("slope", a.iter().map(|v| -v).collect()),
+                    ("zero", vec![0.0; a.len()]),
+                    ("one", vec![1.0; a.len()]),
+                ] {
+                    new_inits.push(tensor_bytes(&name(suffix), &c, &values));
+                }
+                // x·s + 0 with mean 0, variance 1, epsilon 0: a per-channel scale.
+                let scale = |input: &str, s: &str, out: &str| {
+                    let ins = [
+                        input.to_string(),
+                        name(s),
+                        name("zero"),
+                        name("zero"),
+                        name("one"),
+                    ];
+                    let ins = ins.each_ref().map(String::as_str);
+                    node_bytes(
+                        "BatchNormalization",
+                        &name(out),
+                        &ins,
+                        &name(out),
+                        Some(0.0),
+                    )
+                };
+                let (y, out) = (n.inputs[0], n.outputs[0]);
+                for node in [
+                    node_bytes("Relu", &name("pos"), &[y], &name("pos"), None),
+                    scale(y, "neg", "neg_y"),
+                    node_bytes(
+                        "Relu",
+                        &name("neg_part"),
+                        &[&name("neg_y")],
+                        &name("neg_part"),
+                        None,
+                    ),
+                    scale(&name("neg_part"), "slope", "scaled"),
+                    node_bytes(
+                        "Add",
+                        &name("add"),
+                        &[&name("scaled"), &name("pos")],
+                        out,
+                        None,
+                    ),
+                ] {
+                    put_bytes(&mut graph, GRAPH_NODE, &node);
+                }
+                rewritten += 1;
+            }
+            (GRAPH_INITIALIZER, Value::Bytes(b)) if dropped.contains(tensor_name(b)?) => {}
+            _ => graph.extend_from_slice(f.raw),
         }
-        let n = parse_node(b)?;
-        let slope = (n.op_type == "PRelu" && n.domain.is_empty() && n.inputs.len() == 2)
-            .then(|| slopes.get(n.inputs[1]))
-            .flatten()
-            .filter(|(dims, v)| {
-                let c = v.len() as u64;
-                c > 1 && (dims.as_slice() == [c, 1, 1] || dims.as_slice() == [c])
-            });
-        let (Some((_, a)), [out]) = (slope, n.outputs.as_slice()) else {
-            new_graph.extend_from_slice(f.raw);
-            continue;
-        };
-        let (y, p) = (n.inputs[0], format!("{prefix}{rewritten}_"));
-        let c = a.len();
-        let name = |s: &str| format!("{p}{s}");
-        for (suffix, values) in [
-            ("neg", vec![-1.0f32; c]),
-            ("slope", a.iter().map(|v| -v).collect()),
-            ("zero", vec![0.0; c]),
-            ("one", vec![1.0; c]),
-        ] {
-            new_inits.push(tensor_bytes(&name(suffix), &values));
-        }
-        let bn = |input: &str, scale: &str| {
-            [
-                input.to_string(),
-                name(scale),
-                name("zero"),
-                name("zero"),
-                name("one"),
-            ]
-        };
-        let nodes = [
-            node_bytes("Relu", &name("relu_pos"), &[y], &name("pos"), None),
-            node_bytes(
-                "BatchNormalization",
-                &name("negate"),
-                &bn(y, "neg").each_ref().map(String::as_str),
-                &name("neg_y"),
-                Some(0.0),
-            ),
-            node_bytes(
-                "Relu",
-                &name("relu_neg"),
-                &[&name("neg_y")],
-                &name("neg_part"),
-                None,
-            ),
-            node_bytes(
-                "BatchNormalization",
-                &name("scale"),
-                &bn(&name("neg_part"), "slope")
-                    .each_ref()
-                    .map(String::as_str),
-                &name("scaled"),
-                Some(0.0),
-            ),
-            node_bytes(
-                "Add",
-                &name("add"),
-                &[&name("scaled"), &name("pos")],
-                out,
-                None,
-            ),
-        ];
-        for node in nodes {
-            put_bytes(&mut new_graph, GRAPH_NODE, &node);
-        }
-        if uses.get(n.inputs[1]) == Some(&1) && !graph_inputs.contains(n.inputs[1]) {
-            dropped.insert(n.inputs[1].to_string());
-        }
-        rewritten += 1;
     }
     if rewritten == 0 {
         return Ok((model.to_vec(), 0));
     }
-    // Drop the slopes no other node reads (the runtime would warn about them).
-    let mut graph_out = Vec::with_capacity(new_graph.len());
-    for f in fields(&new_graph)? {
-        if let (GRAPH_INITIALIZER, Value::Bytes(b)) = (f.num, f.value) {
-            if dropped.contains(&parse_float_tensor(b)?.0) {
-                continue;
-            }
-        }
-        graph_out.extend_from_slice(f.raw);
-    }
     for t in new_inits {
-        put_bytes(&mut graph_out, GRAPH_INITIALIZER, &t);
+        put_bytes(&mut graph, GRAPH_INITIALIZER, &t);
     }
-    Ok((join_model(&top, &graph_out), rewritten))
+    Ok((g.join(&graph), rewritten))
 }
 
 /// Both rewrites, padding first (so the padded `PRelu`s are rewritten too):
@@ -474,32 +521,6 @@ pub(crate) fn for_nchwc(model: &[u8]) -> Result<(Vec<u8>, usize, usize), GraphEr
     let (padded, blocks) = pad_channels(model)?;
     let (out, prelus) = rewrite_prelu(&padded)?;
     Ok((out, blocks, prelus))
-}
-
-/// The model's top-level fields and its graph's bytes.
-fn split_model(model: &[u8]) -> Result<(Vec<Field<'_>>, &[u8]), GraphError> {
-    let top = fields(model)?;
-    let graph = top
-        .iter()
-        .find(|f| f.num == MODEL_GRAPH)
-        .ok_or_else(|| bad("the model has no graph"))?;
-    let Value::Bytes(graph_buf) = graph.value else {
-        return Err(bad("the graph field has the wrong wire type"));
-    };
-    Ok((top, graph_buf))
-}
-
-/// The model with its graph replaced by `graph`.
-fn join_model(top: &[Field<'_>], graph: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(graph.len() + 1024);
-    for f in top {
-        if f.num == MODEL_GRAPH {
-            put_bytes(&mut out, MODEL_GRAPH, graph);
-        } else {
-            out.extend_from_slice(f.raw);
-        }
-    }
-    out
 }
 
 /// Pads the channels inside `Conv → [PRelu] → depthwise Conv → [PRelu] → Conv`
@@ -511,59 +532,16 @@ fn join_model(top: &[Field<'_>], graph: &[u8]) -> Vec<u8> {
 /// of float additions. Returns the new model and the number of blocks padded.
 pub(crate) fn pad_channels(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError> {
     const BLOCK: u64 = 16;
-    let (top, graph_buf) = split_model(model)?;
-    let gfields = fields(graph_buf)?;
-
-    let mut nodes: Vec<Node<'_>> = Vec::new();
-    let mut inits: HashMap<String, FloatTensor> = HashMap::new();
-    let mut uses: HashMap<&str, usize> = HashMap::new();
-    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut outputs: HashSet<&str> = HashSet::new();
-    for f in &gfields {
-        match (f.num, f.value) {
-            (GRAPH_NODE, Value::Bytes(b)) => {
-                let n = parse_node(b)?;
-                for &i in &n.inputs {
-                    *uses.entry(i).or_default() += 1;
-                    consumers.entry(i).or_default().push(nodes.len());
-                }
-                nodes.push(n);
-            }
-            (GRAPH_INITIALIZER, Value::Bytes(b)) => {
-                if let (name, Some(t)) = parse_float_tensor(b)? {
-                    inits.insert(name, t);
-                }
-            }
-            (GRAPH_OUTPUT, Value::Bytes(b)) => {
-                for vf in fields(b)? {
-                    if vf.num == VALUE_INFO_NAME {
-                        outputs.insert(text(vf.value)?);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    // An initializer this rewrite may change: float, read by one node only.
-    let own = |name: &str| -> Option<&FloatTensor> {
-        (uses.get(name) == Some(&1))
-            .then(|| inits.get(name))
-            .flatten()
-    };
-    let conv_weight = |n: &Node<'_>| -> Option<&FloatTensor> {
-        (n.op_type == "Conv" && n.domain.is_empty() && n.inputs.len() >= 2)
-            .then(|| own(n.inputs[1]))
-            .flatten()
-            .filter(|(d, _)| d.len() == 4)
-    };
+    let g = Graph::parse(model)?;
+    let nodes = &g.nodes;
 
     // name → (new dims, new values); node index → new group.
-    let mut new_inits: HashMap<String, FloatTensor> = HashMap::new();
+    let mut new_inits: HashMap<&str, FloatTensor> = HashMap::new();
     let mut new_groups: HashMap<usize, u64> = HashMap::new();
     let mut padded_tensors: HashSet<&str> = HashSet::new();
     let mut blocks = 0;
     'conv: for (ni, n) in nodes.iter().enumerate() {
-        let Some((wd, _)) = conv_weight(n).filter(|_| n.group == 1) else {
+        let Some((wd, _)) = g.conv_weight(n).filter(|_| n.group == 1) else {
             continue;
         };
         let c = wd[0];
@@ -577,20 +555,19 @@ pub(crate) fn pad_channels(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError>
         let mut t = n.outputs[0];
         let mut depthwise_seen = false;
         let closing = loop {
-            let cs = consumers.get(t).map(Vec::as_slice).unwrap_or(&[]);
-            let [ci] = cs else { continue 'conv };
-            if outputs.contains(t) {
+            let [ci] = g.consumers.get(t).map_or(&[][..], Vec::as_slice) else {
+                continue 'conv;
+            };
+            if g.outputs.contains(t) {
                 continue 'conv;
             }
             let m = &nodes[*ci];
-            let per_channel = |name: &str| {
-                own(name).is_some_and(|(d, v)| {
-                    v.len() as u64 == c && (d.as_slice() == [c, 1, 1] || d.as_slice() == [c])
-                })
-            };
-            if m.op_type == "PRelu" && m.inputs.len() == 2 && per_channel(m.inputs[1]) {
+            let slope_ok = m.inputs.len() == 2
+                && g.own(m.inputs[1]).is_some()
+                && g.per_channel(m.inputs[1], Some(c)).is_some();
+            if m.op_type == "PRelu" && slope_ok {
                 chain.push(*ci);
-            } else if let Some((d, _)) = conv_weight(m) {
+            } else if let Some((d, _)) = g.conv_weight(m) {
                 if m.group == c && d[0] == c && d[1] == 1 && !depthwise_seen {
                     depthwise_seen = true;
                     chain.push(*ci);
@@ -611,16 +588,15 @@ pub(crate) fn pad_channels(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError>
         let biases_ok = [ni]
             .iter()
             .chain(chain.iter().filter(|&&i| nodes[i].op_type == "Conv"))
-            .all(|&i| nodes[i].inputs.get(2).is_none_or(|b| own(b).is_some()));
+            .all(|&i| nodes[i].inputs.get(2).is_none_or(|b| g.own(b).is_some()));
         if !depthwise_seen || !biases_ok {
             continue;
         }
         // Pads axis `axis` of a tensor to `p` with zeros.
         let pad = |(d, v): &FloatTensor, axis: usize| -> FloatTensor {
-            let outer: u64 = d[..axis].iter().product();
             let inner: u64 = d[axis + 1..].iter().product();
             let (n_old, n_new) = ((d[axis] * inner) as usize, (p * inner) as usize);
-            let mut out = Vec::with_capacity(outer as usize * n_new);
+            let mut out = Vec::with_capacity(v.len() / n_old * n_new);
             for chunk in v.chunks_exact(n_old) {
                 out.extend_from_slice(chunk);
                 out.resize(out.len() + n_new - n_old, 0.0);
@@ -629,23 +605,23 @@ pub(crate) fn pad_channels(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError>
             nd[axis] = p;
             (nd, out)
         };
-        let mut put = |name: &str, axis: usize| {
-            let padded = pad(&inits[name], axis);
-            new_inits.insert(name.to_string(), padded);
+        let mut put = |name: &'_ str, axis: usize| {
+            let (name, t) = g.floats.get_key_value(name).expect("checked above");
+            new_inits.insert(name, pad(t, axis));
         };
-        put(n.inputs[1], 0);
-        if let Some(b) = n.inputs.get(2) {
-            put(b, 0);
-        }
-        for &i in &chain {
+        // The opening conv's filters, and the PRelus' and depthwise conv's entries,
+        // sit on axis 0; the closing conv's input channels on axis 1.
+        for &i in std::iter::once(&ni).chain(&chain) {
             let m = &nodes[i];
             put(m.inputs[1], 0);
             if m.op_type == "Conv" {
                 if let Some(b) = m.inputs.get(2) {
                     put(b, 0);
                 }
-                new_groups.insert(i, p);
             }
+        }
+        for &i in chain.iter().filter(|&&i| nodes[i].op_type == "Conv") {
+            new_groups.insert(i, p);
         }
         put(nodes[closing].inputs[1], 1);
         padded_tensors.extend(tensors);
@@ -655,25 +631,23 @@ pub(crate) fn pad_channels(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError>
         return Ok((model.to_vec(), 0));
     }
 
-    let mut graph = Vec::with_capacity(graph_buf.len() + graph_buf.len() / 4);
+    let mut graph = Vec::with_capacity(model.len() + model.len() / 4);
     let mut node_index = 0;
-    for f in &gfields {
+    for f in &g.fields {
         match (f.num, f.value) {
             (GRAPH_NODE, Value::Bytes(b)) => {
                 match new_groups.get(&node_index) {
-                    Some(&g) => put_bytes(&mut graph, GRAPH_NODE, &with_group(b, g)?),
+                    Some(&group) => put_bytes(&mut graph, GRAPH_NODE, &with_group(b, group)?),
                     None => graph.extend_from_slice(f.raw),
                 }
                 node_index += 1;
             }
             (GRAPH_INITIALIZER, Value::Bytes(b)) => {
-                let name = parse_float_tensor(b)?.0;
-                match new_inits.get(&name) {
-                    Some((d, v)) => put_bytes(
-                        &mut graph,
-                        GRAPH_INITIALIZER,
-                        &tensor_bytes_shaped(&name, d, v),
-                    ),
+                let name = tensor_name(b)?;
+                match new_inits.get(name) {
+                    Some((d, v)) => {
+                        put_bytes(&mut graph, GRAPH_INITIALIZER, &tensor_bytes(name, d, v))
+                    }
                     None => graph.extend_from_slice(f.raw),
                 }
             }
@@ -691,7 +665,7 @@ pub(crate) fn pad_channels(model: &[u8]) -> Result<(Vec<u8>, usize), GraphError>
             _ => graph.extend_from_slice(f.raw),
         }
     }
-    Ok((join_model(&top, &graph), blocks))
+    Ok((g.join(&graph), blocks))
 }
 
 #[cfg(test)]
