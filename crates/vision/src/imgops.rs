@@ -60,6 +60,21 @@ fn taps2(t: &Taps, lo: i64, hi: i64, fill: bool) -> Vec<Tap2> {
         .collect()
 }
 
+/// The pixels a resize of region `r` may sample, `(x0, x1, y0, y1)` inclusive:
+/// the region ∩ image (edge pixels replicated beyond it), or the whole image when
+/// samples outside it take a fill value.
+fn clamp_bounds(img: &RgbImage, r: Region, fill: bool) -> (i64, i64, i64, i64) {
+    let (iw, ih) = (img.width() as i64, img.height() as i64);
+    if fill {
+        return (0, iw - 1, 0, ih - 1);
+    }
+    let x0 = (r.x.floor() as i64).clamp(0, iw - 1);
+    let x1 = ((r.x + r.w).ceil() as i64 - 1).clamp(x0, iw - 1);
+    let y0 = (r.y.floor() as i64).clamp(0, ih - 1);
+    let y1 = ((r.y + r.h).ceil() as i64 - 1).clamp(y0, ih - 1);
+    (x0, x1, y0, y1)
+}
+
 /// Resizes `region` of `img` to `out_w × out_h` with bilinear interpolation
 /// and returns interleaved RGB floats (0..255). Samples are clamped to the
 /// part of the region inside the image (as `cv2.resize` on an ROI does);
@@ -75,23 +90,14 @@ pub(crate) fn resize_region(
     out_h: usize,
     fill: Option<f32>,
 ) -> Vec<f32> {
-    let (iw, ih) = (img.width() as i64, img.height() as i64);
     let tx = taps(r.x, r.w, out_w);
     let ty = taps(r.y, r.h, out_h);
-    let (cx0, cx1, cy0, cy1) = if fill.is_some() {
-        (0, iw - 1, 0, ih - 1)
-    } else {
-        let x0 = (r.x.floor() as i64).clamp(0, iw - 1);
-        let x1 = ((r.x + r.w).ceil() as i64 - 1).clamp(x0, iw - 1);
-        let y0 = (r.y.floor() as i64).clamp(0, ih - 1);
-        let y1 = ((r.y + r.h).ceil() as i64 - 1).clamp(y0, ih - 1);
-        (x0, x1, y0, y1)
-    };
+    let (cx0, cx1, cy0, cy1) = clamp_bounds(img, r, fill.is_some());
     let xs = taps2(&tx, cx0, cx1, fill.is_some());
     let ys = taps2(&ty, cy0, cy1, fill.is_some());
     let f = fill.unwrap_or(0.0);
     let buf = img.as_raw();
-    let stride = (iw * 3) as usize;
+    let stride = img.width() as usize * 3;
     let mut out = vec![0f32; out_w * out_h * 3];
     for (row, ty) in out.chunks_exact_mut(out_w * 3).zip(&ys) {
         for (px, tx) in row.chunks_exact_mut(3).zip(&xs) {
@@ -328,21 +334,11 @@ mod tests {
         out_h: usize,
         fill: Option<f32>,
     ) -> Vec<f32> {
-        let (iw, ih) = (img.width() as i64, img.height() as i64);
         let tx = taps(r.x, r.w, out_w);
         let ty = taps(r.y, r.h, out_h);
-        // Clamp bounds: the region ∩ image (replicate inside), or the image (fill outside).
-        let (cx0, cx1, cy0, cy1) = if fill.is_some() {
-            (0, iw - 1, 0, ih - 1)
-        } else {
-            let x0 = (r.x.floor() as i64).clamp(0, iw - 1);
-            let x1 = ((r.x + r.w).ceil() as i64 - 1).clamp(x0, iw - 1);
-            let y0 = (r.y.floor() as i64).clamp(0, ih - 1);
-            let y1 = ((r.y + r.h).ceil() as i64 - 1).clamp(y0, ih - 1);
-            (x0, x1, y0, y1)
-        };
+        let (cx0, cx1, cy0, cy1) = clamp_bounds(img, r, fill.is_some());
         let buf = img.as_raw();
-        let stride = (iw * 3) as usize;
+        let stride = img.width() as usize * 3;
         let mut out = vec![0f32; out_w * out_h * 3];
         let outside = |v: i64, lo: i64, hi: i64| v < lo || v > hi;
         for (oy, row) in out.chunks_exact_mut(out_w * 3).enumerate() {
