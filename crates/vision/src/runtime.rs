@@ -207,6 +207,15 @@ mod tests {
         out
     }
 
+    /// How many blocks the NCHWc rewrite pads and how many `PRelu`s it rewrites
+    /// in the shipped model.
+    fn rewrites_of(name: &str) -> (usize, usize) {
+        let path = facegate_assets::model(name).unwrap();
+        let (_, padded, rewritten) = crate::onnx_graph::for_nchwc(&std::fs::read(path).unwrap())
+            .expect("the shipped model parses");
+        (padded, rewritten)
+    }
+
     fn engine_with(feature: Tuning, liveness: Tuning) -> Engine {
         let mut e = Engine::new(EngineOptions {
             pose: false,
@@ -221,9 +230,7 @@ mod tests {
 
     #[test]
     fn prelu_rewrite_gives_identical_embeddings() {
-        let path = facegate_assets::model("fr_feature.onnx").unwrap();
-        let (_, padded, rewritten) = crate::onnx_graph::for_nchwc(&std::fs::read(path).unwrap())
-            .expect("the shipped model parses");
+        let (padded, rewritten) = rewrites_of("fr_feature.onnx");
         assert_eq!(
             (padded, rewritten),
             (0, 33),
@@ -248,9 +255,7 @@ mod tests {
 
     #[test]
     fn padded_and_rewritten_liveness_scores_the_same() {
-        let path = facegate_assets::model("fr_liveness.onnx").unwrap();
-        let (_, padded, rewritten) = crate::onnx_graph::for_nchwc(&std::fs::read(path).unwrap())
-            .expect("the shipped model parses");
+        let (padded, rewritten) = rewrites_of("fr_liveness.onnx");
         assert_eq!(
             (padded, rewritten),
             (15, 33),
