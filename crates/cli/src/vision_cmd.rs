@@ -177,7 +177,6 @@ fn print_face(i: usize, f: &Face) {
     );
 }
 
-/// The most prominent face: largest box, ties to the most central.
 fn compare_cmd(a: &Path, b: &Path, threshold: f32, json: bool) -> Result<()> {
     let engine = Engine::new(EngineOptions {
         pose: false,

@@ -27,7 +27,7 @@ impl Pair {
 }
 
 /// A pairs file given as a path, or relative to the images folder.
-pub fn resolve(images: &Path, p: &Path) -> PathBuf {
+fn resolve(images: &Path, p: &Path) -> PathBuf {
     if p.is_relative() && !p.exists() {
         images.join(p)
     } else {
