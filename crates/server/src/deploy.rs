@@ -39,14 +39,12 @@ pub struct Deployed {
     pub pia: policy::PiaReport,
     /// Store notice id of the current zh-CN notice (consents point at it).
     pub notice_id: Uuid,
+    /// [`policy::Scenario::notice_version`], hashed once here: every decision
+    /// checks acknowledgements against it.
     pub notice_version: String,
-}
-
-impl Deployed {
-    pub fn pia_status(&self) -> policy::PiaStatus {
-        let link = self.scenario.pia.clone().unwrap_or_else(|| self.pia.link());
-        policy::pia_status(&self.scenario, Some(&link), false)
-    }
+    /// The PIA's state against this manifest (R13), also fixed at deploy:
+    /// every decision passes it to policy.
+    pub pia_status: policy::PiaStatus,
 }
 
 /// Device ids the store gave to manifest devices, kept beside the database.
@@ -247,8 +245,11 @@ pub async fn deploy(
     )
     .map_err(ApiError::internal)?;
 
+    // The manifest's own PIA link, else the generated report's (set above).
+    let pia_status = policy::pia_status(&scenario, scenario.pia.as_ref(), false);
     Ok(Deployed {
         notice_version: zh.version.clone(),
+        pia_status,
         scenario,
         manifest: manifest.to_string(),
         lint: report.diagnostics,

@@ -420,7 +420,7 @@ impl<'a> Attempt<'a> {
             device,
             at: Utc::now(),
             notice_version,
-            pia: d.pia_status(),
+            pia: d.pia_status,
         };
         // The notice version was hashed once at deploy (`Deployed::notice_version`).
         match policy::authorize_with_notice(&d.scenario, &d.notice_version, &p) {

@@ -148,7 +148,7 @@ pub async fn dashboard(State(s): State<AppState>, caller: Caller) -> ApiResult<J
         open_complaints: complaints.iter().filter(|c| c.status == "open").count(),
         audit_records: chain.records as i64,
         chain_intact: chain.is_intact(),
-        pia_status: format!("{:?}", d.pia_status()).to_lowercase(),
+        pia_status: format!("{:?}", d.pia_status).to_lowercase(),
     }))
 }
 
@@ -185,7 +185,7 @@ fn scenario_view(d: &crate::deploy::Deployed) -> ScenarioView {
             .collect(),
         notice_version: d.notice_version.clone(),
         pia_id: d.pia.id.clone(),
-        pia_status: format!("{:?}", d.pia_status()).to_lowercase(),
+        pia_status: format!("{:?}", d.pia_status).to_lowercase(),
         lint: d
             .lint
             .iter()
