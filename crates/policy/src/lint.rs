@@ -30,6 +30,10 @@ pub struct Diagnostic {
     pub rule: Option<RuleId>,
     /// Its article, e.g. `"Art. 10"`.
     pub article: Option<String>,
+    /// The same article in Chinese, e.g. `"第十条"`, so a finding names its
+    /// article in the reader's language.
+    #[serde(default)]
+    pub article_zh: Option<String>,
     /// Key path the finding is about (`devices[1].placement`).
     pub path: String,
     /// What is wrong, English.
@@ -346,6 +350,7 @@ impl Ctx<'_> {
             severity: sev,
             rule: Some(rule),
             article: Some(rule.article().to_string()),
+            article_zh: Some(rule.article_zh().to_string()),
             path: display_path(paths.first().copied().unwrap_or(&path)),
             message_en: m.en.to_string(),
             message_zh: m.zh.to_string(),
@@ -417,6 +422,7 @@ pub fn lint(src: &str, file_name: &str) -> LintReport {
                     severity: Severity::Error,
                     rule: None,
                     article: None,
+                    article_zh: None,
                     path: String::new(),
                     message_en: format!("invalid manifest: {msg}"),
                     message_zh: format!("清单格式错误：{msg}"),

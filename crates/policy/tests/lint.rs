@@ -74,6 +74,10 @@ fn check_fixture(name: &str, rule: RuleId) {
     {
         let rule = d.rule.unwrap();
         assert_eq!(d.article.as_deref(), Some(rule.article()));
+        // The article in Chinese too, as the JSON the console shows carries it.
+        assert_eq!(d.article_zh.as_deref(), Some(rule.article_zh()));
+        let json = serde_json::to_value(d).unwrap();
+        assert_eq!(json["article_zh"], rule.article_zh(), "{json}");
         assert!(!d.message_zh.is_empty() && !d.hint_zh.is_empty() && !d.hint_en.is_empty());
         // The span points into the marked line.
         let line = src.lines().nth(d.line - 1).unwrap();

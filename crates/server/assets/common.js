@@ -52,15 +52,21 @@ const FG = (() => {
     if (!r.ok) { throw Object.assign({ status: r.status }, typeof data === "object" ? data : { message_zh: data, message_en: data }); }
     return data;
   }
+  // `R15 / 第十条` or `R15 / Art. 10`: the rule of the Measures and its
+  // article in the current language, for anything carrying rule, article and
+  // article_zh (a refusal body, a lint finding); "" when it names no rule.
+  function ruleRef(x) {
+    if (!x || !x.rule) return "";
+    const article = lang === "zh" ? (x.article_zh || x.article) : x.article;
+    return article ? `${x.rule} / ${article}` : x.rule;
+  }
   // An error body as one line in the current language, with the rule and its
   // article (in that language) when the Measures refused.
   function errText(e) {
-    const zh = lang === "zh";
-    const msg = zh ? (e.message_zh || e.message_en) : (e.message_en || e.message_zh);
-    const article = zh ? (e.article_zh || e.article) : e.article;
-    return e.rule ? `${msg}（${e.rule} / ${article}）` : (msg || String(e));
+    const msg = lang === "zh" ? (e.message_zh || e.message_en) : (e.message_en || e.message_zh);
+    return e.rule ? `${msg}（${ruleRef(e)}）` : (msg || String(e));
   }
   function esc(s) { return String(s ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c])); }
   function hashParams() { return new URLSearchParams(location.hash.replace(/^#/, "")); }
-  return { add, t, apply, setLang, initToolbar, api, setToken, errText, esc, hashParams, get lang() { return lang; } };
+  return { add, t, apply, setLang, initToolbar, api, setToken, ruleRef, errText, esc, hashParams, get lang() { return lang; } };
 })();

@@ -58,7 +58,7 @@ async function scen() {
   const ss = await FG.api("GET", "/v1/scenarios");
   $("scenarios").innerHTML = ss.map(s => `<div class="card"><h3>${FG.esc(FG.lang === "zh" ? s.name_zh : s.name_en)} <small>(${FG.esc(s.id)} v${s.version})</small></h3>
     <p>${FG.esc(s.purpose_zh)}</p><p>mode: ${FG.esc(s.mode)} · methods: ${FG.esc(s.methods.join(", "))} · PIA ${FG.esc(s.pia_id)} (${FG.esc(s.pia_status)})</p>
-    <p>lint: ${s.lint.length ? s.lint.map(l => FG.esc(`${l.severity} ${l.rule || ""} ${l.line}:${l.col} ${FG.lang === "zh" ? l.message_zh : l.message_en}`)).join("<br>") : "✓"}</p></div>`).join("");
+    <p>lint: ${s.lint.length ? s.lint.map(l => FG.esc(`${l.severity} ${FG.ruleRef(l)} ${l.line}:${l.col} ${FG.lang === "zh" ? l.message_zh : l.message_en}`)).join("<br>") : "✓"}</p></div>`).join("");
 }
 async function dev() {
   const ds = await FG.api("GET", "/v1/devices");
@@ -101,7 +101,7 @@ $("btn-upload").onclick = async () => {
   err();
   const r = await fetch("/v1/scenarios", { method: "POST", headers: { Authorization: "Bearer " + key, "Content-Type": "application/toml" }, body: $("manifest").value });
   const j = await r.json();
-  $("lint-out").innerHTML = j.diagnostics ? j.diagnostics.map(l => `<p class="${l.severity === "error" ? "err" : ""}">${FG.esc(`${l.severity} ${l.rule || ""} / ${l.article || ""} ${l.line}:${l.col} — ${FG.lang === "zh" ? l.message_zh + " " + l.hint_zh : l.message_en + " " + l.hint_en}`)}</p>`).join("") + (j.ok ? "<p>✓</p>" : "") : FG.esc(FG.errText(j));
+  $("lint-out").innerHTML = j.diagnostics ? j.diagnostics.map(l => `<p class="${l.severity === "error" ? "err" : ""}">${FG.esc(`${l.severity} ${FG.ruleRef(l)} ${l.line}:${l.col} — ${FG.lang === "zh" ? l.message_zh + " " + l.hint_zh : l.message_en + " " + l.hint_en}`)}</p>`).join("") + (j.ok ? "<p>✓</p>" : "") : FG.esc(FG.errText(j));
   if (j.ok) scen();
 };
 

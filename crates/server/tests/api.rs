@@ -518,3 +518,45 @@ async fn r15_a_face_only_manifest_is_refused_at_startup_naming_rule_and_article(
         err.message_zh
     );
 }
+
+#[tokio::test]
+async fn r15_an_uploaded_face_only_manifest_is_refused_naming_rule_and_article_in_both_languages() {
+    let t = common::server().await;
+    let manifest = facegate_server::deploy::demo_manifest();
+    let face_only = manifest.replacen(
+        "methods = [\"face\", \"pin\", \"card\", \"qr_code\", \"staffed_check\"]",
+        "methods = [\"face\"]",
+        1,
+    );
+    assert_ne!(
+        face_only, manifest,
+        "the demo manifest's methods line moved"
+    );
+    let (s, b) = t
+        .send(
+            "POST",
+            "/v1/scenarios",
+            Some(&t.admin),
+            Some(("application/toml", face_only)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["ok"], false);
+    let r15: Vec<_> = b["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["rule"] == "R15")
+        .collect();
+    assert!(!r15.is_empty(), "{b}");
+    for d in r15 {
+        assert_eq!(d["severity"], "error", "{d}");
+        assert_eq!(d["article"], "Art. 10", "{d}");
+        assert_eq!(d["article_zh"], "第十条", "{d}");
+        assert!(!d["message_zh"].as_str().unwrap().is_empty(), "{d}");
+        assert!(!d["message_en"].as_str().unwrap().is_empty(), "{d}");
+    }
+    // Nothing was deployed.
+    let (_, ss) = t.call("GET", "/v1/scenarios", Some(&t.admin), None).await;
+    assert_eq!(ss.as_array().unwrap().len(), 1, "{ss}");
+}

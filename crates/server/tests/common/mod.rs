@@ -48,14 +48,26 @@ impl T {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let body = body.map(|v| ("application/json", v.to_string()));
+        self.send(method, path, key, body).await
+    }
+
+    /// [`T::call`] with a body of any content type (e.g. a TOML manifest).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<(&str, String)>,
+    ) -> (StatusCode, Value) {
         let mut b = Request::builder().method(method).uri(path);
         if let Some(k) = key {
             b = b.header("authorization", format!("Bearer {k}"));
         }
         let req = match body {
-            Some(v) => b
-                .header("content-type", "application/json")
-                .body(Body::from(v.to_string()))
+            Some((content_type, text)) => b
+                .header("content-type", content_type)
+                .body(Body::from(text))
                 .unwrap(),
             None => b.body(Body::empty()).unwrap(),
         };
