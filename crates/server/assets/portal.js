@@ -77,7 +77,7 @@ function render() {
     cs.appendChild(div);
   }
   $("recent").innerHTML = me.recent.length ? `<table><thead><tr><th>${zh ? "时间" : "When"}</th><th>${zh ? "方式" : "Method"}</th><th>${zh ? "结果" : "Result"}</th><th>${zh ? "凭证编号" : "Receipt"}</th></tr></thead><tbody>` +
-    me.recent.map(r => `<tr><td>${FG.esc(new Date(r.at).toLocaleString())}</td><td>${FG.esc(r.method)}</td><td>${FG.esc(r.result)}${r.refusal_rule ? " (" + FG.esc(r.refusal_rule) + ")" : ""}</td><td><code>${FG.esc(r.receipt_id)}</code></td></tr>`).join("") + "</tbody></table>" : "";
+    me.recent.map(r => `<tr><td>${FG.esc(new Date(r.at).toLocaleString())}</td><td>${FG.esc(r.method)}</td><td>${FG.esc(r.result)}${r.refusal_rule ? " (" + FG.esc(FG.ruleRef({ rule: r.refusal_rule, article: r.refusal_article, article_zh: r.refusal_article_zh })) + ")" : ""}</td><td><code>${FG.esc(r.receipt_id)}</code></td></tr>`).join("") + "</tbody></table>" : "";
 }
 document.addEventListener("fg-lang", render);
 

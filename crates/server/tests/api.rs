@@ -206,6 +206,17 @@ async fn r10_under_14_needs_guardian_consent() {
     let (s, b) = t.face("/v1/enrol", &kid, "obama.jpg").await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert!(b["rule"].is_string());
+    // The refusal's receipt, in the person's portal, names the same rule
+    // and article in both languages.
+    let tok = t.portal_token(&kid).await;
+    let (s, me) = t.call("GET", "/v1/me", Some(&tok), None).await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    let refused = &me["recent"][0];
+    assert_eq!(refused["result"], "refused", "{me}");
+    assert_eq!(refused["refusal_rule"], b["rule"], "{me}");
+    assert_eq!(refused["refusal_article"], b["article"], "{me}");
+    assert_eq!(refused["refusal_article_zh"], b["article_zh"], "{me}");
+    assert!(refused["refusal_article_zh"].is_string(), "{me}");
     // With a guardian's consent, enrolment succeeds.
     let (s, b) = t
         .call(

@@ -417,10 +417,17 @@ pub async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Me>
         filing_number: d.scenario.filing.as_ref().and_then(|f| f.number.clone()),
         recent: events
             .iter()
-            .map(|e| serde_json::json!({
-                "receipt_id": e.id, "at": e.at, "method": e.event.method, "result": e.event.result,
-                "refusal_rule": e.event.refusal_rule,
-            }))
+            .map(|e| {
+                // A refusal names its article too, in both languages (as the
+                // refusal's own response did).
+                let rule = e.event.refusal_rule.as_deref().and_then(policy::RuleId::parse);
+                serde_json::json!({
+                    "receipt_id": e.id, "at": e.at, "method": e.event.method, "result": e.event.result,
+                    "refusal_rule": e.event.refusal_rule,
+                    "refusal_article": rule.map(|r| r.article()),
+                    "refusal_article_zh": rule.map(|r| r.article_zh()),
+                })
+            })
             .collect(),
         complaints,
     }))

@@ -109,6 +109,29 @@ impl T {
         id
     }
 
+    /// A portal session token for `person`, from a code issued at the kiosk.
+    pub async fn portal_token(&self, person: &str) -> String {
+        let (s, code) = self
+            .call(
+                "POST",
+                &format!("/v1/persons/{person}/portal-code"),
+                Some(&self.device),
+                Some(json!({"device_id": "gate-north-1"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{code}");
+        let (s, sess) = self
+            .call(
+                "POST",
+                "/v1/portal/session",
+                None,
+                Some(json!({"code": code["code"]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{sess}");
+        sess["token"].as_str().unwrap().to_string()
+    }
+
     /// The person's consents, as an admin reads them.
     pub async fn consents(&self, person: &str) -> Value {
         let (s, cs) = self
