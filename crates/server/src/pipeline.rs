@@ -44,6 +44,15 @@ pub struct ConsentEvidence {
     pub note: String,
 }
 
+/// A person's record; an erased person is not found.
+pub async fn live_person(s: &AppState, person: Uuid) -> Result<store::Person, ApiError> {
+    let p = s.store.person(person).await?;
+    if p.erased_at.is_some() {
+        return Err(ApiError::NotFound("person".into()));
+    }
+    Ok(p)
+}
+
 /// Everything policy needs to know about a person in one scenario. The three
 /// reads are independent, so they go to the store together rather than one
 /// after another (this runs before every verification).
@@ -51,15 +60,12 @@ pub async fn person_facts(
     s: &AppState,
     d: &Deployed,
     person: Uuid,
-) -> Result<(store::Person, policy::PersonFacts), ApiError> {
+) -> Result<policy::PersonFacts, ApiError> {
     let (p, consents, guardians) = tokio::try_join!(
-        s.store.person(person),
-        s.store.consents(person),
-        s.store.guardians(person),
+        live_person(s, person),
+        async { s.store.consents(person).await.map_err(ApiError::from) },
+        async { s.store.guardians(person).await.map_err(ApiError::from) },
     )?;
-    if p.erased_at.is_some() {
-        return Err(ApiError::NotFound("person".into()));
-    }
     let mut facts = policy::PersonFacts {
         date_of_birth: p.identity.as_ref().and_then(|i| i.date_of_birth),
         last_face_refusal_at: s
@@ -107,7 +113,7 @@ pub async fn person_facts(
         }
         facts.consents.push(rec);
     }
-    Ok((p, facts))
+    Ok(facts)
 }
 
 /// The notice version the person last agreed to (for steps after consent).

@@ -571,3 +571,48 @@ async fn r15_an_uploaded_face_only_manifest_is_refused_naming_rule_and_article_i
     let (_, ss) = t.call("GET", "/v1/scenarios", Some(&t.admin), None).await;
     assert_eq!(ss.as_array().unwrap().len(), 1, "{ss}");
 }
+
+#[tokio::test]
+async fn an_erased_person_is_not_found_at_the_front_line() {
+    let t = common::server().await;
+    let p = t.consenting_person("Dave", "1980-05-05").await;
+    let (s, b) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{p}/erase"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let nv = t.notice_version().await;
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/consents",
+            Some(&t.device),
+            Some(json!({"person_id": p, "notice_version": nv, "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "consent: {b}");
+    let (s, b) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{p}/portal-code"),
+            Some(&t.device),
+            Some(json!({"device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "portal code: {b}");
+    let (s, b) = t.face("/v1/verify", &p, "obama.jpg").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "verify: {b}");
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/verify/credential",
+            Some(&t.device),
+            Some(json!({"person_id": p, "device_id": "gate-north-1", "secret": "13579"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "credential: {b}");
+}

@@ -152,7 +152,7 @@ pub async fn give_consent(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let (person, _) = pipeline::person_facts(&s, &d, pid).await?;
+    let person = pipeline::live_person(&s, pid).await?;
     if req.notice_version != d.notice_version {
         return Err(policy::Refusal::new(
             policy::RuleId::R4,
@@ -334,7 +334,7 @@ pub async fn enrol(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let (_, facts) = pipeline::person_facts(&s, &d, pid).await?;
+    let facts = pipeline::person_facts(&s, &d, pid).await?;
     let ack = req
         .notice_version
         .clone()
@@ -389,7 +389,7 @@ pub async fn verify(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let (_, facts) = pipeline::person_facts(&s, &d, pid).await?;
+    let facts = pipeline::person_facts(&s, &d, pid).await?;
     let ack = pipeline::acknowledged_notice(&facts).or(req.notice_version.clone());
     let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
     let permit = attempt
@@ -524,7 +524,7 @@ pub async fn add_credential(
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (kind, method) = method_of(req.kind.as_deref())?;
-    let (_, facts) = pipeline::person_facts(&s, &d, pid).await?;
+    let facts = pipeline::person_facts(&s, &d, pid).await?;
     let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
     let permit = attempt
         .authorize(
@@ -560,7 +560,7 @@ pub async fn verify_credential(
     let (kind, method) = method_of(req.kind.as_deref())?;
     let lock_key = format!("{}:{pid}", kind.as_str());
     s.credentials.check(&lock_key)?;
-    let (_, facts) = pipeline::person_facts(&s, &d, pid).await?;
+    let facts = pipeline::person_facts(&s, &d, pid).await?;
     let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
     let permit = attempt
         .authorize(
@@ -613,10 +613,7 @@ pub async fn portal_code(
     let dev = body.as_ref().and_then(|b| b.device_id.clone());
     caller.require_frontline(dev.as_deref())?;
     let pid = pipeline::person_id(&id)?;
-    let p = s.store.person(pid).await?;
-    if p.erased_at.is_some() {
-        return Err(ApiError::NotFound("person".into()));
-    }
+    pipeline::live_person(&s, pid).await?;
     let (code, expires_at) = s.auth.issue_portal_code(&pid.to_string());
     Ok(Json(PortalCode {
         code,
