@@ -5,7 +5,7 @@
 //   (JSON: {adult, second, child}), FACEGATE_VIDEO (.y4m), FACEGATE_CHROMIUM,
 //   FACEGATE_ARTIFACTS (screenshot folder).
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 
@@ -180,6 +180,9 @@ await step("the portal exports, takes a complaint and shows the filing number li
   await page.click("#btn-complaint");
   await page.waitForFunction(() => /[0-9a-f]{8}-/.test(document.getElementById("status").textContent));
   assert.ok((await text("#filing-number")).length > 0);
+  // The refused face attempt is in the person's history, naming its rule
+  // and article (in Chinese here, as the kiosk did).
+  assert.match(await text("#recent"), /refused \((R8|R7) \/ 第[一二三四五六七八九十]+条\)/);
 });
 
 await step("the console shows the headcount against 100,000 and the filing deadline", async () => {
@@ -200,6 +203,18 @@ await step("the console shows the headcount against 100,000 and the filing deadl
   await shot("12-console-audit");
   await page.click("button[data-tab=dev]");
   await page.waitForFunction(() => document.querySelectorAll("#devices tbody tr").length >= 2);
+  // A face-only manifest is refused on upload, each finding naming R15 and
+  // its article in the console's language (Chinese here); nothing deploys.
+  await page.click("button[data-tab=scen]");
+  await page.waitForFunction(() => document.getElementById("scenarios").textContent !== "");
+  const faceOnly = readFileSync(new URL("../../crates/policy/tests/fixtures/face-only.toml", import.meta.url), "utf8");
+  await page.fill("#manifest", faceOnly);
+  await page.click("#btn-upload");
+  await page.waitForFunction(() => document.getElementById("lint-out").textContent !== "");
+  const lintOut = await text("#lint-out");
+  assert.match(lintOut, /error R15 \/ 第十条/);
+  assert.doesNotMatch(lintOut, /Art\. 10|✓/);
+  await shot("13-console-face-only-manifest-refused");
 });
 
 await step("English switch, large text and high contrast (R6)", async () => {
