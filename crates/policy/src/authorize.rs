@@ -1,7 +1,7 @@
 //! Runtime decisions: [`authorize`] says whether one processing step may
 //! happen now, and if not, which requirement refuses it.
 
-use crate::manifest::{LegalBasis, Method, Mode, Placement, Scenario, StorageLocation};
+use crate::manifest::{Device, LegalBasis, Method, Mode, Placement, Scenario, StorageLocation};
 use crate::rules::{Refusal, RuleId};
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -327,6 +327,33 @@ pub fn check_device(device: &DeviceFacts) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Checks a device as declared in the manifest: its location text must not
+/// name a private space (R19, whatever `placement` says, no override), then
+/// [`check_device`] on its facts.
+pub fn check_device_declaration(device: &Device) -> Result<(), Refusal> {
+    if !device.placement.is_forbidden() {
+        if let Some((_, hit)) = device.private_space() {
+            return refuse(
+                RuleId::R19,
+                format!(
+                    "device {} is declared {} but its location says it is in a private space ({}); face recognition devices are banned there with no exception",
+                    device.id,
+                    device.placement.key(),
+                    hit.term_en()
+                ),
+                format!(
+                    "设备 {} 申报为{}，但其安装位置表明位于私密空间（“{}”，{}），禁止安装人脸识别设备，不得例外",
+                    device.id,
+                    device.placement.name_zh(),
+                    hit.term,
+                    hit.placement.name_zh()
+                ),
+            );
+        }
+    }
+    check_device(&device.facts())
+}
+
 /// Checks the scenario itself may run face recognition (the invariants the
 /// linter enforces, re-checked at run time so a hand-built [`Scenario`]
 /// cannot slip through).
@@ -495,8 +522,9 @@ pub fn authorize_with_notice(
     if let Some(d) = &p.device {
         check_device(d)?;
         if let Some(decl) = scenario.device(&d.id) {
-            // The manifest's own record of the device must agree.
-            check_device(&decl.facts())?;
+            // The manifest's own record of the device must agree, location
+            // text included (R19 by meaning).
+            check_device_declaration(decl)?;
         }
         checked.extend([RuleId::R18, RuleId::R19]);
     } else if matches!(p.action, Action::Enrol | Action::Verify | Action::Identify) {
@@ -522,6 +550,11 @@ pub fn authorize_with_notice(
     }
     checked.push(RuleId::R13);
 
+    // Consent before notice: a person who withdrew (or never consented) is
+    // told so (R7/R8/R10), whatever notice version the request carries.
+    let minor = check_person(scenario, p)?;
+    checked.extend([RuleId::R7, RuleId::R8, RuleId::R9, RuleId::R10]);
+
     match &p.notice_version {
         None => refuse(
             RuleId::R4,
@@ -536,66 +569,6 @@ pub fn authorize_with_notice(
         _ => {}
     }
     checked.extend([RuleId::R4, RuleId::R5]);
-
-    let minor = match p.person.date_of_birth {
-        Some(dob) => is_under_14(dob, p.at),
-        None if p.action == Action::Enrol => {
-            return Err(Refusal::new(
-                RuleId::R10,
-                "date of birth is needed before face enrolment (to apply the under-14 rules)",
-                "人脸采集前须登记出生日期（以适用不满十四周岁的规则）",
-            ));
-        }
-        None => false,
-    };
-    if minor {
-        let Some(rules) = scenario.minors.as_ref().filter(|m| m.allowed) else {
-            return Err(Refusal::new(
-                RuleId::R10,
-                "this scenario does not use face recognition for people under 14; use the alternative",
-                "本场景不对不满十四周岁的未成年人使用人脸识别，请使用其他方式",
-            ));
-        };
-        let g = p
-            .person
-            .guardian_consent
-            .as_ref()
-            .filter(|g| matches!(g.given_by, ConsentGiver::Guardian { .. }));
-        match g {
-            None => refuse(
-                RuleId::R10,
-                "the person is under 14: a parent's or guardian's consent is required",
-                "该人员不满十四周岁，须取得父母或者其他监护人的同意",
-            )?,
-            Some(g)
-                if g.scenario != scenario.id
-                    || g.kind != ConsentKind::Processing
-                    || !g.is_active(p.at) =>
-            {
-                refuse(
-                    RuleId::R10,
-                    "the guardian's consent is not valid for this scenario (withdrawn or for another scenario)",
-                    "监护人同意对本场景无效（已撤回或属于其他场景）",
-                )?
-            }
-            Some(g) if g.terms != scenario.consent_terms() => refuse(
-                RuleId::R9,
-                "purpose or method changed since the guardian consented; fresh consent is needed",
-                "处理目的或方式已变更，须重新取得监护人同意",
-            )?,
-            _ => {}
-        }
-        if matches!(p.action, Action::Transmit | Action::Export) && !rules.transmit {
-            refuse(
-                RuleId::R10,
-                "minors' face information may not leave the device in this scenario",
-                "本场景未成年人的人脸信息不得传出设备",
-            )?;
-        }
-    } else if scenario.legal_basis == LegalBasis::Consent {
-        check_consent(scenario, p, ConsentKind::Processing)?;
-    }
-    checked.extend([RuleId::R7, RuleId::R8, RuleId::R9, RuleId::R10]);
 
     let leaves_device = matches!(p.action, Action::Transmit | Action::Export)
         || (p.action == Action::Enrol && scenario.storage.location == StorageLocation::Central);
@@ -650,6 +623,76 @@ pub fn authorize_with_notice(
         None
     };
     Ok(permit(checked, minor, expires))
+}
+
+/// The person-level checks of a face step: age and guardian (R10), separate
+/// consent present, not withdrawn and for the current terms (R7, R8, R9),
+/// and the minors' transmission rule. Returns whether the person is under
+/// 14. Runs before the notice check in [`authorize`].
+fn check_person(scenario: &Scenario, p: &Processing) -> Result<bool, Refusal> {
+    let minor = match p.person.date_of_birth {
+        Some(dob) => is_under_14(dob, p.at),
+        None if p.action == Action::Enrol => {
+            return Err(Refusal::new(
+                RuleId::R10,
+                "date of birth is needed before face enrolment (to apply the under-14 rules)",
+                "人脸采集前须登记出生日期（以适用不满十四周岁的规则）",
+            ));
+        }
+        None => false,
+    };
+    if minor {
+        let Some(rules) = scenario.minors.as_ref().filter(|m| m.allowed) else {
+            return Err(Refusal::new(
+                RuleId::R10,
+                "this scenario does not use face recognition for people under 14; use the alternative",
+                "本场景不对不满十四周岁的未成年人使用人脸识别，请使用其他方式",
+            ));
+        };
+        let g = p
+            .person
+            .guardian_consent
+            .as_ref()
+            .filter(|g| matches!(g.given_by, ConsentGiver::Guardian { .. }));
+        match g {
+            None => refuse(
+                RuleId::R10,
+                "the person is under 14: a parent's or guardian's consent is required",
+                "该人员不满十四周岁，须取得父母或者其他监护人的同意",
+            )?,
+            Some(g) if g.scenario != scenario.id || g.kind != ConsentKind::Processing => refuse(
+                RuleId::R10,
+                "the guardian's consent is for another scenario or purpose; a parent's or guardian's consent for this one is required",
+                "监护人同意属于其他场景或其他目的，须取得父母或者其他监护人对本场景的同意",
+            )?,
+            Some(g) if g.given_at > p.at => refuse(
+                RuleId::R10,
+                "the guardian's consent is not yet given at this time",
+                "此时尚未取得监护人同意",
+            )?,
+            Some(g) if !g.is_active(p.at) => refuse(
+                RuleId::R8,
+                "the guardian withdrew consent; face processing stopped at once",
+                "监护人已撤回同意，人脸信息处理已立即停止",
+            )?,
+            Some(g) if g.terms != scenario.consent_terms() => refuse(
+                RuleId::R9,
+                "purpose or method changed since the guardian consented; fresh consent is needed",
+                "处理目的或方式已变更，须重新取得监护人同意",
+            )?,
+            _ => {}
+        }
+        if matches!(p.action, Action::Transmit | Action::Export) && !rules.transmit {
+            refuse(
+                RuleId::R10,
+                "minors' face information may not leave the device in this scenario",
+                "本场景未成年人的人脸信息不得传出设备",
+            )?;
+        }
+    } else if scenario.legal_basis == LegalBasis::Consent {
+        check_consent(scenario, p, ConsentKind::Processing)?;
+    }
+    Ok(minor)
 }
 
 fn check_consent(scenario: &Scenario, p: &Processing, kind: ConsentKind) -> Result<(), Refusal> {

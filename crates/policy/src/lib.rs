@@ -59,13 +59,14 @@ pub mod lint;
 pub mod manifest;
 pub mod notice;
 pub mod pia;
+pub mod private_space;
 pub mod retention;
 pub mod rules;
 
 pub use authorize::{
-    age_on, authorize, authorize_with_notice, check_device, check_scenario, is_under_14,
-    shanghai_date, Action, ConsentGiver, ConsentKind, ConsentRecord, DeviceFacts, Permit,
-    PersonFacts, PiaStatus, Processing, GUARDIAN_AGE,
+    age_on, authorize, authorize_with_notice, check_device, check_device_declaration,
+    check_scenario, is_under_14, shanghai_date, Action, ConsentGiver, ConsentKind, ConsentRecord,
+    DeviceFacts, Permit, PersonFacts, PiaStatus, Processing, GUARDIAN_AGE,
 };
 pub use filing::{
     alert_level, distinct_headcount, filing_deadline, threshold_reached_on, AlertLevel, Deadline,
@@ -84,6 +85,7 @@ pub use notice::{
 pub use pia::{
     filing_pack, pia_report, pia_status, FilingPack, FilingPackInputs, PiaInputs, PiaReport,
 };
+pub use private_space::{private_space, private_spaces, PrivateSpaceHit};
 pub use retention::{
     check_log_fields, check_log_retention, log_entry_deletable, sweep, template_expiry, SweepItem,
     SweepReason, TemplateFacts,

@@ -4,7 +4,8 @@
 //! English, or JSON.
 
 use crate::manifest::{
-    zone_ok, LegalBasis, Mode, Placement, Scenario, StorageLocation, Text, MIN_LOG_RETENTION_DAYS,
+    zone_ok, Lang, LegalBasis, Mode, Placement, Scenario, StorageLocation, Text,
+    MIN_LOG_RETENTION_DAYS,
 };
 use crate::rules::RuleId;
 use serde::{Deserialize, Serialize};
@@ -352,6 +353,24 @@ impl Ctx<'_> {
             article: Some(rule.article().to_string()),
             article_zh: Some(rule.article_zh().to_string()),
             path: display_path(paths.first().copied().unwrap_or(&path)),
+            message_en: m.en.to_string(),
+            message_zh: m.zh.to_string(),
+            hint_en: m.hint_en.to_string(),
+            hint_zh: m.hint_zh.to_string(),
+            line,
+            col,
+            span,
+        });
+    }
+    /// Adds an error at an exact byte range of the source.
+    fn error_at(&mut self, rule: RuleId, path: &str, span: Range<usize>, m: Msg<'_>) {
+        let (line, col) = line_col(self.src, span.start);
+        self.out.push(Diagnostic {
+            severity: Severity::Error,
+            rule: Some(rule),
+            article: Some(rule.article().to_string()),
+            article_zh: Some(rule.article_zh().to_string()),
+            path: display_path(path),
             message_en: m.en.to_string(),
             message_zh: m.zh.to_string(),
             hint_en: m.hint_en.to_string(),
@@ -896,6 +915,36 @@ fn check(s: &Scenario, cx: &mut Ctx<'_>) {
                 },
             );
         }
+        if !d.placement.is_forbidden() {
+            if let Some((lang, hit)) = d.private_space() {
+                let en = format!(
+                    "device {} is declared {} but its location says it is in a private space ({}); face recognition devices are banned there, with no override",
+                    d.id,
+                    d.placement.key(),
+                    hit.term_en()
+                );
+                let zh = format!(
+                    "设备 {} 申报为{}，但其安装位置表明位于私密空间（“{}”，{}），私密空间内禁止安装人脸识别设备，不得例外",
+                    d.id,
+                    d.placement.name_zh(),
+                    hit.term,
+                    hit.placement.name_zh()
+                );
+                let (path, span) = location_span(cx, i, lang, &hit.term);
+                cx.error_at(
+                    R19,
+                    &path,
+                    span,
+                    Msg {
+                        en: &en,
+                        zh: &zh,
+                        hint_en: "remove this device; if it is outside the room, say so in the location (e.g. \"corridor outside the toilets\", \"卫生间外走廊\")",
+                        hint_zh: "请拆除并删除该设备；如设备实际位于私密空间之外，请在位置中写明（如“卫生间外走廊”）",
+                    },
+                );
+                continue;
+            }
+        }
         if d.placement.is_forbidden() {
             let en = format!(
                 "a face recognition device may not be installed in a private space ({}); there is no override",
@@ -984,6 +1033,62 @@ fn check(s: &Scenario, cx: &mut Ctx<'_>) {
             });
         }
     }
+}
+
+/// Where device `i`'s location term is in the source: the term itself
+/// inside the location value when it can be found there, else the whole
+/// location value, else the device's placement or header.
+fn location_span(cx: &Ctx<'_>, i: usize, lang: Lang, term: &str) -> (String, Range<usize>) {
+    let key = match lang {
+        Lang::Zh => "zh",
+        Lang::En => "en",
+    };
+    for path in [
+        format!("devices.{i}.location.{key}"),
+        format!("devices.{i}.location"),
+    ] {
+        let Some(span) = cx.loc.get(&path) else {
+            continue;
+        };
+        let value = cx.src.get(span.clone()).unwrap_or("");
+        // In an inline table, start at `en =` for an English hit.
+        let from = if path.ends_with(".location") {
+            find_key(value, key).unwrap_or(0)
+        } else {
+            0
+        };
+        if let Some(at) = value[from..].find(term) {
+            let start = span.start + from + at;
+            return (path, start..start + term.len());
+        }
+        return (path, span);
+    }
+    let path = format!("devices.{i}.placement");
+    let span = cx
+        .loc
+        .get(&path)
+        .or_else(|| cx.loc.get(&format!("devices.{i}")))
+        .unwrap_or(0..0);
+    (path, span)
+}
+
+/// Byte offset of `key =` in an inline table's source, outside strings.
+fn find_key(table: &str, key: &str) -> Option<usize> {
+    let mut in_str = false;
+    let mut prev = ' ';
+    for (i, c) in table.char_indices() {
+        if c == '"' && prev != '\\' {
+            in_str = !in_str;
+        } else if !in_str && table[i..].starts_with(key) {
+            let rest = table[i + key.len()..].trim_start();
+            let before_ok = !prev.is_ascii_alphanumeric() && prev != '_';
+            if before_ok && rest.starts_with('=') {
+                return Some(i);
+            }
+        }
+        prev = c;
+    }
+    None
 }
 
 #[cfg(test)]

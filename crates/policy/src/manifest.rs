@@ -385,11 +385,38 @@ fn yes() -> bool {
 }
 
 impl Device {
-    /// The facts `authorize` needs about this device.
+    /// The private space this device's location text (zh, then en) says it
+    /// is in, whatever `placement` declares (R19 by meaning, see
+    /// [`crate::private_space`]).
+    pub fn private_space(&self) -> Option<(Lang, crate::PrivateSpaceHit)> {
+        let loc = self.location.as_ref()?;
+        if let Some(h) = crate::private_space(&loc.zh) {
+            return Some((Lang::Zh, h));
+        }
+        let en = loc.en.as_deref()?;
+        crate::private_space(en).map(|h| (Lang::En, h))
+    }
+
+    /// Where the device really is: the declared placement, or the private
+    /// space its location names when the declared one is not already a
+    /// forbidden one (a `public_area` device "inside guest room 1203" is in
+    /// a hotel room).
+    pub fn effective_placement(&self) -> Placement {
+        if self.placement.is_forbidden() {
+            return self.placement;
+        }
+        self.private_space()
+            .map(|(_, h)| h.placement)
+            .unwrap_or(self.placement)
+    }
+
+    /// The facts `authorize` needs about this device. `placement` is the
+    /// [`Device::effective_placement`], so a device whose location names a
+    /// private space is refused (R19) by every check that reads the facts.
     pub fn facts(&self) -> crate::DeviceFacts {
         crate::DeviceFacts {
             id: self.id.clone(),
-            placement: self.placement,
+            placement: self.effective_placement(),
             active: self.active,
             public_safety_necessity: self
                 .public_safety_necessity

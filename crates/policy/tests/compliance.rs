@@ -447,17 +447,26 @@ fn r10_enrolment_without_date_of_birth_is_refused() {
 }
 
 #[test]
-fn r10_guardian_consent_for_another_scenario_or_withdrawn_is_refused() {
+fn r10_guardian_consent_for_another_scenario_is_refused_and_a_withdrawn_one_is_r8() {
     let s = gate();
     let at = t("2025-07-01T02:00:00Z");
     let mut person = child(&s, "2015-01-01", at);
+    let mut other = guardian(&s, at);
+    other.scenario = "hotel-checkin".into();
+    person.guardian_consent = Some(other);
+    assert_refused(
+        authorize(&s, &step(&s, Action::Verify, person.clone(), at)),
+        RuleId::R10,
+    );
+    // A guardian's withdrawal is a withdrawal (R8 / Art. 6), with or
+    // without a notice version on the request.
     let mut g = guardian(&s, at);
     g.withdrawn_at = Some(at - Duration::hours(1));
     person.guardian_consent = Some(g);
-    assert_refused(
-        authorize(&s, &step(&s, Action::Verify, person, at)),
-        RuleId::R10,
-    );
+    let mut p = step(&s, Action::Verify, person, at);
+    assert_refused(authorize(&s, &p), RuleId::R8);
+    p.notice_version = None;
+    assert_refused(authorize(&s, &p), RuleId::R8);
 }
 
 #[test]

@@ -106,6 +106,19 @@ fn r19_lint_hotel_room_device() {
 }
 
 #[test]
+fn r19_lint_public_device_whose_location_is_a_guest_room() {
+    check_fixture("public-device-in-guest-room", RuleId::R19);
+    // The caret is under the term itself, in the location value.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/public-device-in-guest-room.toml");
+    let src = std::fs::read_to_string(path).unwrap();
+    let r = lint(&src, "f");
+    let d = r.of_rule(RuleId::R19)[0];
+    assert_eq!(&src[d.span.clone()], "客房", "{}", r.render(&src));
+    assert_eq!(d.path, "devices[0].location");
+}
+
+#[test]
 fn r18_lint_public_device_without_signage() {
     check_fixture("public-device-no-signage", RuleId::R18);
 }
@@ -154,7 +167,7 @@ fn r11_lint_central_storage_without_transmission() {
 fn every_fixture_is_checked() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let n = std::fs::read_dir(dir).unwrap().count();
-    assert_eq!(n, 11, "add a test for each new fixture");
+    assert_eq!(n, 12, "add a test for each new fixture");
 }
 
 #[test]
