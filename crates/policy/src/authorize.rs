@@ -682,6 +682,13 @@ fn check_person(scenario: &Scenario, p: &Processing) -> Result<bool, Refusal> {
             )?,
             _ => {}
         }
+        if p.action == Action::Identify && !rules.identification {
+            refuse(
+                RuleId::R10,
+                "minors' face information is not used for 1:N identification in this scenario (1:1 verification only)",
+                "本场景不对未成年人的人脸信息进行1:N辨识，仅用于1:1验证",
+            )?;
+        }
         if matches!(p.action, Action::Transmit | Action::Export) && !rules.transmit {
             refuse(
                 RuleId::R10,

@@ -57,6 +57,7 @@ pub mod authorize;
 pub mod filing;
 pub mod lint;
 pub mod manifest;
+pub mod minors;
 pub mod notice;
 pub mod pia;
 pub mod private_space;
@@ -77,6 +78,10 @@ pub use manifest::{
     Accessibility, ComplaintChannel, Device, FilingInfo, Lang, LegalBasis, Method, Minors, Mode,
     NoticeTexts, PiaLink, Placement, Processor, Retention, Scenario, Storage, StorageLocation,
     Text, MIN_LOG_RETENTION_DAYS,
+};
+pub use minors::{
+    minor_deletion, minor_enrolment, minor_template_days, MinorDeletion, MinorDeletionReason,
+    MinorEnrolment,
 };
 pub use notice::{
     notice_changes, render_changes, render_notice, requires_reconsent, ChangedItem, Notice,

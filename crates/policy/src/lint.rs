@@ -812,6 +812,14 @@ fn check(s: &Scenario, cx: &mut Ctx<'_>) {
                     hint_zh: "请设置 guardian_consent_required = true",
                 });
             }
+            if m.identification && s.mode == Mode::Identification {
+                cx.warn(R10, &["minors.identification", "minors"], Msg {
+                    en: "minors' faces join the 1:N gallery: the dedicated rules for minors should keep them to 1:1 verification unless justified",
+                    zh: "未成年人人脸信息纳入1:N辨识库：未成年人专门处理规则原则上应仅限1:1验证，确有必要须说明理由",
+                    hint_en: "set identification = false, or explain the need in [minors] rules",
+                    hint_zh: "请设置 identification = false，或在 [minors] rules 中说明必要性",
+                });
+            }
             if m.transmit {
                 cx.warn(R10, &["minors.transmit", "minors"], Msg {
                     en: "minors' face information should not leave the device",

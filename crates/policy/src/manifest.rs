@@ -307,6 +307,11 @@ pub struct Minors {
     /// Whether minors' templates may leave the device (should be false).
     #[serde(default)]
     pub transmit: bool,
+    /// Whether minors' templates may join a 1:N identification gallery
+    /// (default false: in an identification scenario they are used for 1:1
+    /// verification only).
+    #[serde(default)]
+    pub identification: bool,
     /// The dedicated processing rules for minors' face information.
     pub rules: Option<Text>,
 }

@@ -3,7 +3,7 @@
 
 use crate::manifest::{Scenario, MIN_LOG_RETENTION_DAYS};
 use crate::rules::{Refusal, RuleId};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -46,6 +46,10 @@ pub struct TemplateFacts {
     pub minor: bool,
     /// The processing consent was withdrawn at (delete at once, R8).
     pub consent_withdrawn_at: Option<DateTime<Utc>>,
+    /// The person's date of birth as known at the sweep: minority at
+    /// enrolment is worked out from it (R10), on top of `minor`.
+    #[serde(default)]
+    pub date_of_birth: Option<NaiveDate>,
 }
 
 /// Why a sweep deletes a template.
@@ -59,6 +63,9 @@ pub enum SweepReason {
     /// The scenario is not the template's (or no longer exists): nothing
     /// authorises keeping it.
     NoScenario,
+    /// The person was under 14 at enrolment and the scenario does not use
+    /// face recognition for minors (R10).
+    MinorNotAllowed,
 }
 
 /// One deletion a sweep must make.
@@ -96,7 +103,24 @@ pub fn sweep(
                     due_at: now,
                 });
             };
-            let due = template_expiry(s, r.enrolled_at, r.last_used_at, r.minor);
+            // Minority from the date of birth known now (R10), else the
+            // flag recorded at enrolment.
+            let by_dob = r
+                .date_of_birth
+                .and_then(|dob| crate::minors::minor_deletion(s, r.enrolled_at, dob, now));
+            if let Some(m) = by_dob {
+                if m.reason == crate::minors::MinorDeletionReason::NotAllowed {
+                    return Some(SweepItem {
+                        id: r.id,
+                        reason: SweepReason::MinorNotAllowed,
+                        due_at: m.due_at,
+                    });
+                }
+            }
+            let minor = r.minor
+                || r.date_of_birth
+                    .is_some_and(|dob| crate::authorize::is_under_14(dob, r.enrolled_at));
+            let due = template_expiry(s, r.enrolled_at, r.last_used_at, minor);
             (due <= now).then_some(SweepItem {
                 id: r.id,
                 reason: SweepReason::Expired,

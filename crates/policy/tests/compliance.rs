@@ -283,6 +283,7 @@ fn r8_sweep_deletes_templates_of_withdrawn_consent() {
         last_used_at: Some(now - Duration::days(1)),
         minor: false,
         consent_withdrawn_at: Some(now - Duration::minutes(5)),
+        date_of_birth: None,
     };
     let due = sweep(std::slice::from_ref(&s), std::slice::from_ref(&rec), now);
     assert_eq!(due.len(), 1);
@@ -623,6 +624,7 @@ fn r12_sweep_selects_exactly_the_expired_records() {
         last_used_at: used_days_ago.map(|u| now - Duration::days(u)),
         minor: false,
         consent_withdrawn_at: None,
+        date_of_birth: None,
     };
     let fresh = mk(10, Some(1), "residential-gate");
     let old = mk(400, Some(1), "residential-gate");
