@@ -56,6 +56,7 @@
 pub mod authorize;
 pub mod filing;
 pub mod lint;
+pub mod liveness;
 pub mod manifest;
 pub mod minors;
 pub mod notice;
@@ -74,6 +75,7 @@ pub use filing::{
     FilingKind, FilingSnapshot, WorkCalendar, DEFAULT_ALERT_LEVELS, FILING_THRESHOLD,
 };
 pub use lint::{lint, lint_scenario, Diagnostic, LintReport, Severity};
+pub use liveness::{check_liveness, explain_liveness, required_liveness, LivenessLevel, PadSensor};
 pub use manifest::{
     Accessibility, ComplaintChannel, Device, FilingInfo, Lang, LegalBasis, Method, Minors, Mode,
     NoticeTexts, PiaLink, Placement, Processor, Retention, Scenario, Storage, StorageLocation,

@@ -16,6 +16,9 @@ use std::ops::Range;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Explains a choice the manifest made (e.g. its liveness level);
+    /// nothing to fix.
+    Note,
     /// Should be fixed; the manifest is still accepted.
     Warning,
     /// The manifest is rejected.
@@ -82,14 +85,23 @@ impl LintReport {
             .any(|d| d.severity == Severity::Error)
     }
 
-    /// Number of errors and warnings.
+    /// Number of errors and warnings (notes are not counted).
     pub fn counts(&self) -> (usize, usize) {
-        let e = self
-            .diagnostics
+        let n = |sev| {
+            self.diagnostics
+                .iter()
+                .filter(|d| d.severity == sev)
+                .count()
+        };
+        (n(Severity::Error), n(Severity::Warning))
+    }
+
+    /// Number of notes (explanations, nothing to fix).
+    pub fn notes(&self) -> usize {
+        self.diagnostics
             .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count();
-        (e, self.diagnostics.len() - e)
+            .filter(|d| d.severity == Severity::Note)
+            .count()
     }
 
     /// Findings of one rule.
@@ -107,6 +119,7 @@ impl LintReport {
             "file": self.file,
             "errors": e,
             "warnings": w,
+            "notes": self.notes(),
             "diagnostics": self.diagnostics,
         })
     }
@@ -119,6 +132,7 @@ impl LintReport {
             let sev = match d.severity {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
+                Severity::Note => "note",
             };
             out += &format!("{sev}[{}]: {}\n", d.code(), d.message_en);
             out += &format!("  {}\n", d.message_zh);
@@ -385,6 +399,9 @@ impl Ctx<'_> {
     }
     fn warn(&mut self, rule: RuleId, paths: &[&str], m: Msg<'_>) {
         self.push(Severity::Warning, rule, paths, m)
+    }
+    fn note(&mut self, rule: RuleId, paths: &[&str], m: Msg<'_>) {
+        self.push(Severity::Note, rule, paths, m)
     }
 }
 
@@ -1009,6 +1026,10 @@ fn check(s: &Scenario, cx: &mut Ctx<'_>) {
             }
         }
     }
+    // R20: liveness level (issue 15).
+    if s.offers_face() {
+        check_liveness_level(s, cx);
+    }
     // R13
     if s.offers_face() {
         match &s.pia {
@@ -1039,6 +1060,77 @@ fn check(s: &Scenario, cx: &mut Ctx<'_>) {
                 hint_en: "run `facegate filing deadline --reached DATE`, then record filing.number",
                 hint_zh: "运行 `facegate filing deadline --reached 日期` 计算期限，备案后填写 filing.number",
             });
+        }
+    }
+}
+
+/// The scenario's liveness level: `none` only where every device has a
+/// certified PAD sensor (error otherwise); `passive` is warned about; the
+/// choice is always explained (R20 / Art. 14).
+fn check_liveness_level(s: &Scenario, cx: &mut Ctx<'_>) {
+    use crate::liveness::LivenessLevel;
+    use RuleId::R20;
+    if s.liveness == LivenessLevel::None {
+        if s.devices.is_empty() {
+            cx.error(R20, &["liveness"], Msg {
+                en: "liveness = \"none\" needs devices that each declare a certified PAD sensor, and this scenario declares no device",
+                zh: "liveness = \"none\" 要求每台设备声明经认证的活体检测传感器，但本场景未声明任何设备",
+                hint_en: "use liveness = \"active\", or declare the devices with [devices.pad_sensor] model and certificate",
+                hint_zh: "请使用 liveness = \"active\"，或声明设备并填写 [devices.pad_sensor] 的 model 与 certificate",
+            });
+        }
+        let mut any_missing = false;
+        for (i, d) in s.devices.iter().enumerate() {
+            if d.certified_pad().is_none() {
+                any_missing = true;
+                let en = format!(
+                    "liveness = \"none\" but device {} declares no certified PAD sensor: photo and screen attacks would go unchecked there",
+                    d.id
+                );
+                let zh = format!(
+                    "liveness = \"none\"，但设备 {} 未声明经认证的活体检测传感器：照片、屏幕翻拍攻击将无人把关",
+                    d.id
+                );
+                let (cert, pad, id, hdr) = (
+                    format!("devices.{i}.pad_sensor.certificate"),
+                    format!("devices.{i}.pad_sensor"),
+                    format!("devices.{i}.id"),
+                    format!("devices.{i}"),
+                );
+                cx.error(
+                    R20,
+                    &[&cert, &pad, &id, &hdr, "liveness"],
+                    Msg {
+                        en: &en,
+                        zh: &zh,
+                        hint_en: "add pad_sensor = { model = \"…\", certificate = \"lab and report number\" } to the device, or use liveness = \"active\"",
+                        hint_zh: "请为该设备填写 pad_sensor = { model = \"…\", certificate = \"检测机构及报告编号\" }，或使用 liveness = \"active\"",
+                    },
+                );
+            }
+        }
+        if any_missing || s.devices.is_empty() {
+            return;
+        }
+    }
+    let (en, zh) = crate::liveness::explain_liveness(s);
+    let m = |hint_en, hint_zh| Msg {
+        en: &en,
+        zh: &zh,
+        hint_en,
+        hint_zh,
+    };
+    match s.liveness {
+        LivenessLevel::Passive => cx.warn(
+            R20,
+            &["liveness"],
+            m(
+                "gates should use liveness = \"active\" (server-issued challenge); keep passive only where staff watch every capture",
+                "门禁等无人值守场景应使用 liveness = \"active\"（服务器下发动作指令）；仅在工作人员全程在场时使用 passive",
+            ),
+        ),
+        LivenessLevel::Active | LivenessLevel::None => {
+            cx.note(R20, &["liveness"], m("", ""))
         }
     }
 }

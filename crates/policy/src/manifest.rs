@@ -381,8 +381,11 @@ pub struct Device {
     /// Reference to evidence that prominent signage is posted (photo id,
     /// checklist id; required for `public_area`).
     pub signage_evidence: Option<String>,
-    /// Where exactly (free text).
+    /// Where exactly (free text). Read for private-space terms (R19).
     pub location: Option<Text>,
+    /// The device's own certified presentation-attack-detection sensor;
+    /// required on every device of a scenario with `liveness = "none"`.
+    pub pad_sensor: Option<crate::liveness::PadSensor>,
 }
 
 fn yes() -> bool {
@@ -505,6 +508,10 @@ pub struct Scenario {
     pub methods: Vec<Method>,
     /// State rule that allows face as the only method (国家另有规定).
     pub face_only_exception: Option<String>,
+    /// Liveness level of face captures (R20): `active` (default), `passive`,
+    /// or `none` where every device has a certified PAD sensor.
+    #[serde(default)]
+    pub liveness: crate::liveness::LivenessLevel,
     /// Hours after a person declines face during which they are not asked
     /// again (R17; at least 48).
     #[serde(default = "h48")]
@@ -653,7 +660,7 @@ impl Scenario {
             self.storage.location, self.storage.transmit_templates
         );
         let methods = self.methods_key();
-        sha256_hex(&[
+        let mut parts = vec![
             "pia/v1",
             &self.purpose_id,
             &self.purpose.zh,
@@ -661,7 +668,13 @@ impl Scenario {
             &mode,
             &methods,
             &storage,
-        ])
+        ];
+        // A liveness level other than the default is part of the assessed
+        // method (the default adds nothing, so existing PIAs stay current).
+        if self.liveness != crate::liveness::LivenessLevel::Active {
+            parts.push(self.liveness.key());
+        }
+        sha256_hex(&parts)
     }
 
     /// The version (content hash) of the notice this scenario renders.

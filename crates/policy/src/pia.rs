@@ -388,6 +388,39 @@ pub fn pia_report(s: &Scenario, inp: &PiaInputs) -> PiaReport {
             gaps.join("；")
         )
     }));
+    {
+        // Liveness level (R20, issue 15): what guards against photo and
+        // screen attacks, and per device what it comes to.
+        let (en, zh) = crate::liveness::explain_liveness(s);
+        b.push(Block::P(format!(
+            "活体检测（防照片、屏幕翻拍攻击）/ liveness (against photo and screen attacks): {} / {}",
+            zh, en
+        )));
+        let rows: Vec<Vec<String>> = s
+            .devices
+            .iter()
+            .map(|d| {
+                let level = crate::liveness::required_liveness(s, Some(d));
+                vec![
+                    d.id.clone(),
+                    level.key().to_string(),
+                    d.certified_pad()
+                        .map(|p| format!("{} ({})", p.model, p.certificate))
+                        .unwrap_or_else(|| "—".into()),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            b.push(Block::Table(
+                vec![
+                    "设备 / device".into(),
+                    "活体检测等级 / liveness level".into(),
+                    "活体传感器证书 / PAD sensor certificate".into(),
+                ],
+                rows,
+            ));
+        }
+    }
     b.push(Block::P("本报告与处理记录至少保存3年（R14）。处理目的或方式变更、发生重大安全事件时须重新评估（R13）。/ Keep this report and the processing records at least 3 years (R14). Re-assess when purpose or method changes or after a major incident (R13).".into()));
     let (markdown, html) = render(&b, &title);
     let sha256 = hex::encode(Sha256::digest(markdown.as_bytes()));

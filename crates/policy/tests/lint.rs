@@ -16,9 +16,23 @@ fn init_manifests_lint_clean_of_errors() {
         let src = init_template(name).unwrap();
         let r = lint(src, name);
         assert!(!r.has_errors(), "{}", r.render(src));
-        // Both are complete: the only finding left is the PIA to be made.
-        let rules: Vec<_> = r.diagnostics.iter().map(|d| d.rule).collect();
+        // Both are complete: the only finding left is the PIA to be made,
+        // beside the note that explains the liveness level.
+        let rules: Vec<_> = r
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity != Severity::Note)
+            .map(|d| d.rule)
+            .collect();
         assert_eq!(rules, vec![Some(RuleId::R13)], "{}", r.render(src));
+        let notes: Vec<_> = r
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Note)
+            .collect();
+        assert_eq!(notes.len(), 1, "{}", r.render(src));
+        assert_eq!(notes[0].rule, Some(RuleId::R20));
+        assert_eq!(notes[0].path, "liveness");
         let s = parse_manifest(src).unwrap();
         assert_eq!(s.id, name);
     }
@@ -34,7 +48,12 @@ fn init_manifests_with_their_pia_linked_have_no_findings() {
             s.pia_fingerprint()
         );
         let r = lint(&src, name);
-        assert!(r.diagnostics.is_empty(), "{}", r.render(&src));
+        assert_eq!(r.counts(), (0, 0), "{}", r.render(&src));
+        assert!(
+            r.diagnostics.iter().all(|d| d.severity == Severity::Note),
+            "{}",
+            r.render(&src)
+        );
     }
 }
 
@@ -119,6 +138,11 @@ fn r19_lint_public_device_whose_location_is_a_guest_room() {
 }
 
 #[test]
+fn r20_lint_liveness_none_without_a_certified_pad_sensor() {
+    check_fixture("liveness-none-without-pad", RuleId::R20);
+}
+
+#[test]
 fn r18_lint_public_device_without_signage() {
     check_fixture("public-device-no-signage", RuleId::R18);
 }
@@ -167,7 +191,7 @@ fn r11_lint_central_storage_without_transmission() {
 fn every_fixture_is_checked() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let n = std::fs::read_dir(dir).unwrap().count();
-    assert_eq!(n, 12, "add a test for each new fixture");
+    assert_eq!(n, 13, "add a test for each new fixture");
 }
 
 #[test]
