@@ -397,9 +397,14 @@ pub fn check_scenario(scenario: &Scenario) -> Result<(), Refusal> {
 /// Checks, in order: R8 (withdraw/delete always allowed), R1/R2 (prohibited
 /// uses), R3 (purpose registered; 1:N only when declared), R2 (method
 /// offered), then for face steps: scenario invariants (R1, R3, R12, R15),
-/// R17 (quiet period), R18/R19 (device), R13 (PIA), R4/R5 (notice shown),
-/// R10 (age, guardian), R7/R8/R9 (consent valid and current), R11
-/// (transmission), R12 (image retention).
+/// R17 (quiet period), R18/R19 (device, its location text included), R13
+/// (PIA), R10 (age, guardian; a guardian's withdrawal is R8), R7/R8/R9
+/// (consent present, not withdrawn, current), and only then R4/R5 (notice
+/// shown): a person who withdrew is told R8 whatever notice version the
+/// request carries. Then R11 (transmission), R12 (image retention).
+///
+/// The liveness level is not part of this decision (it needs the capture):
+/// the caller checks it with [`crate::check_liveness`].
 ///
 /// Non-face methods need no face consent: declining face never blocks the
 /// alternative, and the permit's `grants` is the same either way.

@@ -13,6 +13,12 @@
 //!   transmission, PIA, quiet period, alternatives).
 //! - **Notice** (R4, R5, R9): [`render_notice`], [`notice_changes`].
 //! - **Retention** (R12, R14): [`template_expiry`], [`sweep`].
+//! - **Minors** (R10, R12): [`minor_enrolment`] (what `[minors]` allows at
+//!   enrolment) and [`minor_deletion`] (the sweep, from the date of birth).
+//! - **Private spaces by meaning** (R19): [`private_space()`] reads a device's
+//!   location text; [`Device::effective_placement`] and the linter use it.
+//! - **Liveness level** (R20, issue 15): [`required_liveness`] and
+//!   [`check_liveness`] for the scenario's `liveness` setting.
 //! - **Filing** (R21–R23): [`filing_deadline`] on the embedded working-day
 //!   calendar, headcount, alert levels, [`FilingSnapshot`] change detection.
 //! - **PIA and filing pack** (R13, R21): [`pia_report`], [`pia_status`],

@@ -395,7 +395,7 @@ fn yes() -> bool {
 impl Device {
     /// The private space this device's location text (zh, then en) says it
     /// is in, whatever `placement` declares (R19 by meaning, see
-    /// [`crate::private_space`]).
+    /// [`crate::private_space()`]).
     pub fn private_space(&self) -> Option<(Lang, crate::PrivateSpaceHit)> {
         let loc = self.location.as_ref()?;
         if let Some(h) = crate::private_space(&loc.zh) {

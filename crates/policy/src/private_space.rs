@@ -323,7 +323,9 @@ fn zh_inside(before: &str, after: &str) -> bool {
     // Room words that continue the term (更衣室, 淋浴间, 试衣间) are skipped
     // before the qualifier is read: 更衣室门口 is beside the room.
     let mut rest = after;
-    for suffix in ["室", "间", "間", "房", "区", "區", "处", "池", "场"] {
+    for suffix in [
+        "区域", "區域", "室", "间", "間", "房", "区", "區", "处", "池", "场",
+    ] {
         if let Some(r) = rest.strip_prefix(suffix) {
             rest = r.trim_start();
             rest = rest
@@ -418,6 +420,15 @@ mod tests {
         assert_eq!(hit("游泳馆男更衣室"), Some(Placement::ChangingRoom));
         assert_eq!(hit("shower area, pool level"), Some(Placement::ShowerRoom));
         assert_eq!(hit("二楼WC"), Some(Placement::Toilet));
+        assert_eq!(hit("客房区域内"), Some(Placement::HotelRoom));
+        assert_eq!(hit("员工更衣柜旁"), Some(Placement::ChangingRoom));
+        assert_eq!(hit("温泉汤池区"), Some(Placement::Bathhouse));
+        assert_eq!(
+            hit("camera in the changing room, near the door"),
+            Some(Placement::ChangingRoom)
+        );
+        assert_eq!(hit("2F ladies' room"), Some(Placement::Toilet));
+        assert_eq!(hit("Hotel room 1208"), Some(Placement::HotelRoom));
     }
 
     #[test]
@@ -436,6 +447,13 @@ mod tests {
             "guest room floor lift lobby",
             "outside the changing rooms",
             "大堂前台",
+            "客房区域走廊",
+            "员工更衣室旁通道",
+            "大堂公共卫生间入口",
+            "宿舍楼门口",
+            "泳池更衣室外",
+            "Restrooms entrance, 1F",
+            "lobby near the fitting rooms",
         ] {
             assert_eq!(hit(s), None, "{s}");
         }
