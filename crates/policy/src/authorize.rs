@@ -152,6 +152,29 @@ pub struct PersonFacts {
     pub guardian_consent: Option<ConsentRecord>,
     /// When the person last declined face (R17 quiet period).
     pub last_face_refusal_at: Option<DateTime<Utc>>,
+    /// When the person explicitly opted back in to face after declining
+    /// (a recorded act, e.g. tapping "use face after all", or giving consent
+    /// again): lifts the quiet period of any earlier decline (R17).
+    #[serde(default)]
+    pub face_opt_in_at: Option<DateTime<Utc>>,
+}
+
+impl PersonFacts {
+    /// The end of the R17 quiet period in force at `at`, if any: a decline
+    /// less than `quiet_period_hours` (at least 48) ago that no later
+    /// explicit opt-in (at or before `at`) has lifted.
+    pub fn face_quiet_until(
+        &self,
+        scenario: &Scenario,
+        at: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let t = self.last_face_refusal_at.filter(|t| *t <= at)?;
+        if self.face_opt_in_at.is_some_and(|o| o >= t && o <= at) {
+            return None;
+        }
+        let until = t + Duration::hours(i64::from(scenario.quiet_period_hours.max(48)));
+        (at < until).then_some(until)
+    }
 }
 
 /// What is known about the device doing the processing (R18, R19).
@@ -508,18 +531,7 @@ pub fn authorize_with_notice(
     checked.extend([RuleId::R1, RuleId::R12, RuleId::R15]);
 
     if p.action == Action::PromptFace {
-        if let Some(t) = p.person.last_face_refusal_at {
-            let until = t + Duration::hours(i64::from(scenario.quiet_period_hours.max(48)));
-            if p.at < until {
-                refuse(
-                    RuleId::R17,
-                    format!(
-                        "the person declined face at {t}; do not ask again before {until}, offer the alternative"
-                    ),
-                    format!("该人员已于 {t} 拒绝人脸识别，{until} 前不得再次要求，请提供其他方式"),
-                )?;
-            }
-        }
+        check_quiet_period(scenario, p)?;
         checked.push(RuleId::R17);
         return Ok(permit(checked, false, None));
     }
@@ -559,6 +571,13 @@ pub fn authorize_with_notice(
     // told so (R7/R8/R10), whatever notice version the request carries.
     let minor = check_person(scenario, p)?;
     checked.extend([RuleId::R7, RuleId::R8, RuleId::R9, RuleId::R10]);
+
+    // R17 on the server: a face attempt for a person who declined face is
+    // refused for the quiet period unless they explicitly opted back in.
+    if matches!(p.action, Action::Enrol | Action::Verify | Action::Identify) {
+        check_quiet_period(scenario, p)?;
+        checked.push(RuleId::R17);
+    }
 
     match &p.notice_version {
         None => refuse(
@@ -628,6 +647,26 @@ pub fn authorize_with_notice(
         None
     };
     Ok(permit(checked, minor, expires))
+}
+
+fn check_quiet_period(scenario: &Scenario, p: &Processing) -> Result<(), Refusal> {
+    let Some(until) = p.person.face_quiet_until(scenario, p.at) else {
+        return Ok(());
+    };
+    let t = p.person.last_face_refusal_at.unwrap_or(p.at);
+    let (ts, us) = (
+        shanghai_date(t).to_string(),
+        until
+            .with_timezone(&china_offset())
+            .format("%Y-%m-%d %H:%M"),
+    );
+    refuse(
+        RuleId::R17,
+        format!(
+            "the person declined face on {ts}; face is not used or asked for again before {us} (Beijing time) unless they opt back in; offer the alternative"
+        ),
+        format!("该人员已于 {ts} 拒绝人脸识别，{us}（北京时间）前不得再次使用或要求人脸识别，除非本人明确重新选择；请提供其他方式"),
+    )
 }
 
 /// The person-level checks of a face step: age and guardian (R10), separate

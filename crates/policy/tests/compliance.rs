@@ -1069,3 +1069,69 @@ fn scenario_round_trips_through_json_for_the_store() {
         assert_eq!(back.consent_terms(), s.consent_terms());
     }
 }
+
+// ---------------------------------------------------------------- R17 (server side, issue 11)
+
+#[test]
+fn r17_face_attempt_after_a_decline_is_refused_for_the_quiet_period() {
+    let s = gate(); // quiet_period_hours = 72
+    let declined = t("2025-07-01T02:00:00Z");
+    let person = PersonFacts {
+        last_face_refusal_at: Some(declined),
+        ..adult(&s, declined)
+    };
+    for action in [Action::Verify, Action::Enrol] {
+        let at = declined + Duration::minutes(1);
+        let e = assert_refused(
+            authorize(&s, &step(&s, action, person.clone(), at)),
+            RuleId::R17,
+        );
+        assert_eq!(e.article, "Art. 12");
+        // The alternative is never blocked by the decline.
+        let mut alt = step(&s, action, person.clone(), at);
+        alt.method = Method::Card;
+        authorize(&s, &alt).unwrap();
+        // After the quiet period face may be used again.
+        let later = declined + Duration::hours(72);
+        authorize(&s, &step(&s, action, person.clone(), later)).unwrap();
+    }
+}
+
+#[test]
+fn r17_explicit_opt_in_after_the_decline_lifts_the_quiet_period() {
+    let s = gate();
+    let declined = t("2025-07-01T02:00:00Z");
+    let at = declined + Duration::hours(2);
+    let mut person = PersonFacts {
+        last_face_refusal_at: Some(declined),
+        face_opt_in_at: Some(declined + Duration::hours(1)),
+        ..adult(&s, declined)
+    };
+    authorize(&s, &step(&s, Action::Verify, person.clone(), at)).unwrap();
+    authorize(&s, &step(&s, Action::PromptFace, person.clone(), at)).unwrap();
+    assert_eq!(person.face_quiet_until(&s, at), None);
+    // An opt-in older than the decline does not lift it, nor one recorded
+    // after the attempt.
+    person.face_opt_in_at = Some(declined - Duration::hours(1));
+    assert_refused(
+        authorize(&s, &step(&s, Action::Verify, person.clone(), at)),
+        RuleId::R17,
+    );
+    person.face_opt_in_at = Some(at + Duration::hours(1));
+    assert_refused(
+        authorize(&s, &step(&s, Action::Verify, person, at)),
+        RuleId::R17,
+    );
+}
+
+#[test]
+fn r17_withdrawal_is_still_named_first_after_a_decline() {
+    let s = gate();
+    let at = t("2025-07-01T02:00:00Z");
+    let mut person = adult(&s, at);
+    person.consents[0].withdraw(at - Duration::hours(2));
+    person.last_face_refusal_at = Some(at - Duration::hours(1));
+    let mut p = step(&s, Action::Verify, person, at);
+    p.notice_version = None;
+    assert_refused(authorize(&s, &p), RuleId::R8);
+}

@@ -34,6 +34,7 @@ pub fn adult(s: &Scenario, at: DateTime<Utc>) -> PersonFacts {
         )],
         guardian_consent: None,
         last_face_refusal_at: None,
+        face_opt_in_at: None,
     }
 }
 
