@@ -454,6 +454,42 @@ pub fn authorize_with_notice(
         scenario.notice_version(),
         "authorize_with_notice was given another scenario's notice version"
     );
+    decide(scenario, current_notice, p, false)
+}
+
+/// 1:N under consent (issue 11): may an identification probe of a person
+/// not yet known run at all? Checks everything that does not depend on who
+/// the person is: prohibited uses, purpose and mode (R1–R3), method, the
+/// scenario's invariants (R12, R15), the device (R18, R19) and the PIA (R13).
+/// The person's consent is *not* asked for here, because the person in front
+/// of the camera is unknown until the search is done.
+///
+/// The search then runs over the consenting gallery only, and each match
+/// must pass [`authorize`] with [`Action::Identify`] and the matched
+/// person's facts (their consent's notice version as `notice_version`): a
+/// refusal there (no active consent, withdrawn, a minor outside the 1:N
+/// rules, a recent decline) is answered `unknown`, and nothing about the
+/// probe is kept.
+pub fn authorize_identification_probe(
+    scenario: &Scenario,
+    p: &Processing,
+) -> Result<Permit, Refusal> {
+    if p.action != Action::Identify || !p.method.is_face() {
+        return Err(Refusal::new(
+            RuleId::R3,
+            "an identification probe is a 1:N face search; use authorize for other steps",
+            "辨识探测仅适用于1:N人脸检索，其他处理请逐项授权",
+        ));
+    }
+    decide(scenario, "", p, true)
+}
+
+fn decide(
+    scenario: &Scenario,
+    current_notice: &str,
+    p: &Processing,
+    probe: bool,
+) -> Result<Permit, Refusal> {
     let mut checked = vec![];
     let permit = |checked: Vec<RuleId>, minor: bool, expires: Option<DateTime<Utc>>| Permit {
         scenario: scenario.id.clone(),
@@ -566,6 +602,11 @@ pub fn authorize_with_notice(
         _ => {}
     }
     checked.push(RuleId::R13);
+    if probe {
+        // Who it is is not known yet: consent, decline and notice are
+        // checked per match (see `authorize_identification_probe`).
+        return Ok(permit(checked, false, None));
+    }
 
     // Consent before notice: a person who withdrew (or never consented) is
     // told so (R7/R8/R10), whatever notice version the request carries.

@@ -72,9 +72,10 @@ pub mod retention;
 pub mod rules;
 
 pub use authorize::{
-    age_on, authorize, authorize_with_notice, check_device, check_device_declaration,
-    check_scenario, is_under_14, shanghai_date, Action, ConsentGiver, ConsentKind, ConsentRecord,
-    DeviceFacts, Permit, PersonFacts, PiaStatus, Processing, GUARDIAN_AGE,
+    age_on, authorize, authorize_identification_probe, authorize_with_notice, check_device,
+    check_device_declaration, check_scenario, is_under_14, shanghai_date, Action, ConsentGiver,
+    ConsentKind, ConsentRecord, DeviceFacts, Permit, PersonFacts, PiaStatus, Processing,
+    GUARDIAN_AGE,
 };
 pub use filing::{
     alert_level, distinct_headcount, filing_deadline, threshold_reached_on, AlertLevel, Deadline,
