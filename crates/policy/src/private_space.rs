@@ -75,6 +75,7 @@ const ZH_TERMS: &[(&str, Placement)] = &[
     ("澡堂", Placement::Bathhouse),
     ("浴池", Placement::Bathhouse),
     ("浴区", Placement::Bathhouse),
+    ("沐浴", Placement::ShowerRoom),
     ("汤池", Placement::Bathhouse),
     ("桑拿", Placement::Bathhouse),
     ("汗蒸", Placement::Bathhouse),
@@ -102,7 +103,8 @@ const ZH_TERMS: &[(&str, Placement)] = &[
     // Nursing rooms.
     ("母婴室", Placement::LactationRoom),
     ("母婴间", Placement::LactationRoom),
-    ("哺乳", Placement::LactationRoom),
+    ("哺乳室", Placement::LactationRoom),
+    ("哺乳间", Placement::LactationRoom),
 ];
 
 /// Words right after a Chinese term that put the place beside the room, not
@@ -429,6 +431,14 @@ mod tests {
         );
         assert_eq!(hit("2F ladies' room"), Some(Placement::Toilet));
         assert_eq!(hit("Hotel room 1208"), Some(Placement::HotelRoom));
+        assert_eq!(hit("泳池沐浴区"), Some(Placement::ShowerRoom));
+        // Shrunk counterexamples the property tests found while the
+        // vocabulary was written ("building"/"level" read as "beside").
+        assert_eq!(
+            hit("北门 inside guest room Building A"),
+            Some(Placement::HotelRoom)
+        );
+        assert_eq!(hit("北门 guest rooms level 2"), Some(Placement::HotelRoom));
     }
 
     #[test]
@@ -454,6 +464,9 @@ mod tests {
             "泳池更衣室外",
             "Restrooms entrance, 1F",
             "lobby near the fitting rooms",
+            "哺乳期妇女优先通道",
+            "Restaurant entrance",
+            "toiletries shop",
         ] {
             assert_eq!(hit(s), None, "{s}");
         }
