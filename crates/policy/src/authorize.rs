@@ -354,27 +354,29 @@ pub fn check_device(device: &DeviceFacts) -> Result<(), Refusal> {
 /// name a private space (R19, whatever `placement` says, no override), then
 /// [`check_device`] on its facts.
 pub fn check_device_declaration(device: &Device) -> Result<(), Refusal> {
-    if !device.placement.is_forbidden() {
-        if let Some((_, hit)) = device.private_space() {
-            return refuse(
-                RuleId::R19,
-                format!(
-                    "device {} is declared {} but its location says it is in a private space ({}); face recognition devices are banned there with no exception",
-                    device.id,
-                    device.placement.key(),
-                    hit.term_en()
-                ),
-                format!(
-                    "设备 {} 申报为{}，但其安装位置表明位于私密空间（“{}”，{}），禁止安装人脸识别设备，不得例外",
-                    device.id,
-                    device.placement.name_zh(),
-                    hit.term,
-                    hit.placement.name_zh()
-                ),
-            );
-        }
+    if device.placement.is_forbidden() {
+        return check_device(&device.facts_at(device.placement));
     }
-    check_device(&device.facts())
+    if let Some((_, hit)) = device.private_space() {
+        return refuse(
+            RuleId::R19,
+            format!(
+                "device {} is declared {} but its location says it is in a private space ({}); face recognition devices are banned there with no exception",
+                device.id,
+                device.placement.key(),
+                hit.term_en()
+            ),
+            format!(
+                "设备 {} 申报为{}，但其安装位置表明位于私密空间（“{}”，{}），禁止安装人脸识别设备，不得例外",
+                device.id,
+                device.placement.name_zh(),
+                hit.term,
+                hit.placement.name_zh()
+            ),
+        );
+    }
+    // No private space in the location: the declared placement stands.
+    check_device(&device.facts_at(device.placement))
 }
 
 /// Checks the scenario itself may run face recognition (the invariants the

@@ -422,9 +422,14 @@ impl Device {
     /// [`Device::effective_placement`], so a device whose location names a
     /// private space is refused (R19) by every check that reads the facts.
     pub fn facts(&self) -> crate::DeviceFacts {
+        self.facts_at(self.effective_placement())
+    }
+
+    /// The facts with `placement` as the effective placement.
+    pub(crate) fn facts_at(&self, placement: Placement) -> crate::DeviceFacts {
         crate::DeviceFacts {
             id: self.id.clone(),
-            placement: self.effective_placement(),
+            placement,
             active: self.active,
             public_safety_necessity: self
                 .public_safety_necessity

@@ -242,7 +242,14 @@ fn is_clause_break(c: char) -> bool {
 /// text, since venues mix them: 二楼WC旁, "3F 更衣室").
 pub fn private_spaces(text: &str) -> Vec<PrivateSpaceHit> {
     let mut hits: Vec<PrivateSpaceHit> = vec![];
-    for (term, placement) in ZH_TERMS {
+    // Each vocabulary only where its script occurs (most locations are all
+    // Chinese or all English).
+    let zh = !text.is_ascii();
+    let en = text.bytes().any(|b| b.is_ascii_alphabetic());
+    // Only terms whose first character occurs in the text are searched.
+    let chars: Vec<char> = if zh { text.chars().collect() } else { vec![] };
+    let first_in_text = |t: &str| t.chars().next().is_some_and(|c| chars.contains(&c));
+    for (term, placement) in ZH_TERMS.iter().filter(|(t, _)| zh && first_in_text(t)) {
         for (i, _) in text.match_indices(term) {
             let end = i + term.len();
             if zh_inside(&text[..i], &text[end..]) {
@@ -254,8 +261,15 @@ pub fn private_spaces(text: &str) -> Vec<PrivateSpaceHit> {
             }
         }
     }
-    let lower = ascii_lower(text);
-    for (term, placement) in EN_TERMS {
+    let lower = if en { ascii_lower(text) } else { String::new() };
+    let mut bytes = [false; 128];
+    for b in lower.bytes().filter(u8::is_ascii) {
+        bytes[usize::from(b)] = true;
+    }
+    for (term, placement) in EN_TERMS
+        .iter()
+        .filter(|(t, _)| en && bytes[usize::from(t.as_bytes()[0])])
+    {
         for (i, _) in lower.match_indices(term) {
             let mut end = i + term.len();
             if !word_start(&lower, i) {
