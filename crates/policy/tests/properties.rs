@@ -24,7 +24,21 @@ struct Dev {
     necessity: bool,
     zone: bool,
     signage: bool,
+    /// Location text (zh, en), if any.
+    location: Option<(&'static str, &'static str)>,
 }
+
+/// Locations: inside private spaces, beside them, and plain public places.
+const LOCATIONS: &[(&str, &str)] = &[
+    ("12楼 1208 客房内", "Inside guest room 1208"),
+    ("游泳馆男更衣室", "Pool level"),
+    ("二楼", "Second floor ladies' restroom"),
+    ("洗浴中心淋浴区", "Shower area"),
+    ("卫生间旁的走廊", "Corridor next to the toilets"),
+    ("客房部", "Housekeeping department"),
+    ("北门人行通道", "North gate, pedestrian lane"),
+    ("一楼大堂前台", "Front desk, ground-floor lobby"),
+];
 
 fn dev() -> impl Strategy<Value = Dev> {
     (
@@ -33,14 +47,18 @@ fn dev() -> impl Strategy<Value = Dev> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        prop::option::of(prop::sample::select(LOCATIONS.to_vec())),
     )
-        .prop_map(|(placement, active, necessity, zone, signage)| Dev {
-            placement,
-            active,
-            necessity,
-            zone,
-            signage,
-        })
+        .prop_map(
+            |(placement, active, necessity, zone, signage, location)| Dev {
+                placement,
+                active,
+                necessity,
+                zone,
+                signage,
+                location,
+            },
+        )
 }
 
 /// A manifest source built from the residential-gate template with the
@@ -79,6 +97,9 @@ fn manifest(methods: &[Method], exception: bool, devices: &[Dev]) -> String {
         }
         if d.signage {
             src += "signage_evidence = \"photo:1\"\n";
+        }
+        if let Some((zh, en)) = d.location {
+            src += &format!("location = {{ zh = \"{zh}\", en = \"{en}\" }}\n");
         }
     }
     src
@@ -135,13 +156,20 @@ proptest! {
             Ok(s) => {
                 for d in &s.devices {
                     prop_assert!(!d.placement.is_forbidden(), "accepted a {:?} device", d.placement);
+                    // Nor one whose location text says it is in a private space.
+                    prop_assert!(!d.effective_placement().is_forbidden(), "accepted {:?}", d.location);
+                    prop_assert!(d.private_space().is_none());
                     if d.placement == Placement::PublicArea && d.active {
                         prop_assert!(check_device(&d.facts()).is_ok());
                     }
                 }
             }
             Err(diags) => {
-                if devices.iter().any(|d| d.placement.is_forbidden()) {
+                let private_text = |d: &Dev| {
+                    d.location
+                        .is_some_and(|(zh, en)| private_space(zh).is_some() || private_space(en).is_some())
+                };
+                if devices.iter().any(|d| d.placement.is_forbidden() || private_text(d)) {
                     prop_assert!(diags.iter().any(|x| x.rule == Some(RuleId::R19)));
                 }
             }
