@@ -358,6 +358,10 @@ fn zh_inside(before: &str, after: &str) -> bool {
     if ZH_AFTER_INSIDE.iter().any(|w| rest.starts_with(w)) {
         return true;
     }
+    // 非客房区域: "not the guest-room area".
+    if before.trim_end().ends_with('非') {
+        return false;
+    }
     let clause: String = before
         .chars()
         .rev()
@@ -481,6 +485,7 @@ mod tests {
             "哺乳期妇女优先通道",
             "Restaurant entrance",
             "toiletries shop",
+            "非客房区域电梯厅",
         ] {
             assert_eq!(hit(s), None, "{s}");
         }
