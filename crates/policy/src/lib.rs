@@ -26,6 +26,22 @@
 //! - **Templates**: [`init_template`] gives the commented manifests that
 //!   `facegate init` writes.
 //!
+//! ## What the decision core calls
+//!
+//! - **Deploy**: [`lint()`] (errors refuse the manifest: R19 reads every
+//!   device's location text, R20 the liveness level).
+//! - **Face enrol / verify**: [`authorize_with_notice`] with the person's
+//!   facts (consent is decided before the notice: R7/R8/R9/R10, then R17
+//!   quiet period, then R4/R5); then [`check_liveness`] with the level the
+//!   capture actually passed against [`required_liveness`]`(scenario,
+//!   device)`; at enrolment [`minor_enrolment`] says whether the template may
+//!   leave the device or join a 1:N gallery and when it expires.
+//! - **1:N identify**: [`authorize_identification_probe`] for the unknown
+//!   probe, then [`authorize()`] with [`Action::Identify`] and each match's
+//!   facts; a refused match is answered "unknown".
+//! - **Sweep**: [`sweep`] with each template's date of birth (minority is
+//!   worked out at the sweep, [`minor_deletion`]).
+//!
 //! ```
 //! use facegate_policy::*;
 //! use chrono::{DateTime, Utc};
