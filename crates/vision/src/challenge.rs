@@ -16,6 +16,8 @@
 //! The thresholds were measured on real images; the numbers and commands
 //! are in `BENCHMARKS.md`, section "Liveness".
 
+pub mod clip;
+
 use crate::{BBox, Face};
 
 /// Passive liveness: a face whose P(live) ([`Face::liveness`]) is below this

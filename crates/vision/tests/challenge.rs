@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use facegate_vision::challenge::{context_scale, framing, judge, Action, FrameCues, Framing};
+use facegate_vision::challenge::{
+    clip, context_scale, framing, judge, Action, FrameCues, Framing, THRESHOLDS,
+};
 use facegate_vision::{Engine, EngineOptions, Face, RgbImage, LIVENESS_THRESHOLD};
 
 fn engine() -> &'static Engine {
@@ -135,6 +137,60 @@ fn real_head_turn_and_mouth_pass_in_order_only() {
     let m3 = cues(&mirrored(&o3));
     assert_eq!(judge(&[Action::TurnLeft], &[m3, c3]), Ok(()));
     assert!(judge(&[Action::TurnRight], &[m3, c3]).is_err());
+}
+
+/// What a camera consumer sees of a clip frame: letterboxed to 640×480
+/// and through I420, as Chromium's fake camera plays `write_y4m`'s video.
+fn through_camera(img: &RgbImage) -> RgbImage {
+    let boxed = clip::letterbox(img, 640, 480);
+    clip::from_i420(&clip::to_i420(&boxed), 640, 480)
+}
+
+#[test]
+fn the_e2e_clip_performs_its_actions_with_margin_and_the_still_clip_fails() {
+    let mut done = 0;
+    for seq in all_sequences() {
+        let Some(frames) = clip::fixture_clip(&seq).unwrap() else {
+            continue;
+        };
+        let c: Vec<FrameCues> = frames.iter().map(|f| cues(&through_camera(f))).collect();
+        assert_eq!(judge(&seq, &c), Ok(()), "{seq:?}: {c:?}");
+        // Margin: every movement asked for is at least 15 % past its threshold.
+        for (a, f) in seq.iter().zip(&c[1..]) {
+            let (need, got) = match a {
+                Action::TurnLeft => (THRESHOLDS.turn_deg, f.yaw - c[0].yaw),
+                Action::TurnRight => (THRESHOLDS.turn_deg, c[0].yaw - f.yaw),
+                _ => (THRESHOLDS.mouth_delta, f.mouth_open - c[0].mouth_open),
+            };
+            println!("{seq:?} {a:?}: {got:.2} against {need}");
+            assert!(got >= 1.15 * need, "{seq:?} {a:?}: {got:.2} against {need}");
+        }
+        done += 1;
+    }
+    // Each turn alone, the mouth alone, and each turn with the mouth in both orders.
+    assert_eq!(done, 7);
+    let still: Vec<FrameCues> = clip::fixture_still_clip(6)
+        .unwrap()
+        .iter()
+        .map(|f| cues(&through_camera(f)))
+        .collect();
+    for seq in all_sequences() {
+        assert!(
+            judge(&seq, &still).is_err(),
+            "the still clip passed {seq:?}"
+        );
+    }
+    let mut y4m = Vec::new();
+    clip::write_y4m(
+        &clip::fixture_clip(&[Action::TurnLeft]).unwrap().unwrap(),
+        640,
+        480,
+        10,
+        5,
+        &mut y4m,
+    )
+    .unwrap();
+    assert_eq!(y4m.len(), 43 + 10 * (6 + 640 * 480 * 3 / 2));
 }
 
 fn crop_to(img: &RgbImage, f: &Face, margin: f32) -> RgbImage {
