@@ -157,12 +157,28 @@ impl FrameCues {
     /// eye stage (or the landmarks are missing).
     pub fn from_face(face: &Face) -> Option<FrameCues> {
         let q = &face.quality;
-        let (l, r) = (q.left_eye_open?, q.right_eye_open?);
+        FrameCues::from_parts(
+            &face.landmarks68,
+            q.pitch?,
+            [q.left_eye_open?, q.right_eye_open?],
+        )
+    }
+
+    /// The cues from the stages' outputs: the 68 landmarks
+    /// ([`crate::Engine::landmarks`]), `fr_pose`'s pitch as
+    /// [`crate::Engine::pose`] returns it (`[1]`), and both eyes' P(open)
+    /// ([`crate::Engine::eyes`]); for a capture path that runs the stages
+    /// itself. `None` without 68 landmarks.
+    pub fn from_parts(
+        landmarks68: &[[f32; 2]],
+        pose_pitch: f32,
+        eyes: [f32; 2],
+    ) -> Option<FrameCues> {
         Some(FrameCues {
-            yaw: landmark_yaw(&face.landmarks68)?,
-            pitch: PITCH_SIGN * q.pitch?,
-            eyes_open: l.max(r),
-            mouth_open: mouth_opening(&face.landmarks68)?,
+            yaw: landmark_yaw(landmarks68)?,
+            pitch: PITCH_SIGN * pose_pitch,
+            eyes_open: eyes[0].max(eyes[1]),
+            mouth_open: mouth_opening(landmarks68)?,
         })
     }
 }
