@@ -2,7 +2,8 @@
 //! BENCHMARKS.md, "Liveness"): for each image and its mirror image, what the
 //! challenge judge and the framing rule see, then a summary.
 //!
-//! `cargo run --release -p facegate-vision --example cues -- [--csv] IMAGE...`
+//! `cargo run --release -p facegate-vision --example cues -- [--csv] IMAGE_OR_DIR...`
+//! (a folder is read recursively: its `.jpg`, `.jpeg` and `.png` files, sorted)
 //!
 //! The summary gives: the context scale of the framing rule; how well the
 //! landmark yaw and `fr_pose`'s yaw survive mirroring (a mirrored face must
@@ -46,11 +47,33 @@ fn spread(name: &str, v: &mut [f32]) {
     );
 }
 
+/// The image files under `p` (itself when it is a file), sorted.
+fn images(p: &std::path::Path, out: &mut Vec<String>) {
+    if p.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for e in entries {
+            let ext = e.extension().map(|x| x.to_ascii_lowercase());
+            if e.is_dir() || ext.is_some_and(|x| x == "jpg" || x == "jpeg" || x == "png") {
+                images(&e, out);
+            }
+        }
+    } else {
+        out.push(p.to_string_lossy().into_owned());
+    }
+}
+
 fn main() {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let csv = args.first().is_some_and(|a| a == "--csv");
+    let mut given: Vec<String> = std::env::args().skip(1).collect();
+    let csv = given.first().is_some_and(|a| a == "--csv");
+    let mut args = Vec::new();
+    for a in given.drain(usize::from(csv)..) {
+        images(std::path::Path::new(&a), &mut args);
+    }
     if csv {
-        args.remove(0);
         println!("image,mirrored,w,h,faces,box,context,live,yaw,pose_yaw,pitch,eyes,mouth");
     }
     let engine = facegate_vision::Engine::new(Default::default()).expect("engine");
