@@ -250,10 +250,10 @@ pub struct Thresholds {
 /// The thresholds, measured on real images (`examples/cues.rs` over
 /// `../shared/eval`; figures in `BENCHMARKS.md`, "Liveness"):
 /// - turn 15°: a person sitting still (NUAA live, 24 sessions of up to 8
-///   frames) moves the landmark yaw by at most 7.7° (median 2.9°); a head
+///   frames) moves the landmark yaw by at most 7.6° (median 2.9°); a head
 ///   turned as in `obama2.jpg` and its mirror image differ by 22.5°.
 /// - nod 15° down, then 7.5° back up: `fr_pose`'s pitch jitters by up to
-///   14.6° (median 4.4°) on the same still sessions, hence the return.
+///   14.6° (median 6.0°) on the same still sessions, hence the return.
 /// - eyes: `fr_eye` is bimodal on LFW (5th percentile 0.01, 25th 0.97); its
 ///   "closed" calls there are closed or downcast eyes.
 /// - mouth +0.2: lips together or talking move the opening by at most 0.12
