@@ -8,8 +8,9 @@
 //! `is_real` (1 live, 0 attack; or `label` = real/spoof), optionally
 //! `attack_type` (print, replay, …), as `../shared/eval/antispoof` and
 //! `../shared/eval/antispoof-frames` do. Each image's most prominent face is
-//! taken; a face that fills the frame is counted as "step back" and a frame
-//! without a face as "no face": neither is scored, as in the capture path.
+//! taken; a face that fills the frame is counted as "step back", one smaller
+//! than `--min-face-px` as "too small" and a frame without a face as "no
+//! face": none of them is scored, as in the capture path.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,10 @@ pub enum Bench {
         /// Report the threshold that keeps APCER (every attack type) at or below this.
         #[arg(long, default_value_t = 0.01)]
         target_apcer: f64,
+        /// Faces smaller than this (shorter side, pixels) are not scored: the
+        /// verify path asks the person to come closer below 40 px.
+        #[arg(long, default_value_t = 40.0)]
+        min_face_px: f32,
         /// Images processed at once (default: all cores).
         #[arg(long)]
         jobs: Option<usize>,
@@ -54,9 +59,17 @@ pub fn bench(b: Bench) -> Result<()> {
             threshold,
             target_bpcer,
             target_apcer,
+            min_face_px,
             jobs,
             json,
-        } => bench_pad(&images, threshold, target_bpcer, target_apcer, jobs, json),
+        } => bench_pad(
+            &images,
+            threshold,
+            (target_bpcer, target_apcer),
+            min_face_px,
+            jobs,
+            json,
+        ),
     }
 }
 
@@ -74,6 +87,7 @@ struct Sample {
 enum Outcome {
     NoFace,
     StepBack,
+    TooSmall,
     Scored(f32),
 }
 
@@ -139,7 +153,7 @@ fn read_labels(dir: &Path) -> Result<Vec<Sample>> {
 
 /// Analyses one image as the capture path would: the most prominent face,
 /// the framing rule, then the passive score.
-fn outcome(engine: &Engine, path: &Path) -> Result<Outcome> {
+fn outcome(engine: &Engine, path: &Path, min_face_px: f32) -> Result<Outcome> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let img = facegate_vision::decode(&bytes, &engine.options().decode_limits)
         .with_context(|| format!("cannot decode {}", path.display()))?;
@@ -152,6 +166,9 @@ fn outcome(engine: &Engine, path: &Path) -> Result<Outcome> {
     if framing(&face.bbox, img.width(), img.height()) == Framing::StepBack {
         return Ok(Outcome::StepBack);
     }
+    if face.quality.face_px < min_face_px {
+        return Ok(Outcome::TooSmall);
+    }
     let live = face
         .liveness
         .context("the engine ran without the liveness stage")?;
@@ -162,6 +179,7 @@ fn analyse_all(
     engine: &Engine,
     dir: &Path,
     samples: &[Sample],
+    min_face_px: f32,
     jobs: usize,
 ) -> Result<Vec<Outcome>> {
     let bar = ProgressBar::new(samples.len() as u64);
@@ -180,7 +198,8 @@ fn analyse_all(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(sample) = samples.get(i) else { break };
-                *results[i].lock().unwrap() = Some(outcome(engine, &dir.join(&sample.file)));
+                *results[i].lock().unwrap() =
+                    Some(outcome(engine, &dir.join(&sample.file), min_face_px));
                 bar.inc(1);
             });
         }
@@ -298,14 +317,15 @@ struct Counts {
     images: usize,
     scored: usize,
     step_back: usize,
+    too_small: usize,
     no_face: usize,
 }
 
 fn bench_pad(
     dir: &Path,
     threshold: f32,
-    target_bpcer: f64,
-    target_apcer: f64,
+    (target_bpcer, target_apcer): (f64, f64),
+    min_face_px: f32,
     jobs: Option<usize>,
     json: bool,
 ) -> Result<()> {
@@ -323,7 +343,7 @@ fn bench_pad(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let start = Instant::now();
-    let outcomes = analyse_all(&engine, dir, &samples, jobs)?;
+    let outcomes = analyse_all(&engine, dir, &samples, min_face_px, jobs)?;
     let seconds = start.elapsed().as_secs_f64();
 
     let (mut live_counts, mut attack_counts) = (Counts::default(), Counts::default());
@@ -339,6 +359,7 @@ fn bench_pad(
         match *o {
             Outcome::NoFace => c.no_face += 1,
             Outcome::StepBack => c.step_back += 1,
+            Outcome::TooSmall => c.too_small += 1,
             Outcome::Scored(p) => {
                 c.scored += 1;
                 if s.live {
@@ -377,6 +398,7 @@ fn bench_pad(
                 "highest_attack_score": highest_attack,
                 "seconds": seconds,
                 "ms_per_image": seconds * 1000.0 / samples.len() as f64,
+                "min_face_px": min_face_px,
                 "jobs": jobs,
                 "cpu": cpu,
             })
@@ -401,8 +423,9 @@ fn bench_pad(
     println!("PAD on {} ({} images)", dir.display(), samples.len());
     for (name, c) in [("bona fide", &live_counts), ("attack", &attack_counts)] {
         println!(
-            "  {name:<9}: {} images, {} scored, {} step back (face fills the frame), {} no face",
-            c.images, c.scored, c.step_back, c.no_face
+            "  {name:<9}: {} images, {} scored, {} step back (face fills the frame), \
+             {} too small (< {min_face_px} px), {} no face",
+            c.images, c.scored, c.step_back, c.too_small, c.no_face
         );
     }
     let species: Vec<String> = attacks
