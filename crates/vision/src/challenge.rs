@@ -15,6 +15,44 @@
 //!
 //! The thresholds were measured on real images; the numbers and commands
 //! are in `BENCHMARKS.md`, section "Liveness".
+//!
+//! How a capture path uses it (the nonce, deadline, device and person
+//! binding, and replay refusal belong to the caller):
+//!
+//! ```no_run
+//! use facegate_vision::challenge::{framing, judge, Action, FrameCues, Framing};
+//! use facegate_vision::LIVENESS_THRESHOLD;
+//!
+//! let engine = facegate_vision::Engine::new(Default::default())?;
+//! // Issued with the nonce, stored server-side, shown to the person.
+//! let actions = Action::random_sequence(&mut rand::thread_rng());
+//! let frames: Vec<Vec<u8>> = Vec::new(); // the request's frames, in capture order
+//! let mut cues = Vec::new();
+//! let mut best = None; // the most frontal frame: the one to score and embed
+//! for bytes in &frames {
+//!     let img = facegate_vision::decode(bytes, &Default::default())?;
+//!     let faces = engine.analyze_image(&img)?;
+//!     let [face] = faces.as_slice() else {
+//!         continue; // no face, or several: the caller refuses or skips
+//!     };
+//!     let c = FrameCues::from_face(face).expect("pose and eye stages on");
+//!     if best.as_ref().is_none_or(|(b, _, _): &(FrameCues, _, _)| c.yaw.abs() < b.yaw.abs()) {
+//!         best = Some((c, face.clone(), (img.width(), img.height())));
+//!     }
+//!     cues.push(c);
+//! }
+//! if let Err(why) = judge(&actions, &cues) {
+//!     // refuse: why.message_zh(), why.message_en() (which action was missing)
+//! }
+//! if let Some((_, face, (w, h))) = best {
+//!     if framing(&face.bbox, w, h) == Framing::StepBack {
+//!         // answer Framing::STEP_BACK_ZH / STEP_BACK_EN; never score it
+//!     } else if face.liveness.unwrap_or(0.0) < LIVENESS_THRESHOLD {
+//!         // refuse: looks like a photo or a screen
+//!     }
+//! }
+//! # Ok::<(), facegate_vision::VisionError>(())
+//! ```
 
 pub mod clip;
 
