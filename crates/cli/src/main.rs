@@ -2,11 +2,12 @@
 //!
 //! Each area owns one module and its subcommands, so the crates can grow
 //! independently: `vision_cmd` (detect, compare, bench lfw/speed),
-//! `gallery_cmd` (bench search/identify/calibrate), `policy_cmd` (init, lint,
-//! filing, pia), `store_cmd` (audit, sweep), `server_cmd` (serve, enrol,
-//! verify, identify).
+//! `gallery_cmd` (bench search/identify/calibrate), `pad_cmd` (bench pad),
+//! `policy_cmd` (init, lint, filing, pia), `store_cmd` (audit, sweep),
+//! `server_cmd` (serve, enrol, verify, identify).
 
 mod gallery_cmd;
+mod pad_cmd;
 mod policy_cmd;
 mod server_cmd;
 mod store_cmd;
@@ -50,6 +51,8 @@ enum BenchCmd {
     Vision(vision_cmd::Bench),
     #[command(flatten)]
     Gallery(gallery_cmd::Bench),
+    #[command(flatten)]
+    Pad(pad_cmd::Bench),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +73,9 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench {
             cmd: BenchCmd::Gallery(b),
         } => gallery_cmd::bench(b),
+        Cmd::Bench {
+            cmd: BenchCmd::Pad(b),
+        } => pad_cmd::bench(b),
         Cmd::Vision(c) => vision_cmd::run(c),
         Cmd::Policy(c) => policy_cmd::run(c),
         Cmd::Store(c) => store_cmd::run(c),

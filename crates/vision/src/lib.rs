@@ -20,6 +20,7 @@
 //! # Ok::<(), facegate_vision::VisionError>(())
 //! ```
 
+pub mod challenge;
 mod decode;
 mod embedding;
 mod imgops;
@@ -27,6 +28,7 @@ mod onnx_graph;
 mod runtime;
 mod stages;
 
+pub use challenge::{Action, ChallengeFailure, FrameCues, Framing, LIVENESS_THRESHOLD};
 pub use decode::{decode, DecodeLimits};
 pub use embedding::{compare, Embedding, DEFAULT_THRESHOLD, EMBEDDING_DIM, MODEL_ID};
 pub use image::RgbImage;
