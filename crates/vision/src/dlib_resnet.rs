@@ -33,6 +33,10 @@ pub const SECOND_DIM: usize = 128;
 /// sha256 prefix of the `.dat`, 68-point chip at 150 px with 25 % padding, RGB).
 pub const SECOND_MODEL_ID: &str = "dlib-resnet-v1/55533b28/chip150-p025-68pt";
 
+/// Identifies the pair of models whose scores are fused (first `+` second):
+/// templates that carry both embeddings are made under this identifier.
+pub const FUSED_MODEL_ID: &str = "faceplugin-fr_feature-0.0.1/87aacdfe/arcface112-umeyama5-bgr+dlib-resnet-v1/55533b28/chip150-p025-68pt";
+
 /// Name of the weights file among the pinned assets.
 pub(crate) const WEIGHTS: &str = "dlib_face_recognition_resnet_model_v1.dat";
 
@@ -779,6 +783,12 @@ impl crate::Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fused_model_id_names_both_models() {
+        let both = format!("{}+{}", crate::MODEL_ID, SECOND_MODEL_ID);
+        assert_eq!(FUSED_MODEL_ID, both);
+    }
 
     #[test]
     fn dlib_integers_and_floats_decode() {

@@ -30,7 +30,7 @@ mod stages;
 
 pub use decode::{decode, DecodeLimits};
 pub use dlib_resnet::{
-    chip as dlib_chip, compare_second, SecondEmbedding, SECOND_DIM, SECOND_MODEL_ID,
+    chip as dlib_chip, compare_second, SecondEmbedding, FUSED_MODEL_ID, SECOND_DIM, SECOND_MODEL_ID,
 };
 pub use embedding::{compare, Embedding, DEFAULT_THRESHOLD, EMBEDDING_DIM, MODEL_ID};
 pub use image::RgbImage;
