@@ -524,6 +524,8 @@ fn bench_lfw(a: &LfwArgs, json: bool) -> Result<()> {
             cascade = Some(cascade_figures(c, &test_s, &rows[0], &rows[2], &fusion));
         }
         if let Some(path) = &a.write_fusion {
+            let mut fusion = fusion.clone();
+            fusion.cascade_margin = cascade.as_ref().map(|c| c.margin);
             let comment =
                 format!(
                 "facegate score fusion: fused = w1 * cosine(first) + w2 * cosine(second) + bias\n\

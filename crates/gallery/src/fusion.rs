@@ -26,6 +26,10 @@ pub struct Fusion {
     /// Weights of the first and second model's cosine score.
     pub weights: [f64; 2],
     pub bias: f64,
+    /// Cascade: the second model is needed only when the first model's score
+    /// is within this margin of the first model's threshold (chosen on the
+    /// calibration pairs as the smallest margin that keeps the fused accuracy).
+    pub cascade_margin: Option<f32>,
     /// Where the weights come from (the command and data).
     pub source: String,
 }
@@ -85,6 +89,7 @@ impl Fusion {
             model_id: model_id.to_string(),
             weights: [beta[0], beta[1]],
             bias: beta[2],
+            cascade_margin: None,
             source: source.to_string(),
         })
     }
@@ -101,13 +106,24 @@ impl Fusion {
             "weights {:.6} {:.6}\nbias {:.6}\n",
             self.weights[0], self.weights[1], self.bias
         ));
+        if let Some(m) = self.cascade_margin {
+            s.push_str(&format!("cascade_margin {m:.4}\n"));
+        }
         s
+    }
+
+    /// Whether a 1:1 check whose first-model score is `first` needs the second
+    /// model (see [`Fusion::cascade_margin`]); always, without a margin.
+    pub fn needs_second(&self, first: f32, first_threshold: f32) -> bool {
+        self.cascade_margin
+            .is_none_or(|m| (first - first_threshold).abs() <= m)
     }
 
     /// Reads the text form.
     pub fn parse(text: &str) -> Result<Fusion, Error> {
         let bad = |m: &str| Error::Format(format!("fusion: {m}"));
         let (mut model, mut source, mut weights, mut bias) = (None, String::new(), None, None);
+        let mut cascade_margin = None;
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -125,6 +141,7 @@ impl Fusion {
                     weights = Some([num(w[0])?, num(w[1])?]);
                 }
                 "bias" => bias = Some(num(v)?),
+                "cascade_margin" => cascade_margin = Some(num(v)? as f32),
                 _ => return Err(bad(k)),
             }
         }
@@ -132,6 +149,7 @@ impl Fusion {
             model_id: model.ok_or_else(|| bad("no model line"))?,
             weights: weights.ok_or_else(|| bad("no weights line"))?,
             bias: bias.ok_or_else(|| bad("no bias line"))?,
+            cascade_margin,
             source,
         })
     }
@@ -243,6 +261,14 @@ mod tests {
         assert_eq!(back.model_id, "a+b");
         assert!((back.weights[0] - f.weights[0]).abs() < 1e-5);
         assert!(Fusion::fit("x", &[(0.1, 0.1, true)], "").is_err());
+        assert!(f.needs_second(0.9, 0.3), "no margin: always");
+        let g = Fusion {
+            cascade_margin: Some(0.05),
+            ..f
+        };
+        let back = Fusion::parse(&g.to_text("")).unwrap();
+        assert_eq!(back.cascade_margin, Some(0.05));
+        assert!(back.needs_second(0.32, 0.3) && !back.needs_second(0.4, 0.3));
     }
 
     #[test]
