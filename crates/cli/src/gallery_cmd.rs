@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use facegate_gallery::{
-    kernels, synthetic, Calibration, Candidate, Decision, Encoding, Gallery, GalleryOptions,
+    kernels, synthetic, Calibration, Candidate, Encoding, Fusion, Gallery, GalleryOptions,
     HnswParams, PersonId, ScenarioId, Search, Template, TemplateId,
 };
 use std::collections::HashMap;
@@ -95,10 +95,27 @@ pub struct IdentifyArgs {
     /// Calibration table to use instead of the embedded one.
     #[arg(long)]
     calibration: Option<PathBuf>,
+    /// Only the first model (no second embedding, no fusion).
+    #[arg(long)]
+    first_only: bool,
+    /// Candidates of the first model's search re-ranked by the fused score.
+    #[arg(long, default_value_t = 20)]
+    rerank: usize,
     #[arg(long, default_value_t = 2)]
     threads: usize,
     #[arg(long)]
     json: bool,
+}
+
+/// Which score a calibration table is measured for.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoreModel {
+    /// The first model's cosine score.
+    First,
+    /// The second model's (dlib ResNet) cosine score.
+    Second,
+    /// The fused score of both (with the embedded fusion weights).
+    Fused,
 }
 
 #[derive(clap::Args)]
@@ -109,9 +126,12 @@ pub struct CalibrateArgs {
     /// Pairs file (relative to --images, or a path).
     #[arg(long, default_value = "pairsDevTrain.txt")]
     pairs: String,
-    /// Where to write the table.
-    #[arg(long, default_value = "crates/gallery/data/calibration.txt")]
-    out: PathBuf,
+    /// Where to write the table (default: the gallery crate's data file for --model).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Which score to measure.
+    #[arg(long, value_enum, default_value_t = ScoreModel::First)]
+    model: ScoreModel,
     #[arg(long, default_value_t = 2)]
     threads: usize,
 }
@@ -173,11 +193,11 @@ fn real_lfw_data(a: &SearchArgs, dir: &Path) -> Result<Data> {
         "embedding {} LFW images with facegate-vision ...",
         all.len()
     );
-    let embs = embed_images(&all, a.threads)?;
+    let embs = embed_images(&all, a.threads, false)?;
     let mut by_path: HashMap<PathBuf, Vec<f32>> = HashMap::new();
     for (p, e) in all.iter().zip(embs) {
         if let Some(e) = e {
-            by_path.insert(p.clone(), e);
+            by_path.insert(p.clone(), e.first);
         }
     }
     let mut base = vec![];
@@ -480,19 +500,45 @@ fn write_npy_i64(path: &Path, v: &[i64]) -> Result<()> {
 
 // ---------------------------------------------------------------- LFW helpers
 
+/// Both embeddings of one image's main face, as plain vectors.
+struct Vecs {
+    first: Vec<f32>,
+    second: Option<Vec<f32>>,
+}
+
 /// Embeds images with the face engine (the same face choice and loop as `bench lfw`),
-/// `jobs` at a time, as plain vectors; `None` where no face is found.
-fn embed_images(paths: &[PathBuf], jobs: usize) -> Result<Vec<Option<Vec<f32>>>> {
+/// `jobs` at a time, as plain vectors; `None` where no face is found. The second
+/// embedding only when `second` is set.
+fn embed_images(paths: &[PathBuf], jobs: usize, second: bool) -> Result<Vec<Option<Vecs>>> {
     let engine = facegate_vision::Engine::new(facegate_vision::EngineOptions {
         liveness: false,
         pose: false,
         eyes: false,
+        second_embedding: second,
         ..Default::default()
     })?;
-    Ok(lfw::embed_all(&engine, paths, jobs)?
+    Ok(lfw::embed_all_both(&engine, paths, jobs)?
         .into_iter()
-        .map(|e| e.map(|e| e.as_slice().to_vec()))
+        .map(|e| {
+            e.map(|e| Vecs {
+                first: e.first.as_slice().to_vec(),
+                second: e.second.map(|s| s.as_slice().to_vec()),
+            })
+        })
         .collect())
+}
+
+/// The score of two images' vectors for a table of `model`.
+fn pair_score(model: ScoreModel, fusion: &Fusion, a: &Vecs, b: &Vecs) -> f32 {
+    let second = || match (&a.second, &b.second) {
+        (Some(x), Some(y)) => dot(x, y),
+        _ => -1.0,
+    };
+    match model {
+        ScoreModel::First => dot(&a.first, &b.first),
+        ScoreModel::Second => second(),
+        ScoreModel::Fused => fusion.score(dot(&a.first, &b.first), second()),
+    }
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -515,8 +561,25 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         paths.len(),
         a.pairs
     );
-    let embs = embed_images(&paths, a.threads)?;
-    let ok: Vec<(usize, &Vec<f32>)> = embs
+    let embs = embed_images(&paths, a.threads, a.model != ScoreModel::First)?;
+    let fusion = Fusion::builtin()?;
+    let (model_id, default_out) = match a.model {
+        ScoreModel::First => (
+            facegate_vision::MODEL_ID,
+            "crates/gallery/data/calibration.txt",
+        ),
+        ScoreModel::Second => (
+            facegate_vision::SECOND_MODEL_ID,
+            "crates/gallery/data/calibration-second.txt",
+        ),
+        ScoreModel::Fused => (
+            facegate_vision::FUSED_MODEL_ID,
+            "crates/gallery/data/calibration-fused.txt",
+        ),
+    };
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(default_out));
+    let score = |x: &Vecs, y: &Vecs| pair_score(a.model, &fusion, x, y);
+    let ok: Vec<(usize, &Vecs)> = embs
         .iter()
         .enumerate()
         .filter_map(|(i, e)| e.as_ref().map(|e| (i, e)))
@@ -526,7 +589,7 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
     for (x, &(i, ei)) in ok.iter().enumerate() {
         for &(j, ej) in &ok[x + 1..] {
             if imgs[i].0 != imgs[j].0 {
-                scores.push(dot(ei, ej));
+                scores.push(score(ei, ej));
             }
         }
     }
@@ -535,23 +598,37 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
     let genuine: Vec<f32> = pairs
         .iter()
         .filter(|p| p.same())
-        .filter_map(|p| Some(dot(embs[pos[&p.a]].as_ref()?, embs[pos[&p.b]].as_ref()?)))
+        .filter_map(|p| Some(score(embs[pos[&p.a]].as_ref()?, embs[pos[&p.b]].as_ref()?)))
         .collect();
     let people = {
         let mut n: Vec<&String> = imgs.iter().map(|i| &i.0).collect();
         n.dedup();
         n.len()
     };
+    let model_arg = match a.model {
+        ScoreModel::First => "",
+        ScoreModel::Second => " --model second",
+        ScoreModel::Fused => " --model fused",
+    };
     let cmd = format!(
-        "facegate bench calibrate --images {} --pairs {}",
+        "facegate bench calibrate --images {} --pairs {}{model_arg}",
         a.images.display(),
         a.pairs
     );
     let n_imp = scores.len();
-    let cal = Calibration::from_impostor_scores(facegate_vision::MODEL_ID, &mut scores, &cmd)?;
+    let cal = Calibration::from_impostor_scores(model_id, &mut scores, &cmd)?;
     let header = vec![
         format!("regenerate: {cmd}   (from the repository root; needs the models: facegate setup)"),
-        format!("model: {}", facegate_vision::MODEL_ID),
+        format!("model: {model_id}"),
+        format!(
+            "score: {}",
+            match a.model {
+                ScoreModel::First | ScoreModel::Second =>
+                    "cosine similarity of L2-normalised embeddings",
+                ScoreModel::Fused =>
+                    "fused log-odds w1*cos(first) + w2*cos(second) + b (crates/gallery/data/fusion.txt)",
+            }
+        ),
         format!(
             "data: LFW View 1 {}: {} images of {people} people ({missing} without a detected face, skipped)",
             a.pairs,
@@ -560,10 +637,10 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         format!("impostors: all {n_imp} cross-identity pairs of those images (they include the file's impostor pairs)"),
         format!("generated: {} UTC", chrono::Utc::now().format("%Y-%m-%d %H:%M")),
     ];
-    std::fs::write(&a.out, cal.to_table(&header)).with_context(|| a.out.display().to_string())?;
+    std::fs::write(&out, cal.to_table(&header)).with_context(|| out.display().to_string())?;
     println!(
         "wrote {} ({n_imp} impostor pairs, {} images, {missing} without a face)",
-        a.out.display(),
+        out.display(),
         ok.len()
     );
     println!(
@@ -607,8 +684,9 @@ fn identify(a: IdentifyArgs) -> Result<()> {
     }
     let all: Vec<PathBuf> = per.iter().flat_map(|p| p.1.clone()).collect();
     eprintln!("embedding {} images of {} people ...", all.len(), per.len());
-    let embs = embed_images(&all, a.threads)?;
-    let mut emb: HashMap<PathBuf, Vec<f32>> = HashMap::new();
+    let both = !a.first_only;
+    let embs = embed_images(&all, a.threads, both)?;
+    let mut emb: HashMap<PathBuf, Vecs> = HashMap::new();
     for (p, e) in all.iter().zip(embs) {
         if let Some(e) = e {
             emb.insert(p.clone(), e);
@@ -630,11 +708,12 @@ fn identify(a: IdentifyArgs) -> Result<()> {
     let mut g = Gallery::new(scenario, model, DIM, calibration, opts)?;
     // Enrol every other person with 2+ embedded images (one gallery image each); the
     // rest of the people are never enrolled.
-    let mut mated: Vec<(PersonId, &Vec<f32>)> = vec![];
-    let mut non_mated: Vec<&Vec<f32>> = vec![];
+    let mut enrolled: HashMap<PersonId, &Vecs> = HashMap::new();
+    let mut mated: Vec<(PersonId, &Vecs)> = vec![];
+    let mut non_mated: Vec<&Vecs> = vec![];
     let mut multi = 0usize;
     for (_, files) in &per {
-        let got: Vec<&Vec<f32>> = files.iter().filter_map(|f| emb.get(f)).collect();
+        let got: Vec<&Vecs> = files.iter().filter_map(|f| emb.get(f)).collect();
         if got.len() >= 2 {
             multi += 1;
             if multi % 2 == 1 {
@@ -643,9 +722,10 @@ fn identify(a: IdentifyArgs) -> Result<()> {
                     pid,
                     scenario,
                     model,
-                    got[0],
+                    &got[0].first,
                     Encoding::Int8,
                 )?)?;
+                enrolled.insert(pid, got[0]);
                 got[1..].iter().for_each(|e| mated.push((pid, e)));
                 continue;
             }
@@ -653,53 +733,106 @@ fn identify(a: IdentifyArgs) -> Result<()> {
         non_mated.extend(got);
     }
     let n = g.len();
-    let mut rank1 = 0usize;
-    let mut fn_miss = 0usize;
-    let mut mated_scores = vec![];
-    for (pid, e) in &mated {
-        let r = g.identify(e, 1)?;
-        let top = r.candidates[0];
-        if top.person == *pid {
-            rank1 += 1;
-            mated_scores.push(top.score);
-        } else {
-            mated_scores.push(f32::NEG_INFINITY);
-        }
-        if r.decision
-            != (Decision::Known {
-                person: *pid,
-                score: top.score,
-            })
-        {
-            fn_miss += 1;
-        }
+    // Each scorer answers a probe with its best candidate and the threshold it
+    // calls a match above.
+    type Scorer<'s> = Box<dyn Fn(&Vecs) -> Result<(PersonId, f32, f32)> + 's>;
+    let mut scorers: Vec<(&str, &str, Scorer)> = vec![(
+        "first",
+        "int8 exact search of the first model's embedding",
+        Box::new(|e: &Vecs| {
+            let r = g.identify(&e.first, 1)?;
+            Ok((r.candidates[0].person, r.candidates[0].score, r.threshold))
+        }),
+    )];
+    if both {
+        let second_cal = Calibration::builtin_for(facegate_vision::SECOND_MODEL_ID)?;
+        let fused_cal = Calibration::builtin_for(facegate_vision::FUSED_MODEL_ID)?;
+        let fusion = Fusion::builtin()?;
+        let t2 = second_cal.identification_threshold(a.fpir, n);
+        let tf = fused_cal.identification_threshold(a.fpir, n);
+        let sec = |x: &Vecs, y: &Vecs| match (&x.second, &y.second) {
+            (Some(p), Some(q)) => dot(p, q),
+            _ => -1.0,
+        };
+        let enrolled = &enrolled;
+        scorers.push((
+            "second",
+            "exact f32 scan of the second model's embedding",
+            Box::new(move |e: &Vecs| {
+                let best = enrolled
+                    .iter()
+                    .map(|(p, v)| (*p, sec(e, v)))
+                    .max_by(|x, y| x.1.total_cmp(&y.1))
+                    .context("empty gallery")?;
+                Ok((best.0, best.1, t2))
+            }),
+        ));
+        let (g, k) = (&g, a.rerank.clamp(1, n.max(1)));
+        scorers.push((
+            "fused",
+            "first model's top candidates re-ranked by the fused score",
+            Box::new(move |e: &Vecs| {
+                let r = g.identify(&e.first, k)?;
+                let best = r
+                    .candidates
+                    .iter()
+                    .map(|c| {
+                        let v = enrolled[&c.person];
+                        (c.person, fusion.score(dot(&e.first, &v.first), sec(e, v)))
+                    })
+                    .max_by(|x, y| x.1.total_cmp(&y.1))
+                    .context("empty gallery")?;
+                Ok((best.0, best.1, tf))
+            }),
+        ));
     }
-    let mut fp = 0usize;
-    let mut nm_scores = vec![];
-    let mut threshold = 0.0;
-    for e in &non_mated {
-        let r = g.identify(e, 1)?;
-        threshold = r.threshold;
-        nm_scores.push(r.candidates[0].score);
-        if matches!(r.decision, Decision::Known { .. }) {
-            fp += 1;
+    let mut rows = vec![];
+    for (name, how, scorer) in &scorers {
+        let mut rank1 = 0usize;
+        let mut fn_miss = 0usize;
+        let mut mated_scores = vec![];
+        let mut threshold = 0.0;
+        for (pid, e) in &mated {
+            let (p, s, t) = scorer(e)?;
+            threshold = t;
+            let hit = p == *pid;
+            rank1 += hit as usize;
+            mated_scores.push(if hit { s } else { f32::NEG_INFINITY });
+            if !(hit && s > t) {
+                fn_miss += 1;
+            }
         }
+        let mut fp = 0usize;
+        let mut nm_scores = vec![];
+        for e in &non_mated {
+            let (_, s, t) = scorer(e)?;
+            nm_scores.push(s);
+            fp += (s > t) as usize;
+        }
+        // Oracle figure: the threshold chosen on these very non-mated scores for FPIR = target.
+        nm_scores.sort_by(|x, y| y.total_cmp(x));
+        let kq = ((a.fpir * nm_scores.len() as f64).floor() as usize).min(nm_scores.len() - 1);
+        let oracle_t = nm_scores[kq];
+        let oracle_fnir =
+            mated_scores.iter().filter(|&&s| s <= oracle_t).count() as f64 / mated.len() as f64;
+        rows.push(serde_json::json!({
+            "model": name, "search": how, "threshold": threshold,
+            "rank1": rank1 as f64 / mated.len() as f64,
+            "fnir_at_target": fn_miss as f64 / mated.len() as f64,
+            "fpir_measured": fp as f64 / non_mated.len() as f64, "false_positives": fp,
+            "oracle_threshold": oracle_t, "fnir_at_oracle_threshold": oracle_fnir,
+        }));
     }
-    // Oracle figure: the threshold chosen on these very non-mated scores for FPIR = target.
-    nm_scores.sort_by(|x, y| y.total_cmp(x));
-    let kq = ((a.fpir * nm_scores.len() as f64).floor() as usize).min(nm_scores.len() - 1);
-    let oracle_t = nm_scores[kq];
-    let oracle_fnir =
-        mated_scores.iter().filter(|&&s| s <= oracle_t).count() as f64 / mated.len() as f64;
-    let fpir_measured = fp as f64 / non_mated.len() as f64;
+    let last = rows.last().cloned().unwrap_or_default();
     let out = serde_json::json!({
         "people": per.len(), "images": all.len(), "embedded": emb.len(),
         "gallery": n, "mated_probes": mated.len(), "non_mated_probes": non_mated.len(),
-        "target_fpir": a.fpir, "threshold": threshold,
-        "rank1": rank1 as f64 / mated.len() as f64,
-        "fnir_at_target": fn_miss as f64 / mated.len() as f64,
-        "fpir_measured": fpir_measured, "false_positives": fp,
-        "oracle_threshold": oracle_t, "fnir_at_oracle_threshold": oracle_fnir,
+        "target_fpir": a.fpir, "threshold": last["threshold"],
+        "rank1": last["rank1"], "fnir_at_target": last["fnir_at_target"],
+        "fpir_measured": last["fpir_measured"], "false_positives": last["false_positives"],
+        "oracle_threshold": last["oracle_threshold"],
+        "fnir_at_oracle_threshold": last["fnir_at_oracle_threshold"],
+        "models": rows,
     });
     if a.json {
         println!("{}", serde_json::to_string(&out)?);
@@ -714,22 +847,25 @@ fn identify(a: IdentifyArgs) -> Result<()> {
     println!("gallery: {n} enrolled people, one image each; {} mated probes, {} probes of {} never-enrolled people",
         mated.len(), non_mated.len(), per.len() - n);
     println!(
-        "rank-1 accuracy (mated probes):        {:.4}",
-        rank1 as f64 / mated.len() as f64
-    );
-    println!(
-        "calibrated threshold for FPIR {:.2}% at N={n}: {threshold:.4}",
+        "target FPIR {:.2} % at N={n}; FNIR and FPIR at the calibrated threshold",
         a.fpir * 100.0
     );
     println!(
-        "FNIR at that threshold:                {:.4}",
-        fn_miss as f64 / mated.len() as f64
+        "{:<7} {:>10} {:>8} {:>8} {:>14} {:>12}  search",
+        "model", "threshold", "rank-1", "FNIR", "FPIR measured", "oracle FNIR"
     );
-    println!(
-        "measured FPIR (never-enrolled probes): {:.4} ({fp}/{})",
-        fpir_measured,
-        non_mated.len()
-    );
-    println!("oracle (threshold fitted on these non-mated scores): t={oracle_t:.4} FNIR={oracle_fnir:.4}");
+    for r in &rows {
+        println!(
+            "{:<7} {:>10.4} {:>8.4} {:>8.4} {:>8.4} ({:>3}) {:>12.4}  {}",
+            r["model"].as_str().unwrap_or_default(),
+            r["threshold"].as_f64().unwrap_or(f64::NAN),
+            r["rank1"].as_f64().unwrap_or(f64::NAN),
+            r["fnir_at_target"].as_f64().unwrap_or(f64::NAN),
+            r["fpir_measured"].as_f64().unwrap_or(f64::NAN),
+            r["false_positives"].as_u64().unwrap_or(0),
+            r["fnir_at_oracle_threshold"].as_f64().unwrap_or(f64::NAN),
+            r["search"].as_str().unwrap_or_default(),
+        );
+    }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use facegate_vision::{compare, Embedding, Engine, EngineOptions, Face};
+use facegate_vision::{compare, compare_second, Engine, EngineOptions, Face};
 use indicatif::ProgressBar;
 
 #[derive(clap::Subcommand)]
@@ -56,6 +56,13 @@ pub enum Bench {
         /// Images processed at once (default: all cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Only the first model (no second embedding, no fusion).
+        #[arg(long)]
+        first_only: bool,
+        /// Write the fusion fitted on --calibrate to this file (the crate's
+        /// `crates/gallery/data/fusion.txt`).
+        #[arg(long)]
+        write_fusion: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -98,8 +105,21 @@ pub fn bench(b: Bench) -> Result<()> {
             calibrate,
             threads,
             jobs,
+            first_only,
+            write_fusion,
             json,
-        } => bench_lfw(&images, &pairs, calibrate.as_deref(), threads, jobs, json),
+        } => bench_lfw(
+            &LfwArgs {
+                images,
+                pairs,
+                calibrate,
+                threads,
+                jobs,
+                first_only,
+                write_fusion,
+            },
+            json,
+        ),
         Bench::Speed {
             images,
             threads,
@@ -264,16 +284,137 @@ fn tar_at_far(scored: &[(f32, bool)], far: f64) -> f64 {
     gen.iter().filter(|&&s| s > t).count() as f64 / gen.len() as f64
 }
 
-fn bench_lfw(
-    images: &Path,
-    pairs: &Path,
-    calibrate: Option<&Path>,
+pub(crate) struct LfwArgs {
+    images: PathBuf,
+    pairs: PathBuf,
+    calibrate: Option<PathBuf>,
     threads: usize,
     jobs: Option<usize>,
-    json: bool,
-) -> Result<()> {
-    let test = lfw::read_pairs(images, pairs)?;
-    let cal = calibrate.map(|c| lfw::read_pairs(images, c)).transpose()?;
+    first_only: bool,
+    write_fusion: Option<PathBuf>,
+}
+
+/// One model's (or the fusion's) figures on the test pairs.
+struct Row {
+    name: &'static str,
+    model_id: String,
+    accuracy: f64,
+    accuracy_std: f64,
+    threshold: f32,
+    tar2: f64,
+    tar3: f64,
+}
+
+impl Row {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "model_id": self.model_id, "accuracy": self.accuracy, "accuracy_std": self.accuracy_std,
+            "threshold": self.threshold, "tar_at_far_1e-2": self.tar2, "tar_at_far_1e-3": self.tar3,
+        })
+    }
+}
+
+/// Accuracy with the threshold from the calibration pairs, or by 10-fold
+/// cross-validation on the test pairs without them; TAR at FAR on the test pairs.
+fn evaluate(
+    name: &'static str,
+    model_id: &str,
+    test: &[(f32, bool)],
+    cal: Option<&[(f32, bool)]>,
+) -> Row {
+    let (accuracy, accuracy_std, threshold) = match cal {
+        Some(cal) => {
+            let t = best_threshold(cal);
+            (accuracy(test, t), 0.0, t)
+        }
+        None => {
+            let n = test.len();
+            let mut accs = Vec::new();
+            let mut ts = Vec::new();
+            for k in 0..10 {
+                let (lo, hi) = (k * n / 10, (k + 1) * n / 10);
+                let train: Vec<(f32, bool)> =
+                    test[..lo].iter().chain(&test[hi..]).copied().collect();
+                let t = best_threshold(&train);
+                accs.push(accuracy(&test[lo..hi], t));
+                ts.push(t);
+            }
+            let m = accs.iter().sum::<f64>() / 10.0;
+            let sd = (accs.iter().map(|a| (a - m).powi(2)).sum::<f64>() / 10.0).sqrt();
+            (m, sd, ts.iter().sum::<f32>() / 10.0)
+        }
+    };
+    Row {
+        name,
+        model_id: model_id.to_string(),
+        accuracy,
+        accuracy_std,
+        threshold,
+        tar2: tar_at_far(test, 1e-2),
+        tar3: tar_at_far(test, 1e-3),
+    }
+}
+
+/// A cascade: the first model decides alone unless its score is within
+/// `margin` of its threshold; there the fused score decides.
+struct Cascade {
+    margin: f32,
+    accuracy: f64,
+    cal_accuracy: f64,
+    /// Share of test pairs on which the second model had to run.
+    second_share: f64,
+}
+
+/// The smallest margin (on the calibration pairs) at which the cascade is as
+/// accurate there as the fusion everywhere, and its figures on the test pairs.
+fn cascade_figures(
+    cal: &[(f32, f32, bool)],
+    test: &[(f32, f32, bool)],
+    first: &Row,
+    fused: &Row,
+    fusion: &facegate_gallery::Fusion,
+) -> Cascade {
+    let decide = |m: f32, x: f32, y: f32| {
+        if (x - first.threshold).abs() > m {
+            (x >= first.threshold, false)
+        } else {
+            (fusion.score(x, y) >= fused.threshold, true)
+        }
+    };
+    let acc = |v: &[(f32, f32, bool)], m: f32| {
+        v.iter()
+            .filter(|&&(x, y, s)| decide(m, x, y).0 == s)
+            .count() as f64
+            / v.len() as f64
+    };
+    let full = acc(cal, 10.0);
+    let margin = (0..=60)
+        .map(|i| i as f32 * 0.005)
+        .find(|&m| acc(cal, m) >= full)
+        .unwrap_or(0.3);
+    let second = test
+        .iter()
+        .filter(|&&(x, y, _)| decide(margin, x, y).1)
+        .count();
+    Cascade {
+        margin,
+        accuracy: acc(test, margin),
+        cal_accuracy: acc(cal, margin),
+        second_share: second as f64 / test.len() as f64,
+    }
+}
+
+fn bench_lfw(a: &LfwArgs, json: bool) -> Result<()> {
+    let (images, threads) = (a.images.as_path(), a.threads);
+    let test = lfw::read_pairs(images, &a.pairs)?;
+    let cal = a
+        .calibrate
+        .as_ref()
+        .map(|c| lfw::read_pairs(images, c))
+        .transpose()?;
+    if a.write_fusion.is_some() && (cal.is_none() || a.first_only) {
+        bail!("--write-fusion fits on --calibrate pairs and needs the second model");
+    }
     let mut uniq: Vec<lfw::Img> = test
         .iter()
         .chain(cal.iter().flatten())
@@ -286,16 +427,18 @@ fn bench_lfw(
         pose: false,
         eyes: false,
         liveness: false,
+        second_embedding: !a.first_only,
         ..Default::default()
     })?;
-    let jobs = jobs
+    let jobs = a
+        .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let start = Instant::now();
     let paths: Vec<PathBuf> = uniq.iter().map(|i| lfw::image_path(images, i)).collect();
-    let emb: HashMap<&lfw::Img, Option<Embedding>> = uniq
+    let emb: HashMap<&lfw::Img, Option<lfw::Embedded>> = uniq
         .iter()
-        .zip(lfw::embed_all(&engine, &paths, jobs)?)
+        .zip(lfw::embed_all_both(&engine, &paths, jobs)?)
         .collect();
     let seconds = start.elapsed().as_secs_f64();
     let missed_images: Vec<&PathBuf> = uniq
@@ -304,78 +447,161 @@ fn bench_lfw(
         .filter(|(i, _)| emb[i].is_none())
         .map(|(_, p)| p)
         .collect();
-    let score = |p: &lfw::Pair| match (&emb[&p.a], &emb[&p.b]) {
-        (Some(a), Some(b)) => compare(a, b),
-        _ => -1.0, // a missed face can only be called "different"
+    // (first, second) cosine scores; a missed face can only be called "different".
+    let scores = |p: &lfw::Pair| match (&emb[&p.a], &emb[&p.b]) {
+        (Some(x), Some(y)) => {
+            let second = match (&x.second, &y.second) {
+                (Some(s), Some(t)) => compare_second(s, t),
+                _ => -1.0,
+            };
+            (compare(&x.first, &y.first), second)
+        }
+        _ => (-1.0, -1.0),
     };
-    let scored: Vec<(f32, bool)> = test.iter().map(|p| (score(p), p.same())).collect();
+    let test_s: Vec<(f32, f32, bool)> = test
+        .iter()
+        .map(|p| {
+            let (x, y) = scores(p);
+            (x, y, p.same())
+        })
+        .collect();
+    let cal_s: Option<Vec<(f32, f32, bool)>> = cal.as_ref().map(|c| {
+        c.iter()
+            .map(|p| {
+                let (x, y) = scores(p);
+                (x, y, p.same())
+            })
+            .collect()
+    });
     let missed_pairs = test
         .iter()
         .filter(|p| emb[&p.a].is_none() || emb[&p.b].is_none())
         .count();
-    let (acc, acc_std, threshold, protocol) = match &cal {
-        Some(cal) => {
-            let cs: Vec<(f32, bool)> = cal.iter().map(|p| (score(p), p.same())).collect();
-            let t = best_threshold(&cs);
-            (
-                accuracy(&scored, t),
-                0.0,
-                t,
-                "threshold from calibration pairs",
-            )
-        }
-        None => {
-            let n = scored.len();
-            let mut accs = Vec::new();
-            let mut ts = Vec::new();
-            for k in 0..10 {
-                let (lo, hi) = (k * n / 10, (k + 1) * n / 10);
-                let train: Vec<(f32, bool)> =
-                    scored[..lo].iter().chain(&scored[hi..]).copied().collect();
-                let t = best_threshold(&train);
-                accs.push(accuracy(&scored[lo..hi], t));
-                ts.push(t);
-            }
-            let m = accs.iter().sum::<f64>() / 10.0;
-            let sd = (accs.iter().map(|a| (a - m).powi(2)).sum::<f64>() / 10.0).sqrt();
-            (
-                m,
-                sd,
-                ts.iter().sum::<f32>() / 10.0,
-                "10-fold cross-validation",
-            )
-        }
+    let protocol = if cal.is_some() {
+        "threshold from calibration pairs"
+    } else {
+        "10-fold cross-validation"
     };
-    let tar2 = tar_at_far(&scored, 1e-2);
-    let tar3 = tar_at_far(&scored, 1e-3);
+    let pick = |v: &[(f32, f32, bool)], f: &dyn Fn(f32, f32) -> f32| -> Vec<(f32, bool)> {
+        v.iter().map(|&(x, y, same)| (f(x, y), same)).collect()
+    };
+    let first = |x: f32, _: f32| x;
+    let second = |_: f32, y: f32| y;
+    let mut rows = vec![evaluate(
+        "first",
+        facegate_vision::MODEL_ID,
+        &pick(&test_s, &first),
+        cal_s.as_ref().map(|c| pick(c, &first)).as_deref(),
+    )];
+    let mut fusion_used = None;
+    let mut cascade: Option<Cascade> = None;
+    if !a.first_only {
+        rows.push(evaluate(
+            "second",
+            facegate_vision::SECOND_MODEL_ID,
+            &pick(&test_s, &second),
+            cal_s.as_ref().map(|c| pick(c, &second)).as_deref(),
+        ));
+        let fusion = match &cal_s {
+            Some(c) => {
+                let source = format!(
+                    "facegate bench lfw --images <lfw-view1> --pairs {} --calibrate {} --write-fusion crates/gallery/data/fusion.txt",
+                    a.pairs.display(),
+                    a.calibrate.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                );
+                facegate_gallery::Fusion::fit(facegate_vision::FUSED_MODEL_ID, c, &source)?
+            }
+            None => facegate_gallery::Fusion::builtin()?,
+        };
+        let fused = |x: f32, y: f32| fusion.score(x, y);
+        rows.push(evaluate(
+            "fused",
+            facegate_vision::FUSED_MODEL_ID,
+            &pick(&test_s, &fused),
+            cal_s.as_ref().map(|c| pick(c, &fused)).as_deref(),
+        ));
+        if let Some(c) = &cal_s {
+            cascade = Some(cascade_figures(c, &test_s, &rows[0], &rows[2], &fusion));
+        }
+        if let Some(path) = &a.write_fusion {
+            let mut fusion = fusion.clone();
+            fusion.cascade_margin = cascade.as_ref().map(|c| c.margin);
+            let comment =
+                format!(
+                "facegate score fusion: fused = w1 * cosine(first) + w2 * cosine(second) + bias\n\
+                 (log-odds of \"same person\", logistic fit on the calibration pairs only)\n\
+                 regenerate: {}\n\
+                 data: {} pairs of LFW View 1 {}",
+                fusion.source,
+                cal_s.as_ref().map_or(0, |c| c.len()),
+                a.calibrate.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            );
+            std::fs::write(path, fusion.to_text(&comment))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        fusion_used = Some(fusion);
+    }
     if json {
+        let models: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|r| (r.name.to_string(), r.json()))
+            .collect();
+        let f = &rows[rows.len() - 1];
         println!(
             "{}",
             serde_json::json!({
-                "accuracy": acc, "accuracy_std": acc_std, "threshold": threshold, "protocol": protocol,
-                "tar_at_far_1e-2": tar2, "tar_at_far_1e-3": tar3,
+                "accuracy": f.accuracy, "accuracy_std": f.accuracy_std, "threshold": f.threshold,
+                "protocol": protocol, "tar_at_far_1e-2": f.tar2, "tar_at_far_1e-3": f.tar3,
+                "models": models,
+                "fusion": fusion_used.as_ref().map(|f| serde_json::json!({"weights": f.weights, "bias": f.bias})),
+                "cascade": cascade.as_ref().map(|c| serde_json::json!({
+                    "margin": c.margin, "accuracy": c.accuracy, "second_runs": c.second_share,
+                    "calibration_accuracy": c.cal_accuracy,
+                })),
                 "missed": missed_images.len(), "missed_pairs": missed_pairs,
                 "pairs": test.len(), "calibration_pairs": cal.as_ref().map_or(0, |c| c.len()),
-                "images": uniq.len(), "seconds": seconds, "model_id": facegate_vision::MODEL_ID,
+                "images": uniq.len(), "seconds": seconds, "model_id": f.model_id,
             })
         );
     } else {
         println!("pairs            {} ({protocol})", test.len());
         if let Some(c) = &cal {
-            println!(
-                "calibration      {} pairs, threshold {threshold:.4}",
-                c.len()
-            );
-        } else {
-            println!("mean threshold   {threshold:.4}");
+            println!("calibration      {} pairs", c.len());
         }
         println!(
-            "accuracy         {:.2} % (± {:.2})",
-            acc * 100.0,
-            acc_std * 100.0
+            "{:<8} {:>10} {:>10} {:>14} {:>14}",
+            "model", "threshold", "accuracy", "TAR@FAR 1e-2", "TAR@FAR 1e-3"
         );
-        println!("TAR @ FAR 1e-2   {:.2} %", tar2 * 100.0);
-        println!("TAR @ FAR 1e-3   {:.2} %", tar3 * 100.0);
+        for r in &rows {
+            let acc = if r.accuracy_std > 0.0 {
+                format!("{:.2} ± {:.2}", r.accuracy * 100.0, r.accuracy_std * 100.0)
+            } else {
+                format!("{:.2} %", r.accuracy * 100.0)
+            };
+            println!(
+                "{:<8} {:>10.4} {:>10} {:>12.2} % {:>12.2} %",
+                r.name,
+                r.threshold,
+                acc,
+                r.tar2 * 100.0,
+                r.tar3 * 100.0
+            );
+        }
+        if let Some(f) = &fusion_used {
+            println!(
+                "fusion           {:.4} × first + {:.4} × second + {:.4}",
+                f.weights[0], f.weights[1], f.bias
+            );
+        }
+        if let Some(c) = &cascade {
+            println!(
+                "cascade          second model only when the first is within ±{:.2} of its threshold: \
+                 accuracy {:.2} %, second model on {:.1} % of pairs",
+                c.margin,
+                c.accuracy * 100.0,
+                c.second_share * 100.0
+            );
+        }
         println!(
             "missed faces     {} image(s), {missed_pairs} pair(s)",
             missed_images.len()

@@ -24,3 +24,25 @@ fn gallery_calibration_matches_the_vision_model() {
     );
     assert!(facegate_vision::DEFAULT_THRESHOLD > 0.0 && facegate_vision::DEFAULT_THRESHOLD < t5);
 }
+
+/// The second model's and the fused score's tables, and the fusion weights,
+/// belong to the vision crate's model ids. Regenerate with `facegate bench lfw
+/// --calibrate pairsDevTrain.txt --write-fusion crates/gallery/data/fusion.txt`,
+/// then `facegate bench calibrate --model second` and `--model fused`.
+#[test]
+fn fused_calibration_and_fusion_match_the_vision_models() {
+    let fusion = facegate_gallery::Fusion::builtin().expect("embedded fusion parses");
+    assert_eq!(fusion.model_id, facegate_vision::FUSED_MODEL_ID);
+    for id in [
+        facegate_vision::SECOND_MODEL_ID,
+        facegate_vision::FUSED_MODEL_ID,
+    ] {
+        let cal = facegate_gallery::Calibration::builtin_for(id).expect("embedded table");
+        let (t3, t4, t5) = (
+            cal.threshold(1e-3),
+            cal.threshold(1e-4),
+            cal.threshold(1e-5),
+        );
+        assert!(t3 < t4 && t4 < t5, "{id}: not monotone: {t3} {t4} {t5}");
+    }
+}

@@ -16,6 +16,12 @@ use crate::Error;
 /// The embedded impostor table for the default embedding model.
 pub const BUILTIN_TABLE: &str = include_str!("../data/calibration.txt");
 
+/// The embedded impostor table of the second model's cosine scores.
+pub const SECOND_TABLE: &str = include_str!("../data/calibration-second.txt");
+
+/// The embedded impostor table of the fused score (see [`crate::Fusion`]).
+pub const FUSED_TABLE: &str = include_str!("../data/calibration-fused.txt");
+
 /// Thresholds for target false-match rates, for one embedding model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
@@ -32,6 +38,20 @@ impl Calibration {
     /// The calibration embedded in this build (for the model named in its header).
     pub fn builtin() -> Result<Self, Error> {
         Self::parse(BUILTIN_TABLE)
+    }
+
+    /// The embedded calibration for a model id (the first model, the second,
+    /// or the fused pair).
+    pub fn builtin_for(model_id: &str) -> Result<Self, Error> {
+        for table in [BUILTIN_TABLE, SECOND_TABLE, FUSED_TABLE] {
+            let c = Self::parse(table)?;
+            if c.model_id == model_id {
+                return Ok(c);
+            }
+        }
+        Err(Error::Calibration(format!(
+            "no embedded calibration for model {model_id}"
+        )))
     }
 
     /// The embedding model this calibration belongs to.
@@ -65,7 +85,9 @@ impl Calibration {
         if fmr < last.0 {
             let z = probit(1.0 - fmr.min(0.5)).max(probit_upper(fmr));
             let t = (self.tail_mu + self.tail_sigma * z) as f32;
-            return t.max(last.1).min(1.0);
+            // A cosine table never extrapolates past 1; a fused (log-odds) one has no cap.
+            let cap = if last.1 <= 1.0 { 1.0 } else { f32::INFINITY };
+            return t.max(last.1).min(cap);
         }
         let lf = fmr.log10();
         for w in self.points.windows(2) {
@@ -178,9 +200,7 @@ impl Calibration {
     /// `#` comments.
     pub fn to_table(&self, header: &[String]) -> String {
         let mut s = String::new();
-        s.push_str(
-            "# facegate impostor score table: cosine similarity of L2-normalised embeddings\n",
-        );
+        s.push_str("# facegate impostor score table (scores as described below)\n");
         for h in header {
             s.push_str(&format!("# {h}\n"));
         }

@@ -40,6 +40,7 @@
 //! ```
 
 mod calibration;
+mod fusion;
 mod gallery;
 mod hnsw;
 mod ids;
@@ -53,7 +54,8 @@ pub mod synthetic;
 mod template;
 mod topk;
 
-pub use calibration::{Calibration, BUILTIN_TABLE};
+pub use calibration::{Calibration, BUILTIN_TABLE, FUSED_TABLE, SECOND_TABLE};
+pub use fusion::{pair_template, split_pair, Fusion, BUILTIN_FUSION};
 pub use gallery::{Candidate, Decision, Gallery, GalleryOptions, Identification, Match, Search};
 pub use hnsw::HnswParams;
 pub use ids::{PersonId, ScenarioId, TemplateId};

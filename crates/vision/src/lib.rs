@@ -22,6 +22,7 @@
 
 pub mod challenge;
 mod decode;
+mod dlib_resnet;
 mod embedding;
 mod imgops;
 mod onnx_graph;
@@ -30,6 +31,9 @@ mod stages;
 
 pub use challenge::{Action, ChallengeFailure, FrameCues, Framing, LIVENESS_THRESHOLD};
 pub use decode::{decode, DecodeLimits};
+pub use dlib_resnet::{
+    chip as dlib_chip, compare_second, SecondEmbedding, FUSED_MODEL_ID, SECOND_DIM, SECOND_MODEL_ID,
+};
 pub use embedding::{compare, Embedding, DEFAULT_THRESHOLD, EMBEDDING_DIM, MODEL_ID};
 pub use image::RgbImage;
 pub use imgops::{similarity, warp_affine, Affine};
@@ -138,6 +142,10 @@ pub struct Face {
     /// The identity embedding; never serialised (templates are not logged).
     #[serde(skip)]
     pub embedding: Option<Embedding>,
+    /// The second, independent embedding (dlib's ResNet descriptor), when
+    /// [`EngineOptions::second_embedding`] is on; never serialised.
+    #[serde(skip)]
+    pub second_embedding: Option<SecondEmbedding>,
     pub quality: Quality,
     /// Passive liveness: probability that the face is live (not a photo or screen).
     pub liveness: Option<f32>,
@@ -172,6 +180,8 @@ pub struct EngineOptions {
     /// overlapping tiles (6 detector runs instead of 1), for small faces and
     /// faces cut by the border.
     pub detect_tiles: bool,
+    /// Also compute the second embedding ([`Face::second_embedding`]).
+    pub second_embedding: bool,
     /// Compute passive liveness.
     pub liveness: bool,
     /// Compute head pose.
@@ -196,6 +206,7 @@ impl Default for EngineOptions {
             detect_tiles: false,
             nms_iou: 0.4,
             embedding: true,
+            second_embedding: false,
             liveness: true,
             pose: true,
             eyes: true,
@@ -213,6 +224,7 @@ pub struct Engine {
     detect: Model,
     landmark: Model,
     feature: Model,
+    second: Option<Model>,
     liveness: Option<Model>,
     pose: Option<Model>,
     eye: Option<Model>,
@@ -233,6 +245,12 @@ impl Engine {
             detect: Model::load("fr_detect.onnx", t)?,
             landmark: Model::load("fr_landmark.onnx", t)?,
             feature: Model::load("fr_feature.onnx", t)?,
+            second: if opts.second_embedding {
+                let (path, graph) = dlib_resnet::onnx_from_weights()?;
+                Some(Model::from_graph(dlib_resnet::WEIGHTS, path, graph, t)?)
+            } else {
+                None
+            },
             liveness: load(opts.liveness, "fr_liveness.onnx")?,
             pose: load(opts.pose, "fr_pose.onnx")?,
             eye: load(opts.eyes, "fr_eye.onnx")?,
@@ -330,6 +348,10 @@ impl Engine {
             return Ok(None);
         }
         let embedding = self.opts.embedding.then_some(embedding);
+        let second_embedding = match &self.second {
+            Some(_) => Some(self.embed_second(img, &lm)?),
+            None => None,
+        };
         let liveness = match &self.liveness {
             Some(_) => Some(self.liveness(img, &det.bbox)?),
             None => None,
@@ -355,6 +377,7 @@ impl Engine {
             landmarks68: lm,
             landmarks5: five,
             embedding,
+            second_embedding,
             quality: Quality {
                 face_px: bbox.width().min(bbox.height()),
                 sharpness: stages::sharpness(&aligned),

@@ -119,6 +119,27 @@ impl Model {
         Ok(m)
     }
 
+    /// A model whose ONNX graph was built in memory (from weights in another
+    /// format, read from `path`), every optimisation on.
+    pub(crate) fn from_graph(
+        name: &'static str,
+        path: PathBuf,
+        graph: Vec<u8>,
+        intra_threads: usize,
+    ) -> Result<Model, VisionError> {
+        let m = Model {
+            name,
+            path,
+            tuning: Tuning::PLAIN,
+            bytes: Some(graph),
+            intra_threads,
+            idle: Mutex::new(Vec::new()),
+        };
+        let s = m.build()?;
+        m.idle.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+        Ok(m)
+    }
+
     fn build(&self) -> Result<Session, VisionError> {
         let env = environment()?;
         let err = |e: &dyn std::fmt::Display| VisionError::Runtime(format!("{}: {e}", self.name));

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
-use facegate_vision::{Embedding, Engine, Face};
+use facegate_vision::{Embedding, Engine, Face, SecondEmbedding};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// One LFW image: person name and image number.
@@ -96,20 +96,38 @@ pub fn main_face(faces: Vec<Face>, w: f32, h: f32) -> Option<Face> {
 
 /// The embedding of an image's main face (`None`: no face found).
 pub fn embed_main(engine: &Engine, path: &Path) -> Result<Option<Embedding>> {
+    Ok(embed_main_both(engine, path)?.map(|e| e.first))
+}
+
+/// Both embeddings of an image's main face (the second only when the engine computes it).
+pub struct Embedded {
+    pub first: Embedding,
+    pub second: Option<SecondEmbedding>,
+}
+
+/// [`embed_main`] with the second embedding too.
+pub fn embed_main_both(engine: &Engine, path: &Path) -> Result<Option<Embedded>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let img = facegate_vision::decode(&bytes, &engine.options().decode_limits)
         .with_context(|| format!("{}", path.display()))?;
     let faces = engine.analyze_image(&img)?;
-    Ok(main_face(faces, img.width() as f32, img.height() as f32).and_then(|f| f.embedding))
+    Ok(
+        main_face(faces, img.width() as f32, img.height() as f32).and_then(|f| {
+            Some(Embedded {
+                first: f.embedding?,
+                second: f.second_embedding,
+            })
+        }),
+    )
 }
 
 /// Embeds every image with `jobs` worker threads sharing one engine, with a progress
 /// bar on stderr. Fails, naming every file, if any image cannot be read.
-pub fn embed_all(
+pub fn embed_all_both(
     engine: &Engine,
     paths: &[PathBuf],
     jobs: usize,
-) -> Result<Vec<Option<Embedding>>> {
+) -> Result<Vec<Option<Embedded>>> {
     let bar = ProgressBar::new(paths.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images, {per_sec}, eta {eta}")
@@ -119,14 +137,14 @@ pub fn embed_all(
     bar.set_message("embedding");
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Embedding>>> = paths.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<Embedded>>> = paths.iter().map(|_| Mutex::new(None)).collect();
     let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = paths.get(i) else { break };
-                match embed_main(engine, path) {
+                match embed_main_both(engine, path) {
                     Ok(e) => *results[i].lock().unwrap() = e,
                     Err(e) => errors
                         .lock()

@@ -1,0 +1,321 @@
+//! Score-level fusion of two independent embedding models.
+//!
+//! Each model's cosine score lives on its own scale (the first model's
+//! impostors sit near 0, the second's near 0.8). A logistic model fitted on
+//! labelled pairs (LFW View 1 `pairsDevTrain.txt` only) maps the two scores to
+//! one common scale, the log-odds that the pair is the same person:
+//!
+//! `fused = w₁·s₁ + w₂·s₂ + b`
+//!
+//! The fused score gets its own [`crate::Calibration`] (an impostor table of
+//! fused scores), so thresholds are still set as false-match rates.
+//!
+//! The fitted weights are a data file embedded in the crate
+//! (`data/fusion.txt`, written by `facegate bench lfw --write-fusion`).
+
+use crate::{Encoding, Error, PersonId, ScenarioId, Template};
+
+/// The embedded fusion weights.
+pub const BUILTIN_FUSION: &str = include_str!("../data/fusion.txt");
+
+/// A fitted logistic fusion of two scores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fusion {
+    /// Identifier of the model pair (and of templates that carry both embeddings).
+    pub model_id: String,
+    /// Weights of the first and second model's cosine score.
+    pub weights: [f64; 2],
+    pub bias: f64,
+    /// Cascade: the second model is needed only when the first model's score
+    /// is within this margin of the first model's threshold (chosen on the
+    /// calibration pairs as the smallest margin that keeps the fused accuracy).
+    pub cascade_margin: Option<f32>,
+    /// Where the weights come from (the command and data).
+    pub source: String,
+}
+
+impl Fusion {
+    /// The fusion embedded in this build.
+    pub fn builtin() -> Result<Fusion, Error> {
+        Fusion::parse(BUILTIN_FUSION)
+    }
+
+    /// The fused score (log-odds of "same person") of two cosine scores.
+    pub fn score(&self, first: f32, second: f32) -> f32 {
+        (self.weights[0] * first as f64 + self.weights[1] * second as f64 + self.bias) as f32
+    }
+
+    /// Fits the logistic model on `(first, second, same)` pairs by Newton's
+    /// method (a light ridge keeps it finite on separable data). Deterministic.
+    #[allow(clippy::needless_range_loop)]
+    pub fn fit(model_id: &str, pairs: &[(f32, f32, bool)], source: &str) -> Result<Fusion, Error> {
+        let same = pairs.iter().filter(|p| p.2).count();
+        if same == 0 || same == pairs.len() {
+            return Err(Error::Calibration(
+                "fusion needs both genuine and impostor pairs".into(),
+            ));
+        }
+        let mut beta = [0f64; 3]; // w1, w2, b
+        let ridge = 1e-3;
+        for _ in 0..100 {
+            let mut g = [0f64; 3];
+            let mut h = [[0f64; 3]; 3];
+            for &(a, b, y) in pairs {
+                let x = [a as f64, b as f64, 1.0];
+                let z = beta[0] * x[0] + beta[1] * x[1] + beta[2];
+                let p = 1.0 / (1.0 + (-z).exp());
+                let r = p - if y { 1.0 } else { 0.0 };
+                let w = (p * (1.0 - p)).max(1e-12);
+                for i in 0..3 {
+                    g[i] += r * x[i];
+                    for j in 0..3 {
+                        h[i][j] += w * x[i] * x[j];
+                    }
+                }
+            }
+            for i in 0..2 {
+                g[i] += ridge * beta[i];
+                h[i][i] += ridge;
+            }
+            let step = solve3(h, g).ok_or_else(|| Error::Calibration("singular fit".into()))?;
+            for i in 0..3 {
+                beta[i] -= step[i];
+            }
+            if step.iter().map(|s| s.abs()).fold(0.0, f64::max) < 1e-10 {
+                break;
+            }
+        }
+        Ok(Fusion {
+            model_id: model_id.to_string(),
+            weights: [beta[0], beta[1]],
+            bias: beta[2],
+            cascade_margin: None,
+            source: source.to_string(),
+        })
+    }
+
+    /// The text form (`data/fusion.txt`).
+    pub fn to_text(&self, comment: &str) -> String {
+        let mut s = String::new();
+        for line in comment.lines() {
+            s.push_str(&format!("# {line}\n"));
+        }
+        s.push_str(&format!("model {}\n", self.model_id));
+        s.push_str(&format!("source {}\n", self.source));
+        s.push_str(&format!(
+            "weights {:.6} {:.6}\nbias {:.6}\n",
+            self.weights[0], self.weights[1], self.bias
+        ));
+        if let Some(m) = self.cascade_margin {
+            s.push_str(&format!("cascade_margin {m:.4}\n"));
+        }
+        s
+    }
+
+    /// Whether a 1:1 check whose first-model score is `first` needs the second
+    /// model (see [`Fusion::cascade_margin`]); always, without a margin.
+    pub fn needs_second(&self, first: f32, first_threshold: f32) -> bool {
+        self.cascade_margin
+            .is_none_or(|m| (first - first_threshold).abs() <= m)
+    }
+
+    /// Reads the text form.
+    pub fn parse(text: &str) -> Result<Fusion, Error> {
+        let bad = |m: &str| Error::Format(format!("fusion: {m}"));
+        let (mut model, mut source, mut weights, mut bias) = (None, String::new(), None, None);
+        let mut cascade_margin = None;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line.split_once(' ').ok_or_else(|| bad(line))?;
+            let num = |s: &str| s.parse::<f64>().map_err(|_| bad(s));
+            match k {
+                "model" => model = Some(v.to_string()),
+                "source" => source = v.to_string(),
+                "weights" => {
+                    let w: Vec<&str> = v.split_whitespace().collect();
+                    if w.len() != 2 {
+                        return Err(bad("two weights expected"));
+                    }
+                    weights = Some([num(w[0])?, num(w[1])?]);
+                }
+                "bias" => bias = Some(num(v)?),
+                "cascade_margin" => cascade_margin = Some(num(v)? as f32),
+                _ => return Err(bad(k)),
+            }
+        }
+        Ok(Fusion {
+            model_id: model.ok_or_else(|| bad("no model line"))?,
+            weights: weights.ok_or_else(|| bad("no weights line"))?,
+            bias: bias.ok_or_else(|| bad("no bias line"))?,
+            cascade_margin,
+            source,
+        })
+    }
+}
+
+/// A template that carries both embeddings of one face, made under the fused
+/// model id: the two unit vectors side by side (stored normalised together,
+/// so each half is scaled by 1/√2; [`split_pair`] restores them). Sealed like
+/// any template, so the AAD binds the fused model id.
+pub fn pair_template(
+    person: PersonId,
+    scenario: ScenarioId,
+    fused_model_id: &str,
+    first: &[f32],
+    second: &[f32],
+    encoding: Encoding,
+) -> Result<Template, Error> {
+    let unit = |v: &[f32]| -> Result<Vec<f32>, Error> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if !(n.is_finite() && n > 1e-6) {
+            return Err(Error::InvalidVector(
+                "a half of the pair is zero or not finite".into(),
+            ));
+        }
+        Ok(v.iter().map(|x| x / n).collect())
+    };
+    let mut both = unit(first)?;
+    both.extend(unit(second)?);
+    let t = Template::new(person, scenario, fused_model_id, &both, encoding);
+    zeroize::Zeroize::zeroize(&mut both);
+    t
+}
+
+/// The two unit embeddings of a pair template's vector (first `first_dim` values, then the rest).
+pub fn split_pair(v: &[f32], first_dim: usize) -> Result<(Vec<f32>, Vec<f32>), Error> {
+    if first_dim == 0 || first_dim >= v.len() {
+        return Err(Error::DimensionMismatch {
+            expected: first_dim + 1,
+            got: v.len(),
+        });
+    }
+    let unit = |v: &[f32]| {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+    Ok((unit(&v[..first_dim]), unit(&v[first_dim..])))
+}
+
+impl Fusion {
+    /// The fused score of two pair vectors (see [`pair_template`]).
+    pub fn score_pairs(&self, a: &[f32], b: &[f32], first_dim: usize) -> Result<f32, Error> {
+        if a.len() != b.len() {
+            return Err(Error::DimensionMismatch {
+                expected: a.len(),
+                got: b.len(),
+            });
+        }
+        let (a1, a2) = split_pair(a, first_dim)?;
+        let (b1, b2) = split_pair(b, first_dim)?;
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+        Ok(self.score(dot(&a1, &b1), dot(&a2, &b2)))
+    }
+}
+
+/// Solves a 3×3 linear system by Gaussian elimination with partial pivoting.
+#[allow(clippy::needless_range_loop)] // index form reads like the textbook
+fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
+    for c in 0..3 {
+        let p = (c..3).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
+        if a[p][c].abs() < 1e-15 {
+            return None;
+        }
+        a.swap(c, p);
+        b.swap(c, p);
+        for r in c + 1..3 {
+            let f = a[r][c] / a[c][c];
+            for k in c..3 {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = [0f64; 3];
+    for r in (0..3).rev() {
+        let s: f64 = (r + 1..3).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r][r];
+    }
+    Some(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_finds_the_more_informative_score_and_round_trips() {
+        // Score 1 separates the classes, score 2 is noise.
+        let mut pairs = Vec::new();
+        for i in 0..400 {
+            let noise = ((i * 37) % 100) as f32 / 100.0;
+            let jitter = ((i * 53) % 100) as f32 / 400.0;
+            pairs.push((0.6 + jitter, noise, true));
+            pairs.push((0.35 + jitter, 1.0 - noise, false));
+        }
+        let f = Fusion::fit("a+b", &pairs, "test").unwrap();
+        assert!(f.weights[0] > 5.0 * f.weights[1].abs(), "{f:?}");
+        assert!(f.score(0.9, 0.5) > 0.0 && f.score(0.2, 0.5) < 0.0, "{f:?}");
+        let back = Fusion::parse(&f.to_text("comment")).unwrap();
+        assert_eq!(back.model_id, "a+b");
+        assert!((back.weights[0] - f.weights[0]).abs() < 1e-5);
+        assert!(Fusion::fit("x", &[(0.1, 0.1, true)], "").is_err());
+        assert!(f.needs_second(0.9, 0.3), "no margin: always");
+        let g = Fusion {
+            cascade_margin: Some(0.05),
+            ..f
+        };
+        let back = Fusion::parse(&g.to_text("")).unwrap();
+        assert_eq!(back.cascade_margin, Some(0.05));
+        assert!(back.needs_second(0.32, 0.3) && !back.needs_second(0.4, 0.3));
+    }
+
+    #[test]
+    fn a_pair_template_seals_under_the_fused_id_and_scores_like_its_halves() {
+        use crate::{Kek, Keyring};
+        let f = Fusion::builtin().unwrap();
+        let (p, s) = (PersonId::new(), ScenarioId::new());
+        let v = |seed: usize, n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i + seed) * 7919) % 101) as f32 - 50.0)
+                .collect()
+        };
+        let (a1, a2, b1, b2) = (v(1, 512), v(2, 128), v(3, 512), v(4, 128));
+        let ta = pair_template(p, s, &f.model_id, &a1, &a2, Encoding::F32).unwrap();
+        let tb = pair_template(p, s, &f.model_id, &b1, &b2, Encoding::F32).unwrap();
+        let ring = Keyring::new(Kek::generate());
+        let sealed = ring.seal(&ta).unwrap();
+        assert_eq!(sealed.model_id(), f.model_id);
+        assert_eq!(sealed.dim(), 640);
+        let back = ring.open(&sealed, ta.id, p, s).unwrap();
+        let cos = |x: &[f32], y: &[f32]| {
+            let d: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+            let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            d / (n(x) * n(y))
+        };
+        let want = f.score(cos(&a1, &b1), cos(&a2, &b2));
+        let got = f
+            .score_pairs(&back.vector.to_f32(), &tb.vector.to_f32(), 512)
+            .unwrap();
+        assert!((want - got).abs() < 1e-3, "{want} vs {got}");
+        assert!(split_pair(&[1.0; 4], 4).is_err());
+    }
+
+    #[test]
+    fn fused_calibration_is_embedded_and_its_tail_is_not_capped_at_one() {
+        let f = Fusion::builtin().unwrap();
+        let c = crate::Calibration::builtin_for(&f.model_id).unwrap();
+        assert_eq!(c.model_id(), f.model_id);
+        assert!(c.threshold(1e-3) < c.threshold(1e-5));
+        assert!(c.threshold(1e-8) >= c.threshold(1e-5));
+        assert!(c.threshold(1e-8) > 1.0, "log-odds are not cosines");
+        assert!(crate::Calibration::builtin_for("no-such-model").is_err());
+    }
+
+    #[test]
+    fn builtin_fusion_parses_and_weighs_both_models() {
+        let f = Fusion::builtin().unwrap();
+        assert!(f.weights[0] > 0.0 && f.weights[1] > 0.0, "{f:?}");
+    }
+}
