@@ -2,8 +2,9 @@
 //! Debian's Chromium) against a real server on loopback. Chromium's fake
 //! camera plays a video made here from fixture faces (obama.jpg, obama2.jpg:
 //! the same man with the head turned differently), so the kiosk's capture and
-//! turn-your-head liveness step run for real. Screenshots go to
-//! `test-artifacts/e2e/`.
+//! turn-your-head liveness step run for real. Every screen of the three apps
+//! is checked with axe-core in both languages and large text, and saved as a
+//! screenshot under `test-artifacts/e2e/` (listed in its `index.txt`).
 //!
 //! Skips, saying why, when `FACEGATE_CHROMIUM` is unset, node is missing, or
 //! `npm ci` has not been run in `tests/e2e` (scripts/test.sh does all three).
