@@ -163,6 +163,18 @@ async function pinFlow(person, mode, value, confirm = value) {
 
 let faceGrants = null;
 
+await step("the checker itself finds a nameless button and a raw value (negative control)", async () => {
+  await kioskHome();
+  await page.evaluate(() => {
+    const b = document.createElement("button"); b.id = "planted"; document.querySelector("#s-start").appendChild(b);
+    const p = document.createElement("p"); p.id = "planted-raw"; p.textContent = "processing · no_match"; document.querySelector("#s-start").appendChild(p);
+  });
+  const problems = await audit(page, "control", "zh");
+  assert.ok(problems.some(p => p.includes("button-name")), `axe reports the nameless button: ${problems}`);
+  assert.ok(problems.some(p => p.includes("processing")), `the language check reports the raw value: ${problems}`);
+  await page.evaluate(() => { document.getElementById("planted").remove(); document.getElementById("planted-raw").remove(); });
+});
+
 await step("kiosk start screen: keypad / card / number, Start of every path", async () => {
   await kioskHome();
   assert.ok(await page.locator("#btn-home").isHidden(), "no Home button on the start screen itself");
@@ -520,6 +532,32 @@ for (const [tab, name] of [["scen", "console-04-scenarios"], ["dev", "console-05
     }
   });
 }
+
+await step("console: add a resident and issue portal access with the identity check recorded; the code opens the portal", async () => {
+  await desk.click("#t-people");
+  await desk.waitForFunction(() => document.body.dataset.tab === "people");
+  await desk.fill("#p-name", "张伟");
+  await desk.fill("#p-dob", "1975-05-06");
+  await desk.click("#btn-add-person");
+  await visible("#person-card", desk);
+  assert.match(await text("#people-msg", desk), /已新增/);
+  await desk.click("#btn-pc-code");
+  assert.match(await text("#pc-msg", desk), /身份核对方式/, "no code before the identity check is recorded");
+  await desk.selectOption("#pc-check", "resident_id_card");
+  await desk.click("#btn-pc-code");
+  await desk.waitForFunction(() => document.getElementById("pc-code").dataset.code);
+  const code = await desk.getAttribute("#pc-code", "data-code");
+  assert.match(code, /^\d{8}$/);
+  await sweep("console-09-residents", desk, 900);
+  const p = await deskCtx.newPage();
+  await p.goto(`${BASE}/portal`);
+  await p.fill("#code", code);
+  await p.click("#btn-login");
+  await visible("#s-me", p);
+  assert.equal((await text("#who-name", p)).trim(), "张伟");
+  await p.click("#btn-logout");
+  await p.close();
+});
 
 await step("console: audit log filtered by event and subject, paged, in Beijing time", async () => {
   await desk.click("#t-audit");

@@ -45,16 +45,21 @@ const details = r => { try { return JSON.parse(r.details || "{}"); } catch (e) {
 const COLORS = ["#0b5cad", "#11702f", "#a3120f", "#8a5a00", "#5b2a86", "#00727a", "#b0006b", "#444"];
 const svgEsc = FG.esc;
 function lineChart(days, values, f) {
-  const W = 760, H = 300, L = 70, R = 20, Tm = 16, B = 44;
-  const maxY = Math.max(105000, ...values) ;
+  const W = 760, H = 300, L = 70, R = 20, Tm = 24, B = 44;
+  const maxY = Math.max(105000, ...values);
   const n = Math.max(days.length, 2);
   const x = i => L + (W - L - R) * (days.length <= 1 ? 0.5 : i / (n - 1));
   const y = v => Tm + (H - Tm - B) * (1 - v / maxY);
   const lines = [[80000, "line80", T("line_80")], [95000, "line95", T("line_95")], [100000, "line100", T("line_100")]];
   let s = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-labelledby="hc-title hc-desc"><title id="hc-title">${svgEsc(T("chart_headcount"))}</title><desc id="hc-desc">${svgEsc(T("chart_headcount_desc").replace("{n}", FG.num(values[values.length - 1] || 0)))}</desc>`;
   s += `<line class="axis" x1="${L}" y1="${y(0)}" x2="${W - R}" y2="${y(0)}"/><line class="axis" x1="${L}" y1="${Tm}" x2="${L}" y2="${y(0)}"/>`;
-  for (const [v, cls, label] of lines) s += `<line class="${cls}" x1="${L}" y1="${y(v)}" x2="${W - R}" y2="${y(v)}"/><text x="${L + 4}" y="${y(v) - 4}">${svgEsc(label)}</text>`;
-  s += `<text x="${L - 6}" y="${y(0) + 4}" text-anchor="end">0</text><text x="${L - 6}" y="${y(100000) + 4}" text-anchor="end">100k</text>`;
+  // Labels: 100 % above its line at the right, 95 % below its line, 80 % above.
+  const at = { line100: [W - R - 4, -5, "end"], line95: [L + 6, 15, "start"], line80: [L + 6, -5, "start"] };
+  for (const [v, cls, label] of lines) {
+    const [lx, dy, anchor] = at[cls];
+    s += `<line class="${cls}" x1="${L}" y1="${y(v)}" x2="${W - R}" y2="${y(v)}"/><text x="${lx}" y="${y(v) + dy}" text-anchor="${anchor}">${svgEsc(label)}</text>`;
+  }
+  for (const v of [0, 50000, 100000]) s += `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${FG.num(v)}</text>`;
   const step = Math.max(1, Math.ceil(days.length / 6));
   days.forEach((d, i) => { if (i % step === 0 || i === days.length - 1) s += `<text x="${x(i)}" y="${H - B + 18}" text-anchor="middle">${svgEsc(d.slice(5))}</text>`; });
   if (values.length) s += `<polyline class="series" points="${values.map((v, i) => `${x(i)},${y(v)}`).join(" ")}"/>` + values.map((v, i) => `<circle cx="${x(i)}" cy="${y(v)}" r="4" fill="#0b5cad"/>`).join("");
@@ -200,6 +205,53 @@ async function req() {
     try { await FG.api("POST", `/v1/complaints/${b.dataset.id}/resolve`, { response: text }); ok("complaints-msg", "answered_ok"); await req(); } catch (e) { msg("complaints-msg", e); }
   };
 }
+// Residents: add one (POST /v1/persons), find one (GET /v1/persons?q=,
+// hidden where the server lacks it), issue portal access after recording
+// how the identity was checked.
+let selected = null;
+async function people() {
+  $("find-box").classList.toggle("hidden", !(await FG.probe("GET", "/v1/persons?q=")));
+  if (selected) showPerson(selected);
+}
+function showPerson(p) {
+  selected = p;
+  $("person-card").classList.remove("hidden");
+  $("pc-name").textContent = p.display_name || "—";
+  $("pc-id").textContent = p.id;
+  $("pc-dob").textContent = p.date_of_birth ? FG.date(p.date_of_birth) : "—";
+  $("pc-minor").textContent = FG.t(p.minor ? "yes_minor" : "no");
+}
+$("btn-add-person").onclick = async () => {
+  msg("people-msg");
+  const name = $("p-name").value.trim();
+  if (!name) { msg("people-msg", { key: "need_name" }); return; }
+  try {
+    const p = await FG.api("POST", "/v1/persons", { display_name: name, date_of_birth: $("p-dob").value || null, contact: $("p-contact").value.trim() || null });
+    ok("people-msg", "person_added_ok");
+    for (const id of ["p-name", "p-dob", "p-contact"]) $(id).value = "";
+    FG.setT($("pc-code"));
+    showPerson(p);
+    $("person-card").focus();
+  } catch (e) { msg("people-msg", e); }
+};
+$("btn-find").onclick = async () => {
+  try {
+    const ps = await FG.api("GET", "/v1/persons?q=" + encodeURIComponent($("find-q").value.trim()));
+    table("people-found", ["p_name", "col_person_id", "col_actions"], ps.map(p => [raw(p.display_name || ""), raw(FG.shortId(p.id)), { html: `<button type="button" class="pick" data-id="${FG.esc(p.id)}">${FG.esc(T("select"))}</button>` }]));
+    for (const b of document.querySelectorAll("#people-found button.pick")) b.onclick = () => showPerson(ps.find(p => p.id === b.dataset.id));
+  } catch (e) { msg("people-msg", e); }
+};
+$("btn-pc-code").onclick = async () => {
+  msg("pc-msg");
+  const how = $("pc-check").value;
+  if (!how) { msg("pc-msg", { key: "need_identity_check" }); return; }
+  try {
+    const c = await FG.api("POST", `/v1/persons/${selected.id}/portal-code`, { identity_check: how });
+    FG.setT($("pc-code"), "code_is_console", { code: c.code, t: FG.time(c.expires_at) });
+    $("pc-code").dataset.code = c.code;
+  } catch (e) { msg("pc-msg", e); }
+};
+
 // The guard's checks (人工核验) waiting at kiosks: confirm after looking at
 // the person, or refuse; the kiosk shows the outcome.
 async function guard() {
@@ -252,7 +304,7 @@ $("btn-filter-clear").onclick = () => { for (const id of ["f-event", "f-actor", 
 $("btn-prev").onclick = () => { auditPage--; renderAudit(); };
 $("btn-next").onclick = () => { auditPage++; renderAudit(); };
 
-const loaders = { dash, checks, guard, scen, dev, req, audit, docs: async () => {} };
+const loaders = { dash, checks, guard, people, scen, dev, req, audit, docs: async () => {} };
 let current = "dash";
 async function tab(name) {
   current = name;
