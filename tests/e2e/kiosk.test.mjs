@@ -368,6 +368,31 @@ await step("a 12-year-old cannot enrol until a guardian consents (R10)", async (
   assert.equal(r.outcome, "enrolled");
 });
 
+await step("wrong PINs lock that PIN for a while, said in minutes, with the other methods still offered", async () => {
+  const api = async (method, path, key, body) => {
+    const r = await fetch(BASE + path, { method, headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+    return r.json();
+  };
+  const p = await api("POST", "/v1/persons", ADMIN_KEY, { display_name: "赵敏", date_of_birth: "1950-03-04" });
+  await api("POST", "/v1/credentials", DEVICE_KEY, { person_id: p.id, device_id: "gate-north-1", kind: "pin", secret: "864213" });
+  await kioskStart(p.id, "verify");
+  await page.click("#btn-other");
+  await page.click("#btn-method-pin");
+  let locked = "";
+  for (let i = 0; i < 8 && !locked; i++) {
+    await visible("#s-pin");
+    await keypadType("111111");
+    await page.click("#btn-pin");
+    await page.waitForFunction(() => !document.getElementById("s-result").classList.contains("hidden") || document.querySelector("#s-pin [data-err]").textContent);
+    if (await page.locator("#s-result").isVisible()) { await page.click("#btn-result-retry"); continue; }
+    locked = await text("#s-pin [data-err]");
+  }
+  assert.match(locked, /请 \d+ 分钟后再试/, `a lock-out in minutes, not seconds: ${locked}`);
+  assert.doesNotMatch(locked, /秒/);
+  assert.ok(await page.locator("#btn-pin-back").isVisible(), "the other methods are one tap away");
+  await sweep("kiosk-17-pin-locked");
+});
+
 let portalCode = null;
 await step("idle for 20 s resets the kiosk: the previous resident's receipt and portal code, English and large text gone", async () => {
   await page.goto(`${BASE}/kiosk#device=gate-north-1&key=${DEVICE_KEY}`);
@@ -386,7 +411,10 @@ await step("idle for 20 s resets the kiosk: the previous resident's receipt and 
   await page.click("#btn-lang");
   await page.click("#btn-large");
   await shot("kiosk-14-before-idle");
-  await sleep(21500);
+  await page.locator("#idle-warning").waitFor({ state: "visible", timeout: 19000 });
+  assert.match(await text("#idle-warning"), /5 seconds/);
+  await shot("kiosk-14b-idle-warning");
+  await sleep(6000);
   await visible("#s-start");
   assert.equal((await text("#receipt")).trim(), "");
   assert.equal((await text("#portal-code")).trim(), "");

@@ -54,12 +54,15 @@ function say(t) {
 }
 
 // ---- idle reset -----------------------------------------------------------
-let idleTimer = null;
+// Five seconds before the reset a banner says so, with a button to stay.
+let idleTimer = null, warnTimer = null;
 function touch() {
-  clearTimeout(idleTimer);
+  clearTimeout(idleTimer); clearTimeout(warnTimer);
+  $("idle-warning").classList.add("hidden");
   idleTimer = setTimeout(() => { if (st.capturing) touch(); else reset(); }, IDLE_S * 1000);
+  if (IDLE_S > 8) warnTimer = setTimeout(() => { if (current().id !== "s-start" && !st.capturing) $("idle-warning").classList.remove("hidden"); }, (IDLE_S - 5) * 1000);
 }
-["pointerdown", "keydown", "touchstart", "input"].forEach(ev => document.addEventListener(ev, touch, true));
+["pointerdown", "keydown", "touchstart", "input", "wheel", "scroll"].forEach(ev => document.addEventListener(ev, touch, { capture: true, passive: true }));
 // Back to the start: the previous person's number, receipt and portal code
 // gone, language and text size back to the defaults.
 function reset() {
