@@ -544,7 +544,21 @@ for (const [tab, name] of [["scen", "console-04-scenarios"], ["dev", "console-05
     await desk.click(`#t-${tab}`);
     await desk.waitForFunction(t => document.body.dataset.tab === t, tab);
     if (tab === "req") assert.match(await text("#complaints", desk), /门禁屏幕太暗/);
-    if (tab === "dev") assert.match(await text("#keys", desk), /终端设备/);
+    if (tab === "dev") {
+      assert.match(await text("#keys", desk), /终端设备/);
+      // Issue a device key, then revoke it: both take effect at once.
+      await desk.fill("#k-device", "gate-south-2");
+      await desk.fill("#k-label", "南门");
+      await desk.click("#btn-key-new");
+      await visible("#key-secret", desk);
+      const secret = (await text("#key-secret", desk)).trim();
+      assert.match(secret, /^fgk_/);
+      const n = await desk.locator("#keys button.revoke").count();
+      await desk.locator("#keys tr", { hasText: "南门" }).locator("button.revoke").click();
+      await desk.waitForFunction(k => document.querySelectorAll("#keys button.revoke").length === k - 1, n);
+      const after = await fetch(`${BASE}/v1/decline-face`, { method: "POST", headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/json" }, body: JSON.stringify({ person_id: PEOPLE.second, device_id: "gate-south-2" }) });
+      assert.equal(after.status, 401, "a revoked key is refused at once");
+    }
     await sweep(name, desk, 900);
     if (tab === "scen") {
       // A face-only manifest is refused on upload, each finding naming R15

@@ -191,6 +191,19 @@ function outcome(o) {
   if (m) return FG.t("outcome_erased", { receipt: m[1] });
   return raw(o);
 }
+// A new API key: its secret is shown here once (the server keeps a hash).
+$("btn-key-new").onclick = async () => {
+  msg("key-new-msg"); $("key-secret").classList.add("hidden");
+  const role = $("k-role").value, dev = $("k-device").value.trim();
+  if (role === "device" && !dev) { msg("key-new-msg", { key: "k_need_device" }); return; }
+  try {
+    const k = await FG.api("POST", "/v1/keys", { role, device_id: role === "device" ? dev : null, label: $("k-label").value.trim() });
+    ok("key-new-msg", "key_issued_ok");
+    $("key-secret").textContent = k.key; $("key-secret").classList.remove("hidden");
+    await dev_keys_refresh();
+  } catch (e) { msg("key-new-msg", e); }
+};
+async function dev_keys_refresh() { const s = $("key-secret").textContent; await dev(); $("key-secret").textContent = s; }
 async function req() {
   const rs = await FG.api("GET", "/v1/requests");
   table("requests", ["col_id", "col_kind", "col_channel", "col_received", "col_due", "col_status", "col_outcome"], rs.map(r => [raw(FG.shortId(r.id)), FG.v("req_kind", r.kind), channel(r.channel), FG.time(r.received_at), FG.date(r.due_date), FG.v("req_status", r.status), outcome(r.outcome)]));
