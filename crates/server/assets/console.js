@@ -279,6 +279,13 @@ async function guard() {
   };
 }
 
+// `device:KEYID`, `person:UUID`, `server:sweep`: who, in words, and which.
+function actor(a) {
+  const [kind, ...rest] = String(a || "").split(":");
+  const id = rest.join(":");
+  if (!FG.has("actor_" + kind)) return raw(a);
+  return { html: `${FG.esc(FG.t("actor_" + kind))} <span data-raw>${FG.esc(kind === "person" ? FG.shortId(id) : id)}</span>` };
+}
 // Audit log: filters and paging over the records (client-side).
 let auditPage = 0;
 const PAGE = 50;
@@ -309,7 +316,7 @@ function renderAudit() {
   table("audit", ["col_seq", "col_when", "col_event", "col_actor", "col_subject", "col_detail"], rows.map(r => {
     const x = details(r);
     const detail = r.event === "verification" ? `${FG.v("method", x.method)} · ${FG.v("result", x.result)}${x.refusal_rule ? " · " + x.refusal_rule : ""}` : "";
-    return [r.seq, FG.time(r.at, true), FG.v("event", r.event), raw(r.actor), raw(FG.shortId(r.subject)), detail];
+    return [r.seq, FG.time(r.at, true), FG.v("event", r.event), actor(r.actor), raw(FG.shortId(r.subject)), detail];
   }), T("tab_audit"));
 }
 for (const id of ["f-event", "f-actor", "f-subject", "f-from", "f-to"]) $(id).addEventListener("input", () => { auditPage = 0; renderAudit(); });

@@ -251,6 +251,10 @@ mod tests {
             ("severity", &["error", "warning"]),
             ("role", &["admin", "operator", "auditor", "device"]),
             (
+                "actor",
+                &["admin", "operator", "auditor", "device", "person", "server"],
+            ),
+            (
                 "placement",
                 &[
                     "public_area",
