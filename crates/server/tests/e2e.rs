@@ -41,13 +41,16 @@ fn skip_reason() -> Option<String> {
     if Command::new("node").arg("--version").output().is_err() {
         return Some("node is not installed".into());
     }
-    if !repo_root()
-        .join("tests/e2e/node_modules/playwright-core")
-        .exists()
-    {
-        return Some(
-            "tests/e2e/node_modules/playwright-core is missing: run `npm ci` in tests/e2e".into(),
-        );
+    for module in ["playwright-core", "axe-core"] {
+        if !repo_root()
+            .join("tests/e2e/node_modules")
+            .join(module)
+            .exists()
+        {
+            return Some(format!(
+                "tests/e2e/node_modules/{module} is missing: run `npm ci` in tests/e2e"
+            ));
+        }
     }
     None
 }
