@@ -175,7 +175,7 @@ await step("the checker itself finds a nameless button and a raw value (negative
   await page.evaluate(() => { document.getElementById("planted").remove(); document.getElementById("planted-raw").remove(); });
 });
 
-await step("kiosk start screen: keypad / card / number, Start of every path", async () => {
+await step("kiosk start screen (card / QR wedge or resident number; the number keypad once the server has lookup)", async () => {
   await kioskHome();
   assert.ok(await page.locator("#btn-home").isHidden(), "no Home button on the start screen itself");
   await sweep("kiosk-01-start");
@@ -575,7 +575,7 @@ for (const [tab, name] of [["scen", "console-04-scenarios"], ["dev", "console-05
   });
 }
 
-await step("console: add a resident and issue portal access with the identity check recorded; the code opens the portal", async () => {
+await step("console: add a resident and issue portal access only once the identity check is chosen (sent as identity_check); the code opens the portal", async () => {
   await desk.click("#t-people");
   await desk.waitForFunction(() => document.body.dataset.tab === "people");
   await desk.fill("#p-name", "张伟");
