@@ -1,20 +1,31 @@
-// Browser tests: the kiosk, portal and console in Debian's Chromium, with a
-// fake camera fed from fixture faces, against a real facegate server.
+// Browser tests: the kiosk (portrait 800×1280), portal and console
+// (1280×800) in Debian's Chromium, with a fake camera fed from fixture
+// faces, against a real facegate server. Every screen of the three apps is
+// checked with axe-core in Chinese and English, each in normal and large
+// text (zero serious or critical violations), for catalogue keys missing in
+// either language and for text left in the other language, and saved as a
+// screenshot under FACEGATE_ARTIFACTS.
 // Started by crates/server/tests/e2e.rs, which sets:
 //   FACEGATE_BASE, FACEGATE_DEVICE_KEY, FACEGATE_ADMIN_KEY, FACEGATE_PEOPLE
 //   (JSON: {adult, second, child}), FACEGATE_VIDEO (.y4m), FACEGATE_CHROMIUM,
 //   FACEGATE_ARTIFACTS (screenshot folder).
 import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createRequire } from "node:module";
 import assert from "node:assert/strict";
 
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const env = k => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
 const BASE = env("FACEGATE_BASE");
 const DEVICE_KEY = env("FACEGATE_DEVICE_KEY");
 const ADMIN_KEY = env("FACEGATE_ADMIN_KEY");
 const PEOPLE = JSON.parse(env("FACEGATE_PEOPLE"));
 const ART = env("FACEGATE_ARTIFACTS");
+const ONLY = process.env.FACEGATE_E2E_ONLY || "";
+// Only this run's screenshots in the folder.
+rmSync(ART, { recursive: true, force: true });
 mkdirSync(ART, { recursive: true });
 
 const browser = await chromium.launch({
@@ -27,31 +38,97 @@ const browser = await chromium.launch({
     `--use-file-for-fake-video-capture=${env("FACEGATE_VIDEO")}`,
   ],
 });
-const ctx = await browser.newContext({ viewport: { width: 1100, height: 1300 }, permissions: ["camera"], acceptDownloads: true });
-const page = await ctx.newPage();
+const kioskCtx = await browser.newContext({ viewport: { width: 800, height: 1280 }, permissions: ["camera"], acceptDownloads: true, timezoneId: "UTC" });
+const deskCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true, timezoneId: "UTC" });
+let page = await kioskCtx.newPage();
 page.setDefaultTimeout(30000);
-const kioskUrl = `${BASE}/kiosk#device=gate-north-1&key=${DEVICE_KEY}`;
+// The sweep's long pauses must not trip the 20 s idle reset: idle=600 here,
+// the real default in the idle test.
+const kioskUrl = `${BASE}/kiosk#device=gate-north-1&key=${DEVICE_KEY}&idle=600`;
 let failures = 0;
-const shot = name => page.screenshot({ path: join(ART, name + ".png"), fullPage: true });
+const screens = [];
+const shot = (name, p = page) => p.screenshot({ path: join(ART, name + ".png"), fullPage: true });
 
 async function step(name, fn) {
+  if (ONLY && !name.includes(ONLY)) return;
   try { await fn(); console.log(`ok   ${name}`); }
   catch (e) { failures++; console.log(`FAIL ${name}\n${e.stack || e}`); await shot("FAIL-" + name.replace(/\W+/g, "_")).catch(() => {}); }
 }
-const visible = sel => page.locator(sel).waitFor({ state: "visible" });
-const text = sel => page.locator(sel).innerText();
+const visible = (sel, p = page) => p.locator(sel).waitFor({ state: "visible" });
+const text = (sel, p = page) => p.locator(sel).innerText();
+const sleep = ms => new Promise(r => setTimeout(r, ms));
 
-async function kioskStart(person, mode) {
+// ---- every screen: axe, catalogue, language leaks, screenshot ------------------
+const VARIANTS = [["zh", false], ["en", false], ["zh", true], ["en", true]];
+async function audit(p, name, variant) {
+  await p.evaluate(AXE);
+  const res = await p.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+      .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(" | ")}`);
+  });
+  const missing = await p.evaluate(() => [...(window.FG_MISSING || [])]);
+  // Text in the other language, outside data (names, ids, what the server
+  // holds in one language only: marked data-raw or lang=…).
+  const leaks = await p.evaluate(lang => {
+    const out = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const allowed = /^(facegate|fgk_|JSON|Lines|TOML|HTML|CAC|k|id)$/;
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const el = n.parentElement;
+      if (!el || !n.textContent.trim()) continue;
+      if (el.closest("[data-raw], code, script, style, .hidden, [hidden], #notice, #notice-summary, svg title")) continue;
+      const tagged = el.closest("[lang]");
+      if (tagged && tagged !== document.documentElement && !tagged.lang.startsWith(lang === "zh" ? "zh" : "en")) continue;
+      const st = getComputedStyle(el);
+      if (st.display === "none" || st.visibility === "hidden") continue;
+      const t = n.textContent;
+      if (lang === "en" && /[\u4e00-\u9fff]/.test(t)) out.push(t.trim().slice(0, 60));
+      if (lang === "zh") {
+        // Ids (hex with digits) and file names are data, not words.
+        const plain = t.replace(/[\w-]+\.(json|html|jsonl)\b/g, "").replace(/[0-9a-f-]*\d[0-9a-f-]*/gi, "");
+        const words = (plain.match(/[A-Za-z][A-Za-z_]+/g) || []).filter(w => !allowed.test(w));
+        if (words.length) out.push(t.trim().slice(0, 60));
+      }
+    }
+    return out;
+  }, variant);
+  const problems = [...res.map(r => "axe " + r), ...missing.map(k => "missing message " + k), ...leaks.map(l => `${variant} page shows other-language text: ${l}`)];
+  return problems;
+}
+async function sweep(name, p = page, settle = 500) {
+  const problems = [];
+  for (const [lang, large] of VARIANTS) {
+    await p.evaluate(([l, big]) => { if (FG.lang !== l) FG.setLang(l); FG.setMode("large", big); }, [lang, large]);
+    await sleep(settle);
+    const v = `${lang}${large ? "-large" : ""}`;
+    problems.push(...(await audit(p, name, lang)).map(x => `[${name} ${v}] ${x}`));
+    await shot(`${name}-${v}`, p);
+    screens.push(`${name}-${v}.png`);
+  }
+  await p.evaluate(() => { FG.setMode("large", false); if (FG.lang !== "zh") FG.setLang("zh"); });
+  await sleep(settle);
+  assert.deepEqual(problems, [], "accessibility and language problems");
+}
+
+// ---- kiosk helpers -------------------------------------------------------------------
+async function kioskHome() {
   await page.goto(kioskUrl);
   await page.reload();
+  await page.waitForFunction(() => document.body.dataset.ready === "1");
+}
+async function kioskStart(person, mode) {
+  await kioskHome();
   await page.fill("#person-id", person);
   await page.click(mode === "enrol" ? "#btn-mode-enrol" : "#btn-mode-verify");
   await visible("#s-notice");
 }
-async function faceCapture() {
+async function cameraReady() {
   await visible("#s-camera");
-  await page.waitForFunction(() => document.getElementById("video").videoWidth > 0);
-  await page.waitForTimeout(600);
+  await page.waitForFunction(() => !document.getElementById("btn-capture").disabled);
+}
+async function faceCapture() {
+  await cameraReady();
   await page.click("#btn-capture");
   return resultNow();
 }
@@ -64,21 +141,59 @@ async function resultNow() {
     receipt: (await text("#receipt")).trim(),
   };
 }
-async function pin(person, mode, value) {
+async function keypadType(digits, pad = "#kp-pin") {
+  for (const d of digits) await page.click(`${pad} button[data-key="${d}"]`);
+}
+// PIN through the on-screen keypad; setting one asks twice.
+async function pinFlow(person, mode, value, confirm = value) {
   await kioskStart(person, mode);
   await page.click("#btn-other");
+  await visible("#s-methods");
+  await page.click("#btn-method-pin");
   await visible("#s-pin");
-  await page.fill("#pin", value);
+  await keypadType(value);
   await page.click("#btn-pin");
+  if (mode === "enrol") {
+    await page.waitForFunction(() => document.getElementById("pin").value === "");
+    await keypadType(confirm);
+    await page.click("#btn-pin");
+  }
   return resultNow();
 }
 
 let faceGrants = null;
 
-await step("notice first, and the two choices have equal weight (R4, R15, R17)", async () => {
+await step("the checker itself finds a nameless button and a raw value (negative control)", async () => {
+  await kioskHome();
+  await page.evaluate(() => {
+    const b = document.createElement("button"); b.id = "planted"; document.querySelector("#s-start").appendChild(b);
+    const p = document.createElement("p"); p.id = "planted-raw"; p.textContent = "processing · no_match"; document.querySelector("#s-start").appendChild(p);
+  });
+  const problems = await audit(page, "control", "zh");
+  assert.ok(problems.some(p => p.includes("button-name")), `axe reports the nameless button: ${problems}`);
+  assert.ok(problems.some(p => p.includes("processing")), `the language check reports the raw value: ${problems}`);
+  await page.evaluate(() => { document.getElementById("planted").remove(); document.getElementById("planted-raw").remove(); });
+});
+
+await step("kiosk start screen (card / QR wedge or resident number; the number keypad once the server has lookup)", async () => {
+  await kioskHome();
+  assert.ok(await page.locator("#btn-home").isHidden(), "no Home button on the start screen itself");
+  await sweep("kiosk-01-start");
+});
+
+await step("notice first as a summary with sections and the full text one tap away; equal choices (R4, R15, R17)", async () => {
   await kioskStart(PEOPLE.adult, "enrol");
-  const notice = await text("#notice");
-  assert.ok(notice.length > 200, "the notice is shown in full before any choice");
+  assert.ok(await page.locator("#btn-home").isVisible(), "Cancel/Home on the notice");
+  const items = await page.locator("#notice-summary details").count();
+  assert.ok(items >= 5, `the summary has an item per section (${items})`);
+  await page.click("#notice-summary details >> nth=0 >> summary");
+  assert.ok(await page.locator("#notice-summary details >> nth=0").evaluate(d => d.open));
+  assert.ok(await page.locator("#notice").isHidden());
+  await sweep("kiosk-02-notice");
+  await page.click("#btn-full");
+  assert.ok((await text("#notice")).length > 200, "the full notice is one tap away");
+  assert.equal(await page.getAttribute("#btn-full", "aria-expanded"), "true");
+  await sweep("kiosk-03-notice-full");
   const a = await page.locator("#btn-agree-face").boundingBox();
   const b = await page.locator("#btn-other").boundingBox();
   assert.equal(Math.round(a.width), Math.round(b.width));
@@ -86,159 +201,441 @@ await step("notice first, and the two choices have equal weight (R4, R15, R17)",
   const style = sel => page.$eval(sel, el => { const s = getComputedStyle(el); return [s.backgroundColor, s.color, s.fontSize, s.borderWidth].join(); });
   assert.equal(await style("#btn-agree-face"), await style("#btn-other"));
   assert.equal(await page.$$eval("#s-notice input[type=checkbox]:checked", x => x.length), 0, "nothing pre-ticked");
-  await shot("01-kiosk-notice");
 });
 
-await step("a resident enrols through the kiosk after reading the notice", async () => {
+await step("a resident enrols by face: guide, countdown, progress; Start only once the camera runs", async () => {
   await page.click("#btn-agree-face");
-  await shot("02-kiosk-camera");
-  const r = await faceCapture();
+  await visible("#s-camera");
+  assert.ok(await page.locator(".face-guide").isVisible(), "a face guide over the video");
+  await cameraReady();
+  await sweep("kiosk-04-camera");
+  await page.click("#btn-capture");
+  await page.waitForFunction(() => !document.getElementById("countdown").classList.contains("hidden"));
+  await page.waitForFunction(() => document.getElementById("cap-progress").value >= 3);
+  const r = await resultNow();
   assert.equal(r.outcome, "enrolled");
   assert.match(r.receipt, /^[0-9a-f-]{36}$/);
-  await shot("03-kiosk-enrolled");
+  await sweep("kiosk-05-result");
 });
 
-await step("the resident verifies by face (active liveness: turn head)", async () => {
-  await kioskStart(PEOPLE.adult, "verify");
+await step("'Done' resets the kiosk: no receipt, number, language or text size left for the next person", async () => {
+  await page.evaluate(() => { FG.setLang("en"); FG.setMode("large", true); });
+  await page.click("#btn-again");
+  await visible("#s-start");
+  assert.equal(await page.inputValue("#person-id"), "");
+  assert.equal((await text("#receipt")).trim(), "");
+  assert.equal(await page.evaluate(() => FG.lang), "zh");
+  assert.equal(await page.evaluate(() => document.documentElement.classList.contains("large")), false);
+});
+
+await step("a resident identified by a wedge 'card' (keyboard input ending in Enter) verifies by face", async () => {
+  await kioskHome();
+  await page.locator("#h-start").focus();
+  await page.keyboard.type(PEOPLE.adult, { delay: 5 });
+  await page.keyboard.press("Enter");
+  await visible("#s-notice");
   await page.click("#btn-agree-face");
   const r = await faceCapture();
   assert.equal(r.outcome, "pass");
   assert.equal(r.method, "face");
   faceGrants = r.grants;
   assert.ok(faceGrants);
-  await shot("04-kiosk-verified-face");
 });
 
-await step("a second resident declines face and passes by PIN with the same outcome (R15, R17)", async () => {
-  const e = await pin(PEOPLE.second, "enrol", "135790");
+await step("the other methods screen offers PIN, card and QR code (the guard's check only where the server completes it)", async () => {
+  await kioskStart(PEOPLE.second, "verify");
+  await page.click("#btn-other");
+  await visible("#s-methods");
+  const ids = await page.$$eval("#method-list button", bs => bs.map(b => b.id));
+  for (const m of ["pin", "card", "qr_code"]) assert.ok(ids.includes("btn-method-" + m), `offers ${m}: ${ids}`);
+  const staffed = await page.evaluate(() => fetch("/v1/staffed-checks/probe").then(r => r.status));
+  assert.equal(ids.includes("btn-method-staffed_check"), staffed !== 404 && staffed !== 405);
+  await sweep("kiosk-06-methods");
+});
+
+await step("PIN keypad: set with a confirm step (a mismatch is caught), then pass with the same grants as face (R15, R17)", async () => {
+  await kioskStart(PEOPLE.second, "enrol");
+  await page.click("#btn-other");
+  await page.click("#btn-method-pin");
+  await visible("#s-pin");
+  await keypadType("12");
+  await page.click("#btn-pin");
+  assert.match(await text("#s-pin [data-err]"), /4–12/, "the length rule is the one the label states");
+  await page.click('#kp-pin button[data-key="clear"]');
+  await keypadType("135790");
+  await sweep("kiosk-07-pin");
+  await page.click("#btn-pin");
+  assert.match(await text("#pin-explain"), /再输入一次/);
+  await keypadType("135791");
+  await page.click("#btn-pin");
+  assert.match(await text("#s-pin [data-err]"), /不一致/);
+  await keypadType("135790");
+  await page.click("#btn-pin");
+  await keypadType("135790");
+  await page.click("#btn-pin");
+  const e = await resultNow();
   assert.equal(e.outcome, "enrolled");
   assert.equal(e.method, "pin");
-  const r = await pin(PEOPLE.second, "verify", "135790");
+  const r = await pinFlow(PEOPLE.second, "verify", "135790");
   assert.equal(r.outcome, "pass");
   assert.equal(r.method, "pin");
   assert.equal(r.grants, faceGrants, "the PIN grants exactly what face grants");
-  assert.match(r.receipt, /^[0-9a-f-]{36}$/);
-  await shot("05-kiosk-pin-pass");
-  const bad = await pin(PEOPLE.second, "verify", "000000");
+  const bad = await pinFlow(PEOPLE.second, "verify", "000000");
   assert.equal(bad.outcome, "fail");
+  assert.ok(await page.locator("#btn-result-retry").isVisible() && await page.locator("#btn-result-other").isVisible(), "a failure offers retry and the alternative");
+  await sweep("kiosk-08-result-fail");
+});
+
+await step("card read as keyboard-wedge input: register, then pass", async () => {
+  const viaCard = async mode => {
+    await kioskStart(PEOPLE.second, mode);
+    await page.click("#btn-other");
+    await page.click("#btn-method-card");
+    await visible("#s-wedge");
+    await page.waitForFunction(() => document.activeElement.id === "wedge");
+    await page.keyboard.type("CARD-7F3A-0042", { delay: 5 });
+    await page.keyboard.press("Enter");
+    return resultNow();
+  };
+  const e = await viaCard("enrol");
+  assert.equal(e.outcome, "enrolled");
+  assert.equal(e.method, "card");
+  const r = await viaCard("verify");
+  assert.equal(r.outcome, "pass");
+  assert.equal(r.grants, faceGrants);
+  await kioskStart(PEOPLE.second, "verify");
+  await page.click("#btn-other");
+  await page.click("#btn-method-card");
+  await visible("#s-wedge");
+  await sweep("kiosk-09-card");
+});
+
+await step("an elderly resident in large-text mode finds 'use another method' on screen and passes by PIN", async () => {
+  await kioskHome();
+  await page.click("#btn-large");
+  await page.fill("#person-id", PEOPLE.second);
+  await page.click("#btn-mode-verify");
+  await visible("#s-notice");
+  const fs = await page.$eval("body", el => parseFloat(getComputedStyle(el).fontSize));
+  assert.ok(fs >= 24, "large text mode enlarges the text");
+  await page.click("#btn-full");
+  for (const where of ["top", "bottom"]) {
+    await page.evaluate(w => window.scrollTo(0, w === "top" ? 0 : document.body.scrollHeight), where);
+    for (const sel of ["#btn-agree-face", "#btn-other"]) {
+      const box = await page.locator(sel).boundingBox();
+      assert.ok(box.y >= 0 && box.y + box.height <= 1280, `${sel} is on screen with the page scrolled to the ${where} (y=${box.y})`);
+    }
+  }
+  await shot("kiosk-10-large-text-notice");
+  await page.click("#btn-other");
+  await page.click("#btn-method-pin");
+  await keypadType("135790");
+  await page.click("#btn-pin");
+  const r = await resultNow();
+  assert.equal(r.outcome, "pass");
+  await shot("kiosk-11-large-text-pass");
+});
+
+await step("the camera cannot start: Start disabled, the error beside the video with retry and the alternative, the screen reader told", async () => {
+  const p = await kioskCtx.newPage();
+  await p.addInitScript(() => { navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("no device", "NotFoundError")); });
+  const old = page; page = p;
+  try {
+    await kioskStart(PEOPLE.adult, "verify");
+    await page.click("#btn-agree-face");
+    await visible("#camera-error");
+    assert.ok(await page.locator("#btn-capture").isDisabled());
+    assert.ok(await page.locator("#btn-retry").isVisible() && await page.locator("#btn-camera-other2").isVisible());
+    const errBox = await page.locator("#camera-error").boundingBox(), video = await page.locator("#video").boundingBox();
+    assert.ok(errBox.y - (video.y + video.height) < 200, "the error sits just below the video");
+    assert.equal((await text("#status")).trim(), (await text("#camera-error-text")).trim());
+    await sweep("kiosk-12-camera-error");
+  } finally { page = old; await p.close(); }
 });
 
 await step("a 12-year-old cannot enrol until a guardian consents (R10)", async () => {
   await kioskStart(PEOPLE.child, "enrol");
   await page.click("#btn-agree-face");
   await visible("#s-guardian");
-  assert.match(await text("#error"), /R10 \/ 第七条/);
-  await shot("06-kiosk-guardian-required");
+  assert.match(await text("#s-guardian [data-err]"), /R10 \/ 第七条/);
+  await sweep("kiosk-13-guardian");
   await page.click("#btn-guardian");
-  assert.ok((await text("#error")).length > 0, "the guardian must tick the box; nothing is pre-ticked");
+  assert.ok((await text("#s-guardian [data-err]")).length > 0, "the guardian must tick the box; nothing is pre-ticked");
   await page.fill("#g-name", "王芳");
   await page.check("#g-agree");
   await page.click("#btn-guardian");
   const r = await faceCapture();
   assert.equal(r.outcome, "enrolled");
-  await shot("07-kiosk-child-enrolled-with-guardian");
 });
 
-await step("a resident withdraws in the portal; the next face attempt is refused while the PIN still works (R8)", async () => {
-  // The resident sets a PIN too, then asks the kiosk for a portal code.
-  const e = await pin(PEOPLE.adult, "enrol", "246810");
+await step("wrong PINs lock that PIN for a while, said in minutes, with the other methods still offered", async () => {
+  const api = async (method, path, key, body) => {
+    const r = await fetch(BASE + path, { method, headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+    return r.json();
+  };
+  const p = await api("POST", "/v1/persons", ADMIN_KEY, { display_name: "赵敏", date_of_birth: "1950-03-04" });
+  await api("POST", "/v1/credentials", DEVICE_KEY, { person_id: p.id, device_id: "gate-north-1", kind: "pin", secret: "864213" });
+  await kioskStart(p.id, "verify");
+  await page.click("#btn-other");
+  await page.click("#btn-method-pin");
+  let locked = "";
+  for (let i = 0; i < 8 && !locked; i++) {
+    await visible("#s-pin");
+    await keypadType("111111");
+    await page.click("#btn-pin");
+    await page.waitForFunction(() => !document.getElementById("s-result").classList.contains("hidden") || document.querySelector("#s-pin [data-err]").textContent);
+    if (await page.locator("#s-result").isVisible()) { await page.click("#btn-result-retry"); continue; }
+    locked = await text("#s-pin [data-err]");
+  }
+  assert.match(locked, /请 \d+ 分钟后再试/, `a lock-out in minutes, not seconds: ${locked}`);
+  assert.doesNotMatch(locked, /秒/);
+  assert.ok(await page.locator("#btn-pin-back").isVisible(), "the other methods are one tap away");
+  await sweep("kiosk-17-pin-locked");
+});
+
+let portalCode = null;
+await step("idle for 20 s resets the kiosk: the previous resident's receipt and portal code, English and large text gone", async () => {
+  await page.goto(`${BASE}/kiosk#device=gate-north-1&key=${DEVICE_KEY}`);
+  await page.reload();
+  await page.fill("#person-id", PEOPLE.adult);
+  await page.click("#btn-mode-enrol");
+  await page.click("#btn-other");
+  await page.click("#btn-method-pin");
+  await keypadType("246810"); await page.click("#btn-pin");
+  await keypadType("246810"); await page.click("#btn-pin");
+  const e = await resultNow();
   assert.equal(e.outcome, "enrolled");
   await page.click("#btn-portal-code");
   await page.waitForFunction(() => document.getElementById("portal-code").dataset.code);
-  const code = await page.getAttribute("#portal-code", "data-code");
-  await page.goto(`${BASE}/portal`);
-  await page.fill("#code", code);
-  await page.click("#btn-login");
-  await visible("#s-me");
-  await visible("button.withdraw");
-  await shot("08-portal-consents");
-  await page.click("button.withdraw");
-  await page.waitForFunction(() => document.getElementById("status").dataset.receipt);
-  await page.locator("button.withdraw").waitFor({ state: "detached" });
-  await shot("09-portal-withdrawn");
+  portalCode = await page.getAttribute("#portal-code", "data-code");
+  await page.click("#btn-lang");
+  await page.click("#btn-large");
+  await shot("kiosk-14-before-idle");
+  await page.locator("#idle-warning").waitFor({ state: "visible", timeout: 19000 });
+  assert.match(await text("#idle-warning"), /5 seconds/);
+  await shot("kiosk-14b-idle-warning");
+  await sleep(6000);
+  await visible("#s-start");
+  assert.equal((await text("#receipt")).trim(), "");
+  assert.equal((await text("#portal-code")).trim(), "");
+  assert.equal(await page.inputValue("#person-id"), "");
+  assert.equal(await page.evaluate(() => document.documentElement.lang), "zh-CN");
+  assert.equal(await page.evaluate(() => document.documentElement.classList.contains("large")), false);
+  assert.ok(!(await page.content()).includes(portalCode), "the portal code is nowhere on the page");
+  await shot("kiosk-15-after-idle");
+});
+
+// ---- portal ------------------------------------------------------------------------
+const desk = await deskCtx.newPage();
+desk.setDefaultTimeout(30000);
+await step("portal: log in, withdraw with the feedback next to it; face refused after, PIN still passes (R8)", async () => {
+  await desk.goto(`${BASE}/portal`);
+  await sweep("portal-01-login", desk);
+  await desk.fill("#code", portalCode);
+  await desk.click("#btn-login");
+  await visible("#s-me", desk);
+  await visible("button.withdraw", desk);
+  assert.match(await text("#consents", desk), /人脸识别处理/);
+  assert.doesNotMatch(await text("#consents", desk), /processing|residential-gate/);
+  await sweep("portal-02-me", desk);
+  await desk.click("button.withdraw");
+  await desk.waitForFunction(() => document.getElementById("consents-msg").dataset.receipt);
+  await desk.locator("button.withdraw").waitFor({ state: "detached" });
+  assert.match(await text("#consents-msg", desk), /已撤回/);
   // Face is refused now, naming the rule …
   await kioskStart(PEOPLE.adult, "verify");
   await page.click("#btn-agree-face");
-  await visible("#s-camera");
-  await page.waitForFunction(() => document.getElementById("video").videoWidth > 0);
+  await cameraReady();
   await page.click("#btn-capture");
-  await page.waitForFunction(() => /R\d+/.test(document.getElementById("error").textContent));
-  assert.match(await text("#error"), /R8|R7/);
-  await shot("10-kiosk-face-refused-after-withdrawal");
+  await page.waitForFunction(() => /R\d+/.test(document.getElementById("camera-error-text").textContent));
+  assert.match(await text("#camera-error-text"), /R8|R7/);
+  await shot("kiosk-16-face-refused-after-withdrawal");
   // … and the PIN passes with the same outcome face used to give.
-  const r = await pin(PEOPLE.adult, "verify", "246810");
+  const r = await pinFlow(PEOPLE.adult, "verify", "246810");
   assert.equal(r.outcome, "pass");
   assert.equal(r.grants, faceGrants);
 });
 
-await step("the portal exports, takes a complaint and shows the filing number line", async () => {
-  await page.goto(`${BASE}/portal`);
-  await visible("#s-me");
-  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#btn-export")]);
+await step("portal: a readable export and a JSON one, a complaint with its status, feedback beside each", async () => {
+  await desk.reload();
+  await visible("#s-me", desk);
+  await desk.click("#btn-export");
+  await visible("#export-view", desk);
+  const view = await text("#export-view", desk);
+  assert.match(view, /我的个人信息副本/);
+  assert.doesNotMatch(view, /"format"|facegate-export\/1/, "a page for people, not JSON");
+  assert.match(await text("#export-msg", desk), /下方/);
+  await sweep("portal-03-export", desk);
+  const [download] = await Promise.all([desk.waitForEvent("download"), desk.click("#btn-export-json")]);
   assert.equal(download.suggestedFilename(), "facegate-my-data.json");
-  await page.fill("#complaint", "门禁屏幕太暗 / the gate screen is too dark");
-  await page.click("#btn-complaint");
-  await page.waitForFunction(() => /[0-9a-f]{8}-/.test(document.getElementById("status").textContent));
-  assert.ok((await text("#filing-number")).length > 0);
-  // The refused face attempt is in the person's history, naming its rule
-  // and article (in Chinese here, as the kiosk did).
-  assert.match(await text("#recent"), /refused \((R8|R7) \/ 第[一二三四五六七八九十]+条\)/);
+  const json = JSON.parse(readFileSync(await download.path(), "utf8"));
+  assert.equal(json.format, "facegate-export/1");
+  await desk.fill("#complaint", "门禁屏幕太暗 / the gate screen is too dark");
+  await desk.click("#btn-complaint");
+  await desk.waitForFunction(() => document.getElementById("complaint-msg").dataset.id);
+  const msgBox = await desk.locator("#complaint-msg").boundingBox(), btn = await desk.locator("#btn-complaint").boundingBox();
+  assert.ok(Math.abs(msgBox.y - btn.y) < 150, "the confirmation is next to the button");
+  assert.match(await text("#complaints", desk), /处理中/);
+  assert.match(await text("#complaints", desk), /尚未答复/);
+  assert.ok((await text("#filing-number", desk)).length > 0);
+  assert.match(await text("#recent", desk), /被拒绝（(R8|R7) \/ 第[一二三四五六七八九十]+条）/);
 });
 
-await step("the console shows the headcount against 100,000 and the filing deadline", async () => {
-  await page.goto(`${BASE}/console#key=${ADMIN_KEY}`);
-  await visible("#s-app");
-  await page.waitForFunction(() => document.getElementById("headcount").textContent !== "");
-  const hc = Number((await text("#headcount")).replace(/\D/g, ""));
+await step("portal: delete asks first, saying what goes and what stays (R14); cancel keeps everything; confirm deletes", async () => {
+  await desk.click("#btn-delete");
+  await visible("#delete-confirm", desk);
+  const box = await text("#delete-confirm", desk);
+  assert.match(box, /人脸特征/); assert.match(box, /审计记录/); assert.match(box, /R14/);
+  await sweep("portal-04-delete-confirm", desk);
+  await desk.click("#btn-delete-no");
+  assert.ok(await desk.locator("#delete-confirm").isHidden());
+  await desk.click("#btn-delete");
+  await desk.click("#btn-delete-yes");
+  await desk.waitForFunction(() => document.getElementById("login-msg").dataset.receipt);
+  assert.ok(await desk.locator("#s-login").isVisible(), "the session ends with the data");
+  assert.match(await text("#login-msg", desk), /已删除/);
+  await shot("portal-05-deleted", desk);
+});
+
+await step("portal: logout ends the session on this screen", async () => {
+  const r = await fetch(`${BASE}/v1/persons/${PEOPLE.second}/portal-code`, { method: "POST", headers: { Authorization: `Bearer ${DEVICE_KEY}`, "Content-Type": "application/json" }, body: JSON.stringify({ device_id: "gate-north-1" }) });
+  const { code } = await r.json();
+  await desk.fill("#code", code);
+  await desk.click("#btn-login");
+  await visible("#s-me", desk);
+  await desk.click("#btn-logout");
+  await visible("#s-login", desk);
+  assert.equal(await desk.evaluate(() => sessionStorage.getItem("fg.portal.token")), null);
+  await desk.reload();
+  assert.ok(await desk.locator("#s-me").isHidden());
+});
+
+// ---- console -------------------------------------------------------------------------
+await step("console: headcount against 100,000 with its chart, the 80/95 % lines and the deadline", async () => {
+  await desk.goto(`${BASE}/console`);
+  await sweep("console-01-login", desk);
+  await desk.goto(`${BASE}/console#key=${ADMIN_KEY}`);
+  await desk.reload();
+  await visible("#s-app", desk);
+  await desk.waitForFunction(() => document.querySelector("#chart-headcount svg"));
+  const hc = Number((await text("#headcount", desk)).replace(/\D/g, ""));
   assert.equal(hc, 1, "the child's template remains; the withdrawn resident's was deleted");
-  assert.equal((await text("#threshold")).replace(/\D/g, ""), "100000");
-  assert.equal(await page.getAttribute("#alert-level", "data-level"), "ok");
-  assert.ok((await text("#deadline")).length > 0);
-  assert.match(await text("#by-method"), /face\/match/);
-  assert.match(await text("#by-rule"), /R\d+/);
-  assert.match(await text("#chain"), /完整|intact/);
-  await shot("11-console-dashboard");
-  await page.click("button[data-tab=audit]");
-  await page.waitForFunction(() => document.querySelectorAll("#audit tbody tr").length > 5);
-  await shot("12-console-audit");
-  await page.click("button[data-tab=dev]");
-  await page.waitForFunction(() => document.querySelectorAll("#devices tbody tr").length >= 2);
-  // A face-only manifest is refused on upload, each finding naming R15 and
-  // its article in the console's language (Chinese here); nothing deploys.
-  await page.click("button[data-tab=scen]");
-  await page.waitForFunction(() => document.getElementById("scenarios").textContent !== "");
-  const faceOnly = readFileSync(new URL("../../crates/policy/tests/fixtures/face-only.toml", import.meta.url), "utf8");
-  await page.fill("#manifest", faceOnly);
-  await page.click("#btn-upload");
-  await page.waitForFunction(() => document.getElementById("lint-out").textContent !== "");
-  const lintOut = await text("#lint-out");
-  assert.match(lintOut, /error R15 \/ 第十条/);
-  assert.doesNotMatch(lintOut, /Art\. 10|✓/);
-  await shot("13-console-face-only-manifest-refused");
+  assert.equal((await text("#threshold", desk)).replace(/\D/g, ""), "100000");
+  assert.equal(await desk.getAttribute("#alert-level", "data-level"), "ok");
+  assert.equal(await desk.locator("#chart-headcount line.line80, #chart-headcount line.line95, #chart-headcount line.line100").count(), 3);
+  assert.match(await text("#chart-headcount", desk), /未达门槛/);
+  assert.match(await text("#chain", desk), /完整/);
+  await sweep("console-02-dashboard", desk, 900);
 });
 
-await step("English switch, large text and high contrast (R6)", async () => {
-  await page.goto(kioskUrl);
-  await page.click("#btn-lang");
-  await page.fill("#person-id", PEOPLE.second);
-  await page.click("#btn-mode-verify");
-  await visible("#s-notice");
-  assert.equal((await text("#btn-agree-face")).trim(), "Agree to face recognition");
-  assert.equal((await text("#btn-other")).trim(), "Use another method (PIN)");
-  await page.click("#btn-large");
-  await page.click("#btn-contrast");
-  assert.equal(await page.getAttribute("#btn-large", "aria-pressed"), "true");
-  const fs = await page.$eval("body", el => parseFloat(getComputedStyle(el).fontSize));
-  assert.ok(fs >= 24, "large text mode enlarges the text");
-  await shot("13-kiosk-english-large-contrast");
-  const unlabeled = await page.$$eval("button, input, select, textarea", els => els.filter(e => {
-    if (e.closest(".hidden")) return false;
-    const name = e.getAttribute("aria-label") || e.textContent.trim() || (e.id && document.querySelector(`label[for="${e.id}"]`)) || e.closest("label");
-    return !name;
-  }).map(e => e.id || e.outerHTML.slice(0, 60)));
-  assert.deepEqual(unlabeled, [], "every control has an accessible name");
+await step("console: checks per day by method and result, refusals by rule, no raw values", async () => {
+  await desk.click("#t-checks");
+  await desk.waitForFunction(() => document.body.dataset.tab === "checks");
+  assert.ok(await desk.locator("#chart-checks svg rect").count() >= 2);
+  assert.ok(await desk.locator("#chart-refusals svg rect").count() >= 1);
+  const t = await text("#tab-checks", desk);
+  assert.match(t, /人脸识别 · 通过/);
+  assert.doesNotMatch(t, /no_match|method\/result|\bpin\b/);
+  await sweep("console-03-checks", desk, 900);
+});
+
+for (const [tab, name] of [["scen", "console-04-scenarios"], ["dev", "console-05-devices-keys"], ["req", "console-06-requests"], ["docs", "console-08-docs"]]) {
+  await step(`console: ${tab} tab`, async () => {
+    await desk.click(`#t-${tab}`);
+    await desk.waitForFunction(t => document.body.dataset.tab === t, tab);
+    if (tab === "req") assert.match(await text("#complaints", desk), /门禁屏幕太暗/);
+    if (tab === "dev") {
+      assert.match(await text("#keys", desk), /终端设备/);
+      // Issue a device key, then revoke it: both take effect at once.
+      await desk.fill("#k-device", "gate-south-2");
+      await desk.fill("#k-label", "南门");
+      await desk.click("#btn-key-new");
+      await visible("#key-secret", desk);
+      const secret = (await text("#key-secret", desk)).trim();
+      assert.match(secret, /^fgk_/);
+      const n = await desk.locator("#keys button.revoke").count();
+      await desk.locator("#keys tr", { hasText: "南门" }).locator("button.revoke").click();
+      await desk.waitForFunction(k => document.querySelectorAll("#keys button.revoke").length === k - 1, n);
+      const after = await fetch(`${BASE}/v1/decline-face`, { method: "POST", headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/json" }, body: JSON.stringify({ person_id: PEOPLE.second, device_id: "gate-south-2" }) });
+      assert.equal(after.status, 401, "a revoked key is refused at once");
+    }
+    await sweep(name, desk, 900);
+    if (tab === "scen") {
+      // A face-only manifest is refused on upload, each finding naming R15
+      // and its article in the console's language; nothing deploys.
+      const faceOnly = readFileSync(new URL("../../crates/policy/tests/fixtures/face-only.toml", import.meta.url), "utf8");
+      await desk.fill("#manifest", faceOnly);
+      await desk.click("#btn-upload");
+      await desk.waitForFunction(() => document.getElementById("lint-out").textContent !== "");
+      const lintOut = await text("#lint-out", desk);
+      assert.match(lintOut, /错误 R15 \/ 第十条/);
+      assert.doesNotMatch(lintOut, /Art\. 10|error/);
+      await shot("console-04b-face-only-manifest-refused", desk);
+    }
+  });
+}
+
+await step("console: add a resident and issue portal access only once the identity check is chosen (sent as identity_check); the code opens the portal", async () => {
+  await desk.click("#t-people");
+  await desk.waitForFunction(() => document.body.dataset.tab === "people");
+  await desk.fill("#p-name", "张伟");
+  await desk.fill("#p-dob", "1975-05-06");
+  await desk.click("#btn-add-person");
+  await visible("#person-card", desk);
+  assert.match(await text("#people-msg", desk), /已新增/);
+  await desk.click("#btn-pc-code");
+  assert.match(await text("#pc-msg", desk), /身份核对方式/, "no code before the identity check is recorded");
+  await desk.selectOption("#pc-check", "resident_id_card");
+  await desk.click("#btn-pc-code");
+  await desk.waitForFunction(() => document.getElementById("pc-code").dataset.code);
+  const code = await desk.getAttribute("#pc-code", "data-code");
+  assert.match(code, /^\d{8}$/);
+  await sweep("console-09-residents", desk, 900);
+  const p = await deskCtx.newPage();
+  await p.goto(`${BASE}/portal`);
+  await p.fill("#code", code);
+  await p.click("#btn-login");
+  await visible("#s-me", p);
+  assert.equal((await text("#who-name", p)).trim(), "张伟");
+  await p.click("#btn-logout");
+  await p.close();
+});
+
+await step("console: audit log filtered by event and subject, paged, in Beijing time", async () => {
+  await desk.click("#t-audit");
+  await desk.waitForFunction(() => document.body.dataset.tab === "audit" && document.querySelectorAll("#audit tbody tr").length > 5);
+  const info = await text("#page-info", desk);
+  assert.match(info, /第 1 \/ \d+ 页/);
+  const total = Number(info.match(/共 ([\d,]+) 条/)[1].replace(/,/g, ""));
+  await desk.selectOption("#f-event", "verification");
+  const events = await desk.$$eval("#audit tbody tr td:nth-child(3)", tds => tds.map(td => td.textContent));
+  assert.ok(events.length > 0 && events.every(e => e === "核验"), `filtered: ${events.slice(0, 5)}`);
+  const subjects = new Set(await desk.$$eval("#audit tbody tr td:nth-child(5)", tds => tds.map(td => td.textContent)));
+  assert.ok(subjects.size >= 2, "the subject column tells people apart");
+  await desk.fill("#f-subject", PEOPLE.second.slice(-8));
+  const only = new Set(await desk.$$eval("#audit tbody tr td:nth-child(5)", tds => tds.map(td => td.textContent)));
+  assert.deepEqual([...only], ["…" + PEOPLE.second.slice(-8)]);
+  await desk.click("#btn-filter-clear");
+  if (total > 50) {
+    await desk.click("#btn-next");
+    assert.match(await text("#page-info", desk), /第 2 \//);
+    await desk.click("#btn-prev");
+  }
+  // Times are Beijing time: a record's shown time is its UTC time + 8 h.
+  const first = await desk.evaluate(async () => {
+    const r = await FG.api("GET", "/v1/audit?from=1&limit=1");
+    return r[0].at;
+  });
+  const bj = new Date(new Date(first).getTime() + 8 * 3600e3).toISOString().slice(11, 16);
+  await desk.selectOption("#f-event", "");
+  assert.ok((await text("#audit", desk)).length > 0);
+  const shown = await desk.evaluate(at => FG.time(at), first);
+  assert.ok(shown.includes(bj), `${shown} shows Beijing time ${bj}`);
+  await sweep("console-07-audit", desk, 900);
 });
 
 await browser.close();
+writeFileSync(join(ART, "index.txt"), screens.join("\n") + "\n");
 if (failures) { console.log(`${failures} browser scenario(s) failed`); process.exit(1); }
+console.log(`screenshots: ${screens.length} in ${ART}`);
 console.log("all browser scenarios passed");

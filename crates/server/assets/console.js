@@ -1,82 +1,330 @@
-// Console: headcount vs 100,000 with alert levels and the working-day filing
-// deadline (R21), verifications by method, refusals by rule, scenarios with
-// lint results, devices, request/complaint queues, audit chain, PIA and pack.
+// Console: headcount against 100,000 with its trend, the 80 % / 95 % lines
+// and the working-day filing deadline (R21); checks per day by method and
+// result and refusals by rule, drawn as inline SVG (no CDN); scenarios with
+// lint results, devices and API keys, requests and complaints (answered
+// where the server can), the guard's checks, the audit log with filters and
+// paging, PIA and filing pack. Times in Asia/Shanghai.
 "use strict";
-FG.add({
-  console_title: { zh: "管理控制台", en: "Operator console" },
-  key_title: { zh: "输入访问密钥", en: "Enter your API key" },
-  key_label: { zh: "管理员、运营或审计密钥（fgk_…）", en: "Admin, operator or auditor key (fgk_…)" },
-  open: { zh: "进入", en: "Open" }, sections: { zh: "栏目", en: "Sections" },
-  tab_dash: { zh: "概览", en: "Dashboard" }, tab_scen: { zh: "场景", en: "Scenarios" }, tab_dev: { zh: "设备", en: "Devices" },
-  tab_req: { zh: "请求与投诉", en: "Requests & complaints" }, tab_audit: { zh: "审计", en: "Audit" }, tab_docs: { zh: "评估与备案", en: "PIA & filing" },
-  headcount_title: { zh: "存储人脸信息的人数（备案门槛 10 万人）", en: "People with stored face information (filing threshold 100,000)" },
-  alert_level: { zh: "预警级别：", en: "Alert level:" },
-  lvl_ok: { zh: "正常", en: "normal" }, lvl_watch: { zh: "关注（≥80%）", en: "watch (≥80 %)" }, lvl_warning: { zh: "警告（≥95%）", en: "warning (≥95 %)" }, lvl_filing_due: { zh: "已达门槛，须备案", en: "threshold reached: filing due" },
-  deadline: { zh: "备案截止日（30 个工作日）：", en: "Last day to file (30 working days):" },
-  not_reached: { zh: "未达门槛，暂无截止日", en: "threshold not reached; no deadline" },
-  days_left: { zh: "剩余工作日", en: "working days left" }, provisional: { zh: "（暂定：超出已公布的节假日安排）", en: " (provisional: beyond the published holiday calendar)" },
-  by_method: { zh: "核验次数（按方式/结果，自启动）", en: "Checks by method/result (since start)" },
-  by_rule: { zh: "拒绝次数（按条款）", en: "Refusals by rule" },
-  chain: { zh: "审计链：", en: "Audit chain:" }, intact: { zh: "完整", en: "intact" }, broken: { zh: "已被篡改！", en: "TAMPERED!" },
-  pia_status: { zh: "影响评估：", en: "PIA:" }, open_items: { zh: "待处理请求 / 投诉：", en: "Open requests / complaints:" },
-  upload: { zh: "上传场景清单（TOML，先检查）", en: "Upload a scenario manifest (TOML, linted first)" }, lint_upload: { zh: "检查并上传", en: "Lint and upload" },
-  requests: { zh: "个人请求", en: "Requests" }, complaints: { zh: "投诉", en: "Complaints" },
-  audit_export: { zh: "导出全部审计记录（JSON Lines）", en: "Export the whole audit log (JSON Lines)" },
-  pia_dl: { zh: "下载个人信息保护影响评估报告", en: "Download the PIA report" }, pack_dl: { zh: "下载备案材料", en: "Download the filing pack" },
-  none: { zh: "暂无", en: "none" },
-});
 const $ = id => document.getElementById(id);
-function err(e) { $("error").textContent = e ? FG.errText(e) : ""; }
+function err(e) { FG.showErr($("error"), e); }
+function msg(id, e) { const el = $(id); FG.showErr(el, e); el.classList.remove("ok"); el.classList.toggle("err", !!e); }
+function ok(id, key) { const el = $(id); FG.showErr(el, null); FG.setT(el, key); el.classList.add("ok"); el.classList.remove("err"); }
 const P = FG.hashParams();
 let key = P.get("key") || sessionStorage.getItem("fg.console.key");
+const T = k => FG.t(k);
 
-function table(el, head, rows) {
-  $(el).innerHTML = `<thead><tr>${head.map(h => `<th scope="col">${FG.esc(h)}</th>`).join("")}</tr></thead><tbody>` +
-    (rows.length ? rows.map(r => `<tr>${r.map(c => `<td>${FG.esc(c)}</td>`).join("")}</tr>`).join("") : `<tr><td colspan="${head.length}">${FG.esc(FG.t("none"))}</td></tr>`) + "</tbody>";
+// A table: head keys from the catalogue, rows of cells (strings are
+// escaped; {html} cells are trusted markup made here).
+function table(el, head, rows, caption) {
+  const cell = c => (c && typeof c === "object" && "html" in c) ? c.html : FG.esc(c);
+  $(el).innerHTML = (caption ? `<caption class="sr-only">${FG.esc(caption)}</caption>` : "") +
+    `<thead><tr>${head.map(h => `<th scope="col">${FG.esc(T(h))}</th>`).join("")}</tr></thead><tbody>` +
+    (rows.length ? rows.map(r => `<tr>${r.map(c => `<td>${cell(c)}</td>`).join("")}</tr>`).join("") : `<tr><td colspan="${head.length}">${FG.esc(T("none"))}</td></tr>`) + "</tbody>";
+}
+const raw = s => ({ html: `<span data-raw>${FG.esc(s)}</span>` });
+const zhOnly = s => ({ html: s ? `<span lang="zh-CN" data-raw>${FG.esc(s)}</span>` : "" });
+
+// ---- audit records, fetched once per visit and shared by charts and log ----
+let auditCache = null;
+async function auditAll() {
+  if (auditCache) return auditCache;
+  const out = [];
+  let from = 1;
+  for (let i = 0; i < 20; i++) {
+    const page = await FG.api("GET", `/v1/audit?from=${from}&limit=1000`);
+    out.push(...page);
+    if (page.length < 1000) break;
+    from = page[page.length - 1].seq + 1;
+  }
+  auditCache = out;
+  return out;
+}
+const details = r => { try { return JSON.parse(r.details || "{}"); } catch (e) { return {}; } };
+
+// ---- SVG charts ---------------------------------------------------------------
+const COLORS = ["#0b5cad", "#11702f", "#a3120f", "#8a5a00", "#5b2a86", "#00727a", "#b0006b", "#444"];
+const svgEsc = FG.esc;
+function lineChart(days, values, f) {
+  const W = 760, H = 300, L = 70, R = 20, Tm = 24, B = 44;
+  const maxY = Math.max(105000, ...values);
+  const n = Math.max(days.length, 2);
+  const x = i => L + (W - L - R) * (days.length <= 1 ? 0.5 : i / (n - 1));
+  const y = v => Tm + (H - Tm - B) * (1 - v / maxY);
+  const lines = [[80000, "line80", T("line_80")], [95000, "line95", T("line_95")], [100000, "line100", T("line_100")]];
+  let s = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-labelledby="hc-title hc-desc"><title id="hc-title">${svgEsc(T("chart_headcount"))}</title><desc id="hc-desc">${svgEsc(T("chart_headcount_desc").replace("{n}", FG.num(values[values.length - 1] || 0)))}</desc>`;
+  s += `<line class="axis" x1="${L}" y1="${y(0)}" x2="${W - R}" y2="${y(0)}"/><line class="axis" x1="${L}" y1="${Tm}" x2="${L}" y2="${y(0)}"/>`;
+  // Labels: 100 % above its line at the right, 95 % below its line, 80 % above.
+  const at = { line100: [W - R - 4, -5, "end"], line95: [L + 6, 15, "start"], line80: [L + 6, -5, "start"] };
+  for (const [v, cls, label] of lines) {
+    const [lx, dy, anchor] = at[cls];
+    s += `<line class="${cls}" x1="${L}" y1="${y(v)}" x2="${W - R}" y2="${y(v)}"/><text x="${lx}" y="${y(v) + dy}" text-anchor="${anchor}">${svgEsc(label)}</text>`;
+  }
+  for (const v of [0, 50000, 100000]) s += `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${FG.num(v)}</text>`;
+  const step = Math.max(1, Math.ceil(days.length / 6));
+  days.forEach((d, i) => { if (i % step === 0 || i === days.length - 1) s += `<text x="${x(i)}" y="${H - B + 18}" text-anchor="middle">${svgEsc(d.slice(5))}</text>`; });
+  if (values.length) s += `<polyline class="series" points="${values.map((v, i) => `${x(i)},${y(v)}`).join(" ")}"/>` + values.map((v, i) => `<circle cx="${x(i)}" cy="${y(v)}" r="4" fill="#0b5cad"/>`).join("");
+  if (f.last_day_to_file) {
+    s += `<text x="${W - R}" y="${H - 6}" text-anchor="end">${svgEsc(T("deadline_short"))} ${svgEsc(FG.date(f.last_day_to_file))}</text>`;
+    s += `<line class="deadline" x1="${W - R - 2}" y1="${Tm}" x2="${W - R - 2}" y2="${y(0)}"/>`;
+  } else {
+    s += `<text x="${W - R}" y="${H - 6}" text-anchor="end">${svgEsc(T("not_reached"))}</text>`;
+  }
+  return s + "</svg>";
+}
+function barsChart(cats, series, titleKey) {
+  // Stacked bars: one per category (day), a segment per series key.
+  const W = 760, H = 300, L = 50, R = 20, Tm = 16, B = 44;
+  const totals = cats.map(c => series.reduce((a, k) => a + (c.v[k] || 0), 0));
+  const maxY = Math.max(1, ...totals);
+  const bw = Math.min(60, (W - L - R) / Math.max(1, cats.length) * 0.7);
+  const x = i => L + (W - L - R) * (i + 0.5) / Math.max(1, cats.length);
+  const y = v => Tm + (H - Tm - B) * (1 - v / maxY);
+  let s = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${svgEsc(T(titleKey))}"><line class="axis" x1="${L}" y1="${y(0)}" x2="${W - R}" y2="${y(0)}"/>`;
+  s += `<text x="${L - 6}" y="${y(maxY) + 4}" text-anchor="end">${maxY}</text><text x="${L - 6}" y="${y(0) + 4}" text-anchor="end">0</text>`;
+  cats.forEach((c, i) => {
+    let acc = 0;
+    series.forEach((k, j) => {
+      const v = c.v[k] || 0; if (!v) return;
+      s += `<rect x="${x(i) - bw / 2}" y="${y(acc + v)}" width="${bw}" height="${y(acc) - y(acc + v)}" fill="${COLORS[j % COLORS.length]}"><title>${svgEsc(c.label + " · " + c.names[k] + ": " + v)}</title></rect>`;
+      acc += v;
+    });
+    s += `<text x="${x(i)}" y="${H - B + 18}" text-anchor="middle">${svgEsc(c.label)}</text><text x="${x(i)}" y="${y(acc) - 4}" text-anchor="middle">${acc}</text>`;
+  });
+  return s + "</svg>";
+}
+function legend(series, names) {
+  return `<ul class="legend">${series.map((k, j) => `<li><span class="sw" style="background:${COLORS[j % COLORS.length]}"></span>${FG.esc(names[k])}</li>`).join("")}</ul>`;
 }
 
+// ---- tabs ---------------------------------------------------------------------
+let dashData = null;
 async function dash() {
   const d = await FG.api("GET", "/v1/dashboard");
+  dashData = d;
   const f = d.filing;
-  $("headcount").textContent = f.headcount.toLocaleString();
-  $("threshold").textContent = f.threshold.toLocaleString();
+  $("headcount").textContent = FG.num(f.headcount);
+  $("threshold").textContent = FG.num(f.threshold);
   $("meter").setAttribute("aria-valuenow", f.headcount);
+  $("meter").setAttribute("aria-valuetext", `${FG.num(f.headcount)} / ${FG.num(f.threshold)}`);
   $("meter-bar").style.width = Math.min(100, 100 * f.headcount / f.threshold) + "%";
   const lvl = $("alert-level");
-  lvl.textContent = FG.t("lvl_" + f.alert_level); lvl.dataset.level = f.alert_level;
+  lvl.textContent = FG.v("lvl", f.alert_level); lvl.dataset.level = f.alert_level;
   lvl.className = f.alert_level === "ok" ? "level-ok" : f.alert_level === "watch" ? "level-warn" : "level-alert";
   $("deadline").textContent = f.last_day_to_file
-    ? `${f.last_day_to_file} (${f.working_days_left} ${FG.t("days_left")})${f.provisional ? FG.t("provisional") : ""}`
-    : FG.t("not_reached");
-  table("by-method", ["method/result", "n"], d.verifications.map(c => [c.key, c.count]));
-  table("by-rule", ["rule", "n"], d.refusals.map(c => [c.key, c.count]));
-  $("chain").textContent = FG.t(d.chain_intact ? "intact" : "broken") + ` (${d.audit_records})`;
-  $("pia-status").textContent = d.pia_status;
-  $("open-items").textContent = `${d.open_requests} / ${d.open_complaints}`;
+    ? FG.t("deadline_value", { d: FG.date(f.last_day_to_file), n: f.working_days_left }) + (f.provisional ? T("provisional") : "")
+    : T("not_reached");
+  $("chain").textContent = T(d.chain_intact ? "intact" : "broken") + " " + FG.t("n_records", { n: FG.num(d.audit_records) });
+  $("pia-status").textContent = FG.v("pia", d.pia_status);
+  $("open-items").textContent = `${FG.num(d.open_requests)} / ${FG.num(d.open_complaints)}`;
+  // Headcount over time: the server's daily series where it has one
+  // (GET /v1/stats/headcount), else the count after each enrolment from
+  // the audit log, ending at today's figure.
+  let days = [], values = [];
+  try {
+    const h = await FG.api("GET", "/v1/stats/headcount?days=90");
+    days = h.map(p => p.date); values = h.map(p => p.headcount);
+  } catch (e) {
+    const recs = await auditAll();
+    const perDay = new Map();
+    for (const r of recs) if (r.event === "enrol") { const hc = details(r).headcount; if (hc != null) perDay.set(FG.day(r.at), hc); }
+    perDay.set(FG.day(new Date()), f.headcount);
+    days = [...perDay.keys()]; values = [...perDay.values()];
+  }
+  $("chart-headcount").innerHTML = lineChart(days, values, f) +
+    `<details><summary>${FG.esc(T("chart_data"))}</summary><table><thead><tr><th scope="col">${FG.esc(T("col_day"))}</th><th scope="col">${FG.esc(T("col_headcount"))}</th></tr></thead><tbody>${days.map((d, i) => `<tr><td>${FG.esc(FG.date(d))}</td><td>${FG.num(values[i])}</td></tr>`).join("")}</tbody></table></details>`;
+}
+async function checks() {
+  const d = dashData || await FG.api("GET", "/v1/dashboard");
+  const recs = (await auditAll()).filter(r => r.event === "verification");
+  $("checks-basis").textContent = FG.t("checks_basis", { n: FG.num(recs.length) });
+  // Per day, by method and result.
+  const byDay = new Map(), keys = new Set(), names = {};
+  const ruleCount = new Map();
+  for (const r of recs) {
+    const x = details(r), day = FG.day(r.at);
+    const k = `${x.method}/${x.result}`;
+    keys.add(k); names[k] = `${FG.v("method", x.method)} · ${FG.v("result", x.result)}`;
+    if (!byDay.has(day)) byDay.set(day, {});
+    byDay.get(day)[k] = (byDay.get(day)[k] || 0) + 1;
+    if (x.refusal_rule) ruleCount.set(x.refusal_rule, (ruleCount.get(x.refusal_rule) || 0) + 1);
+  }
+  const series = [...keys].sort();
+  const cats = [...byDay.keys()].sort().slice(-14).map(day => ({ label: day.slice(5), v: byDay.get(day), names }));
+  $("chart-checks").innerHTML = barsChart(cats, series, "chart_checks") + legend(series, names);
+  const rules = [...ruleCount.keys()].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+  const rnames = Object.fromEntries(rules.map(r => [r, r]));
+  $("chart-refusals").innerHTML = rules.length
+    ? barsChart(rules.map(r => ({ label: r, v: { [r]: ruleCount.get(r) }, names: rnames })), rules, "chart_refusals") + `<p class="muted">${FG.esc(T("rules_hint"))}</p>`
+    : `<p>${FG.esc(T("no_refusals"))}</p>`;
+  table("by-method", ["col_method_result", "col_count"], d.verifications.map(c => { const [m, r] = c.key.split("/"); return [`${FG.v("method", m)} · ${FG.v("result", r)}`, FG.num(c.count)]; }));
+  table("by-rule", ["col_rule", "col_count"], d.refusals.map(c => [c.key, FG.num(c.count)]));
 }
 async function scen() {
   const ss = await FG.api("GET", "/v1/scenarios");
-  $("scenarios").innerHTML = ss.map(s => `<div class="card"><h3>${FG.esc(FG.lang === "zh" ? s.name_zh : s.name_en)} <small>(${FG.esc(s.id)} v${s.version})</small></h3>
-    <p>${FG.esc(s.purpose_zh)}</p><p>mode: ${FG.esc(s.mode)} · methods: ${FG.esc(s.methods.join(", "))} · PIA ${FG.esc(s.pia_id)} (${FG.esc(s.pia_status)})</p>
-    <p>lint: ${s.lint.length ? s.lint.map(l => FG.esc(`${l.severity} ${FG.ruleRef(l)} ${l.line}:${l.col} ${FG.lang === "zh" ? l.message_zh : l.message_en}`)).join("<br>") : "✓"}</p></div>`).join("");
+  const zh = FG.lang === "zh";
+  $("scenarios").innerHTML = ss.map(s => `<div class="card"><h3>${FG.esc(zh ? s.name_zh : s.name_en)} <small>(<span data-raw>${FG.esc(s.id)}</span> · ${FG.esc(FG.t("version_n", { n: s.version }))})</small></h3>
+    <dl class="kv"><dt>${FG.esc(T("purpose"))}</dt><dd><span lang="zh-CN" data-raw>${FG.esc(s.purpose_zh)}</span></dd>
+    <dt>${FG.esc(T("col_mode"))}</dt><dd>${FG.esc(FG.v("mode", s.mode))}</dd>
+    <dt>${FG.esc(T("col_methods"))}</dt><dd>${FG.esc(s.methods.map(m => FG.v("method", m)).join(zh ? "、" : ", "))}</dd>
+    <dt>${FG.esc(T("pia_status"))}</dt><dd><span data-raw>${FG.esc(s.pia_id)}</span> (${FG.esc(FG.v("pia", s.pia_status))})</dd>
+    <dt>${FG.esc(T("lint"))}</dt><dd>${s.lint.length ? s.lint.map(l => FG.esc(`${FG.v("severity", l.severity)} ${FG.ruleRef(l)} ${FG.t("line_col", { l: l.line, c: l.col })} ${zh ? l.message_zh : l.message_en}`)).join("<br>") : FG.esc(T("lint_clean"))}</dd></dl></div>`).join("");
 }
 async function dev() {
   const ds = await FG.api("GET", "/v1/devices");
-  table("devices", ["id", "scenario", "placement", "location", "status"], ds.map(d => [d.id, d.scenario, d.placement, d.location_zh || "", d.status === "ok" ? "✓" : `${d.status}: ${FG.lang === "zh" ? d.status_zh : d.status_en}`]));
+  table("devices", ["col_device", "col_scenario", "col_placement", "col_location", "col_status"], ds.map(d => [raw(d.id), raw(d.scenario), FG.v("placement", d.placement), zhOnly(d.location_zh), d.status === "ok" ? T("device_ok") : `${d.status}: ${FG.lang === "zh" ? d.status_zh : d.status_en}`]));
+  try {
+    const ks = await FG.api("GET", "/v1/keys");
+    table("keys", ["col_key", "col_role", "col_device", "col_label", "col_created", "col_status", "col_actions"], ks.map(k => [raw(k.id), FG.v("role", k.role), raw(k.device_id || ""), raw(k.label), FG.time(k.created_at), T(k.revoked ? "key_revoked" : "key_active"),
+      k.revoked ? "" : { html: `<span class="actions"><button type="button" class="revoke" data-id="${FG.esc(k.id)}">${FG.esc(T("revoke"))}</button></span>` }]));
+    for (const b of document.querySelectorAll("#keys button.revoke")) b.onclick = async () => {
+      try { await FG.api("DELETE", "/v1/keys/" + encodeURIComponent(b.dataset.id)); ok("keys-msg", "revoked_ok"); await dev(); } catch (e) { msg("keys-msg", e); }
+    };
+  } catch (e) { table("keys", ["col_key"], [[T("keys_admin_only")]]); }
 }
+function channel(c) { return FG.t(c === "portal" ? "channel_portal" : (c || "").startsWith("kiosk") ? "channel_kiosk" : "channel_api"); }
+// The outcomes the server writes for requests answered at once, in the
+// reader's language; anything else as written.
+function outcome(o) {
+  if (!o) return "";
+  if (o.startsWith("export delivered")) return FG.t("outcome_export");
+  const m = o.match(/^erased; receipt (\S+)/);
+  if (m) return FG.t("outcome_erased", { receipt: m[1] });
+  return raw(o);
+}
+// A new API key: its secret is shown here once (the server keeps a hash).
+$("btn-key-new").onclick = async () => {
+  msg("key-new-msg"); $("key-secret").classList.add("hidden");
+  const role = $("k-role").value, dev = $("k-device").value.trim();
+  if (role === "device" && !dev) { msg("key-new-msg", { key: "k_need_device" }); return; }
+  try {
+    const k = await FG.api("POST", "/v1/keys", { role, device_id: role === "device" ? dev : null, label: $("k-label").value.trim() });
+    ok("key-new-msg", "key_issued_ok");
+    $("key-secret").textContent = k.key; $("key-secret").classList.remove("hidden");
+    await dev_keys_refresh();
+  } catch (e) { msg("key-new-msg", e); }
+};
+async function dev_keys_refresh() { const s = $("key-secret").textContent; await dev(); $("key-secret").textContent = s; }
 async function req() {
   const rs = await FG.api("GET", "/v1/requests");
-  table("requests", ["id", "kind", "channel", "received", "due", "status", "outcome"], rs.map(r => [r.id.slice(0, 8), r.kind, r.channel, r.received_at, r.due_date, r.status, r.outcome || ""]));
+  table("requests", ["col_id", "col_kind", "col_channel", "col_received", "col_due", "col_status", "col_outcome"], rs.map(r => [raw(FG.shortId(r.id)), FG.v("req_kind", r.kind), channel(r.channel), FG.time(r.received_at), FG.date(r.due_date), FG.v("req_status", r.status), outcome(r.outcome)]));
   const cs = await FG.api("GET", "/v1/complaints");
-  table("complaints", ["id", "received", "status", "text"], cs.map(c => [c.id.slice(0, 8), c.received_at, c.status, c.body]));
+  // Answering needs POST /v1/complaints/{id}/resolve; hidden where absent.
+  const canAnswer = await FG.probe("POST", "/v1/complaints/probe/resolve");
+  table("complaints", ["col_id", "col_received", "col_status", "col_text", "col_reply"], cs.map(c => [raw(FG.shortId(c.id)), FG.time(c.received_at), FG.v("complaint_status", c.status), raw(c.body),
+    c.response ? raw(c.response) : (canAnswer ? { html: `<label class="sr-only" for="reply-${FG.esc(c.id)}">${FG.esc(T("col_reply"))}</label><textarea id="reply-${FG.esc(c.id)}" rows="2" cols="30"></textarea><button type="button" class="answer" data-id="${FG.esc(c.id)}">${FG.esc(T("answer_close"))}</button>` } : T("no_reply_yet"))]));
+  for (const b of document.querySelectorAll("#complaints button.answer")) b.onclick = async () => {
+    const text = $("reply-" + b.dataset.id).value.trim();
+    if (!text) { msg("complaints-msg", { key: "reply_empty" }); return; }
+    try { await FG.api("POST", `/v1/complaints/${b.dataset.id}/resolve`, { response: text }); ok("complaints-msg", "answered_ok"); await req(); } catch (e) { msg("complaints-msg", e); }
+  };
+}
+// Residents: add one (POST /v1/persons), find one (GET /v1/persons?q=,
+// hidden where the server lacks it), issue portal access after recording
+// how the identity was checked.
+let selected = null;
+async function people() {
+  $("find-box").classList.toggle("hidden", !(await FG.probe("GET", "/v1/persons?q=")));
+  if (selected) showPerson(selected);
+}
+function showPerson(p) {
+  selected = p;
+  $("person-card").classList.remove("hidden");
+  $("pc-name").textContent = p.display_name || "—";
+  $("pc-id").textContent = p.id;
+  $("pc-dob").textContent = p.date_of_birth ? FG.date(p.date_of_birth) : "—";
+  $("pc-minor").textContent = FG.t(p.minor ? "yes_minor" : "no");
+}
+$("btn-add-person").onclick = async () => {
+  msg("people-msg");
+  const name = $("p-name").value.trim();
+  if (!name) { msg("people-msg", { key: "need_name" }); return; }
+  try {
+    const p = await FG.api("POST", "/v1/persons", { display_name: name, date_of_birth: $("p-dob").value || null, contact: $("p-contact").value.trim() || null });
+    ok("people-msg", "person_added_ok");
+    for (const id of ["p-name", "p-dob", "p-contact"]) $(id).value = "";
+    FG.setT($("pc-code"));
+    showPerson(p);
+    $("person-card").focus();
+  } catch (e) { msg("people-msg", e); }
+};
+$("btn-find").onclick = async () => {
+  try {
+    const ps = await FG.api("GET", "/v1/persons?q=" + encodeURIComponent($("find-q").value.trim()));
+    table("people-found", ["p_name", "col_person_id", "col_actions"], ps.map(p => [raw(p.display_name || ""), raw(FG.shortId(p.id)), { html: `<button type="button" class="pick" data-id="${FG.esc(p.id)}">${FG.esc(T("select"))}</button>` }]));
+    for (const b of document.querySelectorAll("#people-found button.pick")) b.onclick = () => showPerson(ps.find(p => p.id === b.dataset.id));
+  } catch (e) { msg("people-msg", e); }
+};
+$("btn-pc-code").onclick = async () => {
+  msg("pc-msg");
+  const how = $("pc-check").value;
+  if (!how) { msg("pc-msg", { key: "need_identity_check" }); return; }
+  try {
+    const c = await FG.api("POST", `/v1/persons/${selected.id}/portal-code`, { identity_check: how });
+    FG.setT($("pc-code"), "code_is_console", { code: c.code, t: FG.time(c.expires_at) });
+    $("pc-code").dataset.code = c.code;
+  } catch (e) { msg("pc-msg", e); }
+};
+
+// The guard's checks (人工核验) waiting at kiosks: confirm after looking at
+// the person, or refuse; the kiosk shows the outcome.
+async function guard() {
+  const cs = await FG.api("GET", "/v1/staffed-checks?status=pending");
+  table("guard", ["col_id", "col_device", "col_person", "col_received", "col_actions"], cs.map(c => [raw(c.code || FG.shortId(c.id)), raw(c.device_id || ""), raw(c.display_name || FG.shortId(c.person_id)), FG.time(c.created_at),
+    { html: `<span class="actions"><button type="button" class="g-pass" data-id="${FG.esc(c.id)}">${FG.esc(T("guard_pass"))}</button> <button type="button" class="g-fail" data-id="${FG.esc(c.id)}">${FG.esc(T("guard_fail"))}</button></span>` }]));
+  for (const b of document.querySelectorAll("#guard button")) b.onclick = async () => {
+    try {
+      await FG.api("POST", `/v1/staffed-checks/${b.dataset.id}/decide`, { result: b.classList.contains("g-pass") ? "pass" : "fail", how: "in person at the gate" });
+      ok("guard-msg", "guard_done"); await guard();
+    } catch (e) { msg("guard-msg", e); }
+  };
+}
+
+// `device:KEYID`, `person:UUID`, `server:sweep`: who, in words, and which.
+function actor(a) {
+  const [kind, ...rest] = String(a || "").split(":");
+  const id = rest.join(":");
+  if (!FG.has("actor_" + kind)) return raw(a);
+  return { html: `${FG.esc(FG.t("actor_" + kind))} <span data-raw>${FG.esc(kind === "person" ? FG.shortId(id) : id)}</span>` };
+}
+// Audit log: filters and paging over the records (client-side).
+let auditPage = 0;
+const PAGE = 50;
+function auditFiltered(recs) {
+  const ev = $("f-event").value, actor = $("f-actor").value.trim().toLowerCase(), subj = $("f-subject").value.trim().toLowerCase().replace(/^…/, "");
+  const from = $("f-from").value, to = $("f-to").value;
+  return recs.filter(r => (!ev || r.event === ev) && (!actor || (r.actor || "").toLowerCase().includes(actor)) &&
+    (!subj || (r.subject || "").toLowerCase().includes(subj)) && (!from || FG.day(r.at) >= from) && (!to || FG.day(r.at) <= to));
 }
 async function audit() {
   const v = await FG.api("GET", "/v1/audit/verify");
-  $("chain2").textContent = v.intact ? FG.t("intact") + ` (${v.report.records})` : FG.t("broken") + " " + JSON.stringify(v.report.fault);
-  const rs = await FG.api("GET", "/v1/audit?limit=200");
-  table("audit", ["seq", "at", "event", "actor", "subject"], rs.reverse().map(r => [r.seq, r.at, r.event, r.actor, (r.subject || "").slice(0, 8)]));
+  $("chain2").textContent = v.intact ? T("intact") + " " + FG.t("n_records", { n: FG.num(v.report.records) }) : T("broken") + " " + JSON.stringify(v.report.fault);
+  const recs = await auditAll();
+  const sel = $("f-event"), cur = sel.value;
+  const events = [...new Set(recs.map(r => r.event))].sort();
+  sel.innerHTML = `<option value="">${FG.esc(T("f_all"))}</option>` + events.map(e => `<option value="${FG.esc(e)}">${FG.esc(FG.v("event", e))}</option>`).join("");
+  sel.value = cur;
+  renderAudit();
 }
-const loaders = { dash, scen, dev, req, audit, docs: async () => {} };
+function renderAudit() {
+  const all = auditFiltered(auditCache || []).slice().reverse();
+  const pages = Math.max(1, Math.ceil(all.length / PAGE));
+  auditPage = Math.min(auditPage, pages - 1);
+  const rows = all.slice(auditPage * PAGE, auditPage * PAGE + PAGE);
+  $("page-info").textContent = FG.t("page_of", { p: auditPage + 1, n: pages, total: FG.num(all.length) });
+  $("btn-prev").disabled = auditPage === 0;
+  $("btn-next").disabled = auditPage >= pages - 1;
+  table("audit", ["col_seq", "col_when", "col_event", "col_actor", "col_subject", "col_detail"], rows.map(r => {
+    const x = details(r);
+    const detail = r.event === "verification" ? `${FG.v("method", x.method)} · ${FG.v("result", x.result)}${x.refusal_rule ? " · " + x.refusal_rule : ""}` : "";
+    return [r.seq, FG.time(r.at, true), FG.v("event", r.event), actor(r.actor), raw(FG.shortId(r.subject)), detail];
+  }), T("tab_audit"));
+}
+for (const id of ["f-event", "f-actor", "f-subject", "f-from", "f-to"]) $(id).addEventListener("input", () => { auditPage = 0; renderAudit(); });
+$("btn-filter-clear").onclick = () => { for (const id of ["f-event", "f-actor", "f-subject", "f-from", "f-to"]) $(id).value = ""; auditPage = 0; renderAudit(); };
+$("btn-prev").onclick = () => { auditPage--; renderAudit(); };
+$("btn-next").onclick = () => { auditPage++; renderAudit(); };
+
+const loaders = { dash, checks, guard, people, scen, dev, req, audit, docs: async () => {} };
 let current = "dash";
 async function tab(name) {
   current = name;
@@ -84,9 +332,10 @@ async function tab(name) {
   for (const s of document.querySelectorAll("section[role=tabpanel]")) s.classList.toggle("hidden", s.id !== "tab-" + name);
   err();
   try { await loaders[name](); } catch (e) { err(e); }
+  document.body.dataset.tab = name;
 }
-for (const b of document.querySelectorAll("nav.tabs button")) b.onclick = () => tab(b.dataset.tab);
-document.addEventListener("fg-lang", () => { if (key) tab(current); });
+for (const b of document.querySelectorAll("nav.tabs button")) b.onclick = () => { auditCache = null; tab(b.dataset.tab); };
+document.addEventListener("fg-lang", () => { if (key && !$("s-app").classList.contains("hidden")) tab(current); });
 
 async function download(path, name) {
   const r = await fetch(path, { headers: { Authorization: "Bearer " + key } });
@@ -101,17 +350,24 @@ $("btn-upload").onclick = async () => {
   err();
   const r = await fetch("/v1/scenarios", { method: "POST", headers: { Authorization: "Bearer " + key, "Content-Type": "application/toml" }, body: $("manifest").value });
   const j = await r.json();
-  $("lint-out").innerHTML = j.diagnostics ? j.diagnostics.map(l => `<p class="${l.severity === "error" ? "err" : ""}">${FG.esc(`${l.severity} ${FG.ruleRef(l)} ${l.line}:${l.col} — ${FG.lang === "zh" ? l.message_zh + " " + l.hint_zh : l.message_en + " " + l.hint_en}`)}</p>`).join("") + (j.ok ? "<p>✓</p>" : "") : FG.esc(FG.errText(j));
+  const zh = FG.lang === "zh";
+  $("lint-out").innerHTML = j.diagnostics ? j.diagnostics.map(l => `<p class="${l.severity === "error" ? "err" : ""}">${FG.esc(`${FG.v("severity", l.severity)} ${FG.ruleRef(l)} ${FG.t("line_col", { l: l.line, c: l.col })} — ${zh ? l.message_zh + " " + l.hint_zh : l.message_en + " " + l.hint_en}`)}</p>`).join("") + (j.ok ? `<p>${FG.esc(T("deployed_ok"))}</p>` : "") : FG.esc(FG.errText(j));
   if (j.ok) scen();
 };
 
 async function start() {
   FG.setToken(key);
-  try { await dash(); } catch (e) { err(e); return; }
+  try { await FG.api("GET", "/v1/dashboard"); } catch (e) { err(e); return; }
   sessionStorage.setItem("fg.console.key", key);
-  $("s-login").classList.add("hidden"); $("s-app").classList.remove("hidden");
+  $("s-login").classList.add("hidden"); $("s-app").classList.remove("hidden"); $("btn-logout").classList.remove("hidden");
+  if (await FG.probe("GET", "/v1/staffed-checks?status=pending")) $("t-guard").classList.remove("hidden");
   tab("dash");
 }
 $("btn-login").onclick = () => { key = $("key").value.trim(); start(); };
+$("btn-logout").onclick = () => {
+  sessionStorage.removeItem("fg.console.key"); key = null; FG.setToken(null); auditCache = null;
+  $("s-app").classList.add("hidden"); $("btn-logout").classList.add("hidden"); $("s-login").classList.remove("hidden"); $("key").value = "";
+  location.hash = "";
+};
 FG.initToolbar(); FG.apply();
 if (key) start();

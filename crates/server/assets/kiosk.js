@@ -1,85 +1,178 @@
-// Kiosk: notice first (R4) → "agree to face recognition" and "use another
-// method" with equal weight (R15, R17) → camera with an active liveness step
-// (turn head; R6: an alternative is offered on the same screen) or a PIN →
-// result with a receipt id. Under 14: a guardian consents first (R10).
+// Kiosk (portrait gate terminal): identify → notice first (R4) → "agree to
+// face recognition" and "use another method" with equal weight, kept on
+// screen in every text size (R15, R17) → camera with a face guide, countdown
+// and progress, errors beside the video with a retry and the alternative
+// (R6) — or PIN on a keypad with a confirm step, card / QR code read as
+// keyboard-wedge input, or the guard's check → result with a receipt.
+// Cancel/Home on every screen; ~20 s idle or "Done" resets everything,
+// language and text size included, so the next person sees nothing of the
+// previous one. Under 14: a guardian consents first (R10).
 "use strict";
-FG.add({
-  kiosk_title: { zh: "小区门禁 · 自助终端", en: "Compound gate · Kiosk" },
-  start_title: { zh: "您好，请输入住户编号", en: "Hello — enter your resident number" },
-  person_label: { zh: "住户编号（门禁卡或物业提供）", en: "Resident number (from your card or the property office)" },
-  person_hint: { zh: "不知道编号？请联系门岗，工作人员可人工核验。", en: "Don't know it? Ask the guard, who can check you in person." },
-  mode_enrol: { zh: "首次登记", en: "First-time registration" },
-  mode_verify: { zh: "通行核验", en: "Pass the gate" },
-  notice_title: { zh: "人脸识别告知书（请先阅读）", en: "Face recognition notice (please read first)" },
-  notice_version: { zh: "告知书版本：", en: "Notice version:" },
-  choice_explain: { zh: "人脸识别不是唯一方式。选择其他方式，通行结果完全相同，无需额外步骤或费用。", en: "Face recognition is not the only way. Choosing another method gives exactly the same result, with no extra steps or fees." },
-  choice_group: { zh: "选择核验方式", en: "Choose how to be checked" },
-  agree_face: { zh: "同意使用人脸识别", en: "Agree to face recognition" },
-  use_other: { zh: "使用其他方式（密码）", en: "Use another method (PIN)" },
-  guardian_title: { zh: "需要监护人同意", en: "A guardian must agree" },
-  guardian_explain: { zh: "未满十四周岁的住户，须由父母或其他监护人阅读告知书并同意后，才能使用人脸识别。", en: "For a resident under 14, a parent or other guardian must read the notice and agree before face recognition is used." },
-  guardian_name: { zh: "监护人姓名", en: "Guardian's name" },
-  guardian_rel: { zh: "与住户的关系", en: "Relationship to the resident" },
-  rel_parent: { zh: "父母", en: "Parent" },
-  rel_other: { zh: "其他监护人", en: "Other guardian" },
-  guardian_agree: { zh: "我是该住户的监护人，已阅读告知书，同意其使用人脸识别。", en: "I am this resident's guardian, I have read the notice, and I agree to face recognition for them." },
-  guardian_submit: { zh: "监护人确认同意", en: "Guardian agrees" },
-  guardian_need_box: { zh: "请监护人勾选确认框。", en: "The guardian must tick the box." },
-  camera_title: { zh: "人脸识别", en: "Face recognition" },
-  turn_head: { zh: "请正对摄像头，点“开始”后缓慢向左、向右转头。", en: "Face the camera, press Start, then slowly turn your head left and right." },
-  capturing: { zh: "正在采集，请缓慢转头……", en: "Capturing — slowly turn your head…" },
-  start_capture: { zh: "开始", en: "Start" },
-  cannot_do: { zh: "无法完成动作？使用其他方式", en: "Can't do this? Use another method" },
-  pin_title: { zh: "使用密码", en: "Use a PIN" },
-  pin_label: { zh: "个人密码（4–12 位数字）", en: "PIN (4–12 digits)" },
-  pin_set: { zh: "请设置您的个人密码，以后通行时输入即可。", en: "Set your PIN; enter it at the gate from now on." },
-  pin_enter: { zh: "请输入您的个人密码。", en: "Enter your PIN." },
-  pin_submit: { zh: "确认", en: "Confirm" },
-  back: { zh: "返回", en: "Back" },
-  result_title: { zh: "结果", en: "Result" },
-  pass: { zh: "核验通过，门已开启。", en: "Verified — the gate is open." },
-  fail: { zh: "核验未通过。您可以重试，或使用其他方式。", en: "Not verified. Try again, or use another method." },
-  enrolled: { zh: "登记完成。", en: "Registration complete." },
-  receipt: { zh: "凭证编号（请保留，可用于查询或投诉）：", en: "Receipt number (keep it for questions or complaints):" },
-  receipt_hint: { zh: "您可随时在个人中心撤回授权、导出或删除您的信息。", en: "You can withdraw, export or delete your data at any time in My data." },
-  portal_code: { zh: "获取个人中心登录码", en: "Get a code for My data" },
-  again: { zh: "完成", en: "Done" },
-  code_is: { zh: "个人中心登录码（15 分钟内有效，仅可使用一次）：", en: "Code for My data (valid 15 minutes, once):" },
-  need_person: { zh: "请输入住户编号。", en: "Enter your resident number." },
-  no_camera: { zh: "无法打开摄像头。请使用其他方式。", en: "The camera could not be opened. Please use another method." },
-});
 const P = FG.hashParams();
 const device = P.get("device");
 FG.setToken(P.get("key") || sessionStorage.getItem("fg.kiosk.key"));
 if (P.get("key")) sessionStorage.setItem("fg.kiosk.key", P.get("key"));
-const st = { mode: "verify", person: null, notice: null, stream: null };
+const IDLE_S = Number(P.get("idle")) || 20;
+const PIN_MIN = 4, PIN_MAX = 12, FRAMES = 6;
 const $ = id => document.getElementById(id);
+let st = fresh();
+function fresh() { return { mode: "verify", person: null, notice: null, stream: null, method: null, pinFirst: null, capturing: false, staffed: null, features: {} }; }
 
+// ---- screens, errors, status ------------------------------------------------
+function current() { return document.querySelector("main > section:not(.hidden)"); }
 function show(id) {
   for (const s of document.querySelectorAll("main > section")) s.classList.toggle("hidden", s.id !== id);
+  $("btn-home").classList.toggle("hidden", id === "s-start");
+  err();
   const h = $(id).querySelector("h2");
   if (h) { h.setAttribute("tabindex", "-1"); h.focus(); }
   if (id !== "s-camera") stopCamera();
+  if (id !== "s-staffed") st.staffed = null;
+  window.scrollTo(0, 0);
 }
-function err(e) { $("error").textContent = e ? FG.errText(e) : ""; }
-function say(t) { $("status").textContent = t; }
+// The error goes next to the action on the screen in view, and to the
+// screen reader's status line.
+function err(e) {
+  const sec = current();
+  const el = sec && (sec.id === "s-camera" ? $("camera-error-text") : sec.querySelector("[data-err]"));
+  const text = e ? FG.errText(e) : "";
+  if (el) FG.showErr(el, e);
+  if (sec && sec.id === "s-camera") $("camera-error").classList.toggle("hidden", !e);
+  if (e) say(text);
+}
+// The status line for screen readers; read aloud as well where the
+// scenario's manifest asks for audio prompts (R6: `[accessibility]
+// audio_prompts`, sent with the notice as `accessibility.audio_prompts`).
+function say(t) {
+  $("status").textContent = t;
+  const a = st.notice && st.notice.accessibility;
+  if (t && a && a.audio_prompts && window.speechSynthesis && window.SpeechSynthesisUtterance) {
+    const u = new SpeechSynthesisUtterance(t);
+    u.lang = FG.lang === "zh" ? "zh-CN" : "en-GB";
+    speechSynthesis.cancel(); speechSynthesis.speak(u);
+  }
+}
 
+// ---- idle reset -----------------------------------------------------------
+// Five seconds before the reset a banner says so, with a button to stay.
+let idleTimer = null, warnTimer = null;
+function touch() {
+  clearTimeout(idleTimer); clearTimeout(warnTimer);
+  $("idle-warning").classList.add("hidden");
+  idleTimer = setTimeout(() => { if (st.capturing) touch(); else reset(); }, IDLE_S * 1000);
+  if (IDLE_S > 8) warnTimer = setTimeout(() => { if (current().id !== "s-start" && !st.capturing) $("idle-warning").classList.remove("hidden"); }, (IDLE_S - 5) * 1000);
+}
+["pointerdown", "keydown", "touchstart", "input", "wheel", "scroll"].forEach(ev => document.addEventListener(ev, touch, { capture: true, passive: true }));
+// Back to the start: the previous person's number, receipt and portal code
+// gone, language and text size back to the defaults.
+function reset() {
+  stopCamera();
+  const features = st.features;
+  st = fresh(); st.features = features;
+  for (const el of document.querySelectorAll("input")) { if (el.type === "checkbox") el.checked = false; else el.value = ""; }
+  for (const id of ["result-text", "portal-code", "pin-count"]) FG.setT($(id));
+  for (const id of ["receipt", "notice", "notice-summary", "notice-version", "staffed-code"]) $(id).textContent = "";
+  delete $("portal-code").dataset.code;
+  for (const k of ["outcome", "method", "grants"]) delete $("result-text").dataset[k];
+  FG.setMode("large", false); FG.setMode("contrast", false);
+  if (FG.lang !== "zh") FG.setLang("zh");
+  show("s-start");
+  say("");
+  touch();
+}
+$("btn-home").onclick = reset;
+
+// ---- keypads ------------------------------------------------------------------
+function keypad(el, input, onChange) {
+  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "del"];
+  el.innerHTML = "";
+  for (const k of keys) {
+    const b = document.createElement("button");
+    b.type = "button"; b.dataset.key = k;
+    if (k === "clear" || k === "del") b.dataset.t = "kp_" + k; else b.textContent = k;
+    b.onclick = () => {
+      if (k === "del") input.value = input.value.slice(0, -1);
+      else if (k === "clear") input.value = "";
+      else if (input.value.length < (Number(input.maxLength) > 0 ? input.maxLength : 12)) input.value += k;
+      err();
+      onChange && onChange();
+    };
+    el.appendChild(b);
+  }
+  FG.apply(el);
+}
+function pinCount() {
+  const n = $("pin").value.length;
+  FG.setT($("pin-count"), "pin_count", { n, min: PIN_MIN, max: PIN_MAX });
+}
+keypad($("kp-pin"), $("pin"), pinCount);
+keypad($("kp-number"), $("number"));
+$("pin").addEventListener("input", () => { $("pin").value = $("pin").value.replace(/\D/g, "").slice(0, PIN_MAX); pinCount(); });
+
+// ---- who is at the gate ---------------------------------------------------------
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+async function identify() {
+  const typed = $("person-id").value.trim();
+  if (UUID.test(typed)) return typed;
+  const n = $("number").value.trim() || (/^\d{1,8}$/.test(typed) ? typed : "");
+  if (n && st.features.lookup) {
+    const r = await FG.api("GET", "/v1/residents/lookup?number=" + encodeURIComponent(n)).catch(e => {
+      if (e.status === 404) throw { key: "no_such_resident" };
+      throw e;
+    });
+    return r.person_id;
+  }
+  throw { key: typed || n ? "bad_resident_id" : "need_person" };
+}
+async function begin(mode) {
+  err();
+  try { st.person = await identify(); } catch (e) { err(e); return; }
+  st.mode = mode;
+  try { await loadNotice(); show("s-notice"); } catch (e) { err(e); }
+}
+$("btn-mode-enrol").onclick = () => begin("enrol");
+$("btn-mode-verify").onclick = () => begin("verify");
+$("person-id").addEventListener("keydown", e => { if (e.key === "Enter") begin("verify"); });
+// A card or QR reader presents itself as a keyboard: characters arrive fast
+// and end with Enter. On the start screen that identifies the resident
+// (the card carries the resident number or id).
+let wedgeBuf = "", wedgeAt = 0;
+document.addEventListener("keydown", e => {
+  if (current().id !== "s-start" || e.target === $("person-id")) return;
+  const now = Date.now();
+  if (now - wedgeAt > 300) wedgeBuf = "";
+  wedgeAt = now;
+  if (e.key === "Enter" && wedgeBuf.length >= 4) {
+    const v = wedgeBuf; wedgeBuf = "";
+    if (UUID.test(v)) $("person-id").value = v; else $("number").value = v.replace(/\D/g, "").slice(0, 8);
+    begin("verify");
+  } else if (e.key.length === 1) wedgeBuf += e.key;
+});
+
+// ---- notice: a short summary, sections to open, the full text one tap away ----
 async function loadNotice() {
   st.notice = await FG.api("GET", "/v1/notice?lang=" + FG.lang);
   $("notice").innerHTML = st.notice.html;
   $("notice-version").textContent = st.notice.version.slice(0, 12);
+  const sum = $("notice-summary");
+  sum.innerHTML = "";
+  const dts = $("notice").querySelectorAll("dt");
+  for (const dt of dts) {
+    const body = dt.nextElementSibling ? dt.nextElementSibling.textContent : "";
+    const first = body.split(/(?<=[。.;；])\s*/)[0];
+    const d = document.createElement("details");
+    d.innerHTML = `<summary><strong>${FG.esc(dt.textContent)}</strong>${FG.esc(FG.t("colon"))}${FG.esc(first.length > 70 ? first.slice(0, 68) + "…" : first)}</summary><p>${FG.esc(body)}</p>`;
+    sum.appendChild(d);
+  }
 }
-document.addEventListener("fg-lang", () => { if (st.notice) loadNotice().catch(err); });
-
-function begin(mode) {
-  err();
-  const p = $("person-id").value.trim();
-  if (!p) { err({ message_zh: FG.t("need_person"), message_en: FG.t("need_person") }); return; }
-  st.mode = mode; st.person = p;
-  loadNotice().then(() => show("s-notice")).catch(err);
-}
-$("btn-mode-enrol").onclick = () => begin("enrol");
-$("btn-mode-verify").onclick = () => begin("verify");
+document.addEventListener("fg-lang", () => { if (st.notice) loadNotice().catch(err); renderMethods(); pinCount(); });
+$("btn-full").onclick = () => {
+  const open = $("notice").classList.toggle("hidden") === false;
+  $("btn-full").setAttribute("aria-expanded", open);
+  $("btn-full").textContent = FG.t(open ? "notice_full_close" : "notice_full");
+  $("btn-full").dataset.t = open ? "notice_full_close" : "notice_full";
+  if (open) $("notice").focus();
+};
 
 $("btn-agree-face").onclick = async () => {
   err();
@@ -87,105 +180,230 @@ $("btn-agree-face").onclick = async () => {
     try {
       await FG.api("POST", "/v1/consents", { person_id: st.person, notice_version: st.notice.version, device_id: device, evidence: "tapped 'agree to face recognition' after the notice" });
     } catch (e) {
-      if (e.rule === "R10") { err(e); show("s-guardian"); return; }
+      if (e.rule === "R10") { show("s-guardian"); err(e); return; }
       err(e); return;
     }
   }
   openCamera();
 };
 
+// ---- the other methods -----------------------------------------------------------
+// Offered: every alternative the scenario lists that this server can
+// complete from a kiosk (the guard's check only where the server has it).
+function alternatives() {
+  const listed = (st.notice && st.notice.methods) || ["pin"];
+  return listed.filter(m => m === "pin" || m === "card" || m === "qr_code" || (m === "staffed_check" && st.features.staffed && st.mode === "verify"));
+}
+function renderMethods() {
+  const list = $("method-list");
+  if (!list) return;
+  list.innerHTML = "";
+  $("methods-explain").textContent = FG.t(st.mode === "enrol" ? "methods_explain_enrol" : "methods_explain");
+  for (const m of alternatives()) {
+    const b = document.createElement("button");
+    b.type = "button"; b.id = "btn-method-" + m; b.className = "method";
+    b.innerHTML = `<strong>${FG.esc(FG.v("method", m))}</strong><span>${FG.esc(FG.t("method_hint_" + m))}</span>`;
+    b.onclick = () => useMethod(m);
+    list.appendChild(b);
+  }
+}
 async function toOther() {
   err();
-  try { await FG.api("POST", "/v1/decline-face", { person_id: st.person, device_id: device }); } catch (e) { /* declining never fails the person */ }
-  $("pin-explain").textContent = FG.t(st.mode === "enrol" ? "pin_set" : "pin_enter");
-  $("pin").value = "";
-  show("s-pin");
+  if (st.person) { try { await FG.api("POST", "/v1/decline-face", { person_id: st.person, device_id: device }); } catch (e) { /* declining never fails the person */ } }
+  renderMethods();
+  const alts = alternatives();
+  if (alts.length === 1) useMethod(alts[0]); else show("s-methods");
 }
-$("btn-other").onclick = toOther;
-$("btn-guardian-other").onclick = toOther;
-$("btn-camera-other").onclick = toOther;
-$("btn-pin-back").onclick = () => show("s-notice");
+for (const id of ["btn-other", "btn-guardian-other", "btn-camera-other", "btn-camera-other2", "btn-result-other"]) $(id).onclick = toOther;
+for (const id of ["btn-pin-back", "btn-wedge-back", "btn-staffed-back"]) $(id).onclick = () => { renderMethods(); show("s-methods"); };
+
+function useMethod(m) {
+  st.method = m;
+  if (m === "pin") {
+    st.pinFirst = null;
+    $("pin").value = ""; pinCount();
+    FG.setT($("pin-explain"), st.mode === "enrol" ? "pin_set" : "pin_enter", { min: PIN_MIN, max: PIN_MAX });
+    show("s-pin");
+  } else if (m === "card" || m === "qr_code") {
+    FG.setT($("h-wedge"), "method_" + m);
+    FG.setT($("wedge-explain"), (m === "card" ? "card_" : "qr_") + (st.mode === "enrol" ? "enrol" : "verify"));
+    $("wedge").value = "";
+    show("s-wedge");
+    $("wedge").focus();
+  } else if (m === "staffed_check") startStaffed();
+}
+
+// PIN: 4–12 digits everywhere; setting one asks for it twice.
+$("btn-pin").onclick = async () => {
+  err();
+  const pin = $("pin").value;
+  if (!new RegExp(`^\\d{${PIN_MIN},${PIN_MAX}}$`).test(pin)) { err({ key: "pin_rule", vars: { min: PIN_MIN, max: PIN_MAX } }); return; }
+  if (st.mode === "enrol" && st.pinFirst === null) {
+    st.pinFirst = pin; $("pin").value = ""; pinCount();
+    FG.setT($("pin-explain"), "pin_confirm");
+    say(FG.t("pin_confirm"));
+    return;
+  }
+  if (st.mode === "enrol" && st.pinFirst !== pin) {
+    st.pinFirst = null; $("pin").value = ""; pinCount();
+    FG.setT($("pin-explain"), "pin_set", { min: PIN_MIN, max: PIN_MAX });
+    err({ key: "pin_mismatch" });
+    return;
+  }
+  await credential("pin", pin);
+};
+async function credential(kind, secret) {
+  try {
+    const body = { person_id: st.person, device_id: device, kind, secret };
+    const out = await FG.api("POST", st.mode === "enrol" ? "/v1/credentials" : "/v1/verify/credential", body);
+    result(out);
+  } catch (e) {
+    if (kind === "pin") { $("pin").value = ""; pinCount(); st.pinFirst = null; }
+    err(e);
+  }
+}
+function wedgeSubmit() {
+  const v = $("wedge").value.trim();
+  if (!v) { err({ key: "wedge_empty" }); return; }
+  credential(st.method === "card" ? "card" : "qr", v);
+}
+$("btn-wedge").onclick = wedgeSubmit;
+$("wedge").addEventListener("keydown", e => { if (e.key === "Enter") { e.preventDefault(); wedgeSubmit(); } });
+
+// The guard's check (人工核验): the kiosk asks, a guard confirms in the
+// console, the kiosk shows the outcome.
+async function startStaffed() {
+  show("s-staffed");
+  try {
+    const c = await FG.api("POST", "/v1/staffed-checks", { person_id: st.person, device_id: device });
+    $("staffed-code").textContent = c.code || FG.shortId(c.id);
+    st.staffed = c.id;
+    const poll = async () => {
+      if (st.staffed !== c.id) return;
+      try {
+        const s = await FG.api("GET", "/v1/staffed-checks/" + encodeURIComponent(c.id));
+        if (s.outcome) { result(s.outcome); return; }
+        if (s.status !== "pending") { err({ key: "staffed_" + s.status }); return; }
+      } catch (e) { err(e); return; }
+      setTimeout(poll, 1500);
+    };
+    setTimeout(poll, 1500);
+  } catch (e) { err(e); }
+}
 
 $("btn-guardian").onclick = async () => {
   err();
-  if (!$("g-agree").checked) { err({ message_zh: FG.t("guardian_need_box"), message_en: FG.t("guardian_need_box") }); return; }
+  if (!$("g-agree").checked) { err({ key: "guardian_need_box" }); return; }
+  if (!$("g-name").value.trim()) { err({ key: "guardian_need_name" }); return; }
   try {
     await FG.api("POST", "/v1/consents", {
       person_id: st.person, notice_version: st.notice.version, device_id: device,
       evidence: "guardian ticked the consent box after the notice",
-      guardian: { name: $("g-name").value, relationship: $("g-rel").value },
+      guardian: { name: $("g-name").value.trim(), relationship: $("g-rel").value },
     });
     openCamera();
   } catch (e) { err(e); }
 };
 
+// ---- camera ------------------------------------------------------------------
 async function openCamera() {
   show("s-camera");
-  $("camera-instr").textContent = FG.t("turn_head");
+  FG.setT($("camera-instr"), "turn_head");
+  $("cap-progress").value = 0;
+  $("btn-capture").disabled = true;
+  $("camera-error").classList.add("hidden");
   try {
+    if (!navigator.mediaDevices) throw new Error("no camera");
     st.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
-    $("video").srcObject = st.stream;
-  } catch (e) { err({ message_zh: FG.t("no_camera"), message_en: FG.t("no_camera") }); }
+    const v = $("video");
+    v.srcObject = st.stream;
+    await new Promise((res, rej) => { v.onloadedmetadata = res; setTimeout(() => rej(new Error("timeout")), 8000); });
+    $("btn-capture").disabled = false;
+    say(FG.t("camera_ready"));
+  } catch (e) {
+    stopCamera();
+    err({ key: "no_camera" });
+    $("btn-retry").dataset.what = "camera";
+  }
 }
 function stopCamera() { if (st.stream) { st.stream.getTracks().forEach(t => t.stop()); st.stream = null; } }
-
 function grab() {
   const v = $("video"), c = $("canvas");
   c.width = v.videoWidth || 640; c.height = v.videoHeight || 480;
   c.getContext("2d").drawImage(v, 0, 0, c.width, c.height);
   return c.toDataURL("image/jpeg", 0.9);
 }
-
+const sleep = ms => new Promise(r => setTimeout(r, ms));
 $("btn-capture").onclick = async () => {
   err();
   const btn = $("btn-capture"); btn.disabled = true;
-  $("camera-instr").textContent = FG.t("capturing"); say(FG.t("capturing"));
+  st.capturing = true;
   try {
+    // 3-2-1, then six frames while the head turns, with progress.
+    const cd = $("countdown"); cd.classList.remove("hidden");
+    for (let i = 3; i > 0; i--) { cd.textContent = i; FG.setT($("camera-instr"), "get_ready", { n: i }); await sleep(700); }
+    cd.classList.add("hidden");
+    FG.setT($("camera-instr"), "capturing"); say(FG.t("capturing"));
     const frames = [];
-    for (let i = 0; i < 6; i++) { frames.push(grab()); await new Promise(r => setTimeout(r, 450)); }
-    stopCamera();
+    for (let i = 0; i < FRAMES; i++) { frames.push(grab()); $("cap-progress").value = i + 1; await sleep(450); }
+    FG.setT($("camera-instr"), "checking"); say(FG.t("checking"));
     const path = st.mode === "enrol" ? "/v1/enrol" : "/v1/verify";
     const out = await FG.api("POST", path, { person_id: st.person, device_id: device, images: frames, challenge: "turn_head", notice_version: st.notice.version });
+    stopCamera();
     result(out);
   } catch (e) {
+    FG.setT($("camera-instr"), "turn_head");
+    $("cap-progress").value = 0;
+    $("btn-retry").dataset.what = e.rule ? "notice" : "capture";
     err(e);
-    if (e.rule) { show("s-notice"); } else { openCamera(); }
-  } finally { btn.disabled = false; }
+    btn.disabled = !st.stream;
+  } finally { st.capturing = false; touch(); }
+};
+$("btn-retry").onclick = () => {
+  const w = $("btn-retry").dataset.what;
+  if (w === "notice") { show("s-notice"); return; }
+  if (w === "camera" || !st.stream) { openCamera(); return; }
+  err(); $("btn-capture").disabled = false; $("btn-capture").focus();
 };
 
-$("btn-pin").onclick = async () => {
-  err();
-  const pin = $("pin").value.trim();
-  try {
-    const out = st.mode === "enrol"
-      ? await FG.api("POST", "/v1/credentials", { person_id: st.person, device_id: device, kind: "pin", secret: pin })
-      : await FG.api("POST", "/v1/verify/credential", { person_id: st.person, device_id: device, kind: "pin", secret: pin });
-    result(out);
-  } catch (e) { err(e); }
-};
-
+// ---- result -----------------------------------------------------------------------
 function result(out) {
   const key = out.outcome === "pass" ? "pass" : out.outcome === "enrolled" ? "enrolled" : "fail";
+  show("s-result");
   const el = $("result-text");
-  el.textContent = FG.t(key);
+  FG.setT(el, key === "fail" ? "fail" : key + "_by", { m: "@method_" + out.method });
   el.className = key === "fail" ? "result-bad" : "result-ok";
   el.dataset.outcome = out.outcome;
   el.dataset.method = out.method;
   el.dataset.grants = out.grants;
+  $("result-fail").classList.toggle("hidden", key !== "fail");
+  $("btn-portal-code").classList.toggle("hidden", key === "fail");
   $("receipt").textContent = out.receipt_id;
-  $("portal-code").textContent = "";
-  show("s-result");
+  FG.setT($("portal-code"));
   say(FG.t(key));
 }
-
+$("btn-result-retry").onclick = () => { if (st.method && st.method !== "face") useMethod(st.method); else openCamera(); };
 $("btn-portal-code").onclick = async () => {
+  err();
   try {
     const c = await FG.api("POST", "/v1/persons/" + encodeURIComponent(st.person) + "/portal-code", { device_id: device });
-    $("portal-code").textContent = FG.t("code_is") + " " + c.code;
+    FG.setT($("portal-code"), "code_is", { code: c.code });
     $("portal-code").dataset.code = c.code;
   } catch (e) { err(e); }
 };
-$("btn-again").onclick = () => { $("person-id").value = ""; err(); show("s-start"); };
+$("btn-again").onclick = reset;
 
+// ---- start ------------------------------------------------------------------------
 FG.initToolbar(); FG.apply();
+(async () => {
+  // Endpoints this server may not have yet: their controls stay hidden.
+  const [lookup, staffed] = await Promise.all([
+    FG.probe("GET", "/v1/residents/lookup"),
+    FG.probe("GET", "/v1/staffed-checks/probe"),
+  ]);
+  st.features = { lookup, staffed };
+  $("number-box").classList.toggle("hidden", !lookup);
+  document.body.dataset.ready = "1";
+})();
 if (P.get("person")) $("person-id").value = P.get("person");
+touch();

@@ -1,128 +1,194 @@
 // Portal: the notice in force, my consents with one-step withdrawal (R8),
-// export everything held, delete, complain, the processor's filing number.
+// my checks, export (a readable page for people, JSON for machines), delete
+// after saying what goes and what stays (R14), complaints with the
+// operator's reply (R25), the processor's filing number, logout. Feedback
+// appears next to the button that caused it.
 "use strict";
-FG.add({
-  portal_title: { zh: "个人中心 · 我的人脸信息", en: "My data · face information" },
-  login_title: { zh: "输入登录码", en: "Enter your code" },
-  code_label: { zh: "8 位登录码（在门禁终端或物业服务中心获取）", en: "8-digit code (from the gate kiosk or the service centre)" },
-  login: { zh: "进入", en: "Open" },
-  code_hint: { zh: "登录码仅可使用一次，15 分钟内有效。", en: "A code works once and for 15 minutes." },
-  who: { zh: "我的信息", en: "About me" },
-  filing_number: { zh: "处理者备案编号：", en: "Processor's filing number:" },
-  not_filed: { zh: "暂无（人数未达 10 万，无需备案）", en: "none (fewer than 100,000 people; no filing needed yet)" },
-  consents_title: { zh: "我的授权", en: "My consents" },
-  no_consents: { zh: "暂无授权记录。", en: "No consents recorded." },
-  active: { zh: "有效", en: "active" },
-  withdrawn: { zh: "已撤回", en: "withdrawn" },
-  withdraw: { zh: "撤回人脸授权", en: "Withdraw face consent" },
-  withdrawn_ok: { zh: "已撤回，人脸特征已删除。您可继续使用：", en: "Withdrawn; your face template is deleted. You can keep using:" },
-  receipt: { zh: "凭证编号：", en: "Receipt:" },
-  recent_title: { zh: "最近的核验记录", en: "Recent checks" },
-  data_title: { zh: "我的数据", en: "My data" },
-  export: { zh: "导出我的全部信息", en: "Export everything held about me" },
-  delete: { zh: "删除我的全部信息", en: "Delete all my data" },
-  delete_confirm: { zh: "确定删除？人脸特征、密码和身份信息将被删除，无法恢复。", en: "Delete? Your face template, PIN and identity data will be deleted for good." },
-  deleted: { zh: "已删除。凭证编号：", en: "Deleted. Receipt:" },
-  complaint_title: { zh: "投诉与建议", en: "Complaints" },
-  complaint_label: { zh: "请描述您的问题", en: "Describe the problem" },
-  complaint_send: { zh: "提交投诉", en: "Send complaint" },
-  complaint_ok: { zh: "已收到您的投诉，编号：", en: "Complaint received, number:" },
-  complaint_other: { zh: "您也可以向网信部门（12377）、公安机关或 12345 热线投诉。", en: "You can also complain to the CAC (12377), the police, or the 12345 hotline." },
-  notice_title: { zh: "现行告知书", en: "The notice in force" },
-  method_pin: { zh: "个人密码", en: "PIN" }, method_card: { zh: "门禁卡", en: "access card" },
-  method_qr_code: { zh: "二维码", en: "QR code" }, method_staffed_check: { zh: "人工核验", en: "check by staff" },
-  method_face: { zh: "人脸识别", en: "face recognition" },
-});
 const $ = id => document.getElementById(id);
 let me = null;
-function err(e) { $("error").textContent = e ? FG.errText(e) : ""; }
+// Feedback beside the action: ok(id, key, vars) or msg(id, error); both
+// follow a language switch. The screen reader hears it too.
+function msg(id, e) {
+  const el = $(id);
+  FG.showErr(el, e);
+  el.classList.remove("ok"); el.classList.toggle("err", !!e);
+  if (e) $("status").textContent = el.textContent;
+}
+function ok(id, key, vars) {
+  const el = $(id);
+  FG.showErr(el, null);
+  FG.setT(el, key, vars);
+  el.classList.add("ok"); el.classList.remove("err");
+  $("status").textContent = el.textContent;
+}
 const tok = sessionStorage.getItem("fg.portal.token");
 if (tok) FG.setToken(tok);
 
 $("btn-login").onclick = async () => {
-  err();
+  msg("login-msg");
+  const code = $("code").value.trim();
+  if (!/^\d{8}$/.test(code)) { msg("login-msg", { key: "code_rule" }); return; }
   try {
-    const s = await FG.api("POST", "/v1/portal/session", { code: $("code").value.trim() });
+    const s = await FG.api("POST", "/v1/portal/session", { code });
     sessionStorage.setItem("fg.portal.token", s.token);
     FG.setToken(s.token);
     await load();
-  } catch (e) { err(e); }
+    $("h-who").setAttribute("tabindex", "-1"); $("h-who").focus();
+  } catch (e) { msg("login-msg", e); }
 };
+$("code").addEventListener("keydown", e => { if (e.key === "Enter") $("btn-login").click(); });
 
 async function load() {
   me = await FG.api("GET", "/v1/me");
   $("s-login").classList.add("hidden");
   $("s-me").classList.remove("hidden");
+  $("btn-logout").classList.remove("hidden");
   render();
 }
+function logout(keepMsg) {
+  // Ends the session on the server where it can (DELETE /v1/portal/session),
+  // and always here.
+  FG.api("DELETE", "/v1/portal/session").catch(() => {});
+  sessionStorage.removeItem("fg.portal.token");
+  FG.setToken(null);
+  me = null; lastExport = null;
+  $("export-view").classList.add("hidden"); $("export-view").innerHTML = "";
+  $("s-me").classList.add("hidden");
+  $("btn-logout").classList.add("hidden");
+  $("s-login").classList.remove("hidden");
+  $("code").value = "";
+  if (!keepMsg) ok("login-msg", "logged_out");
+  $("h-login").setAttribute("tabindex", "-1"); $("h-login").focus();
+}
+$("btn-logout").onclick = () => logout();
 
+function scenarioName() { return FG.lang === "zh" ? me.scenario_name_zh : me.scenario_name_en; }
 function render() {
   if (!me) return;
-  const zh = FG.lang === "zh";
-  $("who").textContent = `${me.person.display_name || ""} · ${zh ? me.scenario_name_zh : me.scenario_name_en}`;
+  $("who-name").textContent = me.person.display_name || "—";
+  $("who-scenario").textContent = scenarioName();
   $("filing-number").textContent = me.filing_number || FG.t("not_filed");
-  $("notice").innerHTML = zh ? me.notice_html_zh : me.notice_html_en;
+  $("notice").innerHTML = FG.lang === "zh" ? me.notice_html_zh : me.notice_html_en;
   const cs = $("consents");
   cs.innerHTML = me.consents.length ? "" : `<p>${FG.esc(FG.t("no_consents"))}</p>`;
   for (const c of me.consents) {
     const div = document.createElement("div");
-    div.className = "card";
-    div.innerHTML = `<p><strong>${FG.esc(c.kind)}</strong> · ${FG.esc(c.scenario)} · ${FG.esc(new Date(c.given_at).toLocaleString())} · <span class="${c.active ? "level-ok" : "level-warn"}">${FG.esc(FG.t(c.active ? "active" : "withdrawn"))}</span></p>`;
+    div.className = "card consent";
+    div.innerHTML = `<p><strong>${FG.esc(FG.v("consent", c.kind))}</strong> · ${FG.esc(scenarioName())}</p>
+      <p>${FG.esc(FG.t("given_on", { t: FG.time(c.given_at), by: FG.v("given_by", c.given_by) }))}
+      · <span class="${c.active ? "level-ok" : "level-warn"}">${FG.esc(c.active ? FG.t("active") : FG.t("withdrawn_on", { t: FG.time(c.withdrawn_at) }))}</span></p>`;
     if (c.active) {
       const b = document.createElement("button");
       b.type = "button"; b.className = "withdraw"; b.textContent = FG.t("withdraw");
-      b.onclick = () => withdraw(c.id, div);
+      b.onclick = () => withdraw(c.id);
       div.appendChild(b);
     }
     cs.appendChild(div);
   }
-  $("recent").innerHTML = me.recent.length ? `<table><thead><tr><th>${zh ? "时间" : "When"}</th><th>${zh ? "方式" : "Method"}</th><th>${zh ? "结果" : "Result"}</th><th>${zh ? "凭证编号" : "Receipt"}</th></tr></thead><tbody>` +
-    me.recent.map(r => `<tr><td>${FG.esc(new Date(r.at).toLocaleString())}</td><td>${FG.esc(r.method)}</td><td>${FG.esc(r.result)}${r.refusal_rule ? " (" + FG.esc(FG.ruleRef({ rule: r.refusal_rule, article: r.refusal_article, article_zh: r.refusal_article_zh })) + ")" : ""}</td><td><code>${FG.esc(r.receipt_id)}</code></td></tr>`).join("") + "</tbody></table>" : "";
+  $("recent").innerHTML = me.recent.length ? `<table><caption class="sr-only">${FG.esc(FG.t("recent_title"))}</caption><thead><tr><th scope="col">${FG.esc(FG.t("col_when"))}</th><th scope="col">${FG.esc(FG.t("col_method"))}</th><th scope="col">${FG.esc(FG.t("col_result"))}</th><th scope="col">${FG.esc(FG.t("col_receipt"))}</th></tr></thead><tbody>` +
+    me.recent.map(r => `<tr><td>${FG.esc(FG.time(r.at))}</td><td>${FG.esc(FG.v("method", r.method))}</td><td>${FG.esc(FG.v("result", r.result))}${r.refusal_rule ? "（" + FG.esc(FG.ruleRef({ rule: r.refusal_rule, article: r.refusal_article, article_zh: r.refusal_article_zh })) + "）" : ""}</td><td><code data-raw>${FG.esc(r.receipt_id)}</code></td></tr>`).join("") + "</tbody></table>"
+    : `<p>${FG.esc(FG.t("no_checks"))}</p>`;
+  const mine = me.complaints || [];
+  $("complaints").innerHTML = mine.length ? `<h3>${FG.esc(FG.t("my_complaints"))}</h3>` + mine.map(c => `<div class="card complaint" data-id="${FG.esc(c.id)}">
+      <p><strong>${FG.esc(FG.t("complaint_no", { id: FG.shortId(c.id) }))}</strong> · ${FG.esc(FG.time(c.received_at))} · <span class="complaint-status ${c.status === "resolved" ? "level-ok" : "level-warn"}">${FG.esc(FG.v("complaint_status", c.status))}</span></p>
+      <p data-raw>${FG.esc(c.body)}</p>
+      <p class="reply"><strong>${FG.esc(FG.t("operator_reply"))}</strong> ${c.response ? `<span data-raw>${FG.esc(c.response)}</span>` : FG.esc(FG.t("no_reply_yet"))}</p></div>`).join("") : "";
 }
 document.addEventListener("fg-lang", render);
 
-// One step: no confirmation dialog (withdrawing takes no more steps than consenting did).
-async function withdraw(id, div) {
-  err();
+// One step: no confirmation (withdrawing takes no more steps than consenting did).
+async function withdraw(id) {
+  msg("consents-msg");
   try {
     const r = await FG.api("POST", `/v1/consents/${id}/withdraw`, { channel: "portal" });
     await load();
-    const alts = r.alternatives.map(m => FG.t("method_" + m)).join("、");
-    $("status").textContent = `${FG.t("withdrawn_ok")} ${alts}. ${FG.t("receipt")} ${r.receipt_id}`;
-    $("status").dataset.receipt = r.receipt_id;
-  } catch (e) { err(e); }
+    ok("consents-msg", "withdrawn_ok", { n: r.templates_deleted, alts: r.alternatives.map(m => FG.v("method", m)).join(" / "), receipt: r.receipt_id });
+    $("consents-msg").dataset.receipt = r.receipt_id;
+  } catch (e) { msg("consents-msg", e); }
 }
 
+async function exportData() { return FG.api("GET", `/v1/persons/${me.person.id}/export`); }
+function download(name, type, text) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([text], { type })); a.download = name;
+  document.body.appendChild(a); a.click(); a.remove();
+}
+// A page a person can read (and print or keep): the same content as the JSON.
+function exportHtml(d) {
+  const row = (k, v, raw) => `<tr><th scope="row">${FG.esc(k)}</th><td${raw ? " data-raw" : ""}>${FG.esc(v)}</td></tr>`;
+  const p = d.person;
+  const events = d.verification_events || [];
+  return `<h3 id="h-export">${FG.esc(FG.t("export_heading"))}</h3>
+  <p>${FG.esc(FG.t("export_made", { t: FG.time(d.exported_at, true) }))}</p>
+  <h4>${FG.esc(FG.t("who"))}</h4><table><tbody>${row(FG.t("name"), p.display_name || "—", true)}${row(FG.t("dob"), p.date_of_birth ? FG.date(p.date_of_birth) : "—")}${row(FG.t("contact"), p.contact || "—", true)}${row(FG.t("registered_on"), FG.time(p.created_at))}</tbody></table>
+  <h4>${FG.esc(FG.t("consents_title"))}</h4><table><thead><tr><th scope="col">${FG.esc(FG.t("col_kind"))}</th><th scope="col">${FG.esc(FG.t("col_given"))}</th><th scope="col">${FG.esc(FG.t("col_status"))}</th></tr></thead><tbody>${(d.consents || []).map(c => `<tr><td>${FG.esc(FG.v("consent", c.kind))}</td><td>${FG.esc(FG.time(c.given_at))}</td><td>${FG.esc(c.active ? FG.t("active") : FG.t("withdrawn_on", { t: FG.time(c.withdrawn_at) }))}</td></tr>`).join("")}</tbody></table>
+  <h4>${FG.esc(FG.t("export_creds"))}</h4><p>${(d.credentials || []).map(c => FG.esc(FG.v("method", c.kind) + (c.revoked_at ? " (" + FG.t("revoked") + ")" : ""))).join(FG.lang === "zh" ? "、" : ", ") || FG.esc(FG.t("none"))}</p>
+  <h4>${FG.esc(FG.t("export_templates"))}</h4><p>${FG.esc(FG.t("export_templates_n", { n: d.face_templates ? d.face_templates.count : 0 }))} ${FG.esc(d.face_templates ? (FG.lang === "zh" ? d.face_templates.note_zh : d.face_templates.note_en) : "")}</p>
+  <h4>${FG.esc(FG.t("recent_title"))}</h4><table><thead><tr><th scope="col">${FG.esc(FG.t("col_when"))}</th><th scope="col">${FG.esc(FG.t("col_method"))}</th><th scope="col">${FG.esc(FG.t("col_result"))}</th><th scope="col">${FG.esc(FG.t("col_receipt"))}</th></tr></thead><tbody>${events.map(e => `<tr><td>${FG.esc(FG.time(e.at))}</td><td>${FG.esc(FG.v("method", (e.event || e).method))}</td><td>${FG.esc(FG.v("result", (e.event || e).result))}</td><td><code data-raw>${FG.esc(e.id || e.receipt_id || "")}</code></td></tr>`).join("")}</tbody></table>`;
+}
 $("btn-export").onclick = async () => {
-  err();
+  msg("export-msg");
   try {
-    const data = await FG.api("GET", `/v1/persons/${me.person.id}/export`);
-    const blob = new Blob([JSON.stringify(data, null, 2)], { type: "application/json" });
-    const a = document.createElement("a");
-    a.href = URL.createObjectURL(blob); a.download = "facegate-my-data.json"; a.id = "export-link";
-    document.body.appendChild(a); a.click();
-    $("status").textContent = "✓ facegate-my-data.json";
-  } catch (e) { err(e); }
+    lastExport = await exportData();
+    showExport();
+    ok("export-msg", "export_shown");
+    $("export-view").focus();
+  } catch (e) { msg("export-msg", e); }
+};
+let lastExport = null;
+document.addEventListener("fg-lang", () => { if (lastExport && !$("export-view").classList.contains("hidden")) showExport(); });
+function showExport() {
+  {
+    const html = exportHtml(lastExport);
+    const view = $("export-view");
+    view.innerHTML = html + `<p><button id="btn-export-save" type="button">${FG.esc(FG.t("export_save"))}</button> <button id="btn-export-print" type="button">${FG.esc(FG.t("export_print"))}</button></p>`;
+    view.classList.remove("hidden");
+    $("btn-export-save").onclick = () => download("facegate-my-data.html", "text/html",
+      `<!doctype html><html lang="${FG.lang === "zh" ? "zh-CN" : "en"}"><head><meta charset="utf-8"><title>${FG.esc(FG.t("export_heading"))}</title><style>body{font:16px/1.5 sans-serif;max-width:50em;margin:2em auto}table{border-collapse:collapse;width:100%}th,td{border:1px solid #888;padding:.3em;text-align:left}</style></head><body>${html}</body></html>`);
+    $("btn-export-print").onclick = () => window.print();
+  }
+}
+$("btn-export-json").onclick = async () => {
+  msg("export-msg");
+  try {
+    const d = await exportData();
+    download("facegate-my-data.json", "application/json", JSON.stringify(d, null, 2));
+    ok("export-msg", "export_json_ok");
+  } catch (e) { msg("export-msg", e); }
 };
 
-$("btn-delete").onclick = async () => {
-  err();
-  if (!confirm(FG.t("delete_confirm"))) return;
+$("btn-delete").onclick = () => {
+  msg("delete-result");
+  $("delete-confirm").classList.remove("hidden");
+  $("btn-delete").setAttribute("aria-expanded", "true");
+  $("h-delete-confirm").focus();
+};
+$("btn-delete-no").onclick = () => {
+  $("delete-confirm").classList.add("hidden");
+  $("btn-delete").setAttribute("aria-expanded", "false");
+  $("btn-delete").focus();
+};
+$("btn-delete-yes").onclick = async () => {
   try {
     const r = await FG.api("POST", `/v1/persons/${me.person.id}/erase`);
-    $("delete-result").textContent = FG.t("deleted") + " " + r.receipt_id;
-    $("delete-result").classList.remove("hidden");
-    sessionStorage.removeItem("fg.portal.token");
-  } catch (e) { err(e); }
+    $("delete-confirm").classList.add("hidden");
+    logout(true);
+    ok("login-msg", "deleted", { receipt: r.receipt_id, n: r.templates_deleted });
+    $("login-msg").dataset.receipt = r.receipt_id;
+  } catch (e) { msg("delete-result", e); }
 };
 
 $("btn-complaint").onclick = async () => {
-  err();
+  msg("complaint-msg");
+  const body = $("complaint").value.trim();
+  if (!body) { msg("complaint-msg", { key: "complaint_empty" }); return; }
   try {
-    const c = await FG.api("POST", "/v1/complaints", { body: $("complaint").value, channel: "portal" });
-    $("status").textContent = FG.t("complaint_ok") + " " + c.id;
+    const c = await FG.api("POST", "/v1/complaints", { body, channel: "portal" });
     $("complaint").value = "";
-  } catch (e) { err(e); }
+    await load();
+    ok("complaint-msg", "complaint_ok", { id: FG.shortId(c.id) });
+    $("complaint-msg").dataset.id = c.id;
+  } catch (e) { msg("complaint-msg", e); }
 };
 
 FG.initToolbar(); FG.apply();

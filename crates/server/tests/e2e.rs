@@ -2,8 +2,9 @@
 //! Debian's Chromium) against a real server on loopback. Chromium's fake
 //! camera plays a video made here from fixture faces (obama.jpg, obama2.jpg:
 //! the same man with the head turned differently), so the kiosk's capture and
-//! turn-your-head liveness step run for real. Screenshots go to
-//! `test-artifacts/e2e/`.
+//! turn-your-head liveness step run for real. Every screen of the three apps
+//! is checked with axe-core in both languages and large text, and saved as a
+//! screenshot under `test-artifacts/e2e/` (listed in its `index.txt`).
 //!
 //! Skips, saying why, when `FACEGATE_CHROMIUM` is unset, node is missing, or
 //! `npm ci` has not been run in `tests/e2e` (scripts/test.sh does all three).
@@ -40,13 +41,16 @@ fn skip_reason() -> Option<String> {
     if Command::new("node").arg("--version").output().is_err() {
         return Some("node is not installed".into());
     }
-    if !repo_root()
-        .join("tests/e2e/node_modules/playwright-core")
-        .exists()
-    {
-        return Some(
-            "tests/e2e/node_modules/playwright-core is missing: run `npm ci` in tests/e2e".into(),
-        );
+    for module in ["playwright-core", "axe-core"] {
+        if !repo_root()
+            .join("tests/e2e/node_modules")
+            .join(module)
+            .exists()
+        {
+            return Some(format!(
+                "tests/e2e/node_modules/{module} is missing: run `npm ci` in tests/e2e"
+            ));
+        }
     }
     None
 }
