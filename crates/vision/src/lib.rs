@@ -264,6 +264,17 @@ impl Engine {
             .sum()
     }
 
+    /// Model calls made so far, per model file.
+    pub fn model_calls_by_model(&self) -> Vec<(&'static str, u64)> {
+        [&self.detect, &self.landmark, &self.feature]
+            .into_iter()
+            .chain(&self.liveness)
+            .chain(&self.pose)
+            .chain(&self.eye)
+            .map(|m| (m.name, m.calls()))
+            .collect()
+    }
+
     /// How many subnormal weights the load set to zero, per model.
     pub fn flushed_weights(&self) -> Vec<(&'static str, usize)> {
         [&self.detect, &self.landmark, &self.feature]
