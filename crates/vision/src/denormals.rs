@@ -72,8 +72,7 @@ pub fn flushing_denormals() -> bool {
 }
 
 /// Clears FTZ and DAZ on the calling thread: IEEE subnormals (for the tests
-/// that compare against the unflushed path).
-#[cfg(test)]
+/// and the benchmark that compare against the unflushed path).
 pub(crate) fn keep_denormals() {
     #[cfg(target_arch = "x86_64")]
     set_mxcsr(mxcsr() & !(FTZ | DAZ));

@@ -101,11 +101,16 @@ pub(crate) struct Model {
 impl Model {
     /// Loads the named model and builds one session (so that a broken model
     /// or runtime fails at start-up, not on the first request).
+    ///
+    /// `FACEGATE_DENORMALS=keep` loads the model as shipped and runs it with
+    /// IEEE subnormals (FTZ/DAZ cleared), to measure what the flush saves.
     pub(crate) fn load(name: &'static str, intra_threads: usize) -> Result<Model, VisionError> {
-        Model::load_tuned(name, intra_threads, Tuning::for_model(name))
+        let flush = std::env::var("FACEGATE_DENORMALS").as_deref() != Ok("keep");
+        Model::load_with(name, intra_threads, Tuning::for_model(name), flush)
     }
 
     /// [`Model::load`] with the given tuning.
+    #[cfg(test)]
     pub(crate) fn load_tuned(
         name: &'static str,
         intra_threads: usize,
@@ -195,7 +200,6 @@ impl Model {
         if self.flush {
             crate::denormals::set_flush_denormals();
         } else {
-            #[cfg(test)]
             crate::denormals::keep_denormals();
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
