@@ -107,6 +107,10 @@ pub enum Cmd {
         /// The challenge the gate requests: turn_head or blink.
         #[arg(long, default_value = "turn_head")]
         challenge: String,
+        /// Scale the photos to this width (JPEG, quality 90), as a gate camera
+        /// sends them; 0 sends the fixture files as they are (up to 2333×1434).
+        #[arg(long, default_value_t = 640)]
+        frame_width: u32,
         #[arg(long)]
         json: bool,
     },
@@ -134,6 +138,7 @@ async fn gate_benchmark(
     max_gates: usize,
     frames: usize,
     challenge: &str,
+    frame_width: u32,
     json: bool,
 ) -> Result<()> {
     let challenge: facegate_server::pipeline::Challenge =
@@ -144,7 +149,24 @@ async fn gate_benchmark(
     // Real photos of one person, in turn: the gate's frames.
     let photos = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
         .iter()
-        .map(|n| Ok(std::fs::read(facegate_assets::fixture(n)?)?))
+        .map(|n| {
+            let bytes = std::fs::read(facegate_assets::fixture(n)?)?;
+            if frame_width == 0 {
+                return Ok(bytes);
+            }
+            let img = image::load_from_memory(&bytes)?.to_rgb8();
+            let h = (img.height() as u64 * frame_width as u64 / img.width() as u64) as u32;
+            let small = image::imageops::resize(
+                &img,
+                frame_width,
+                h,
+                image::imageops::FilterType::Triangle,
+            );
+            let mut out = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+                .encode_image(&small)?;
+            Ok(out)
+        })
         .collect::<Result<Vec<_>>>()?;
     let seq: Vec<Vec<u8>> = photos.iter().cycle().take(frames).cloned().collect();
     let mut levels: Vec<usize> = [1, 4, 8].into_iter().filter(|&g| g <= max_gates).collect();
@@ -163,8 +185,16 @@ async fn gate_benchmark(
     }
     println!("{}", r.cpu);
     println!(
-        "gate benchmark: active-challenge verify ({:?}) of {} frames (obama.jpg, obama2.jpg, obama3.jpg in turn; {} bytes a request) over HTTP on loopback, {} s per level",
-        r.challenge, r.frames, r.request_bytes, r.seconds_per_level
+        "gate benchmark: active-challenge verify ({:?}) of {} frames (obama.jpg, obama2.jpg, obama3.jpg in turn, {}; {} bytes a request) over HTTP on loopback, {} s per level",
+        r.challenge,
+        r.frames,
+        if frame_width == 0 {
+            "as fetched".to_string()
+        } else {
+            format!("scaled to {frame_width} px wide")
+        },
+        r.request_bytes,
+        r.seconds_per_level
     );
     let row = |name: String, l: &facegate_server::loadgen::GateLevel| {
         println!(
@@ -271,9 +301,17 @@ pub fn run(cmd: Cmd) -> Result<()> {
             gates: Some(gates),
             frames,
             challenge,
+            frame_width,
             json,
             ..
-        } => rt.block_on(gate_benchmark(seconds, gates, frames, &challenge, json)),
+        } => rt.block_on(gate_benchmark(
+            seconds,
+            gates,
+            frames,
+            &challenge,
+            frame_width,
+            json,
+        )),
         Cmd::LoadTest {
             seconds,
             concurrency,
