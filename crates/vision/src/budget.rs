@@ -2,10 +2,14 @@
 //! the engine between stages and between frames.
 //!
 //! The bound it gives: once the flag is set or the deadline passes, the
-//! engine finishes at most the one model call it is in (the longest, the
-//! feature or pose model, is about 5 ms on one thread of a 2020s x86 core;
-//! a 4096² image's decode about 150 ms) and returns [`VisionError::Stopped`].
-//! A request's CPU time is therefore at most its deadline plus one stage.
+//! engine finishes at most the stage it is in (one model call: the longest,
+//! `fr_feature` or `fr_pose`, about 5 ms on one thread of the AMD EPYC in
+//! BENCHMARKS.md; or one frame's decode, itself bounded by the pixel limit
+//! checked from the header before decoding) and returns
+//! [`VisionError::Stopped`]. A request's CPU time is therefore at most its
+//! deadline plus one stage. The host sets the deadline (e.g. 2 s for an
+//! 8-frame challenge, which costs about 0.2 s of CPU on a quiet core) and
+//! cancels when the client goes away.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
