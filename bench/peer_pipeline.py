@@ -10,10 +10,14 @@ facegate loads).
 
 The peer gets its best documented settings: ORT_ENABLE_ALL, the same
 intra-op thread count as facegate, sequential execution, OpenCV (SIMD) for
-decode/resize/warp. Each onnxruntime version lives in its own venv under
+decode/resize/warp; and, in the same run, once more with ORT's documented
+`session.set_denormal_as_zero` session option (FTZ/DAZ on ORT's own pool
+threads; `--peer-denormal-as-zero off|on|both`), since subnormal floats cost
+Intel cores ~100x. The CPU (model, ISA extensions) is printed with the figures. Each onnxruntime version lives in its own venv under
 bench/.venv (git-ignored; the 1.26.0 one nested in it), created with pip on first use.
 
-Usage: python3 bench/peer_pipeline.py [--threads 1] [--iterations 10] [IMAGES...]
+Usage: python3 bench/peer_pipeline.py [--threads 1] [--iterations 10]
+                                      [--peer-denormal-as-zero both] [IMAGES...]
        (default images: the face fixtures in the facegate cache)
 """
 
@@ -38,11 +42,15 @@ PEER = r'''
 import json, sys, time
 import numpy as np, cv2, onnxruntime as ort
 
-models, threads, iterations, paths = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+models, threads, iterations, daz, paths = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
+                                           sys.argv[4] == "1", sys.argv[5:])
 cv2.setNumThreads(1)
 
 def session(name):
     so = ort.SessionOptions()
+    if daz:
+        # ORT's documented option: FTZ/DAZ on its intra-op pool threads.
+        so.add_session_config_entry("session.set_denormal_as_zero", "1")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -129,7 +137,8 @@ for _ in range(iterations):
 per_face.sort()
 print(json.dumps({"end_to_end_ms_per_face": per_face[len(per_face) // 2],
                   "end_to_end_ms_per_face_min": per_face[0],
-                  "faces_per_image": n / len(blobs), "onnxruntime": ort.__version__}))
+                  "faces_per_image": n / len(blobs), "onnxruntime": ort.__version__,
+                  "set_denormal_as_zero": daz}))
 '''
 
 
@@ -147,9 +156,10 @@ def venv(name, ort_spec):
     return py
 
 
-def run_peer(py, threads, iterations, images):
+def run_peer(py, threads, iterations, images, daz=False):
     out = subprocess.run([str(py), "-c", PEER, str(CACHE / "models"), str(threads), str(iterations),
-                          *map(str, images)], check=True, capture_output=True, text=True)
+                          "1" if daz else "0", *map(str, images)],
+                         check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -160,11 +170,34 @@ def run_facegate(threads, iterations, images):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+ISA = ["sse4_2", "avx", "fma", "avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
+       "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"]
+
+
+def cpu_line():
+    """The CPU model and the ISA extensions the kernels use (from /proc/cpuinfo)."""
+    model, flags = "unknown", set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            k, _, v = line.partition(":")
+            if k.strip() == "model name" and model == "unknown":
+                model = v.strip()
+            elif k.strip() == "flags" and not flags:
+                flags = set(v.split())
+    except OSError:
+        pass
+    have = [f for f in ISA if f in flags]
+    return f"CPU: {model} ({os.cpu_count()} logical CPUs; {' '.join(have) or 'flags unknown'})"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--skip-latest", action="store_true")
+    ap.add_argument("--peer-denormal-as-zero", choices=["both", "off", "on"], default="both",
+                    help="run the peer without ('off'), with ('on') or both ways ('both', the "
+                         "default) with ORT's session.set_denormal_as_zero option")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("images", nargs="*")
     a = ap.parse_args()
@@ -175,32 +208,39 @@ def main():
     if a.skip_latest:
         peers = []
     peers.append(("same version", ".venv/ort-1.26.0", "onnxruntime==1.26.0"))
+    dazs = {"both": [False, True], "off": [False], "on": [True]}[a.peer_denormal_as_zero]
+    cpu = cpu_line()
     rows = []
     for label, name, spec in peers:
         py = venv(name, spec)
         # Interleave to share whatever load the machine has fairly.
         fg = run_facegate(a.threads, a.iterations, images)
-        peer = run_peer(py, a.threads, a.iterations, images)
+        peer_runs = [run_peer(py, a.threads, a.iterations, images, daz) for daz in dazs]
         fg2 = run_facegate(a.threads, a.iterations, images)
         # Best pass of each side: on a shared machine the least-disturbed pass
         # is the closest to the true cost (medians are printed too).
         fg_ms = min(fg["end_to_end_ms_per_face_min"], fg2["end_to_end_ms_per_face_min"])
-        p_ms = peer["end_to_end_ms_per_face_min"]
         fg_med = min(fg["end_to_end_ms_per_face"], fg2["end_to_end_ms_per_face"])
-        p_med = peer["end_to_end_ms_per_face"]
-        rows.append({"peer": label, "peer_onnxruntime": peer["onnxruntime"], "threads": a.threads,
-                     "images": len(images), "iterations": a.iterations,
-                     "facegate_ms_per_face": fg_ms, "peer_ms_per_face": p_ms,
-                     "throughput_ratio": p_ms / fg_ms, "facegate_median_ms_per_face": fg_med,
-                     "peer_median_ms_per_face": p_med, "median_ratio": p_med / fg_med,
-                     "facegate_stages_ms": fg})
+        for peer in peer_runs:
+            p_ms = peer["end_to_end_ms_per_face_min"]
+            p_med = peer["end_to_end_ms_per_face"]
+            rows.append({"peer": label, "peer_onnxruntime": peer["onnxruntime"],
+                         "peer_set_denormal_as_zero": peer["set_denormal_as_zero"],
+                         "threads": a.threads, "cpu": cpu,
+                         "images": len(images), "iterations": a.iterations,
+                         "facegate_ms_per_face": fg_ms, "peer_ms_per_face": p_ms,
+                         "throughput_ratio": p_ms / fg_ms, "facegate_median_ms_per_face": fg_med,
+                         "peer_median_ms_per_face": p_med, "median_ratio": p_med / fg_med,
+                         "facegate_stages_ms": fg})
     if a.json:
         print(json.dumps(rows))
         return
-    print(f"{len(images)} image(s), {a.iterations} iterations, {a.threads} intra-op thread(s); "
+    print(cpu)
+    print(f"{len(images)} image(s), {a.iterations} iterations, {a.threads} intra-op thread(s) on both sides; "
           "end-to-end per face: decode -> detect -> landmarks -> align -> embed -> liveness")
     for r in rows:
-        print(f"  peer on onnxruntime {r['peer_onnxruntime']:<8} ({r['peer']}): "
+        daz = "with set_denormal_as_zero" if r["peer_set_denormal_as_zero"] else "as configured by default"
+        print(f"  peer on onnxruntime {r['peer_onnxruntime']:<8} ({r['peer']}, {daz}): "
               f"peer {r['peer_ms_per_face']:.2f} ms/face, facegate (ort 1.26.0) "
               f"{r['facegate_ms_per_face']:.2f} ms/face -> facegate throughput x{r['throughput_ratio']:.2f} "
               f"(best pass; medians {r['peer_median_ms_per_face']:.2f} vs "

@@ -86,13 +86,31 @@ pub enum Cmd {
     },
     /// Bounded load run of 1:1 face verification, in process and then over HTTP on
     /// loopback (a throwaway data directory); prints throughput, errors and memory.
+    ///
+    /// With `--gates N`: the gate benchmark instead. N concurrent gates (1, 4, 8 …
+    /// up to N) each send an active-challenge verify of `--frames` real fixture
+    /// images over HTTP, back to back; prints p50/p99 latency and throughput per
+    /// level, then the single-frame verify rate over HTTP (2 connections).
     LoadTest {
-        /// Seconds per phase.
+        /// Seconds per phase (per concurrency level with `--gates`).
         #[arg(long, default_value_t = 20)]
         seconds: u64,
         /// Concurrent workers (connections) per phase.
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
+        /// Run the gate benchmark at 1, 4, 8 … gates, up to this many.
+        #[arg(long)]
+        gates: Option<usize>,
+        /// Frames per active-challenge request (2–8).
+        #[arg(long, default_value_t = 6)]
+        frames: usize,
+        /// The challenge the gate requests: turn_head or blink.
+        #[arg(long, default_value = "turn_head")]
+        challenge: String,
+        /// Scale the photos to this width (JPEG, quality 90), as a gate camera
+        /// sends them; 0 sends the fixture files as they are (up to 2333×1434).
+        #[arg(long, default_value_t = 640)]
+        frame_width: u32,
         #[arg(long)]
         json: bool,
     },
@@ -114,8 +132,102 @@ fn cli_caller() -> Caller {
     }
 }
 
+/// The gate benchmark (`load-test --gates N`).
+async fn gate_benchmark(
+    seconds: u64,
+    max_gates: usize,
+    frames: usize,
+    challenge: &str,
+    frame_width: u32,
+    json: bool,
+) -> Result<()> {
+    let challenge: facegate_server::pipeline::Challenge =
+        serde_json::from_value(serde_json::json!(challenge))
+            .map_err(|_| anyhow::anyhow!("--challenge must be turn_head or blink"))?;
+    anyhow::ensure!((2..=8).contains(&frames), "--frames must be 2 to 8");
+    let dir = std::env::temp_dir().join(format!("facegate-gates-{}", std::process::id()));
+    // Real photos of one person, in turn: the gate's frames.
+    let photos = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
+        .iter()
+        .map(|n| {
+            let bytes = std::fs::read(facegate_assets::fixture(n)?)?;
+            if frame_width == 0 {
+                return Ok(bytes);
+            }
+            let img = image::load_from_memory(&bytes)?.to_rgb8();
+            let h = (img.height() as u64 * frame_width as u64 / img.width() as u64) as u32;
+            let small = image::imageops::resize(
+                &img,
+                frame_width,
+                h,
+                image::imageops::FilterType::Triangle,
+            );
+            let mut out = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+                .encode_image(&small)?;
+            Ok(out)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let seq: Vec<Vec<u8>> = photos.iter().cycle().take(frames).cloned().collect();
+    let mut levels: Vec<usize> = [1, 4, 8].into_iter().filter(|&g| g <= max_gates).collect();
+    if !levels.contains(&max_gates.max(1)) {
+        levels.push(max_gates.max(1));
+    }
+    let r =
+        facegate_server::loadgen::run_gates(&dir, &photos[0], &seq, challenge, &levels, seconds)
+            .await
+            .map_err(api_err);
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = r?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    println!("{}", r.cpu);
+    println!(
+        "gate benchmark: active-challenge verify ({:?}) of {} frames (obama.jpg, obama2.jpg, obama3.jpg in turn, {}; {} bytes a request) over HTTP on loopback, {} s per level",
+        r.challenge,
+        r.frames,
+        if frame_width == 0 {
+            "as fetched".to_string()
+        } else {
+            format!("scaled to {frame_width} px wide")
+        },
+        r.request_bytes,
+        r.seconds_per_level
+    );
+    let row = |name: String, l: &facegate_server::loadgen::GateLevel| {
+        println!(
+            "{name:<14} p50 {:7.1} ms  p99 {:7.1} ms  max {:7.1} ms  {:6.2} requests/s  ({} answered, {} pass, {} refused, {} errors)",
+            l.p50_ms, l.p99_ms, l.max_ms, l.per_s, l.answered, l.passed, l.refused, l.errors
+        )
+    };
+    for l in &r.levels {
+        row(format!("{} gate(s)", l.gates), l);
+    }
+    row("single frame".into(), &r.single_frame);
+    if let Some(f) = &r.first_refusal {
+        println!("first refusal: {f}");
+    }
+    println!(
+        "the same {} frames straight into the engine (blocking pool, no HTTP, no decision):",
+        r.frames
+    );
+    for (full, least) in r.engine_full.iter().zip(&r.engine_least_work) {
+        row(format!("{} gate(s) full", full.gates), full);
+        row(format!("{} gate(s) least", least.gates), least);
+    }
+    println!(
+        "  full: every frame fully analysed (today's capture path); least: Engine::challenge_bytes"
+    );
+    Ok(())
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
+        // Every worker and blocking thread (the engine runs on the blocking
+        // pool) flushes subnormal floats: see facegate_vision::set_flush_denormals.
+        .on_thread_start(facegate_vision::set_flush_denormals)
         .enable_all()
         .build()?)
 }
@@ -186,8 +298,25 @@ pub fn run(cmd: Cmd) -> Result<()> {
         }),
         Cmd::LoadTest {
             seconds,
+            gates: Some(gates),
+            frames,
+            challenge,
+            frame_width,
+            json,
+            ..
+        } => rt.block_on(gate_benchmark(
+            seconds,
+            gates,
+            frames,
+            &challenge,
+            frame_width,
+            json,
+        )),
+        Cmd::LoadTest {
+            seconds,
             concurrency,
             json,
+            ..
         } => rt.block_on(async {
             let dir = std::env::temp_dir().join(format!("facegate-load-{}", std::process::id()));
             let a = std::fs::read(facegate_assets::fixture("obama.jpg")?)?;

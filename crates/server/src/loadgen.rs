@@ -1,7 +1,8 @@
 //! A bounded load run of 1:1 face verification: first the in-process
 //! pipeline (the same handler, called directly), then the same requests over
-//! HTTP on loopback with keep-alive connections. Used by `facegate load-test`;
-//! it prints figures, it asserts nothing.
+//! HTTP on loopback with keep-alive connections; and the gate benchmark
+//! ([`run_gates`]): N concurrent gates sending multi-frame active-challenge
+//! verifies. Used by `facegate load-test`; it prints figures, it asserts nothing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -235,5 +236,367 @@ pub async fn run(
             0.0
         },
         rss_kb: rss,
+    })
+}
+
+// ------------------------------------------------------------ gate benchmark
+
+/// One concurrency level of the gate benchmark.
+#[derive(Debug, serde::Serialize)]
+pub struct GateLevel {
+    /// Concurrent gates (keep-alive connections), each sending its next
+    /// request as soon as the last is answered.
+    pub gates: usize,
+    /// Requests answered 200 (any outcome).
+    pub answered: u64,
+    /// Of those, outcome "pass".
+    pub passed: u64,
+    /// Requests answered 4xx (a refusal the pipeline gave, e.g. the liveness
+    /// step not completed): they did the full work too.
+    pub refused: u64,
+    /// Transport errors and 5xx.
+    pub errors: u64,
+    /// Latency of every answered or refused request, in milliseconds.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Requests per second, all gates together.
+    pub per_s: f64,
+}
+
+/// What [`run_gates`] measured.
+#[derive(Debug, serde::Serialize)]
+pub struct GatesReport {
+    pub cpu: String,
+    pub frames: usize,
+    pub challenge: Challenge,
+    pub seconds_per_level: f64,
+    /// The body of one request, in bytes.
+    pub request_bytes: usize,
+    pub levels: Vec<GateLevel>,
+    /// Single-frame verify (no challenge) over HTTP, 2 connections.
+    pub single_frame: GateLevel,
+    /// Why the first refused request was refused (to tell a completed
+    /// challenge from one the frames could not complete).
+    pub first_refusal: Option<String>,
+    /// The same frames straight into the engine on the blocking pool, no HTTP,
+    /// no decision: today's path (every frame fully analysed, as the server's
+    /// capture does) and the least-work path (`Engine::challenge_bytes`).
+    pub engine_full: Vec<GateLevel>,
+    pub engine_least_work: Vec<GateLevel>,
+}
+
+/// `gates` concurrent callers run `work` on the blocking pool back to back for `dur`.
+async fn engine_level(
+    gates: usize,
+    dur: Duration,
+    work: Arc<dyn Fn() -> bool + Send + Sync>,
+) -> GateLevel {
+    let t0 = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..gates {
+        let work = work.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut ok, mut errors) = (Vec::new(), 0u64, 0u64);
+            loop {
+                let t = Instant::now();
+                let w = work.clone();
+                match tokio::task::spawn_blocking(move || w()).await {
+                    Ok(true) => {
+                        ok += 1;
+                        lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    }
+                    _ => errors += 1,
+                }
+                if t0.elapsed() >= dur {
+                    break;
+                }
+            }
+            (lat, ok, errors)
+        }));
+    }
+    let (mut lat, mut ok, mut errors) = (vec![], 0, 0);
+    for t in tasks {
+        if let Ok((l, o, e)) = t.await {
+            lat.extend(l);
+            ok += o;
+            errors += e;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    GateLevel {
+        gates,
+        answered: ok,
+        passed: ok,
+        refused: 0,
+        errors,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+        max_ms: lat.last().copied().unwrap_or(f64::NAN),
+        per_s: ok as f64 / secs,
+    }
+}
+
+/// One request on a keep-alive connection: the status code and the body.
+async fn round_trip(
+    r: &mut BufReader<tokio::net::TcpStream>,
+    request: &[u8],
+) -> Option<(u16, Vec<u8>)> {
+    r.get_mut().write_all(request).await.ok()?;
+    let mut status = String::new();
+    if r.read_line(&mut status).await.ok()? == 0 {
+        return None;
+    }
+    let code = status.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).await.ok()? == 0 {
+            return None;
+        }
+        if h == "\r\n" {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await.ok()?;
+    Some((code, buf))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `gates` connections send `request` back to back for `dur`.
+async fn level(
+    addr: std::net::SocketAddr,
+    request: Arc<Vec<u8>>,
+    gates: usize,
+    dur: Duration,
+    first_refusal: Arc<std::sync::Mutex<Option<String>>>,
+) -> GateLevel {
+    const PASS: &[u8] = b"\"outcome\":\"pass\"";
+    let t0 = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..gates {
+        let (request, first_refusal) = (request.clone(), first_refusal.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut answered, mut passed, mut refused, mut errors) =
+                (Vec::new(), 0u64, 0u64, 0u64, 0u64);
+            let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+                return (lat, answered, passed, refused, errors + 1);
+            };
+            let _ = stream.set_nodelay(true);
+            let mut r = BufReader::new(stream);
+            // At least one request, then until the time is up.
+            loop {
+                let t = Instant::now();
+                match round_trip(&mut r, &request).await {
+                    Some((200, body)) => {
+                        lat.push(t.elapsed().as_secs_f64() * 1e3);
+                        answered += 1;
+                        if body.windows(PASS.len()).any(|w| w == PASS) {
+                            passed += 1;
+                        }
+                    }
+                    Some((code, body)) if (400..500).contains(&code) => {
+                        lat.push(t.elapsed().as_secs_f64() * 1e3);
+                        refused += 1;
+                        let mut f = first_refusal.lock().unwrap_or_else(|p| p.into_inner());
+                        if f.is_none() {
+                            *f = Some(format!("{code} {}", String::from_utf8_lossy(&body)));
+                        }
+                    }
+                    Some(_) => errors += 1,
+                    None => return (lat, answered, passed, refused, errors + 1),
+                }
+                if t0.elapsed() >= dur {
+                    break;
+                }
+            }
+            (lat, answered, passed, refused, errors)
+        }));
+    }
+    let (mut lat, mut answered, mut passed, mut refused, mut errors) = (vec![], 0, 0, 0, 0);
+    for t in tasks {
+        if let Ok((l, a, p, r, e)) = t.await {
+            lat.extend(l);
+            answered += a;
+            passed += p;
+            refused += r;
+            errors += e;
+        } else {
+            errors += 1;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    GateLevel {
+        gates,
+        answered,
+        passed,
+        refused,
+        errors,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+        max_ms: lat.last().copied().unwrap_or(f64::NAN),
+        per_s: (answered + refused) as f64 / secs,
+    }
+}
+
+/// The gate benchmark: enrols `enrol_image` in a throwaway data directory,
+/// starts the server on loopback, and for each count in `gates` runs that
+/// many concurrent gates, each sending an active-challenge verify of
+/// `frames` (base64 in `images`, `challenge` set) back to back for
+/// `seconds`; then a single-frame verify (first frame, no challenge) on two
+/// connections. Uses only the public HTTP API (`POST /v1/verify`) with a
+/// device key, as a gate would.
+pub async fn run_gates(
+    data_dir: &std::path::Path,
+    enrol_image: &[u8],
+    frames: &[Vec<u8>],
+    challenge: Challenge,
+    gates: &[usize],
+    seconds: u64,
+) -> Result<GatesReport, ApiError> {
+    let s = AppState::open(ServerConfig::new(data_dir)).await?;
+    let op = Caller::Key {
+        key_id: "load".into(),
+        role: Role::Operator,
+        device_id: None,
+    };
+    let p = crate::api::people::create(
+        axum::extract::State(s.clone()),
+        op.clone(),
+        axum::Json(
+            serde_json::from_value(
+                serde_json::json!({"display_name": "gate load", "date_of_birth": "1970-01-01"}),
+            )
+            .map_err(ApiError::internal)?,
+        ),
+    )
+    .await?
+    .0;
+    let d = s.scenario(None)?;
+    let _consent = frontline::give_consent(
+        axum::extract::State(s.clone()),
+        op.clone(),
+        axum::Json(
+            serde_json::from_value(
+                serde_json::json!({"person_id": p.id, "notice_version": d.notice_version}),
+            )
+            .map_err(ApiError::internal)?,
+        ),
+    )
+    .await?;
+    let _enrolled = frontline::enrol(
+        axum::extract::State(s.clone()),
+        op.clone(),
+        axum::Json(FaceInput {
+            person_id: p.id.clone(),
+            scenario: None,
+            device_id: Some("gate-north-1".into()),
+            images: vec![pipeline::encode_image(enrol_image)],
+            challenge: Challenge::None,
+            notice_version: None,
+        }),
+    )
+    .await?;
+    let key = s
+        .auth
+        .issue(Role::Device, Some("gate-north-1".into()), "gate load test")
+        .map_err(ApiError::internal)?
+        .key;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(ApiError::internal)?;
+    let addr = listener.local_addr().map_err(ApiError::internal)?;
+    let server = tokio::spawn(crate::serve(s.clone(), listener));
+    let request = |images: &[Vec<u8>], challenge: Challenge| -> Result<Vec<u8>, ApiError> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "person_id": p.id, "device_id": "gate-north-1",
+            "images": images.iter().map(|i| pipeline::encode_image(i)).collect::<Vec<_>>(),
+            "challenge": challenge,
+        }))
+        .map_err(ApiError::internal)?;
+        let mut r = format!(
+            "POST /v1/verify HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(&body);
+        Ok(r)
+    };
+    let multi = Arc::new(request(frames, challenge)?);
+    let single = Arc::new(request(&frames[..1], Challenge::None)?);
+    let dur = Duration::from_secs(seconds);
+    let first_refusal = Arc::new(std::sync::Mutex::new(None));
+    // Warm-up: one request of each kind (sessions, caches).
+    level(
+        addr,
+        multi.clone(),
+        1,
+        Duration::ZERO,
+        first_refusal.clone(),
+    )
+    .await;
+    level(
+        addr,
+        single.clone(),
+        1,
+        Duration::ZERO,
+        first_refusal.clone(),
+    )
+    .await;
+    let mut levels = Vec::new();
+    for &g in gates {
+        levels.push(level(addr, multi.clone(), g.max(1), dur, first_refusal.clone()).await);
+    }
+    let single_frame = level(addr, single, 2, dur, first_refusal.clone()).await;
+    server.abort();
+    // The engine alone: what the least-work capture API changes.
+    let frames_arc: Arc<Vec<Vec<u8>>> = Arc::new(frames.to_vec());
+    let (engine, f) = (s.engine.clone(), frames_arc.clone());
+    let full: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || {
+        f.iter()
+            .all(|b| engine.analyze(b).is_ok_and(|faces| faces.len() == 1))
+    });
+    let (engine, f) = (s.engine.clone(), frames_arc);
+    let least: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || {
+        let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+        let budget = facegate_vision::Budget::unlimited();
+        matches!(
+            engine.challenge_bytes(&refs, &Default::default(), &budget),
+            Ok(facegate_vision::CaptureResult::Captured(_))
+        )
+    });
+    let (mut engine_full, mut engine_least_work) = (vec![], vec![]);
+    for &g in gates {
+        engine_full.push(engine_level(g.max(1), dur, full.clone()).await);
+        engine_least_work.push(engine_level(g.max(1), dur, least.clone()).await);
+    }
+    let first_refusal = first_refusal
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    Ok(GatesReport {
+        cpu: facegate_vision::CpuInfo::detect().to_string(),
+        frames: frames.len(),
+        challenge,
+        seconds_per_level: seconds as f64,
+        request_bytes: multi.len(),
+        levels,
+        single_frame,
+        first_refusal,
+        engine_full,
+        engine_least_work,
     })
 }

@@ -1,6 +1,10 @@
-//! Image decoding with limits: JPEG, PNG and WebP only; EXIF orientation
-//! applied; the pixel limit is checked against the header before any pixel
-//! buffer is allocated; truncated files are refused rather than half-decoded.
+//! Image decoding with limits: JPEG, PNG and WebP only (the `image` features
+//! enabled; every other format is refused); EXIF orientation applied; the
+//! pixel limit is checked against the file's own header, read here by
+//! [`header_dimensions`] before any decoder runs (PNG `IHDR`, JPEG `SOFn`,
+//! WebP `VP8 `, lossless `VP8L` and extended `VP8X` canvas), so a tiny file
+//! that declares a huge image costs microseconds; truncated files are
+//! refused rather than half-decoded.
 
 use std::io::Cursor;
 
@@ -65,6 +69,129 @@ fn describe(bytes: &[u8]) -> &'static str {
     }
 }
 
+fn u16be(b: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from(u16::from_be_bytes(
+        b.get(i..i + 2)?.try_into().ok()?,
+    )))
+}
+
+fn u16le(b: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from(u16::from_le_bytes(
+        b.get(i..i + 2)?.try_into().ok()?,
+    )))
+}
+
+fn u24le(b: &[u8], i: usize) -> Option<u32> {
+    let s = b.get(i..i + 3)?;
+    Some(u32::from(s[0]) | u32::from(s[1]) << 8 | u32::from(s[2]) << 16)
+}
+
+/// Width and height from the first SOFn marker before the first scan.
+fn jpeg_dimensions(b: &[u8]) -> Option<(u32, u32)> {
+    let mut i = 2;
+    loop {
+        // Markers may be preceded by any number of 0xFF fill bytes.
+        while *b.get(i)? == 0xFF && *b.get(i + 1)? == 0xFF {
+            i += 1;
+        }
+        if *b.get(i)? != 0xFF {
+            return None;
+        }
+        let m = *b.get(i + 1)?;
+        match m {
+            // Markers without a length.
+            0x01 | 0xD0..=0xD7 => {
+                i += 2;
+                continue;
+            }
+            // Start of scan or end of image before any frame header.
+            0xDA | 0xD9 => return None,
+            0xC0..=0xCF if !matches!(m, 0xC4 | 0xC8 | 0xCC) => {
+                // SOFn: length, precision, height, width.
+                let h = u16be(b, i + 5)?;
+                let w = u16be(b, i + 7)?;
+                return Some((w, h));
+            }
+            _ => i += 2 + u16be(b, i + 2)? as usize,
+        }
+    }
+}
+
+/// Canvas size from the first chunk of a WebP: `VP8 ` (lossy key frame),
+/// `VP8L` (lossless) or `VP8X` (extended: animation, alpha, metadata).
+fn webp_dimensions(b: &[u8]) -> Option<(u32, u32)> {
+    let chunk = b.get(12..16)?;
+    let d = b.get(20..)?;
+    match chunk {
+        b"VP8 " => {
+            // Frame tag (3 bytes), start code 9D 01 2A, 14-bit width and height.
+            if d.get(3..6)? != [0x9D, 0x01, 0x2A] {
+                return None;
+            }
+            Some((u16le(d, 6)? & 0x3FFF, u16le(d, 8)? & 0x3FFF))
+        }
+        b"VP8L" => {
+            if *d.first()? != 0x2F {
+                return None;
+            }
+            let bits = u32::from_le_bytes(d.get(1..5)?.try_into().ok()?);
+            Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+        }
+        b"VP8X" => Some((u24le(d, 4)? + 1, u24le(d, 7)? + 1)),
+        _ => None,
+    }
+}
+
+/// The format and the width and height an image file declares, read from its
+/// header without decoding anything (microseconds, no allocation). Accepts the
+/// formats [`decode`] accepts: JPEG, PNG, WebP (lossy, lossless, extended).
+/// Hosts can call it to refuse an oversized image before queueing any work.
+pub fn header_dimensions(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), VisionError> {
+    let format = sniff(bytes).ok_or_else(|| {
+        VisionError::UnsupportedFormat(format!(
+            "the data is {}, not a JPEG, PNG or WebP image",
+            describe(bytes)
+        ))
+    })?;
+    let dims = match format {
+        ImageFormat::Png if bytes.get(12..16) == Some(&b"IHDR"[..]) => {
+            let u32be = |i: usize| Some(u32::from_be_bytes(bytes.get(i..i + 4)?.try_into().ok()?));
+            u32be(16).zip(u32be(20))
+        }
+        ImageFormat::Jpeg => jpeg_dimensions(bytes),
+        ImageFormat::WebP => webp_dimensions(bytes),
+        _ => None,
+    };
+    let (w, h) = dims.ok_or_else(|| {
+        VisionError::Corrupt(format!(
+            "the {format:?} header is truncated or malformed (no image size before the data)"
+        ))
+    })?;
+    Ok((format, w, h))
+}
+
+/// Refuses an image whose declared size is empty or above the limit.
+fn check_pixels(
+    format: ImageFormat,
+    w: u32,
+    h: u32,
+    limits: &DecodeLimits,
+) -> Result<(), VisionError> {
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > limits.max_pixels {
+        return Err(VisionError::TooLarge(format!(
+            "the {format:?} header claims {w}×{h} = {pixels} pixels; the limit is {}",
+            limits.max_pixels
+        )));
+    }
+    if w == 0 || h == 0 {
+        return Err(VisionError::Corrupt(format!(
+            "the {format:?} header claims an empty {w}×{h} image"
+        )));
+    }
+    Ok(())
+}
+
 /// A JPEG is complete when an end-of-image marker (FF D9) follows the last
 /// start-of-scan marker (FF DA). Entropy-coded data byte-stuffs 0xFF, so
 /// neither marker can appear inside it; an EXIF thumbnail's own FF D9 comes
@@ -89,12 +216,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, VisionErr
             limits.max_bytes
         )));
     }
-    let format = sniff(bytes).ok_or_else(|| {
-        VisionError::UnsupportedFormat(format!(
-            "the data is {}, not a JPEG, PNG or WebP image",
-            describe(bytes)
-        ))
-    })?;
+    let (format, w, h) = header_dimensions(bytes)?;
+    check_pixels(format, w, h, limits)?;
     if format == ImageFormat::Jpeg && !jpeg_complete(bytes) {
         return Err(VisionError::Corrupt(
             "the JPEG is truncated (no end-of-image marker after its last scan)".into(),
@@ -112,19 +235,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, VisionErr
     reader.limits(lim);
     let corrupt = |e: image::ImageError| classify(format, e);
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    // The decoder's own reading of the header, in case it differs from ours.
     let (w, h) = decoder.dimensions();
-    let pixels = u64::from(w) * u64::from(h);
-    if pixels > limits.max_pixels {
-        return Err(VisionError::TooLarge(format!(
-            "the {format:?} header claims {w}×{h} = {pixels} pixels; the limit is {}",
-            limits.max_pixels
-        )));
-    }
-    if w == 0 || h == 0 {
-        return Err(VisionError::Corrupt(format!(
-            "the {format:?} header claims an empty {w}×{h} image"
-        )));
-    }
+    check_pixels(format, w, h, limits)?;
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);

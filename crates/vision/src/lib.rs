@@ -20,8 +20,12 @@
 //! # Ok::<(), facegate_vision::VisionError>(())
 //! ```
 
+mod budget;
+mod capture;
 pub mod challenge;
+mod cpu;
 mod decode;
+mod denormals;
 mod dlib_resnet;
 mod embedding;
 mod imgops;
@@ -29,8 +33,15 @@ mod onnx_graph;
 mod runtime;
 mod stages;
 
+pub use budget::Budget;
+pub use capture::{
+    pose_from_landmarks, CaptureOptions, CaptureResult, Captured, CueSource,
+    FrameCues as CaptureCues, OneFace,
+};
 pub use challenge::{Action, ChallengeFailure, FrameCues, Framing, LIVENESS_THRESHOLD};
-pub use decode::{decode, DecodeLimits};
+pub use cpu::CpuInfo;
+pub use decode::{decode, header_dimensions, DecodeLimits};
+pub use denormals::{flushing_denormals, set_flush_denormals};
 pub use dlib_resnet::{
     chip as dlib_chip, compare_second, SecondEmbedding, FUSED_MODEL_ID, SECOND_DIM, SECOND_MODEL_ID,
 };
@@ -62,6 +73,10 @@ pub enum VisionError {
     /// An embedding vector is malformed.
     #[error("invalid embedding: {0}")]
     InvalidEmbedding(String),
+    /// The request's [`Budget`] ran out (deadline) or was cancelled (the
+    /// client went away); the work stopped between two stages.
+    #[error("stopped: {0}")]
+    Stopped(String),
 }
 
 /// A box in image pixels: `(x1, y1)` top-left, `(x2, y2)` bottom-right.
@@ -258,6 +273,40 @@ impl Engine {
         })
     }
 
+    /// Model calls made so far, all models together (a measure of the work
+    /// a request cost that does not depend on the machine).
+    pub fn model_calls(&self) -> u64 {
+        [&self.detect, &self.landmark, &self.feature]
+            .into_iter()
+            .chain(&self.liveness)
+            .chain(&self.pose)
+            .chain(&self.eye)
+            .map(|m| m.calls())
+            .sum()
+    }
+
+    /// Model calls made so far, per model file.
+    pub fn model_calls_by_model(&self) -> Vec<(&'static str, u64)> {
+        [&self.detect, &self.landmark, &self.feature]
+            .into_iter()
+            .chain(&self.liveness)
+            .chain(&self.pose)
+            .chain(&self.eye)
+            .map(|m| (m.name, m.calls()))
+            .collect()
+    }
+
+    /// How many subnormal weights the load set to zero, per model.
+    pub fn flushed_weights(&self) -> Vec<(&'static str, usize)> {
+        [&self.detect, &self.landmark, &self.feature]
+            .into_iter()
+            .chain(&self.liveness)
+            .chain(&self.pose)
+            .chain(&self.eye)
+            .map(|m| (m.name, m.flushed))
+            .collect()
+    }
+
     /// The options this engine was built with.
     pub fn options(&self) -> &EngineOptions {
         &self.opts
@@ -265,12 +314,14 @@ impl Engine {
 
     /// Decodes `bytes` (see [`decode`]) and analyses the image.
     pub fn analyze(&self, bytes: &[u8]) -> Result<Vec<Face>, VisionError> {
+        set_flush_denormals();
         let img = decode(bytes, &self.opts.decode_limits)?;
         self.analyze_image(&img)
     }
 
     /// Finds and analyses every face in an image, largest-confidence first.
     pub fn analyze_image(&self, img: &RgbImage) -> Result<Vec<Face>, VisionError> {
+        set_flush_denormals();
         let faces = self.faces(img)?;
         if !faces.is_empty() || !self.opts.try_rotations {
             return Ok(faces);
@@ -335,61 +386,10 @@ impl Engine {
     /// The full per-face pipeline after detection; `None` when the detection
     /// fails the recognisability gate.
     fn face(&self, img: &RgbImage, det: &Detection) -> Result<Option<Face>, VisionError> {
-        let lm = self.landmarks(img, &det.bbox)?;
-        let five = five_points(&lm);
-        let aligned = align(img, &five);
-        let (embedding, embedding_norm) = self.embed_with_norm(&aligned)?;
-        let gate = if det.score >= self.opts.confident_detection {
-            self.opts.min_embedding_norm_confident
-        } else {
-            self.opts.min_embedding_norm
-        };
-        if embedding_norm < gate {
-            return Ok(None);
+        match self.gated(img, det)? {
+            Some(g) => self.complete(img, det, g, capture::Extras::ALL).map(Some),
+            None => Ok(None),
         }
-        let embedding = self.opts.embedding.then_some(embedding);
-        let second_embedding = match &self.second {
-            Some(_) => Some(self.embed_second(img, &lm)?),
-            None => None,
-        };
-        let liveness = match &self.liveness {
-            Some(_) => Some(self.liveness(img, &det.bbox)?),
-            None => None,
-        };
-        let (yaw, pitch, roll) = match &self.pose {
-            Some(_) => {
-                let p = self.pose(img, &det.bbox)?;
-                (Some(p[0]), Some(p[1]), Some(p[2]))
-            }
-            None => (None, None, None),
-        };
-        let (left_eye_open, right_eye_open) = match &self.eye {
-            Some(_) => {
-                let e = self.eyes(img, &lm)?;
-                (Some(e[0]), Some(e[1]))
-            }
-            None => (None, None),
-        };
-        let bbox = det.bbox.clamp_to(img.width(), img.height());
-        Ok(Some(Face {
-            bbox,
-            det_score: det.score,
-            landmarks68: lm,
-            landmarks5: five,
-            embedding,
-            second_embedding,
-            quality: Quality {
-                face_px: bbox.width().min(bbox.height()),
-                sharpness: stages::sharpness(&aligned),
-                embedding_norm,
-                yaw,
-                pitch,
-                roll,
-                left_eye_open,
-                right_eye_open,
-            },
-            liveness,
-        }))
     }
 }
 

@@ -4,6 +4,7 @@
 //! needs `&mut`).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
@@ -72,47 +73,82 @@ impl Tuning {
     }
 }
 
-/// One model: its file, its session settings and the idle sessions.
+#[cfg(test)]
+thread_local! {
+    /// The MXCSR a model call on this thread ran with (tests check FTZ/DAZ).
+    pub(crate) static LAST_RUN_MXCSR: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// One model: its graph (as handed to the runtime), its session settings and
+/// the idle sessions.
 pub(crate) struct Model {
-    name: &'static str,
-    path: PathBuf,
+    pub(crate) name: &'static str,
     tuning: Tuning,
-    /// The rewritten graph, when the tuning rewrites it.
-    bytes: Option<Vec<u8>>,
+    /// The graph after the load-time rewrites (subnormal weights flushed,
+    /// and the NCHWc rewrite when the tuning asks for it).
+    bytes: Vec<u8>,
+    /// Subnormal weights set to zero at load, and FTZ/DAZ on every thread
+    /// that runs the model (`false` only in tests that compare against the
+    /// model as shipped).
+    flush: bool,
+    /// How many subnormal initializer values the load flushed.
+    pub(crate) flushed: usize,
     intra_threads: usize,
     idle: Mutex<Vec<Session>>,
+    /// Model calls so far (tests count the work a request costs).
+    calls: AtomicU64,
 }
 
 impl Model {
     /// Loads the named model and builds one session (so that a broken model
     /// or runtime fails at start-up, not on the first request).
+    ///
+    /// `FACEGATE_DENORMALS=keep` loads the model as shipped and runs it with
+    /// IEEE subnormals (FTZ/DAZ cleared), to measure what the flush saves.
     pub(crate) fn load(name: &'static str, intra_threads: usize) -> Result<Model, VisionError> {
-        Model::load_tuned(name, intra_threads, Tuning::for_model(name))
+        let flush = std::env::var("FACEGATE_DENORMALS").as_deref() != Ok("keep");
+        Model::load_with(name, intra_threads, Tuning::for_model(name), flush)
     }
 
     /// [`Model::load`] with the given tuning.
+    #[cfg(test)]
     pub(crate) fn load_tuned(
         name: &'static str,
         intra_threads: usize,
         tuning: Tuning,
     ) -> Result<Model, VisionError> {
+        Model::load_with(name, intra_threads, tuning, true)
+    }
+
+    /// [`Model::load_tuned`], with subnormals flushed (`flush`) or left as shipped.
+    pub(crate) fn load_with(
+        name: &'static str,
+        intra_threads: usize,
+        tuning: Tuning,
+        flush: bool,
+    ) -> Result<Model, VisionError> {
         let path = facegate_assets::model(name).map_err(|e| VisionError::Asset(e.to_string()))?;
-        let bytes = if tuning.nchwc_rewrite {
-            let raw = std::fs::read(&path)
-                .map_err(|e| VisionError::Asset(format!("cannot read {}: {e}", path.display())))?;
-            let (patched, _, _) = crate::onnx_graph::for_nchwc(&raw)
-                .map_err(|e| VisionError::Runtime(format!("{name}: {e}")))?;
-            Some(patched)
-        } else {
-            None
-        };
+        let mut bytes = std::fs::read(&path)
+            .map_err(|e| VisionError::Asset(format!("cannot read {}: {e}", path.display())))?;
+        let graph_err =
+            |e: crate::onnx_graph::GraphError| VisionError::Runtime(format!("{name}: {e}"));
+        let mut flushed = 0;
+        if flush {
+            (bytes, flushed) = crate::onnx_graph::flush_denormals(&bytes).map_err(graph_err)?;
+            tracing::debug!(model = name, flushed, "subnormal weights set to zero");
+        }
+        if tuning.nchwc_rewrite {
+            (bytes, _, _) = crate::onnx_graph::for_nchwc(&bytes).map_err(graph_err)?;
+        }
         let m = Model {
             name,
-            path,
             tuning,
             bytes,
+            flush,
+            flushed,
             intra_threads,
             idle: Mutex::new(Vec::new()),
+            calls: AtomicU64::new(0),
         };
         let s = m.build()?;
         m.idle.lock().unwrap_or_else(|p| p.into_inner()).push(s);
@@ -120,24 +156,40 @@ impl Model {
     }
 
     /// A model whose ONNX graph was built in memory (from weights in another
-    /// format, read from `path`), every optimisation on.
+    /// format, read from `_path`), every optimisation on; subnormal weights
+    /// flushed like every other model's (see [`Model::load`]).
     pub(crate) fn from_graph(
         name: &'static str,
-        path: PathBuf,
+        _path: PathBuf,
         graph: Vec<u8>,
         intra_threads: usize,
     ) -> Result<Model, VisionError> {
+        let flush = std::env::var("FACEGATE_DENORMALS").as_deref() != Ok("keep");
+        let mut bytes = graph;
+        let mut flushed = 0;
+        if flush {
+            (bytes, flushed) = crate::onnx_graph::flush_denormals(&bytes)
+                .map_err(|e| VisionError::Runtime(format!("{name}: {e}")))?;
+            tracing::debug!(model = name, flushed, "subnormal weights set to zero");
+        }
         let m = Model {
             name,
-            path,
             tuning: Tuning::PLAIN,
-            bytes: Some(graph),
+            bytes,
+            flush,
+            flushed,
             intra_threads,
             idle: Mutex::new(Vec::new()),
+            calls: AtomicU64::new(0),
         };
         let s = m.build()?;
         m.idle.lock().unwrap_or_else(|p| p.into_inner()).push(s);
         Ok(m)
+    }
+
+    /// Model calls so far.
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     fn build(&self) -> Result<Session, VisionError> {
@@ -151,10 +203,14 @@ impl Model {
             .map_err(|e| err(&e))?
             .with_inter_threads(1)
             .map_err(|e| err(&e))?;
-        match &self.bytes {
-            Some(bytes) => b.commit_from_memory(bytes).map_err(|e| err(&e)),
-            None => b.commit_from_file(&self.path).map_err(|e| err(&e)),
+        if self.flush {
+            // FTZ/DAZ on the runtime's own intra-op threads (the caller's
+            // thread is set in `run`).
+            b = b
+                .with_config_entry("session.set_denormal_as_zero", "1")
+                .map_err(|e| err(&e))?;
         }
+        b.commit_from_memory(&self.bytes).map_err(|e| err(&e))
     }
 
     /// Runs the model and returns every output, flattened, in model order.
@@ -174,6 +230,14 @@ impl Model {
         input: &[f32],
         names: &[&str],
     ) -> Result<Vec<Vec<f32>>, VisionError> {
+        if self.flush {
+            crate::denormals::set_flush_denormals();
+        } else {
+            crate::denormals::keep_denormals();
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        #[cfg(test)]
+        LAST_RUN_MXCSR.with(|c| c.set(crate::denormals::mxcsr()));
         let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut session = match taken {
             Some(s) => s,
@@ -291,5 +355,92 @@ mod tests {
             // Wider blocks sum in another order: equal to float rounding, not bit for bit.
             assert!((a - b).abs() < 1e-5, "P(live) {a} vs {b}");
         }
+    }
+
+    const ALL: [&str; 6] = [
+        "fr_detect.onnx",
+        "fr_landmark.onnx",
+        "fr_feature.onnx",
+        "fr_liveness.onnx",
+        "fr_pose.onnx",
+        "fr_eye.onnx",
+    ];
+
+    /// Every model as shipped: subnormal weights kept, FTZ/DAZ cleared on the
+    /// calling thread, the runtime's denormal option off.
+    fn shipped_engine() -> Engine {
+        let mut e = Engine::new(Default::default()).expect("engine loads");
+        let m =
+            |name: &'static str| Model::load_with(name, 1, Tuning::for_model(name), false).unwrap();
+        e.detect = m(ALL[0]);
+        e.landmark = m(ALL[1]);
+        e.feature = m(ALL[2]);
+        e.liveness = Some(m(ALL[3]));
+        e.pose = Some(m(ALL[4]));
+        e.eye = Some(m(ALL[5]));
+        e
+    }
+
+    #[test]
+    fn flushing_subnormals_keeps_embeddings_and_liveness_within_1e5() {
+        let flushed = Engine::new(Default::default()).expect("engine loads");
+        let counts: Vec<(&str, usize)> = flushed.flushed_weights();
+        for (name, n) in &counts {
+            println!("{name}: {n} subnormal weights set to zero");
+        }
+        assert_eq!(counts.len(), ALL.len(), "every model is checked");
+        let feature = counts
+            .iter()
+            .find(|(n, _)| *n == "fr_feature.onnx")
+            .unwrap()
+            .1;
+        assert!(feature > 0, "fr_feature ships subnormal weights");
+
+        let shipped = shipped_engine();
+        assert!(shipped.flushed_weights().iter().all(|(_, n)| *n == 0));
+        let mut compared = 0;
+        for (img, bbox, aligned) in fixture_faces(&flushed) {
+            let (a, na) = shipped.embed_with_norm(&aligned).unwrap();
+            assert!(
+                !crate::denormals::flushing_denormals(),
+                "the shipped path keeps IEEE subnormals"
+            );
+            let (b, nb) = flushed.embed_with_norm(&aligned).unwrap();
+            assert!(crate::denormals::flushing_denormals());
+            let worst = a
+                .as_slice()
+                .iter()
+                .zip(b.as_slice())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "embedding component differs by {worst}");
+            assert!((na - nb).abs() < 1e-5 * na, "raw norm {na} vs {nb}");
+            let (la, lb) = (
+                shipped.liveness(&img, &bbox).unwrap(),
+                flushed.liveness(&img, &bbox).unwrap(),
+            );
+            assert!((la - lb).abs() < 1e-5, "P(live) {la} vs {lb}");
+            compared += 1;
+        }
+        assert!(compared >= 4);
+    }
+
+    #[test]
+    fn every_model_call_runs_with_ftz_and_daz() {
+        let e = Engine::new(Default::default()).expect("engine loads");
+        let path = facegate_assets::fixture("obama.jpg").unwrap();
+        let bytes = std::fs::read(path).unwrap();
+        // A fresh thread, bits cleared, as a host's thread would start.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                crate::denormals::keep_denormals();
+                LAST_RUN_MXCSR.with(|c| c.set(0));
+                let faces = e.analyze(&bytes).unwrap();
+                assert_eq!(faces.len(), 1);
+                let seen = LAST_RUN_MXCSR.with(|c| c.get());
+                let both = crate::denormals::FTZ | crate::denormals::DAZ;
+                assert_eq!(seen & both, both, "MXCSR inside the model call: {seen:#x}");
+            });
+        });
     }
 }

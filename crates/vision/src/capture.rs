@@ -1,0 +1,591 @@
+//! Entry points for a capture that does the least work: one face for
+//! verify/enrol (counting faces from the detector before any embedding), and
+//! a multi-frame active challenge that runs detection and landmarks on every
+//! frame but the feature and liveness models only on the frames that need them.
+//!
+//! Costs, in model calls (one thread, AMD EPYC figures of `bench speed`:
+//! detect 4.0 ms, landmarks 0.55, embed 5.4, liveness 3.5, pose 5.1, eyes 0.24):
+//! - [`Engine::one_face`]: 1 detector call, then landmarks + embedding per
+//!   candidate until the second recognisable face (a crowd with two or more
+//!   sure detections is answered after the detector call alone);
+//! - [`Engine::challenge`]: per frame detect + landmarks + eyes + pose
+//!   (`fr_pose`, or none with [`CueSource::Landmarks`]); embedding on the
+//!   first frame (same-person anchor) and on the best frame, passive liveness
+//!   on the best frame only. Six frames cost about one full frame plus five
+//!   times 10 ms (5 ms with landmark pose), against six full frames before.
+
+use image::RgbImage;
+
+use crate::stages::{align, five_points, sharpness};
+use crate::{compare, BBox, Budget, Detection, Embedding, Engine, Face, Quality, VisionError};
+
+/// What [`Engine::one_face`] found.
+#[derive(Debug)]
+pub enum OneFace {
+    /// No recognisable face.
+    None,
+    /// Exactly one recognisable face, fully analysed.
+    One(Face),
+    /// At least this many faces (the work stopped at the count).
+    Several(usize),
+}
+
+/// Where a challenge's head-pose cues come from.
+///
+/// Measured against `fr_pose` on 438 faces (300 files of
+/// `../shared/eval/{detection/single_face, antispoof-frames/real, lfw-view1}`
+/// and their mirror images; `examples/cue_agreement.rs`): the landmark yaw
+/// differs by 6.5° (median; mean 8.7°, correlation 0.75, slope 0.62), pitch
+/// by 9.9° (correlation 0.70), roll by 2.2°. The 64×64 landmark model is not
+/// precise enough to stand in for `fr_pose` on a 12° head-turn threshold, so
+/// the default stays the model; eye openness always comes from `fr_eye`
+/// (0.24 ms a frame; the landmark eye aspect ratio correlates only 0.34 with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CueSource {
+    /// Yaw, pitch and roll from the 68 landmarks (a rigid mean-face model, no
+    /// model call); see [`pose_from_landmarks`]. Saves about 5 ms a frame.
+    Landmarks,
+    /// Yaw, pitch and roll from `fr_pose` on every frame.
+    #[default]
+    Models,
+}
+
+/// Settings of [`Engine::challenge`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CaptureOptions {
+    /// Where pose cues come from.
+    pub cues: CueSource,
+    /// Passive liveness on the best frame.
+    pub liveness: bool,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions {
+            cues: CueSource::Models,
+            liveness: true,
+        }
+    }
+}
+
+/// The cues of one frame of a challenge: what a liveness check (turn the
+/// head, blink, open the mouth) reads.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FrameCues {
+    pub bbox: BBox,
+    pub det_score: f32,
+    /// Shorter side of the face box inside the image, in pixels.
+    pub face_px: f32,
+    /// Head yaw in degrees (positive: the face turns towards the image's left… as `fr_pose`).
+    pub yaw: f32,
+    /// Head pitch in degrees (sign as `fr_pose`).
+    pub pitch: f32,
+    /// Head roll in degrees (sign as `fr_pose`).
+    pub roll: f32,
+    /// P(open) of the eye on the image's left (`fr_eye`).
+    pub left_eye_open: f32,
+    /// P(open) of the eye on the image's right (`fr_eye`).
+    pub right_eye_open: f32,
+    /// Eye aspect ratio of the left eye from landmarks (about 0.3 open, < 0.15 closed).
+    pub left_eye_ratio: f32,
+    /// Eye aspect ratio of the right eye.
+    pub right_eye_ratio: f32,
+    /// Mouth opening: inner-lip gap over mouth width (about 0 closed, > 0.3 wide open).
+    pub mouth_open: f32,
+    pub landmarks68: Vec<[f32; 2]>,
+}
+
+/// What a challenge found, frame by frame.
+#[derive(Debug)]
+pub enum CaptureResult {
+    /// No recognisable face in the first frame with a face.
+    NoFace,
+    /// A frame showed more than one face (the work stopped there).
+    SeveralFaces { frame: usize, faces: usize },
+    /// One person across the frames.
+    Captured(Box<Captured>),
+}
+
+/// The frames of a successful challenge.
+#[derive(Debug)]
+pub struct Captured {
+    /// Cues per frame (`None`: no face found in that frame).
+    pub frames: Vec<Option<FrameCues>>,
+    /// The first frame with a recognisable face (the same-person anchor).
+    pub first: usize,
+    /// The best frame (most frontal, sharpest), fully analysed.
+    pub best: usize,
+    /// The first frame's face, with its embedding (no liveness, pose from the cues).
+    pub first_face: Face,
+    /// The best frame's face, with embedding and passive liveness.
+    pub best_face: Face,
+    /// Cosine similarity of the first and best frames' embeddings (1 when
+    /// they are the same frame); compare with [`crate::DEFAULT_THRESHOLD`].
+    pub similarity: f32,
+    /// Every frame's face box overlaps the previous frame's (no swap between
+    /// frames without an embedding).
+    pub continuous: bool,
+}
+
+/// What [`Engine::complete`] adds to a gated face.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Extras {
+    liveness: bool,
+    pose: bool,
+    eyes: bool,
+    /// The second embedding (when the engine loads the second model).
+    second: bool,
+}
+
+impl Extras {
+    pub(crate) const ALL: Extras = Extras {
+        liveness: true,
+        pose: true,
+        eyes: true,
+        second: true,
+    };
+}
+
+/// A detection that passed the recognisability gate.
+pub(crate) struct Gated {
+    lm: Vec<[f32; 2]>,
+    five: [[f32; 2]; 5],
+    aligned: RgbImage,
+    embedding: Embedding,
+    norm: f32,
+}
+
+/// Euclidean distance of two points.
+fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
+}
+
+/// Eye aspect ratio (Soukupová & Čech 2016) of the eye whose six landmarks
+/// start at `i` (36 left, 42 right).
+fn eye_ratio(lm: &[[f32; 2]], i: usize) -> f32 {
+    let w = dist(lm[i], lm[i + 3]).max(1e-3);
+    (dist(lm[i + 1], lm[i + 5]) + dist(lm[i + 2], lm[i + 4])) / (2.0 * w)
+}
+
+/// Mouth opening: the inner lips' gap (62–66) over the mouth width (48–54).
+fn mouth_open(lm: &[[f32; 2]]) -> f32 {
+    dist(lm[62], lm[66]) / dist(lm[48], lm[54]).max(1e-3)
+}
+
+/// Head pose `[yaw, pitch, roll]` in degrees from 68 landmarks, with a rigid
+/// mean face (the 3-D points commonly used for PnP head pose, in mm: eye
+/// outer corners at x = ±225, 135 behind the nose tip; eyes 170 above it,
+/// mouth corners 150 below and 125 behind). Under weak perspective the nose
+/// tip's offset from the eye/mouth midline, over the half eye span, is
+/// `0.6·tan(yaw)`; its height between the eye and mouth lines moves with
+/// `sin(pitch)`; roll is the eye line's angle. Signs follow `fr_pose`
+/// (checked by `landmark_pose_agrees_with_fr_pose` in the tests).
+pub fn pose_from_landmarks(lm: &[[f32; 2]]) -> [f32; 3] {
+    let (le, re, nose) = (lm[36], lm[45], lm[30]);
+    let (lm_, rm) = (lm[48], lm[54]);
+    let eye_mid = [(le[0] + re[0]) / 2.0, (le[1] + re[1]) / 2.0];
+    let mouth_mid = [(lm_[0] + rm[0]) / 2.0, (lm_[1] + rm[1]) / 2.0];
+    let roll = (re[1] - le[1]).atan2(re[0] - le[0]);
+    // Into the face's frame: undo roll about the eye midpoint.
+    let (c, s) = (roll.cos(), roll.sin());
+    let unroll = |p: [f32; 2]| {
+        let (x, y) = (p[0] - eye_mid[0], p[1] - eye_mid[1]);
+        [x * c + y * s, -x * s + y * c]
+    };
+    let (n, m) = (unroll(nose), unroll(mouth_mid));
+    let half_span = dist(le, re).max(1e-3) / 2.0;
+    // The midline at the nose's height, between the eye and mouth midpoints.
+    let t = if m[1].abs() > 1e-3 { n[1] / m[1] } else { 0.5 };
+    let mid_x = m[0] * t;
+    let yaw = ((n[0] - mid_x) / half_span / 0.6).atan();
+    // Nose tip 170 below the eyes of 320 between eyes and mouth (0.53) when
+    // level; it rises by 130/320 · sin(pitch) (the nose sticks out 130 more
+    // than the eye/mouth plane).
+    let rel = if m[1].abs() > 1e-3 { n[1] / m[1] } else { 0.53 };
+    let pitch = ((0.53 - rel) / 0.41).clamp(-1.0, 1.0).asin();
+    let deg = 180.0 / std::f32::consts::PI;
+    [-yaw * deg, pitch * deg, roll * deg]
+}
+
+/// Whether two boxes overlap (the same face moving between frames).
+fn overlaps(a: &BBox, b: &BBox) -> bool {
+    a.iou(b) > 0.1
+}
+
+impl Engine {
+    /// Landmarks, alignment and the embedding of a detection; `None` when it
+    /// fails the recognisability gate.
+    pub(crate) fn gated(
+        &self,
+        img: &RgbImage,
+        det: &Detection,
+    ) -> Result<Option<Gated>, VisionError> {
+        let lm = self.landmarks(img, &det.bbox)?;
+        self.gated_with(img, det, lm)
+    }
+
+    fn gated_with(
+        &self,
+        img: &RgbImage,
+        det: &Detection,
+        lm: Vec<[f32; 2]>,
+    ) -> Result<Option<Gated>, VisionError> {
+        let five = five_points(&lm);
+        let aligned = align(img, &five);
+        let (embedding, norm) = self.embed_with_norm(&aligned)?;
+        let gate = if det.score >= self.opts.confident_detection {
+            self.opts.min_embedding_norm_confident
+        } else {
+            self.opts.min_embedding_norm
+        };
+        Ok((norm >= gate).then_some(Gated {
+            lm,
+            five,
+            aligned,
+            embedding,
+            norm,
+        }))
+    }
+
+    /// A gated face with the cues the options and `extras` ask for.
+    pub(crate) fn complete(
+        &self,
+        img: &RgbImage,
+        det: &Detection,
+        g: Gated,
+        extras: Extras,
+    ) -> Result<Face, VisionError> {
+        let liveness = match &self.liveness {
+            Some(_) if extras.liveness => Some(self.liveness(img, &det.bbox)?),
+            _ => None,
+        };
+        let (yaw, pitch, roll) = match &self.pose {
+            Some(_) if extras.pose => {
+                let p = self.pose(img, &det.bbox)?;
+                (Some(p[0]), Some(p[1]), Some(p[2]))
+            }
+            _ => (None, None, None),
+        };
+        let (left_eye_open, right_eye_open) = match &self.eye {
+            Some(_) if extras.eyes => {
+                let e = self.eyes(img, &g.lm)?;
+                (Some(e[0]), Some(e[1]))
+            }
+            _ => (None, None),
+        };
+        let second_embedding = match &self.second {
+            Some(_) if extras.second => Some(self.embed_second(img, &g.lm)?),
+            _ => None,
+        };
+        let bbox = det.bbox.clamp_to(img.width(), img.height());
+        Ok(Face {
+            bbox,
+            det_score: det.score,
+            landmarks68: g.lm,
+            landmarks5: g.five,
+            embedding: self.opts.embedding.then_some(g.embedding),
+            second_embedding,
+            quality: Quality {
+                face_px: bbox.width().min(bbox.height()),
+                sharpness: sharpness(&g.aligned),
+                embedding_norm: g.norm,
+                yaw,
+                pitch,
+                roll,
+                left_eye_open,
+                right_eye_open,
+            },
+            liveness,
+        })
+    }
+
+    /// Detector hits the engine is sure are faces (score at or above
+    /// `confident_detection`): counted before any embedding.
+    fn sure(&self, dets: &[Detection]) -> usize {
+        dets.iter()
+            .filter(|d| d.score >= self.opts.confident_detection)
+            .count()
+    }
+
+    /// The one face of a verify or enrol image, doing the least work when
+    /// there is more than one: after the detector, two or more sure detections
+    /// answer [`OneFace::Several`] at once (no landmark or embedding call);
+    /// otherwise candidates are gated one by one (landmarks + embedding) and
+    /// the work stops at the second recognisable face. Only the one face gets
+    /// liveness, pose and eyes. The budget is checked between stages. When
+    /// nothing is found upright and `try_rotations` is on, the turned image
+    /// is analysed as [`Engine::analyze_image`] does.
+    pub fn one_face(&self, img: &RgbImage, budget: &Budget) -> Result<OneFace, VisionError> {
+        crate::set_flush_denormals();
+        budget.check()?;
+        let dets = self.detect(img)?;
+        let sure = self.sure(&dets);
+        if sure >= 2 {
+            return Ok(OneFace::Several(sure));
+        }
+        let mut found: Option<(Detection, Gated)> = None;
+        for d in &dets {
+            budget.check()?;
+            if let Some(g) = self.gated(img, d)? {
+                if found.is_some() {
+                    return Ok(OneFace::Several(2));
+                }
+                found = Some((*d, g));
+            }
+        }
+        budget.check()?;
+        if let Some((d, g)) = found {
+            return Ok(OneFace::One(self.complete(img, &d, g, Extras::ALL)?));
+        }
+        if !dets.is_empty() || !self.opts.try_rotations {
+            return Ok(OneFace::None);
+        }
+        let mut faces = self.analyze_image(img)?;
+        Ok(match faces.len() {
+            0 => OneFace::None,
+            1 => OneFace::One(faces.remove(0)),
+            n => OneFace::Several(n),
+        })
+    }
+
+    /// [`Engine::one_face`] on image bytes (decoded with the engine's limits).
+    pub fn one_face_bytes(&self, bytes: &[u8], budget: &Budget) -> Result<OneFace, VisionError> {
+        budget.check()?;
+        let img = crate::decode(bytes, &self.opts.decode_limits)?;
+        self.one_face(&img, budget)
+    }
+
+    /// Cues of one frame's face from its landmarks (+ `fr_eye`, + `fr_pose`
+    /// with [`CueSource::Models`]).
+    fn cues(
+        &self,
+        img: &RgbImage,
+        det: &Detection,
+        lm: Vec<[f32; 2]>,
+        source: CueSource,
+    ) -> Result<FrameCues, VisionError> {
+        let [yaw, pitch, roll] = match (source, &self.pose) {
+            (CueSource::Models, Some(_)) => self.pose(img, &det.bbox)?,
+            _ => pose_from_landmarks(&lm),
+        };
+        let [le, re] = match &self.eye {
+            Some(_) => self.eyes(img, &lm)?,
+            None => [f32::NAN; 2],
+        };
+        let bbox = det.bbox.clamp_to(img.width(), img.height());
+        Ok(FrameCues {
+            bbox,
+            det_score: det.score,
+            face_px: bbox.width().min(bbox.height()),
+            yaw,
+            pitch,
+            roll,
+            left_eye_open: le,
+            right_eye_open: re,
+            left_eye_ratio: eye_ratio(&lm, 36),
+            right_eye_ratio: eye_ratio(&lm, 42),
+            mouth_open: mouth_open(&lm),
+            landmarks68: lm,
+        })
+    }
+
+    /// A multi-frame active challenge (turn the head, blink, open the mouth)
+    /// with the least work: every frame gets detection, landmarks and cues
+    /// ([`FrameCues`]: yaw, pitch, roll, eye openness, mouth opening); the
+    /// first frame with a recognisable face is gated as in
+    /// [`Engine::one_face`] and embedded (the same-person anchor); the best
+    /// frame (most frontal, then sharpest by detector score) is embedded and
+    /// gets passive liveness. Frames between them are tied to the anchor by
+    /// box overlap (`continuous`). Two or more sure detections in any frame
+    /// stop the work ([`CaptureResult::SeveralFaces`]). The budget is checked
+    /// between frames and stages.
+    pub fn challenge(
+        &self,
+        frames: &[RgbImage],
+        opts: &CaptureOptions,
+        budget: &Budget,
+    ) -> Result<CaptureResult, VisionError> {
+        crate::set_flush_denormals();
+        let mut cues: Vec<Option<FrameCues>> = Vec::with_capacity(frames.len());
+        let mut dets_of: Vec<Option<Detection>> = Vec::with_capacity(frames.len());
+        let mut anchor: Option<(usize, Detection, Gated)> = None;
+        let mut prev: Option<BBox> = None;
+        let mut continuous = true;
+        for (i, img) in frames.iter().enumerate() {
+            budget.check()?;
+            let dets = self.detect(img)?;
+            let sure = self.sure(&dets);
+            if sure >= 2 {
+                return Ok(CaptureResult::SeveralFaces {
+                    frame: i,
+                    faces: sure,
+                });
+            }
+            let chosen = if anchor.is_none() {
+                // The anchor frame: gate every candidate, stop at the second face.
+                let mut found: Option<(Detection, Gated)> = None;
+                for d in &dets {
+                    budget.check()?;
+                    if let Some(g) = self.gated(img, d)? {
+                        if found.is_some() {
+                            return Ok(CaptureResult::SeveralFaces { frame: i, faces: 2 });
+                        }
+                        found = Some((*d, g));
+                    }
+                }
+                match found {
+                    Some((d, g)) => {
+                        let lm = g.lm.clone();
+                        anchor = Some((i, d, g));
+                        Some((d, lm))
+                    }
+                    None => None,
+                }
+            } else {
+                // Later frames: the detection that continues the face (or the
+                // most confident one), no embedding.
+                let d = dets
+                    .iter()
+                    .find(|d| prev.as_ref().is_some_and(|p| overlaps(p, &d.bbox)))
+                    .or_else(|| dets.first())
+                    .copied();
+                match d {
+                    Some(d) => {
+                        budget.check()?;
+                        Some((d, self.landmarks(img, &d.bbox)?))
+                    }
+                    None => None,
+                }
+            };
+            match chosen {
+                Some((d, lm)) => {
+                    if let Some(p) = &prev {
+                        continuous &= overlaps(p, &d.bbox);
+                    }
+                    prev = Some(d.bbox);
+                    budget.check()?;
+                    cues.push(Some(self.cues(img, &d, lm, opts.cues)?));
+                    dets_of.push(Some(d));
+                }
+                None => {
+                    cues.push(None);
+                    dets_of.push(None);
+                }
+            }
+        }
+        let Some((first, first_det, first_g)) = anchor else {
+            return Ok(CaptureResult::NoFace);
+        };
+        // The best frame: most frontal (|yaw| + |pitch|/2), then detector score.
+        let frontal = |c: &FrameCues| c.yaw.abs() + c.pitch.abs() / 2.0 - c.det_score;
+        let best = (first..frames.len())
+            .filter(|&i| cues[i].is_some())
+            .min_by(|&a, &b| {
+                let (ca, cb) = (cues[a].as_ref().unwrap(), cues[b].as_ref().unwrap());
+                frontal(ca).total_cmp(&frontal(cb))
+            })
+            .unwrap_or(first);
+        budget.check()?;
+        let first_face = self.complete(
+            &frames[first],
+            &first_det,
+            Gated {
+                embedding: first_g.embedding.clone(),
+                lm: first_g.lm.clone(),
+                five: first_g.five,
+                aligned: first_g.aligned.clone(),
+                norm: first_g.norm,
+            },
+            Extras {
+                liveness: opts.liveness && best == first,
+                pose: false,
+                eyes: false,
+                second: best == first,
+            },
+        )?;
+        let (best, best_face) = if best == first {
+            (first, first_face.clone())
+        } else {
+            let d = dets_of[best].expect("a frame with cues has a detection");
+            let lm = cues[best].as_ref().unwrap().landmarks68.clone();
+            budget.check()?;
+            match self.gated_with(&frames[best], &d, lm)? {
+                Some(g) => {
+                    budget.check()?;
+                    let face = self.complete(
+                        &frames[best],
+                        &d,
+                        g,
+                        Extras {
+                            liveness: opts.liveness,
+                            pose: false,
+                            eyes: false,
+                            second: true,
+                        },
+                    )?;
+                    (best, face)
+                }
+                // Not recognisable there: the anchor frame is the best one.
+                None => {
+                    let mut f = first_face.clone();
+                    if opts.liveness && self.liveness.is_some() {
+                        f.liveness = Some(self.liveness(&frames[first], &first_det.bbox)?);
+                    }
+                    (first, f)
+                }
+            }
+        };
+        let with_cues = |mut f: Face, c: &FrameCues| {
+            f.quality.yaw = Some(c.yaw);
+            f.quality.pitch = Some(c.pitch);
+            f.quality.roll = Some(c.roll);
+            f.quality.left_eye_open = Some(c.left_eye_open);
+            f.quality.right_eye_open = Some(c.right_eye_open);
+            f
+        };
+        let first_face = with_cues(first_face, cues[first].as_ref().unwrap());
+        let best_face = with_cues(best_face, cues[best].as_ref().unwrap());
+        let similarity = match (&first_face.embedding, &best_face.embedding) {
+            (Some(a), Some(b)) if best != first => compare(a, b),
+            _ => 1.0,
+        };
+        Ok(CaptureResult::Captured(Box::new(Captured {
+            frames: cues,
+            first,
+            best,
+            first_face,
+            best_face,
+            similarity,
+            continuous,
+        })))
+    }
+
+    /// [`Engine::challenge`] on image bytes: each frame is decoded (with the
+    /// engine's limits, header checked first) just before it is analysed, so
+    /// a cancelled request stops decoding too.
+    pub fn challenge_bytes(
+        &self,
+        frames: &[&[u8]],
+        opts: &CaptureOptions,
+        budget: &Budget,
+    ) -> Result<CaptureResult, VisionError> {
+        // Every frame's header first: an oversized frame refuses the request
+        // before any decode.
+        for f in frames {
+            let (format, w, h) = crate::header_dimensions(f)?;
+            let px = u64::from(w) * u64::from(h);
+            if px > self.opts.decode_limits.max_pixels {
+                return Err(VisionError::TooLarge(format!(
+                    "the {format:?} header claims {w}×{h} = {px} pixels; the limit is {}",
+                    self.opts.decode_limits.max_pixels
+                )));
+            }
+        }
+        let mut imgs = Vec::with_capacity(frames.len());
+        for f in frames {
+            budget.check()?;
+            imgs.push(crate::decode(f, &self.opts.decode_limits)?);
+        }
+        self.challenge(&imgs, opts, budget)
+    }
+}

@@ -1,0 +1,207 @@
+//! The least-work entry points: `one_face` stops at the second face before
+//! any landmark or embedding work when the detector is sure of two; the
+//! multi-frame `challenge` embeds only the anchor and best frames. Work is
+//! measured in model calls (the same on every machine), not time.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use facegate_vision::{
+    compare, Budget, CaptureOptions, CaptureResult, Engine, OneFace, RgbImage, VisionError,
+};
+
+fn engine() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| Engine::new(Default::default()).expect("engine loads"))
+}
+
+fn image(name: &str) -> RgbImage {
+    let p = facegate_assets::fixture(name).expect("fixture available");
+    facegate_vision::decode(&std::fs::read(p).unwrap(), &Default::default()).unwrap()
+}
+
+/// A real two-person photo made of two fixtures side by side (same height).
+fn two_people() -> RgbImage {
+    let (a, b) = (image("obama.jpg"), image("biden.jpg"));
+    let h = a.height().min(b.height());
+    let fit = |i: &RgbImage| {
+        let w = i.width() * h / i.height();
+        image::imageops::resize(i, w, h, image::imageops::FilterType::Triangle)
+    };
+    let (a, b) = (fit(&a), fit(&b));
+    let mut out = RgbImage::new(a.width() + b.width(), h);
+    image::imageops::replace(&mut out, &a, 0, 0);
+    image::imageops::replace(&mut out, &b, a.width() as i64, 0);
+    out
+}
+
+/// The engine's call counters are shared: every test holds this while it runs.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Model calls `f` makes.
+fn calls<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let before = engine().model_calls();
+    let out = f();
+    (out, engine().model_calls() - before)
+}
+
+/// The model calls of one face's full analysis (detector excluded).
+fn per_face_calls() -> u64 {
+    let img = image("obama.jpg");
+    let (faces, n) = calls(|| engine().analyze_image(&img).unwrap());
+    assert_eq!(faces.len(), 1);
+    n - 1
+}
+
+#[test]
+fn a_crowd_is_refused_in_less_than_the_cost_of_two_faces() {
+    let _serial = serial();
+    let two_faces = 1 + 2 * per_face_calls();
+    let img = two_people();
+    let (full, _) = calls(|| engine().analyze_image(&img).unwrap());
+    assert_eq!(full.len(), 2, "the composite shows two people");
+    let (r, n) = calls(|| engine().one_face(&img, &Budget::unlimited()).unwrap());
+    println!("two people: {r:?} after {n} model calls (two faces cost {two_faces})");
+    assert!(matches!(r, OneFace::Several(k) if k >= 2), "{r:?}");
+    assert!(n < two_faces, "{n} model calls, two faces cost {two_faces}");
+
+    let dir = std::path::Path::new("../../../shared/eval/detection/many_faces");
+    if !dir.exists() {
+        println!("skipping the eval crowds: {} is absent", dir.display());
+        return;
+    }
+    for name in [
+        "linzaer_10.jpg",
+        "deepface_selfie-many-people.jpg",
+        "linzaer_19.jpg",
+    ] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let (r, n) = calls(|| {
+            engine()
+                .one_face_bytes(&bytes, &Budget::unlimited())
+                .unwrap()
+        });
+        println!("{name}: {r:?} after {n} model calls (two faces cost {two_faces})");
+        assert!(matches!(r, OneFace::Several(_)), "{name}: {r:?}");
+        assert!(n < two_faces, "{name}: {n} model calls");
+    }
+}
+
+#[test]
+fn one_face_gives_the_same_face_as_analyze() {
+    let _serial = serial();
+    for name in ["obama.jpg", "biden.jpg", "astronaut.png"] {
+        let img = image(name);
+        let full = engine().analyze_image(&img).unwrap();
+        let one = engine().one_face(&img, &Budget::unlimited()).unwrap();
+        let OneFace::One(f) = one else {
+            panic!("{name}: {one:?}")
+        };
+        assert_eq!(full.len(), 1);
+        let s = compare(
+            full[0].embedding.as_ref().unwrap(),
+            f.embedding.as_ref().unwrap(),
+        );
+        assert!(s > 0.9999, "{name}: {s}");
+        assert_eq!(full[0].liveness, f.liveness);
+        assert_eq!(full[0].quality, f.quality);
+    }
+    let none = engine()
+        .one_face(&image("coffee.png"), &Budget::unlimited())
+        .unwrap();
+    assert!(matches!(none, OneFace::None), "{none:?}");
+}
+
+#[test]
+fn a_cancelled_or_expired_budget_stops_the_work() {
+    let _serial = serial();
+    let img = image("obama.jpg");
+    let b = Budget::unlimited();
+    b.cancel();
+    let (r, n) = calls(|| engine().one_face(&img, &b));
+    assert!(matches!(r, Err(VisionError::Stopped(_))), "{r:?}");
+    assert_eq!(n, 0, "no model runs once cancelled");
+    let frames = vec![img.clone(); 6];
+    let (r, _) = calls(|| {
+        engine().challenge(
+            &frames,
+            &CaptureOptions::default(),
+            &Budget::within(std::time::Duration::ZERO),
+        )
+    });
+    assert!(matches!(r, Err(VisionError::Stopped(_))), "{r:?}");
+}
+
+#[test]
+fn a_six_frame_challenge_costs_little_more_than_one_frame() {
+    let _serial = serial();
+    // Six frames of one person: the same photo, a mirror and a second photo.
+    let a = image("obama.jpg");
+    let m = image::imageops::flip_horizontal(&a);
+    let frames = vec![a.clone(), m.clone(), a.clone(), m, a.clone(), a.clone()];
+    let per_face = per_face_calls();
+    let before: HashMap<_, _> = engine().model_calls_by_model().into_iter().collect();
+    let (r, n) = calls(|| {
+        engine()
+            .challenge(&frames, &CaptureOptions::default(), &Budget::unlimited())
+            .unwrap()
+    });
+    let by_model: HashMap<&str, u64> = engine()
+        .model_calls_by_model()
+        .into_iter()
+        .map(|(m, c)| (m, c - before[m]))
+        .collect();
+    println!("{by_model:?}");
+    let CaptureResult::Captured(c) = r else {
+        panic!("{r:?}")
+    };
+    let all_frames = 6 * (1 + per_face);
+    println!(
+        "6 frames: {n} model calls (full analysis of each: {all_frames}; one frame {}); first {}, best {}, similarity {}",
+        1 + per_face,
+        c.first,
+        c.best,
+        c.similarity
+    );
+    // One full frame, then per frame: detect, landmarks, pose, two eyes; the
+    // best frame's embedding and liveness.
+    assert!(n <= (1 + per_face) + 5 * 5 + 2, "{n} calls");
+    let (f, l) = (by_model["fr_feature.onnx"], by_model["fr_liveness.onnx"]);
+    assert!(f <= 2, "fr_feature ran {f} times for 6 frames");
+    assert_eq!(l, 1, "fr_liveness ran {l} times for 6 frames");
+    assert_eq!(c.frames.len(), 6);
+    assert!(c.frames.iter().all(|f| f.is_some()));
+    assert!(c.similarity >= facegate_vision::DEFAULT_THRESHOLD);
+    assert!(c.best_face.liveness.is_some(), "liveness on the best frame");
+    // The cues are fr_pose's on each frame (the default source).
+    for (i, c) in c.frames.iter().enumerate() {
+        let c = c.as_ref().unwrap();
+        let d = engine().detect(&frames[i]).unwrap();
+        let p = engine().pose(&frames[i], &d[0].bbox).unwrap();
+        assert_eq!([c.yaw, c.pitch, c.roll], p, "frame {i}");
+    }
+    // The best frame's analysis equals the full pipeline's on that frame.
+    let full = engine().analyze_image(&frames[c.best]).unwrap();
+    let s = compare(
+        full[0].embedding.as_ref().unwrap(),
+        c.best_face.embedding.as_ref().unwrap(),
+    );
+    assert!(s > 0.9999);
+    assert_eq!(full[0].liveness, c.best_face.liveness);
+}
+
+#[test]
+fn a_second_person_in_a_frame_stops_the_challenge() {
+    let _serial = serial();
+    let frames = vec![image("obama.jpg"), two_people(), image("obama.jpg")];
+    let r = engine()
+        .challenge(&frames, &CaptureOptions::default(), &Budget::unlimited())
+        .unwrap();
+    assert!(
+        matches!(r, CaptureResult::SeveralFaces { frame: 1, .. }),
+        "{r:?}"
+    );
+}
