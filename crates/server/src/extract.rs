@@ -110,8 +110,8 @@ where
     }
 }
 
-/// `Option<Json<T>>`: no body (no `Content-Type`) is `None`; a body is read
-/// and must be valid.
+/// `Option<Json<T>>`: no body (no `Content-Type`) and a JSON `null` are
+/// `None`; any other body is read and must be valid.
 impl<T, S> OptionalFromRequest<S> for Json<T>
 where
     T: DeserializeOwned,
@@ -120,8 +120,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
-        let v = <axum::Json<T> as OptionalFromRequest<S>>::from_request(req, state).await?;
-        Ok(v.map(|axum::Json(v)| Json(v)))
+        let v = <axum::Json<Option<T>> as OptionalFromRequest<S>>::from_request(req, state).await?;
+        Ok(v.and_then(|axum::Json(v)| v).map(Json))
     }
 }
 

@@ -16,6 +16,7 @@ use crate::pipeline::{self, Challenge, ConsentEvidence};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NoticeQuery {
     /// Scenario id (manifest `id`); default: the server's scenario.
     pub scenario: Option<String>,
@@ -43,7 +44,9 @@ pub struct NoticeView {
 
 /// The notice in force (R4), public: anyone may read it before anything happens.
 #[utoipa::path(get, path = "/v1/notice", tag = "notice", params(NoticeQuery),
-    responses((status = 200, description = "The notice in force", body = NoticeView), (status = 404, description = "No such scenario", body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The notice in force", body = NoticeView),
+        (status = 404, description = "No such scenario", body = crate::ErrorBody)))]
 pub async fn notice(
     State(s): State<AppState>,
     Query(q): Query<NoticeQuery>,
@@ -146,7 +149,10 @@ pub fn consent_view(s: &AppState, c: &store::Consent) -> ConsentView {
 /// under 14 needs a guardian's (R10).
 #[utoipa::path(post, path = "/v1/consents", tag = "consents", request_body = ConsentInput,
     security(("bearer" = [])),
-    responses((status = 200, description = "The consent recorded", body = ConsentView), (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody), (status = 404, description = "No such person or scenario", body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The consent recorded", body = ConsentView),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such person or scenario", body = crate::ErrorBody)))]
 pub async fn give_consent(
     State(s): State<AppState>,
     caller: Caller,
@@ -254,7 +260,9 @@ pub struct DeclineView {
 /// The person chose "use another method": remember it so face is not pushed
 /// on them again within the quiet period (R17).
 #[utoipa::path(post, path = "/v1/decline-face", tag = "consents", request_body = DeclineInput,
-    security(("bearer" = [])), responses((status = 200, description = "Face will not be offered again within the quiet period", body = DeclineView), (status = 404, description = "No such person or scenario", body = crate::ErrorBody)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "Face will not be offered again within the quiet period", body = DeclineView),
+        (status = 404, description = "No such person or scenario", body = crate::ErrorBody)))]
 pub async fn decline_face(
     State(s): State<AppState>,
     caller: Caller,
@@ -331,7 +339,11 @@ impl Outcome {
 /// Enrol a face (R4 notice, R7 consent, R10 guardian, R13 PIA checked by policy).
 #[utoipa::path(post, path = "/v1/enrol", tag = "recognition", request_body = FaceInput,
     security(("bearer" = [])),
-    responses((status = 200, description = "The decision, with its receipt", body = Outcome), (status = 400, description = "An image that is not base64, not a picture, shows no face or more than one, or fails liveness", body = crate::ErrorBody), (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody), (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The decision, with its receipt", body = Outcome),
+        (status = 400, description = "An image that is not base64, not a picture, shows no face or more than one, or fails liveness", body = crate::ErrorBody),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody)))]
 pub async fn enrol(
     State(s): State<AppState>,
     caller: Caller,
@@ -386,7 +398,11 @@ pub async fn enrol(
 /// 1:1 face verification of a claimed person.
 #[utoipa::path(post, path = "/v1/verify", tag = "recognition", request_body = FaceInput,
     security(("bearer" = [])),
-    responses((status = 200, description = "The decision, with its receipt", body = Outcome), (status = 400, description = "An image that is not base64, not a picture, shows no face or more than one, or fails liveness", body = crate::ErrorBody), (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody), (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The decision, with its receipt", body = Outcome),
+        (status = 400, description = "An image that is not base64, not a picture, shows no face or more than one, or fails liveness", body = crate::ErrorBody),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody)))]
 pub async fn verify(
     State(s): State<AppState>,
     caller: Caller,
@@ -447,7 +463,11 @@ pub struct IdentifyInput {
 /// calibrated threshold. Only where the scenario's mode allows it (R3).
 #[utoipa::path(post, path = "/v1/identify", tag = "recognition", request_body = IdentifyInput,
     security(("bearer" = [])),
-    responses((status = 200, description = "`known` with the person, or `unknown`", body = Outcome), (status = 400, description = "An image that is not base64, not a picture, shows no face or more than one, or fails liveness", body = crate::ErrorBody), (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody), (status = 404, description = "No such scenario or device", body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "`known` with the person, or `unknown`", body = Outcome),
+        (status = 400, description = "An image that is not base64, not a picture, shows no face or more than one, or fails liveness", body = crate::ErrorBody),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such scenario or device", body = crate::ErrorBody)))]
 pub async fn identify(
     State(s): State<AppState>,
     caller: Caller,
@@ -526,7 +546,11 @@ fn method_of(kind: Option<&str>) -> Result<(store::CredentialKind, policy::Metho
 /// Register an alternative credential (R15): a PIN, card or QR token.
 #[utoipa::path(post, path = "/v1/credentials", tag = "recognition", request_body = CredentialInput,
     security(("bearer" = [])),
-    responses((status = 200, description = "The credential registered", body = Outcome), (status = 400, description = "A PIN that is not digits, or a card or QR token already issued", body = crate::ErrorBody), (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody), (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The credential registered", body = Outcome),
+        (status = 400, description = "A PIN that is not digits, or a card or QR token already issued", body = crate::ErrorBody),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody)))]
 pub async fn add_credential(
     State(s): State<AppState>,
     caller: Caller,
@@ -560,7 +584,11 @@ pub async fn add_credential(
 /// whichever key or device is asking.
 #[utoipa::path(post, path = "/v1/verify/credential", tag = "recognition", request_body = CredentialInput,
     security(("bearer" = [])),
-    responses((status = 200, description = "`pass` or `fail`, with its receipt", body = Outcome), (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody), (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody), (status = 429, description = "This credential is locked after too many failures; see `Retry-After`", body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "`pass` or `fail`, with its receipt", body = Outcome),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody),
+        (status = 429, description = "This credential is locked after too many failures; see `Retry-After`", body = crate::ErrorBody)))]
 pub async fn verify_credential(
     State(s): State<AppState>,
     caller: Caller,
@@ -616,7 +644,9 @@ pub struct PortalCode {
 #[utoipa::path(post, path = "/v1/persons/{id}/portal-code", tag = "portal",
     params(("id" = String, Path, format = Uuid, description = "The person")),
     request_body = Option<CodeInput>, security(("bearer" = [])),
-    responses((status = 200, description = "A one-time code for the portal", body = PortalCode), (status = 404, description = "No such person", body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "A one-time code for the portal", body = PortalCode),
+        (status = 404, description = "No such person", body = crate::ErrorBody)))]
 pub async fn portal_code(
     State(s): State<AppState>,
     caller: Caller,

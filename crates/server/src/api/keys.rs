@@ -22,7 +22,8 @@ pub struct NewKey {
 /// Issue an API key; the secret is in this response only.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKey,
     security(("bearer" = [])),
-    responses((status = 200, description = "The key, with its secret (shown only here)", body = IssuedKey)))]
+    responses(
+        (status = 200, description = "The key, with its secret (shown only here)", body = IssuedKey)))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -107,7 +108,8 @@ impl From<KeyRecord> for KeyView {
 
 /// List keys (never their secrets).
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("bearer" = [])),
-    responses((status = 200, description = "Every key, revoked ones too", body = Vec<KeyView>)))]
+    responses(
+        (status = 200, description = "Every key, revoked ones too", body = Vec<KeyView>)))]
 pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<KeyView>>> {
     caller.require(&[Role::Admin])?;
     Ok(Json(s.auth.list().into_iter().map(KeyView::from).collect()))
@@ -116,7 +118,8 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<V
 /// Revoke a key at once.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", security(("bearer" = [])),
     params(("id" = String, Path, description = "The key's id (the part after `fgk_`)")),
-    responses((status = 204, description = "Revoked"),
+    responses(
+        (status = 204, description = "Revoked"),
         (status = 404, description = "No such key", body = crate::ErrorBody)))]
 pub async fn revoke(
     State(s): State<AppState>,
@@ -148,7 +151,8 @@ pub struct PortalSession {
 /// Exchange a one-time portal code for a session (no key needed). Failed
 /// codes are counted across all callers, so codes cannot be guessed.
 #[utoipa::path(post, path = "/v1/portal/session", tag = "portal", request_body = RedeemCode,
-    responses((status = 200, description = "A session for the code's person", body = PortalSession),
+    responses(
+        (status = 200, description = "A session for the code's person", body = PortalSession),
         (status = 401, description = "Unknown, used or expired code", body = crate::ErrorBody),
         (status = 429, description = "Too many wrong codes; see `Retry-After`", body = crate::ErrorBody)))]
 pub async fn redeem(

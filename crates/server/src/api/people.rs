@@ -22,7 +22,8 @@ pub struct NewPerson {
     #[schema(min_length = 1, pattern = r"\S")]
     pub display_name: String,
     pub contact: Option<String>,
-    /// Needed to apply the under-14 rule (R10).
+    /// Needed to apply the under-14 rule (R10). A calendar date, `YYYY-MM-DD`.
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub date_of_birth: Option<NaiveDate>,
 }
 
@@ -53,7 +54,8 @@ fn person_view(p: &store::Person) -> PersonView {
 
 /// Register a person (identity encrypted at rest, apart from any template).
 #[utoipa::path(post, path = "/v1/persons", tag = "persons", request_body = NewPerson,
-    security(("bearer" = [])), responses((status = 200, description = "The person registered", body = PersonView)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "The person registered", body = PersonView)))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -80,7 +82,9 @@ pub async fn create(
 
 /// One person's record (readers, or the person in the portal).
 #[utoipa::path(get, path = "/v1/persons/{id}", tag = "persons", params(("id" = String, Path, format = Uuid, description = "The person")),
-    security(("bearer" = [])), responses((status = 200, description = "The person", body = PersonView), (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "The person", body = PersonView),
+        (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
 pub async fn get(
     State(s): State<AppState>,
     caller: Caller,
@@ -93,7 +97,9 @@ pub async fn get(
 
 /// A person's consents.
 #[utoipa::path(get, path = "/v1/persons/{id}/consents", tag = "consents", params(("id" = String, Path, format = Uuid, description = "The person")),
-    security(("bearer" = [])), responses((status = 200, description = "Every consent, withdrawn ones too", body = Vec<ConsentView>), (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "Every consent, withdrawn ones too", body = Vec<ConsentView>),
+        (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
 pub async fn consents(
     State(s): State<AppState>,
     caller: Caller,
@@ -127,7 +133,10 @@ pub struct WithdrawalView {
 /// processing consent deletes the face templates in the same transaction.
 #[utoipa::path(post, path = "/v1/consents/{id}/withdraw", tag = "consents", params(("id" = String, Path, format = Uuid, description = "The consent")),
     request_body = Option<WithdrawInput>, security(("bearer" = [])),
-    responses((status = 200, description = "Withdrawn, with the receipt of the deletion", body = WithdrawalView), (status = 400, description = "Already withdrawn", body = crate::ErrorBody), (status = 404, description = "No such consent (or not this session's)", body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "Withdrawn, with the receipt of the deletion", body = WithdrawalView),
+        (status = 400, description = "Already withdrawn", body = crate::ErrorBody),
+        (status = 404, description = "No such consent (or not this session's)", body = crate::ErrorBody)))]
 pub async fn withdraw(
     State(s): State<AppState>,
     caller: Caller,
@@ -190,7 +199,9 @@ pub async fn withdraw(
 /// Everything held about a person, machine-readable (access / copy request).
 /// Templates are counted, never exported (R11).
 #[utoipa::path(get, path = "/v1/persons/{id}/export", tag = "persons", params(("id" = String, Path, format = Uuid, description = "The person")),
-    security(("bearer" = [])), responses((status = 200, description = "JSON document of everything held", body = Object), (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "JSON document of everything held", body = Object),
+        (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
 pub async fn export(
     State(s): State<AppState>,
     caller: Caller,
@@ -271,7 +282,9 @@ pub struct ErasureView {
 /// Delete a person: templates, credentials and identity go; consent and
 /// audit records stay as evidence without a name (R14).
 #[utoipa::path(post, path = "/v1/persons/{id}/erase", tag = "persons", params(("id" = String, Path, format = Uuid, description = "The person")),
-    security(("bearer" = [])), responses((status = 200, description = "Erased, with the receipt", body = ErasureView), (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "Erased, with the receipt", body = ErasureView),
+        (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
 pub async fn erase(
     State(s): State<AppState>,
     caller: Caller,
@@ -324,7 +337,9 @@ pub struct ComplaintView {
 
 /// File a complaint (R25, PIPL Art. 50).
 #[utoipa::path(post, path = "/v1/complaints", tag = "requests", request_body = ComplaintInput,
-    security(("bearer" = [])), responses((status = 200, description = "The complaint received", body = ComplaintView), (status = 404, description = "No such person", body = crate::ErrorBody)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "The complaint received", body = ComplaintView),
+        (status = 404, description = "No such person", body = crate::ErrorBody)))]
 pub async fn complain(
     State(s): State<AppState>,
     caller: Caller,
@@ -391,7 +406,10 @@ pub struct Me {
 
 /// The portal's view of the signed-in person.
 #[utoipa::path(get, path = "/v1/me", tag = "portal", security(("bearer" = [])),
-    responses((status = 200, description = "The signed-in person", body = Me), (status = 403, description = "Not a portal session", body = crate::ErrorBody), (status = 404, description = "The person is gone", body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The signed-in person", body = Me),
+        (status = 403, description = "Not a portal session", body = crate::ErrorBody),
+        (status = 404, description = "The person is gone", body = crate::ErrorBody)))]
 pub async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
     let Caller::Person { person_id } = &caller else {
         return Err(ApiError::Forbidden(
