@@ -135,7 +135,7 @@ pub struct WithdrawalView {
     request_body = Option<WithdrawInput>, security(("bearer" = [])),
     responses(
         (status = 200, description = "Withdrawn, with the receipt of the deletion", body = WithdrawalView),
-        (status = 400, description = "Already withdrawn", body = crate::ErrorBody),
+        (status = 409, description = "Already withdrawn", body = crate::ErrorBody),
         (status = 404, description = "No such consent (or not this session's)", body = crate::ErrorBody)))]
 pub async fn withdraw(
     State(s): State<AppState>,
@@ -150,6 +150,11 @@ pub async fn withdraw(
         _ => {
             caller.require_frontline(None)?;
         }
+    }
+    if c.withdrawn_at.is_some() {
+        return Err(ApiError::Conflict(
+            "this consent was already withdrawn".into(),
+        ));
     }
     let channel = body
         .and_then(|b| b.0.channel)
