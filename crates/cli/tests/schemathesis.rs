@@ -149,7 +149,8 @@ fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, se
 /// A resident with a processing consent under the notice in force, so
 /// schemathesis reaches past "no such person" into consent, decline,
 /// enrolment, verification and complaints: it draws `person_id` and
-/// `notice_version` from these values half of the time. (Not for the
+/// `notice_version` (and the scenario and the kiosk's device) from these
+/// values half of the time. (Not for the
 /// credential operations: a credential's length is checked in bytes, which
 /// JSON Schema cannot state exactly, and a card already issued is refused.)
 fn seed(s: &Started) -> String {
@@ -180,12 +181,20 @@ values = [{person}]
 [dictionaries.notice]
 values = [{notice}]
 
+[dictionaries.scenario]
+values = [{scenario}]
+
+[dictionaries.device]
+values = [{device}]
+
 [[operations]]
 include-path-regex = "^/v1/(consents|decline-face|enrol|verify|identify|complaints)$"
-parameters = {{ "body.person_id" = {{ dictionary = "people", probability = 0.5 }}, "body.notice_version" = {{ dictionary = "notice", probability = 0.5 }} }}
+parameters = {{ "body.person_id" = {{ dictionary = "people", probability = 0.5 }}, "body.notice_version" = {{ dictionary = "notice", probability = 0.5 }}, "body.scenario" = {{ dictionary = "scenario", probability = 0.5 }}, "body.device_id" = {{ dictionary = "device", probability = 0.5 }} }}
 "#,
         person = p["id"],
         notice = n["version"],
+        scenario = n["scenario"],
+        device = serde_json::Value::from(s.device.clone()),
     )
 }
 
