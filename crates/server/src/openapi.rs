@@ -180,4 +180,51 @@ pub mod schema {
         /// The same as `qr`.
         QrCode,
     }
+
+    /// `POST /v1/credentials`'s body (read as `CredentialInput`): a PIN is
+    /// 4 to 256 digits; a card number or QR token 4 to 256 bytes, counted
+    /// after surrounding spaces are trimmed.
+    pub struct NewCredential;
+
+    impl utoipa::PartialSchema for NewCredential {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            let common = |kind: serde_json::Value, secret: serde_json::Value| {
+                serde_json::json!({
+                    "type": "object",
+                    "required": ["person_id", "secret"],
+                    "properties": {
+                        "person_id": {"type": "string", "format": "uuid"},
+                        "scenario": {"type": ["string", "null"]},
+                        "device_id": {"type": ["string", "null"]},
+                        "kind": kind,
+                        "secret": secret,
+                    }
+                })
+            };
+            let mut other = common(
+                serde_json::json!({"type": "string", "enum": ["card", "qr", "qr_code"]}),
+                serde_json::json!({
+                    "type": "string", "minLength": 4, "maxLength": 256, "pattern": "\\S",
+                    "description": "A card number or QR token: 4 to 256 bytes once surrounding spaces are trimmed."
+                }),
+            );
+            other["required"] = serde_json::json!(["person_id", "kind", "secret"]);
+            serde_json::from_value(serde_json::json!({
+                "description": "An alternative credential to register (R15).",
+                "oneOf": [
+                    common(
+                        serde_json::json!({"type": ["string", "null"], "enum": ["pin", null], "description": "`pin` (the default)."}),
+                        serde_json::json!({
+                            "type": "string", "pattern": "^\\s*[0-9]{4,256}\\s*$",
+                            "description": "A PIN: 4 to 256 digits."
+                        }),
+                    ),
+                    other,
+                ]
+            }))
+            .expect("NewCredential schema")
+        }
+    }
+
+    impl utoipa::ToSchema for NewCredential {}
 }

@@ -526,8 +526,8 @@ pub struct CredentialInput {
     /// `pin` (default), `card` or `qr`.
     #[schema(value_type = Option<crate::openapi::schema::CredentialKindName>)]
     pub kind: Option<String>,
-    /// A PIN is digits only; any credential is 4 to 256 bytes.
-    #[schema(min_length = 4, max_length = 256)]
+    /// What the person presents. Registering one (`POST /v1/credentials`)
+    /// takes 4 to 256 bytes, digits only for a PIN (schema `NewCredential`).
     pub secret: String,
 }
 
@@ -544,7 +544,7 @@ fn method_of(kind: Option<&str>) -> Result<(store::CredentialKind, policy::Metho
 }
 
 /// Register an alternative credential (R15): a PIN, card or QR token.
-#[utoipa::path(post, path = "/v1/credentials", tag = "recognition", request_body = CredentialInput,
+#[utoipa::path(post, path = "/v1/credentials", tag = "recognition", request_body = crate::openapi::schema::NewCredential,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The credential registered", body = Outcome),
