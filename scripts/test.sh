@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. Installs what a fresh Debian machine lacks
-# (PostgreSQL server, Chromium and playwright-core for the browser tests),
+# (PostgreSQL server, Chromium and playwright-core for the browser tests,
+# schemathesis in a venv for the API contract test),
 # starts a throwaway PostgreSQL cluster, then runs the whole Rust test suite.
 # Models, the ONNX Runtime library and the fixtures are fetched by the tests
 # themselves on first use (crates/assets), into ~/.cache/facegate.
@@ -37,6 +38,20 @@ if [ -n "$pg_bin" ] && [ -z "${FACEGATE_TEST_DATABASE_URL:-}" ]; then
   $AS "$pg_bin/createdb" -h "$pgdir" -U facegate facegate_test
   export FACEGATE_TEST_DATABASE_URL="postgres://facegate@localhost/facegate_test?host=$pgdir"
   echo "PostgreSQL test server: $FACEGATE_TEST_DATABASE_URL"
+fi
+
+# schemathesis (pinned in tests/schemathesis/requirements.txt) in a venv of
+# its own, for the contract test that runs it against `facegate serve`
+# (crates/cli/tests/schemathesis.rs). Without Python the test skips and says so.
+st_venv="$root/tests/schemathesis/.venv"
+if [ -z "${FACEGATE_SCHEMATHESIS:-}" ] && command -v python3 >/dev/null 2>&1; then
+  want=$(grep -v '^#' tests/schemathesis/requirements.txt | tr -d '[:space:]')
+  if ! "$st_venv/bin/pip" freeze 2>/dev/null | grep -qx "$want"; then
+    echo "installing $want into $st_venv"
+    python3 -m venv "$st_venv" && "$st_venv/bin/pip" install -q -r tests/schemathesis/requirements.txt ||
+      echo "could not install schemathesis: the schemathesis test will skip"
+  fi
+  [ -x "$st_venv/bin/st" ] && export FACEGATE_SCHEMATHESIS="$st_venv/bin/st"
 fi
 
 export FACEGATE_CHROMIUM="${FACEGATE_CHROMIUM:-$(command -v chromium || true)}"

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Machine-readable code: `refused`, `unauthorized`, `forbidden`, `not_found`,
-    /// `bad_request`, `too_large`, `rate_limited`, `conflict`, `internal`.
+    /// `method_not_allowed`, `bad_request`, `too_large`, `unsupported_media_type`,
+    /// `unprocessable`, `rate_limited`, `conflict`, `internal`.
     pub error: String,
     /// Requirement ID when the Measures refuse (e.g. `R15`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,10 +40,19 @@ pub enum ApiError {
     Forbidden(String),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("bad request: {en}")]
     BadRequest { zh: String, en: String },
     #[error("request too large: {0}")]
     TooLarge(String),
+    /// The body is not in a format this operation reads (e.g. not JSON).
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// Well-formed, but not what the operation takes (a missing field, a
+    /// wrong type, a date that is not a date).
+    #[error("unprocessable: {en}")]
+    Unprocessable { zh: String, en: String },
     #[error("too many attempts; retry after {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
     #[error("conflict: {0}")]
@@ -69,8 +79,11 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -110,12 +123,23 @@ impl ApiError {
                 "未找到该记录。".into(),
                 format!("Not found: {what}."),
             ),
+            ApiError::MethodNotAllowed => plain(
+                "method_not_allowed",
+                "此地址不支持该请求方法。".into(),
+                "This path does not take this method (see the Allow header).".into(),
+            ),
             ApiError::BadRequest { zh, en } => plain("bad_request", zh.clone(), en.clone()),
             ApiError::TooLarge(m) => plain(
                 "too_large",
                 "请求或图片过大。".into(),
                 format!("Too large: {m}."),
             ),
+            ApiError::UnsupportedMediaType(m) => plain(
+                "unsupported_media_type",
+                "请求体格式不受支持，请以 JSON（Content-Type: application/json）发送。".into(),
+                format!("Unsupported media type: {m}."),
+            ),
+            ApiError::Unprocessable { zh, en } => plain("unprocessable", zh.clone(), en.clone()),
             ApiError::RateLimited { retry_after_s } => plain(
                 "rate_limited",
                 format!("尝试次数过多，请 {retry_after_s} 秒后再试。"),

@@ -14,6 +14,7 @@ pub mod assets;
 pub mod auth;
 pub mod deploy;
 pub mod error;
+pub mod extract;
 pub mod limits;
 pub mod loadgen;
 pub mod metrics;
@@ -24,8 +25,9 @@ pub mod state;
 
 pub use auth::{Caller, IssuedKey, Role};
 /// Re-exported so the CLI can call handlers in process without its own axum dependency.
-pub use axum::{extract::State, Json};
+pub use axum::extract::State;
 pub use error::{ApiError, ErrorBody};
+pub use extract::Json;
 pub use limits::Limits;
 pub use state::{AppState, ServerConfig};
 

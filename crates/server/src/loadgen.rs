@@ -63,7 +63,7 @@ pub async fn run(
     let p = crate::api::people::create(
         axum::extract::State(s.clone()),
         op.clone(),
-        axum::Json(
+        crate::Json(
             serde_json::from_value(
                 serde_json::json!({"display_name": "load", "date_of_birth": "1970-01-01"}),
             )
@@ -76,7 +76,7 @@ pub async fn run(
     let _consent = frontline::give_consent(
         axum::extract::State(s.clone()),
         op.clone(),
-        axum::Json(
+        crate::Json(
             serde_json::from_value(
                 serde_json::json!({"person_id": p.id, "notice_version": d.notice_version}),
             )
@@ -95,7 +95,7 @@ pub async fn run(
     let _enrolled = frontline::enrol(
         axum::extract::State(s.clone()),
         op.clone(),
-        axum::Json(input(enrol_image)),
+        crate::Json(input(enrol_image)),
     )
     .await?;
     let dur = Duration::from_secs(seconds);
@@ -120,7 +120,7 @@ pub async fn run(
                 match frontline::verify(
                     axum::extract::State(s.clone()),
                     op.clone(),
-                    axum::Json(req),
+                    crate::Json(req),
                 )
                 .await
                 {

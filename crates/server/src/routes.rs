@@ -1,58 +1,66 @@
-//! Every route of the server, top to bottom, in one place.
+//! Every route of the server, top to bottom, in one place. The API's
+//! operations are listed once, in [`api`]: the router and the OpenAPI
+//! document (`crate::openapi`) are both made from that list, so the two
+//! cannot disagree.
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::{console, frontline, keys, people, system};
-use crate::assets;
 use crate::state::AppState;
+use crate::{assets, extract};
+
+/// The API: every operation with its path and method, taken from its
+/// `#[utoipa::path]` annotation.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        // operations
+        .routes(routes!(system::health))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::openapi))
+        // API keys (admin) and portal sessions (persons, with a one-time code)
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(keys::redeem))
+        // the front line: notice → consent or decline → enrol / verify / identify
+        .routes(routes!(frontline::notice))
+        .routes(routes!(frontline::give_consent))
+        .routes(routes!(frontline::decline_face))
+        .routes(routes!(frontline::enrol))
+        .routes(routes!(frontline::verify))
+        .routes(routes!(frontline::identify))
+        .routes(routes!(frontline::add_credential))
+        .routes(routes!(frontline::verify_credential))
+        .routes(routes!(frontline::portal_code))
+        // persons and their rights
+        .routes(routes!(people::create))
+        .routes(routes!(people::get))
+        .routes(routes!(people::consents))
+        .routes(routes!(people::export))
+        .routes(routes!(people::erase))
+        .routes(routes!(people::withdraw))
+        .routes(routes!(console::complaints, people::complain))
+        .routes(routes!(people::me))
+        // operator and auditor
+        .routes(routes!(console::dashboard))
+        .routes(routes!(console::filing))
+        .routes(routes!(console::filing_pack))
+        .routes(routes!(console::pia))
+        .routes(routes!(console::scenarios, console::upload_scenario))
+        .routes(routes!(console::devices))
+        .routes(routes!(console::requests))
+        .routes(routes!(console::audit))
+        .routes(routes!(console::audit_verify))
+        .routes(routes!(console::audit_export))
+}
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.limits.max_body_bytes;
-    let v1 = Router::new()
-        .route("/openapi.json", get(system::openapi))
-        // API keys (admin) and portal sessions (persons, with a one-time code)
-        .route("/keys", get(keys::list).post(keys::create))
-        .route("/keys/{id}", delete(keys::revoke))
-        .route("/portal/session", post(keys::redeem))
-        // the front line: notice → consent or decline → enrol / verify / identify
-        .route("/notice", get(frontline::notice))
-        .route("/consents", post(frontline::give_consent))
-        .route("/decline-face", post(frontline::decline_face))
-        .route("/enrol", post(frontline::enrol))
-        .route("/verify", post(frontline::verify))
-        .route("/identify", post(frontline::identify))
-        .route("/credentials", post(frontline::add_credential))
-        .route("/verify/credential", post(frontline::verify_credential))
-        .route("/persons/{id}/portal-code", post(frontline::portal_code))
-        // persons and their rights
-        .route("/persons", post(people::create))
-        .route("/persons/{id}", get(people::get))
-        .route("/persons/{id}/consents", get(people::consents))
-        .route("/persons/{id}/export", get(people::export))
-        .route("/persons/{id}/erase", post(people::erase))
-        .route("/consents/{id}/withdraw", post(people::withdraw))
-        .route(
-            "/complaints",
-            get(console::complaints).post(people::complain),
-        )
-        .route("/me", get(people::me))
-        // operator and auditor
-        .route("/dashboard", get(console::dashboard))
-        .route("/filing", get(console::filing))
-        .route("/filing/pack", get(console::filing_pack))
-        .route("/pia", get(console::pia))
-        .route(
-            "/scenarios",
-            get(console::scenarios).post(console::upload_scenario),
-        )
-        .route("/devices", get(console::devices))
-        .route("/requests", get(console::requests))
-        .route("/audit", get(console::audit))
-        .route("/audit/verify", get(console::audit_verify))
-        .route("/audit/export", get(console::audit_export));
-
+    let (api, _) = api().split_for_parts();
     Router::new()
         // web UI, embedded
         .route("/", get(assets::index))
@@ -60,14 +68,13 @@ pub fn router(state: AppState) -> Router {
         .route("/portal", get(assets::portal))
         .route("/console", get(assets::console))
         .route("/assets/{name}", get(assets::file))
-        // operations
-        .route("/health", get(system::health))
-        .route("/metrics", get(system::metrics))
-        .nest("/v1", v1)
+        .merge(api)
+        .fallback(extract::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::api::count_requests,
         ))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(extract::json_errors))
         .with_state(state)
 }

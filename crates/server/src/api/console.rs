@@ -5,10 +5,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
-use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use facegate_policy as policy;
 use facegate_store::{AuditHead, ChainReport};
@@ -17,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::people::{complaint_view, ComplaintView};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -79,7 +79,8 @@ pub async fn filing_status(s: &AppState) -> ApiResult<Filing> {
 
 /// Headcount and filing status (R21).
 #[utoipa::path(get, path = "/v1/filing", tag = "filing", security(("bearer" = [])),
-    responses((status = 200, body = Filing)))]
+    responses(
+        (status = 200, description = "Headcount against 100,000 and the filing deadline", body = Filing)))]
 pub async fn filing(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Filing>> {
     caller.require_reader()?;
     Ok(Json(filing_status(&s).await?))
@@ -114,7 +115,8 @@ fn label(l: &str, name: &str) -> String {
 
 /// The console dashboard.
 #[utoipa::path(get, path = "/v1/dashboard", tag = "filing", security(("bearer" = [])),
-    responses((status = 200, body = Dashboard)))]
+    responses(
+        (status = 200, description = "The console dashboard", body = Dashboard)))]
 pub async fn dashboard(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Dashboard>> {
     caller.require_reader()?;
     let filing = filing_status(&s).await?;
@@ -196,7 +198,8 @@ fn scenario_view(d: &crate::deploy::Deployed) -> ScenarioView {
 
 /// Deployed scenarios with their lint results.
 #[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios", security(("bearer" = [])),
-    responses((status = 200, body = Vec<ScenarioView>)))]
+    responses(
+        (status = 200, description = "Deployed scenarios", body = Vec<ScenarioView>)))]
 pub async fn scenarios(
     State(s): State<AppState>,
     caller: Caller,
@@ -219,7 +222,10 @@ pub struct LintResult {
 /// new scenario version with its notice and PIA.
 #[utoipa::path(post, path = "/v1/scenarios", tag = "scenarios", request_body(content = String, content_type = "application/toml"),
     security(("bearer" = [])),
-    responses((status = 200, body = LintResult), (status = 422, body = LintResult)))]
+    responses(
+        (status = 200, description = "Deployed as a new version", body = LintResult),
+        (status = 400, description = "The body is not UTF-8 text, or the manifest cannot be deployed", body = crate::ErrorBody),
+        (status = 422, description = "The linter found errors: nothing was deployed", body = LintResult)))]
 pub async fn upload_scenario(
     State(s): State<AppState>,
     caller: Caller,
@@ -277,7 +283,8 @@ pub struct DeviceView {
 
 /// Devices and their placements, checked against R18/R19.
 #[utoipa::path(get, path = "/v1/devices", tag = "scenarios", security(("bearer" = [])),
-    responses((status = 200, body = Vec<DeviceView>)))]
+    responses(
+        (status = 200, description = "Devices with their R18/R19 status", body = Vec<DeviceView>)))]
 pub async fn devices(
     State(s): State<AppState>,
     caller: Caller,
@@ -320,7 +327,8 @@ pub struct RequestView {
 
 /// Requests from persons (access, copy, delete), oldest first.
 #[utoipa::path(get, path = "/v1/requests", tag = "requests", security(("bearer" = [])),
-    responses((status = 200, body = Vec<RequestView>)))]
+    responses(
+        (status = 200, description = "Requests, oldest first", body = Vec<RequestView>)))]
 pub async fn requests(
     State(s): State<AppState>,
     caller: Caller,
@@ -347,7 +355,8 @@ pub async fn requests(
 
 /// Complaints (R25), oldest first.
 #[utoipa::path(get, path = "/v1/complaints", tag = "requests", security(("bearer" = [])),
-    responses((status = 200, body = Vec<ComplaintView>)))]
+    responses(
+        (status = 200, description = "Complaints, oldest first", body = Vec<ComplaintView>)))]
 pub async fn complaints(
     State(s): State<AppState>,
     caller: Caller,
@@ -364,6 +373,7 @@ pub async fn complaints(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// First sequence number (default: the latest `limit` records).
     pub from: Option<i64>,
@@ -373,7 +383,8 @@ pub struct AuditQuery {
 
 /// Audit records (never images or templates).
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery), security(("bearer" = [])),
-    responses((status = 200, description = "audit records, JSON array")))]
+    responses(
+        (status = 200, description = "Audit records, oldest first", body = Vec<Object>)))]
 pub async fn audit(
     State(s): State<AppState>,
     caller: Caller,
@@ -431,7 +442,8 @@ async fn verify_chain_at(s: &AppState, head: AuditHead) -> Result<ChainReport, A
 /// Verify the audit hash chain; names the first altered, removed, inserted or
 /// reordered record.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, description = "chain report")))]
+    responses(
+        (status = 200, description = "`intact`, and the chain report naming the first broken record", body = Object)))]
 pub async fn audit_verify(
     State(s): State<AppState>,
     caller: Caller,
@@ -445,7 +457,8 @@ pub async fn audit_verify(
 
 /// Export the whole audit log as JSON Lines.
 #[utoipa::path(get, path = "/v1/audit/export", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, description = "JSON Lines", content_type = "application/x-ndjson")))]
+    responses(
+        (status = 200, description = "JSON Lines, one audit record a line", content_type = "application/x-ndjson", body = String)))]
 pub async fn audit_export(
     State(s): State<AppState>,
     caller: Caller,
@@ -467,7 +480,8 @@ pub async fn audit_export(
 
 /// The PIA report in force (R13), as an HTML document.
 #[utoipa::path(get, path = "/v1/pia", tag = "filing", security(("bearer" = [])),
-    responses((status = 200, description = "HTML", content_type = "text/html")))]
+    responses(
+        (status = 200, description = "The PIA report as HTML", content_type = "text/html", body = String)))]
 pub async fn pia(State(s): State<AppState>, caller: Caller) -> ApiResult<Html<String>> {
     caller.require_reader()?;
     Ok(Html(s.scenario(None)?.pia.html.clone()))
@@ -475,7 +489,8 @@ pub async fn pia(State(s): State<AppState>, caller: Caller) -> ApiResult<Html<St
 
 /// The filing pack: the five contents Art. 15 requires, as one HTML document.
 #[utoipa::path(get, path = "/v1/filing/pack", tag = "filing", security(("bearer" = [])),
-    responses((status = 200, description = "HTML", content_type = "text/html")))]
+    responses(
+        (status = 200, description = "The filing pack as HTML", content_type = "text/html", body = String)))]
 pub async fn filing_pack(State(s): State<AppState>, caller: Caller) -> ApiResult<Html<String>> {
     caller.require_reader()?;
     let f = filing_status(&s).await?;

@@ -2,8 +2,7 @@
 //! alternative credential), identification, and portal codes. Device keys act
 //! here for their own device only.
 
-use axum::extract::{Path, Query, State};
-use axum::Json;
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use facegate_gallery::{Decision, Encoding, PersonId, Template};
 use facegate_policy as policy;
@@ -12,10 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
 use crate::pipeline::{self, Challenge, ConsentEvidence};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NoticeQuery {
     /// Scenario id (manifest `id`); default: the server's scenario.
     pub scenario: Option<String>,
@@ -43,7 +44,9 @@ pub struct NoticeView {
 
 /// The notice in force (R4), public: anyone may read it before anything happens.
 #[utoipa::path(get, path = "/v1/notice", tag = "notice", params(NoticeQuery),
-    responses((status = 200, body = NoticeView)))]
+    responses(
+        (status = 200, description = "The notice in force", body = NoticeView),
+        (status = 404, description = "No such scenario", body = crate::ErrorBody)))]
 pub async fn notice(
     State(s): State<AppState>,
     Query(q): Query<NoticeQuery>,
@@ -75,19 +78,22 @@ pub async fn notice(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct GuardianInput {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
     /// 父母 / parent, 其他监护人 / other guardian.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub relationship: String,
     pub contact: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ConsentInput {
+    #[schema(format = Uuid)]
     pub person_id: String,
     pub scenario: Option<String>,
     /// `processing` (default), `transmission` or `image_retention`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::openapi::schema::ConsentKindName>)]
     pub kind: Option<store::ConsentKind>,
     /// The `version` of the notice the person was shown (R4).
     pub notice_version: String,
@@ -143,7 +149,10 @@ pub fn consent_view(s: &AppState, c: &store::Consent) -> ConsentView {
 /// under 14 needs a guardian's (R10).
 #[utoipa::path(post, path = "/v1/consents", tag = "consents", request_body = ConsentInput,
     security(("bearer" = [])),
-    responses((status = 200, body = ConsentView), (status = 403, body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The consent recorded", body = ConsentView),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such person or scenario", body = crate::ErrorBody)))]
 pub async fn give_consent(
     State(s): State<AppState>,
     caller: Caller,
@@ -234,6 +243,7 @@ pub async fn give_consent(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct DeclineInput {
+    #[schema(format = Uuid)]
     pub person_id: String,
     pub scenario: Option<String>,
     pub device_id: Option<String>,
@@ -250,7 +260,9 @@ pub struct DeclineView {
 /// The person chose "use another method": remember it so face is not pushed
 /// on them again within the quiet period (R17).
 #[utoipa::path(post, path = "/v1/decline-face", tag = "consents", request_body = DeclineInput,
-    security(("bearer" = [])), responses((status = 200, body = DeclineView)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "Face will not be offered again within the quiet period", body = DeclineView),
+        (status = 404, description = "No such person or scenario", body = crate::ErrorBody)))]
 pub async fn decline_face(
     State(s): State<AppState>,
     caller: Caller,
@@ -275,11 +287,13 @@ pub async fn decline_face(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct FaceInput {
+    #[schema(format = Uuid)]
     pub person_id: String,
     pub scenario: Option<String>,
     pub device_id: Option<String>,
     /// 1–8 frames, base64 JPEG/PNG/WebP (a `data:` URL prefix is accepted).
     /// Processed in memory and dropped; never stored.
+    #[schema(min_items = 1, max_items = 8)]
     pub images: Vec<String>,
     #[serde(default)]
     pub challenge: Challenge,
@@ -325,7 +339,11 @@ impl Outcome {
 /// Enrol a face (R4 notice, R7 consent, R10 guardian, R13 PIA checked by policy).
 #[utoipa::path(post, path = "/v1/enrol", tag = "recognition", request_body = FaceInput,
     security(("bearer" = [])),
-    responses((status = 200, body = Outcome), (status = 403, body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The decision, with its receipt", body = Outcome),
+        (status = 400, description = "An image that is not base64, not a picture, shows no face or more than one, or fails liveness", body = crate::ErrorBody),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody)))]
 pub async fn enrol(
     State(s): State<AppState>,
     caller: Caller,
@@ -380,7 +398,11 @@ pub async fn enrol(
 /// 1:1 face verification of a claimed person.
 #[utoipa::path(post, path = "/v1/verify", tag = "recognition", request_body = FaceInput,
     security(("bearer" = [])),
-    responses((status = 200, body = Outcome), (status = 403, body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The decision, with its receipt", body = Outcome),
+        (status = 400, description = "An image that is not base64, not a picture, shows no face or more than one, or fails liveness", body = crate::ErrorBody),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody)))]
 pub async fn verify(
     State(s): State<AppState>,
     caller: Caller,
@@ -430,6 +452,8 @@ fn pass_or_fail(ev: &store::VerificationEvent, pass: bool, permit: policy::Permi
 pub struct IdentifyInput {
     pub scenario: Option<String>,
     pub device_id: Option<String>,
+    /// 1–8 frames, base64 JPEG/PNG/WebP (a `data:` URL prefix is accepted).
+    #[schema(min_items = 1, max_items = 8)]
     pub images: Vec<String>,
     #[serde(default)]
     pub challenge: Challenge,
@@ -439,7 +463,11 @@ pub struct IdentifyInput {
 /// calibrated threshold. Only where the scenario's mode allows it (R3).
 #[utoipa::path(post, path = "/v1/identify", tag = "recognition", request_body = IdentifyInput,
     security(("bearer" = [])),
-    responses((status = 200, body = Outcome), (status = 403, body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "`known` with the person, or `unknown`", body = Outcome),
+        (status = 400, description = "An image that is not base64, not a picture, shows no face or more than one, or fails liveness", body = crate::ErrorBody),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such scenario or device", body = crate::ErrorBody)))]
 pub async fn identify(
     State(s): State<AppState>,
     caller: Caller,
@@ -491,11 +519,15 @@ pub async fn identify(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CredentialInput {
+    #[schema(format = Uuid)]
     pub person_id: String,
     pub scenario: Option<String>,
     pub device_id: Option<String>,
     /// `pin` (default), `card` or `qr`.
+    #[schema(value_type = Option<crate::openapi::schema::CredentialKindName>)]
     pub kind: Option<String>,
+    /// What the person presents. Registering one (`POST /v1/credentials`)
+    /// takes 4 to 256 bytes, digits only for a PIN (schema `NewCredential`).
     pub secret: String,
 }
 
@@ -512,9 +544,13 @@ fn method_of(kind: Option<&str>) -> Result<(store::CredentialKind, policy::Metho
 }
 
 /// Register an alternative credential (R15): a PIN, card or QR token.
-#[utoipa::path(post, path = "/v1/credentials", tag = "recognition", request_body = CredentialInput,
+#[utoipa::path(post, path = "/v1/credentials", tag = "recognition", request_body = crate::openapi::schema::NewCredential,
     security(("bearer" = [])),
-    responses((status = 200, body = Outcome), (status = 403, body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The credential registered", body = Outcome),
+        (status = 400, description = "A PIN that is not digits, or a card or QR token already issued", body = crate::ErrorBody),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody)))]
 pub async fn add_credential(
     State(s): State<AppState>,
     caller: Caller,
@@ -548,7 +584,11 @@ pub async fn add_credential(
 /// whichever key or device is asking.
 #[utoipa::path(post, path = "/v1/verify/credential", tag = "recognition", request_body = CredentialInput,
     security(("bearer" = [])),
-    responses((status = 200, body = Outcome), (status = 429, body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "`pass` or `fail`, with its receipt", body = Outcome),
+        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 404, description = "No such person, scenario or device", body = crate::ErrorBody),
+        (status = 429, description = "This credential is locked after too many failures; see `Retry-After`", body = crate::ErrorBody)))]
 pub async fn verify_credential(
     State(s): State<AppState>,
     caller: Caller,
@@ -602,8 +642,11 @@ pub struct PortalCode {
 
 /// Issue a one-time portal code for a person (at the kiosk or by the operator).
 #[utoipa::path(post, path = "/v1/persons/{id}/portal-code", tag = "portal",
-    params(("id" = String, Path)), request_body = CodeInput, security(("bearer" = [])),
-    responses((status = 200, body = PortalCode)))]
+    params(("id" = String, Path, format = Uuid, description = "The person")),
+    request_body = Option<CodeInput>, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A one-time code for the portal", body = PortalCode),
+        (status = 404, description = "No such person", body = crate::ErrorBody)))]
 pub async fn portal_code(
     State(s): State<AppState>,
     caller: Caller,

@@ -1,15 +1,16 @@
 //! API keys (admin only) and portal sessions (persons).
 
-use axum::extract::{Path, State};
-use axum::Json;
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, IssuedKey, KeyRecord, Role};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
 use crate::state::AppState;
 
-#[derive(Deserialize, utoipa::ToSchema)]
+/// A key to issue: a `device` key names its device, no other key does.
+#[derive(Deserialize)]
 pub struct NewKey {
     pub role: Role,
     /// Required for `device` keys: the device this key is bound to.
@@ -21,7 +22,8 @@ pub struct NewKey {
 /// Issue an API key; the secret is in this response only.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKey,
     security(("bearer" = [])),
-    responses((status = 200, body = IssuedKey), (status = 403, body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The key, with its secret (shown only here)", body = IssuedKey)))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -57,6 +59,40 @@ pub struct KeyView {
     pub revoked: bool,
 }
 
+/// `NewKey`'s schema says what `create` checks: a `device` key must name
+/// its device, and no other role may.
+impl utoipa::PartialSchema for NewKey {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let label = serde_json::json!({"type": "string", "description": "A note for people (default empty)."});
+        serde_json::from_value(serde_json::json!({
+            "description": "A key to issue: a `device` key names its device (`device_id`), no other key does.",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["role", "device_id"],
+                    "properties": {
+                        "role": {"type": "string", "enum": ["device"]},
+                        "device_id": {"type": "string", "description": "The device this key is bound to."},
+                        "label": label,
+                    }
+                },
+                {
+                    "type": "object",
+                    "required": ["role"],
+                    "properties": {
+                        "role": {"type": "string", "enum": ["admin", "operator", "auditor"]},
+                        "device_id": {"type": "null"},
+                        "label": label,
+                    }
+                }
+            ]
+        }))
+        .expect("NewKey schema")
+    }
+}
+
+impl utoipa::ToSchema for NewKey {}
+
 impl From<KeyRecord> for KeyView {
     fn from(k: KeyRecord) -> Self {
         KeyView {
@@ -72,7 +108,8 @@ impl From<KeyRecord> for KeyView {
 
 /// List keys (never their secrets).
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("bearer" = [])),
-    responses((status = 200, body = Vec<KeyView>)))]
+    responses(
+        (status = 200, description = "Every key, revoked ones too", body = Vec<KeyView>)))]
 pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<KeyView>>> {
     caller.require(&[Role::Admin])?;
     Ok(Json(s.auth.list().into_iter().map(KeyView::from).collect()))
@@ -80,7 +117,10 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<V
 
 /// Revoke a key at once.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 204)))]
+    params(("id" = String, Path, description = "The key's id (the part after `fgk_`)")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such key", body = crate::ErrorBody)))]
 pub async fn revoke(
     State(s): State<AppState>,
     caller: Caller,
@@ -111,8 +151,10 @@ pub struct PortalSession {
 /// Exchange a one-time portal code for a session (no key needed). Failed
 /// codes are counted across all callers, so codes cannot be guessed.
 #[utoipa::path(post, path = "/v1/portal/session", tag = "portal", request_body = RedeemCode,
-    responses((status = 200, body = PortalSession), (status = 401, body = crate::ErrorBody),
-        (status = 429, body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "A session for the code's person", body = PortalSession),
+        (status = 401, description = "Unknown, used or expired code", body = crate::ErrorBody),
+        (status = 429, description = "Too many wrong codes; see `Retry-After`", body = crate::ErrorBody)))]
 pub async fn redeem(
     State(s): State<AppState>,
     Json(req): Json<RedeemCode>,

@@ -2,8 +2,7 @@
 //! export of everything held (access), erasure (delete), requests and
 //! complaints. A portal session reaches only its own person.
 
-use axum::extract::{Path, State};
-use axum::Json;
+use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use facegate_gallery::PersonId;
 use facegate_policy as policy;
@@ -13,14 +12,18 @@ use serde::{Deserialize, Serialize};
 use crate::api::frontline::{consent_view, ConsentView};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
 use crate::pipeline;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewPerson {
+    /// Not blank.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub display_name: String,
     pub contact: Option<String>,
-    /// Needed to apply the under-14 rule (R10).
+    /// Needed to apply the under-14 rule (R10). A calendar date, `YYYY-MM-DD`.
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub date_of_birth: Option<NaiveDate>,
 }
 
@@ -51,7 +54,8 @@ fn person_view(p: &store::Person) -> PersonView {
 
 /// Register a person (identity encrypted at rest, apart from any template).
 #[utoipa::path(post, path = "/v1/persons", tag = "persons", request_body = NewPerson,
-    security(("bearer" = [])), responses((status = 200, body = PersonView)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "The person registered", body = PersonView)))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -77,8 +81,10 @@ pub async fn create(
 }
 
 /// One person's record (readers, or the person in the portal).
-#[utoipa::path(get, path = "/v1/persons/{id}", tag = "persons", params(("id" = String, Path)),
-    security(("bearer" = [])), responses((status = 200, body = PersonView), (status = 404, body = crate::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/persons/{id}", tag = "persons", params(("id" = String, Path, format = Uuid, description = "The person")),
+    security(("bearer" = [])), responses(
+        (status = 200, description = "The person", body = PersonView),
+        (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
 pub async fn get(
     State(s): State<AppState>,
     caller: Caller,
@@ -90,8 +96,10 @@ pub async fn get(
 }
 
 /// A person's consents.
-#[utoipa::path(get, path = "/v1/persons/{id}/consents", tag = "consents", params(("id" = String, Path)),
-    security(("bearer" = [])), responses((status = 200, body = Vec<ConsentView>)))]
+#[utoipa::path(get, path = "/v1/persons/{id}/consents", tag = "consents", params(("id" = String, Path, format = Uuid, description = "The person")),
+    security(("bearer" = [])), responses(
+        (status = 200, description = "Every consent, withdrawn ones too", body = Vec<ConsentView>),
+        (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
 pub async fn consents(
     State(s): State<AppState>,
     caller: Caller,
@@ -105,7 +113,8 @@ pub async fn consents(
 
 #[derive(Deserialize, utoipa::ToSchema, Default)]
 pub struct WithdrawInput {
-    /// `portal`, `kiosk:<device>`… (default: from the caller).
+    /// `portal`, `kiosk:<device>`… (default: from the caller). Not blank.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub channel: Option<String>,
 }
 
@@ -122,9 +131,12 @@ pub struct WithdrawalView {
 
 /// Withdraw a consent in one step (R8): effective at once; withdrawing
 /// processing consent deletes the face templates in the same transaction.
-#[utoipa::path(post, path = "/v1/consents/{id}/withdraw", tag = "consents", params(("id" = String, Path)),
-    request_body = WithdrawInput, security(("bearer" = [])),
-    responses((status = 200, body = WithdrawalView), (status = 404, body = crate::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/consents/{id}/withdraw", tag = "consents", params(("id" = String, Path, format = Uuid, description = "The consent")),
+    request_body = Option<WithdrawInput>, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Withdrawn, with the receipt of the deletion", body = WithdrawalView),
+        (status = 409, description = "Already withdrawn", body = crate::ErrorBody),
+        (status = 404, description = "No such consent (or not this session's)", body = crate::ErrorBody)))]
 pub async fn withdraw(
     State(s): State<AppState>,
     caller: Caller,
@@ -138,6 +150,11 @@ pub async fn withdraw(
         _ => {
             caller.require_frontline(None)?;
         }
+    }
+    if c.withdrawn_at.is_some() {
+        return Err(ApiError::Conflict(
+            "this consent was already withdrawn".into(),
+        ));
     }
     let channel = body
         .and_then(|b| b.0.channel)
@@ -186,8 +203,10 @@ pub async fn withdraw(
 
 /// Everything held about a person, machine-readable (access / copy request).
 /// Templates are counted, never exported (R11).
-#[utoipa::path(get, path = "/v1/persons/{id}/export", tag = "persons", params(("id" = String, Path)),
-    security(("bearer" = [])), responses((status = 200, description = "JSON document of everything held")))]
+#[utoipa::path(get, path = "/v1/persons/{id}/export", tag = "persons", params(("id" = String, Path, format = Uuid, description = "The person")),
+    security(("bearer" = [])), responses(
+        (status = 200, description = "JSON document of everything held", body = Object),
+        (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
 pub async fn export(
     State(s): State<AppState>,
     caller: Caller,
@@ -267,8 +286,10 @@ pub struct ErasureView {
 
 /// Delete a person: templates, credentials and identity go; consent and
 /// audit records stay as evidence without a name (R14).
-#[utoipa::path(post, path = "/v1/persons/{id}/erase", tag = "persons", params(("id" = String, Path)),
-    security(("bearer" = [])), responses((status = 200, body = ErasureView)))]
+#[utoipa::path(post, path = "/v1/persons/{id}/erase", tag = "persons", params(("id" = String, Path, format = Uuid, description = "The person")),
+    security(("bearer" = [])), responses(
+        (status = 200, description = "Erased, with the receipt", body = ErasureView),
+        (status = 404, description = "No such person (or not this session's)", body = crate::ErrorBody)))]
 pub async fn erase(
     State(s): State<AppState>,
     caller: Caller,
@@ -300,7 +321,10 @@ pub async fn erase(
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ComplaintInput {
     /// Required for keys; a portal session files for its own person.
+    #[schema(format = Uuid)]
     pub person_id: Option<String>,
+    /// Not blank; at most 10,000 characters.
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub body: String,
     pub channel: Option<String>,
 }
@@ -318,7 +342,9 @@ pub struct ComplaintView {
 
 /// File a complaint (R25, PIPL Art. 50).
 #[utoipa::path(post, path = "/v1/complaints", tag = "requests", request_body = ComplaintInput,
-    security(("bearer" = [])), responses((status = 200, body = ComplaintView)))]
+    security(("bearer" = [])), responses(
+        (status = 200, description = "The complaint received", body = ComplaintView),
+        (status = 404, description = "No such person", body = crate::ErrorBody)))]
 pub async fn complain(
     State(s): State<AppState>,
     caller: Caller,
@@ -334,10 +360,10 @@ pub async fn complain(
                 .transpose()?
         }
     };
-    if req.body.trim().is_empty() || req.body.len() > 10_000 {
+    if req.body.trim().is_empty() || req.body.chars().count() > 10_000 {
         return Err(ApiError::bad(
-            "请填写投诉内容（不超过 10000 字节）。",
-            "write the complaint (at most 10,000 bytes)",
+            "请填写投诉内容（不超过 10000 字）。",
+            "write the complaint (at most 10,000 characters)",
         ));
     }
     let c = s
@@ -385,7 +411,10 @@ pub struct Me {
 
 /// The portal's view of the signed-in person.
 #[utoipa::path(get, path = "/v1/me", tag = "portal", security(("bearer" = [])),
-    responses((status = 200, body = Me), (status = 403, body = crate::ErrorBody)))]
+    responses(
+        (status = 200, description = "The signed-in person", body = Me),
+        (status = 403, description = "Not a portal session", body = crate::ErrorBody),
+        (status = 404, description = "The person is gone", body = crate::ErrorBody)))]
 pub async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
     let Caller::Person { person_id } = &caller else {
         return Err(ApiError::Forbidden(

@@ -3,9 +3,9 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
 use serde::Serialize;
 
+use crate::extract::Json;
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -17,7 +17,9 @@ pub struct Health {
 
 /// Liveness and readiness.
 #[utoipa::path(get, path = "/health", tag = "system",
-    responses((status = 200, body = Health), (status = 503, body = Health)))]
+    responses(
+        (status = 200, description = "The store answers", body = Health),
+        (status = 503, description = "The store does not answer", body = Health)))]
 pub async fn health(State(s): State<AppState>) -> (axum::http::StatusCode, Json<Health>) {
     let ok = s.store.headcount().await.is_ok();
     (
@@ -35,7 +37,8 @@ pub async fn health(State(s): State<AppState>) -> (axum::http::StatusCode, Json<
 
 /// Prometheus text-format metrics (no personal data in any label).
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let gauges = crate::api::gauges(&s).await;
     let g: Vec<(&str, &str, f64)> = gauges.iter().map(|(a, b, c)| (*a, *b, *c)).collect();
@@ -47,7 +50,8 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 
 /// This API's OpenAPI 3.1 document (also checked in as `crates/server/openapi.json`).
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "system",
-    responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
+    responses(
+        (status = 200, description = "This OpenAPI document", content_type = "application/json", body = Object)))]
 pub async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
