@@ -476,7 +476,7 @@ pub async fn run_gates(
     let p = crate::api::people::create(
         axum::extract::State(s.clone()),
         op.clone(),
-        axum::Json(
+        crate::Json(
             serde_json::from_value(
                 serde_json::json!({"display_name": "gate load", "date_of_birth": "1970-01-01"}),
             )
@@ -489,7 +489,7 @@ pub async fn run_gates(
     let _consent = frontline::give_consent(
         axum::extract::State(s.clone()),
         op.clone(),
-        axum::Json(
+        crate::Json(
             serde_json::from_value(
                 serde_json::json!({"person_id": p.id, "notice_version": d.notice_version}),
             )
@@ -500,7 +500,7 @@ pub async fn run_gates(
     let _enrolled = frontline::enrol(
         axum::extract::State(s.clone()),
         op.clone(),
-        axum::Json(FaceInput {
+        crate::Json(FaceInput {
             person_id: p.id.clone(),
             scenario: None,
             device_id: Some("gate-north-1".into()),
