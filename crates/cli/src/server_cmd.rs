@@ -61,6 +61,9 @@ pub enum Cmd {
         /// Issue a new admin key even if one exists.
         #[arg(long)]
         new_admin_key: bool,
+        /// Replace the kiosk's device key (the old one is revoked).
+        #[arg(long)]
+        new_kiosk_key: bool,
     },
     /// Enrol a folder of face images in bulk; consent evidence comes from a CSV
     /// with columns `file,name,date_of_birth,channel,evidence` (header row required).
@@ -156,7 +159,8 @@ pub fn run(cmd: Cmd) -> Result<()> {
             data,
             bind,
             new_admin_key,
-        } => rt.block_on(serve(data, bind, new_admin_key)),
+            new_kiosk_key,
+        } => rt.block_on(serve(data, bind, new_admin_key, new_kiosk_key)),
         Cmd::Enrol {
             dir,
             consents,
@@ -260,32 +264,59 @@ fn print_outcome(o: &frontline::Outcome, json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn serve(data: DataArgs, bind: SocketAddr, new_admin_key: bool) -> Result<()> {
+async fn serve(
+    data: DataArgs,
+    bind: SocketAddr,
+    new_admin_key: bool,
+    new_kiosk_key: bool,
+) -> Result<()> {
     println!("facegate: opening {} …", data.dir().display());
     let s = open(&data).await?;
     let d = s.scenario(None).map_err(api_err)?;
     let mut printed_admin = None;
-    if new_admin_key || !s.auth.has_admin() {
+    if new_admin_key || !s.auth.has_admin().await.map_err(api_err)? {
         printed_admin = Some(
             s.auth
-                .issue(Role::Admin, None, "first admin (facegate serve)")?,
+                .issue(
+                    Role::Admin,
+                    None,
+                    "first admin (facegate serve)",
+                    "cli:serve",
+                )
+                .await
+                .map_err(api_err)?,
         );
     }
-    // A fresh key for the kiosk page of the first device at every start; the
-    // previous start's kiosk key is revoked.
+    // The kiosk page of the first device gets a key at the first start; it is
+    // kept in the store, so a restart leaves the gate running. A new one
+    // (revoking the old) only with --new-kiosk-key.
     let device = d.scenario.devices.first().map(|x| x.id.clone());
     let mut kiosk_key = None;
     if let Some(dev) = &device {
-        for k in s.auth.list() {
-            if k.label == "kiosk (facegate serve)" && !k.revoked {
-                s.auth.revoke(&k.id)?;
+        let existing: Vec<_> = s
+            .auth
+            .list()
+            .await
+            .map_err(api_err)?
+            .into_iter()
+            .filter(|k| k.label == "kiosk (facegate serve)" && !k.revoked)
+            .collect();
+        if new_kiosk_key || existing.is_empty() {
+            for k in existing {
+                s.auth.revoke(&k.id, "cli:serve").await.map_err(api_err)?;
             }
+            kiosk_key = Some(
+                s.auth
+                    .issue(
+                        Role::Device,
+                        Some(dev.clone()),
+                        "kiosk (facegate serve)",
+                        "cli:serve",
+                    )
+                    .await
+                    .map_err(api_err)?,
+            );
         }
-        kiosk_key = Some(s.auth.issue(
-            Role::Device,
-            Some(dev.clone()),
-            "kiosk (facegate serve)",
-        )?);
     }
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -297,8 +328,14 @@ async fn serve(data: DataArgs, bind: SocketAddr, new_admin_key: bool) -> Result<
         d.scenario.name.get(facegate_policy::Lang::En),
         &d.notice_version[..12.min(d.notice_version.len())]
     );
-    if let (Some(dev), Some(k)) = (&device, &kiosk_key) {
-        println!("kiosk:   http://{addr}/kiosk#device={dev}&key={}", k.key);
+    match (&device, &kiosk_key) {
+        (Some(dev), Some(k)) => {
+            println!("kiosk:   http://{addr}/kiosk#device={dev}&key={}", k.key)
+        }
+        (Some(_), None) => println!(
+            "kiosk:   key issued at an earlier start, still valid (use --new-kiosk-key to replace it)"
+        ),
+        _ => {}
     }
     println!("portal:  http://{addr}/portal");
     println!("console: http://{addr}/console");

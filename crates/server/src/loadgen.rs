@@ -138,8 +138,13 @@ pub async fn run(
     // Over HTTP on loopback.
     let key = s
         .auth
-        .issue(Role::Device, Some("gate-north-1".into()), "load test")
-        .map_err(ApiError::internal)?
+        .issue(
+            Role::Device,
+            Some("gate-north-1".into()),
+            "load test",
+            "server:load-test",
+        )
+        .await?
         .key;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -34,7 +34,7 @@ impl Modify for Bearer {
     paths(
         api::system::health, api::system::metrics, api::system::openapi,
         api::keys::create, api::keys::list, api::keys::revoke, api::keys::redeem,
-        api::frontline::notice, api::frontline::give_consent, api::frontline::decline_face,
+        api::frontline::notice, api::frontline::give_consent, api::frontline::decline_face, api::frontline::opt_in_face,
         api::frontline::enrol, api::frontline::verify, api::frontline::identify,
         api::frontline::add_credential, api::frontline::verify_credential,
         api::frontline::portal_code,

@@ -61,19 +61,20 @@ pub async fn person_facts(
     d: &Deployed,
     person: Uuid,
 ) -> Result<policy::PersonFacts, ApiError> {
-    let (p, consents, guardians) = tokio::try_join!(
+    let (p, consents, guardians, declined) = tokio::try_join!(
         live_person(s, person),
         async { s.store.consents(person).await.map_err(ApiError::from) },
         async { s.store.guardians(person).await.map_err(ApiError::from) },
+        async {
+            s.store
+                .active_decline(person, d.store_id)
+                .await
+                .map_err(ApiError::from)
+        },
     )?;
     let mut facts = policy::PersonFacts {
         date_of_birth: p.identity.as_ref().and_then(|i| i.date_of_birth),
-        last_face_refusal_at: s
-            .declines
-            .lock()
-            .unwrap()
-            .get(&(person, d.store_id))
-            .copied(),
+        last_face_refusal_at: declined,
         ..Default::default()
     };
     for c in consents.iter().filter(|c| c.scenario_id == d.store_id) {
@@ -428,14 +429,34 @@ impl<'a> Attempt<'a> {
             notice_version,
             pia: d.pia_status,
         };
-        // The notice version was hashed once at deploy (`Deployed::notice_version`).
-        match policy::authorize_with_notice(&d.scenario, &d.notice_version, &p) {
+        // R17 on the server: after a decline, face is not used for this
+        // person within the quiet period unless they opted back in (the
+        // decline is then lifted in the store). Policy words the refusal.
+        let face_step = matches!(action, policy::Action::Enrol | policy::Action::Verify)
+            && method == policy::Method::Face
+            && p.person.last_face_refusal_at.is_some();
+        let decided = if face_step {
+            let prompt = policy::Processing {
+                action: policy::Action::PromptFace,
+                ..p.clone()
+            };
+            // Consent and the other rules first (R7/R8 name a withdrawal
+            // before anything else), then the quiet period.
+            policy::authorize_with_notice(&d.scenario, &d.notice_version, &p).and_then(|permit| {
+                policy::authorize_with_notice(&d.scenario, &d.notice_version, &prompt)
+                    .map(|_| permit)
+            })
+        } else {
+            policy::authorize_with_notice(&d.scenario, &d.notice_version, &p)
+        };
+        match decided {
             Ok(permit) => Ok(permit),
             Err(r) => {
+                // The refusal's receipt is part of the decision: if it cannot
+                // be written, the request fails rather than going unrecorded.
                 let rule = r.rule.to_string();
-                let _ = self
-                    .record(method.key(), "refused", None, None, Some(&rule))
-                    .await;
+                self.record(method.key(), "refused", None, None, Some(&rule))
+                    .await?;
                 Err(r.into())
             }
         }
@@ -480,22 +501,32 @@ impl<'a> Attempt<'a> {
 }
 
 /// Make sure the data key `key_id`, which just sealed a template, is in the
-/// keyring file before that template is committed (a sealed template whose
-/// key is lost can never be opened). The file is rewritten only when it
-/// lacks the key: on a scenario's first enrolment or after a rotation, not
-/// on every enrolment.
-pub fn persist_data_key(s: &AppState, key_id: Uuid) -> Result<(), ApiError> {
-    let mut on_disk = s.keys_on_disk.lock().unwrap();
-    if on_disk.contains(&key_id) {
+/// store's `wrapped_keys` table before that template is committed (a sealed
+/// template whose key is lost can never be opened). Written only when the
+/// store lacks the key: on a scenario's first enrolment or after a
+/// rotation, not on every enrolment.
+pub async fn persist_data_key(s: &AppState, key_id: Uuid) -> Result<(), ApiError> {
+    if s.keys_in_store.lock().unwrap().contains(&key_id) {
         return Ok(());
     }
-    // Keys are never dropped from the keyring, so every key listed now is in
-    // the file written next (which may hold newer ones too).
-    let ids: Vec<Uuid> = s.keyring.wrapped_keys().iter().map(|w| w.id).collect();
-    s.keyring
-        .save(&s.keyring_path)
-        .map_err(ApiError::internal)?;
-    on_disk.extend(ids);
+    let stored: std::collections::HashSet<Uuid> = s
+        .store
+        .wrapped_keys()
+        .await?
+        .into_iter()
+        .map(|w| w.key_id)
+        .collect();
+    for w in s.keyring.wrapped_keys() {
+        if !stored.contains(&w.id) {
+            s.store
+                .put_wrapped_key(w.id, &w.to_bytes(), "server:keyring")
+                .await?;
+        }
+    }
+    s.keys_in_store
+        .lock()
+        .unwrap()
+        .extend(s.keyring.wrapped_keys().iter().map(|w| w.id));
     Ok(())
 }
 

@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router {
         .route("/notice", get(frontline::notice))
         .route("/consents", post(frontline::give_consent))
         .route("/decline-face", post(frontline::decline_face))
+        .route("/opt-in-face", post(frontline::opt_in_face))
         .route("/enrol", post(frontline::enrol))
         .route("/verify", post(frontline::verify))
         .route("/identify", post(frontline::identify))

@@ -1,11 +1,9 @@
 //! The shared state every handler receives: one struct, cloned cheaply.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use facegate_gallery::{Gallery, Kek, Keyring};
 use facegate_store::{AuditHead, ChainReport, Store, StoreKeys};
 use uuid::Uuid;
@@ -13,7 +11,7 @@ use uuid::Uuid;
 use crate::auth::Auth;
 use crate::deploy::{self, Deployed};
 use crate::error::ApiError;
-use crate::limits::{FailureLock, Limits, RateLimiter};
+use crate::limits::{Limits, RateLimiter};
 use crate::metrics::Metrics;
 
 /// How to start a server.
@@ -28,6 +26,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// ONNX Runtime threads per model call.
     pub engine_threads: usize,
+    /// The identity key (`FACEGATE_IDENTITY_KEY` or `--key-file`, resolved
+    /// by the caller); default: `data_dir/identity.key`, created if missing.
+    pub identity_key: Option<StoreKeys>,
 }
 
 impl ServerConfig {
@@ -38,6 +39,7 @@ impl ServerConfig {
             scenario: None,
             limits: Limits::default(),
             engine_threads: 1,
+            identity_key: None,
         }
     }
 }
@@ -47,25 +49,18 @@ pub struct Inner {
     pub auth: Auth,
     pub metrics: Metrics,
     pub per_key: RateLimiter,
-    /// Failed alternative credentials (PINs), per person.
-    pub credentials: FailureLock,
-    /// Wrong portal codes, counted across all callers.
-    pub portal_failures: FailureLock,
     pub store: Store,
     pub engine: Arc<facegate_vision::Engine>,
     pub keyring: Keyring,
-    pub keyring_path: PathBuf,
-    /// Ids of the data keys `keyring_path` holds: the keyring file is
-    /// rewritten only when a seal used a key not yet in it (see
-    /// [`crate::pipeline::persist_data_key`]).
-    pub keys_on_disk: Mutex<HashSet<Uuid>>,
+    /// Ids of the data keys already in the store's `wrapped_keys` table (the
+    /// one place they are kept): a key is written there only when a seal
+    /// used one not yet stored (see [`crate::pipeline::persist_data_key`]).
+    pub keys_in_store: Mutex<HashSet<Uuid>>,
     pub processor_id: Uuid,
     /// Deployed scenarios by manifest id; the first is the default.
     pub scenarios: RwLock<Vec<Arc<Deployed>>>,
     /// One gallery per scenario (store scenario id).
     pub galleries: RwLock<HashMap<Uuid, Gallery>>,
-    /// When a person last declined face, per scenario (R17 quiet period).
-    pub declines: Mutex<HashMap<(Uuid, Uuid), DateTime<Utc>>>,
     /// The last full audit-chain verification and the head it was made at
     /// (see [`crate::api::console::chain_report`]).
     pub chain_checked: Mutex<Option<(AuditHead, ChainReport)>>,
@@ -88,16 +83,19 @@ impl AppState {
     pub async fn open(config: ServerConfig) -> Result<Self, ApiError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
-        let auth = Auth::open(Some(&dir.join("keys.json"))).map_err(ApiError::internal)?;
-
         // Identity key (store) and template KEK (gallery): separate keys.
-        let id_key = dir.join("identity.key");
-        let store_keys = if id_key.exists() {
-            StoreKeys::from_file(&id_key)
-        } else {
-            StoreKeys::create_file(&id_key)
-        }
-        .map_err(ApiError::internal)?;
+        let store_keys = match config.identity_key.clone() {
+            Some(k) => k,
+            None => {
+                let id_key = dir.join("identity.key");
+                if id_key.exists() {
+                    StoreKeys::from_file(&id_key)
+                } else {
+                    StoreKeys::create_file(&id_key)
+                }
+                .map_err(ApiError::internal)?
+            }
+        };
         let url = config
             .database_url
             .clone()
@@ -105,13 +103,10 @@ impl AppState {
         let store = Store::open(&url, store_keys)
             .await
             .map_err(ApiError::internal)?;
+        let auth = Auth::new(store.clone());
+        auth.import_legacy_file(&dir.join("keys.json")).await?;
         let kek = Kek::from_env_or_file(&dir.join("template.kek")).map_err(ApiError::internal)?;
-        let keyring_path = dir.join("keyring.bin");
-        let keyring = if keyring_path.exists() {
-            Keyring::load(&keyring_path, kek).map_err(ApiError::internal)?
-        } else {
-            Keyring::new(kek)
-        };
+        let keyring = load_keyring(&store, kek, &dir.join("keyring.bin")).await?;
 
         let processor_id = match store
             .processors()
@@ -157,17 +152,13 @@ impl AppState {
             auth,
             metrics: Metrics::new(),
             per_key: RateLimiter::new(limits.per_key_per_minute),
-            credentials: FailureLock::new(limits.credential_failures, Duration::from_secs(15 * 60)),
-            portal_failures: FailureLock::new(30, Duration::from_secs(15 * 60)),
             store,
             engine: Arc::new(engine),
-            keys_on_disk: Mutex::new(keyring.wrapped_keys().iter().map(|w| w.id).collect()),
+            keys_in_store: Mutex::new(keyring.wrapped_keys().iter().map(|w| w.id).collect()),
             keyring,
-            keyring_path,
             processor_id,
             scenarios: RwLock::new(vec![Arc::new(d)]),
             galleries: RwLock::new(galleries),
-            declines: Mutex::new(HashMap::new()),
             chain_checked: Mutex::new(None),
             config,
         })))
@@ -183,6 +174,15 @@ impl AppState {
         .ok_or_else(|| ApiError::NotFound(format!("scenario {}", id.unwrap_or("(default)"))))
     }
 
+    /// The store id of a device (manifest id), in any deployed scenario.
+    pub fn device_uuid(&self, device: &str) -> Option<Uuid> {
+        self.scenarios
+            .read()
+            .unwrap()
+            .iter()
+            .find_map(|d| d.devices.get(device).copied())
+    }
+
     /// The deployed scenario with store id `id`.
     pub fn scenario_by_store_id(&self, id: Uuid) -> Option<Arc<Deployed>> {
         self.scenarios
@@ -192,4 +192,33 @@ impl AppState {
             .find(|d| d.store_id == id)
             .cloned()
     }
+}
+
+/// The key ring from the store's `wrapped_keys` table, the one place data
+/// keys are kept. A `keyring.bin` written by an earlier version is moved
+/// into the store once and removed.
+async fn load_keyring(store: &Store, kek: Kek, legacy: &Path) -> Result<Keyring, ApiError> {
+    use facegate_gallery::WrappedKey;
+    if legacy.exists() {
+        let old = Keyring::load(legacy, kek.clone()).map_err(ApiError::internal)?;
+        let have: HashSet<Uuid> = store
+            .wrapped_keys()
+            .await?
+            .into_iter()
+            .map(|w| w.key_id)
+            .collect();
+        for w in old.wrapped_keys() {
+            if !have.contains(&w.id) {
+                store
+                    .put_wrapped_key(w.id, &w.to_bytes(), "server:import-keyring")
+                    .await?;
+            }
+        }
+        std::fs::remove_file(legacy).map_err(ApiError::internal)?;
+    }
+    let mut keys = Vec::new();
+    for r in store.wrapped_keys().await? {
+        keys.push(WrappedKey::from_bytes(&r.wrapped).map_err(ApiError::internal)?);
+    }
+    Keyring::with_wrapped(kek, &keys).map_err(ApiError::internal)
 }

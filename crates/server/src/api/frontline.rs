@@ -228,7 +228,13 @@ pub async fn give_consent(
             &caller.actor(),
         )
         .await?;
-    s.declines.lock().unwrap().remove(&(pid, d.store_id));
+    if c.kind == store::ConsentKind::Processing {
+        // Agreeing to face after a decline is the person opting back in (R17);
+        // the store records it.
+        s.store
+            .opt_back_in(pid, d.store_id, Utc::now(), &c.channel, &caller.actor())
+            .await?;
+    }
     Ok(Json(consent_view(&s, &c)))
 }
 
@@ -256,11 +262,19 @@ pub async fn decline_face(
     caller: Caller,
     Json(req): Json<DeclineInput>,
 ) -> ApiResult<Json<DeclineView>> {
-    caller.require_frontline(req.device_id.as_deref())?;
+    let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
     let now = Utc::now();
-    s.declines.lock().unwrap().insert((pid, d.store_id), now);
+    let channel = match &device {
+        Some(dv) => format!("kiosk:{dv}"),
+        None => "api".into(),
+    };
+    // Kept in the store (R17 on the server, across restarts and instances);
+    // only for an existing person.
+    s.store
+        .record_decline(pid, d.store_id, now, &channel, &caller.actor())
+        .await?;
     s.metrics.inc("facegate_face_declined_total", &[]);
     Ok(Json(DeclineView {
         no_face_prompt_until: now + chrono::Duration::hours(d.scenario.quiet_period_hours as i64),
@@ -271,6 +285,36 @@ pub async fn decline_face(
             .map(|m| m.key().to_string())
             .collect(),
     }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OptInView {
+    /// `true` when a decline was lifted; `false` when there was none.
+    pub lifted: bool,
+}
+
+/// The person explicitly asks to use face again after declining (R17):
+/// recorded, and face is offered again at once.
+#[utoipa::path(post, path = "/v1/opt-in-face", tag = "consents", request_body = DeclineInput,
+    security(("bearer" = [])),
+    responses((status = 200, body = OptInView), (status = 404, body = crate::ErrorBody)))]
+pub async fn opt_in_face(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(req): Json<DeclineInput>,
+) -> ApiResult<Json<OptInView>> {
+    let device = caller.require_frontline(req.device_id.as_deref())?;
+    let d = s.scenario(req.scenario.as_deref())?;
+    let pid = pipeline::person_id(&req.person_id)?;
+    let channel = match &device {
+        Some(dv) => format!("kiosk:{dv}"),
+        None => "api".into(),
+    };
+    let lifted = s
+        .store
+        .opt_back_in(pid, d.store_id, Utc::now(), &channel, &caller.actor())
+        .await?;
+    Ok(Json(OptInView { lifted }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -354,7 +398,7 @@ pub async fn enrol(
     )
     .map_err(ApiError::internal)?;
     let sealed = s.keyring.seal(&t).map_err(ApiError::internal)?;
-    pipeline::persist_data_key(&s, sealed.key_id())?;
+    pipeline::persist_data_key(&s, sealed.key_id()).await?;
     s.store
         .enrol(
             &store::Enrolment {
@@ -448,15 +492,48 @@ pub async fn identify(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let mut attempt = pipeline::Attempt::new(&s, &d, None, device.as_deref(), &caller);
-    // Policy first, before any pixel is looked at.
-    let permit = attempt
-        .authorize(
-            policy::Action::Identify,
-            policy::Method::Face,
-            policy::PersonFacts::default(),
-            Some(d.notice_version.clone()),
-        )
-        .await?;
+    // Policy first, before any pixel is looked at: scenario, mode (R3),
+    // device (R18/R19), PIA (R13). The person in front of the camera is not
+    // known yet, so a consent-based scenario's R7 is checked per match below
+    // (1:N over the consenting gallery).
+    let pre = policy::authorize_with_notice(
+        &d.scenario,
+        &d.notice_version,
+        &policy::Processing {
+            action: policy::Action::Identify,
+            method: policy::Method::Face,
+            purpose_id: d.scenario.purpose_id.clone(),
+            person: policy::PersonFacts::default(),
+            device: match device.as_deref() {
+                Some(id) => Some(
+                    d.scenario
+                        .device(id)
+                        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?
+                        .facts(),
+                ),
+                None => None,
+            },
+            at: Utc::now(),
+            notice_version: Some(d.notice_version.clone()),
+            pia: d.pia_status,
+        },
+    );
+    let consent_based = d.scenario.legal_basis == policy::LegalBasis::Consent;
+    match pre {
+        Ok(_) => {}
+        Err(r) if r.rule == policy::RuleId::R7 && consent_based => {}
+        Err(_) => {
+            // Record and return the refusal the usual way.
+            attempt
+                .authorize(
+                    policy::Action::Identify,
+                    policy::Method::Face,
+                    policy::PersonFacts::default(),
+                    Some(d.notice_version.clone()),
+                )
+                .await?;
+        }
+    }
     let cap = pipeline::capture(&s, &req.images, req.challenge, 40.0).await?;
     let id = {
         let g = s.galleries.read().unwrap();
@@ -468,18 +545,54 @@ pub async fn identify(
             _ => None,
         }
     };
-    let (person, score, threshold) = match &id {
+    let (mut person, mut score, threshold) = match &id {
         Some(i) => match i.decision {
             Decision::Known { person, score } => (Some(person.0), Some(score), Some(i.threshold)),
             Decision::Unknown => (None, None, Some(i.threshold)),
         },
         None => (None, None, None),
     };
+    // A match counts only for a person whose processing (or guardian's)
+    // consent is active under the notice in force: policy decides it as it
+    // would a 1:1 check of that person. Otherwise the answer is `unknown`,
+    // and nothing about the probe or the candidate is kept.
+    let mut grants = None;
+    if let Some(pid) = person {
+        let permitted = match pipeline::person_facts(&s, &d, pid).await {
+            Ok(facts) => {
+                let ack = pipeline::acknowledged_notice(&facts);
+                policy::authorize_with_notice(
+                    &d.scenario,
+                    &d.notice_version,
+                    &policy::Processing {
+                        action: policy::Action::Verify,
+                        method: policy::Method::Face,
+                        purpose_id: d.scenario.purpose_id.clone(),
+                        person: facts,
+                        device: device
+                            .as_deref()
+                            .and_then(|id| d.scenario.device(id))
+                            .map(|x| x.facts()),
+                        at: Utc::now(),
+                        notice_version: ack,
+                        pia: d.pia_status,
+                    },
+                )
+                .ok()
+            }
+            Err(ApiError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        match permitted {
+            Some(p) => grants = Some(p.grants),
+            None => {
+                person = None;
+                score = None;
+            }
+        }
+    }
     attempt.person = person;
-    let (result, grants) = match person {
-        Some(_) => ("known", Some(permit.grants)),
-        None => ("unknown", None),
-    };
+    let result = if person.is_some() { "known" } else { "unknown" };
     let ev = attempt
         .record("face", result, score, threshold, None)
         .await?;
@@ -558,8 +671,6 @@ pub async fn verify_credential(
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (kind, method) = method_of(req.kind.as_deref())?;
-    let lock_key = format!("{}:{pid}", kind.as_str());
-    s.credentials.check(&lock_key)?;
     let facts = pipeline::person_facts(&s, &d, pid).await?;
     let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
     let permit = attempt
@@ -570,14 +681,39 @@ pub async fn verify_credential(
             Some(d.notice_version.clone()),
         )
         .await?;
+    // Counted in the store before the secret is checked, so a burst gets
+    // at most the limit evaluated, across processes. Per person and
+    // credential; never against a person this device has just verified
+    // another way (a lock-out cannot be turned against them).
+    let lock_key = format!("{}:{pid}", kind.as_str());
+    let device_uuid = device.as_deref().and_then(|x| s.device_uuid(x));
+    let vouched = match device_uuid {
+        Some(dv) => s
+            .store
+            .recent_pass(dv, pid, Utc::now() - chrono::Duration::seconds(60))
+            .await?
+            .is_some_and(|(_, m, _)| m != method.key()),
+        None => false,
+    };
+    if !vouched {
+        let policy =
+            store::AttemptPolicy::per_15_minutes(s.config.limits.credential_failures as i64);
+        if let store::Attempt::Locked { until } = s
+            .store
+            .reserve_attempt(&lock_key, policy, Utc::now())
+            .await?
+        {
+            return Err(ApiError::RateLimited {
+                retry_after_s: (until - Utc::now()).num_seconds().max(1) as u64,
+            });
+        }
+    }
     let ok = match kind {
         store::CredentialKind::Pin => s.store.verify_pin(pid, &req.secret).await?,
         k => s.store.find_by_credential(k, &req.secret).await? == Some(pid),
     };
     if ok {
-        s.credentials.succeed(&lock_key);
-    } else {
-        s.credentials.fail(&lock_key);
+        s.store.attempt_succeeded(&lock_key).await?;
     }
     let result = if ok { "match" } else { "no_match" };
     let ev = attempt
@@ -588,7 +724,11 @@ pub async fn verify_credential(
 
 #[derive(Deserialize, utoipa::ToSchema, Default)]
 pub struct CodeInput {
+    /// For a device key: the device at which the person just passed a check.
     pub device_id: Option<String>,
+    /// For an operator: how the person's identity was checked (e.g. "居民身份证 checked at the
+    /// property office"); recorded in the audit record. Required for operators.
+    pub identity_check: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -600,21 +740,71 @@ pub struct PortalCode {
     pub portal_path: String,
 }
 
-/// Issue a one-time portal code for a person (at the kiosk or by the operator).
+/// How recently a device must have verified a person to issue their code.
+pub const PORTAL_CODE_CHECK_SECONDS: i64 = 60;
+
+/// Issue a one-time portal code for a person: at a device only for the
+/// person who passed a check there within the last minute (face or an
+/// alternative); by an operator only with the identity check recorded.
 #[utoipa::path(post, path = "/v1/persons/{id}/portal-code", tag = "portal",
     params(("id" = String, Path)), request_body = CodeInput, security(("bearer" = [])),
-    responses((status = 200, body = PortalCode)))]
+    responses((status = 200, body = PortalCode), (status = 403, body = crate::ErrorBody),
+        (status = 404, body = crate::ErrorBody)))]
 pub async fn portal_code(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: Option<Json<CodeInput>>,
 ) -> ApiResult<Json<PortalCode>> {
-    let dev = body.as_ref().and_then(|b| b.device_id.clone());
-    caller.require_frontline(dev.as_deref())?;
+    let input = body.map(|Json(b)| b).unwrap_or_default();
+    let device = caller.require_frontline(input.device_id.as_deref())?;
     let pid = pipeline::person_id(&id)?;
     pipeline::live_person(&s, pid).await?;
-    let (code, expires_at) = s.auth.issue_portal_code(&pid.to_string());
+    let basis = match (&caller, device) {
+        (
+            Caller::Key {
+                role: crate::Role::Device,
+                ..
+            },
+            Some(dv),
+        ) => {
+            let dv_uuid = s
+                .device_uuid(&dv)
+                .ok_or_else(|| ApiError::NotFound(format!("device {dv}")))?;
+            let since = Utc::now() - chrono::Duration::seconds(PORTAL_CODE_CHECK_SECONDS);
+            let Some((receipt, method, at)) = s.store.recent_pass(dv_uuid, pid, since).await?
+            else {
+                return Err(ApiError::Forbidden(
+                    "a device may issue a portal code only for the person who passed a check at it within the last minute".into(),
+                ));
+            };
+            serde_json::json!({ "device": dv, "check_receipt": receipt, "method": method, "at": at })
+        }
+        _ => {
+            let check = input
+                .identity_check
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    ApiError::bad(
+                        "请记录如何核验了本人身份（identity_check）。",
+                        "record how the person's identity was checked (identity_check)",
+                    )
+                })?;
+            if check.chars().count() > 500 {
+                return Err(ApiError::bad(
+                    "身份核验说明过长。",
+                    "identity_check is too long",
+                ));
+            }
+            serde_json::json!({ "operator_identity_check": check })
+        }
+    };
+    let (code, expires_at) = s
+        .auth
+        .issue_portal_code(pid, basis, &caller.actor())
+        .await?;
     Ok(Json(PortalCode {
         code,
         expires_at,

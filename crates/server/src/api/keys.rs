@@ -42,8 +42,8 @@ pub async fn create(
     }
     let k = s
         .auth
-        .issue(req.role, req.device_id, &req.label)
-        .map_err(ApiError::internal)?;
+        .issue(req.role, req.device_id, &req.label, &caller.actor())
+        .await?;
     Ok(Json(k))
 }
 
@@ -75,7 +75,14 @@ impl From<KeyRecord> for KeyView {
     responses((status = 200, body = Vec<KeyView>)))]
 pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<KeyView>>> {
     caller.require(&[Role::Admin])?;
-    Ok(Json(s.auth.list().into_iter().map(KeyView::from).collect()))
+    Ok(Json(
+        s.auth
+            .list()
+            .await?
+            .into_iter()
+            .map(KeyView::from)
+            .collect(),
+    ))
 }
 
 /// Revoke a key at once.
@@ -87,7 +94,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<axum::http::StatusCode> {
     caller.require(&[Role::Admin])?;
-    if s.auth.revoke(&id).map_err(ApiError::internal)? {
+    if s.auth.revoke(&id, &caller.actor()).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("key".into()))
@@ -108,27 +115,87 @@ pub struct PortalSession {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Exchange a one-time portal code for a session (no key needed). Failed
-/// codes are counted across all callers, so codes cannot be guessed.
+/// Exchange a one-time portal code for a session (no key needed). Wrong
+/// codes are limited per source and per code space (see
+/// [`redeem_limits`]), counted in the store before the code is checked.
 #[utoipa::path(post, path = "/v1/portal/session", tag = "portal", request_body = RedeemCode,
     responses((status = 200, body = PortalSession), (status = 401, body = crate::ErrorBody),
         (status = 429, body = crate::ErrorBody)))]
 pub async fn redeem(
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     Json(req): Json<RedeemCode>,
 ) -> ApiResult<Json<PortalSession>> {
-    // 8 digits = 10^8 codes; at most 30 wrong guesses per 15 minutes for the
-    // whole server keeps guessing hopeless.
-    s.portal_failures.check("portal-code")?;
-    match s.auth.redeem_portal_code(&req.code) {
-        Some((token, person_id, expires_at)) => Ok(Json(PortalSession {
-            token,
-            person_id,
-            expires_at,
-        })),
-        None => {
-            s.portal_failures.fail("portal-code");
-            Err(ApiError::Unauthorized)
+    let source = source_of(&headers);
+    redeem_limits(&s, &source).await?;
+    match s.auth.redeem_portal_code(&req.code).await? {
+        Some((token, person_id, expires_at)) => {
+            s.store
+                .attempt_succeeded(&format!("portal:src:{source}"))
+                .await?;
+            Ok(Json(PortalSession {
+                token,
+                person_id,
+                expires_at,
+            }))
+        }
+        None => Err(ApiError::Unauthorized),
+    }
+}
+
+/// Wrong portal codes allowed per source per 15 minutes.
+pub const PORTAL_FAILURES_PER_SOURCE: i64 = 10;
+/// Wrong portal codes allowed per 15 minutes across the whole code space
+/// (10^8 codes): beyond it, only sources with no failure of their own may
+/// still try, so a guessing campaign cannot lock everyone out.
+pub const PORTAL_FAILURES_CODE_SPACE: i64 = 1000;
+
+/// The caller's source: the first `X-Forwarded-For` hop set by the reverse
+/// proxy, else `X-Real-IP`, else one shared "direct" source.
+fn source_of(headers: &axum::http::HeaderMap) -> String {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or("").trim().to_string())
+            .filter(|v| !v.is_empty() && v.len() <= 64)
+    };
+    h("x-forwarded-for")
+        .or_else(|| h("x-real-ip"))
+        .unwrap_or_else(|| "direct".into())
+}
+
+/// Count one redemption attempt per source and in the code space before the
+/// code is looked at (a success clears the source's count).
+async fn redeem_limits(s: &AppState, source: &str) -> Result<(), ApiError> {
+    use facegate_store::{Attempt, AttemptPolicy};
+    let now = Utc::now();
+    let src_key = format!("portal:src:{source}");
+    let locked = |until: DateTime<Utc>| ApiError::RateLimited {
+        retry_after_s: (until - Utc::now()).num_seconds().max(1) as u64,
+    };
+    if let Attempt::Locked { until } = s
+        .store
+        .reserve_attempt(
+            &src_key,
+            AttemptPolicy::per_15_minutes(PORTAL_FAILURES_PER_SOURCE),
+            now,
+        )
+        .await?
+    {
+        return Err(locked(until));
+    }
+    let space = AttemptPolicy {
+        lock: chrono::Duration::minutes(1),
+        max_lock: chrono::Duration::minutes(15),
+        ..AttemptPolicy::per_15_minutes(PORTAL_FAILURES_CODE_SPACE)
+    };
+    if let Attempt::Locked { until } = s.store.reserve_attempt("portal:space", space, now).await? {
+        // The code space is under a guessing campaign: a source that has
+        // not failed yet (this attempt is its first) still gets its try.
+        if s.store.attempt_failures(&src_key).await? > 1 {
+            return Err(locked(until));
         }
     }
+    Ok(())
 }
