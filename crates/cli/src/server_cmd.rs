@@ -7,18 +7,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use facegate_server::api::{frontline, people};
+use facegate_server::api::frontline;
 use facegate_server::{AppState, Caller, Json, Role, ServerConfig, State};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args, Clone)]
 pub struct DataArgs {
-    /// Data directory: SQLite files, key files, keys.json [env FACEGATE_DATA; default ./facegate-data].
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Database URL (`postgres://…` for a shared deployment) [env FACEGATE_DATABASE_URL]; default SQLite in the data directory.
-    #[arg(long)]
-    database: Option<String>,
+    /// Data directory, database and identity key: the same flags and
+    /// variables as the store commands (`facegate audit verify` …).
+    #[command(flatten)]
+    loc: crate::store_cmd::Location,
     /// Scenario manifest (TOML) [env FACEGATE_SCENARIO]; default: the built-in residential-gate demo (小区门禁).
     #[arg(long)]
     scenario: Option<PathBuf>,
@@ -29,23 +27,21 @@ pub struct DataArgs {
 
 impl DataArgs {
     fn dir(&self) -> PathBuf {
-        self.data
-            .clone()
-            .or_else(|| std::env::var_os("FACEGATE_DATA").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("facegate-data"))
+        self.loc.dir()
     }
 
-    fn config(&self) -> ServerConfig {
+    /// Every setting read once, here; the server library takes values.
+    fn config(&self) -> Result<ServerConfig> {
         let mut c = ServerConfig::new(self.dir());
-        c.database_url = self
-            .database
-            .clone()
-            .or_else(|| std::env::var("FACEGATE_DATABASE_URL").ok());
+        c.database_url = Some(self.loc.url());
+        // FACEGATE_IDENTITY_KEY or --key-file, as `audit verify` reads them;
+        // else the server's default file in the data directory.
+        c.identity_key = Some(self.loc.keys(true)?);
         c.scenario = self
             .scenario
             .clone()
             .or_else(|| std::env::var_os("FACEGATE_SCENARIO").map(PathBuf::from));
-        c
+        Ok(c)
     }
 }
 
@@ -133,7 +129,9 @@ fn device_of(s: &AppState, data: &DataArgs) -> Option<String> {
 }
 
 async fn open(data: &DataArgs) -> Result<AppState> {
-    AppState::open(data.config())
+    std::fs::create_dir_all(data.dir())
+        .with_context(|| format!("creating {}", data.dir().display()))?;
+    AppState::open(data.config()?)
         .await
         .map_err(api_err)
         .with_context(|| format!("opening facegate data in {}", data.dir().display()))
@@ -407,6 +405,22 @@ fn read_consents(path: &Path) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The key of one CSV row: what identifies it across runs.
+fn row_key(scenario: &str, image: &[u8], r: &Row) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [
+        scenario.as_bytes(),
+        &Sha256::digest(image)[..],
+        r.name.as_bytes(),
+        r.dob.map(|d| d.to_string()).unwrap_or_default().as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    format!("csv:{}", hex::encode(h.finalize()))
+}
+
 async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Result<()> {
     let rows = read_consents(consents)?;
     let s = open(data).await?;
@@ -416,24 +430,35 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
     bar.set_style(ProgressStyle::with_template(
         "{bar:40} {pos}/{len} {msg} ({eta})",
     )?);
-    let (mut ok, mut failed) = (0, 0);
+    let (mut ok, mut failed, mut skipped) = (0, 0, 0);
     for r in rows {
-        let res: Result<frontline::Outcome> = async {
+        let res: Result<Option<frontline::Outcome>> = async {
             let bytes = std::fs::read(dir.join(&r.file)).with_context(|| r.file.clone())?;
-            let p = people::create(
-                State(s.clone()),
-                cli_caller(),
-                Json(serde_json::from_value(serde_json::json!({
-                    "display_name": r.name, "date_of_birth": r.dob,
-                }))?),
-            )
-            .await
-            .map_err(api_err)?;
+            // The row's key: scenario, file content, name and date of birth.
+            // A restarted run finds the person an earlier run registered for
+            // it and skips a row whose face is already enrolled.
+            let key = row_key(&d.scenario.id, &bytes, &r);
+            let (p, _) = s
+                .store
+                .person_for_row(
+                    &key,
+                    s.processor_id,
+                    &facegate_store::PersonIdentity {
+                        display_name: r.name.clone(),
+                        contact: None,
+                        date_of_birth: r.dob,
+                    },
+                    "cli:enrol",
+                )
+                .await?;
+            if s.store.template_count(p.id, d.store_id).await? > 0 {
+                return Ok(None);
+            }
             let _consent = frontline::give_consent(
                 State(s.clone()),
                 cli_caller(),
                 Json(serde_json::from_value(serde_json::json!({
-                    "person_id": p.0.id, "notice_version": d.notice_version,
+                    "person_id": p.id, "notice_version": d.notice_version,
                     "channel": r.channel, "evidence": r.evidence,
                 }))?),
             )
@@ -443,15 +468,27 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
                 State(s.clone()),
                 cli_caller(),
                 Json(serde_json::from_value(serde_json::json!({
-                    "person_id": p.0.id, "device_id": device,
+                    "person_id": p.id, "device_id": device,
                     "images": [facegate_server::pipeline::encode_image(&bytes)],
                 }))?),
             )
             .await
             .map_err(api_err)?;
-            Ok(out.0)
+            Ok(Some(out.0))
         }
         .await;
+        let res = match res {
+            Ok(None) => {
+                skipped += 1;
+                if json {
+                    bar.suspend(|| println!("{}", serde_json::json!({"file": r.file, "ok": true, "skipped": "already enrolled"})));
+                }
+                bar.inc(1);
+                continue;
+            }
+            Ok(Some(o)) => Ok(o),
+            Err(e) => Err(e),
+        };
         match res {
             Ok(o) => {
                 ok += 1;
@@ -477,7 +514,7 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
     }
     bar.finish_and_clear();
     if !json {
-        println!("enrolled {ok}, failed {failed}");
+        println!("enrolled {ok}, already enrolled {skipped}, failed {failed}");
     }
     if failed > 0 {
         bail!("{failed} of {} could not be enrolled", ok + failed);

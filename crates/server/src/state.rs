@@ -57,8 +57,11 @@ pub struct Inner {
     /// used one not yet stored (see [`crate::pipeline::persist_data_key`]).
     pub keys_in_store: Mutex<HashSet<Uuid>>,
     pub processor_id: Uuid,
-    /// Deployed scenarios by manifest id; the first is the default.
+    /// Deployed scenarios by manifest id.
     pub scenarios: RwLock<Vec<Arc<Deployed>>>,
+    /// The manifest id of the scenario a request without `scenario` goes
+    /// to: the one `serve` started with, explicitly; uploads never change it.
+    pub default_scenario: String,
     /// One gallery per scenario (store scenario id).
     pub galleries: RwLock<HashMap<Uuid, Gallery>>,
     /// The last full audit-chain verification and the head it was made at
@@ -157,6 +160,7 @@ impl AppState {
             keys_in_store: Mutex::new(keyring.wrapped_keys().iter().map(|w| w.id).collect()),
             keyring,
             processor_id,
+            default_scenario: d.scenario.id.clone(),
             scenarios: RwLock::new(vec![Arc::new(d)]),
             galleries: RwLock::new(galleries),
             chain_checked: Mutex::new(None),
@@ -167,11 +171,11 @@ impl AppState {
     /// The scenario with manifest id `id`, or the default one.
     pub fn scenario(&self, id: Option<&str>) -> Result<Arc<Deployed>, ApiError> {
         let all = self.scenarios.read().unwrap();
-        match id {
-            None => all.first().cloned(),
-            Some(id) => all.iter().find(|d| d.scenario.id == id).cloned(),
-        }
-        .ok_or_else(|| ApiError::NotFound(format!("scenario {}", id.unwrap_or("(default)"))))
+        let id = id.unwrap_or(&self.default_scenario);
+        all.iter()
+            .find(|d| d.scenario.id == id)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("scenario {id}")))
     }
 
     /// The store id of a device (manifest id), in any deployed scenario.

@@ -391,3 +391,99 @@ async fn portal_guessing_is_limited_per_source_not_for_everyone() {
     let s = redeem(code["code"].as_str().unwrap().to_string(), "198.51.100.7").await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn r12_r10_a_minors_template_older_than_the_minors_rule_is_swept() {
+    // The demo scenario, with the inactivity rule out of the way so the
+    // adult's template is kept by the adult rule (365 days) alone.
+    let manifest = facegate_server::deploy::demo_manifest().replacen(
+        "inactive_days = 90",
+        "inactive_days = 365",
+        1,
+    );
+    let t = common::server_with_manifest(Some(manifest)).await;
+    let adult = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &adult, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // A 10-year-old with a guardian's consent.
+    let dob = (chrono::Utc::now() - chrono::Duration::days(365 * 10))
+        .date_naive()
+        .to_string();
+    let (s, p) = t
+        .call(
+            "POST",
+            "/v1/persons",
+            Some(&t.admin),
+            Some(json!({"display_name": "小明", "date_of_birth": dob})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    let child = p["id"].as_str().unwrap().to_string();
+    let nv = t.notice_version().await;
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/consents",
+            Some(&t.device),
+            Some(
+                json!({"person_id": child, "notice_version": nv, "device_id": "gate-north-1",
+                        "guardian": {"name": "王芳", "relationship": "父母 / parent"}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = t.face("/v1/enrol", &child, "biden.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(t.state.store.headcount().await.unwrap().count, 2);
+    // 170 days on: nothing goes.
+    let now = chrono::Utc::now();
+    let n = facegate_server::sweep_at(&t.state, now + chrono::Duration::days(170))
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    // 200 days on: the minor's template (180-day rule) goes, the adult's stays.
+    let n = facegate_server::sweep_at(&t.state, now + chrono::Duration::days(200))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(t.state.store.headcount().await.unwrap().count, 1);
+    let child_id = uuid::Uuid::parse_str(&child).unwrap();
+    assert!(t
+        .state
+        .store
+        .person_templates(child_id, None, "test")
+        .await
+        .unwrap()
+        .is_empty());
+    let recs = t.state.store.audit_records(1, 10_000).await.unwrap();
+    assert!(
+        recs.iter().any(|r| r.details.contains("minor_retention")),
+        "the deletion receipt names the minors rule"
+    );
+}
+
+#[tokio::test]
+async fn scenarios_keep_their_identity_and_reuploading_never_changes_the_default() {
+    let t = common::server().await;
+    let demo = facegate_server::deploy::demo_manifest();
+    let other = demo.replacen(
+        "id = \"residential-gate\"",
+        "id = \"residential-gate-east\"",
+        1,
+    );
+    for m in [other.clone(), demo.clone(), other] {
+        let (s, b) = t
+            .send(
+                "POST",
+                "/v1/scenarios",
+                Some(&t.admin),
+                Some(("application/toml", m)),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        // A request without `scenario` still goes to the default.
+        let (_, n) = t.call("GET", "/v1/notice", None, None).await;
+        assert_eq!(n["scenario"], "residential-gate");
+    }
+    assert_eq!(t.state.scenarios.read().unwrap().len(), 2);
+}

@@ -569,25 +569,52 @@ impl Store {
         r.map(|r| r.id("person_id")).transpose()
     }
 
-    /// Remember that `row_key` produced `person` (idempotent).
-    pub async fn put_enrol_row(&self, row_key: &str, person: Uuid) -> Result<()> {
+    /// The person for a bulk-enrolment row: the one an earlier run created
+    /// for `row_key`, or a new one registered together with the row key in
+    /// one transaction, so a run killed at any point and restarted never
+    /// registers a row's person twice. Returns the person and whether it
+    /// was created now.
+    pub async fn person_for_row(
+        &self,
+        row_key: &str,
+        processor_id: Uuid,
+        identity: &crate::PersonIdentity,
+        actor: &str,
+    ) -> Result<(crate::Person, bool)> {
         row_key_ok(row_key)?;
         let mut tx = self.begin().await?;
         let have = sqlx::query("SELECT person_id FROM enrol_rows WHERE row_key = $1")
             .bind(row_key)
             .fetch_optional(&mut *tx)
             .await?;
-        if have.is_none() {
-            sqlx::query(
-                "INSERT INTO enrol_rows (row_key, person_id, created_at) VALUES ($1, $2, $3)",
-            )
+        if let Some(r) = have {
+            drop(tx);
+            let p = self.person(r.id("person_id")?).await?;
+            return Ok((p, false));
+        }
+        let now = crate::now();
+        let p = self
+            .add_person_in(&mut tx, processor_id, identity, actor, now)
+            .await?;
+        sqlx::query("INSERT INTO enrol_rows (row_key, person_id, created_at) VALUES ($1, $2, $3)")
             .bind(row_key)
-            .bind(person.to_string())
-            .bind(ts(crate::now()))
+            .bind(p.id.to_string())
+            .bind(ts(now))
             .execute(&mut *tx)
             .await?;
-        }
         tx.commit().await?;
-        Ok(())
+        Ok((p, true))
+    }
+
+    /// How many templates a person has in a scenario (no face data read).
+    pub async fn template_count(&self, person: Uuid, scenario: Uuid) -> Result<i64> {
+        let r = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM template_links WHERE person_id = $1 AND scenario_id = $2",
+        )
+        .bind(person.to_string())
+        .bind(scenario.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        r.i("n")
     }
 }

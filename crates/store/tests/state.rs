@@ -244,13 +244,26 @@ both!(consent_is_one_record_and_withdrawal_removes_every_template);
 
 async fn bulk_rows_are_remembered(db: Db) {
     let w = world(&db.store).await;
-    let (p, _) = consenting_person(&db.store, &w, "Zhao Liu").await;
+    let id = PersonIdentity {
+        display_name: "Zhao Liu".into(),
+        contact: None,
+        date_of_birth: None,
+    };
     assert_eq!(db.store.enrol_row("row-1").await.unwrap(), None);
-    db.store.put_enrol_row("row-1", p.id).await.unwrap();
-    db.store.put_enrol_row("row-1", p.id).await.unwrap();
-    assert_eq!(
-        db.reopen().await.enrol_row("row-1").await.unwrap(),
-        Some(p.id)
-    );
+    let (p, created) = db
+        .store
+        .person_for_row("row-1", w.processor, &id, "t")
+        .await
+        .unwrap();
+    assert!(created);
+    let (again, created) = db
+        .reopen()
+        .await
+        .person_for_row("row-1", w.processor, &id, "t")
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, p.id);
+    assert_eq!(db.store.enrol_row("row-1").await.unwrap(), Some(p.id));
 }
 both!(bulk_rows_are_remembered);

@@ -250,9 +250,14 @@ pub async fn upload_scenario(
     }
     let view = scenario_view(&d);
     {
+        // A scenario keeps its identity and place: re-uploading replaces
+        // it where it is, and never changes which one is the default
+        // (`Inner::default_scenario`, named explicitly at start).
         let mut all = s.scenarios.write().unwrap();
-        all.retain(|x| x.scenario.id != d.scenario.id);
-        all.push(Arc::new(d));
+        match all.iter().position(|x| x.scenario.id == d.scenario.id) {
+            Some(i) => all[i] = Arc::new(d),
+            None => all.push(Arc::new(d)),
+        }
     }
     Ok(Json(LintResult {
         ok: true,

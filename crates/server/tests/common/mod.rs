@@ -20,10 +20,20 @@ pub struct T {
 }
 
 pub async fn server() -> T {
+    server_with_manifest(None).await
+}
+
+/// A server running `manifest` (TOML) instead of the demo scenario.
+pub async fn server_with_manifest(manifest: Option<String>) -> T {
     let dir = std::env::temp_dir().join(format!("facegate-server-test-{}", uuid::Uuid::now_v7()));
-    let state = AppState::open(ServerConfig::new(&dir))
-        .await
-        .expect("server opens");
+    let mut config = ServerConfig::new(&dir);
+    if let Some(m) = manifest {
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("scenario.toml");
+        std::fs::write(&path, m).unwrap();
+        config.scenario = Some(path);
+    }
+    let state = AppState::open(config).await.expect("server opens");
     let admin = state
         .auth
         .issue(Role::Admin, None, "test", "test")
@@ -58,9 +68,12 @@ impl T {
     /// The same data directory opened again, as a restarted `serve` (or a
     /// second one on the same database) would: same keys, fresh process state.
     pub async fn restart(&self) -> T {
-        let state = AppState::open(ServerConfig::new(&self.dir))
-            .await
-            .expect("server reopens");
+        let mut config = ServerConfig::new(&self.dir);
+        let manifest = self.dir.join("scenario.toml");
+        if manifest.exists() {
+            config.scenario = Some(manifest);
+        }
+        let state = AppState::open(config).await.expect("server reopens");
         T {
             app: facegate_server::routes::router(state.clone()),
             state,
