@@ -270,7 +270,7 @@ async fn serve(
 ) -> Result<()> {
     println!("facegate: opening {} …", data.dir().display());
     let s = open(&data).await?;
-    let d = s.scenario(None).map_err(api_err)?;
+    let d = s.scenario(None).map_err(|e| api_err(e.into()))?;
     let mut printed_admin = None;
     if new_admin_key || !s.auth.has_admin().await.map_err(api_err)? {
         printed_admin = Some(
@@ -424,7 +424,7 @@ fn row_key(scenario: &str, image: &[u8], r: &Row) -> String {
 async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Result<()> {
     let rows = read_consents(consents)?;
     let s = open(data).await?;
-    let d = s.scenario(None).map_err(api_err)?;
+    let d = s.scenario(None).map_err(|e| api_err(e.into()))?;
     let device = device_of(&s, data);
     let bar = ProgressBar::new(rows.len() as u64);
     bar.set_style(ProgressStyle::with_template(

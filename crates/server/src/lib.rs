@@ -12,7 +12,8 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
-pub mod deploy;
+/// Scenario deployment lives in the core; re-exported for callers of the server.
+pub use facegate_core::deploy;
 pub mod error;
 pub mod limits;
 pub mod loadgen;
@@ -49,78 +50,21 @@ async fn sweep_forever(state: AppState) {
     }
 }
 
-/// Delete what retention says has expired (R12) and drop it from the
-/// in-memory galleries too. Returns the number of templates deleted.
+/// Delete what retention says has expired (R12), minors' rules included,
+/// and drop it from the in-memory galleries too (the core does both).
+/// Returns the number of templates deleted.
 pub async fn sweep_once(state: &AppState) -> Result<u64, ApiError> {
-    sweep_at(state, chrono::Utc::now()).await
+    let n = state.core.sweep().await?;
+    state.metrics.inc("facegate_sweeps_total", &[]);
+    Ok(n)
 }
 
-/// [`sweep_once`] as of `now` (the clock is a value, so tests and the
-/// model-based test can move it). Besides the store's retention and
-/// inactivity rules, each scenario's `[minors]` retention (R10, R12) applies
-/// to every person who is under 14 **at the time of the sweep**, computed
-/// from the date of birth.
+/// [`sweep_once`] as of `now`.
 pub async fn sweep_at(
     state: &AppState,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, ApiError> {
-    let days = state
-        .scenarios
-        .read()
-        .unwrap()
-        .iter()
-        .map(|d| d.scenario.log_retention_days() as i64)
-        .max()
-        .unwrap_or(1095);
-    let r = state.store.sweep(now, 1000, days, "server:sweep").await?;
-    let mut deleted = r.expired_templates + r.inactive_templates;
-    deleted += sweep_minors(state, now).await?;
-    if deleted > 0 {
-        let ids: Vec<uuid::Uuid> = state.galleries.read().unwrap().keys().copied().collect();
-        for id in ids {
-            let g = deploy::load_gallery(&state.store, &state.keyring, id).await?;
-            state.galleries.write().unwrap().insert(id, g);
-        }
-    }
+    let n = state.core.sweep_at(now).await?;
     state.metrics.inc("facegate_sweeps_total", &[]);
-    Ok(deleted)
-}
-
-/// The `[minors]` template retention: templates of persons under 14 at
-/// `now` older than `minors.template_days` are deleted (with a receipt in
-/// the audit chain, reason `minor_retention`).
-async fn sweep_minors(
-    state: &AppState,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<u64, ApiError> {
-    let scenarios: Vec<_> = state.scenarios.read().unwrap().iter().cloned().collect();
-    let mut deleted = 0;
-    for d in scenarios {
-        let Some(days) = d.scenario.minors.as_ref().and_then(|m| m.template_days) else {
-            continue;
-        };
-        let cutoff = now - chrono::Duration::days(i64::from(days));
-        let mut expired = std::collections::BTreeSet::new();
-        for (_, person, created) in state.store.scenario_template_links(d.store_id).await? {
-            if created < cutoff {
-                expired.insert(person);
-            }
-        }
-        for person in expired {
-            let p = state.store.person(person).await?;
-            let minor = p
-                .identity
-                .as_ref()
-                .and_then(|i| i.date_of_birth)
-                .is_some_and(|dob| facegate_policy::is_under_14(dob, now));
-            if minor {
-                let r = state
-                    .store
-                    .delete_templates(person, Some(d.store_id), "minor_retention", "server:sweep")
-                    .await?;
-                deleted += r.templates_deleted;
-            }
-        }
-    }
-    Ok(deleted)
+    Ok(n)
 }

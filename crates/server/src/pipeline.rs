@@ -13,9 +13,27 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::deploy::Deployed;
 use crate::error::ApiError;
 use crate::state::AppState;
+use facegate_core::Deployed;
+
+/// The one place core answers become HTTP errors.
+impl From<facegate_core::CoreError> for ApiError {
+    fn from(e: facegate_core::CoreError) -> Self {
+        use facegate_core::CoreError as C;
+        match e {
+            C::Refused(r) => r.into(),
+            C::Forbidden(m) => ApiError::Forbidden(m),
+            C::NotFound(m) => ApiError::NotFound(m),
+            C::BadRequest { zh, en } => ApiError::BadRequest { zh, en },
+            C::TooLarge(m) => ApiError::TooLarge(m),
+            C::Locked { until } => ApiError::RateLimited {
+                retry_after_s: (until - Utc::now()).num_seconds().max(1) as u64,
+            },
+            C::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -500,34 +518,10 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// Make sure the data key `key_id`, which just sealed a template, is in the
-/// store's `wrapped_keys` table before that template is committed (a sealed
-/// template whose key is lost can never be opened). Written only when the
-/// store lacks the key: on a scenario's first enrolment or after a
-/// rotation, not on every enrolment.
+/// Make sure the data key `key_id` is in the store before the template it
+/// sealed is committed (see [`facegate_core::Core::persist_data_key`]).
 pub async fn persist_data_key(s: &AppState, key_id: Uuid) -> Result<(), ApiError> {
-    if s.keys_in_store.lock().unwrap().contains(&key_id) {
-        return Ok(());
-    }
-    let stored: std::collections::HashSet<Uuid> = s
-        .store
-        .wrapped_keys()
-        .await?
-        .into_iter()
-        .map(|w| w.key_id)
-        .collect();
-    for w in s.keyring.wrapped_keys() {
-        if !stored.contains(&w.id) {
-            s.store
-                .put_wrapped_key(w.id, &w.to_bytes(), "server:keyring")
-                .await?;
-        }
-    }
-    s.keys_in_store
-        .lock()
-        .unwrap()
-        .extend(s.keyring.wrapped_keys().iter().map(|w| w.id));
-    Ok(())
+    Ok(s.core.persist_data_key(key_id).await?)
 }
 
 /// Base64 of image bytes, as the API takes them (for the CLI and tests).

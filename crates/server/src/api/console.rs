@@ -3,8 +3,6 @@
 //! results, devices, request and complaint queues, the audit chain, the PIA
 //! and the filing pack. Writes here are operator-only; reads also auditor.
 
-use std::sync::Arc;
-
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
@@ -243,22 +241,8 @@ pub async fn upload_scenario(
         )
             .into_response());
     }
-    let d = crate::deploy::deploy(&s.store, s.processor_id, &body, &s.config.data_dir).await?;
-    if s.galleries.read().unwrap().get(&d.store_id).is_none() {
-        let g = crate::deploy::load_gallery(&s.store, &s.keyring, d.store_id).await?;
-        s.galleries.write().unwrap().insert(d.store_id, g);
-    }
+    let d = s.core.deploy_scenario(&body).await?;
     let view = scenario_view(&d);
-    {
-        // A scenario keeps its identity and place: re-uploading replaces
-        // it where it is, and never changes which one is the default
-        // (`Inner::default_scenario`, named explicitly at start).
-        let mut all = s.scenarios.write().unwrap();
-        match all.iter().position(|x| x.scenario.id == d.scenario.id) {
-            Some(i) => all[i] = Arc::new(d),
-            None => all.push(Arc::new(d)),
-        }
-    }
     Ok(Json(LintResult {
         ok: true,
         diagnostics,

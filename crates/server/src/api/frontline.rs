@@ -231,8 +231,8 @@ pub async fn give_consent(
     if c.kind == store::ConsentKind::Processing {
         // Agreeing to face after a decline is the person opting back in (R17);
         // the store records it.
-        s.store
-            .opt_back_in(pid, d.store_id, Utc::now(), &c.channel, &caller.actor())
+        s.core
+            .opt_back_in(pid, &d, &c.channel, &caller.actor())
             .await?;
     }
     Ok(Json(consent_view(&s, &c)))
@@ -265,19 +265,19 @@ pub async fn decline_face(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let now = Utc::now();
     let channel = match &device {
         Some(dv) => format!("kiosk:{dv}"),
         None => "api".into(),
     };
     // Kept in the store (R17 on the server, across restarts and instances);
     // only for an existing person.
-    s.store
-        .record_decline(pid, d.store_id, now, &channel, &caller.actor())
+    let until = s
+        .core
+        .decline_face(pid, &d, &channel, &caller.actor())
         .await?;
     s.metrics.inc("facegate_face_declined_total", &[]);
     Ok(Json(DeclineView {
-        no_face_prompt_until: now + chrono::Duration::hours(d.scenario.quiet_period_hours as i64),
+        no_face_prompt_until: until,
         alternatives: d
             .scenario
             .alternatives()
@@ -311,8 +311,8 @@ pub async fn opt_in_face(
         None => "api".into(),
     };
     let lifted = s
-        .store
-        .opt_back_in(pid, d.store_id, Utc::now(), &channel, &caller.actor())
+        .core
+        .opt_back_in(pid, &d, &channel, &caller.actor())
         .await?;
     Ok(Json(OptInView { lifted }))
 }
@@ -392,7 +392,7 @@ pub async fn enrol(
     let t = Template::new(
         PersonId(pid),
         facegate_gallery::ScenarioId(d.store_id),
-        crate::deploy::model_id(),
+        facegate_core::deploy::model_id(),
         cap.embedding.as_slice(),
         Encoding::Int8,
     )
@@ -685,35 +685,20 @@ pub async fn verify_credential(
     // at most the limit evaluated, across processes. Per person and
     // credential; never against a person this device has just verified
     // another way (a lock-out cannot be turned against them).
-    let lock_key = format!("{}:{pid}", kind.as_str());
-    let device_uuid = device.as_deref().and_then(|x| s.device_uuid(x));
-    let vouched = match device_uuid {
-        Some(dv) => s
-            .store
-            .recent_pass(dv, pid, Utc::now() - chrono::Duration::seconds(60))
-            .await?
-            .is_some_and(|(_, m, _)| m != method.key()),
-        None => false,
-    };
-    if !vouched {
-        let policy =
-            store::AttemptPolicy::per_15_minutes(s.config.limits.credential_failures as i64);
-        if let store::Attempt::Locked { until } = s
-            .store
-            .reserve_attempt(&lock_key, policy, Utc::now())
-            .await?
-        {
-            return Err(ApiError::RateLimited {
-                retry_after_s: (until - Utc::now()).num_seconds().max(1) as u64,
-            });
-        }
-    }
+    s.core
+        .reserve_credential_attempt(
+            pid,
+            method.key(),
+            device.as_deref(),
+            s.config.limits.credential_failures as i64,
+        )
+        .await?;
     let ok = match kind {
         store::CredentialKind::Pin => s.store.verify_pin(pid, &req.secret).await?,
         k => s.store.find_by_credential(k, &req.secret).await? == Some(pid),
     };
     if ok {
-        s.store.attempt_succeeded(&lock_key).await?;
+        s.core.credential_succeeded(pid, method.key()).await?;
     }
     let result = if ok { "match" } else { "no_match" };
     let ev = attempt
@@ -740,9 +725,6 @@ pub struct PortalCode {
     pub portal_path: String,
 }
 
-/// How recently a device must have verified a person to issue their code.
-pub const PORTAL_CODE_CHECK_SECONDS: i64 = 60;
-
 /// Issue a one-time portal code for a person: at a device only for the
 /// person who passed a check there within the last minute (face or an
 /// alternative); by an operator only with the identity check recorded.
@@ -760,47 +742,19 @@ pub async fn portal_code(
     let device = caller.require_frontline(input.device_id.as_deref())?;
     let pid = pipeline::person_id(&id)?;
     pipeline::live_person(&s, pid).await?;
-    let basis = match (&caller, device) {
+    let issuer = match (&caller, device.as_deref()) {
         (
             Caller::Key {
                 role: crate::Role::Device,
                 ..
             },
             Some(dv),
-        ) => {
-            let dv_uuid = s
-                .device_uuid(&dv)
-                .ok_or_else(|| ApiError::NotFound(format!("device {dv}")))?;
-            let since = Utc::now() - chrono::Duration::seconds(PORTAL_CODE_CHECK_SECONDS);
-            let Some((receipt, method, at)) = s.store.recent_pass(dv_uuid, pid, since).await?
-            else {
-                return Err(ApiError::Forbidden(
-                    "a device may issue a portal code only for the person who passed a check at it within the last minute".into(),
-                ));
-            };
-            serde_json::json!({ "device": dv, "check_receipt": receipt, "method": method, "at": at })
-        }
-        _ => {
-            let check = input
-                .identity_check
-                .as_deref()
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| {
-                    ApiError::bad(
-                        "请记录如何核验了本人身份（identity_check）。",
-                        "record how the person's identity was checked (identity_check)",
-                    )
-                })?;
-            if check.chars().count() > 500 {
-                return Err(ApiError::bad(
-                    "身份核验说明过长。",
-                    "identity_check is too long",
-                ));
-            }
-            serde_json::json!({ "operator_identity_check": check })
-        }
+        ) => facegate_core::PortalIssuer::Device(dv),
+        _ => facegate_core::PortalIssuer::Operator {
+            identity_check: input.identity_check.as_deref(),
+        },
     };
+    let basis = s.core.portal_code_basis(pid, issuer).await?;
     let (code, expires_at) = s
         .auth
         .issue_portal_code(pid, basis, &caller.actor())

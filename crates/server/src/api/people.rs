@@ -120,10 +120,6 @@ pub struct WithdrawalView {
     pub alternatives: Vec<String>,
 }
 
-/// How recently a device must have verified a person to act for them
-/// (withdrawal at the kiosk).
-pub const DEVICE_SCOPE_SECONDS: i64 = 300;
-
 /// Withdraw a consent in one step (R8): effective at once; withdrawing
 /// processing consent deletes the face templates in the same transaction.
 #[utoipa::path(post, path = "/v1/consents/{id}/withdraw", tag = "consents", params(("id" = String, Path)),
@@ -146,19 +142,7 @@ pub async fn withdraw(
         } => {
             // A device acts only for the person in front of it: one it has
             // just verified (face or an alternative).
-            let dv_uuid = s
-                .device_uuid(dv)
-                .ok_or_else(|| ApiError::NotFound(format!("device {dv}")))?;
-            let since = chrono::Utc::now() - chrono::Duration::seconds(DEVICE_SCOPE_SECONDS);
-            if s.store
-                .recent_pass(dv_uuid, c.person_id, since)
-                .await?
-                .is_none()
-            {
-                return Err(ApiError::Forbidden(
-                    "a device may withdraw only for the person it has just verified".into(),
-                ));
-            }
+            s.core.require_person_at_device(dv, c.person_id).await?;
         }
         _ => {
             caller.require_frontline(None)?;

@@ -11,7 +11,7 @@ use facegate_store::{NewNotice, NewPia, NewScenarioVersion, Store};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::CoreError as ApiError;
 
 /// The manifest `facegate serve` runs when none is given: the policy crate's
 /// residential-compound gate (小区门禁), with a PIN offered beside card, QR
