@@ -13,6 +13,7 @@
 //! ([`CoreConfig`]).
 
 pub mod deploy;
+pub mod pipeline;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -118,6 +119,37 @@ impl Clock for ManualClock {
     }
 }
 
+/// Counts what happens (the server exports them as metrics).
+pub trait Observer: Send + Sync {
+    fn inc(&self, name: &str, labels: &[(&str, &str)]);
+}
+
+/// An observer that counts nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn inc(&self, _name: &str, _labels: &[(&str, &str)]) {}
+}
+
+/// Limits on one capture request.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureLimits {
+    /// Largest decoded image, in bytes.
+    pub max_image_bytes: usize,
+    /// Largest image, in pixels (checked from the header before decoding).
+    pub max_image_pixels: u64,
+}
+
+impl Default for CaptureLimits {
+    fn default() -> Self {
+        CaptureLimits {
+            max_image_bytes: 8 * 1024 * 1024,
+            max_image_pixels: 4096 * 4096,
+        }
+    }
+}
+
 /// How to open a core: values only.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -132,6 +164,8 @@ pub struct CoreConfig {
     pub manifest: String,
     /// ONNX Runtime threads per model call.
     pub engine_threads: usize,
+    /// Limits on one capture request.
+    pub capture: CaptureLimits,
 }
 
 /// How recently a device must have verified a person to issue their portal code.
@@ -157,13 +191,19 @@ pub struct Core {
     /// One gallery per scenario (store scenario id), in step with the store.
     pub galleries: RwLock<HashMap<Uuid, Gallery>>,
     pub clock: Arc<dyn Clock>,
+    pub observer: Arc<dyn Observer>,
+    pub limits: CaptureLimits,
     pub data_dir: PathBuf,
 }
 
 impl Core {
     /// Open (or create) the store, keys, default scenario, galleries and the
     /// face engine.
-    pub async fn open(config: CoreConfig, clock: Arc<dyn Clock>) -> CoreResult<Core> {
+    pub async fn open(
+        config: CoreConfig,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn Observer>,
+    ) -> CoreResult<Core> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(CoreError::internal)?;
         let store_keys = match config.identity_key.clone() {
@@ -220,8 +260,15 @@ impl Core {
             scenarios: RwLock::new(vec![Arc::new(d)]),
             galleries: RwLock::new(galleries),
             clock,
+            observer,
+            limits: config.capture,
             data_dir: dir,
         })
+    }
+
+    /// Count one event.
+    pub fn observe(&self, name: &str, labels: &[(&str, &str)]) {
+        self.observer.inc(name, labels);
     }
 
     /// Now, by the core's clock.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use facegate_core::{deploy, Core, CoreConfig, SystemClock};
+use facegate_core::{deploy, CaptureLimits, Core, CoreConfig, SystemClock};
 use facegate_store::{AuditHead, ChainReport, StoreKeys};
 
 use crate::auth::Auth;
@@ -44,7 +44,7 @@ impl ServerConfig {
 pub struct Inner {
     pub config: ServerConfig,
     pub auth: Auth,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub per_key: RateLimiter,
     /// The decision core: store, engine, key ring, scenarios, galleries.
     pub core: Arc<Core>,
@@ -88,6 +88,7 @@ impl AppState {
             })?,
             None => deploy::demo_manifest(),
         };
+        let metrics = Arc::new(Metrics::new());
         let core = Core::open(
             CoreConfig {
                 data_dir: dir.clone(),
@@ -95,8 +96,13 @@ impl AppState {
                 identity_key: config.identity_key.clone(),
                 manifest,
                 engine_threads: config.engine_threads,
+                capture: CaptureLimits {
+                    max_image_bytes: config.limits.max_body_bytes,
+                    max_image_pixels: config.limits.max_image_pixels,
+                },
             },
             Arc::new(SystemClock),
+            metrics.clone(),
         )
         .await?;
         let auth = Auth::new(core.store.clone());
@@ -104,7 +110,7 @@ impl AppState {
         let limits = config.limits.clone();
         Ok(AppState(Arc::new(Inner {
             auth,
-            metrics: Metrics::new(),
+            metrics,
             per_key: RateLimiter::new(limits.per_key_per_minute),
             core: Arc::new(core),
             chain_checked: Mutex::new(None),

@@ -383,12 +383,17 @@ pub async fn enrol(
         .notice_version
         .clone()
         .or_else(|| pipeline::acknowledged_notice(&facts));
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
+    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller.actor());
     let permit = attempt
         .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
         .await?;
-    let cap =
-        pipeline::capture(&s, &req.images, req.challenge, pipeline::ENROL_MIN_FACE_PX).await?;
+    let cap = pipeline::capture(
+        &s,
+        &req.images,
+        req.challenge.into(),
+        pipeline::ENROL_MIN_FACE_PX,
+    )
+    .await?;
     let t = Template::new(
         PersonId(pid),
         facegate_gallery::ScenarioId(d.store_id),
@@ -435,11 +440,11 @@ pub async fn verify(
     let pid = pipeline::person_id(&req.person_id)?;
     let facts = pipeline::person_facts(&s, &d, pid).await?;
     let ack = pipeline::acknowledged_notice(&facts).or(req.notice_version.clone());
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
+    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller.actor());
     let permit = attempt
         .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
         .await?;
-    let cap = pipeline::capture(&s, &req.images, req.challenge, 40.0).await?;
+    let cap = pipeline::capture(&s, &req.images, req.challenge.into(), 40.0).await?;
     let m = {
         let g = s.galleries.read().unwrap();
         g.get(&d.store_id)
@@ -491,7 +496,7 @@ pub async fn identify(
 ) -> ApiResult<Json<Outcome>> {
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
-    let mut attempt = pipeline::Attempt::new(&s, &d, None, device.as_deref(), &caller);
+    let mut attempt = pipeline::Attempt::new(&s, &d, None, device.as_deref(), &caller.actor());
     // Policy first, before any pixel is looked at: scenario, mode (R3),
     // device (R18/R19), PIA (R13). The person in front of the camera is not
     // known yet, so a consent-based scenario's R7 is checked per match below
@@ -534,7 +539,7 @@ pub async fn identify(
                 .await?;
         }
     }
-    let cap = pipeline::capture(&s, &req.images, req.challenge, 40.0).await?;
+    let cap = pipeline::capture(&s, &req.images, req.challenge.into(), 40.0).await?;
     let id = {
         let g = s.galleries.read().unwrap();
         match g.get(&d.store_id) {
@@ -580,8 +585,8 @@ pub async fn identify(
                 )
                 .ok()
             }
-            Err(ApiError::NotFound(_)) => None,
-            Err(e) => return Err(e),
+            Err(facegate_core::CoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
         };
         match permitted {
             Some(p) => grants = Some(p.grants),
@@ -638,7 +643,7 @@ pub async fn add_credential(
     let pid = pipeline::person_id(&req.person_id)?;
     let (kind, method) = method_of(req.kind.as_deref())?;
     let facts = pipeline::person_facts(&s, &d, pid).await?;
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
+    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller.actor());
     let permit = attempt
         .authorize(
             policy::Action::Enrol,
@@ -672,7 +677,7 @@ pub async fn verify_credential(
     let pid = pipeline::person_id(&req.person_id)?;
     let (kind, method) = method_of(req.kind.as_deref())?;
     let facts = pipeline::person_facts(&s, &d, pid).await?;
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
+    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller.actor());
     let permit = attempt
         .authorize(
             policy::Action::Verify,
