@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use facegate_server::api::frontline;
-use facegate_server::{AppState, Caller, Json, Role, ServerConfig, State};
+use facegate_server::{AppState, Role, ServerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args, Clone)]
@@ -105,11 +105,20 @@ pub enum Cmd {
     },
 }
 
-fn cli_caller() -> Caller {
-    Caller::Key {
-        key_id: "cli".into(),
-        role: Role::Operator,
-        device_id: None,
+/// The CLI acts as an operator at the capturing device; it calls the core,
+/// never an HTTP handler.
+fn cli_who(device: Option<&str>) -> facegate_core::ops::Who<'_> {
+    facegate_core::ops::Who {
+        actor: "operator:cli",
+        device,
+    }
+}
+
+/// One frame, no active challenge (the CLI reads still images).
+fn frames(images: &[String]) -> facegate_core::ops::Frames<'_> {
+    facegate_core::ops::Frames {
+        images_b64: images,
+        challenge: facegate_core::pipeline::Challenge::None,
     }
 }
 
@@ -174,17 +183,15 @@ pub fn run(cmd: Cmd) -> Result<()> {
             let s = open(&data).await?;
             let bytes = std::fs::read(&image).with_context(|| image.display().to_string())?;
             let device = device_of(&s, &data);
-            let out = frontline::verify(
-                State(s),
-                cli_caller(),
-                Json(serde_json::from_value(serde_json::json!({
-                    "person_id": person, "device_id": device,
-                    "images": [facegate_server::pipeline::encode_image(&bytes)],
-                }))?),
-            )
-            .await
-            .map_err(api_err)?;
-            print_outcome(&out.0, json)
+            let d = s.scenario(None).map_err(|e| api_err(e.into()))?;
+            let pid = facegate_core::pipeline::person_id(&person).map_err(|e| api_err(e.into()))?;
+            let images = [facegate_server::pipeline::encode_image(&bytes)];
+            let out = s
+                .core
+                .verify_face(&d, pid, cli_who(device.as_deref()), frames(&images), None)
+                .await
+                .map_err(|e| api_err(e.into()))?;
+            print_outcome(&out.into(), json)
         }),
         Cmd::LoadTest {
             seconds,
@@ -226,17 +233,14 @@ pub fn run(cmd: Cmd) -> Result<()> {
             let s = open(&data).await?;
             let bytes = std::fs::read(&image).with_context(|| image.display().to_string())?;
             let device = device_of(&s, &data);
-            let out = frontline::identify(
-                State(s),
-                cli_caller(),
-                Json(serde_json::from_value(serde_json::json!({
-                    "device_id": device,
-                    "images": [facegate_server::pipeline::encode_image(&bytes)],
-                }))?),
-            )
-            .await
-            .map_err(api_err)?;
-            print_outcome(&out.0, json)
+            let d = s.scenario(None).map_err(|e| api_err(e.into()))?;
+            let images = [facegate_server::pipeline::encode_image(&bytes)];
+            let out = s
+                .core
+                .identify(&d, cli_who(device.as_deref()), frames(&images))
+                .await
+                .map_err(|e| api_err(e.into()))?;
+            print_outcome(&out.into(), json)
         }),
     }
 }
@@ -454,27 +458,29 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
             if s.store.template_count(p.id, d.store_id).await? > 0 {
                 return Ok(None);
             }
-            let _consent = frontline::give_consent(
-                State(s.clone()),
-                cli_caller(),
-                Json(serde_json::from_value(serde_json::json!({
-                    "person_id": p.id, "notice_version": d.notice_version,
-                    "channel": r.channel, "evidence": r.evidence,
-                }))?),
-            )
-            .await
-            .map_err(api_err)?;
-            let out = frontline::enrol(
-                State(s.clone()),
-                cli_caller(),
-                Json(serde_json::from_value(serde_json::json!({
-                    "person_id": p.id, "device_id": device,
-                    "images": [facegate_server::pipeline::encode_image(&bytes)],
-                }))?),
-            )
-            .await
-            .map_err(api_err)?;
-            Ok(Some(out.0))
+            let who = cli_who(device.as_deref());
+            s.core
+                .give_consent(
+                    &d,
+                    p.id,
+                    who,
+                    facegate_core::ops::NewConsent {
+                        kind: facegate_store::ConsentKind::Processing,
+                        notice_version: &d.notice_version,
+                        channel: Some(&r.channel),
+                        evidence: &r.evidence,
+                        guardian: None,
+                    },
+                )
+                .await
+                .map_err(|e| api_err(e.into()))?;
+            let images = [facegate_server::pipeline::encode_image(&bytes)];
+            let out = s
+                .core
+                .enrol_face(&d, p.id, who, frames(&images), None)
+                .await
+                .map_err(|e| api_err(e.into()))?;
+            Ok(Some(out.into()))
         }
         .await;
         let res = match res {

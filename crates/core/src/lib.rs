@@ -13,6 +13,7 @@
 //! ([`CoreConfig`]).
 
 pub mod deploy;
+pub mod ops;
 pub mod pipeline;
 
 use std::collections::{BTreeSet, HashMap, HashSet};

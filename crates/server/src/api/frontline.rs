@@ -5,15 +5,15 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use facegate_gallery::{Decision, Encoding, PersonId, Template};
 use facegate_policy as policy;
 use facegate_store as store;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::pipeline::{self, Challenge, ConsentEvidence};
 use crate::state::AppState;
+use facegate_core::ops::{Frames, Who};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct NoticeQuery {
@@ -152,89 +152,30 @@ pub async fn give_consent(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let person = pipeline::live_person(&s, pid).await?;
-    if req.notice_version != d.notice_version {
-        return Err(policy::Refusal::new(
-            policy::RuleId::R4,
-            "The notice acknowledged is not the current version; read the current notice before consenting.",
-            "所确认的告知书不是当前版本，请重新阅读告知书后再同意。",
-        )
-        .into());
-    }
-    let minor = person
-        .identity
-        .as_ref()
-        .and_then(|i| i.date_of_birth)
-        .is_some_and(|dob| policy::is_under_14(dob, Utc::now()));
-    let given_by = match (&req.guardian, minor) {
-        (Some(g), _) => {
-            if g.name.trim().is_empty() || g.relationship.trim().is_empty() {
-                return Err(ApiError::bad(
-                    "请填写监护人姓名和关系。",
-                    "give the guardian's name and relationship",
-                ));
-            }
-            let gu = s
-                .store
-                .add_guardian(
-                    pid,
-                    &store::PersonIdentity {
-                        display_name: g.name.trim().into(),
-                        contact: g.contact.clone(),
-                        date_of_birth: None,
-                    },
-                    g.relationship.trim(),
-                    &caller.actor(),
-                )
-                .await?;
-            store::ConsentGiver::Guardian(gu.id)
-        }
-        (None, true) => {
-            return Err(policy::Refusal::new(
-                policy::RuleId::R10,
-                "This person is under 14: a parent or other guardian must consent before face recognition is used.",
-                "未满十四周岁，须由父母或其他监护人同意后才能使用人脸识别。",
-            )
-            .into())
-        }
-        (None, false) => store::ConsentGiver::Subject,
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
     };
-    let channel = req.channel.clone().unwrap_or_else(|| match &device {
-        Some(dv) => format!("kiosk:{dv}"),
-        None => "api".into(),
-    });
-    let evidence = serde_json::to_string(&ConsentEvidence {
-        notice_version: d.notice_version.clone(),
-        terms: d.scenario.consent_terms(),
-        note: if req.evidence.trim().is_empty() {
-            format!("{} agreed after the notice was shown", caller.actor())
-        } else {
-            req.evidence.clone()
-        },
-    })
-    .map_err(ApiError::internal)?;
     let c = s
-        .store
+        .core
         .give_consent(
-            &store::NewConsent {
-                person_id: pid,
-                scenario_id: d.store_id,
+            &d,
+            pid,
+            who,
+            facegate_core::ops::NewConsent {
                 kind: req.kind.unwrap_or(store::ConsentKind::Processing),
-                notice_id: Some(d.notice_id),
-                given_by,
-                channel,
-                evidence,
+                notice_version: &req.notice_version,
+                channel: req.channel.as_deref(),
+                evidence: &req.evidence,
+                guardian: req.guardian.as_ref().map(|g| facegate_core::ops::Guardian {
+                    name: &g.name,
+                    relationship: &g.relationship,
+                    contact: g.contact.as_deref(),
+                }),
             },
-            &caller.actor(),
         )
         .await?;
-    if c.kind == store::ConsentKind::Processing {
-        // Agreeing to face after a decline is the person opting back in (R17);
-        // the store records it.
-        s.core
-            .opt_back_in(pid, &d, &c.channel, &caller.actor())
-            .await?;
-    }
     Ok(Json(consent_view(&s, &c)))
 }
 
@@ -348,6 +289,15 @@ pub struct Outcome {
     pub liveness: Option<f32>,
 }
 
+impl From<facegate_core::ops::Outcome> for Outcome {
+    fn from(o: facegate_core::ops::Outcome) -> Self {
+        Outcome {
+            liveness: o.liveness,
+            ..Outcome::of(&o.event, o.outcome, o.grants)
+        }
+    }
+}
+
 impl Outcome {
     /// The answer to a decision, read off its receipt (so the two cannot
     /// disagree). `grants` is given only when the person passed.
@@ -378,52 +328,20 @@ pub async fn enrol(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let facts = pipeline::person_facts(&s, &d, pid).await?;
-    let ack = req
-        .notice_version
-        .clone()
-        .or_else(|| pipeline::acknowledged_notice(&facts));
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller.actor());
-    let permit = attempt
-        .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
+    };
+    let frames = Frames {
+        images_b64: &req.images,
+        challenge: req.challenge.into(),
+    };
+    let o = s
+        .core
+        .enrol_face(&d, pid, who, frames, req.notice_version.clone())
         .await?;
-    let cap = pipeline::capture(
-        &s,
-        &req.images,
-        req.challenge.into(),
-        pipeline::ENROL_MIN_FACE_PX,
-    )
-    .await?;
-    let t = Template::new(
-        PersonId(pid),
-        facegate_gallery::ScenarioId(d.store_id),
-        facegate_core::deploy::model_id(),
-        cap.embedding.as_slice(),
-        Encoding::Int8,
-    )
-    .map_err(ApiError::internal)?;
-    let sealed = s.keyring.seal(&t).map_err(ApiError::internal)?;
-    pipeline::persist_data_key(&s, sealed.key_id()).await?;
-    s.store
-        .enrol(
-            &store::Enrolment {
-                person_id: pid,
-                scenario_id: d.store_id,
-                device_id: device.as_deref().and_then(|x| d.devices.get(x).copied()),
-                sealed_template: sealed.to_bytes(),
-            },
-            &attempt.actor,
-        )
-        .await?;
-    if let Some(g) = s.galleries.write().unwrap().get_mut(&d.store_id) {
-        g.add(&t).map_err(ApiError::internal)?;
-    }
-    drop(t);
-    let ev = attempt.record("face", "enrolled", None, None, None).await?;
-    Ok(Json(Outcome {
-        liveness: cap.liveness,
-        ..Outcome::of(&ev, "enrolled", Some(permit.grants))
-    }))
+    Ok(Json(o.into()))
 }
 
 /// 1:1 face verification of a claimed person.
@@ -438,41 +356,20 @@ pub async fn verify(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let facts = pipeline::person_facts(&s, &d, pid).await?;
-    let ack = pipeline::acknowledged_notice(&facts).or(req.notice_version.clone());
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller.actor());
-    let permit = attempt
-        .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
-        .await?;
-    let cap = pipeline::capture(&s, &req.images, req.challenge.into(), 40.0).await?;
-    let m = {
-        let g = s.galleries.read().unwrap();
-        g.get(&d.store_id)
-            .map(|g| g.verify(PersonId(pid), cap.embedding.as_slice()))
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
     };
-    let (pass, score, threshold) = match m {
-        Some(Ok(m)) => (m.accepted, Some(m.score), Some(m.threshold)),
-        Some(Err(facegate_gallery::Error::UnknownPerson(_))) | None => (false, None, None),
-        Some(Err(e)) => return Err(ApiError::internal(e)),
+    let frames = Frames {
+        images_b64: &req.images,
+        challenge: req.challenge.into(),
     };
-    let result = if pass { "match" } else { "no_match" };
-    let ev = attempt
-        .record("face", result, score, threshold, None)
+    let o = s
+        .core
+        .verify_face(&d, pid, who, frames, req.notice_version.clone())
         .await?;
-    Ok(Json(Outcome {
-        liveness: cap.liveness,
-        ..pass_or_fail(&ev, pass, permit)
-    }))
-}
-
-/// The outcome of a 1:1 check (face or an alternative): what passing grants
-/// is the same whichever method passed (R15, R17).
-fn pass_or_fail(ev: &store::VerificationEvent, pass: bool, permit: policy::Permit) -> Outcome {
-    if pass {
-        Outcome::of(ev, "pass", Some(permit.grants))
-    } else {
-        Outcome::of(ev, "fail", None)
-    }
+    Ok(Json(o.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -496,115 +393,17 @@ pub async fn identify(
 ) -> ApiResult<Json<Outcome>> {
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
-    let mut attempt = pipeline::Attempt::new(&s, &d, None, device.as_deref(), &caller.actor());
-    // Policy first, before any pixel is looked at: scenario, mode (R3),
-    // device (R18/R19), PIA (R13). The person in front of the camera is not
-    // known yet, so a consent-based scenario's R7 is checked per match below
-    // (1:N over the consenting gallery).
-    let pre = policy::authorize_with_notice(
-        &d.scenario,
-        &d.notice_version,
-        &policy::Processing {
-            action: policy::Action::Identify,
-            method: policy::Method::Face,
-            purpose_id: d.scenario.purpose_id.clone(),
-            person: policy::PersonFacts::default(),
-            device: match device.as_deref() {
-                Some(id) => Some(
-                    d.scenario
-                        .device(id)
-                        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?
-                        .facts(),
-                ),
-                None => None,
-            },
-            at: Utc::now(),
-            notice_version: Some(d.notice_version.clone()),
-            pia: d.pia_status,
-        },
-    );
-    let consent_based = d.scenario.legal_basis == policy::LegalBasis::Consent;
-    match pre {
-        Ok(_) => {}
-        Err(r) if r.rule == policy::RuleId::R7 && consent_based => {}
-        Err(_) => {
-            // Record and return the refusal the usual way.
-            attempt
-                .authorize(
-                    policy::Action::Identify,
-                    policy::Method::Face,
-                    policy::PersonFacts::default(),
-                    Some(d.notice_version.clone()),
-                )
-                .await?;
-        }
-    }
-    let cap = pipeline::capture(&s, &req.images, req.challenge.into(), 40.0).await?;
-    let id = {
-        let g = s.galleries.read().unwrap();
-        match g.get(&d.store_id) {
-            Some(g) if !g.is_empty() => Some(
-                g.identify(cap.embedding.as_slice(), 5)
-                    .map_err(ApiError::internal)?,
-            ),
-            _ => None,
-        }
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
     };
-    let (mut person, mut score, threshold) = match &id {
-        Some(i) => match i.decision {
-            Decision::Known { person, score } => (Some(person.0), Some(score), Some(i.threshold)),
-            Decision::Unknown => (None, None, Some(i.threshold)),
-        },
-        None => (None, None, None),
+    let frames = Frames {
+        images_b64: &req.images,
+        challenge: req.challenge.into(),
     };
-    // A match counts only for a person whose processing (or guardian's)
-    // consent is active under the notice in force: policy decides it as it
-    // would a 1:1 check of that person. Otherwise the answer is `unknown`,
-    // and nothing about the probe or the candidate is kept.
-    let mut grants = None;
-    if let Some(pid) = person {
-        let permitted = match pipeline::person_facts(&s, &d, pid).await {
-            Ok(facts) => {
-                let ack = pipeline::acknowledged_notice(&facts);
-                policy::authorize_with_notice(
-                    &d.scenario,
-                    &d.notice_version,
-                    &policy::Processing {
-                        action: policy::Action::Verify,
-                        method: policy::Method::Face,
-                        purpose_id: d.scenario.purpose_id.clone(),
-                        person: facts,
-                        device: device
-                            .as_deref()
-                            .and_then(|id| d.scenario.device(id))
-                            .map(|x| x.facts()),
-                        at: Utc::now(),
-                        notice_version: ack,
-                        pia: d.pia_status,
-                    },
-                )
-                .ok()
-            }
-            Err(facegate_core::CoreError::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        match permitted {
-            Some(p) => grants = Some(p.grants),
-            None => {
-                person = None;
-                score = None;
-            }
-        }
-    }
-    attempt.person = person;
-    let result = if person.is_some() { "known" } else { "unknown" };
-    let ev = attempt
-        .record("face", result, score, threshold, None)
-        .await?;
-    Ok(Json(Outcome {
-        liveness: cap.liveness,
-        ..Outcome::of(&ev, result, grants)
-    }))
+    let o = s.core.identify(&d, who, frames).await?;
+    Ok(Json(o.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -615,18 +414,6 @@ pub struct CredentialInput {
     /// `pin` (default), `card` or `qr`.
     pub kind: Option<String>,
     pub secret: String,
-}
-
-fn method_of(kind: Option<&str>) -> Result<(store::CredentialKind, policy::Method), ApiError> {
-    match kind.unwrap_or("pin") {
-        "pin" => Ok((store::CredentialKind::Pin, policy::Method::Pin)),
-        "card" => Ok((store::CredentialKind::Card, policy::Method::Card)),
-        "qr" | "qr_code" => Ok((store::CredentialKind::Qr, policy::Method::QrCode)),
-        k => Err(ApiError::bad(
-            format!("不支持的凭证类型：{k}"),
-            format!("unsupported credential kind: {k}"),
-        )),
-    }
 }
 
 /// Register an alternative credential (R15): a PIN, card or QR token.
@@ -641,24 +428,17 @@ pub async fn add_credential(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let (kind, method) = method_of(req.kind.as_deref())?;
-    let facts = pipeline::person_facts(&s, &d, pid).await?;
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller.actor());
-    let permit = attempt
-        .authorize(
-            policy::Action::Enrol,
-            method,
-            facts,
-            Some(d.notice_version.clone()),
-        )
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
+    };
+    let kind = req.kind.as_deref().unwrap_or("pin");
+    let o = s
+        .core
+        .add_credential(&d, pid, who, kind, &req.secret)
         .await?;
-    s.store
-        .add_credential(pid, kind, &req.secret, &attempt.actor)
-        .await?;
-    let ev = attempt
-        .record(method.key(), "enrolled", None, None, None)
-        .await?;
-    Ok(Json(Outcome::of(&ev, "enrolled", Some(permit.grants))))
+    Ok(Json(o.into()))
 }
 
 /// Verify by an alternative credential: the same outcome face would give
@@ -675,41 +455,18 @@ pub async fn verify_credential(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let (kind, method) = method_of(req.kind.as_deref())?;
-    let facts = pipeline::person_facts(&s, &d, pid).await?;
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller.actor());
-    let permit = attempt
-        .authorize(
-            policy::Action::Verify,
-            method,
-            facts,
-            Some(d.notice_version.clone()),
-        )
-        .await?;
-    // Counted in the store before the secret is checked, so a burst gets
-    // at most the limit evaluated, across processes. Per person and
-    // credential; never against a person this device has just verified
-    // another way (a lock-out cannot be turned against them).
-    s.core
-        .reserve_credential_attempt(
-            pid,
-            method.key(),
-            device.as_deref(),
-            s.config.limits.credential_failures as i64,
-        )
-        .await?;
-    let ok = match kind {
-        store::CredentialKind::Pin => s.store.verify_pin(pid, &req.secret).await?,
-        k => s.store.find_by_credential(k, &req.secret).await? == Some(pid),
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
     };
-    if ok {
-        s.core.credential_succeeded(pid, method.key()).await?;
-    }
-    let result = if ok { "match" } else { "no_match" };
-    let ev = attempt
-        .record(method.key(), result, None, None, None)
+    let kind = req.kind.as_deref().unwrap_or("pin");
+    let limit = s.config.limits.credential_failures as i64;
+    let o = s
+        .core
+        .verify_credential(&d, pid, who, kind, &req.secret, limit)
         .await?;
-    Ok(Json(pass_or_fail(&ev, ok, permit)))
+    Ok(Json(o.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema, Default)]
