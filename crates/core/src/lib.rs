@@ -205,6 +205,17 @@ impl Core {
         clock: Arc<dyn Clock>,
         observer: Arc<dyn Observer>,
     ) -> CoreResult<Core> {
+        Core::open_with_engine(config, clock, observer, None).await
+    }
+
+    /// [`Core::open`] reusing a face engine already loaded (a restart in
+    /// tests, several cores in one process).
+    pub async fn open_with_engine(
+        config: CoreConfig,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn Observer>,
+        engine: Option<Arc<facegate_vision::Engine>>,
+    ) -> CoreResult<Core> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(CoreError::internal)?;
         let store_keys = match config.identity_key.clone() {
@@ -239,21 +250,28 @@ impl Core {
         };
         let d = deploy::deploy(&store, processor_id, &config.manifest, &dir).await?;
         let gallery = deploy::load_gallery(&store, &keyring, d.store_id).await?;
-        let threads = config.engine_threads.max(1);
-        let engine = tokio::task::spawn_blocking(move || {
-            facegate_vision::Engine::new(facegate_vision::EngineOptions {
-                intra_threads: threads,
-                ..Default::default()
-            })
-        })
-        .await
-        .map_err(CoreError::internal)?
-        .map_err(CoreError::internal)?;
+        let engine = match engine {
+            Some(e) => e,
+            None => {
+                let threads = config.engine_threads.max(1);
+                Arc::new(
+                    tokio::task::spawn_blocking(move || {
+                        facegate_vision::Engine::new(facegate_vision::EngineOptions {
+                            intra_threads: threads,
+                            ..Default::default()
+                        })
+                    })
+                    .await
+                    .map_err(CoreError::internal)?
+                    .map_err(CoreError::internal)?,
+                )
+            }
+        };
         let mut galleries = HashMap::new();
         galleries.insert(d.store_id, gallery);
         Ok(Core {
             store,
-            engine: Arc::new(engine),
+            engine,
             keys_in_store: Mutex::new(keyring.wrapped_keys().iter().map(|w| w.id).collect()),
             keyring,
             processor_id,

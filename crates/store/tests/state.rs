@@ -267,3 +267,31 @@ async fn bulk_rows_are_remembered(db: Db) {
     assert_eq!(db.store.enrol_row("row-1").await.unwrap(), Some(p.id));
 }
 both!(bulk_rows_are_remembered);
+
+/// Regression (found by the core's model-based test): a receipt without a
+/// score followed by one with a score on the same connection failed on
+/// PostgreSQL ("incorrect binary data format in bind parameter 8").
+async fn receipts_with_and_without_scores_alternate(db: Db) {
+    let w = world(&db.store).await;
+    for i in 0..6 {
+        let score = (i % 2 == 1).then_some(0.8);
+        let threshold = (i % 3 != 0).then_some(0.4);
+        db.store
+            .record_verification(
+                &NewVerificationEvent {
+                    person_id: None,
+                    scenario_id: w.scenario,
+                    device_id: Some(w.device),
+                    method: "face".into(),
+                    result: "no_match".into(),
+                    score,
+                    threshold,
+                    refusal_rule: None,
+                },
+                "t",
+            )
+            .await
+            .unwrap();
+    }
+}
+both!(receipts_with_and_without_scores_alternate);
