@@ -617,4 +617,18 @@ impl Store {
         .await?;
         r.i("n")
     }
+
+    /// The active device registered under `name` for a scenario, if any
+    /// (how a deployment finds its devices again, from any process).
+    pub async fn device_named(&self, scenario: Uuid, name: &str) -> Result<Option<Uuid>> {
+        let r = sqlx::query(
+            "SELECT id FROM devices WHERE scenario_id = $1 AND name = $2 AND retired_at IS NULL
+             ORDER BY created_at LIMIT 1",
+        )
+        .bind(scenario.to_string())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.map(|r| r.id("id")).transpose()
+    }
 }
