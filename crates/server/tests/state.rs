@@ -487,3 +487,56 @@ async fn scenarios_keep_their_identity_and_reuploading_never_changes_the_default
     }
     assert_eq!(t.state.scenarios.read().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn r7_identification_runs_over_the_consenting_gallery_and_keeps_nothing_of_an_unknown() {
+    let manifest = facegate_server::deploy::demo_manifest().replacen(
+        "mode = \"verification\"",
+        "mode = \"identification\"\nidentification_justification = { zh = \"住户走近闸机即可通行\", en = \"residents pass as they walk up\" }",
+        1,
+    );
+    let t = common::server_with_manifest(Some(manifest)).await;
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &p, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let identify = |fixture: &'static str| {
+        let t = &t;
+        async move {
+            let bytes = std::fs::read(facegate_assets::fixture(fixture).unwrap()).unwrap();
+            t.call(
+                "POST",
+                "/v1/identify",
+                Some(&t.device),
+                Some(json!({"device_id": "gate-north-1",
+                            "images": [facegate_server::pipeline::encode_image(&bytes)]})),
+            )
+            .await
+        }
+    };
+    // Not refused R7 for the stranger in front of the camera: the
+    // consenting resident is recognised.
+    let (s, b) = identify("obama2.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "known", "{b}");
+    assert_eq!(b["person_id"], p.as_str());
+    // Someone not enrolled: unknown, and the receipt keeps nothing about them.
+    let (s, b) = identify("biden.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "unknown", "{b}");
+    assert!(b["person_id"].is_null() && b["score"].is_null(), "{b}");
+    // After withdrawal the resident is unknown too.
+    let cs = t.consents(&p).await;
+    let cid = cs[0]["id"].as_str().unwrap();
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/consents/{cid}/withdraw"),
+            Some(&t.admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = identify("obama2.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "unknown", "{b}");
+}
