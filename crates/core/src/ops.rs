@@ -75,7 +75,60 @@ pub struct Guardian<'a> {
     pub contact: Option<&'a str>,
 }
 
+/// On whose behalf a person-level action is taken.
+#[derive(Debug, Clone, Copy)]
+pub enum Acting<'a> {
+    /// The person themself (portal session): only their own records.
+    Person(Uuid),
+    /// A device key: only for the person it has just verified.
+    Device(&'a str),
+    /// An operator or admin (role already checked by the caller).
+    Operator,
+}
+
 impl Core {
+    /// Withdraw a consent in one step (R8). Withdrawing the processing
+    /// consent deletes every template of that person under the scenario in
+    /// the same transaction (the receipt says how many) and drops them from
+    /// the gallery. A person withdraws only their own; a device only for the
+    /// person in front of it.
+    pub async fn withdraw_consent(
+        &self,
+        consent: Uuid,
+        acting: Acting<'_>,
+        channel: &str,
+        actor: &str,
+    ) -> CoreResult<store::WithdrawalReceipt> {
+        let c = self.store.consent(consent).await?;
+        match acting {
+            Acting::Person(me) if me != c.person_id => {
+                return Err(CoreError::NotFound("consent".into()))
+            }
+            Acting::Device(dv) => self.require_person_at_device(dv, c.person_id).await?,
+            _ => {}
+        }
+        let r = self.store.withdraw_consent(consent, channel, actor).await?;
+        if c.kind == store::ConsentKind::Processing {
+            self.forget_person(c.person_id, Some(c.scenario_id));
+        }
+        self.observe("facegate_withdrawals_total", &[]);
+        Ok(r)
+    }
+
+    /// Erase a person: templates, credentials and identity go in one
+    /// transaction (consent and audit records stay, R14); the galleries
+    /// forget them and their portal sessions end.
+    pub async fn erase_person(
+        &self,
+        person: Uuid,
+        actor: &str,
+    ) -> CoreResult<store::DeletionReceipt> {
+        let r = self.store.erase_person(person, actor).await?;
+        self.forget_person(person, None);
+        self.store.end_portal_sessions(person).await?;
+        Ok(r)
+    }
+
     /// Give a separate consent (R7) under the notice just shown (R4); a
     /// person under 14 needs a guardian's (R10). One record per person,
     /// scenario and kind: giving it again while active returns that record.

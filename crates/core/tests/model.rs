@@ -209,11 +209,14 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
                         .await
                         .map_err(|e| fail(e.to_string()))?
                         .ok_or_else(|| fail("model says active, store has none".into()))?;
-                    c.store
-                        .withdraw_consent(active.id, "kiosk", "device:mbt")
-                        .await
-                        .map_err(|e| fail(e.to_string()))?;
-                    c.forget_person(p.id, Some(d.store_id));
+                    c.withdraw_consent(
+                        active.id,
+                        facegate_core::ops::Acting::Operator,
+                        "kiosk",
+                        "operator:mbt",
+                    )
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
                     p.consent = ConsentState::Withdrawn;
                     p.enrolled = false;
                 }
@@ -377,11 +380,9 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
             Op::Erase(i) => {
                 let p = &mut people[i];
                 if !p.erased {
-                    c.store
-                        .erase_person(p.id, "operator:mbt")
+                    c.erase_person(p.id, "operator:mbt")
                         .await
                         .map_err(|e| fail(e.to_string()))?;
-                    c.forget_person(p.id, None);
                     p.erased = true;
                     p.enrolled = false;
                 }
