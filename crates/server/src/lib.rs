@@ -35,7 +35,12 @@ pub use state::{AppState, ServerConfig};
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let sweeper = tokio::spawn(sweep_forever(state.clone()));
     let app = routes::router(state);
-    let r = axum::serve(listener, app).await;
+    // The peer address reaches handlers (portal-code limits per source).
+    let r = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await;
     sweeper.abort();
     r
 }

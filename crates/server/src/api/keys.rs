@@ -123,10 +123,11 @@ pub struct PortalSession {
         (status = 429, body = crate::ErrorBody)))]
 pub async fn redeem(
     State(s): State<AppState>,
+    peer: Option<axum::extract::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: axum::http::HeaderMap,
     Json(req): Json<RedeemCode>,
 ) -> ApiResult<Json<PortalSession>> {
-    let source = source_of(&headers);
+    let source = source_of(&headers, peer.map(|p| p.0 .0.ip()));
     redeem_limits(&s, &source).await?;
     match s.auth.redeem_portal_code(&req.code).await? {
         Some((token, person_id, expires_at)) => {
@@ -150,18 +151,31 @@ pub const PORTAL_FAILURES_PER_SOURCE: i64 = 10;
 /// still try, so a guessing campaign cannot lock everyone out.
 pub const PORTAL_FAILURES_CODE_SPACE: i64 = 1000;
 
-/// The caller's source: the first `X-Forwarded-For` hop set by the reverse
-/// proxy, else `X-Real-IP`, else one shared "direct" source.
-fn source_of(headers: &axum::http::HeaderMap) -> String {
-    let h = |n: &str| {
+/// The caller's source: the peer address; when the peer is a reverse proxy
+/// on this host (loopback), the hop it appended to `X-Forwarded-For` (the
+/// last one; earlier hops are whatever the client wrote), else `X-Real-IP`.
+fn source_of(headers: &axum::http::HeaderMap, peer: Option<std::net::IpAddr>) -> String {
+    if let Some(ip) = peer.filter(|ip| !ip.is_loopback()) {
+        return ip.to_string();
+    }
+    let h = |n: &str, last: bool| {
         headers
             .get(n)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(',').next().unwrap_or("").trim().to_string())
-            .filter(|v| !v.is_empty() && v.len() <= 64)
+            .and_then(|v| {
+                let mut hops = v.split(',').map(str::trim).filter(|x| !x.is_empty());
+                if last {
+                    hops.next_back()
+                } else {
+                    hops.next()
+                }
+            })
+            .filter(|v| v.len() <= 64)
+            .map(str::to_string)
     };
-    h("x-forwarded-for")
-        .or_else(|| h("x-real-ip"))
+    h("x-forwarded-for", true)
+        .or_else(|| h("x-real-ip", false))
+        .or_else(|| peer.map(|ip| ip.to_string()))
         .unwrap_or_else(|| "direct".into())
 }
 
@@ -198,4 +212,25 @@ async fn redeem_limits(s: &AppState, source: &str) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_of;
+
+    #[test]
+    fn a_client_cannot_choose_its_source_by_header() {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("x-forwarded-for", "1.2.3.4, 203.0.113.7".parse().unwrap());
+        // Directly exposed: the peer address counts, not the header.
+        let peer: std::net::IpAddr = "198.51.100.9".parse().unwrap();
+        assert_eq!(source_of(&h, Some(peer)), "198.51.100.9");
+        // Behind a proxy on this host: the hop the proxy appended.
+        let proxy: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(source_of(&h, Some(proxy)), "203.0.113.7");
+        assert_eq!(
+            source_of(&axum::http::HeaderMap::new(), Some(proxy)),
+            "127.0.0.1"
+        );
+    }
 }
