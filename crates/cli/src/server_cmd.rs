@@ -7,18 +7,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use facegate_server::api::{frontline, people};
-use facegate_server::{AppState, Caller, Json, Role, ServerConfig, State};
+use facegate_server::api::frontline;
+use facegate_server::{AppState, Role, ServerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args, Clone)]
 pub struct DataArgs {
-    /// Data directory: SQLite files, key files, keys.json [env FACEGATE_DATA; default ./facegate-data].
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Database URL (`postgres://…` for a shared deployment) [env FACEGATE_DATABASE_URL]; default SQLite in the data directory.
-    #[arg(long)]
-    database: Option<String>,
+    /// Data directory, database and identity key: the same flags and
+    /// variables as the store commands (`facegate audit verify` …).
+    #[command(flatten)]
+    loc: crate::store_cmd::Location,
     /// Scenario manifest (TOML) [env FACEGATE_SCENARIO]; default: the built-in residential-gate demo (小区门禁).
     #[arg(long)]
     scenario: Option<PathBuf>,
@@ -29,23 +27,21 @@ pub struct DataArgs {
 
 impl DataArgs {
     fn dir(&self) -> PathBuf {
-        self.data
-            .clone()
-            .or_else(|| std::env::var_os("FACEGATE_DATA").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("facegate-data"))
+        self.loc.dir()
     }
 
-    fn config(&self) -> ServerConfig {
+    /// Every setting read once, here; the server library takes values.
+    fn config(&self) -> Result<ServerConfig> {
         let mut c = ServerConfig::new(self.dir());
-        c.database_url = self
-            .database
-            .clone()
-            .or_else(|| std::env::var("FACEGATE_DATABASE_URL").ok());
+        c.database_url = Some(self.loc.url());
+        // FACEGATE_IDENTITY_KEY or --key-file, as `audit verify` reads them;
+        // else the server's default file in the data directory.
+        c.identity_key = Some(self.loc.keys(true)?);
         c.scenario = self
             .scenario
             .clone()
             .or_else(|| std::env::var_os("FACEGATE_SCENARIO").map(PathBuf::from));
-        c
+        Ok(c)
     }
 }
 
@@ -61,6 +57,9 @@ pub enum Cmd {
         /// Issue a new admin key even if one exists.
         #[arg(long)]
         new_admin_key: bool,
+        /// Replace the kiosk's device key (the old one is revoked).
+        #[arg(long)]
+        new_kiosk_key: bool,
     },
     /// Enrol a folder of face images in bulk; consent evidence comes from a CSV
     /// with columns `file,name,date_of_birth,channel,evidence` (header row required).
@@ -124,11 +123,20 @@ pub enum Cmd {
     },
 }
 
-fn cli_caller() -> Caller {
-    Caller::Key {
-        key_id: "cli".into(),
-        role: Role::Operator,
-        device_id: None,
+/// The CLI acts as an operator at the capturing device; it calls the core,
+/// never an HTTP handler.
+fn cli_who(device: Option<&str>) -> facegate_core::ops::Who<'_> {
+    facegate_core::ops::Who {
+        actor: "operator:cli",
+        device,
+    }
+}
+
+/// One frame, no active challenge (the CLI reads still images).
+fn frames(images: &[String]) -> facegate_core::ops::Frames<'_> {
+    facegate_core::ops::Frames {
+        images_b64: images,
+        challenge: facegate_core::pipeline::Challenge::None,
     }
 }
 
@@ -242,7 +250,9 @@ fn device_of(s: &AppState, data: &DataArgs) -> Option<String> {
 }
 
 async fn open(data: &DataArgs) -> Result<AppState> {
-    AppState::open(data.config())
+    std::fs::create_dir_all(data.dir())
+        .with_context(|| format!("creating {}", data.dir().display()))?;
+    AppState::open(data.config()?)
         .await
         .map_err(api_err)
         .with_context(|| format!("opening facegate data in {}", data.dir().display()))
@@ -268,7 +278,8 @@ pub fn run(cmd: Cmd) -> Result<()> {
             data,
             bind,
             new_admin_key,
-        } => rt.block_on(serve(data, bind, new_admin_key)),
+            new_kiosk_key,
+        } => rt.block_on(serve(data, bind, new_admin_key, new_kiosk_key)),
         Cmd::Enrol {
             dir,
             consents,
@@ -284,17 +295,15 @@ pub fn run(cmd: Cmd) -> Result<()> {
             let s = open(&data).await?;
             let bytes = std::fs::read(&image).with_context(|| image.display().to_string())?;
             let device = device_of(&s, &data);
-            let out = frontline::verify(
-                State(s),
-                cli_caller(),
-                Json(serde_json::from_value(serde_json::json!({
-                    "person_id": person, "device_id": device,
-                    "images": [facegate_server::pipeline::encode_image(&bytes)],
-                }))?),
-            )
-            .await
-            .map_err(api_err)?;
-            print_outcome(&out.0, json)
+            let d = s.scenario(None).map_err(|e| api_err(e.into()))?;
+            let pid = facegate_core::pipeline::person_id(&person).map_err(|e| api_err(e.into()))?;
+            let images = [facegate_server::pipeline::encode_image(&bytes)];
+            let out = s
+                .core
+                .verify_face(&d, pid, cli_who(device.as_deref()), frames(&images), None)
+                .await
+                .map_err(|e| api_err(e.into()))?;
+            print_outcome(&out.into(), json)
         }),
         Cmd::LoadTest {
             seconds,
@@ -353,17 +362,14 @@ pub fn run(cmd: Cmd) -> Result<()> {
             let s = open(&data).await?;
             let bytes = std::fs::read(&image).with_context(|| image.display().to_string())?;
             let device = device_of(&s, &data);
-            let out = frontline::identify(
-                State(s),
-                cli_caller(),
-                Json(serde_json::from_value(serde_json::json!({
-                    "device_id": device,
-                    "images": [facegate_server::pipeline::encode_image(&bytes)],
-                }))?),
-            )
-            .await
-            .map_err(api_err)?;
-            print_outcome(&out.0, json)
+            let d = s.scenario(None).map_err(|e| api_err(e.into()))?;
+            let images = [facegate_server::pipeline::encode_image(&bytes)];
+            let out = s
+                .core
+                .identify(&d, cli_who(device.as_deref()), frames(&images))
+                .await
+                .map_err(|e| api_err(e.into()))?;
+            print_outcome(&out.into(), json)
         }),
     }
 }
@@ -389,32 +395,59 @@ fn print_outcome(o: &frontline::Outcome, json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn serve(data: DataArgs, bind: SocketAddr, new_admin_key: bool) -> Result<()> {
+async fn serve(
+    data: DataArgs,
+    bind: SocketAddr,
+    new_admin_key: bool,
+    new_kiosk_key: bool,
+) -> Result<()> {
     println!("facegate: opening {} …", data.dir().display());
     let s = open(&data).await?;
-    let d = s.scenario(None).map_err(api_err)?;
+    let d = s.scenario(None).map_err(|e| api_err(e.into()))?;
     let mut printed_admin = None;
-    if new_admin_key || !s.auth.has_admin() {
+    if new_admin_key || !s.auth.has_admin().await.map_err(api_err)? {
         printed_admin = Some(
             s.auth
-                .issue(Role::Admin, None, "first admin (facegate serve)")?,
+                .issue(
+                    Role::Admin,
+                    None,
+                    "first admin (facegate serve)",
+                    "cli:serve",
+                )
+                .await
+                .map_err(api_err)?,
         );
     }
-    // A fresh key for the kiosk page of the first device at every start; the
-    // previous start's kiosk key is revoked.
+    // The kiosk page of the first device gets a key at the first start; it is
+    // kept in the store, so a restart leaves the gate running. A new one
+    // (revoking the old) only with --new-kiosk-key.
     let device = d.scenario.devices.first().map(|x| x.id.clone());
     let mut kiosk_key = None;
     if let Some(dev) = &device {
-        for k in s.auth.list() {
-            if k.label == "kiosk (facegate serve)" && !k.revoked {
-                s.auth.revoke(&k.id)?;
+        let existing: Vec<_> = s
+            .auth
+            .list()
+            .await
+            .map_err(api_err)?
+            .into_iter()
+            .filter(|k| k.label == "kiosk (facegate serve)" && !k.revoked)
+            .collect();
+        if new_kiosk_key || existing.is_empty() {
+            for k in existing {
+                s.auth.revoke(&k.id, "cli:serve").await.map_err(api_err)?;
             }
+            kiosk_key = Some(
+                s.auth
+                    .issue(
+                        Role::Device,
+                        Some(dev.clone()),
+                        "kiosk (facegate serve)",
+                        "cli:serve",
+                    )
+                    .await
+                    .map_err(api_err)?,
+            );
         }
-        kiosk_key = Some(s.auth.issue(
-            Role::Device,
-            Some(dev.clone()),
-            "kiosk (facegate serve)",
-        )?);
     }
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -426,8 +459,14 @@ async fn serve(data: DataArgs, bind: SocketAddr, new_admin_key: bool) -> Result<
         d.scenario.name.get(facegate_policy::Lang::En),
         &d.notice_version[..12.min(d.notice_version.len())]
     );
-    if let (Some(dev), Some(k)) = (&device, &kiosk_key) {
-        println!("kiosk:   http://{addr}/kiosk#device={dev}&key={}", k.key);
+    match (&device, &kiosk_key) {
+        (Some(dev), Some(k)) => {
+            println!("kiosk:   http://{addr}/kiosk#device={dev}&key={}", k.key)
+        }
+        (Some(_), None) => println!(
+            "kiosk:   key issued at an earlier start, still valid (use --new-kiosk-key to replace it)"
+        ),
+        _ => {}
     }
     println!("portal:  http://{addr}/portal");
     println!("console: http://{addr}/console");
@@ -499,51 +538,92 @@ fn read_consents(path: &Path) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The key of one CSV row: what identifies it across runs.
+fn row_key(scenario: &str, image: &[u8], r: &Row) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [
+        scenario.as_bytes(),
+        &Sha256::digest(image)[..],
+        r.name.as_bytes(),
+        r.dob.map(|d| d.to_string()).unwrap_or_default().as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    format!("csv:{}", hex::encode(h.finalize()))
+}
+
 async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Result<()> {
     let rows = read_consents(consents)?;
     let s = open(data).await?;
-    let d = s.scenario(None).map_err(api_err)?;
+    let d = s.scenario(None).map_err(|e| api_err(e.into()))?;
     let device = device_of(&s, data);
     let bar = ProgressBar::new(rows.len() as u64);
     bar.set_style(ProgressStyle::with_template(
         "{bar:40} {pos}/{len} {msg} ({eta})",
     )?);
-    let (mut ok, mut failed) = (0, 0);
+    let (mut ok, mut failed, mut skipped) = (0, 0, 0);
     for r in rows {
-        let res: Result<frontline::Outcome> = async {
+        let res: Result<Option<frontline::Outcome>> = async {
             let bytes = std::fs::read(dir.join(&r.file)).with_context(|| r.file.clone())?;
-            let p = people::create(
-                State(s.clone()),
-                cli_caller(),
-                Json(serde_json::from_value(serde_json::json!({
-                    "display_name": r.name, "date_of_birth": r.dob,
-                }))?),
-            )
-            .await
-            .map_err(api_err)?;
-            let _consent = frontline::give_consent(
-                State(s.clone()),
-                cli_caller(),
-                Json(serde_json::from_value(serde_json::json!({
-                    "person_id": p.0.id, "notice_version": d.notice_version,
-                    "channel": r.channel, "evidence": r.evidence,
-                }))?),
-            )
-            .await
-            .map_err(api_err)?;
-            let out = frontline::enrol(
-                State(s.clone()),
-                cli_caller(),
-                Json(serde_json::from_value(serde_json::json!({
-                    "person_id": p.0.id, "device_id": device,
-                    "images": [facegate_server::pipeline::encode_image(&bytes)],
-                }))?),
-            )
-            .await
-            .map_err(api_err)?;
-            Ok(out.0)
+            // The row's key: scenario, file content, name and date of birth.
+            // A restarted run finds the person an earlier run registered for
+            // it and skips a row whose face is already enrolled.
+            let key = row_key(&d.scenario.id, &bytes, &r);
+            let (p, _) = s
+                .store
+                .person_for_row(
+                    &key,
+                    s.processor_id,
+                    &facegate_store::PersonIdentity {
+                        display_name: r.name.clone(),
+                        contact: None,
+                        date_of_birth: r.dob,
+                    },
+                    "cli:enrol",
+                )
+                .await?;
+            if s.store.template_count(p.id, d.store_id).await? > 0 {
+                return Ok(None);
+            }
+            let who = cli_who(device.as_deref());
+            s.core
+                .give_consent(
+                    &d,
+                    p.id,
+                    who,
+                    facegate_core::ops::NewConsent {
+                        kind: facegate_store::ConsentKind::Processing,
+                        notice_version: &d.notice_version,
+                        channel: Some(&r.channel),
+                        evidence: &r.evidence,
+                        guardian: None,
+                    },
+                )
+                .await
+                .map_err(|e| api_err(e.into()))?;
+            let images = [facegate_server::pipeline::encode_image(&bytes)];
+            let out = s
+                .core
+                .enrol_face(&d, p.id, who, frames(&images), None)
+                .await
+                .map_err(|e| api_err(e.into()))?;
+            Ok(Some(out.into()))
         }
         .await;
+        let res = match res {
+            Ok(None) => {
+                skipped += 1;
+                if json {
+                    bar.suspend(|| println!("{}", serde_json::json!({"file": r.file, "ok": true, "skipped": "already enrolled"})));
+                }
+                bar.inc(1);
+                continue;
+            }
+            Ok(Some(o)) => Ok(o),
+            Err(e) => Err(e),
+        };
         match res {
             Ok(o) => {
                 ok += 1;
@@ -569,7 +649,7 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
     }
     bar.finish_and_clear();
     if !json {
-        println!("enrolled {ok}, failed {failed}");
+        println!("enrolled {ok}, already enrolled {skipped}, failed {failed}");
     }
     if failed > 0 {
         bail!("{failed} of {} could not be enrolled", ok + failed);

@@ -103,22 +103,23 @@ pub enum DbCmd {
     },
 }
 
-/// Where the store and its identity key are.
-#[derive(clap::Args, Clone)]
+/// Where the store and its identity key are: one set of flags and
+/// variables, read here once, for `facegate serve` and every store command.
+#[derive(clap::Args, Clone, Default)]
 pub struct Location {
-    /// Database: a SQLite path, `sqlite:PATH` or `postgres://…` [env: FACEGATE_DATABASE_URL].
+    /// Database: a SQLite path, `sqlite:PATH` or `postgres://…` [env: FACEGATE_DATABASE_URL]; default SQLite in the data directory.
+    #[arg(long, visible_alias = "database")]
+    pub(crate) db: Option<String>,
+    /// Identity key file (not the template key) [env: FACEGATE_IDENTITY_KEY holds the key itself]; default <data-dir>/identity.key.
     #[arg(long)]
-    db: Option<String>,
-    /// Identity key file (not the template key) [env: FACEGATE_IDENTITY_KEY holds the key itself].
-    #[arg(long)]
-    key_file: Option<PathBuf>,
-    /// Data directory holding facegate.db and identity.key by default [env: FACEGATE_DATA, as `facegate serve`].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
+    /// Data directory holding facegate.db and identity.key by default [env: FACEGATE_DATA; default ./facegate-data].
+    #[arg(long, visible_alias = "data")]
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 impl Location {
-    fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.data_dir
             .clone()
             .or_else(|| std::env::var_os("FACEGATE_DATA").map(PathBuf::from))
@@ -126,7 +127,7 @@ impl Location {
             .unwrap_or_else(|| PathBuf::from("facegate-data"))
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.db
             .clone()
             .or_else(|| {
@@ -138,7 +139,7 @@ impl Location {
     }
 
     /// The identity key; with `create`, a missing key file is created.
-    fn keys(&self, create: bool) -> Result<StoreKeys> {
+    pub(crate) fn keys(&self, create: bool) -> Result<StoreKeys> {
         let path = self
             .key_file
             .clone()

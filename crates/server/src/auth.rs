@@ -1,15 +1,13 @@
 //! Who is calling: API keys (stored hashed) with roles, and one-time portal
 //! codes that open a short session for one person.
 //!
-//! Keys look like `fgk_<id>_<secret>`; only `sha256(secret)` is kept, in a
-//! JSON file in the data directory (mode 0600). Portal codes are 8 digits,
-//! single use, valid 15 minutes; redeeming one gives a `fgp_…` session token
-//! bound to one person for 30 minutes. Codes and sessions live in memory:
-//! a restart logs every person out, which is the safe direction.
+//! Keys look like `fgk_<id>_<secret>`; only `sha256(secret)` is kept, in the
+//! store's `api_keys` table. Portal codes are 8 digits, single use, valid 15
+//! minutes; redeeming one gives a `fgp_…` session token bound to one person
+//! for 30 minutes. Codes and sessions are kept in the store as hashes too,
+//! so every `serve` on one database sees the same keys, codes and sessions.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
@@ -172,22 +170,13 @@ fn random_token(n: usize) -> String {
         .collect()
 }
 
-struct PortalCode {
-    person_id: String,
-    expires: DateTime<Utc>,
-}
-
-struct Session {
-    person_id: String,
-    expires: DateTime<Utc>,
-}
-
-/// API keys (persisted, hashed) plus portal codes and sessions (in memory).
+/// API keys, portal codes and portal sessions, all kept in the store (only
+/// hashes), so a restart or a second `serve` on the same database changes
+/// nothing: every key stays valid, every session open, every revocation is
+/// seen at once.
+#[derive(Clone)]
 pub struct Auth {
-    path: Option<PathBuf>,
-    keys: Mutex<Vec<KeyRecord>>,
-    codes: Mutex<HashMap<String, PortalCode>>,
-    sessions: Mutex<HashMap<String, Session>>,
+    store: facegate_store::Store,
 }
 
 /// A key as issued: the full secret is shown once and never again.
@@ -201,70 +190,110 @@ pub struct IssuedKey {
     pub key: String,
 }
 
-impl Auth {
-    /// Keys kept in `path` (created if missing), or only in memory when `None`.
-    pub fn open(path: Option<&Path>) -> std::io::Result<Self> {
-        let keys = match path {
-            Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(p)?;
-                serde_json::from_str(&text)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
-            }
-            _ => Vec::new(),
-        };
-        Ok(Self {
-            path: path.map(Path::to_path_buf),
-            keys: Mutex::new(keys),
-            codes: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(HashMap::new()),
-        })
-    }
+fn role_of(s: &str) -> Option<Role> {
+    Some(match s {
+        "admin" => Role::Admin,
+        "operator" => Role::Operator,
+        "device" => Role::Device,
+        "auditor" => Role::Auditor,
+        _ => return None,
+    })
+}
 
-    fn save(&self, keys: &[KeyRecord]) -> std::io::Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let tmp = path.with_extension("tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(keys).expect("keys serialise"),
-        )?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+impl From<facegate_store::ApiKeyRecord> for KeyRecord {
+    fn from(k: facegate_store::ApiKeyRecord) -> Self {
+        KeyRecord {
+            role: role_of(&k.role).unwrap_or(Role::Auditor),
+            id: k.id,
+            device_id: k.device_id,
+            label: k.label,
+            created_at: k.created_at,
+            secret_sha256: k.secret_sha256,
+            revoked: k.revoked_at.is_some(),
         }
-        std::fs::rename(tmp, path)
+    }
+}
+
+/// How long a portal code is valid.
+pub const PORTAL_CODE_MINUTES: i64 = 15;
+/// How long a portal session lasts.
+pub const PORTAL_SESSION_MINUTES: i64 = 30;
+
+impl Auth {
+    /// Keys, codes and sessions in `store`.
+    pub fn new(store: facegate_store::Store) -> Self {
+        Self { store }
     }
 
-    pub fn has_admin(&self) -> bool {
-        self.keys
-            .lock()
-            .unwrap()
+    /// A key file written by an earlier version (`keys.json`) is moved into
+    /// the store once and then removed, so keys live in one place.
+    pub async fn import_legacy_file(&self, path: &Path) -> Result<usize, ApiError> {
+        if !path.exists() {
+            return Ok(0);
+        }
+        let text = std::fs::read_to_string(path).map_err(ApiError::internal)?;
+        let keys: Vec<KeyRecord> = serde_json::from_str(&text).map_err(ApiError::internal)?;
+        let mut n = 0;
+        for k in keys {
+            if self.store.api_key(&k.id).await?.is_some() {
+                continue;
+            }
+            self.store
+                .add_api_key(
+                    &facegate_store::ApiKeyRecord {
+                        id: k.id.clone(),
+                        role: k.role.as_str().into(),
+                        device_id: k.device_id.clone(),
+                        label: k.label.clone(),
+                        secret_sha256: k.secret_sha256.clone(),
+                        created_at: k.created_at,
+                        revoked_at: None,
+                    },
+                    "server:import-keys",
+                )
+                .await?;
+            if k.revoked {
+                self.store
+                    .revoke_api_key(&k.id, "server:import-keys")
+                    .await?;
+            }
+            n += 1;
+        }
+        std::fs::remove_file(path).map_err(ApiError::internal)?;
+        Ok(n)
+    }
+
+    pub async fn has_admin(&self) -> Result<bool, ApiError> {
+        Ok(self
+            .list()
+            .await?
             .iter()
-            .any(|k| k.role == Role::Admin && !k.revoked)
+            .any(|k| k.role == Role::Admin && !k.revoked))
     }
 
-    pub fn issue(
+    pub async fn issue(
         &self,
         role: Role,
         device_id: Option<String>,
         label: &str,
-    ) -> std::io::Result<IssuedKey> {
+        actor: &str,
+    ) -> Result<IssuedKey, ApiError> {
         let id = random_token(10);
         let secret = random_token(32);
-        let rec = KeyRecord {
-            id: id.clone(),
-            role,
-            device_id: device_id.clone(),
-            label: label.to_string(),
-            created_at: Utc::now(),
-            secret_sha256: sha256_hex(&secret),
-            revoked: false,
-        };
-        let mut keys = self.keys.lock().unwrap();
-        keys.push(rec);
-        self.save(&keys)?;
+        self.store
+            .add_api_key(
+                &facegate_store::ApiKeyRecord {
+                    id: id.clone(),
+                    role: role.as_str().into(),
+                    device_id: device_id.clone(),
+                    label: label.to_string(),
+                    secret_sha256: sha256_hex(&secret),
+                    created_at: Utc::now(),
+                    revoked_at: None,
+                },
+                actor,
+            )
+            .await?;
         Ok(IssuedKey {
             id: id.clone(),
             role,
@@ -274,145 +303,104 @@ impl Auth {
         })
     }
 
-    pub fn list(&self) -> Vec<KeyRecord> {
-        self.keys.lock().unwrap().clone()
+    pub async fn list(&self) -> Result<Vec<KeyRecord>, ApiError> {
+        Ok(self
+            .store
+            .api_keys()
+            .await?
+            .into_iter()
+            .map(KeyRecord::from)
+            .collect())
     }
 
-    pub fn revoke(&self, id: &str) -> std::io::Result<bool> {
-        let mut keys = self.keys.lock().unwrap();
-        let Some(k) = keys.iter_mut().find(|k| k.id == id) else {
-            return Ok(false);
-        };
-        k.revoked = true;
-        self.save(&keys)?;
-        Ok(true)
+    pub async fn revoke(&self, id: &str, actor: &str) -> Result<bool, ApiError> {
+        Ok(self.store.revoke_api_key(id, actor).await?)
     }
 
     /// Resolve a bearer token to a caller, or `None` if it is not valid.
-    pub fn authenticate(&self, token: &str) -> Option<Caller> {
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, ApiError> {
         if let Some(rest) = token.strip_prefix("fgk_") {
-            let (id, secret) = rest.split_once('_')?;
-            let digest = sha256_hex(secret);
-            let keys = self.keys.lock().unwrap();
-            let k = keys.iter().find(|k| k.id == id && !k.revoked)?;
-            if !ct_eq(&k.secret_sha256, &digest) {
-                return None;
+            let Some((id, secret)) = rest.split_once('_') else {
+                return Ok(None);
+            };
+            if id.is_empty() || id.len() > 64 {
+                return Ok(None);
             }
-            return Some(Caller::Key {
-                key_id: k.id.clone(),
-                role: k.role,
-                device_id: k.device_id.clone(),
-            });
+            let digest = sha256_hex(secret);
+            let Some(k) = self.store.api_key(id).await? else {
+                return Ok(None);
+            };
+            if k.revoked_at.is_some() || !ct_eq(&k.secret_sha256, &digest) {
+                return Ok(None);
+            }
+            let Some(role) = role_of(&k.role) else {
+                return Ok(None);
+            };
+            return Ok(Some(Caller::Key {
+                key_id: k.id,
+                role,
+                device_id: k.device_id,
+            }));
         }
-        if token.starts_with("fgp_") {
-            let digest = sha256_hex(token);
-            let mut sessions = self.sessions.lock().unwrap();
-            let now = Utc::now();
-            sessions.retain(|_, s| s.expires > now);
-            let s = sessions.get(&digest)?;
-            return Some(Caller::Person {
-                person_id: s.person_id.clone(),
-            });
+        if token.starts_with("fgp_") && token.len() <= 128 {
+            return Ok(self
+                .store
+                .portal_session(&sha256_hex(token))
+                .await?
+                .map(|p| Caller::Person {
+                    person_id: p.to_string(),
+                }));
         }
-        None
+        Ok(None)
     }
 
-    /// A one-time 8-digit code for one person (valid 15 minutes).
-    pub fn issue_portal_code(&self, person_id: &str) -> (String, DateTime<Utc>) {
+    /// A one-time 8-digit code for one person (valid 15 minutes); `basis`
+    /// (why this caller may issue it) goes into the audit record.
+    pub async fn issue_portal_code(
+        &self,
+        person_id: Uuid,
+        basis: serde_json::Value,
+        actor: &str,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
         let code: String = {
             let mut rng = rand::thread_rng();
             (0..8)
                 .map(|_| char::from(b'0' + rng.gen_range(0..10)))
                 .collect()
         };
-        let expires = Utc::now() + Duration::minutes(15);
-        let mut codes = self.codes.lock().unwrap();
-        let now = Utc::now();
-        codes.retain(|_, c| c.expires > now);
-        codes.insert(
-            sha256_hex(&code),
-            PortalCode {
-                person_id: person_id.to_string(),
-                expires,
-            },
-        );
-        (code, expires)
+        let expires = Utc::now() + Duration::minutes(PORTAL_CODE_MINUTES);
+        self.store
+            .put_portal_code(&sha256_hex(&code), person_id, expires, basis, actor)
+            .await?;
+        Ok((code, expires))
     }
 
     /// Redeem a code (once) for a session token bound to its person.
-    pub fn redeem_portal_code(&self, code: &str) -> Option<(String, String, DateTime<Utc>)> {
-        let c = self
-            .codes
-            .lock()
-            .unwrap()
-            .remove(&sha256_hex(code.trim()))?;
-        if c.expires <= Utc::now() {
-            return None;
+    pub async fn redeem_portal_code(
+        &self,
+        code: &str,
+    ) -> Result<Option<(String, String, DateTime<Utc>)>, ApiError> {
+        let code = code.trim();
+        if code.is_empty() || code.len() > 64 {
+            return Ok(None);
         }
         let token = format!("fgp_{}", random_token(40));
-        let expires = Utc::now() + Duration::minutes(30);
-        self.sessions.lock().unwrap().insert(
-            sha256_hex(&token),
-            Session {
-                person_id: c.person_id.clone(),
-                expires,
-            },
-        );
-        Some((token, c.person_id, expires))
+        let expires = Utc::now() + Duration::minutes(PORTAL_SESSION_MINUTES);
+        Ok(self
+            .store
+            .redeem_portal_code(&sha256_hex(code), &sha256_hex(&token), expires)
+            .await?
+            .map(|p| (token, p.to_string(), expires)))
     }
 
     /// End every portal session of a person (after deletion).
-    pub fn end_sessions_of(&self, person_id: &str) {
-        self.sessions
-            .lock()
-            .unwrap()
-            .retain(|_, s| s.person_id != person_id);
+    pub async fn end_sessions_of(&self, person_id: Uuid) -> Result<(), ApiError> {
+        self.store.end_portal_sessions(person_id).await?;
+        Ok(())
     }
 }
 
 /// A random id for records this crate creates.
 pub fn new_id() -> String {
     Uuid::now_v7().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_stored_hashed_and_checked() {
-        let dir = std::env::temp_dir().join(format!("fg-auth-{}", new_id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("keys.json");
-        let auth = Auth::open(Some(&path)).unwrap();
-        let k = auth.issue(Role::Auditor, None, "t").unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let secret = k.key.rsplit('_').next().unwrap();
-        assert!(!text.contains(secret), "secret must not be stored");
-        let reopened = Auth::open(Some(&path)).unwrap();
-        assert!(matches!(
-            reopened.authenticate(&k.key),
-            Some(Caller::Key {
-                role: Role::Auditor,
-                ..
-            })
-        ));
-        assert!(reopened.authenticate(&format!("{}x", k.key)).is_none());
-        assert!(reopened.revoke(&k.id).unwrap());
-        assert!(reopened.authenticate(&k.key).is_none());
-    }
-
-    #[test]
-    fn portal_codes_are_single_use() {
-        let auth = Auth::open(None).unwrap();
-        let (code, _) = auth.issue_portal_code("p1");
-        let (token, pid, _) = auth.redeem_portal_code(&code).unwrap();
-        assert_eq!(pid, "p1");
-        assert!(auth.redeem_portal_code(&code).is_none());
-        assert!(
-            matches!(auth.authenticate(&token), Some(Caller::Person { person_id }) if person_id == "p1")
-        );
-        auth.end_sessions_of("p1");
-        assert!(auth.authenticate(&token).is_none());
-    }
 }

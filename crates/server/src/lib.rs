@@ -12,7 +12,8 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
-pub mod deploy;
+/// Scenario deployment lives in the core; re-exported for callers of the server.
+pub use facegate_core::deploy;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -36,7 +37,12 @@ pub use state::{AppState, ServerConfig};
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let sweeper = tokio::spawn(sweep_forever(state.clone()));
     let app = routes::router(state);
-    let r = axum::serve(listener, app).await;
+    // The peer address reaches handlers (portal-code limits per source).
+    let r = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await;
     sweeper.abort();
     r
 }
@@ -51,29 +57,21 @@ async fn sweep_forever(state: AppState) {
     }
 }
 
-/// Delete what retention says has expired (R12) and drop it from the
-/// in-memory galleries too. Returns the number of templates deleted.
+/// Delete what retention says has expired (R12), minors' rules included,
+/// and drop it from the in-memory galleries too (the core does both).
+/// Returns the number of templates deleted.
 pub async fn sweep_once(state: &AppState) -> Result<u64, ApiError> {
-    let days = state
-        .scenarios
-        .read()
-        .unwrap()
-        .iter()
-        .map(|d| d.scenario.log_retention_days() as i64)
-        .max()
-        .unwrap_or(1095);
-    let r = state
-        .store
-        .sweep(chrono::Utc::now(), 1000, days, "server:sweep")
-        .await?;
-    let deleted = r.expired_templates + r.inactive_templates;
-    if deleted > 0 {
-        let ids: Vec<uuid::Uuid> = state.galleries.read().unwrap().keys().copied().collect();
-        for id in ids {
-            let g = deploy::load_gallery(&state.store, &state.keyring, id).await?;
-            state.galleries.write().unwrap().insert(id, g);
-        }
-    }
+    let n = state.core.sweep().await?;
     state.metrics.inc("facegate_sweeps_total", &[]);
-    Ok(deleted)
+    Ok(n)
+}
+
+/// [`sweep_once`] as of `now`.
+pub async fn sweep_at(
+    state: &AppState,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, ApiError> {
+    let n = state.core.sweep_at(now).await?;
+    state.metrics.inc("facegate_sweeps_total", &[]);
+    Ok(n)
 }

@@ -139,8 +139,13 @@ pub async fn run(
     // Over HTTP on loopback.
     let key = s
         .auth
-        .issue(Role::Device, Some("gate-north-1".into()), "load test")
-        .map_err(ApiError::internal)?
+        .issue(
+            Role::Device,
+            Some("gate-north-1".into()),
+            "load test",
+            "server:load-test",
+        )
+        .await?
         .key;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -512,8 +517,13 @@ pub async fn run_gates(
     .await?;
     let key = s
         .auth
-        .issue(Role::Device, Some("gate-north-1".into()), "gate load test")
-        .map_err(ApiError::internal)?
+        .issue(
+            Role::Device,
+            Some("gate-north-1".into()),
+            "gate load test",
+            "server:load-test",
+        )
+        .await?
         .key;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -89,3 +89,9 @@ impl Metrics {
         out
     }
 }
+
+impl facegate_core::Observer for Metrics {
+    fn inc(&self, name: &str, labels: &[(&str, &str)]) {
+        Metrics::inc(self, name, labels)
+    }
+}

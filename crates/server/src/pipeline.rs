@@ -1,21 +1,33 @@
-//! One verification, end to end: facts about the person → `policy::authorize`
-//! → `vision` (detect, quality, liveness, embed) → `gallery` → `store` event
-//! with the receipt id. Handlers call these functions; nothing here knows HTTP
-//! beyond the error type.
-
-use std::sync::Arc;
+//! The HTTP side of the verification pipeline, which lives in
+//! `facegate_core::pipeline`: how core answers become HTTP errors (one
+//! place), the API's challenge type, and base64 for callers.
 
 use base64::Engine as _;
 use chrono::Utc;
-use facegate_policy as policy;
-use facegate_store::{self as store, StoreError};
+use facegate_store::StoreError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::Caller;
-use crate::deploy::Deployed;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The one place core answers become HTTP errors.
+impl From<facegate_core::CoreError> for ApiError {
+    fn from(e: facegate_core::CoreError) -> Self {
+        use facegate_core::CoreError as C;
+        match e {
+            C::Refused(r) => r.into(),
+            C::Forbidden(m) => ApiError::Forbidden(m),
+            C::NotFound(m) => ApiError::NotFound(m),
+            C::BadRequest { zh, en } => ApiError::BadRequest { zh, en },
+            C::TooLarge(m) => ApiError::TooLarge(m),
+            C::Locked { until } => ApiError::RateLimited {
+                retry_after_s: (until - Utc::now()).num_seconds().max(1) as u64,
+            },
+            C::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -30,102 +42,10 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Parse a person id from a path or body (a malformed id is a 404, not a 500).
-pub fn person_id(s: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(s.trim()).map_err(|_| ApiError::NotFound("person".into()))
-}
-
-/// Evidence stored with a consent: what was shown and agreed to (R7, R9).
-#[derive(Serialize, Deserialize, Default)]
-pub struct ConsentEvidence {
-    pub notice_version: String,
-    pub terms: String,
-    #[serde(default)]
-    pub note: String,
-}
-
-/// A person's record; an erased person is not found.
-pub async fn live_person(s: &AppState, person: Uuid) -> Result<store::Person, ApiError> {
-    let p = s.store.person(person).await?;
-    if p.erased_at.is_some() {
-        return Err(ApiError::NotFound("person".into()));
-    }
-    Ok(p)
-}
-
-/// Everything policy needs to know about a person in one scenario. The three
-/// reads are independent, so they go to the store together rather than one
-/// after another (this runs before every verification).
-pub async fn person_facts(
-    s: &AppState,
-    d: &Deployed,
-    person: Uuid,
-) -> Result<policy::PersonFacts, ApiError> {
-    let (p, consents, guardians) = tokio::try_join!(
-        live_person(s, person),
-        async { s.store.consents(person).await.map_err(ApiError::from) },
-        async { s.store.guardians(person).await.map_err(ApiError::from) },
-    )?;
-    let mut facts = policy::PersonFacts {
-        date_of_birth: p.identity.as_ref().and_then(|i| i.date_of_birth),
-        last_face_refusal_at: s
-            .declines
-            .lock()
-            .unwrap()
-            .get(&(person, d.store_id))
-            .copied(),
-        ..Default::default()
-    };
-    for c in consents.iter().filter(|c| c.scenario_id == d.store_id) {
-        let ev: ConsentEvidence = serde_json::from_str(&c.evidence).unwrap_or_default();
-        let given_by = match c.given_by {
-            store::ConsentGiver::Subject => policy::ConsentGiver::Subject,
-            store::ConsentGiver::Guardian(g) => policy::ConsentGiver::Guardian {
-                guardian_id: g.to_string(),
-                relationship: guardians
-                    .iter()
-                    .find(|x| x.id == g)
-                    .map(|x| x.relationship.clone())
-                    .unwrap_or_default(),
-            },
-        };
-        let rec = policy::ConsentRecord {
-            kind: c.kind.into(),
-            scenario: d.scenario.id.clone(),
-            notice_version: ev.notice_version,
-            terms: ev.terms,
-            given_at: c.given_at,
-            withdrawn_at: c.withdrawn_at,
-            channel: c.channel.clone(),
-            evidence: c.id.to_string(),
-            given_by: given_by.clone(),
-        };
-        if matches!(given_by, policy::ConsentGiver::Guardian { .. })
-            && c.kind == store::ConsentKind::Processing
-        {
-            let newer = facts
-                .guardian_consent
-                .as_ref()
-                .is_none_or(|g| g.given_at < rec.given_at);
-            if newer {
-                facts.guardian_consent = Some(rec.clone());
-            }
-        }
-        facts.consents.push(rec);
-    }
-    Ok(facts)
-}
-
-/// The notice version the person last agreed to (for steps after consent).
-pub fn acknowledged_notice(facts: &policy::PersonFacts) -> Option<String> {
-    facts
-        .consents
-        .iter()
-        .chain(facts.guardian_consent.iter())
-        .filter(|c| c.kind == policy::ConsentKind::Processing && c.withdrawn_at.is_none())
-        .max_by_key(|c| c.given_at)
-        .map(|c| c.notice_version.clone())
-}
+pub use facegate_core::pipeline::{
+    acknowledged_notice, capture, live_person, person_facts, person_id, Attempt, Capture,
+    ConsentEvidence, ENROL_MIN_FACE_PX, LIVENESS_MIN,
+};
 
 /// Which active-liveness challenge the frames are meant to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
@@ -140,363 +60,21 @@ pub enum Challenge {
     Blink,
 }
 
-/// What the engine found, reduced to what a decision needs. The embedding is
-/// wiped when this is dropped (it is `facegate_vision::Embedding`).
-pub struct Capture {
-    pub embedding: facegate_vision::Embedding,
-    pub liveness: Option<f32>,
-    pub yaw_span: Option<f32>,
-    pub blinked: bool,
-    pub frames: usize,
-}
-
-/// Minimum passive-liveness probability (class "live").
-pub const LIVENESS_MIN: f32 = 0.5;
-/// Minimum face size in pixels for enrolment.
-pub const ENROL_MIN_FACE_PX: f32 = 80.0;
-
-fn decode_b64(s: &str, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
-    let s = s.trim();
-    let s = match s.find(";base64,") {
-        Some(i) => &s[i + 8..],
-        None => s,
-    };
-    if s.len() / 4 * 3 > max_bytes {
-        return Err(ApiError::TooLarge("image".into()));
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .map_err(|_| {
-            ApiError::bad(
-                "图片编码无效（应为 base64）。",
-                "the image is not valid base64",
-            )
-        })
-}
-
-fn vision_error(e: facegate_vision::VisionError) -> ApiError {
-    use facegate_vision::VisionError as V;
-    match e {
-        V::TooLarge(m) => ApiError::TooLarge(m),
-        V::UnsupportedFormat(m) | V::Corrupt(m) => ApiError::bad(
-            format!("无法读取图片：{m}"),
-            format!("cannot read the image: {m}"),
-        ),
-        e => ApiError::internal(e),
+impl From<Challenge> for facegate_core::pipeline::Challenge {
+    fn from(c: Challenge) -> Self {
+        use facegate_core::pipeline::Challenge as C;
+        match c {
+            Challenge::None => C::None,
+            Challenge::TurnHead => C::TurnHead,
+            Challenge::Blink => C::Blink,
+        }
     }
 }
 
-/// Analyse 1–8 frames off the async runtime; the images are dropped here and
-/// never stored. Checks one face per frame, the same person across frames,
-/// the challenge, and returns the best frame's embedding.
-pub async fn capture(
-    s: &AppState,
-    images_b64: &[String],
-    challenge: Challenge,
-    min_face_px: f32,
-) -> Result<Capture, ApiError> {
-    if images_b64.is_empty() || images_b64.len() > 8 {
-        return Err(ApiError::bad(
-            "请提供 1 到 8 张图像。",
-            "send between 1 and 8 images",
-        ));
-    }
-    if challenge != Challenge::None && images_b64.len() < 2 {
-        return Err(ApiError::bad(
-            "活体动作检测需要多帧图像。",
-            "an active liveness challenge needs several frames",
-        ));
-    }
-    let max = s.config.limits.max_body_bytes;
-    let max_px = s.config.limits.max_image_pixels;
-    let mut images = Vec::with_capacity(images_b64.len());
-    for b in images_b64 {
-        images.push(decode_b64(b, max)?);
-    }
-    let engine = Arc::clone(&s.engine);
-    let t0 = std::time::Instant::now();
-    let faces = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::with_capacity(images.len());
-        for img in images {
-            if let Some((w, h)) = sniff_dimensions(&img) {
-                if (w as u64) * (h as u64) > max_px {
-                    return Err(ApiError::TooLarge(format!("{w}×{h} pixels")));
-                }
-            }
-            let faces = engine.analyze(&img).map_err(vision_error)?;
-            out.push(faces);
-        }
-        Ok::<_, ApiError>(out)
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    s.metrics.inc("facegate_frames_analyzed_total", &[]);
-    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "analyzed");
-
-    let mut best: Option<facegate_vision::Face> = None;
-    let mut first: Option<facegate_vision::Embedding> = None;
-    let mut yaws = Vec::new();
-    let mut eyes = Vec::new();
-    let n = faces.len();
-    for mut fs in faces {
-        if fs.is_empty() {
-            if challenge == Challenge::None {
-                return Err(ApiError::bad(
-                    "未检测到人脸，请正对摄像头，或选择其他方式。",
-                    "no face found; face the camera, or choose another method",
-                ));
-            }
-            continue;
-        }
-        if fs.len() > 1 {
-            return Err(ApiError::bad(
-                "画面中有多张人脸，请一人一次。",
-                "more than one face in view; one person at a time",
-            ));
-        }
-        let f = fs.remove(0);
-        let Some(e) = f.embedding.clone() else {
-            continue;
-        };
-        match &first {
-            None => first = Some(e),
-            Some(a) => {
-                if facegate_vision::compare(a, &e) < facegate_vision::DEFAULT_THRESHOLD {
-                    return Err(ApiError::bad(
-                        "检测过程中更换了人，请重新开始。",
-                        "the person changed during the check; start again",
-                    ));
-                }
-            }
-        }
-        if let Some(y) = f.quality.yaw {
-            yaws.push(y);
-        }
-        if let (Some(l), Some(r)) = (f.quality.left_eye_open, f.quality.right_eye_open) {
-            eyes.push((l + r) / 2.0);
-        }
-        let better = best.as_ref().is_none_or(|b| {
-            f.quality.yaw.unwrap_or(0.0).abs() < b.quality.yaw.unwrap_or(0.0).abs()
-        });
-        if better {
-            best = Some(f);
-        }
-    }
-    let Some(best) = best else {
-        return Err(ApiError::bad(
-            "未检测到人脸，请正对摄像头，或选择其他方式。",
-            "no face found; face the camera, or choose another method",
-        ));
-    };
-    let yaw_span = if yaws.len() >= 2 {
-        let (mn, mx) = yaws
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(a, b), &y| (a.min(y), b.max(y)));
-        Some(mx - mn)
-    } else {
-        None
-    };
-    let blinked = {
-        let open = |x: &f32| *x > 0.6;
-        let closed = |x: &f32| *x < 0.3;
-        let i = eyes.iter().position(open);
-        let j = i.and_then(|i| eyes[i..].iter().position(closed).map(|j| i + j));
-        let k = j.and_then(|j| eyes[j..].iter().position(open));
-        k.is_some()
-    };
-    match challenge {
-        Challenge::None => {}
-        Challenge::TurnHead if yaw_span.unwrap_or(0.0) >= 12.0 => {}
-        Challenge::Blink if blinked => {}
-        _ => {
-            return Err(ApiError::bad(
-                "未完成动作检测，请按提示重试，或选择其他方式。",
-                "the liveness step was not completed; try again, or choose another method",
-            ))
-        }
-    }
-    if best.quality.face_px < min_face_px {
-        return Err(ApiError::bad(
-            "人脸太小，请靠近摄像头。",
-            "the face is too small; come closer to the camera",
-        ));
-    }
-    if let Some(l) = best.liveness {
-        if l < LIVENESS_MIN {
-            s.metrics.inc("facegate_liveness_failures_total", &[]);
-            return Err(ApiError::bad(
-                "未通过活体检测（疑似照片或屏幕），请本人正对摄像头，或选择其他方式。",
-                "liveness check failed (looks like a photo or a screen); face the camera in person, or choose another method",
-            ));
-        }
-    }
-    let embedding = best
-        .embedding
-        .ok_or_else(|| ApiError::internal("engine returned no embedding"))?;
-    Ok(Capture {
-        embedding,
-        liveness: best.liveness,
-        yaw_span,
-        blinked,
-        frames: n,
-    })
-}
-
-/// Width and height from a PNG or JPEG header, without decoding pixels
-/// (the engine's own decoder enforces its limits too).
-fn sniff_dimensions(b: &[u8]) -> Option<(u32, u32)> {
-    if b.len() > 24 && &b[..8] == b"\x89PNG\r\n\x1a\n" {
-        let w = u32::from_be_bytes(b[16..20].try_into().ok()?);
-        let h = u32::from_be_bytes(b[20..24].try_into().ok()?);
-        return Some((w, h));
-    }
-    if b.len() > 4 && b[0] == 0xFF && b[1] == 0xD8 {
-        let mut i = 2;
-        while i + 9 < b.len() {
-            if b[i] != 0xFF {
-                return None;
-            }
-            let m = b[i + 1];
-            let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-            if (0xC0..=0xCF).contains(&m) && m != 0xC4 && m != 0xC8 && m != 0xCC {
-                let h = u16::from_be_bytes([b[i + 5], b[i + 6]]) as u32;
-                let w = u16::from_be_bytes([b[i + 7], b[i + 8]]) as u32;
-                return Some((w, h));
-            }
-            i += 2 + len;
-        }
-    }
-    None
-}
-
-/// One front-line decision: which scenario, about whom, at which device, by
-/// whom. Policy is asked and the receipt written through it, so every
-/// handler records its decisions (refusals included) the same way.
-pub struct Attempt<'a> {
-    pub s: &'a AppState,
-    pub d: &'a Deployed,
-    /// The person the receipt is about (for identification: the one found).
-    pub person: Option<Uuid>,
-    pub device: Option<&'a str>,
-    pub actor: String,
-}
-
-impl<'a> Attempt<'a> {
-    pub fn new(
-        s: &'a AppState,
-        d: &'a Deployed,
-        person: Option<Uuid>,
-        device: Option<&'a str>,
-        caller: &Caller,
-    ) -> Self {
-        Attempt {
-            s,
-            d,
-            person,
-            device,
-            actor: caller.actor(),
-        }
-    }
-
-    /// Ask policy now whether `action` by `method` may happen. A refusal is
-    /// counted and given a receipt (the person may contest it) before it is
-    /// returned, so no handler can forget to record it.
-    pub async fn authorize(
-        &self,
-        action: policy::Action,
-        method: policy::Method,
-        facts: policy::PersonFacts,
-        notice_version: Option<String>,
-    ) -> Result<policy::Permit, ApiError> {
-        let d = self.d;
-        let device = match self.device {
-            Some(id) => Some(
-                d.scenario
-                    .device(id)
-                    .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?
-                    .facts(),
-            ),
-            None => None,
-        };
-        let p = policy::Processing {
-            action,
-            method,
-            purpose_id: d.scenario.purpose_id.clone(),
-            person: facts,
-            device,
-            at: Utc::now(),
-            notice_version,
-            pia: d.pia_status,
-        };
-        // The notice version was hashed once at deploy (`Deployed::notice_version`).
-        match policy::authorize_with_notice(&d.scenario, &d.notice_version, &p) {
-            Ok(permit) => Ok(permit),
-            Err(r) => {
-                let rule = r.rule.to_string();
-                let _ = self
-                    .record(method.key(), "refused", None, None, Some(&rule))
-                    .await;
-                Err(r.into())
-            }
-        }
-    }
-
-    /// Record a verification event (never a biometric) and return it: its id
-    /// is the receipt.
-    pub async fn record(
-        &self,
-        method: &str,
-        result: &str,
-        score: Option<f32>,
-        threshold: Option<f32>,
-        refusal: Option<&str>,
-    ) -> Result<store::VerificationEvent, ApiError> {
-        let s = self.s;
-        s.metrics.inc(
-            "facegate_verifications_total",
-            &[("method", method), ("result", result)],
-        );
-        if let Some(rule) = refusal {
-            s.metrics.inc("facegate_refusals_total", &[("rule", rule)]);
-        }
-        let ev = s
-            .store
-            .record_verification(
-                &store::NewVerificationEvent {
-                    person_id: self.person,
-                    scenario_id: self.d.store_id,
-                    device_id: self.device.and_then(|id| self.d.devices.get(id).copied()),
-                    method: method.into(),
-                    result: result.into(),
-                    score: score.map(f64::from),
-                    threshold: threshold.map(f64::from),
-                    refusal_rule: refusal.map(str::to_string),
-                },
-                &self.actor,
-            )
-            .await?;
-        Ok(ev)
-    }
-}
-
-/// Make sure the data key `key_id`, which just sealed a template, is in the
-/// keyring file before that template is committed (a sealed template whose
-/// key is lost can never be opened). The file is rewritten only when it
-/// lacks the key: on a scenario's first enrolment or after a rotation, not
-/// on every enrolment.
-pub fn persist_data_key(s: &AppState, key_id: Uuid) -> Result<(), ApiError> {
-    let mut on_disk = s.keys_on_disk.lock().unwrap();
-    if on_disk.contains(&key_id) {
-        return Ok(());
-    }
-    // Keys are never dropped from the keyring, so every key listed now is in
-    // the file written next (which may hold newer ones too).
-    let ids: Vec<Uuid> = s.keyring.wrapped_keys().iter().map(|w| w.id).collect();
-    s.keyring
-        .save(&s.keyring_path)
-        .map_err(ApiError::internal)?;
-    on_disk.extend(ids);
-    Ok(())
+/// Make sure the data key `key_id` is in the store before the template it
+/// sealed is committed (see [`facegate_core::Core::persist_data_key`]).
+pub async fn persist_data_key(s: &AppState, key_id: Uuid) -> Result<(), ApiError> {
+    Ok(s.core.persist_data_key(key_id).await?)
 }
 
 /// Base64 of image bytes, as the API takes them (for the CLI and tests).

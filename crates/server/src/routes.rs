@@ -30,6 +30,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(frontline::notice))
         .routes(routes!(frontline::give_consent))
         .routes(routes!(frontline::decline_face))
+        .routes(routes!(frontline::opt_in_face))
         .routes(routes!(frontline::enrol))
         .routes(routes!(frontline::verify))
         .routes(routes!(frontline::identify))

@@ -1,19 +1,14 @@
 //! The shared state every handler receives: one struct, cloned cheaply.
 
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
-use facegate_gallery::{Gallery, Kek, Keyring};
-use facegate_store::{AuditHead, ChainReport, Store, StoreKeys};
-use uuid::Uuid;
+use facegate_core::{deploy, CaptureLimits, Core, CoreConfig, SystemClock};
+use facegate_store::{AuditHead, ChainReport, StoreKeys};
 
 use crate::auth::Auth;
-use crate::deploy::{self, Deployed};
 use crate::error::ApiError;
-use crate::limits::{FailureLock, Limits, RateLimiter};
+use crate::limits::{Limits, RateLimiter};
 use crate::metrics::Metrics;
 
 /// How to start a server.
@@ -28,6 +23,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// ONNX Runtime threads per model call.
     pub engine_threads: usize,
+    /// The identity key (`FACEGATE_IDENTITY_KEY` or `--key-file`, resolved
+    /// by the caller); default: `data_dir/identity.key`, created if missing.
+    pub identity_key: Option<StoreKeys>,
 }
 
 impl ServerConfig {
@@ -38,6 +36,7 @@ impl ServerConfig {
             scenario: None,
             limits: Limits::default(),
             engine_threads: 1,
+            identity_key: None,
         }
     }
 }
@@ -45,30 +44,21 @@ impl ServerConfig {
 pub struct Inner {
     pub config: ServerConfig,
     pub auth: Auth,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub per_key: RateLimiter,
-    /// Failed alternative credentials (PINs), per person.
-    pub credentials: FailureLock,
-    /// Wrong portal codes, counted across all callers.
-    pub portal_failures: FailureLock,
-    pub store: Store,
-    pub engine: Arc<facegate_vision::Engine>,
-    pub keyring: Keyring,
-    pub keyring_path: PathBuf,
-    /// Ids of the data keys `keyring_path` holds: the keyring file is
-    /// rewritten only when a seal used a key not yet in it (see
-    /// [`crate::pipeline::persist_data_key`]).
-    pub keys_on_disk: Mutex<HashSet<Uuid>>,
-    pub processor_id: Uuid,
-    /// Deployed scenarios by manifest id; the first is the default.
-    pub scenarios: RwLock<Vec<Arc<Deployed>>>,
-    /// One gallery per scenario (store scenario id).
-    pub galleries: RwLock<HashMap<Uuid, Gallery>>,
-    /// When a person last declined face, per scenario (R17 quiet period).
-    pub declines: Mutex<HashMap<(Uuid, Uuid), DateTime<Utc>>>,
+    /// The decision core: store, engine, key ring, scenarios, galleries.
+    pub core: Arc<Core>,
     /// The last full audit-chain verification and the head it was made at
     /// (see [`crate::api::console::chain_report`]).
     pub chain_checked: Mutex<Option<(AuditHead, ChainReport)>>,
+}
+
+/// Handlers reach the core's parts (`s.store`, `s.scenario(..)`) directly.
+impl std::ops::Deref for Inner {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// Cheap to clone; everything lives behind one `Arc`.
@@ -83,51 +73,12 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Open (or create) everything under `config.data_dir`: keys, store,
-    /// scenario, notice, PIA, devices, galleries and the face engine.
+    /// Open (or create) everything under `config.data_dir`: the core (keys,
+    /// store, scenario, notice, PIA, devices, galleries, face engine) and
+    /// the HTTP side (keys, metrics, rate limits).
     pub async fn open(config: ServerConfig) -> Result<Self, ApiError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
-        let auth = Auth::open(Some(&dir.join("keys.json"))).map_err(ApiError::internal)?;
-
-        // Identity key (store) and template KEK (gallery): separate keys.
-        let id_key = dir.join("identity.key");
-        let store_keys = if id_key.exists() {
-            StoreKeys::from_file(&id_key)
-        } else {
-            StoreKeys::create_file(&id_key)
-        }
-        .map_err(ApiError::internal)?;
-        let url = config
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite:{}", dir.join("facegate.db").display()));
-        let store = Store::open(&url, store_keys)
-            .await
-            .map_err(ApiError::internal)?;
-        let kek = Kek::from_env_or_file(&dir.join("template.kek")).map_err(ApiError::internal)?;
-        let keyring_path = dir.join("keyring.bin");
-        let keyring = if keyring_path.exists() {
-            Keyring::load(&keyring_path, kek).map_err(ApiError::internal)?
-        } else {
-            Keyring::new(kek)
-        };
-
-        let processor_id = match store
-            .processors()
-            .await
-            .map_err(ApiError::internal)?
-            .first()
-        {
-            Some(p) => p.id,
-            None => {
-                store
-                    .add_processor("facegate processor", None, "server:init")
-                    .await
-                    .map_err(ApiError::internal)?
-                    .id
-            }
-        };
         let manifest = match &config.scenario {
             Some(p) => std::fs::read_to_string(p).map_err(|e| {
                 ApiError::bad(
@@ -137,59 +88,33 @@ impl AppState {
             })?,
             None => deploy::demo_manifest(),
         };
-        let d = deploy::deploy(&store, processor_id, &manifest, &dir).await?;
-        let gallery = deploy::load_gallery(&store, &keyring, d.store_id).await?;
-        let threads = config.engine_threads.max(1);
-        let engine = tokio::task::spawn_blocking(move || {
-            facegate_vision::Engine::new(facegate_vision::EngineOptions {
-                intra_threads: threads,
-                ..Default::default()
-            })
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-
+        let metrics = Arc::new(Metrics::new());
+        let core = Core::open(
+            CoreConfig {
+                data_dir: dir.clone(),
+                database_url: config.database_url.clone(),
+                identity_key: config.identity_key.clone(),
+                manifest,
+                engine_threads: config.engine_threads,
+                capture: CaptureLimits {
+                    max_image_bytes: config.limits.max_body_bytes,
+                    max_image_pixels: config.limits.max_image_pixels,
+                },
+            },
+            Arc::new(SystemClock),
+            metrics.clone(),
+        )
+        .await?;
+        let auth = Auth::new(core.store.clone());
+        auth.import_legacy_file(&dir.join("keys.json")).await?;
         let limits = config.limits.clone();
-        let mut galleries = HashMap::new();
-        galleries.insert(d.store_id, gallery);
         Ok(AppState(Arc::new(Inner {
             auth,
-            metrics: Metrics::new(),
+            metrics,
             per_key: RateLimiter::new(limits.per_key_per_minute),
-            credentials: FailureLock::new(limits.credential_failures, Duration::from_secs(15 * 60)),
-            portal_failures: FailureLock::new(30, Duration::from_secs(15 * 60)),
-            store,
-            engine: Arc::new(engine),
-            keys_on_disk: Mutex::new(keyring.wrapped_keys().iter().map(|w| w.id).collect()),
-            keyring,
-            keyring_path,
-            processor_id,
-            scenarios: RwLock::new(vec![Arc::new(d)]),
-            galleries: RwLock::new(galleries),
-            declines: Mutex::new(HashMap::new()),
+            core: Arc::new(core),
             chain_checked: Mutex::new(None),
             config,
         })))
-    }
-
-    /// The scenario with manifest id `id`, or the default one.
-    pub fn scenario(&self, id: Option<&str>) -> Result<Arc<Deployed>, ApiError> {
-        let all = self.scenarios.read().unwrap();
-        match id {
-            None => all.first().cloned(),
-            Some(id) => all.iter().find(|d| d.scenario.id == id).cloned(),
-        }
-        .ok_or_else(|| ApiError::NotFound(format!("scenario {}", id.unwrap_or("(default)"))))
-    }
-
-    /// The deployed scenario with store id `id`.
-    pub fn scenario_by_store_id(&self, id: Uuid) -> Option<Arc<Deployed>> {
-        self.scenarios
-            .read()
-            .unwrap()
-            .iter()
-            .find(|d| d.store_id == id)
-            .cloned()
     }
 }

@@ -102,8 +102,8 @@ async fn role_boundaries_hold() {
         .call(
             "POST",
             &format!("/v1/persons/{alice}/portal-code"),
-            Some(&t.device),
-            Some(json!({"device_id": "gate-north-1"})),
+            Some(&t.admin),
+            Some(json!({"identity_check": "ID card checked (test)"})),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
@@ -313,31 +313,30 @@ async fn r8_withdrawal_refuses_face_and_the_pin_still_works() {
 }
 
 #[tokio::test]
-async fn the_keyring_file_is_written_when_a_data_key_is_new_not_per_enrolment() {
+async fn data_keys_live_in_the_store_only_and_are_written_when_new() {
     let t = common::server().await;
-    let path = t.dir.join("keyring.bin");
-    assert!(!path.exists(), "no data key before the first enrolment");
+    assert!(t.state.store.wrapped_keys().await.unwrap().is_empty());
     let a = t.consenting_person("Obama", "1961-08-04").await;
     let (s, b) = t.face("/v1/enrol", &a, "obama.jpg").await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    // The scenario's new data key reached the file with the first template.
-    let before = std::fs::read(&path).expect("keyring written on first enrolment");
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    // The scenario's new data key reached the store with the first template.
+    let before = t.state.store.wrapped_keys().await.unwrap();
+    assert_eq!(before.len(), 1);
     let b_id = t.consenting_person("Biden", "1942-11-20").await;
     let (s, b) = t.face("/v1/enrol", &b_id, "biden.jpg").await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    // Same key: the file was not rewritten (an atomic rewrite is a new inode).
-    assert_eq!(std::fs::read(&path).unwrap(), before);
-    #[cfg(unix)]
-    assert_eq!(
-        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap()),
-        inode
-    );
-    // Crash safety: the key file alone opens every committed template, as a
-    // restarted server would.
+    // Same key: not written again.
+    assert_eq!(t.state.store.wrapped_keys().await.unwrap(), before);
+    // No key file beside the database: the store's table is the one place.
+    assert!(!t.dir.join("keyring.bin").exists());
+    // The stored keys alone open every committed template, as a restarted
+    // server does.
     let kek = facegate_gallery::Kek::from_env_or_file(&t.dir.join("template.kek")).unwrap();
-    let ring = facegate_gallery::Keyring::load(&path, kek).unwrap();
+    let wrapped: Vec<_> = before
+        .iter()
+        .map(|w| facegate_gallery::WrappedKey::from_bytes(&w.wrapped).unwrap())
+        .collect();
+    let ring = facegate_gallery::Keyring::with_wrapped(kek, &wrapped).unwrap();
     let d = t.state.scenario(None).unwrap();
     let g = facegate_server::deploy::load_gallery(&t.state.store, &ring, d.store_id)
         .await

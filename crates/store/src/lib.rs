@@ -40,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
 mod audit;
 mod error;
 mod keys;
@@ -50,6 +51,7 @@ mod schema;
 mod sweep;
 mod templates;
 
+pub use access::{ApiKeyRecord, Attempt, AttemptPolicy};
 pub use audit::{
     verify_jsonl, verify_records, AuditAnchor, AuditEntry, AuditHead, AuditRecord, ChainFault,
     ChainFaultKind, ChainReport, ANCHOR_EVERY, AUDIT_RETENTION_DAYS_MIN, GENESIS_HASH,

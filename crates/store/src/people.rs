@@ -276,6 +276,40 @@ impl Store {
                 )));
             }
         }
+        // One record per person, scenario and kind: giving it again while it
+        // is active returns that record; under a newer notice, the new
+        // record supersedes the old one (the consent never lapses, so the
+        // templates it covers stay).
+        let active = sqlx::query(&format!(
+            "SELECT {CONSENT_COLS} FROM consents WHERE person_id = $1 AND scenario_id = $2
+             AND kind = $3 AND withdrawn_at IS NULL ORDER BY given_at DESC, id DESC"
+        ))
+        .bind(c.person_id.to_string())
+        .bind(c.scenario_id.to_string())
+        .bind(c.kind.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+        if let Some(r) = active.first() {
+            let existing = consent_from_row(r)?;
+            let same_giver = matches!(
+                (existing.given_by, c.given_by),
+                (ConsentGiver::Subject, ConsentGiver::Subject)
+                    | (ConsentGiver::Guardian(_), ConsentGiver::Guardian(_))
+            );
+            if existing.notice_id == c.notice_id && same_giver {
+                return Ok(existing);
+            }
+            sqlx::query(
+                "UPDATE consents SET withdrawn_at = $1, withdrawn_channel = 'superseded'
+                 WHERE person_id = $2 AND scenario_id = $3 AND kind = $4 AND withdrawn_at IS NULL",
+            )
+            .bind(ts(now))
+            .bind(c.person_id.to_string())
+            .bind(c.scenario_id.to_string())
+            .bind(c.kind.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
         sqlx::query(&format!(
             "INSERT INTO consents ({CONSENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)"
         ))
@@ -417,31 +451,30 @@ impl Store {
         )
         .await?;
         let deletion = if consent.kind == ConsentKind::Processing {
-            // Another active processing consent for the same scenario keeps
-            // the templates lawful; otherwise they go now.
-            let other = sqlx::query(
-                "SELECT id FROM consents WHERE person_id = $1 AND scenario_id = $2
-                 AND kind = 'processing' AND withdrawn_at IS NULL",
+            // One processing consent per person and scenario: withdrawing it
+            // withdraws any older duplicate too (stores written before that
+            // rule), and every template under the scenario goes now.
+            sqlx::query(
+                "UPDATE consents SET withdrawn_at = $1, withdrawn_channel = $2 WHERE person_id = $3
+                 AND scenario_id = $4 AND kind = 'processing' AND withdrawn_at IS NULL",
             )
+            .bind(ts(now))
+            .bind(channel)
             .bind(consent.person_id.to_string())
             .bind(consent.scenario_id.to_string())
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-            if other.is_none() {
-                Some(
-                    self.delete_templates_in(
-                        &mut tx,
-                        consent.person_id,
-                        Some(consent.scenario_id),
-                        "consent_withdrawn",
-                        actor,
-                        now,
-                    )
-                    .await?,
+            Some(
+                self.delete_templates_in(
+                    &mut tx,
+                    consent.person_id,
+                    Some(consent.scenario_id),
+                    "consent_withdrawn",
+                    actor,
+                    now,
                 )
-            } else {
-                None
-            }
+                .await?,
+            )
         } else {
             None
         };

@@ -411,22 +411,37 @@ impl Store {
         let id = new_id();
         let now = crate::now();
         let mut tx = self.begin().await?;
-        sqlx::query(
+        // A missing score is written as a NULL literal, not a bound NULL:
+        // through sqlx's Any driver a bound NULL makes PostgreSQL prepare
+        // the statement with another parameter type, and the next call on
+        // that connection with a real score then fails ("incorrect binary
+        // data format"; found by the core's model-based test).
+        let sql = format!(
             "INSERT INTO verification_events (id, at, person_id, scenario_id, device_id, method, result, score, threshold, refusal_rule)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(id.to_string())
-        .bind(ts(now))
-        .bind(e.person_id.map(|p| p.to_string()))
-        .bind(e.scenario_id.to_string())
-        .bind(e.device_id.map(|d| d.to_string()))
-        .bind(&e.method)
-        .bind(&e.result)
-        .bind(e.score)
-        .bind(e.threshold)
-        .bind(e.refusal_rule.clone())
-        .execute(&mut *tx)
-        .await?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {}, {}, $8)",
+            if e.score.is_some() { "$9" } else { "NULL" },
+            match (e.score.is_some(), e.threshold.is_some()) {
+                (_, false) => "NULL",
+                (true, true) => "$10",
+                (false, true) => "$9",
+            },
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(id.to_string())
+            .bind(ts(now))
+            .bind(e.person_id.map(|p| p.to_string()))
+            .bind(e.scenario_id.to_string())
+            .bind(e.device_id.map(|d| d.to_string()))
+            .bind(&e.method)
+            .bind(&e.result)
+            .bind(e.refusal_rule.clone());
+        if let Some(x) = e.score {
+            q = q.bind(x);
+        }
+        if let Some(x) = e.threshold {
+            q = q.bind(x);
+        }
+        q.execute(&mut *tx).await?;
         if let Some(p) = e.person_id {
             sqlx::query("UPDATE persons SET last_seen_at = $1 WHERE id = $2")
                 .bind(ts(now))

@@ -15,7 +15,8 @@ pub(crate) struct Migration {
 
 pub(crate) const PG_ONLY: &str = "--postgres-only\n";
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+pub(crate) const MIGRATIONS: &[Migration] = &[
+Migration {
     version: 1,
     name: "initial",
     statements: &[
@@ -197,4 +198,54 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             at TEXT NOT NULL,
             mac TEXT NOT NULL)",
     ],
-}];
+},
+Migration {
+    version: 2,
+    name: "state_in_the_store",
+    statements: &[
+        // API keys: only the SHA-256 of the secret part.
+        "CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            device_id TEXT,
+            label TEXT NOT NULL,
+            secret_sha256 TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT)",
+        // R17: the last time a person declined face in a scenario, and
+        // whether they explicitly opted back in since.
+        "CREATE TABLE face_declines (
+            person_id TEXT NOT NULL REFERENCES persons(id),
+            scenario_id TEXT NOT NULL REFERENCES scenarios(id),
+            declined_at TEXT NOT NULL,
+            opted_in_at TEXT,
+            PRIMARY KEY (person_id, scenario_id))",
+        // One-time portal codes and portal sessions: hashes only.
+        "CREATE TABLE portal_codes (
+            code_sha256 TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES persons(id),
+            issued_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL)",
+        "CREATE TABLE portal_sessions (
+            token_sha256 TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES persons(id),
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL)",
+        "CREATE INDEX portal_sessions_person ON portal_sessions (person_id)",
+        // Lock-out counters (PIN per person and credential, portal codes per
+        // source and per code space), counted before the secret is checked.
+        "CREATE TABLE attempt_counters (
+            key TEXT PRIMARY KEY,
+            window_start TEXT NOT NULL,
+            failures BIGINT NOT NULL,
+            lockouts BIGINT NOT NULL,
+            locked_until TEXT)",
+        // Bulk enrolment: the CSV rows already enrolled, by row key.
+        "CREATE TABLE enrol_rows (
+            row_key TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES persons(id),
+            created_at TEXT NOT NULL)",
+        "CREATE INDEX verification_events_device ON verification_events (device_id, person_id, at)",
+    ],
+},
+];

@@ -496,6 +496,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Every template link of a scenario (link, person, enrolled at), without
+    /// the sealed bytes: what a retention decision needs and nothing more.
+    pub async fn scenario_template_links(
+        &self,
+        scenario_id: Uuid,
+    ) -> Result<Vec<(Uuid, Uuid, DateTime<Utc>)>> {
+        let rows = sqlx::query(
+            "SELECT link_id, person_id, created_at FROM template_links WHERE scenario_id = $1 ORDER BY created_at",
+        )
+        .bind(scenario_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.id("link_id")?, r.id("person_id")?, r.t("created_at")?)))
+            .collect()
+    }
+
     /// Every sealed template of a scenario with its person, for building a
     /// 1:N gallery in memory. Reading face data is audited (R20).
     pub async fn scenario_templates(

@@ -3,8 +3,6 @@
 //! results, devices, request and complaint queues, the audit chain, the PIA
 //! and the filing pack. Writes here are operator-only; reads also auditor.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
@@ -249,17 +247,8 @@ pub async fn upload_scenario(
         )
             .into_response());
     }
-    let d = crate::deploy::deploy(&s.store, s.processor_id, &body, &s.config.data_dir).await?;
-    if s.galleries.read().unwrap().get(&d.store_id).is_none() {
-        let g = crate::deploy::load_gallery(&s.store, &s.keyring, d.store_id).await?;
-        s.galleries.write().unwrap().insert(d.store_id, g);
-    }
+    let d = s.core.deploy_scenario(&body).await?;
     let view = scenario_view(&d);
-    {
-        let mut all = s.scenarios.write().unwrap();
-        all.retain(|x| x.scenario.id != d.scenario.id);
-        all.push(Arc::new(d));
-    }
     Ok(Json(LintResult {
         ok: true,
         diagnostics,

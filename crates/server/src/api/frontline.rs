@@ -4,16 +4,16 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use facegate_gallery::{Decision, Encoding, PersonId, Template};
 use facegate_policy as policy;
 use facegate_store as store;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pipeline::{self, Challenge, ConsentEvidence};
 use crate::state::AppState;
+use facegate_core::ops::{Frames, Who};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -161,83 +161,30 @@ pub async fn give_consent(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let person = pipeline::live_person(&s, pid).await?;
-    if req.notice_version != d.notice_version {
-        return Err(policy::Refusal::new(
-            policy::RuleId::R4,
-            "The notice acknowledged is not the current version; read the current notice before consenting.",
-            "所确认的告知书不是当前版本，请重新阅读告知书后再同意。",
-        )
-        .into());
-    }
-    let minor = person
-        .identity
-        .as_ref()
-        .and_then(|i| i.date_of_birth)
-        .is_some_and(|dob| policy::is_under_14(dob, Utc::now()));
-    let given_by = match (&req.guardian, minor) {
-        (Some(g), _) => {
-            if g.name.trim().is_empty() || g.relationship.trim().is_empty() {
-                return Err(ApiError::bad(
-                    "请填写监护人姓名和关系。",
-                    "give the guardian's name and relationship",
-                ));
-            }
-            let gu = s
-                .store
-                .add_guardian(
-                    pid,
-                    &store::PersonIdentity {
-                        display_name: g.name.trim().into(),
-                        contact: g.contact.clone(),
-                        date_of_birth: None,
-                    },
-                    g.relationship.trim(),
-                    &caller.actor(),
-                )
-                .await?;
-            store::ConsentGiver::Guardian(gu.id)
-        }
-        (None, true) => {
-            return Err(policy::Refusal::new(
-                policy::RuleId::R10,
-                "This person is under 14: a parent or other guardian must consent before face recognition is used.",
-                "未满十四周岁，须由父母或其他监护人同意后才能使用人脸识别。",
-            )
-            .into())
-        }
-        (None, false) => store::ConsentGiver::Subject,
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
     };
-    let channel = req.channel.clone().unwrap_or_else(|| match &device {
-        Some(dv) => format!("kiosk:{dv}"),
-        None => "api".into(),
-    });
-    let evidence = serde_json::to_string(&ConsentEvidence {
-        notice_version: d.notice_version.clone(),
-        terms: d.scenario.consent_terms(),
-        note: if req.evidence.trim().is_empty() {
-            format!("{} agreed after the notice was shown", caller.actor())
-        } else {
-            req.evidence.clone()
-        },
-    })
-    .map_err(ApiError::internal)?;
     let c = s
-        .store
+        .core
         .give_consent(
-            &store::NewConsent {
-                person_id: pid,
-                scenario_id: d.store_id,
+            &d,
+            pid,
+            who,
+            facegate_core::ops::NewConsent {
                 kind: req.kind.unwrap_or(store::ConsentKind::Processing),
-                notice_id: Some(d.notice_id),
-                given_by,
-                channel,
-                evidence,
+                notice_version: &req.notice_version,
+                channel: req.channel.as_deref(),
+                evidence: &req.evidence,
+                guardian: req.guardian.as_ref().map(|g| facegate_core::ops::Guardian {
+                    name: &g.name,
+                    relationship: &g.relationship,
+                    contact: g.contact.as_deref(),
+                }),
             },
-            &caller.actor(),
         )
         .await?;
-    s.declines.lock().unwrap().remove(&(pid, d.store_id));
     Ok(Json(consent_view(&s, &c)))
 }
 
@@ -268,14 +215,22 @@ pub async fn decline_face(
     caller: Caller,
     Json(req): Json<DeclineInput>,
 ) -> ApiResult<Json<DeclineView>> {
-    caller.require_frontline(req.device_id.as_deref())?;
+    let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let now = Utc::now();
-    s.declines.lock().unwrap().insert((pid, d.store_id), now);
+    let channel = match &device {
+        Some(dv) => format!("kiosk:{dv}"),
+        None => "api".into(),
+    };
+    // Kept in the store (R17 on the server, across restarts and instances);
+    // only for an existing person.
+    let until = s
+        .core
+        .decline_face(pid, &d, &channel, &caller.actor())
+        .await?;
     s.metrics.inc("facegate_face_declined_total", &[]);
     Ok(Json(DeclineView {
-        no_face_prompt_until: now + chrono::Duration::hours(d.scenario.quiet_period_hours as i64),
+        no_face_prompt_until: until,
         alternatives: d
             .scenario
             .alternatives()
@@ -283,6 +238,36 @@ pub async fn decline_face(
             .map(|m| m.key().to_string())
             .collect(),
     }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OptInView {
+    /// `true` when a decline was lifted; `false` when there was none.
+    pub lifted: bool,
+}
+
+/// The person explicitly asks to use face again after declining (R17):
+/// recorded, and face is offered again at once.
+#[utoipa::path(post, path = "/v1/opt-in-face", tag = "consents", request_body = DeclineInput,
+    security(("bearer" = [])),
+    responses((status = 200, body = OptInView), (status = 404, body = crate::ErrorBody)))]
+pub async fn opt_in_face(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(req): Json<DeclineInput>,
+) -> ApiResult<Json<OptInView>> {
+    let device = caller.require_frontline(req.device_id.as_deref())?;
+    let d = s.scenario(req.scenario.as_deref())?;
+    let pid = pipeline::person_id(&req.person_id)?;
+    let channel = match &device {
+        Some(dv) => format!("kiosk:{dv}"),
+        None => "api".into(),
+    };
+    let lifted = s
+        .core
+        .opt_back_in(pid, &d, &channel, &caller.actor())
+        .await?;
+    Ok(Json(OptInView { lifted }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -316,6 +301,15 @@ pub struct Outcome {
     pub score: Option<f32>,
     pub threshold: Option<f32>,
     pub liveness: Option<f32>,
+}
+
+impl From<facegate_core::ops::Outcome> for Outcome {
+    fn from(o: facegate_core::ops::Outcome) -> Self {
+        Outcome {
+            liveness: o.liveness,
+            ..Outcome::of(&o.event, o.outcome, o.grants)
+        }
+    }
 }
 
 impl Outcome {
@@ -352,47 +346,20 @@ pub async fn enrol(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let facts = pipeline::person_facts(&s, &d, pid).await?;
-    let ack = req
-        .notice_version
-        .clone()
-        .or_else(|| pipeline::acknowledged_notice(&facts));
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
-    let permit = attempt
-        .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
+    };
+    let frames = Frames {
+        images_b64: &req.images,
+        challenge: req.challenge.into(),
+    };
+    let o = s
+        .core
+        .enrol_face(&d, pid, who, frames, req.notice_version.clone())
         .await?;
-    let cap =
-        pipeline::capture(&s, &req.images, req.challenge, pipeline::ENROL_MIN_FACE_PX).await?;
-    let t = Template::new(
-        PersonId(pid),
-        facegate_gallery::ScenarioId(d.store_id),
-        crate::deploy::model_id(),
-        cap.embedding.as_slice(),
-        Encoding::Int8,
-    )
-    .map_err(ApiError::internal)?;
-    let sealed = s.keyring.seal(&t).map_err(ApiError::internal)?;
-    pipeline::persist_data_key(&s, sealed.key_id())?;
-    s.store
-        .enrol(
-            &store::Enrolment {
-                person_id: pid,
-                scenario_id: d.store_id,
-                device_id: device.as_deref().and_then(|x| d.devices.get(x).copied()),
-                sealed_template: sealed.to_bytes(),
-            },
-            &attempt.actor,
-        )
-        .await?;
-    if let Some(g) = s.galleries.write().unwrap().get_mut(&d.store_id) {
-        g.add(&t).map_err(ApiError::internal)?;
-    }
-    drop(t);
-    let ev = attempt.record("face", "enrolled", None, None, None).await?;
-    Ok(Json(Outcome {
-        liveness: cap.liveness,
-        ..Outcome::of(&ev, "enrolled", Some(permit.grants))
-    }))
+    Ok(Json(o.into()))
 }
 
 /// 1:1 face verification of a claimed person.
@@ -411,41 +378,20 @@ pub async fn verify(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let facts = pipeline::person_facts(&s, &d, pid).await?;
-    let ack = pipeline::acknowledged_notice(&facts).or(req.notice_version.clone());
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
-    let permit = attempt
-        .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
-        .await?;
-    let cap = pipeline::capture(&s, &req.images, req.challenge, 40.0).await?;
-    let m = {
-        let g = s.galleries.read().unwrap();
-        g.get(&d.store_id)
-            .map(|g| g.verify(PersonId(pid), cap.embedding.as_slice()))
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
     };
-    let (pass, score, threshold) = match m {
-        Some(Ok(m)) => (m.accepted, Some(m.score), Some(m.threshold)),
-        Some(Err(facegate_gallery::Error::UnknownPerson(_))) | None => (false, None, None),
-        Some(Err(e)) => return Err(ApiError::internal(e)),
+    let frames = Frames {
+        images_b64: &req.images,
+        challenge: req.challenge.into(),
     };
-    let result = if pass { "match" } else { "no_match" };
-    let ev = attempt
-        .record("face", result, score, threshold, None)
+    let o = s
+        .core
+        .verify_face(&d, pid, who, frames, req.notice_version.clone())
         .await?;
-    Ok(Json(Outcome {
-        liveness: cap.liveness,
-        ..pass_or_fail(&ev, pass, permit)
-    }))
-}
-
-/// The outcome of a 1:1 check (face or an alternative): what passing grants
-/// is the same whichever method passed (R15, R17).
-fn pass_or_fail(ev: &store::VerificationEvent, pass: bool, permit: policy::Permit) -> Outcome {
-    if pass {
-        Outcome::of(ev, "pass", Some(permit.grants))
-    } else {
-        Outcome::of(ev, "fail", None)
-    }
+    Ok(Json(o.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -475,46 +421,17 @@ pub async fn identify(
 ) -> ApiResult<Json<Outcome>> {
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
-    let mut attempt = pipeline::Attempt::new(&s, &d, None, device.as_deref(), &caller);
-    // Policy first, before any pixel is looked at.
-    let permit = attempt
-        .authorize(
-            policy::Action::Identify,
-            policy::Method::Face,
-            policy::PersonFacts::default(),
-            Some(d.notice_version.clone()),
-        )
-        .await?;
-    let cap = pipeline::capture(&s, &req.images, req.challenge, 40.0).await?;
-    let id = {
-        let g = s.galleries.read().unwrap();
-        match g.get(&d.store_id) {
-            Some(g) if !g.is_empty() => Some(
-                g.identify(cap.embedding.as_slice(), 5)
-                    .map_err(ApiError::internal)?,
-            ),
-            _ => None,
-        }
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
     };
-    let (person, score, threshold) = match &id {
-        Some(i) => match i.decision {
-            Decision::Known { person, score } => (Some(person.0), Some(score), Some(i.threshold)),
-            Decision::Unknown => (None, None, Some(i.threshold)),
-        },
-        None => (None, None, None),
+    let frames = Frames {
+        images_b64: &req.images,
+        challenge: req.challenge.into(),
     };
-    attempt.person = person;
-    let (result, grants) = match person {
-        Some(_) => ("known", Some(permit.grants)),
-        None => ("unknown", None),
-    };
-    let ev = attempt
-        .record("face", result, score, threshold, None)
-        .await?;
-    Ok(Json(Outcome {
-        liveness: cap.liveness,
-        ..Outcome::of(&ev, result, grants)
-    }))
+    let o = s.core.identify(&d, who, frames).await?;
+    Ok(Json(o.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -529,18 +446,6 @@ pub struct CredentialInput {
     /// What the person presents. Registering one (`POST /v1/credentials`)
     /// takes 4 to 256 bytes, digits only for a PIN (schema `NewCredential`).
     pub secret: String,
-}
-
-fn method_of(kind: Option<&str>) -> Result<(store::CredentialKind, policy::Method), ApiError> {
-    match kind.unwrap_or("pin") {
-        "pin" => Ok((store::CredentialKind::Pin, policy::Method::Pin)),
-        "card" => Ok((store::CredentialKind::Card, policy::Method::Card)),
-        "qr" | "qr_code" => Ok((store::CredentialKind::Qr, policy::Method::QrCode)),
-        k => Err(ApiError::bad(
-            format!("不支持的凭证类型：{k}"),
-            format!("unsupported credential kind: {k}"),
-        )),
-    }
 }
 
 /// Register an alternative credential (R15): a PIN, card or QR token.
@@ -559,24 +464,17 @@ pub async fn add_credential(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let (kind, method) = method_of(req.kind.as_deref())?;
-    let facts = pipeline::person_facts(&s, &d, pid).await?;
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
-    let permit = attempt
-        .authorize(
-            policy::Action::Enrol,
-            method,
-            facts,
-            Some(d.notice_version.clone()),
-        )
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
+    };
+    let kind = req.kind.as_deref().unwrap_or("pin");
+    let o = s
+        .core
+        .add_credential(&d, pid, who, kind, &req.secret)
         .await?;
-    s.store
-        .add_credential(pid, kind, &req.secret, &attempt.actor)
-        .await?;
-    let ev = attempt
-        .record(method.key(), "enrolled", None, None, None)
-        .await?;
-    Ok(Json(Outcome::of(&ev, "enrolled", Some(permit.grants))))
+    Ok(Json(o.into()))
 }
 
 /// Verify by an alternative credential: the same outcome face would give
@@ -597,38 +495,27 @@ pub async fn verify_credential(
     let device = caller.require_frontline(req.device_id.as_deref())?;
     let d = s.scenario(req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let (kind, method) = method_of(req.kind.as_deref())?;
-    let lock_key = format!("{}:{pid}", kind.as_str());
-    s.credentials.check(&lock_key)?;
-    let facts = pipeline::person_facts(&s, &d, pid).await?;
-    let attempt = pipeline::Attempt::new(&s, &d, Some(pid), device.as_deref(), &caller);
-    let permit = attempt
-        .authorize(
-            policy::Action::Verify,
-            method,
-            facts,
-            Some(d.notice_version.clone()),
-        )
-        .await?;
-    let ok = match kind {
-        store::CredentialKind::Pin => s.store.verify_pin(pid, &req.secret).await?,
-        k => s.store.find_by_credential(k, &req.secret).await? == Some(pid),
+    let actor = caller.actor();
+    let who = Who {
+        actor: &actor,
+        device: device.as_deref(),
     };
-    if ok {
-        s.credentials.succeed(&lock_key);
-    } else {
-        s.credentials.fail(&lock_key);
-    }
-    let result = if ok { "match" } else { "no_match" };
-    let ev = attempt
-        .record(method.key(), result, None, None, None)
+    let kind = req.kind.as_deref().unwrap_or("pin");
+    let limit = s.config.limits.credential_failures as i64;
+    let o = s
+        .core
+        .verify_credential(&d, pid, who, kind, &req.secret, limit)
         .await?;
-    Ok(Json(pass_or_fail(&ev, ok, permit)))
+    Ok(Json(o.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema, Default)]
 pub struct CodeInput {
+    /// For a device key: the device at which the person just passed a check.
     pub device_id: Option<String>,
+    /// For an operator: how the person's identity was checked (e.g. "居民身份证 checked at the
+    /// property office"); recorded in the audit record. Required for operators.
+    pub identity_check: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -640,12 +527,15 @@ pub struct PortalCode {
     pub portal_path: String,
 }
 
-/// Issue a one-time portal code for a person (at the kiosk or by the operator).
+/// Issue a one-time portal code for a person: at a device only for the
+/// person who passed a check there within the last minute (face or an
+/// alternative); by an operator only with the identity check recorded.
 #[utoipa::path(post, path = "/v1/persons/{id}/portal-code", tag = "portal",
     params(("id" = String, Path, format = Uuid, description = "The person")),
     request_body = Option<CodeInput>, security(("bearer" = [])),
     responses(
         (status = 200, description = "A one-time code for the portal", body = PortalCode),
+        (status = 403, description = "A device may issue a code only for the person who passed a check at it within the last minute; an operator must record how identity was checked (`identity_check`)", body = crate::ErrorBody),
         (status = 404, description = "No such person", body = crate::ErrorBody)))]
 pub async fn portal_code(
     State(s): State<AppState>,
@@ -653,11 +543,27 @@ pub async fn portal_code(
     Path(id): Path<String>,
     body: Option<Json<CodeInput>>,
 ) -> ApiResult<Json<PortalCode>> {
-    let dev = body.as_ref().and_then(|b| b.device_id.clone());
-    caller.require_frontline(dev.as_deref())?;
+    let input = body.map(|Json(b)| b).unwrap_or_default();
+    let device = caller.require_frontline(input.device_id.as_deref())?;
     let pid = pipeline::person_id(&id)?;
     pipeline::live_person(&s, pid).await?;
-    let (code, expires_at) = s.auth.issue_portal_code(&pid.to_string());
+    let issuer = match (&caller, device.as_deref()) {
+        (
+            Caller::Key {
+                role: crate::Role::Device,
+                ..
+            },
+            Some(dv),
+        ) => facegate_core::PortalIssuer::Device(dv),
+        _ => facegate_core::PortalIssuer::Operator {
+            identity_check: input.identity_check.as_deref(),
+        },
+    };
+    let basis = s.core.portal_code_basis(pid, issuer).await?;
+    let (code, expires_at) = s
+        .auth
+        .issue_portal_code(pid, basis, &caller.actor())
+        .await?;
     Ok(Json(PortalCode {
         code,
         expires_at,

@@ -44,8 +44,8 @@ pub async fn create(
     }
     let k = s
         .auth
-        .issue(req.role, req.device_id, &req.label)
-        .map_err(ApiError::internal)?;
+        .issue(req.role, req.device_id, &req.label, &caller.actor())
+        .await?;
     Ok(Json(k))
 }
 
@@ -112,7 +112,14 @@ impl From<KeyRecord> for KeyView {
         (status = 200, description = "Every key, revoked ones too", body = Vec<KeyView>)))]
 pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<KeyView>>> {
     caller.require(&[Role::Admin])?;
-    Ok(Json(s.auth.list().into_iter().map(KeyView::from).collect()))
+    Ok(Json(
+        s.auth
+            .list()
+            .await?
+            .into_iter()
+            .map(KeyView::from)
+            .collect(),
+    ))
 }
 
 /// Revoke a key at once.
@@ -127,7 +134,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<axum::http::StatusCode> {
     caller.require(&[Role::Admin])?;
-    if s.auth.revoke(&id).map_err(ApiError::internal)? {
+    if s.auth.revoke(&id, &caller.actor()).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("key".into()))
@@ -148,8 +155,9 @@ pub struct PortalSession {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Exchange a one-time portal code for a session (no key needed). Failed
-/// codes are counted across all callers, so codes cannot be guessed.
+/// Exchange a one-time portal code for a session (no key needed). Wrong
+/// codes are limited per source and per code space (see
+/// [`redeem_limits`]), counted in the store before the code is checked.
 #[utoipa::path(post, path = "/v1/portal/session", tag = "portal", request_body = RedeemCode,
     responses(
         (status = 200, description = "A session for the code's person", body = PortalSession),
@@ -157,20 +165,114 @@ pub struct PortalSession {
         (status = 429, description = "Too many wrong codes; see `Retry-After`", body = crate::ErrorBody)))]
 pub async fn redeem(
     State(s): State<AppState>,
+    peer: Option<axum::extract::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: axum::http::HeaderMap,
     Json(req): Json<RedeemCode>,
 ) -> ApiResult<Json<PortalSession>> {
-    // 8 digits = 10^8 codes; at most 30 wrong guesses per 15 minutes for the
-    // whole server keeps guessing hopeless.
-    s.portal_failures.check("portal-code")?;
-    match s.auth.redeem_portal_code(&req.code) {
-        Some((token, person_id, expires_at)) => Ok(Json(PortalSession {
-            token,
-            person_id,
-            expires_at,
-        })),
-        None => {
-            s.portal_failures.fail("portal-code");
-            Err(ApiError::Unauthorized)
+    let source = source_of(&headers, peer.map(|p| p.0 .0.ip()));
+    redeem_limits(&s, &source).await?;
+    match s.auth.redeem_portal_code(&req.code).await? {
+        Some((token, person_id, expires_at)) => {
+            s.store
+                .attempt_succeeded(&format!("portal:src:{source}"))
+                .await?;
+            Ok(Json(PortalSession {
+                token,
+                person_id,
+                expires_at,
+            }))
         }
+        None => Err(ApiError::Unauthorized),
+    }
+}
+
+/// Wrong portal codes allowed per source per 15 minutes.
+pub const PORTAL_FAILURES_PER_SOURCE: i64 = 10;
+/// Wrong portal codes allowed per 15 minutes across the whole code space
+/// (10^8 codes): beyond it, only sources with no failure of their own may
+/// still try, so a guessing campaign cannot lock everyone out.
+pub const PORTAL_FAILURES_CODE_SPACE: i64 = 1000;
+
+/// The caller's source: the peer address; when the peer is a reverse proxy
+/// on this host (loopback), the hop it appended to `X-Forwarded-For` (the
+/// last one; earlier hops are whatever the client wrote), else `X-Real-IP`.
+fn source_of(headers: &axum::http::HeaderMap, peer: Option<std::net::IpAddr>) -> String {
+    if let Some(ip) = peer.filter(|ip| !ip.is_loopback()) {
+        return ip.to_string();
+    }
+    let h = |n: &str, last: bool| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let mut hops = v.split(',').map(str::trim).filter(|x| !x.is_empty());
+                if last {
+                    hops.next_back()
+                } else {
+                    hops.next()
+                }
+            })
+            .filter(|v| v.len() <= 64)
+            .map(str::to_string)
+    };
+    h("x-forwarded-for", true)
+        .or_else(|| h("x-real-ip", false))
+        .or_else(|| peer.map(|ip| ip.to_string()))
+        .unwrap_or_else(|| "direct".into())
+}
+
+/// Count one redemption attempt per source and in the code space before the
+/// code is looked at (a success clears the source's count).
+async fn redeem_limits(s: &AppState, source: &str) -> Result<(), ApiError> {
+    use facegate_store::{Attempt, AttemptPolicy};
+    let now = Utc::now();
+    let src_key = format!("portal:src:{source}");
+    let locked = |until: DateTime<Utc>| ApiError::RateLimited {
+        retry_after_s: (until - Utc::now()).num_seconds().max(1) as u64,
+    };
+    if let Attempt::Locked { until } = s
+        .store
+        .reserve_attempt(
+            &src_key,
+            AttemptPolicy::per_15_minutes(PORTAL_FAILURES_PER_SOURCE),
+            now,
+        )
+        .await?
+    {
+        return Err(locked(until));
+    }
+    let space = AttemptPolicy {
+        lock: chrono::Duration::minutes(1),
+        max_lock: chrono::Duration::minutes(15),
+        ..AttemptPolicy::per_15_minutes(PORTAL_FAILURES_CODE_SPACE)
+    };
+    if let Attempt::Locked { until } = s.store.reserve_attempt("portal:space", space, now).await? {
+        // The code space is under a guessing campaign: a source that has
+        // not failed yet (this attempt is its first) still gets its try.
+        if s.store.attempt_failures(&src_key).await? > 1 {
+            return Err(locked(until));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_of;
+
+    #[test]
+    fn a_client_cannot_choose_its_source_by_header() {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("x-forwarded-for", "1.2.3.4, 203.0.113.7".parse().unwrap());
+        // Directly exposed: the peer address counts, not the header.
+        let peer: std::net::IpAddr = "198.51.100.9".parse().unwrap();
+        assert_eq!(source_of(&h, Some(peer)), "198.51.100.9");
+        // Behind a proxy on this host: the hop the proxy appended.
+        let proxy: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(source_of(&h, Some(proxy)), "203.0.113.7");
+        assert_eq!(
+            source_of(&axum::http::HeaderMap::new(), Some(proxy)),
+            "127.0.0.1"
+        );
     }
 }

@@ -28,7 +28,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
-        let caller = state.auth.authenticate(token).ok_or_else(|| {
+        let caller = state.auth.authenticate(token).await?.ok_or_else(|| {
             state.metrics.inc("facegate_auth_failures_total", &[]);
             ApiError::Unauthorized
         })?;

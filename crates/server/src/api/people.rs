@@ -144,14 +144,21 @@ pub async fn withdraw(
     body: Option<Json<WithdrawInput>>,
 ) -> ApiResult<Json<WithdrawalView>> {
     let cid = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("consent".into()))?;
-    let c = s.store.consent(cid).await?;
-    match &caller {
-        Caller::Person { .. } => caller.require_self_or_operator(&c.person_id.to_string())?,
+    let acting = match &caller {
+        Caller::Person { person_id } => {
+            facegate_core::ops::Acting::Person(pipeline::person_id(person_id)?)
+        }
+        Caller::Key {
+            role: crate::Role::Device,
+            device_id: Some(dv),
+            ..
+        } => facegate_core::ops::Acting::Device(dv),
         _ => {
             caller.require_frontline(None)?;
+            facegate_core::ops::Acting::Operator
         }
-    }
-    if c.withdrawn_at.is_some() {
+    };
+    if s.store.consent(cid).await?.withdrawn_at.is_some() {
         return Err(ApiError::Conflict(
             "this consent was already withdrawn".into(),
         ));
@@ -166,15 +173,10 @@ pub async fn withdraw(
             _ => "api".into(),
         });
     let r = s
-        .store
-        .withdraw_consent(cid, &channel, &caller.actor())
+        .core
+        .withdraw_consent(cid, acting, &channel, &caller.actor())
         .await?;
-    if c.kind == store::ConsentKind::Processing {
-        if let Some(g) = s.galleries.write().unwrap().get_mut(&c.scenario_id) {
-            g.remove_person(PersonId(c.person_id));
-        }
-    }
-    s.metrics.inc("facegate_withdrawals_total", &[]);
+    let c = &r.consent;
     let alternatives = s
         .scenario_by_store_id(c.scenario_id)
         .map(|d| {
@@ -298,10 +300,7 @@ pub async fn erase(
     caller.require_self_or_operator(&id)?;
     let pid = pipeline::person_id(&id)?;
     let req = open_request(&s, &caller, pid, store::RequestKind::Delete).await?;
-    let r = s.store.erase_person(pid, &caller.actor()).await?;
-    for g in s.galleries.write().unwrap().values_mut() {
-        g.remove_person(PersonId(pid));
-    }
+    let r = s.core.erase_person(pid, &caller.actor()).await?;
     s.store
         .complete_request(
             req.id,
@@ -310,7 +309,6 @@ pub async fn erase(
             &caller.actor(),
         )
         .await?;
-    s.auth.end_sessions_of(&pid.to_string());
     Ok(Json(ErasureView {
         receipt_id: r.receipt_id.to_string(),
         templates_deleted: r.templates_deleted,

@@ -15,20 +15,43 @@ pub struct T {
     pub device: String,
     pub auditor: String,
     pub dir: std::path::PathBuf,
+    /// Whether dropping this removes `dir` (not for a restarted copy).
+    pub owns_dir: bool,
 }
 
 pub async fn server() -> T {
+    server_with_manifest(None).await
+}
+
+/// A server running `manifest` (TOML) instead of the demo scenario.
+pub async fn server_with_manifest(manifest: Option<String>) -> T {
     let dir = std::env::temp_dir().join(format!("facegate-server-test-{}", uuid::Uuid::now_v7()));
-    let state = AppState::open(ServerConfig::new(&dir))
-        .await
-        .expect("server opens");
-    let admin = state.auth.issue(Role::Admin, None, "test").unwrap().key;
-    let device = state
+    let mut config = ServerConfig::new(&dir);
+    if let Some(m) = manifest {
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("scenario.toml");
+        std::fs::write(&path, m).unwrap();
+        config.scenario = Some(path);
+    }
+    let state = AppState::open(config).await.expect("server opens");
+    let admin = state
         .auth
-        .issue(Role::Device, Some("gate-north-1".into()), "test")
+        .issue(Role::Admin, None, "test", "test")
+        .await
         .unwrap()
         .key;
-    let auditor = state.auth.issue(Role::Auditor, None, "test").unwrap().key;
+    let device = state
+        .auth
+        .issue(Role::Device, Some("gate-north-1".into()), "test", "test")
+        .await
+        .unwrap()
+        .key;
+    let auditor = state
+        .auth
+        .issue(Role::Auditor, None, "test", "test")
+        .await
+        .unwrap()
+        .key;
     let app = facegate_server::routes::router(state.clone());
     T {
         state,
@@ -37,10 +60,31 @@ pub async fn server() -> T {
         device,
         auditor,
         dir,
+        owns_dir: true,
     }
 }
 
 impl T {
+    /// The same data directory opened again, as a restarted `serve` (or a
+    /// second one on the same database) would: same keys, fresh process state.
+    pub async fn restart(&self) -> T {
+        let mut config = ServerConfig::new(&self.dir);
+        let manifest = self.dir.join("scenario.toml");
+        if manifest.exists() {
+            config.scenario = Some(manifest);
+        }
+        let state = AppState::open(config).await.expect("server reopens");
+        T {
+            app: facegate_server::routes::router(state.clone()),
+            state,
+            admin: self.admin.clone(),
+            device: self.device.clone(),
+            auditor: self.auditor.clone(),
+            dir: self.dir.clone(),
+            owns_dir: false,
+        }
+    }
+
     pub async fn call(
         &self,
         method: &str,
@@ -109,14 +153,15 @@ impl T {
         id
     }
 
-    /// A portal session token for `person`, from a code issued at the kiosk.
+    /// A portal session token for `person`, from a code an operator issued
+    /// after checking the person's identity.
     pub async fn portal_token(&self, person: &str) -> String {
         let (s, code) = self
             .call(
                 "POST",
                 &format!("/v1/persons/{person}/portal-code"),
-                Some(&self.device),
-                Some(json!({"device_id": "gate-north-1"})),
+                Some(&self.admin),
+                Some(json!({"identity_check": "居民身份证 checked at the office (test)"})),
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{code}");
@@ -161,6 +206,8 @@ impl T {
 
 impl Drop for T {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -8,10 +8,9 @@ use std::path::Path;
 use facegate_gallery::{Calibration, Gallery, GalleryOptions, ScenarioId, SealedTemplate};
 use facegate_policy as policy;
 use facegate_store::{NewNotice, NewPia, NewScenarioVersion, Store};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::CoreError as ApiError;
 
 /// The manifest `facegate serve` runs when none is given: the policy crate's
 /// residential-compound gate (小区门禁), with a PIN offered beside card, QR
@@ -47,10 +46,6 @@ pub struct Deployed {
     pub pia_status: policy::PiaStatus,
 }
 
-/// Device ids the store gave to manifest devices, kept beside the database.
-#[derive(Default, Serialize, Deserialize)]
-struct DeviceMap(HashMap<String, Uuid>);
-
 /// The security measures this system has, for the PIA and the filing pack.
 pub fn security_measures() -> Vec<String> {
     vec![
@@ -67,7 +62,7 @@ pub async fn deploy(
     store: &Store,
     processor_id: Uuid,
     manifest: &str,
-    data_dir: &Path,
+    _data_dir: &Path,
 ) -> Result<Deployed, ApiError> {
     let report = policy::lint(manifest, "scenario.toml");
     if report.has_errors() {
@@ -204,19 +199,18 @@ pub async fn deploy(
         }
     };
 
-    // Devices: registered once each, ids remembered beside the database.
-    let map_path = data_dir.join("devices.json");
-    let mut map: DeviceMap = std::fs::read(&map_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    // Devices: registered once each and found again in the store by
+    // scenario and name, so every process on the database agrees on them.
     let mut devices = HashMap::new();
     for d in &scenario.devices {
-        let key = format!("{}/{}", scenario.id, d.id);
-        let id = match map.0.get(&key) {
-            Some(id) => *id,
+        let id = match store
+            .device_named(sv.scenario_id, &d.id)
+            .await
+            .map_err(st)?
+        {
+            Some(id) => id,
             None => {
-                let dev = store
+                store
                     .add_device(
                         &facegate_store::NewDevice {
                             processor_id,
@@ -232,18 +226,12 @@ pub async fn deploy(
                         actor,
                     )
                     .await
-                    .map_err(st)?;
-                map.0.insert(key, dev.id);
-                dev.id
+                    .map_err(st)?
+                    .id
             }
         };
         devices.insert(d.id.clone(), id);
     }
-    std::fs::write(
-        &map_path,
-        serde_json::to_vec_pretty(&map).unwrap_or_default(),
-    )
-    .map_err(ApiError::internal)?;
 
     // The manifest's own PIA link, else the generated report's (set above).
     let pia_status = policy::pia_status(&scenario, scenario.pia.as_ref(), false);

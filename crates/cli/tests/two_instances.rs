@@ -1,0 +1,275 @@
+//! Two `facegate serve` processes on one PostgreSQL database behave as one
+//! system (issue 11): a decline on A is refused on B, a portal code from A
+//! is redeemed on B, a key revoked on A is refused on B at once, and a PIN
+//! lock-out is counted across both. Skips without FACEGATE_TEST_DATABASE_URL.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+struct Serve {
+    child: Child,
+    addr: String,
+    admin: Option<String>,
+    kiosk: Option<String>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(url: &str, dir: &std::path::Path, id_key: &str, kek: &str) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_facegate"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--db", url, "--data-dir"])
+        .arg(dir)
+        .env("FACEGATE_IDENTITY_KEY", id_key)
+        .env("FACEGATE_KEK", kek)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (mut addr, mut admin, mut kiosk) = (None, None, None);
+    for line in out.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("portal:  http://") {
+            addr = Some(rest.trim_end_matches("/portal").to_string());
+        }
+        if let Some(i) = line.find("&key=") {
+            kiosk = Some(line[i + 5..].trim().to_string());
+        }
+        if line.starts_with("admin key (shown once") {
+            admin = line.rsplit(' ').next().map(str::to_string);
+        }
+        if line.starts_with("API:") {
+            break;
+        }
+    }
+    Serve {
+        child,
+        addr: addr.expect("serve printed its address"),
+        admin,
+        kiosk,
+    }
+}
+
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status: u16 = resp[9..12].parse().unwrap();
+    let body = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    // Chunked bodies: take the JSON between the first '{' or '[' and the last '}' or ']'.
+    let start = body.find(['{', '[']).unwrap_or(0);
+    let end = body.rfind(['}', ']']).map(|i| i + 1).unwrap_or(body.len());
+    let v = serde_json::from_str(&body[start..end]).unwrap_or(Value::String(body.into()));
+    (status, v)
+}
+
+fn b64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                T[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+fn fresh_db(base: &str) -> String {
+    let name = format!("fg_two_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(base).await.unwrap();
+        sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+    });
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h.to_string(), format!("?{q}")),
+        None => (base.to_string(), String::new()),
+    };
+    let scheme_end = head.find("://").unwrap() + 3;
+    let host_end = head[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(head.len());
+    format!("{}/{name}{query}", &head[..host_end])
+}
+
+#[test]
+fn two_serve_processes_on_one_postgres_behave_as_one() {
+    let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
+        println!("SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let url = fresh_db(&base);
+    let root = std::env::temp_dir().join(format!("facegate-two-{}", uuid::Uuid::now_v7()));
+    let id_key = "11".repeat(32);
+    let kek = "22".repeat(32);
+    let a = serve(&url, &root.join("a"), &id_key, &kek);
+    let b = serve(&url, &root.join("b"), &id_key, &kek);
+    let admin = a.admin.clone().expect("A issued the first admin key");
+    let kiosk = a.kiosk.clone().expect("A issued the kiosk key");
+    assert!(
+        b.admin.is_none() && b.kiosk.is_none(),
+        "B found A's keys in the store"
+    );
+    let dev = "gate-north-1";
+
+    // A person, consent and face, enrolled through A.
+    let (s, p) = http(
+        &a.addr,
+        "POST",
+        "/v1/persons",
+        Some(&admin),
+        Some(json!({"display_name": "Obama", "date_of_birth": "1961-08-04"})),
+    );
+    assert_eq!(s, 200, "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    let (_, n) = http(&a.addr, "GET", "/v1/notice", None, None);
+    let nv = n["version"].as_str().unwrap().to_string();
+    let (s, c) = http(
+        &a.addr,
+        "POST",
+        "/v1/consents",
+        Some(&kiosk),
+        Some(json!({"person_id": pid, "notice_version": nv, "device_id": dev})),
+    );
+    assert_eq!(s, 200, "{c}");
+    let img = b64(&std::fs::read(facegate_assets::fixture("obama.jpg").unwrap()).unwrap());
+    let img2 = b64(&std::fs::read(facegate_assets::fixture("obama2.jpg").unwrap()).unwrap());
+    let (s, e) = http(
+        &a.addr,
+        "POST",
+        "/v1/enrol",
+        Some(&kiosk),
+        Some(json!({"person_id": pid, "device_id": dev, "images": [img]})),
+    );
+    assert_eq!(s, 200, "{e}");
+
+    // A decline on A is refused on B (R17).
+    let (s, _) = http(
+        &a.addr,
+        "POST",
+        "/v1/decline-face",
+        Some(&kiosk),
+        Some(json!({"person_id": pid, "device_id": dev})),
+    );
+    assert_eq!(s, 200);
+    let (s, v) = http(
+        &b.addr,
+        "POST",
+        "/v1/verify",
+        Some(&kiosk),
+        Some(json!({"person_id": pid, "device_id": dev, "images": [img2.clone()]})),
+    );
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["rule"], "R17", "{v}");
+
+    // A portal code from A is redeemed on B.
+    let (s, code) = http(
+        &a.addr,
+        "POST",
+        &format!("/v1/persons/{pid}/portal-code"),
+        Some(&admin),
+        Some(json!({"identity_check": "居民身份证 seen (test)"})),
+    );
+    assert_eq!(s, 200, "{code}");
+    let (s, sess) = http(
+        &b.addr,
+        "POST",
+        "/v1/portal/session",
+        None,
+        Some(json!({"code": code["code"]})),
+    );
+    assert_eq!(s, 200, "{sess}");
+
+    // A PIN lock-out is counted across both.
+    let (s, _) = http(
+        &a.addr,
+        "POST",
+        "/v1/credentials",
+        Some(&kiosk),
+        Some(json!({"person_id": pid, "device_id": dev, "kind": "pin", "secret": "246810"})),
+    );
+    assert_eq!(s, 200);
+    for i in 0..5 {
+        let addr = if i % 2 == 0 { &a.addr } else { &b.addr };
+        let (s, _) = http(
+            addr,
+            "POST",
+            "/v1/verify/credential",
+            Some(&kiosk),
+            Some(json!({"person_id": pid, "device_id": dev, "secret": "000000"})),
+        );
+        assert_eq!(s, 200, "wrong PIN {i} is evaluated");
+    }
+    let (s, _) = http(
+        &b.addr,
+        "POST",
+        "/v1/verify/credential",
+        Some(&kiosk),
+        Some(json!({"person_id": pid, "device_id": dev, "secret": "246810"})),
+    );
+    assert_eq!(
+        s, 429,
+        "the sixth try, on B, is locked by failures on A and B"
+    );
+
+    // A key revoked on A is refused on B at once.
+    let kid = kiosk
+        .strip_prefix("fgk_")
+        .unwrap()
+        .split('_')
+        .next()
+        .unwrap()
+        .to_string();
+    let (s, _) = http(
+        &a.addr,
+        "DELETE",
+        &format!("/v1/keys/{kid}"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(s, 204);
+    let (s, _) = http(
+        &b.addr,
+        "POST",
+        "/v1/decline-face",
+        Some(&kiosk),
+        Some(json!({"person_id": pid, "device_id": dev})),
+    );
+    assert_eq!(s, 401);
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&root);
+}

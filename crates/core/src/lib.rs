@@ -1,0 +1,640 @@
+//! facegate-core: the decision core. It owns the store, the face engine, the
+//! key ring, the deployed scenarios and their in-memory galleries (kept in
+//! step with the store inside this one type), and a clock. Operations here
+//! decide, act and write their audit record in one place; the HTTP server
+//! and the CLI call them and only translate requests and answers.
+//!
+//! Every piece of state a decision depends on (consents, declines, portal
+//! codes and sessions, lock-out counters, API keys, wrapped data keys) lives
+//! in the store, so re-opening a [`Core`] on the same database, or a second
+//! process on the same PostgreSQL database, changes nothing.
+//!
+//! No HTTP and no environment variables: callers pass values
+//! ([`CoreConfig`]).
+
+pub mod deploy;
+pub mod ops;
+pub mod pipeline;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Duration, Utc};
+use facegate_gallery::{Gallery, Kek, Keyring, WrappedKey};
+use facegate_policy as policy;
+use facegate_store::{Attempt, AttemptPolicy, Store, StoreError, StoreKeys};
+use uuid::Uuid;
+
+pub use deploy::Deployed;
+
+/// What a core operation can answer besides success. The server maps each
+/// variant to one HTTP status in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A rule of the Measures refuses (names R-ID and article, zh and en).
+    #[error("{0}")]
+    Refused(policy::Refusal),
+    /// The caller may not do this (not a rule of the Measures).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("bad request: {en}")]
+    BadRequest { zh: String, en: String },
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// Too many failed attempts: locked until then.
+    #[error("locked until {until}")]
+    Locked { until: DateTime<Utc> },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CoreError {
+    pub fn bad(zh: impl Into<String>, en: impl Into<String>) -> Self {
+        CoreError::BadRequest {
+            zh: zh.into(),
+            en: en.into(),
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        CoreError::Internal(e.to_string())
+    }
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Refused(r) => CoreError::Refused(r),
+            StoreError::NotFound { kind, .. } => CoreError::NotFound(kind.to_string()),
+            StoreError::Invalid(m) => {
+                CoreError::bad(format!("输入无效：{m}"), format!("invalid input: {m}"))
+            }
+            e => CoreError::internal(e),
+        }
+    }
+}
+
+impl From<policy::Refusal> for CoreError {
+    fn from(r: policy::Refusal) -> Self {
+        CoreError::Refused(r)
+    }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;
+
+/// Where "now" comes from: the system clock, or one a test moves.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that stays where it is put (tests, the model-based test).
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        ManualClock(Mutex::new(at))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Counts what happens (the server exports them as metrics).
+pub trait Observer: Send + Sync {
+    fn inc(&self, name: &str, labels: &[(&str, &str)]);
+}
+
+/// An observer that counts nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn inc(&self, _name: &str, _labels: &[(&str, &str)]) {}
+}
+
+/// Limits on one capture request.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureLimits {
+    /// Largest decoded image, in bytes.
+    pub max_image_bytes: usize,
+    /// Largest image, in pixels (checked from the header before decoding).
+    pub max_image_pixels: u64,
+}
+
+impl Default for CaptureLimits {
+    fn default() -> Self {
+        CaptureLimits {
+            max_image_bytes: 8 * 1024 * 1024,
+            max_image_pixels: 4096 * 4096,
+        }
+    }
+}
+
+/// How to open a core: values only.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Directory for the key files the store does not hold (template KEK)
+    /// and the device map.
+    pub data_dir: PathBuf,
+    /// `sqlite:…` or `postgres://…`; default: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// The identity key; default: `data_dir/identity.key`, created if missing.
+    pub identity_key: Option<StoreKeys>,
+    /// The manifest (TOML) of the default scenario.
+    pub manifest: String,
+    /// ONNX Runtime threads per model call.
+    pub engine_threads: usize,
+    /// Limits on one capture request.
+    pub capture: CaptureLimits,
+}
+
+/// How recently a device must have verified a person to issue their portal code.
+pub const PORTAL_CODE_CHECK_SECONDS: i64 = 60;
+/// How recently a device must have verified a person to act for them (withdrawal).
+pub const DEVICE_SCOPE_SECONDS: i64 = 300;
+
+/// The decision core. Cheap to share behind an `Arc`.
+pub struct Core {
+    pub store: Store,
+    pub engine: Arc<facegate_vision::Engine>,
+    pub keyring: Keyring,
+    /// Ids of the data keys already in the store's `wrapped_keys` table (the
+    /// one place they are kept).
+    pub keys_in_store: Mutex<HashSet<Uuid>>,
+    pub processor_id: Uuid,
+    /// Deployed scenarios by manifest id.
+    pub scenarios: RwLock<Vec<Arc<Deployed>>>,
+    /// The manifest id of the scenario a request without `scenario` goes
+    /// to: the one the core was opened with, explicitly; uploads never
+    /// change it.
+    pub default_scenario: String,
+    /// One gallery per scenario (store scenario id), in step with the store.
+    pub galleries: RwLock<HashMap<Uuid, Gallery>>,
+    pub clock: Arc<dyn Clock>,
+    pub observer: Arc<dyn Observer>,
+    pub limits: CaptureLimits,
+    pub data_dir: PathBuf,
+}
+
+impl Core {
+    /// Open (or create) the store, keys, default scenario, galleries and the
+    /// face engine.
+    pub async fn open(
+        config: CoreConfig,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn Observer>,
+    ) -> CoreResult<Core> {
+        Core::open_with_engine(config, clock, observer, None).await
+    }
+
+    /// [`Core::open`] reusing a face engine already loaded (a restart in
+    /// tests, several cores in one process).
+    pub async fn open_with_engine(
+        config: CoreConfig,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn Observer>,
+        engine: Option<Arc<facegate_vision::Engine>>,
+    ) -> CoreResult<Core> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(CoreError::internal)?;
+        let store_keys = match config.identity_key.clone() {
+            Some(k) => k,
+            None => {
+                let id_key = dir.join("identity.key");
+                if id_key.exists() {
+                    StoreKeys::from_file(&id_key)
+                } else {
+                    StoreKeys::create_file(&id_key)
+                }
+                .map_err(CoreError::internal)?
+            }
+        };
+        let url = config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", dir.join("facegate.db").display()));
+        let store = Store::open(&url, store_keys)
+            .await
+            .map_err(CoreError::internal)?;
+        let kek = Kek::from_env_or_file(&dir.join("template.kek")).map_err(CoreError::internal)?;
+        let keyring = load_keyring(&store, kek, &dir.join("keyring.bin")).await?;
+        let processor_id = match store.processors().await?.first() {
+            Some(p) => p.id,
+            None => {
+                store
+                    .add_processor("facegate processor", None, "server:init")
+                    .await?
+                    .id
+            }
+        };
+        let d = deploy::deploy(&store, processor_id, &config.manifest, &dir).await?;
+        let gallery = deploy::load_gallery(&store, &keyring, d.store_id).await?;
+        let engine = match engine {
+            Some(e) => e,
+            None => {
+                let threads = config.engine_threads.max(1);
+                Arc::new(
+                    tokio::task::spawn_blocking(move || {
+                        facegate_vision::Engine::new(facegate_vision::EngineOptions {
+                            intra_threads: threads,
+                            ..Default::default()
+                        })
+                    })
+                    .await
+                    .map_err(CoreError::internal)?
+                    .map_err(CoreError::internal)?,
+                )
+            }
+        };
+        let mut galleries = HashMap::new();
+        galleries.insert(d.store_id, gallery);
+        Ok(Core {
+            store,
+            engine,
+            keys_in_store: Mutex::new(keyring.wrapped_keys().iter().map(|w| w.id).collect()),
+            keyring,
+            processor_id,
+            default_scenario: d.scenario.id.clone(),
+            scenarios: RwLock::new(vec![Arc::new(d)]),
+            galleries: RwLock::new(galleries),
+            clock,
+            observer,
+            limits: config.capture,
+            data_dir: dir,
+        })
+    }
+
+    /// Count one event.
+    pub fn observe(&self, name: &str, labels: &[(&str, &str)]) {
+        self.observer.inc(name, labels);
+    }
+
+    /// Now, by the core's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The scenario with manifest id `id`, or the default one.
+    pub fn scenario(&self, id: Option<&str>) -> CoreResult<Arc<Deployed>> {
+        let all = self.scenarios.read().unwrap();
+        let id = id.unwrap_or(&self.default_scenario);
+        all.iter()
+            .find(|d| d.scenario.id == id)
+            .cloned()
+            .ok_or_else(|| CoreError::NotFound(format!("scenario {id}")))
+    }
+
+    /// The deployed scenario with store id `id`.
+    pub fn scenario_by_store_id(&self, id: Uuid) -> Option<Arc<Deployed>> {
+        self.scenarios
+            .read()
+            .unwrap()
+            .iter()
+            .find(|d| d.store_id == id)
+            .cloned()
+    }
+
+    /// The store id of a device (manifest id), in any deployed scenario.
+    pub fn device_uuid(&self, device: &str) -> Option<Uuid> {
+        self.scenarios
+            .read()
+            .unwrap()
+            .iter()
+            .find_map(|d| d.devices.get(device).copied())
+    }
+
+    /// Deploy (or re-deploy) a manifest. A scenario keeps its identity and
+    /// place: re-uploading replaces it where it is, and never changes the
+    /// default. Its gallery is opened if it is new.
+    pub async fn deploy_scenario(&self, manifest: &str) -> CoreResult<Arc<Deployed>> {
+        let d = deploy::deploy(&self.store, self.processor_id, manifest, &self.data_dir).await?;
+        if self.galleries.read().unwrap().get(&d.store_id).is_none() {
+            let g = deploy::load_gallery(&self.store, &self.keyring, d.store_id).await?;
+            self.galleries.write().unwrap().insert(d.store_id, g);
+        }
+        let d = Arc::new(d);
+        let mut all = self.scenarios.write().unwrap();
+        match all.iter().position(|x| x.scenario.id == d.scenario.id) {
+            Some(i) => all[i] = d.clone(),
+            None => all.push(d.clone()),
+        }
+        Ok(d)
+    }
+
+    /// Make sure the data key `key_id`, which just sealed a template, is in
+    /// the store's `wrapped_keys` table before that template is committed (a
+    /// sealed template whose key is lost can never be opened). Written only
+    /// when the store lacks it.
+    pub async fn persist_data_key(&self, key_id: Uuid) -> CoreResult<()> {
+        if self.keys_in_store.lock().unwrap().contains(&key_id) {
+            return Ok(());
+        }
+        let stored: HashSet<Uuid> = self
+            .store
+            .wrapped_keys()
+            .await?
+            .into_iter()
+            .map(|w| w.key_id)
+            .collect();
+        for w in self.keyring.wrapped_keys() {
+            if !stored.contains(&w.id) {
+                self.store
+                    .put_wrapped_key(w.id, &w.to_bytes(), "core:keyring")
+                    .await?;
+            }
+        }
+        self.keys_in_store
+            .lock()
+            .unwrap()
+            .extend(self.keyring.wrapped_keys().iter().map(|w| w.id));
+        Ok(())
+    }
+
+    /// Re-open every gallery from the store (after deletions the galleries
+    /// did not see, e.g. a sweep).
+    pub async fn reload_galleries(&self) -> CoreResult<()> {
+        let ids: Vec<Uuid> = self.galleries.read().unwrap().keys().copied().collect();
+        for id in ids {
+            let g = deploy::load_gallery(&self.store, &self.keyring, id).await?;
+            self.galleries.write().unwrap().insert(id, g);
+        }
+        Ok(())
+    }
+
+    /// Drop a person from the in-memory galleries (all scenarios, or one),
+    /// after the store deleted their templates.
+    pub fn forget_person(&self, person: Uuid, scenario: Option<Uuid>) {
+        let mut gs = self.galleries.write().unwrap();
+        for (sid, g) in gs.iter_mut() {
+            if scenario.is_none_or(|s| s == *sid) {
+                g.remove_person(facegate_gallery::PersonId(person));
+            }
+        }
+    }
+
+    /// The retention sweep (R12) as of the core's clock: the store's
+    /// retention and inactivity rules, then each scenario's `[minors]`
+    /// retention (R10) for every person under 14 **at the time of the
+    /// sweep**, computed from the date of birth. Galleries follow. Returns
+    /// the number of templates deleted.
+    pub async fn sweep(&self) -> CoreResult<u64> {
+        self.sweep_at(self.now()).await
+    }
+
+    /// [`Core::sweep`] as of `now`.
+    pub async fn sweep_at(&self, now: DateTime<Utc>) -> CoreResult<u64> {
+        let days = self
+            .scenarios
+            .read()
+            .unwrap()
+            .iter()
+            .map(|d| d.scenario.log_retention_days() as i64)
+            .max()
+            .unwrap_or(1095);
+        let r = self.store.sweep(now, 1000, days, "core:sweep").await?;
+        let mut deleted = r.expired_templates + r.inactive_templates;
+        deleted += self.sweep_minors(now).await?;
+        if deleted > 0 {
+            self.reload_galleries().await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn sweep_minors(&self, now: DateTime<Utc>) -> CoreResult<u64> {
+        let scenarios: Vec<_> = self.scenarios.read().unwrap().iter().cloned().collect();
+        let mut deleted = 0;
+        for d in scenarios {
+            let Some(days) = d.scenario.minors.as_ref().and_then(|m| m.template_days) else {
+                continue;
+            };
+            let cutoff = now - Duration::days(i64::from(days));
+            let mut expired = BTreeSet::new();
+            for (_, person, created) in self.store.scenario_template_links(d.store_id).await? {
+                if created < cutoff {
+                    expired.insert(person);
+                }
+            }
+            for person in expired {
+                let p = self.store.person(person).await?;
+                let minor = p
+                    .identity
+                    .as_ref()
+                    .and_then(|i| i.date_of_birth)
+                    .is_some_and(|dob| policy::is_under_14(dob, now));
+                if minor {
+                    let r = self
+                        .store
+                        .delete_templates(person, Some(d.store_id), "minor_retention", "core:sweep")
+                        .await?;
+                    deleted += r.templates_deleted;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// The person declined face in a scenario (R17): kept in the store until
+    /// they opt back in. Only for an existing person.
+    pub async fn decline_face(
+        &self,
+        person: Uuid,
+        d: &Deployed,
+        channel: &str,
+        actor: &str,
+    ) -> CoreResult<DateTime<Utc>> {
+        let now = self.now();
+        self.store
+            .record_decline(person, d.store_id, now, channel, actor)
+            .await?;
+        Ok(now + Duration::hours(i64::from(d.scenario.quiet_period_hours)))
+    }
+
+    /// The person explicitly asks for face again (R17); recorded. `false`
+    /// when there was no decline to lift.
+    pub async fn opt_back_in(
+        &self,
+        person: Uuid,
+        d: &Deployed,
+        channel: &str,
+        actor: &str,
+    ) -> CoreResult<bool> {
+        Ok(self
+            .store
+            .opt_back_in(person, d.store_id, self.now(), channel, actor)
+            .await?)
+    }
+
+    /// The latest passing check of `person` at `device` (manifest id) within
+    /// `seconds`: (receipt, method, when).
+    pub async fn recent_pass(
+        &self,
+        device: &str,
+        person: Uuid,
+        seconds: i64,
+    ) -> CoreResult<Option<(Uuid, String, DateTime<Utc>)>> {
+        let dv = self
+            .device_uuid(device)
+            .ok_or_else(|| CoreError::NotFound(format!("device {device}")))?;
+        Ok(self
+            .store
+            .recent_pass(dv, person, self.now() - Duration::seconds(seconds))
+            .await?)
+    }
+
+    /// Why a portal code may be issued for `person`, for the audit record:
+    /// at a device only for the person who passed a check there within the
+    /// last minute (face or an alternative); by an operator only with the
+    /// identity check written down. Anything else is refused.
+    pub async fn portal_code_basis(
+        &self,
+        person: Uuid,
+        issuer: PortalIssuer<'_>,
+    ) -> CoreResult<serde_json::Value> {
+        match issuer {
+            PortalIssuer::Device(dv) => {
+                let Some((receipt, method, at)) = self
+                    .recent_pass(dv, person, PORTAL_CODE_CHECK_SECONDS)
+                    .await?
+                else {
+                    return Err(CoreError::Forbidden(
+                        "a device may issue a portal code only for the person who passed a check at it within the last minute".into(),
+                    ));
+                };
+                Ok(
+                    serde_json::json!({ "device": dv, "check_receipt": receipt, "method": method, "at": at }),
+                )
+            }
+            PortalIssuer::Operator { identity_check } => {
+                let check = identity_check
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| {
+                        CoreError::bad(
+                            "请记录如何核验了本人身份（identity_check）。",
+                            "record how the person's identity was checked (identity_check)",
+                        )
+                    })?;
+                if check.chars().count() > 500 {
+                    return Err(CoreError::bad(
+                        "身份核验说明过长。",
+                        "identity_check is too long",
+                    ));
+                }
+                Ok(serde_json::json!({ "operator_identity_check": check }))
+            }
+        }
+    }
+
+    /// A device acts only for the person in front of it: one it verified
+    /// within [`DEVICE_SCOPE_SECONDS`].
+    pub async fn require_person_at_device(&self, device: &str, person: Uuid) -> CoreResult<()> {
+        if self
+            .recent_pass(device, person, DEVICE_SCOPE_SECONDS)
+            .await?
+            .is_none()
+        {
+            return Err(CoreError::Forbidden(
+                "a device acts only for the person it has just verified".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Count one credential attempt before the secret is checked (per person
+    /// and credential, with back-off, across processes). Not counted — and
+    /// never locked — for a person the same device has just verified by
+    /// another method, so a lock-out cannot be turned against them.
+    pub async fn reserve_credential_attempt(
+        &self,
+        person: Uuid,
+        credential: &str,
+        device: Option<&str>,
+        limit: i64,
+    ) -> CoreResult<()> {
+        if let Some(dv) = device {
+            if let Some((_, m, _)) = self
+                .recent_pass(dv, person, PORTAL_CODE_CHECK_SECONDS)
+                .await?
+            {
+                if m != credential {
+                    return Ok(());
+                }
+            }
+        }
+        let key = format!("{credential}:{person}");
+        match self
+            .store
+            .reserve_attempt(&key, AttemptPolicy::per_15_minutes(limit), self.now())
+            .await?
+        {
+            Attempt::Allowed { .. } => Ok(()),
+            Attempt::Locked { until } => Err(CoreError::Locked { until }),
+        }
+    }
+
+    /// The credential was right: its counter starts again.
+    pub async fn credential_succeeded(&self, person: Uuid, credential: &str) -> CoreResult<()> {
+        Ok(self
+            .store
+            .attempt_succeeded(&format!("{credential}:{person}"))
+            .await?)
+    }
+}
+
+/// Who issues a portal code.
+#[derive(Debug, Clone, Copy)]
+pub enum PortalIssuer<'a> {
+    /// A device key, at this device (manifest id).
+    Device(&'a str),
+    /// An operator, with how the identity was checked.
+    Operator { identity_check: Option<&'a str> },
+}
+
+/// The key ring from the store's `wrapped_keys` table, the one place data
+/// keys are kept. A `keyring.bin` written by an earlier version is moved
+/// into the store once and removed.
+async fn load_keyring(store: &Store, kek: Kek, legacy: &Path) -> CoreResult<Keyring> {
+    if legacy.exists() {
+        let old = Keyring::load(legacy, kek.clone()).map_err(CoreError::internal)?;
+        let have: HashSet<Uuid> = store
+            .wrapped_keys()
+            .await?
+            .into_iter()
+            .map(|w| w.key_id)
+            .collect();
+        for w in old.wrapped_keys() {
+            if !have.contains(&w.id) {
+                store
+                    .put_wrapped_key(w.id, &w.to_bytes(), "core:import-keyring")
+                    .await?;
+            }
+        }
+        std::fs::remove_file(legacy).map_err(CoreError::internal)?;
+    }
+    let mut keys = Vec::new();
+    for r in store.wrapped_keys().await? {
+        keys.push(WrappedKey::from_bytes(&r.wrapped).map_err(CoreError::internal)?);
+    }
+    Keyring::with_wrapped(kek, &keys).map_err(CoreError::internal)
+}

@@ -1,0 +1,484 @@
+//! One verification, end to end: facts about the person → `policy::authorize`
+//! → `vision` (detect, quality, liveness, embed) → `gallery` → `store` event
+//! with the receipt id. No HTTP here: the server decodes requests and maps
+//! [`CoreError`] to statuses.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use facegate_policy as policy;
+use facegate_store as store;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Core, CoreError, Deployed};
+
+/// Parse a person id from a path or body (a malformed id is a 404, not a 500).
+pub fn person_id(s: &str) -> Result<Uuid, CoreError> {
+    Uuid::parse_str(s.trim()).map_err(|_| CoreError::NotFound("person".into()))
+}
+
+/// Evidence stored with a consent: what was shown and agreed to (R7, R9).
+#[derive(Serialize, Deserialize, Default)]
+pub struct ConsentEvidence {
+    pub notice_version: String,
+    pub terms: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A person's record; an erased person is not found.
+pub async fn live_person(s: &Core, person: Uuid) -> Result<store::Person, CoreError> {
+    let p = s.store.person(person).await?;
+    if p.erased_at.is_some() {
+        return Err(CoreError::NotFound("person".into()));
+    }
+    Ok(p)
+}
+
+/// Everything policy needs to know about a person in one scenario. The three
+/// reads are independent, so they go to the store together rather than one
+/// after another (this runs before every verification).
+pub async fn person_facts(
+    s: &Core,
+    d: &Deployed,
+    person: Uuid,
+) -> Result<policy::PersonFacts, CoreError> {
+    let (p, consents, guardians, declined) = tokio::try_join!(
+        live_person(s, person),
+        async { s.store.consents(person).await.map_err(CoreError::from) },
+        async { s.store.guardians(person).await.map_err(CoreError::from) },
+        async {
+            s.store
+                .active_decline(person, d.store_id)
+                .await
+                .map_err(CoreError::from)
+        },
+    )?;
+    let mut facts = policy::PersonFacts {
+        date_of_birth: p.identity.as_ref().and_then(|i| i.date_of_birth),
+        last_face_refusal_at: declined,
+        ..Default::default()
+    };
+    for c in consents.iter().filter(|c| c.scenario_id == d.store_id) {
+        let ev: ConsentEvidence = serde_json::from_str(&c.evidence).unwrap_or_default();
+        let given_by = match c.given_by {
+            store::ConsentGiver::Subject => policy::ConsentGiver::Subject,
+            store::ConsentGiver::Guardian(g) => policy::ConsentGiver::Guardian {
+                guardian_id: g.to_string(),
+                relationship: guardians
+                    .iter()
+                    .find(|x| x.id == g)
+                    .map(|x| x.relationship.clone())
+                    .unwrap_or_default(),
+            },
+        };
+        let rec = policy::ConsentRecord {
+            kind: c.kind.into(),
+            scenario: d.scenario.id.clone(),
+            notice_version: ev.notice_version,
+            terms: ev.terms,
+            given_at: c.given_at,
+            withdrawn_at: c.withdrawn_at,
+            channel: c.channel.clone(),
+            evidence: c.id.to_string(),
+            given_by: given_by.clone(),
+        };
+        if matches!(given_by, policy::ConsentGiver::Guardian { .. })
+            && c.kind == store::ConsentKind::Processing
+        {
+            let newer = facts
+                .guardian_consent
+                .as_ref()
+                .is_none_or(|g| g.given_at < rec.given_at);
+            if newer {
+                facts.guardian_consent = Some(rec.clone());
+            }
+        }
+        facts.consents.push(rec);
+    }
+    Ok(facts)
+}
+
+/// The notice version the person last agreed to (for steps after consent).
+pub fn acknowledged_notice(facts: &policy::PersonFacts) -> Option<String> {
+    facts
+        .consents
+        .iter()
+        .chain(facts.guardian_consent.iter())
+        .filter(|c| c.kind == policy::ConsentKind::Processing && c.withdrawn_at.is_none())
+        .max_by_key(|c| c.given_at)
+        .map(|c| c.notice_version.clone())
+}
+
+/// Which active-liveness challenge the frames are meant to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Challenge {
+    /// One frame; passive liveness only (a gate with its own PAD sensor).
+    #[default]
+    None,
+    /// The head turns: yaw spans at least 12° across the frames.
+    TurnHead,
+    /// The eyes close and open again across the frames.
+    Blink,
+}
+
+/// What the engine found, reduced to what a decision needs. The embedding is
+/// wiped when this is dropped (it is `facegate_vision::Embedding`).
+pub struct Capture {
+    pub embedding: facegate_vision::Embedding,
+    pub liveness: Option<f32>,
+    pub yaw_span: Option<f32>,
+    pub blinked: bool,
+    pub frames: usize,
+}
+
+/// Minimum passive-liveness probability (class "live").
+pub const LIVENESS_MIN: f32 = 0.5;
+/// Minimum face size in pixels for enrolment.
+pub const ENROL_MIN_FACE_PX: f32 = 80.0;
+
+fn decode_b64(s: &str, max_bytes: usize) -> Result<Vec<u8>, CoreError> {
+    let s = s.trim();
+    let s = match s.find(";base64,") {
+        Some(i) => &s[i + 8..],
+        None => s,
+    };
+    if s.len() / 4 * 3 > max_bytes {
+        return Err(CoreError::TooLarge("image".into()));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|_| {
+            CoreError::bad(
+                "图片编码无效（应为 base64）。",
+                "the image is not valid base64",
+            )
+        })
+}
+
+fn vision_error(e: facegate_vision::VisionError) -> CoreError {
+    use facegate_vision::VisionError as V;
+    match e {
+        V::TooLarge(m) => CoreError::TooLarge(m),
+        V::UnsupportedFormat(m) | V::Corrupt(m) => CoreError::bad(
+            format!("无法读取图片：{m}"),
+            format!("cannot read the image: {m}"),
+        ),
+        e => CoreError::internal(e),
+    }
+}
+
+/// Analyse 1–8 frames off the async runtime; the images are dropped here and
+/// never stored. Checks one face per frame, the same person across frames,
+/// the challenge, and returns the best frame's embedding.
+pub async fn capture(
+    s: &Core,
+    images_b64: &[String],
+    challenge: Challenge,
+    min_face_px: f32,
+) -> Result<Capture, CoreError> {
+    if images_b64.is_empty() || images_b64.len() > 8 {
+        return Err(CoreError::bad(
+            "请提供 1 到 8 张图像。",
+            "send between 1 and 8 images",
+        ));
+    }
+    if challenge != Challenge::None && images_b64.len() < 2 {
+        return Err(CoreError::bad(
+            "活体动作检测需要多帧图像。",
+            "an active liveness challenge needs several frames",
+        ));
+    }
+    let max = s.limits.max_image_bytes;
+    let max_px = s.limits.max_image_pixels;
+    let mut images = Vec::with_capacity(images_b64.len());
+    for b in images_b64 {
+        images.push(decode_b64(b, max)?);
+    }
+    let engine = Arc::clone(&s.engine);
+    let t0 = std::time::Instant::now();
+    let faces = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::with_capacity(images.len());
+        for img in images {
+            if let Some((w, h)) = sniff_dimensions(&img) {
+                if (w as u64) * (h as u64) > max_px {
+                    return Err(CoreError::TooLarge(format!("{w}×{h} pixels")));
+                }
+            }
+            let faces = engine.analyze(&img).map_err(vision_error)?;
+            out.push(faces);
+        }
+        Ok::<_, CoreError>(out)
+    })
+    .await
+    .map_err(CoreError::internal)??;
+    s.observe("facegate_frames_analyzed_total", &[]);
+    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "analyzed");
+
+    let mut best: Option<facegate_vision::Face> = None;
+    let mut first: Option<facegate_vision::Embedding> = None;
+    let mut yaws = Vec::new();
+    let mut eyes = Vec::new();
+    let n = faces.len();
+    for mut fs in faces {
+        if fs.is_empty() {
+            if challenge == Challenge::None {
+                return Err(CoreError::bad(
+                    "未检测到人脸，请正对摄像头，或选择其他方式。",
+                    "no face found; face the camera, or choose another method",
+                ));
+            }
+            continue;
+        }
+        if fs.len() > 1 {
+            return Err(CoreError::bad(
+                "画面中有多张人脸，请一人一次。",
+                "more than one face in view; one person at a time",
+            ));
+        }
+        let f = fs.remove(0);
+        let Some(e) = f.embedding.clone() else {
+            continue;
+        };
+        match &first {
+            None => first = Some(e),
+            Some(a) => {
+                if facegate_vision::compare(a, &e) < facegate_vision::DEFAULT_THRESHOLD {
+                    return Err(CoreError::bad(
+                        "检测过程中更换了人，请重新开始。",
+                        "the person changed during the check; start again",
+                    ));
+                }
+            }
+        }
+        if let Some(y) = f.quality.yaw {
+            yaws.push(y);
+        }
+        if let (Some(l), Some(r)) = (f.quality.left_eye_open, f.quality.right_eye_open) {
+            eyes.push((l + r) / 2.0);
+        }
+        let better = best.as_ref().is_none_or(|b| {
+            f.quality.yaw.unwrap_or(0.0).abs() < b.quality.yaw.unwrap_or(0.0).abs()
+        });
+        if better {
+            best = Some(f);
+        }
+    }
+    let Some(best) = best else {
+        return Err(CoreError::bad(
+            "未检测到人脸，请正对摄像头，或选择其他方式。",
+            "no face found; face the camera, or choose another method",
+        ));
+    };
+    let yaw_span = if yaws.len() >= 2 {
+        let (mn, mx) = yaws
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+        Some(mx - mn)
+    } else {
+        None
+    };
+    let blinked = {
+        let open = |x: &f32| *x > 0.6;
+        let closed = |x: &f32| *x < 0.3;
+        let i = eyes.iter().position(open);
+        let j = i.and_then(|i| eyes[i..].iter().position(closed).map(|j| i + j));
+        let k = j.and_then(|j| eyes[j..].iter().position(open));
+        k.is_some()
+    };
+    match challenge {
+        Challenge::None => {}
+        Challenge::TurnHead if yaw_span.unwrap_or(0.0) >= 12.0 => {}
+        Challenge::Blink if blinked => {}
+        _ => {
+            return Err(CoreError::bad(
+                "未完成动作检测，请按提示重试，或选择其他方式。",
+                "the liveness step was not completed; try again, or choose another method",
+            ))
+        }
+    }
+    if best.quality.face_px < min_face_px {
+        return Err(CoreError::bad(
+            "人脸太小，请靠近摄像头。",
+            "the face is too small; come closer to the camera",
+        ));
+    }
+    if let Some(l) = best.liveness {
+        if l < LIVENESS_MIN {
+            s.observe("facegate_liveness_failures_total", &[]);
+            return Err(CoreError::bad(
+                "未通过活体检测（疑似照片或屏幕），请本人正对摄像头，或选择其他方式。",
+                "liveness check failed (looks like a photo or a screen); face the camera in person, or choose another method",
+            ));
+        }
+    }
+    let embedding = best
+        .embedding
+        .ok_or_else(|| CoreError::internal("engine returned no embedding"))?;
+    Ok(Capture {
+        embedding,
+        liveness: best.liveness,
+        yaw_span,
+        blinked,
+        frames: n,
+    })
+}
+
+/// Width and height from a PNG or JPEG header, without decoding pixels
+/// (the engine's own decoder enforces its limits too).
+fn sniff_dimensions(b: &[u8]) -> Option<(u32, u32)> {
+    if b.len() > 24 && &b[..8] == b"\x89PNG\r\n\x1a\n" {
+        let w = u32::from_be_bytes(b[16..20].try_into().ok()?);
+        let h = u32::from_be_bytes(b[20..24].try_into().ok()?);
+        return Some((w, h));
+    }
+    if b.len() > 4 && b[0] == 0xFF && b[1] == 0xD8 {
+        let mut i = 2;
+        while i + 9 < b.len() {
+            if b[i] != 0xFF {
+                return None;
+            }
+            let m = b[i + 1];
+            let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+            if (0xC0..=0xCF).contains(&m) && m != 0xC4 && m != 0xC8 && m != 0xCC {
+                let h = u16::from_be_bytes([b[i + 5], b[i + 6]]) as u32;
+                let w = u16::from_be_bytes([b[i + 7], b[i + 8]]) as u32;
+                return Some((w, h));
+            }
+            i += 2 + len;
+        }
+    }
+    None
+}
+
+/// One front-line decision: which scenario, about whom, at which device, by
+/// whom. Policy is asked and the receipt written through it, so every
+/// handler records its decisions (refusals included) the same way.
+pub struct Attempt<'a> {
+    pub s: &'a Core,
+    pub d: &'a Deployed,
+    /// The person the receipt is about (for identification: the one found).
+    pub person: Option<Uuid>,
+    pub device: Option<&'a str>,
+    pub actor: String,
+}
+
+impl<'a> Attempt<'a> {
+    pub fn new(
+        s: &'a Core,
+        d: &'a Deployed,
+        person: Option<Uuid>,
+        device: Option<&'a str>,
+        actor: &str,
+    ) -> Self {
+        Attempt {
+            s,
+            d,
+            person,
+            device,
+            actor: actor.to_string(),
+        }
+    }
+
+    /// Ask policy now whether `action` by `method` may happen. A refusal is
+    /// counted and given a receipt (the person may contest it) before it is
+    /// returned, so no handler can forget to record it.
+    pub async fn authorize(
+        &self,
+        action: policy::Action,
+        method: policy::Method,
+        facts: policy::PersonFacts,
+        notice_version: Option<String>,
+    ) -> Result<policy::Permit, CoreError> {
+        let d = self.d;
+        let device = match self.device {
+            Some(id) => Some(
+                d.scenario
+                    .device(id)
+                    .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?
+                    .facts(),
+            ),
+            None => None,
+        };
+        let p = policy::Processing {
+            action,
+            method,
+            purpose_id: d.scenario.purpose_id.clone(),
+            person: facts,
+            device,
+            at: self.s.now(),
+            notice_version,
+            pia: d.pia_status,
+        };
+        // R17 on the server: after a decline, face is not used for this
+        // person within the quiet period unless they opted back in (the
+        // decline is then lifted in the store). Policy words the refusal.
+        let face_step = matches!(action, policy::Action::Enrol | policy::Action::Verify)
+            && method == policy::Method::Face
+            && p.person.last_face_refusal_at.is_some();
+        let decided = if face_step {
+            let prompt = policy::Processing {
+                action: policy::Action::PromptFace,
+                ..p.clone()
+            };
+            // Consent and the other rules first (R7/R8 name a withdrawal
+            // before anything else), then the quiet period.
+            policy::authorize_with_notice(&d.scenario, &d.notice_version, &p).and_then(|permit| {
+                policy::authorize_with_notice(&d.scenario, &d.notice_version, &prompt)
+                    .map(|_| permit)
+            })
+        } else {
+            policy::authorize_with_notice(&d.scenario, &d.notice_version, &p)
+        };
+        match decided {
+            Ok(permit) => Ok(permit),
+            Err(r) => {
+                // The refusal's receipt is part of the decision: if it cannot
+                // be written, the request fails rather than going unrecorded.
+                let rule = r.rule.to_string();
+                self.record(method.key(), "refused", None, None, Some(&rule))
+                    .await?;
+                Err(r.into())
+            }
+        }
+    }
+
+    /// Record a verification event (never a biometric) and return it: its id
+    /// is the receipt.
+    pub async fn record(
+        &self,
+        method: &str,
+        result: &str,
+        score: Option<f32>,
+        threshold: Option<f32>,
+        refusal: Option<&str>,
+    ) -> Result<store::VerificationEvent, CoreError> {
+        let s = self.s;
+        s.observe(
+            "facegate_verifications_total",
+            &[("method", method), ("result", result)],
+        );
+        if let Some(rule) = refusal {
+            s.observe("facegate_refusals_total", &[("rule", rule)]);
+        }
+        let ev = s
+            .store
+            .record_verification(
+                &store::NewVerificationEvent {
+                    person_id: self.person,
+                    scenario_id: self.d.store_id,
+                    device_id: self.device.and_then(|id| self.d.devices.get(id).copied()),
+                    method: method.into(),
+                    result: result.into(),
+                    score: score.map(f64::from),
+                    threshold: threshold.map(f64::from),
+                    refusal_rule: refusal.map(str::to_string),
+                },
+                &self.actor,
+            )
+            .await?;
+        Ok(ev)
+    }
+}

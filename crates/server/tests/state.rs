@@ -1,0 +1,542 @@
+//! Issue 11 behaviours through the HTTP API: state that survives a restart
+//! (keys, declines, sessions, lock-outs), R17 on the server, portal access
+//! only for the person, lock-outs counted before the secret is checked, and
+//! device actions scoped to the person in front of the device.
+
+mod common;
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+async fn pin(t: &common::T, p: &str, secret: &str) -> (StatusCode, Value) {
+    t.call(
+        "POST",
+        "/v1/verify/credential",
+        Some(&t.device),
+        Some(json!({"person_id": p, "device_id": "gate-north-1", "secret": secret})),
+    )
+    .await
+}
+
+async fn set_pin(t: &common::T, p: &str) {
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/credentials",
+            Some(&t.device),
+            Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+}
+
+async fn decline(t: &common::T, p: &str) -> (StatusCode, Value) {
+    t.call(
+        "POST",
+        "/v1/decline-face",
+        Some(&t.device),
+        Some(json!({"person_id": p, "device_id": "gate-north-1"})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn r17_a_face_attempt_after_a_decline_is_refused_until_the_person_opts_back_in() {
+    let t = common::server().await;
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &p, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = decline(&t, &p).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = t.face("/v1/verify", &p, "obama2.jpg").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["rule"], "R17", "{b}");
+    assert_eq!(b["article"], "Art. 12", "{b}");
+    // A restart does not forget it (the decline is in the store).
+    let t2 = t.restart().await;
+    let (s, b) = t2.face("/v1/verify", &p, "obama2.jpg").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["rule"], "R17");
+    // The alternative still works (R15) …
+    set_pin(&t, &p).await;
+    let (s, b) = pin(&t, &p, "246810").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "pass");
+    // … and an explicit opt-in (recorded) lifts it.
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/opt-in-face",
+            Some(&t.device),
+            Some(json!({"person_id": p, "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["lifted"], true);
+    let (s, b) = t.face("/v1/verify", &p, "obama2.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "pass");
+    let recs = t.state.store.audit_records(1, 10_000).await.unwrap();
+    assert!(recs.iter().any(|r| r.event == "face_declined"));
+    assert!(recs.iter().any(|r| r.event == "face_opted_in"));
+}
+
+#[tokio::test]
+async fn r17_decline_face_only_for_an_existing_person() {
+    let t = common::server().await;
+    let (s, b) = decline(&t, &uuid::Uuid::now_v7().to_string()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (s, b) = decline(&t, "not-a-uuid").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+}
+
+#[tokio::test]
+async fn portal_code_only_for_the_person_who_just_passed_at_the_device() {
+    let t = common::server().await;
+    let alice = t.consenting_person("Alice", "1990-01-01").await;
+    let bob = t.consenting_person("Bob", "1990-01-01").await;
+    set_pin(&t, &alice).await;
+    let code_for = |p: String| {
+        let t = &t;
+        async move {
+            t.call(
+                "POST",
+                &format!("/v1/persons/{p}/portal-code"),
+                Some(&t.device),
+                Some(json!({"device_id": "gate-north-1"})),
+            )
+            .await
+        }
+    };
+    // Nobody passed yet.
+    let (s, b) = code_for(alice.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    // A failed check is no basis.
+    let (s, b) = pin(&t, &alice, "000000").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "fail");
+    let (s, _) = code_for(alice.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A pass is, for that person only.
+    let (s, b) = pin(&t, &alice, "246810").await;
+    assert_eq!(b["outcome"], "pass", "{b}");
+    let (s2, b2) = code_for(alice.clone()).await;
+    assert_eq!((s, s2), (StatusCode::OK, StatusCode::OK), "{b2}");
+    let (s, b) = code_for(bob.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    // An operator must record how identity was checked.
+    let (s, b) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{bob}/portal-code"),
+            Some(&t.admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{bob}/portal-code"),
+            Some(&t.admin),
+            Some(json!({"identity_check": "居民身份证 seen at the office"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let recs = t.state.store.audit_records(1, 10_000).await.unwrap();
+    let issued: Vec<_> = recs
+        .iter()
+        .filter(|r| r.event == "portal_code_issued")
+        .collect();
+    assert_eq!(issued.len(), 2);
+    assert!(
+        issued[0].details.contains("check_receipt"),
+        "{}",
+        issued[0].details
+    );
+    assert!(
+        issued[1].details.contains("居民身份证"),
+        "{}",
+        issued[1].details
+    );
+}
+
+#[tokio::test]
+async fn pin_lockout_burst_of_50_gets_at_most_the_limit_evaluated() {
+    let t = common::server().await;
+    let p = t.consenting_person("Carol", "1990-01-01").await;
+    set_pin(&t, &p).await;
+    let limit = t.state.config.limits.credential_failures as usize;
+    let mut tasks = Vec::new();
+    let t = std::sync::Arc::new(t);
+    for i in 0..50 {
+        let t = t.clone();
+        let p = p.clone();
+        // One of them is the right PIN: it must not get through once the
+        // limit is spent.
+        let secret = if i == 49 { "246810" } else { "000000" };
+        tasks.push(tokio::spawn(async move { pin(&t, &p, secret).await.0 }));
+    }
+    let mut evaluated = 0;
+    let mut limited = 0;
+    for h in tasks {
+        match h.await.unwrap() {
+            StatusCode::OK => evaluated += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert!(evaluated <= limit, "{evaluated} evaluated, limit {limit}");
+    assert_eq!(evaluated + limited, 50);
+    let pid = uuid::Uuid::parse_str(&p).unwrap();
+    let events = t.state.store.verification_events(pid, 1000).await.unwrap();
+    let pins = events
+        .iter()
+        .filter(|e| e.event.method == "pin" && e.event.result != "enrolled")
+        .count();
+    assert!(pins <= limit, "{pins} PIN checks evaluated");
+}
+
+#[tokio::test]
+async fn a_pin_lockout_never_blocks_a_person_the_device_has_just_verified_by_face() {
+    let t = common::server().await;
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &p, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    set_pin(&t, &p).await;
+    let limit = t.state.config.limits.credential_failures as usize;
+    for _ in 0..limit {
+        let (s, _) = pin(&t, &p, "000000").await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (s, _) = pin(&t, &p, "246810").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "locked after {limit}");
+    // The lock holds across a restart.
+    let t2 = t.restart().await;
+    let (s, _) = pin(&t2, &p, "246810").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    // The person passes face at this device: the PIN lock does not stand
+    // in their way there.
+    let (s, b) = t.face("/v1/verify", &p, "obama2.jpg").await;
+    assert_eq!(b["outcome"], "pass", "{s} {b}");
+    let (s, b) = pin(&t, &p, "246810").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "pass");
+}
+
+#[tokio::test]
+async fn a_device_cannot_withdraw_for_anyone_but_the_person_it_just_verified() {
+    let t = common::server().await;
+    let alice = t.consenting_person("Alice", "1990-01-01").await;
+    let bob = t.consenting_person("Bob", "1990-01-01").await;
+    set_pin(&t, &alice).await;
+    let consent_of = |cs: Value| cs[0]["id"].as_str().unwrap().to_string();
+    let bob_consent = consent_of(t.consents(&bob).await);
+    let alice_consent = consent_of(t.consents(&alice).await);
+    let withdraw = |c: String| {
+        let t = &t;
+        async move {
+            t.call(
+                "POST",
+                &format!("/v1/consents/{c}/withdraw"),
+                Some(&t.device),
+                Some(json!({})),
+            )
+            .await
+        }
+    };
+    let (s, b) = withdraw(bob_consent.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, b) = withdraw(alice_consent.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (_, b) = pin(&t, &alice, "246810").await;
+    assert_eq!(b["outcome"], "pass");
+    let (s, b) = withdraw(alice_consent).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _) = withdraw(bob_consent).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn r7_consent_given_twice_is_one_record_and_withdrawal_removes_the_face() {
+    let t = common::server().await;
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let nv = t.notice_version().await;
+    let (s, again) = t
+        .call(
+            "POST",
+            "/v1/consents",
+            Some(&t.device),
+            Some(json!({"person_id": p, "notice_version": nv, "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    let cs = t.consents(&p).await;
+    let active: Vec<_> = cs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["active"] == true)
+        .collect();
+    assert_eq!(active.len(), 1, "{cs}");
+    assert_eq!(active[0]["id"], again["id"]);
+    let (s, b) = t.face("/v1/enrol", &p, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(t.state.store.headcount().await.unwrap().count, 1);
+    let (s, b) = t
+        .call(
+            "POST",
+            &format!("/v1/consents/{}/withdraw", again["id"].as_str().unwrap()),
+            Some(&t.admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(t.state.store.headcount().await.unwrap().count, 0);
+    // After a restart the face does not pass: refused R8 (withdrawn).
+    // (The notice is acknowledged in the request, so the refusal is about
+    // consent whatever order policy checks in.)
+    let t2 = t.restart().await;
+    let bytes = std::fs::read(facegate_assets::fixture("obama2.jpg").unwrap()).unwrap();
+    let (s, b) = t2
+        .call(
+            "POST",
+            "/v1/verify",
+            Some(&t.device),
+            Some(
+                json!({"person_id": p, "device_id": "gate-north-1", "notice_version": nv,
+                        "images": [facegate_server::pipeline::encode_image(&bytes)]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["rule"], "R8", "{b}");
+}
+
+#[tokio::test]
+async fn keys_and_portal_sessions_survive_a_restart_and_revocation_is_immediate() {
+    let t = common::server().await;
+    let p = t.consenting_person("Dora", "1990-01-01").await;
+    let tok = t.portal_token(&p).await;
+    let t2 = t.restart().await;
+    let (s, me) = t2.call("GET", "/v1/me", Some(&tok), None).await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    let (s, _) = t2.call("GET", "/v1/notice", Some(&t.device), None).await;
+    assert_eq!(s, StatusCode::OK);
+    // Revoke the device key on one instance: the other refuses it at once.
+    let (s, keys) = t.call("GET", "/v1/keys", Some(&t.admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let dev_id = t
+        .device
+        .strip_prefix("fgk_")
+        .unwrap()
+        .split('_')
+        .next()
+        .unwrap();
+    assert!(keys.as_array().unwrap().iter().any(|k| k["id"] == dev_id));
+    let (s, _) = t
+        .call(
+            "DELETE",
+            &format!("/v1/keys/{dev_id}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = decline(&t2, &p).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(!t.dir.join("keys.json").exists());
+}
+
+#[tokio::test]
+async fn portal_guessing_is_limited_per_source_not_for_everyone() {
+    let t = common::server().await;
+    let p = t.consenting_person("Eve", "1990-01-01").await;
+    let redeem = |code: String, src: &'static str| {
+        let t = &t;
+        async move {
+            let req = axum::http::Request::builder()
+                .method("POST")
+                .uri("/v1/portal/session")
+                .header("content-type", "application/json")
+                .header("x-forwarded-for", src)
+                .body(axum::body::Body::from(json!({ "code": code }).to_string()))
+                .unwrap();
+            use tower::ServiceExt;
+            t.app.clone().oneshot(req).await.unwrap().status()
+        }
+    };
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        statuses.push(redeem(format!("{:08}", i), "203.0.113.9").await);
+    }
+    assert!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count()
+            <= 10
+    );
+    assert_eq!(*statuses.last().unwrap(), StatusCode::TOO_MANY_REQUESTS);
+    // The person's own code, from another source, still works.
+    let (s, code) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{p}/portal-code"),
+            Some(&t.admin),
+            Some(json!({"identity_check": "ID card (test)"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let s = redeem(code["code"].as_str().unwrap().to_string(), "198.51.100.7").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn r12_r10_a_minors_template_older_than_the_minors_rule_is_swept() {
+    // The demo scenario, with the inactivity rule out of the way so the
+    // adult's template is kept by the adult rule (365 days) alone.
+    let manifest = facegate_server::deploy::demo_manifest().replacen(
+        "inactive_days = 90",
+        "inactive_days = 365",
+        1,
+    );
+    let t = common::server_with_manifest(Some(manifest)).await;
+    let adult = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &adult, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // A 10-year-old with a guardian's consent.
+    let dob = (chrono::Utc::now() - chrono::Duration::days(365 * 10))
+        .date_naive()
+        .to_string();
+    let (s, p) = t
+        .call(
+            "POST",
+            "/v1/persons",
+            Some(&t.admin),
+            Some(json!({"display_name": "小明", "date_of_birth": dob})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    let child = p["id"].as_str().unwrap().to_string();
+    let nv = t.notice_version().await;
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/consents",
+            Some(&t.device),
+            Some(
+                json!({"person_id": child, "notice_version": nv, "device_id": "gate-north-1",
+                        "guardian": {"name": "王芳", "relationship": "父母 / parent"}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = t.face("/v1/enrol", &child, "biden.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(t.state.store.headcount().await.unwrap().count, 2);
+    // 170 days on: nothing goes.
+    let now = chrono::Utc::now();
+    let n = facegate_server::sweep_at(&t.state, now + chrono::Duration::days(170))
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    // 200 days on: the minor's template (180-day rule) goes, the adult's stays.
+    let n = facegate_server::sweep_at(&t.state, now + chrono::Duration::days(200))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(t.state.store.headcount().await.unwrap().count, 1);
+    let child_id = uuid::Uuid::parse_str(&child).unwrap();
+    assert!(t
+        .state
+        .store
+        .person_templates(child_id, None, "test")
+        .await
+        .unwrap()
+        .is_empty());
+    let recs = t.state.store.audit_records(1, 10_000).await.unwrap();
+    assert!(
+        recs.iter().any(|r| r.details.contains("minor_retention")),
+        "the deletion receipt names the minors rule"
+    );
+}
+
+#[tokio::test]
+async fn scenarios_keep_their_identity_and_reuploading_never_changes_the_default() {
+    let t = common::server().await;
+    let demo = facegate_server::deploy::demo_manifest();
+    let other = demo.replacen(
+        "id = \"residential-gate\"",
+        "id = \"residential-gate-east\"",
+        1,
+    );
+    for m in [other.clone(), demo.clone(), other] {
+        let (s, b) = t
+            .send(
+                "POST",
+                "/v1/scenarios",
+                Some(&t.admin),
+                Some(("application/toml", m)),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        // A request without `scenario` still goes to the default.
+        let (_, n) = t.call("GET", "/v1/notice", None, None).await;
+        assert_eq!(n["scenario"], "residential-gate");
+    }
+    assert_eq!(t.state.scenarios.read().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn r7_identification_runs_over_the_consenting_gallery_and_keeps_nothing_of_an_unknown() {
+    let manifest = facegate_server::deploy::demo_manifest().replacen(
+        "mode = \"verification\"",
+        "mode = \"identification\"\nidentification_justification = { zh = \"住户走近闸机即可通行\", en = \"residents pass as they walk up\" }",
+        1,
+    );
+    let t = common::server_with_manifest(Some(manifest)).await;
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &p, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let identify = |fixture: &'static str| {
+        let t = &t;
+        async move {
+            let bytes = std::fs::read(facegate_assets::fixture(fixture).unwrap()).unwrap();
+            t.call(
+                "POST",
+                "/v1/identify",
+                Some(&t.device),
+                Some(json!({"device_id": "gate-north-1",
+                            "images": [facegate_server::pipeline::encode_image(&bytes)]})),
+            )
+            .await
+        }
+    };
+    // Not refused R7 for the stranger in front of the camera: the
+    // consenting resident is recognised.
+    let (s, b) = identify("obama2.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "known", "{b}");
+    assert_eq!(b["person_id"], p.as_str());
+    // Someone not enrolled: unknown, and the receipt keeps nothing about them.
+    let (s, b) = identify("biden.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "unknown", "{b}");
+    assert!(b["person_id"].is_null() && b["score"].is_null(), "{b}");
+    // After withdrawal the resident is unknown too.
+    let cs = t.consents(&p).await;
+    let cid = cs[0]["id"].as_str().unwrap();
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/consents/{cid}/withdraw"),
+            Some(&t.admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = identify("obama2.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "unknown", "{b}");
+}

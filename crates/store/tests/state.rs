@@ -1,0 +1,297 @@
+//! State that decisions depend on lives in the store (issue 11): API keys,
+//! declines (R17), portal codes and sessions, lock-out counters, consent as
+//! one record per person, scenario and kind. Each test reopens the store to
+//! show a restart keeps it, on SQLite and (when configured) PostgreSQL.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::*;
+use facegate_store::*;
+
+async fn api_keys_survive_a_restart_and_revocation_is_seen_at_once(db: Db) {
+    let k = ApiKeyRecord {
+        id: "kiosk1".into(),
+        role: "device".into(),
+        device_id: Some("gate-north-1".into()),
+        label: "north gate".into(),
+        secret_sha256: "ab".repeat(32),
+        created_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
+        revoked_at: None,
+    };
+    db.store.add_api_key(&k, "test").await.unwrap();
+    let other = db.reopen().await;
+    assert_eq!(other.api_key("kiosk1").await.unwrap().unwrap(), k);
+    assert!(db.store.revoke_api_key("kiosk1", "test").await.unwrap());
+    // The second handle (a restarted or second process) sees it at once.
+    assert!(other
+        .api_key("kiosk1")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert!(!other.revoke_api_key("kiosk1", "test").await.unwrap());
+    assert_eq!(other.api_keys().await.unwrap().len(), 1);
+}
+both!(api_keys_survive_a_restart_and_revocation_is_seen_at_once);
+
+async fn r17_a_decline_is_kept_until_the_person_opts_back_in(db: Db) {
+    let w = world(&db.store).await;
+    let (p, _) = consenting_person(&db.store, &w, "Zhang San").await;
+    let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    db.store
+        .record_decline(p.id, w.scenario, at, "kiosk", "t")
+        .await
+        .unwrap();
+    let other = db.reopen().await;
+    assert_eq!(
+        other.active_decline(p.id, w.scenario).await.unwrap(),
+        Some(at)
+    );
+    assert!(other
+        .opt_back_in(p.id, w.scenario, at + Duration::seconds(5), "kiosk", "t")
+        .await
+        .unwrap());
+    assert_eq!(
+        db.store.active_decline(p.id, w.scenario).await.unwrap(),
+        None
+    );
+    let recs = db.store.audit_records(1, 1000).await.unwrap();
+    assert!(recs.iter().any(|r| r.event == "face_declined"));
+    assert!(recs.iter().any(|r| r.event == "face_opted_in"));
+    // Only for an existing person.
+    let nobody = uuid::Uuid::now_v7();
+    assert!(matches!(
+        db.store
+            .record_decline(nobody, w.scenario, at, "kiosk", "t")
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+both!(r17_a_decline_is_kept_until_the_person_opts_back_in);
+
+async fn portal_codes_are_single_use_and_sessions_survive_a_restart(db: Db) {
+    let w = world(&db.store).await;
+    let (p, _) = consenting_person(&db.store, &w, "Li Si").await;
+    let exp = Utc::now() + Duration::minutes(15);
+    db.store
+        .put_portal_code(
+            "c1",
+            p.id,
+            exp,
+            serde_json::json!({"operator_check": "id card"}),
+            "t",
+        )
+        .await
+        .unwrap();
+    let other = db.reopen().await;
+    let got = other
+        .redeem_portal_code("c1", "tok1", Utc::now() + Duration::minutes(30))
+        .await
+        .unwrap();
+    assert_eq!(got, Some(p.id));
+    assert_eq!(
+        db.store
+            .redeem_portal_code("c1", "tok2", Utc::now() + Duration::minutes(30))
+            .await
+            .unwrap(),
+        None,
+        "a code is single use, across processes"
+    );
+    assert_eq!(db.store.portal_session("tok1").await.unwrap(), Some(p.id));
+    assert_eq!(db.store.portal_session("tok2").await.unwrap(), None);
+    // An expired code is refused.
+    db.store
+        .put_portal_code(
+            "c2",
+            p.id,
+            Utc::now() - Duration::seconds(1),
+            serde_json::json!({}),
+            "t",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store
+            .redeem_portal_code("c2", "tok3", Utc::now() + Duration::minutes(30))
+            .await
+            .unwrap(),
+        None
+    );
+    db.store.end_portal_sessions(p.id).await.unwrap();
+    assert_eq!(other.portal_session("tok1").await.unwrap(), None);
+    let recs = db.store.audit_records(1, 1000).await.unwrap();
+    let issued = recs
+        .iter()
+        .find(|r| r.event == "portal_code_issued")
+        .unwrap();
+    assert!(issued.details.contains("id card"), "{}", issued.details);
+}
+both!(portal_codes_are_single_use_and_sessions_survive_a_restart);
+
+async fn lockout_burst_of_50_gets_at_most_the_limit_evaluated(db: Db) {
+    let policy = AttemptPolicy::per_15_minutes(5);
+    let now = Utc::now();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let s = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.reserve_attempt("pin:p1", policy, now).await.unwrap()
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Attempt::Allowed { .. }) {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5, "exactly the limit is evaluated");
+    // The lock holds after a restart, and backs off: the second lock is longer.
+    let other = db.reopen().await;
+    let Attempt::Locked { until: first } =
+        other.reserve_attempt("pin:p1", policy, now).await.unwrap()
+    else {
+        panic!("locked");
+    };
+    let later = first + Duration::seconds(1);
+    for _ in 0..5 {
+        assert!(matches!(
+            other
+                .reserve_attempt("pin:p1", policy, later)
+                .await
+                .unwrap(),
+            Attempt::Allowed { .. }
+        ));
+    }
+    let Attempt::Locked { until: second } = other
+        .reserve_attempt("pin:p1", policy, later)
+        .await
+        .unwrap()
+    else {
+        panic!("locked again");
+    };
+    assert!(
+        second - later > first - now,
+        "back-off: {first} then {second}"
+    );
+    // Other counters are untouched.
+    assert!(matches!(
+        db.store
+            .reserve_attempt("pin:p2", policy, now)
+            .await
+            .unwrap(),
+        Attempt::Allowed { remaining: 4 }
+    ));
+    // A success clears the failures.
+    db.store.attempt_succeeded("pin:p2").await.unwrap();
+    assert_eq!(db.store.attempt_failures("pin:p2").await.unwrap(), 0);
+}
+both!(lockout_burst_of_50_gets_at_most_the_limit_evaluated);
+
+async fn consent_is_one_record_and_withdrawal_removes_every_template(db: Db) {
+    let w = world(&db.store).await;
+    let (p, c) = consenting_person(&db.store, &w, "Wang Wu").await;
+    // Giving it again while active returns the same record.
+    let again = db
+        .store
+        .give_consent(
+            &NewConsent {
+                person_id: p.id,
+                scenario_id: w.scenario,
+                kind: ConsentKind::Processing,
+                notice_id: None,
+                given_by: ConsentGiver::Subject,
+                channel: "kiosk".into(),
+                evidence: "tap again".into(),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.id, c.id);
+    let active: Vec<_> = db
+        .store
+        .consents(p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.is_active())
+        .collect();
+    assert_eq!(active.len(), 1);
+    let key: [u8; 32] = rand::random();
+    for seed in 0..2 {
+        db.store
+            .enrol(
+                &enrolment(&w, p.id, seal(&key, &template_i8(&template_f32(seed)))),
+                "t",
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(db.store.headcount().await.unwrap().count, 1);
+    let r = db.store.withdraw_consent(c.id, "kiosk", "t").await.unwrap();
+    assert_eq!(r.deletion.unwrap().templates_deleted, 2);
+    let other = db.reopen().await;
+    assert!(other
+        .person_templates(p.id, None, "t")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(other.headcount().await.unwrap().count, 0);
+}
+both!(consent_is_one_record_and_withdrawal_removes_every_template);
+
+async fn bulk_rows_are_remembered(db: Db) {
+    let w = world(&db.store).await;
+    let id = PersonIdentity {
+        display_name: "Zhao Liu".into(),
+        contact: None,
+        date_of_birth: None,
+    };
+    assert_eq!(db.store.enrol_row("row-1").await.unwrap(), None);
+    let (p, created) = db
+        .store
+        .person_for_row("row-1", w.processor, &id, "t")
+        .await
+        .unwrap();
+    assert!(created);
+    let (again, created) = db
+        .reopen()
+        .await
+        .person_for_row("row-1", w.processor, &id, "t")
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, p.id);
+    assert_eq!(db.store.enrol_row("row-1").await.unwrap(), Some(p.id));
+}
+both!(bulk_rows_are_remembered);
+
+/// Regression (found by the core's model-based test): a receipt without a
+/// score followed by one with a score on the same connection failed on
+/// PostgreSQL ("incorrect binary data format in bind parameter 8").
+async fn receipts_with_and_without_scores_alternate(db: Db) {
+    let w = world(&db.store).await;
+    for i in 0..6 {
+        let score = (i % 2 == 1).then_some(0.8);
+        let threshold = (i % 3 != 0).then_some(0.4);
+        db.store
+            .record_verification(
+                &NewVerificationEvent {
+                    person_id: None,
+                    scenario_id: w.scenario,
+                    device_id: Some(w.device),
+                    method: "face".into(),
+                    result: "no_match".into(),
+                    score,
+                    threshold,
+                    refusal_rule: None,
+                },
+                "t",
+            )
+            .await
+            .unwrap();
+    }
+}
+both!(receipts_with_and_without_scores_alternate);
