@@ -134,8 +134,23 @@ pub struct Capture {
     pub frames: usize,
 }
 
-/// Minimum passive-liveness probability (class "live").
-pub const LIVENESS_MIN: f32 = 0.5;
+/// Minimum passive-liveness probability (class "live"), chosen on data by
+/// `facegate bench pad` (see `facegate_vision::LIVENESS_THRESHOLD`).
+pub const LIVENESS_MIN: f32 = facegate_vision::LIVENESS_THRESHOLD;
+/// The most wall-clock time one capture request may spend in the engine
+/// (decode and models for all its frames, up to 8): past it the work stops
+/// at the next stage and the request is refused. A 6-frame challenge costs
+/// about 85 ms of one core; the bound leaves room for a loaded machine.
+pub const CAPTURE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Cancels the engine's work when the request's future is dropped.
+struct CancelOnDrop(facegate_vision::Budget);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
 /// Minimum face size in pixels for enrolment.
 pub const ENROL_MIN_FACE_PX: f32 = 80.0;
 
@@ -161,6 +176,10 @@ fn decode_b64(s: &str, max_bytes: usize) -> Result<Vec<u8>, CoreError> {
 fn vision_error(e: facegate_vision::VisionError) -> CoreError {
     use facegate_vision::VisionError as V;
     match e {
+        V::Stopped(m) => CoreError::bad(
+            format!("检测超时已停止，请重试：{m}"),
+            format!("the check ran past its time bound and was stopped; try again ({m})"),
+        ),
         V::TooLarge(m) => CoreError::TooLarge(m),
         V::UnsupportedFormat(m) | V::Corrupt(m) => CoreError::bad(
             format!("无法读取图片：{m}"),
@@ -197,81 +216,81 @@ pub async fn capture(
     for b in images_b64 {
         images.push(decode_b64(b, max)?);
     }
+    // Every frame's header before any decode: a file that declares too many
+    // pixels (in any accepted format) costs microseconds, not a decode.
+    let mut dims = Vec::with_capacity(images.len());
+    for img in &images {
+        let (_, w, h) = facegate_vision::header_dimensions(img).map_err(vision_error)?;
+        if u64::from(w) * u64::from(h) > max_px {
+            return Err(CoreError::TooLarge(format!("{w}×{h} pixels")));
+        }
+        dims.push((w, h));
+    }
+    // The bound on one request's work: the engine checks it between frames
+    // and stages, and the guard cancels it when this future is dropped (the
+    // client went away).
+    let budget = facegate_vision::Budget::within(CAPTURE_BUDGET);
+    let _cancel_on_drop = CancelOnDrop(budget.clone());
     let engine = Arc::clone(&s.engine);
     let t0 = std::time::Instant::now();
-    let faces = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::with_capacity(images.len());
-        for img in images {
-            if let Some((w, h)) = sniff_dimensions(&img) {
-                if (w as u64) * (h as u64) > max_px {
-                    return Err(CoreError::TooLarge(format!("{w}×{h} pixels")));
-                }
-            }
-            let faces = engine.analyze(&img).map_err(vision_error)?;
-            out.push(faces);
+    let several = || {
+        CoreError::bad(
+            "画面中有多张人脸，请一人一次。",
+            "more than one face in view; one person at a time",
+        )
+    };
+    let no_face = || {
+        CoreError::bad(
+            "未检测到人脸，请正对摄像头，或选择其他方式。",
+            "no face found; face the camera, or choose another method",
+        )
+    };
+    let n = images.len();
+    let (best, best_index, yaws, eyes) = tokio::task::spawn_blocking(move || {
+        use facegate_vision::{CaptureResult, OneFace};
+        if images.len() == 1 {
+            // One frame: the detector counts faces first and the work stops
+            // at the second, before any landmark or embedding.
+            return match engine.one_face_bytes(&images[0], &budget) {
+                Ok(OneFace::One(f)) => Ok((f, 0, Vec::new(), Vec::new())),
+                Ok(OneFace::None) => Err(no_face()),
+                Ok(OneFace::Several(_)) => Err(several()),
+                Err(e) => Err(vision_error(e)),
+            };
         }
-        Ok::<_, CoreError>(out)
+        // Several frames: detection, landmarks, pose and eyes on every frame;
+        // embedding on the first and the best only, liveness on the best.
+        let refs: Vec<&[u8]> = images.iter().map(|v| v.as_slice()).collect();
+        let c = match engine.challenge_bytes(
+            &refs,
+            &facegate_vision::CaptureOptions::default(),
+            &budget,
+        ) {
+            Ok(CaptureResult::Captured(c)) => c,
+            Ok(CaptureResult::NoFace) => return Err(no_face()),
+            Ok(CaptureResult::SeveralFaces { .. }) => return Err(several()),
+            Err(e) => return Err(vision_error(e)),
+        };
+        if c.similarity < facegate_vision::DEFAULT_THRESHOLD || !c.continuous {
+            return Err(CoreError::bad(
+                "检测过程中更换了人，请重新开始。",
+                "the person changed during the check; start again",
+            ));
+        }
+        let cues: Vec<_> = c.frames.iter().flatten().collect();
+        let yaws: Vec<f32> = cues.iter().map(|f| f.yaw).collect();
+        let eyes: Vec<f32> = cues
+            .iter()
+            .map(|f| (f.left_eye_open + f.right_eye_open) / 2.0)
+            .collect();
+        let best_index = c.best;
+        Ok((c.best_face, best_index, yaws, eyes))
     })
     .await
     .map_err(CoreError::internal)??;
     s.observe("facegate_frames_analyzed_total", &[]);
-    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "analyzed");
+    tracing::debug!(ms = t0.elapsed().as_millis() as u64, frames = n, "analyzed");
 
-    let mut best: Option<facegate_vision::Face> = None;
-    let mut first: Option<facegate_vision::Embedding> = None;
-    let mut yaws = Vec::new();
-    let mut eyes = Vec::new();
-    let n = faces.len();
-    for mut fs in faces {
-        if fs.is_empty() {
-            if challenge == Challenge::None {
-                return Err(CoreError::bad(
-                    "未检测到人脸，请正对摄像头，或选择其他方式。",
-                    "no face found; face the camera, or choose another method",
-                ));
-            }
-            continue;
-        }
-        if fs.len() > 1 {
-            return Err(CoreError::bad(
-                "画面中有多张人脸，请一人一次。",
-                "more than one face in view; one person at a time",
-            ));
-        }
-        let f = fs.remove(0);
-        let Some(e) = f.embedding.clone() else {
-            continue;
-        };
-        match &first {
-            None => first = Some(e),
-            Some(a) => {
-                if facegate_vision::compare(a, &e) < facegate_vision::DEFAULT_THRESHOLD {
-                    return Err(CoreError::bad(
-                        "检测过程中更换了人，请重新开始。",
-                        "the person changed during the check; start again",
-                    ));
-                }
-            }
-        }
-        if let Some(y) = f.quality.yaw {
-            yaws.push(y);
-        }
-        if let (Some(l), Some(r)) = (f.quality.left_eye_open, f.quality.right_eye_open) {
-            eyes.push((l + r) / 2.0);
-        }
-        let better = best.as_ref().is_none_or(|b| {
-            f.quality.yaw.unwrap_or(0.0).abs() < b.quality.yaw.unwrap_or(0.0).abs()
-        });
-        if better {
-            best = Some(f);
-        }
-    }
-    let Some(best) = best else {
-        return Err(CoreError::bad(
-            "未检测到人脸，请正对摄像头，或选择其他方式。",
-            "no face found; face the camera, or choose another method",
-        ));
-    };
     let yaw_span = if yaws.len() >= 2 {
         let (mn, mx) = yaws
             .iter()
@@ -305,6 +324,20 @@ pub async fn capture(
             "the face is too small; come closer to the camera",
         ));
     }
+    // The passive model needs the context around the face: a face that
+    // fills the frame is never scored, the person is asked to step back.
+    let (w, h) = dims[best_index];
+    let (w, h) = if best.bbox.x2 > w as f32 + 1.0 || best.bbox.y2 > h as f32 + 1.0 {
+        (h, w) // EXIF-rotated: the header's sides are swapped
+    } else {
+        (w, h)
+    };
+    if facegate_vision::challenge::framing(&best.bbox, w, h) == facegate_vision::Framing::StepBack {
+        return Err(CoreError::bad(
+            facegate_vision::Framing::STEP_BACK_ZH,
+            facegate_vision::Framing::STEP_BACK_EN,
+        ));
+    }
     if let Some(l) = best.liveness {
         if l < LIVENESS_MIN {
             s.observe("facegate_liveness_failures_total", &[]);
@@ -324,33 +357,6 @@ pub async fn capture(
         blinked,
         frames: n,
     })
-}
-
-/// Width and height from a PNG or JPEG header, without decoding pixels
-/// (the engine's own decoder enforces its limits too).
-fn sniff_dimensions(b: &[u8]) -> Option<(u32, u32)> {
-    if b.len() > 24 && &b[..8] == b"\x89PNG\r\n\x1a\n" {
-        let w = u32::from_be_bytes(b[16..20].try_into().ok()?);
-        let h = u32::from_be_bytes(b[20..24].try_into().ok()?);
-        return Some((w, h));
-    }
-    if b.len() > 4 && b[0] == 0xFF && b[1] == 0xD8 {
-        let mut i = 2;
-        while i + 9 < b.len() {
-            if b[i] != 0xFF {
-                return None;
-            }
-            let m = b[i + 1];
-            let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-            if (0xC0..=0xCF).contains(&m) && m != 0xC4 && m != 0xC8 && m != 0xCC {
-                let h = u16::from_be_bytes([b[i + 5], b[i + 6]]) as u32;
-                let w = u16::from_be_bytes([b[i + 7], b[i + 8]]) as u32;
-                return Some((w, h));
-            }
-            i += 2 + len;
-        }
-    }
-    None
 }
 
 /// One front-line decision: which scenario, about whom, at which device, by
