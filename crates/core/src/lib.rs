@@ -530,9 +530,8 @@ impl Core {
                     .map(str::trim)
                     .filter(|c| !c.is_empty())
                     .ok_or_else(|| {
-                        CoreError::bad(
-                            "请记录如何核验了本人身份（identity_check）。",
-                            "record how the person's identity was checked (identity_check)",
+                        CoreError::Forbidden(
+                            "an operator may issue a portal code only after recording how the person's identity was checked (identity_check) / 须先记录如何核验了本人身份（identity_check）".into(),
                         )
                     })?;
                 if check.chars().count() > 500 {

@@ -271,7 +271,10 @@ pub async fn capture(
             Ok(CaptureResult::SeveralFaces { .. }) => return Err(several()),
             Err(e) => return Err(vision_error(e)),
         };
-        if c.similarity < facegate_vision::DEFAULT_THRESHOLD || !c.continuous {
+        // The anchor and the best frame must be one person. (`c.continuous`,
+        // the boxes overlapping frame to frame, is not required: a gate
+        // that sends sparse frames of a moving person has gaps.)
+        if c.similarity < facegate_vision::DEFAULT_THRESHOLD {
             return Err(CoreError::bad(
                 "检测过程中更换了人，请重新开始。",
                 "the person changed during the check; start again",

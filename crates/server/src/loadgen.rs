@@ -45,15 +45,14 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// Enrol `enrol_image`, then verify `probe_image` against it for `seconds`
-/// in process and `seconds` over HTTP, with `concurrency` workers each.
-pub async fn run(
+/// A throwaway server state in `data_dir` with one consenting person
+/// enrolled from `enrol_image` at `gate-north-1` (through the same handlers
+/// a client reaches), the operator caller that did it, and the person's id.
+async fn enrolled_state(
     data_dir: &std::path::Path,
+    display_name: &str,
     enrol_image: &[u8],
-    probe_image: &[u8],
-    seconds: u64,
-    concurrency: usize,
-) -> Result<LoadReport, ApiError> {
+) -> Result<(AppState, Caller, String), ApiError> {
     let s = AppState::open(ServerConfig::new(data_dir)).await?;
     let op = Caller::Key {
         key_id: "load".into(),
@@ -65,7 +64,7 @@ pub async fn run(
         op.clone(),
         crate::Json(
             serde_json::from_value(
-                serde_json::json!({"display_name": "load", "date_of_birth": "1970-01-01"}),
+                serde_json::json!({"display_name": display_name, "date_of_birth": "1970-01-01"}),
             )
             .map_err(ApiError::internal)?,
         ),
@@ -84,20 +83,40 @@ pub async fn run(
         ),
     )
     .await?;
+    let _enrolled = frontline::enrol(
+        axum::extract::State(s.clone()),
+        op.clone(),
+        crate::Json(FaceInput {
+            person_id: p.id.clone(),
+            scenario: None,
+            device_id: Some("gate-north-1".into()),
+            images: vec![pipeline::encode_image(enrol_image)],
+            challenge: Challenge::None,
+            notice_version: None,
+        }),
+    )
+    .await?;
+    Ok((s, op, p.id))
+}
+
+/// Enrol `enrol_image`, then verify `probe_image` against it for `seconds`
+/// in process and `seconds` over HTTP, with `concurrency` workers each.
+pub async fn run(
+    data_dir: &std::path::Path,
+    enrol_image: &[u8],
+    probe_image: &[u8],
+    seconds: u64,
+    concurrency: usize,
+) -> Result<LoadReport, ApiError> {
+    let (s, op, person_id) = enrolled_state(data_dir, "load", enrol_image).await?;
     let input = |img: &[u8]| FaceInput {
-        person_id: p.id.clone(),
+        person_id: person_id.clone(),
         scenario: None,
         device_id: Some("gate-north-1".into()),
         images: vec![pipeline::encode_image(img)],
         challenge: Challenge::None,
         notice_version: None,
     };
-    let _enrolled = frontline::enrol(
-        axum::extract::State(s.clone()),
-        op.clone(),
-        crate::Json(input(enrol_image)),
-    )
-    .await?;
     let dur = Duration::from_secs(seconds);
 
     // In process.
@@ -153,7 +172,7 @@ pub async fn run(
     let addr = listener.local_addr().map_err(ApiError::internal)?;
     let server = tokio::spawn(crate::serve(s.clone(), listener));
     let body = serde_json::to_vec(&serde_json::json!({
-        "person_id": p.id, "device_id": "gate-north-1",
+        "person_id": person_id, "device_id": "gate-north-1",
         "images": [pipeline::encode_image(probe_image)],
     }))
     .map_err(ApiError::internal)?;
@@ -472,49 +491,7 @@ pub async fn run_gates(
     gates: &[usize],
     seconds: u64,
 ) -> Result<GatesReport, ApiError> {
-    let s = AppState::open(ServerConfig::new(data_dir)).await?;
-    let op = Caller::Key {
-        key_id: "load".into(),
-        role: Role::Operator,
-        device_id: None,
-    };
-    let p = crate::api::people::create(
-        axum::extract::State(s.clone()),
-        op.clone(),
-        crate::Json(
-            serde_json::from_value(
-                serde_json::json!({"display_name": "gate load", "date_of_birth": "1970-01-01"}),
-            )
-            .map_err(ApiError::internal)?,
-        ),
-    )
-    .await?
-    .0;
-    let d = s.scenario(None)?;
-    let _consent = frontline::give_consent(
-        axum::extract::State(s.clone()),
-        op.clone(),
-        crate::Json(
-            serde_json::from_value(
-                serde_json::json!({"person_id": p.id, "notice_version": d.notice_version}),
-            )
-            .map_err(ApiError::internal)?,
-        ),
-    )
-    .await?;
-    let _enrolled = frontline::enrol(
-        axum::extract::State(s.clone()),
-        op.clone(),
-        crate::Json(FaceInput {
-            person_id: p.id.clone(),
-            scenario: None,
-            device_id: Some("gate-north-1".into()),
-            images: vec![pipeline::encode_image(enrol_image)],
-            challenge: Challenge::None,
-            notice_version: None,
-        }),
-    )
-    .await?;
+    let (s, _op, person_id) = enrolled_state(data_dir, "gate load", enrol_image).await?;
     let key = s
         .auth
         .issue(
@@ -532,7 +509,7 @@ pub async fn run_gates(
     let server = tokio::spawn(crate::serve(s.clone(), listener));
     let request = |images: &[Vec<u8>], challenge: Challenge| -> Result<Vec<u8>, ApiError> {
         let body = serde_json::to_vec(&serde_json::json!({
-            "person_id": p.id, "device_id": "gate-north-1",
+            "person_id": person_id, "device_id": "gate-north-1",
             "images": images.iter().map(|i| pipeline::encode_image(i)).collect::<Vec<_>>(),
             "challenge": challenge,
         }))

@@ -15,6 +15,46 @@ use crate::pipeline::{self, Challenge, ConsentEvidence};
 use crate::state::AppState;
 use facegate_core::ops::{Frames, Who};
 
+/// What every front-line handler works out first, in one place: the device
+/// the caller acts for (a device key only for its own), the scenario, and
+/// the audit label.
+struct FrontCall {
+    device: Option<String>,
+    scenario: std::sync::Arc<facegate_core::deploy::Deployed>,
+    actor: String,
+}
+
+impl FrontCall {
+    fn new(
+        s: &AppState,
+        caller: &Caller,
+        device_id: Option<&str>,
+        scenario: Option<&str>,
+    ) -> ApiResult<FrontCall> {
+        let device = caller.require_frontline(device_id)?;
+        Ok(FrontCall {
+            device,
+            scenario: s.scenario(scenario)?,
+            actor: caller.actor(),
+        })
+    }
+
+    fn who(&self) -> Who<'_> {
+        Who {
+            actor: &self.actor,
+            device: self.device.as_deref(),
+        }
+    }
+}
+
+/// The frames of a face request, as the core takes them.
+fn frames(images_b64: &[String], challenge: Challenge) -> Frames<'_> {
+    Frames {
+        images_b64,
+        challenge: challenge.into(),
+    }
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct NoticeQuery {
@@ -158,18 +198,18 @@ pub async fn give_consent(
     caller: Caller,
     Json(req): Json<ConsentInput>,
 ) -> ApiResult<Json<ConsentView>> {
-    let device = caller.require_frontline(req.device_id.as_deref())?;
-    let d = s.scenario(req.scenario.as_deref())?;
+    let call = FrontCall::new(
+        &s,
+        &caller,
+        req.device_id.as_deref(),
+        req.scenario.as_deref(),
+    )?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let actor = caller.actor();
-    let who = Who {
-        actor: &actor,
-        device: device.as_deref(),
-    };
+    let (d, who) = (&call.scenario, call.who());
     let c = s
         .core
         .give_consent(
-            &d,
+            d,
             pid,
             who,
             facegate_core::ops::NewConsent {
@@ -343,21 +383,18 @@ pub async fn enrol(
     caller: Caller,
     Json(req): Json<FaceInput>,
 ) -> ApiResult<Json<Outcome>> {
-    let device = caller.require_frontline(req.device_id.as_deref())?;
-    let d = s.scenario(req.scenario.as_deref())?;
+    let call = FrontCall::new(
+        &s,
+        &caller,
+        req.device_id.as_deref(),
+        req.scenario.as_deref(),
+    )?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let actor = caller.actor();
-    let who = Who {
-        actor: &actor,
-        device: device.as_deref(),
-    };
-    let frames = Frames {
-        images_b64: &req.images,
-        challenge: req.challenge.into(),
-    };
+    let (d, who) = (&call.scenario, call.who());
+    let frames = frames(&req.images, req.challenge);
     let o = s
         .core
-        .enrol_face(&d, pid, who, frames, req.notice_version.clone())
+        .enrol_face(d, pid, who, frames, req.notice_version.clone())
         .await?;
     Ok(Json(o.into()))
 }
@@ -375,21 +412,18 @@ pub async fn verify(
     caller: Caller,
     Json(req): Json<FaceInput>,
 ) -> ApiResult<Json<Outcome>> {
-    let device = caller.require_frontline(req.device_id.as_deref())?;
-    let d = s.scenario(req.scenario.as_deref())?;
+    let call = FrontCall::new(
+        &s,
+        &caller,
+        req.device_id.as_deref(),
+        req.scenario.as_deref(),
+    )?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let actor = caller.actor();
-    let who = Who {
-        actor: &actor,
-        device: device.as_deref(),
-    };
-    let frames = Frames {
-        images_b64: &req.images,
-        challenge: req.challenge.into(),
-    };
+    let (d, who) = (&call.scenario, call.who());
+    let frames = frames(&req.images, req.challenge);
     let o = s
         .core
-        .verify_face(&d, pid, who, frames, req.notice_version.clone())
+        .verify_face(d, pid, who, frames, req.notice_version.clone())
         .await?;
     Ok(Json(o.into()))
 }
@@ -419,18 +453,15 @@ pub async fn identify(
     caller: Caller,
     Json(req): Json<IdentifyInput>,
 ) -> ApiResult<Json<Outcome>> {
-    let device = caller.require_frontline(req.device_id.as_deref())?;
-    let d = s.scenario(req.scenario.as_deref())?;
-    let actor = caller.actor();
-    let who = Who {
-        actor: &actor,
-        device: device.as_deref(),
-    };
-    let frames = Frames {
-        images_b64: &req.images,
-        challenge: req.challenge.into(),
-    };
-    let o = s.core.identify(&d, who, frames).await?;
+    let call = FrontCall::new(
+        &s,
+        &caller,
+        req.device_id.as_deref(),
+        req.scenario.as_deref(),
+    )?;
+    let (d, who) = (&call.scenario, call.who());
+    let frames = frames(&req.images, req.challenge);
+    let o = s.core.identify(d, who, frames).await?;
     Ok(Json(o.into()))
 }
 
@@ -461,18 +492,18 @@ pub async fn add_credential(
     caller: Caller,
     Json(req): Json<CredentialInput>,
 ) -> ApiResult<Json<Outcome>> {
-    let device = caller.require_frontline(req.device_id.as_deref())?;
-    let d = s.scenario(req.scenario.as_deref())?;
+    let call = FrontCall::new(
+        &s,
+        &caller,
+        req.device_id.as_deref(),
+        req.scenario.as_deref(),
+    )?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let actor = caller.actor();
-    let who = Who {
-        actor: &actor,
-        device: device.as_deref(),
-    };
+    let (d, who) = (&call.scenario, call.who());
     let kind = req.kind.as_deref().unwrap_or("pin");
     let o = s
         .core
-        .add_credential(&d, pid, who, kind, &req.secret)
+        .add_credential(d, pid, who, kind, &req.secret)
         .await?;
     Ok(Json(o.into()))
 }
@@ -492,19 +523,19 @@ pub async fn verify_credential(
     caller: Caller,
     Json(req): Json<CredentialInput>,
 ) -> ApiResult<Json<Outcome>> {
-    let device = caller.require_frontline(req.device_id.as_deref())?;
-    let d = s.scenario(req.scenario.as_deref())?;
+    let call = FrontCall::new(
+        &s,
+        &caller,
+        req.device_id.as_deref(),
+        req.scenario.as_deref(),
+    )?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let actor = caller.actor();
-    let who = Who {
-        actor: &actor,
-        device: device.as_deref(),
-    };
+    let (d, who) = (&call.scenario, call.who());
     let kind = req.kind.as_deref().unwrap_or("pin");
     let limit = s.config.limits.credential_failures as i64;
     let o = s
         .core
-        .verify_credential(&d, pid, who, kind, &req.secret, limit)
+        .verify_credential(d, pid, who, kind, &req.secret, limit)
         .await?;
     Ok(Json(o.into()))
 }
@@ -515,6 +546,7 @@ pub struct CodeInput {
     pub device_id: Option<String>,
     /// For an operator: how the person's identity was checked (e.g. "居民身份证 checked at the
     /// property office"); recorded in the audit record. Required for operators.
+    #[schema(max_length = 500)]
     pub identity_check: Option<String>,
 }
 
