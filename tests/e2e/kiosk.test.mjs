@@ -498,7 +498,9 @@ await step("portal: delete asks first, saying what goes and what stays (R14); ca
 });
 
 await step("portal: logout ends the session on this screen", async () => {
-  const r = await fetch(`${BASE}/v1/persons/${PEOPLE.second}/portal-code`, { method: "POST", headers: { Authorization: `Bearer ${DEVICE_KEY}`, "Content-Type": "application/json" }, body: JSON.stringify({ device_id: "gate-north-1" }) });
+  // An operator issues this code (a device may only for the person it has
+  // just checked), recording how the identity was checked.
+  const r = await fetch(`${BASE}/v1/persons/${PEOPLE.second}/portal-code`, { method: "POST", headers: { Authorization: `Bearer ${ADMIN_KEY}`, "Content-Type": "application/json" }, body: JSON.stringify({ identity_check: "known_in_person" }) });
   const { code } = await r.json();
   await desk.fill("#code", code);
   await desk.click("#btn-login");

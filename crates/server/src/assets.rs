@@ -248,7 +248,7 @@ mod tests {
             ("lvl", &["ok", "watch", "warning", "filing_due"]),
             ("pia", &["current", "stale", "missing"]),
             ("mode", &["verification", "identification"]),
-            ("severity", &["error", "warning"]),
+            ("severity", &["error", "warning", "note"]),
             ("role", &["admin", "operator", "auditor", "device"]),
             (
                 "actor",
@@ -302,6 +302,13 @@ mod tests {
                     "data_key_retired",
                     "recovered",
                     "tick",
+                    "api_key_issued",
+                    "api_key_revoked",
+                    "data_key_stored",
+                    "face_declined",
+                    "face_opted_in",
+                    "portal_code_issued",
+                    "portal_session_opened",
                 ],
             ),
         ];

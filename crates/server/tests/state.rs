@@ -133,7 +133,7 @@ async fn portal_code_only_for_the_person_who_just_passed_at_the_device() {
             Some(json!({})),
         )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     let (s, b) = t
         .call(
             "POST",
@@ -311,6 +311,41 @@ async fn r7_consent_given_twice_is_one_record_and_withdrawal_removes_the_face() 
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert_eq!(b["rule"], "R8", "{b}");
+}
+
+/// The model-based test's shrunk counterexample, kept as a plain test: a face
+/// verify after withdrawal sent *without* `notice_version` is refused for
+/// the withdrawal (R8 / Art. 6), not for the notice (R4).
+#[tokio::test]
+async fn r8_a_face_verify_after_withdrawal_without_notice_version_is_r8_not_r4() {
+    let t = common::server().await;
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &p, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let cs = t.consents(&p).await;
+    let id = cs[0]["id"].as_str().unwrap().to_string();
+    let (s, b) = t
+        .call(
+            "POST",
+            &format!("/v1/consents/{id}/withdraw"),
+            Some(&t.admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let bytes = std::fs::read(facegate_assets::fixture("obama2.jpg").unwrap()).unwrap();
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/verify",
+            Some(&t.device),
+            Some(json!({"person_id": p, "device_id": "gate-north-1",
+                        "images": [facegate_server::pipeline::encode_image(&bytes)]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["rule"], "R8", "{b}");
+    assert_eq!(b["article"], "Art. 6", "{b}");
 }
 
 #[tokio::test]
