@@ -39,6 +39,14 @@ impl FrontCall {
         })
     }
 
+    /// Where a consent-side act happened: `kiosk:<device>` or `api`.
+    fn channel(&self) -> String {
+        match &self.device {
+            Some(dv) => format!("kiosk:{dv}"),
+            None => "api".into(),
+        }
+    }
+
     fn who(&self) -> Who<'_> {
         Who {
             actor: &self.actor,
@@ -255,18 +263,14 @@ pub async fn decline_face(
     caller: Caller,
     Json(req): Json<DeclineInput>,
 ) -> ApiResult<Json<DeclineView>> {
-    let device = caller.require_frontline(req.device_id.as_deref())?;
-    let d = s.scenario(req.scenario.as_deref())?;
+    let call = FrontCall::new(&s, &caller, req.device_id.as_deref(), req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let channel = match &device {
-        Some(dv) => format!("kiosk:{dv}"),
-        None => "api".into(),
-    };
+    let (d, channel) = (&call.scenario, call.channel());
     // Kept in the store (R17 on the server, across restarts and instances);
     // only for an existing person.
     let until = s
         .core
-        .decline_face(pid, &d, &channel, &caller.actor())
+        .decline_face(pid, d, &channel, &call.actor)
         .await?;
     s.metrics.inc("facegate_face_declined_total", &[]);
     Ok(Json(DeclineView {
@@ -296,16 +300,12 @@ pub async fn opt_in_face(
     caller: Caller,
     Json(req): Json<DeclineInput>,
 ) -> ApiResult<Json<OptInView>> {
-    let device = caller.require_frontline(req.device_id.as_deref())?;
-    let d = s.scenario(req.scenario.as_deref())?;
+    let call = FrontCall::new(&s, &caller, req.device_id.as_deref(), req.scenario.as_deref())?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let channel = match &device {
-        Some(dv) => format!("kiosk:{dv}"),
-        None => "api".into(),
-    };
+    let (d, channel) = (&call.scenario, call.channel());
     let lifted = s
         .core
-        .opt_back_in(pid, &d, &channel, &caller.actor())
+        .opt_back_in(pid, d, &channel, &call.actor)
         .await?;
     Ok(Json(OptInView { lifted }))
 }
