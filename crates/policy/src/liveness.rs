@@ -147,11 +147,11 @@ pub fn explain_liveness(scenario: &Scenario) -> (String, String) {
     match level {
         LivenessLevel::Active => (
             "liveness = active: every face capture must pass the passive model and a random, ordered challenge the server issues for this device and person (turn, blink, nod) within a deadline, once; people who cannot do the motions use the alternative at once (R6)".to_string(),
-            "活体检测为 active：每次人脸采集须通过静默活体检测，并在时限内一次性完成服务器针对本设备和本人随机下发的有序动作（转头、眨眼、点头）；无法完成动作的人可立即改用其他方式（R6）".to_string(),
+            "活体检测为动作活体：每次人脸采集须通过静默活体检测，并在时限内一次性完成服务器针对本设备和本人随机下发的有序动作（转头、眨眼、点头）；无法完成动作的人可立即改用其他方式（R6）".to_string(),
         ),
         LivenessLevel::Passive => (
             "liveness = passive: only the passive model guards against printed photos and screen replays; no challenge is asked".to_string(),
-            "活体检测为 passive：仅由静默活体模型防范打印照片和屏幕翻拍，不要求做动作".to_string(),
+            "活体检测为静默活体：仅由静默活体模型防范打印照片和屏幕翻拍，不要求做动作".to_string(),
         ),
         LivenessLevel::None => {
             let certs: Vec<String> = scenario
@@ -165,7 +165,7 @@ pub fn explain_liveness(scenario: &Scenario) -> (String, String) {
                     certs.join("; ")
                 ),
                 format!(
-                    "活体检测为 none：facegate 不做活体检测，由各设备自带的经认证活体检测传感器完成（{}）；未声明传感器的设备按 active 执行",
+                    "活体检测为不做：本系统不做活体检测，由各设备自带的经认证活体检测传感器完成（{}）；未声明传感器的设备按动作活体执行",
                     certs.join("；")
                 ),
             )

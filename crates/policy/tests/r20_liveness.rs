@@ -217,15 +217,18 @@ fn r20_pia_reports_the_liveness_level_per_device() {
 
 #[test]
 fn r20_every_liveness_level_is_explained_in_both_languages() {
-    for (level, key) in [
-        (LivenessLevel::Active, "active"),
-        (LivenessLevel::Passive, "passive"),
-        (LivenessLevel::None, "none"),
+    // The Chinese text names the level in Chinese (no English word on a
+    // Chinese page), the English one by its manifest key.
+    for (level, key, zh_name) in [
+        (LivenessLevel::Active, "active", "动作活体"),
+        (LivenessLevel::Passive, "passive", "静默活体"),
+        (LivenessLevel::None, "none", "不做活体检测"),
     ] {
         let mut s = gate();
         s.liveness = level;
         let (en, zh) = explain_liveness(&s);
-        assert!(en.contains(key) && zh.contains(key));
+        assert!(en.contains(key) && zh.contains(zh_name), "{zh}");
+        assert!(!zh.contains(key), "{zh}");
         assert!(zh.contains("活体"));
         assert_eq!(level.key(), key);
         assert!(!level.name(Lang::Zh).is_empty() && !level.name(Lang::En).is_empty());

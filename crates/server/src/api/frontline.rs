@@ -263,15 +263,17 @@ pub async fn decline_face(
     caller: Caller,
     Json(req): Json<DeclineInput>,
 ) -> ApiResult<Json<DeclineView>> {
-    let call = FrontCall::new(&s, &caller, req.device_id.as_deref(), req.scenario.as_deref())?;
+    let call = FrontCall::new(
+        &s,
+        &caller,
+        req.device_id.as_deref(),
+        req.scenario.as_deref(),
+    )?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (d, channel) = (&call.scenario, call.channel());
     // Kept in the store (R17 on the server, across restarts and instances);
     // only for an existing person.
-    let until = s
-        .core
-        .decline_face(pid, d, &channel, &call.actor)
-        .await?;
+    let until = s.core.decline_face(pid, d, &channel, &call.actor).await?;
     s.metrics.inc("facegate_face_declined_total", &[]);
     Ok(Json(DeclineView {
         no_face_prompt_until: until,
@@ -300,13 +302,15 @@ pub async fn opt_in_face(
     caller: Caller,
     Json(req): Json<DeclineInput>,
 ) -> ApiResult<Json<OptInView>> {
-    let call = FrontCall::new(&s, &caller, req.device_id.as_deref(), req.scenario.as_deref())?;
+    let call = FrontCall::new(
+        &s,
+        &caller,
+        req.device_id.as_deref(),
+        req.scenario.as_deref(),
+    )?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (d, channel) = (&call.scenario, call.channel());
-    let lifted = s
-        .core
-        .opt_back_in(pid, d, &channel, &call.actor)
-        .await?;
+    let lifted = s.core.opt_back_in(pid, d, &channel, &call.actor).await?;
     Ok(Json(OptInView { lifted }))
 }
 
