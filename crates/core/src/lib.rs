@@ -179,9 +179,6 @@ pub struct Core {
     pub store: Store,
     pub engine: Arc<facegate_vision::Engine>,
     pub keyring: Keyring,
-    /// Ids of the data keys already in the store's `wrapped_keys` table (the
-    /// one place they are kept).
-    pub keys_in_store: Mutex<HashSet<Uuid>>,
     pub processor_id: Uuid,
     /// Deployed scenarios by manifest id.
     pub scenarios: RwLock<Vec<Arc<Deployed>>>,
@@ -272,7 +269,6 @@ impl Core {
         Ok(Core {
             store,
             engine,
-            keys_in_store: Mutex::new(keyring.wrapped_keys().iter().map(|w| w.id).collect()),
             keyring,
             processor_id,
             default_scenario: d.scenario.id.clone(),
@@ -347,27 +343,22 @@ impl Core {
     /// sealed template whose key is lost can never be opened). Written only
     /// when the store lacks it.
     pub async fn persist_data_key(&self, key_id: Uuid) -> CoreResult<()> {
-        if self.keys_in_store.lock().unwrap().contains(&key_id) {
+        // The store answers, not a set in this process: another instance
+        // may have written the key, or the table may have been restored.
+        if self.store.has_wrapped_key(key_id).await? {
             return Ok(());
         }
-        let stored: HashSet<Uuid> = self
-            .store
+        let w = self
+            .keyring
             .wrapped_keys()
-            .await?
             .into_iter()
-            .map(|w| w.key_id)
-            .collect();
-        for w in self.keyring.wrapped_keys() {
-            if !stored.contains(&w.id) {
-                self.store
-                    .put_wrapped_key(w.id, &w.to_bytes(), "core:keyring")
-                    .await?;
-            }
-        }
-        self.keys_in_store
-            .lock()
-            .unwrap()
-            .extend(self.keyring.wrapped_keys().iter().map(|w| w.id));
+            .find(|w| w.id == key_id)
+            .ok_or_else(|| {
+                CoreError::internal(format!("data key {key_id} is not in the key ring"))
+            })?;
+        self.store
+            .put_wrapped_key(w.id, &w.to_bytes(), "core:keyring")
+            .await?;
         Ok(())
     }
 

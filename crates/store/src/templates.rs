@@ -428,6 +428,15 @@ impl Store {
             .collect()
     }
 
+    /// Whether the data key `key_id` is in the `wrapped_keys` table.
+    pub async fn has_wrapped_key(&self, key_id: Uuid) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM biometric.wrapped_keys WHERE key_id = $1")
+            .bind(key_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Mark a data key retired (kept until no template needs it).
     pub async fn retire_wrapped_key(&self, key_id: Uuid, actor: &str) -> Result<()> {
         let now = crate::now();
