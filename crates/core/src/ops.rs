@@ -436,6 +436,30 @@ impl Core {
         })
     }
 
+    /// What registering and checking a credential share: the credential's
+    /// kind and method, the attempt, and policy's permit for `action`.
+    async fn authorize_credential<'a>(
+        &'a self,
+        d: &'a Deployed,
+        person: Uuid,
+        who: Who<'a>,
+        kind: &str,
+        action: policy::Action,
+    ) -> CoreResult<(
+        store::CredentialKind,
+        policy::Method,
+        Attempt<'a>,
+        policy::Permit,
+    )> {
+        let (kind, method) = credential_method(kind)?;
+        let facts = pipeline::person_facts(self, d, person).await?;
+        let attempt = Attempt::new(self, d, Some(person), who.device, who.actor);
+        let permit = attempt
+            .authorize(action, method, facts, Some(d.notice_version.clone()))
+            .await?;
+        Ok((kind, method, attempt, permit))
+    }
+
     /// Register an alternative credential (R15): a PIN, card or QR token.
     pub async fn add_credential(
         &self,
@@ -445,16 +469,8 @@ impl Core {
         kind: &str,
         secret: &str,
     ) -> CoreResult<Outcome> {
-        let (kind, method) = credential_method(kind)?;
-        let facts = pipeline::person_facts(self, d, person).await?;
-        let attempt = Attempt::new(self, d, Some(person), who.device, who.actor);
-        let permit = attempt
-            .authorize(
-                policy::Action::Enrol,
-                method,
-                facts,
-                Some(d.notice_version.clone()),
-            )
+        let (kind, method, attempt, permit) = self
+            .authorize_credential(d, person, who, kind, policy::Action::Enrol)
             .await?;
         self.store
             .add_credential(person, kind, secret, who.actor)
@@ -484,16 +500,8 @@ impl Core {
         secret: &str,
         limit: i64,
     ) -> CoreResult<Outcome> {
-        let (kind, method) = credential_method(kind)?;
-        let facts = pipeline::person_facts(self, d, person).await?;
-        let attempt = Attempt::new(self, d, Some(person), who.device, who.actor);
-        let permit = attempt
-            .authorize(
-                policy::Action::Verify,
-                method,
-                facts,
-                Some(d.notice_version.clone()),
-            )
+        let (kind, method, attempt, permit) = self
+            .authorize_credential(d, person, who, kind, policy::Action::Verify)
             .await?;
         self.reserve_credential_attempt(person, method.key(), who.device, limit)
             .await?;
