@@ -50,11 +50,50 @@ pub enum CueSource {
     Models,
 }
 
+/// Which frames of a challenge get `fr_pose` (with [`CueSource::Models`]);
+/// the others carry the landmark pose ([`pose_from_landmarks`]) and
+/// [`FrameCues::pose_model`] `false`.
+///
+/// The decision a caller takes from the model's pose is the same with
+/// [`PoseFrames::UntilYawSpan`] as with [`PoseFrames::Every`] when it only
+/// asks whether the model yaws span a threshold: the span of a subset is at
+/// most the span of the whole, and the model runs on every frame whenever
+/// the subset falls short.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum PoseFrames {
+    /// Every frame (5–6 ms a frame, one thread).
+    #[default]
+    Every,
+    /// The first frame with a face only (the start-facing check of
+    /// [`crate::challenge::judge`], whose yaw comes from the landmarks and
+    /// whose pitch matters otherwise only for a nod).
+    First,
+    /// Frames in the order of their landmark yaw, extremes first, until the
+    /// model yaws seen span at least this many degrees (a turn-the-head
+    /// check): usually two model calls, every frame when the head did not
+    /// turn that far.
+    UntilYawSpan(f32),
+}
+
+impl PoseFrames {
+    /// What [`crate::challenge::judge`] needs for `actions`: the model's
+    /// pitch on every frame for a nod, else on the first frame only.
+    pub fn for_actions(actions: &[crate::Action]) -> PoseFrames {
+        if actions.contains(&crate::Action::Nod) {
+            PoseFrames::Every
+        } else {
+            PoseFrames::First
+        }
+    }
+}
+
 /// Settings of [`Engine::challenge`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CaptureOptions {
     /// Where pose cues come from.
     pub cues: CueSource,
+    /// Which frames get the pose model (with [`CueSource::Models`]).
+    pub pose: PoseFrames,
     /// Passive liveness on the best frame.
     pub liveness: bool,
 }
@@ -63,9 +102,43 @@ impl Default for CaptureOptions {
     fn default() -> Self {
         CaptureOptions {
             cues: CueSource::Models,
+            pose: PoseFrames::Every,
             liveness: true,
         }
     }
+}
+
+/// What [`Engine::one_face_with`] computes for the one face besides the
+/// embedding (which always runs: its norm is the recognisability gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OneFaceOptions {
+    /// Passive liveness (`fr_liveness`).
+    pub liveness: bool,
+    /// Head pose (`fr_pose`, 5–6 ms): [`Quality::yaw`] and friends.
+    pub pose: bool,
+    /// Eye openness (`fr_eye`, two calls).
+    pub eyes: bool,
+}
+
+impl Default for OneFaceOptions {
+    /// Everything the engine's options load ([`Engine::one_face`]).
+    fn default() -> Self {
+        OneFaceOptions {
+            liveness: true,
+            pose: true,
+            eyes: true,
+        }
+    }
+}
+
+impl OneFaceOptions {
+    /// What a single-frame verify or enrolment decides on: the embedding,
+    /// the face box and passive liveness; no pose or eye model.
+    pub const VERIFY: OneFaceOptions = OneFaceOptions {
+        liveness: true,
+        pose: false,
+        eyes: false,
+    };
 }
 
 /// The cues of one frame of a challenge: what a liveness check (turn the
@@ -92,6 +165,9 @@ pub struct FrameCues {
     pub right_eye_ratio: f32,
     /// Mouth opening: inner-lip gap over mouth width (about 0 closed, > 0.3 wide open).
     pub mouth_open: f32,
+    /// Whether `yaw`, `pitch` and `roll` are `fr_pose`'s (else the landmark
+    /// pose, [`pose_from_landmarks`]; see [`PoseFrames`]).
+    pub pose_model: bool,
     pub landmarks68: Vec<[f32; 2]>,
 }
 
@@ -316,6 +392,19 @@ impl Engine {
     /// nothing is found upright and `try_rotations` is on, the turned image
     /// is analysed as [`Engine::analyze_image`] does.
     pub fn one_face(&self, img: &RgbImage, budget: &Budget) -> Result<OneFace, VisionError> {
+        self.one_face_with(img, &OneFaceOptions::default(), budget)
+    }
+
+    /// [`Engine::one_face`] computing only the cues `opts` asks for on the
+    /// one face ([`OneFaceOptions::VERIFY`]: no pose or eye model, what a
+    /// single-frame verify decides on). Detection, the face count, the
+    /// embedding and liveness are the same as [`Engine::one_face`]'s.
+    pub fn one_face_with(
+        &self,
+        img: &RgbImage,
+        opts: &OneFaceOptions,
+        budget: &Budget,
+    ) -> Result<OneFace, VisionError> {
         crate::set_flush_denormals();
         budget.check()?;
         let dets = self.detect(img)?;
@@ -335,7 +424,13 @@ impl Engine {
         }
         budget.check()?;
         if let Some((d, g)) = found {
-            return Ok(OneFace::One(self.complete(img, &d, g, Extras::ALL)?));
+            let extras = Extras {
+                liveness: opts.liveness,
+                pose: opts.pose,
+                eyes: opts.eyes,
+                second: true,
+            };
+            return Ok(OneFace::One(self.complete(img, &d, g, extras)?));
         }
         if !dets.is_empty() || !self.opts.try_rotations {
             return Ok(OneFace::None);
@@ -350,9 +445,19 @@ impl Engine {
 
     /// [`Engine::one_face`] on image bytes (decoded with the engine's limits).
     pub fn one_face_bytes(&self, bytes: &[u8], budget: &Budget) -> Result<OneFace, VisionError> {
+        self.one_face_bytes_with(bytes, &OneFaceOptions::default(), budget)
+    }
+
+    /// [`Engine::one_face_with`] on image bytes (decoded with the engine's limits).
+    pub fn one_face_bytes_with(
+        &self,
+        bytes: &[u8],
+        opts: &OneFaceOptions,
+        budget: &Budget,
+    ) -> Result<OneFace, VisionError> {
         budget.check()?;
         let img = crate::decode(bytes, &self.opts.decode_limits)?;
-        self.one_face(&img, budget)
+        self.one_face_with(&img, opts, budget)
     }
 
     /// Cues of one frame's face from its landmarks (+ `fr_eye`, + `fr_pose`
@@ -364,9 +469,11 @@ impl Engine {
         lm: Vec<[f32; 2]>,
         source: CueSource,
     ) -> Result<FrameCues, VisionError> {
-        let [yaw, pitch, roll] = match (source, &self.pose) {
-            (CueSource::Models, Some(_)) => self.pose(img, &det.bbox)?,
-            _ => pose_from_landmarks(&lm),
+        let pose_model = source == CueSource::Models && self.pose.is_some();
+        let [yaw, pitch, roll] = if pose_model {
+            self.pose(img, &det.bbox)?
+        } else {
+            pose_from_landmarks(&lm)
         };
         let [le, re] = match &self.eye {
             Some(_) => self.eyes(img, &lm)?,
@@ -385,6 +492,7 @@ impl Engine {
             left_eye_ratio: eye_ratio(&lm, 36),
             right_eye_ratio: eye_ratio(&lm, 42),
             mouth_open: mouth_open(&lm),
+            pose_model,
             landmarks68: lm,
         })
     }
@@ -406,6 +514,12 @@ impl Engine {
         budget: &Budget,
     ) -> Result<CaptureResult, VisionError> {
         crate::set_flush_denormals();
+        // The pose source inside the frame loop: the model on every frame,
+        // or the landmarks first and the model afterwards where needed.
+        let per_frame = match opts.pose {
+            PoseFrames::Every => opts.cues,
+            _ => CueSource::Landmarks,
+        };
         let mut cues: Vec<Option<FrameCues>> = Vec::with_capacity(frames.len());
         let mut dets_of: Vec<Option<Detection>> = Vec::with_capacity(frames.len());
         let mut anchor: Option<(usize, Detection, Gated)> = None;
@@ -464,7 +578,7 @@ impl Engine {
                     }
                     prev = Some(d.bbox);
                     budget.check()?;
-                    cues.push(Some(self.cues(img, &d, lm, opts.cues)?));
+                    cues.push(Some(self.cues(img, &d, lm, per_frame)?));
                     dets_of.push(Some(d));
                 }
                 None => {
@@ -476,8 +590,21 @@ impl Engine {
         let Some((first, first_det, first_g)) = anchor else {
             return Ok(CaptureResult::NoFace);
         };
-        // The best frame: most frontal (|yaw| + |pitch|/2), then detector score.
-        let frontal = |c: &FrameCues| c.yaw.abs() + c.pitch.abs() / 2.0 - c.det_score;
+        if opts.pose != PoseFrames::Every && opts.cues == CueSource::Models && self.pose.is_some() {
+            self.model_pose_where_needed(frames, &dets_of, &mut cues, opts.pose, budget)?;
+        }
+        // The best frame: most frontal (|yaw| + |pitch|/2), then detector
+        // score; by the pose every frame has from the same source (the
+        // landmark pose unless the model ran on every frame).
+        let frontal = |c: &FrameCues| {
+            let (yaw, pitch) = if opts.pose == PoseFrames::Every {
+                (c.yaw, c.pitch)
+            } else {
+                let p = pose_from_landmarks(&c.landmarks68);
+                (p[0], p[1])
+            };
+            yaw.abs() + pitch.abs() / 2.0 - c.det_score
+        };
         let best = (first..frames.len())
             .filter(|&i| cues[i].is_some())
             .min_by(|&a, &b| {
@@ -536,9 +663,11 @@ impl Engine {
             }
         };
         let with_cues = |mut f: Face, c: &FrameCues| {
-            f.quality.yaw = Some(c.yaw);
-            f.quality.pitch = Some(c.pitch);
-            f.quality.roll = Some(c.roll);
+            if c.pose_model {
+                f.quality.yaw = Some(c.yaw);
+                f.quality.pitch = Some(c.pitch);
+                f.quality.roll = Some(c.roll);
+            }
             f.quality.left_eye_open = Some(c.left_eye_open);
             f.quality.right_eye_open = Some(c.right_eye_open);
             f
@@ -558,6 +687,82 @@ impl Engine {
             similarity,
             continuous,
         })))
+    }
+
+    /// `fr_pose` on the frames `which` names (see [`PoseFrames`]),
+    /// replacing their landmark pose.
+    fn model_pose_where_needed(
+        &self,
+        frames: &[RgbImage],
+        dets: &[Option<Detection>],
+        cues: &mut [Option<FrameCues>],
+        which: PoseFrames,
+        budget: &Budget,
+    ) -> Result<(), VisionError> {
+        let with_face: Vec<usize> = (0..cues.len()).filter(|&i| cues[i].is_some()).collect();
+        let run = |i: usize, cues: &mut [Option<FrameCues>]| -> Result<f32, VisionError> {
+            budget.check()?;
+            let d = dets[i].expect("a frame with cues has a detection");
+            let [yaw, pitch, roll] = self.pose(&frames[i], &d.bbox)?;
+            let c = cues[i].as_mut().expect("a frame with a face");
+            (c.yaw, c.pitch, c.roll, c.pose_model) = (yaw, pitch, roll, true);
+            Ok(yaw)
+        };
+        match which {
+            PoseFrames::Every => {
+                for &i in &with_face {
+                    run(i, cues)?;
+                }
+            }
+            PoseFrames::First => {
+                if let Some(&i) = with_face.first() {
+                    run(i, cues)?;
+                }
+            }
+            PoseFrames::UntilYawSpan(span) => {
+                // The extremes of the landmark yaw first, then always the
+                // frame farthest (in landmark yaw) from those already done:
+                // a repeated frame comes last.
+                let lm_yaw: Vec<f32> = cues
+                    .iter()
+                    .map(|c| c.as_ref().map_or(0.0, |c| c.yaw))
+                    .collect();
+                let mut left = with_face.clone();
+                let mut queue: Vec<usize> = Vec::with_capacity(left.len());
+                while !left.is_empty() {
+                    let k = if queue.len() < 2 {
+                        let pick = |a: &usize, b: &usize| lm_yaw[*a].total_cmp(&lm_yaw[*b]);
+                        let i = if queue.is_empty() {
+                            left.iter().min_by(|a, b| pick(a, b))
+                        } else {
+                            left.iter().max_by(|a, b| pick(a, b))
+                        };
+                        let i = *i.expect("not empty");
+                        left.iter().position(|&j| j == i).expect("in the list")
+                    } else {
+                        let gap = |i: usize| {
+                            queue
+                                .iter()
+                                .map(|&q| (lm_yaw[q] - lm_yaw[i]).abs())
+                                .fold(f32::INFINITY, f32::min)
+                        };
+                        (0..left.len())
+                            .max_by(|&a, &b| gap(left[a]).total_cmp(&gap(left[b])))
+                            .expect("not empty")
+                    };
+                    queue.push(left.remove(k));
+                }
+                let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
+                for i in queue {
+                    let y = run(i, cues)?;
+                    (min, max) = (min.min(y), max.max(y));
+                    if max - min >= span {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// [`Engine::challenge`] on image bytes: each frame is decoded (with the

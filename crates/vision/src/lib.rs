@@ -36,7 +36,7 @@ mod stages;
 pub use budget::Budget;
 pub use capture::{
     pose_from_landmarks, CaptureOptions, CaptureResult, Captured, CueSource,
-    FrameCues as CaptureCues, OneFace,
+    FrameCues as CaptureCues, OneFace, OneFaceOptions, PoseFrames,
 };
 pub use challenge::{Action, ChallengeFailure, FrameCues, Framing, LIVENESS_THRESHOLD};
 pub use cpu::CpuInfo;

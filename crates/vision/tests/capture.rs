@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use facegate_vision::{
-    compare, Budget, CaptureOptions, CaptureResult, Engine, OneFace, RgbImage, VisionError,
+    compare, Budget, CaptureOptions, CaptureResult, Engine, OneFace, OneFaceOptions, PoseFrames,
+    RgbImage, VisionError,
 };
 
 fn engine() -> &'static Engine {
@@ -204,4 +205,177 @@ fn a_second_person_in_a_frame_stops_the_challenge() {
         matches!(r, CaptureResult::SeveralFaces { frame: 1, .. }),
         "{r:?}"
     );
+}
+
+#[test]
+fn a_single_frame_verify_skips_pose_and_eyes_and_keeps_the_rest() {
+    let _serial = serial();
+    for name in ["obama.jpg", "biden.jpg", "astronaut.png"] {
+        let img = image(name);
+        let (all, n_all) = calls(|| engine().one_face(&img, &Budget::unlimited()).unwrap());
+        let (verify, n_verify) = calls(|| {
+            engine()
+                .one_face_with(&img, &OneFaceOptions::VERIFY, &Budget::unlimited())
+                .unwrap()
+        });
+        let (OneFace::One(a), OneFace::One(v)) = (all, verify) else {
+            panic!("{name}: one face expected")
+        };
+        println!("{name}: {n_all} model calls with every cue, {n_verify} for a verify");
+        // fr_pose once and fr_eye twice fewer.
+        assert_eq!(n_verify + 3, n_all, "{name}");
+        let (ea, ev) = (a.embedding.as_ref().unwrap(), v.embedding.as_ref().unwrap());
+        assert!(
+            ea.as_slice()
+                .iter()
+                .zip(ev.as_slice())
+                .all(|(x, y)| (x - y).abs() <= 1e-6),
+            "{name}: same embedding"
+        );
+        assert_eq!(a.liveness, v.liveness, "{name}");
+        assert_eq!((a.bbox, a.det_score), (v.bbox, v.det_score), "{name}");
+        assert_eq!(v.quality.yaw, None);
+        assert_eq!(v.quality.left_eye_open, None);
+    }
+}
+
+/// Frames of one person whose head turns: the fixture clips of the
+/// challenge module, and the gate benchmark's three photos in turn.
+fn turning_clips() -> Vec<(String, Vec<RgbImage>)> {
+    use facegate_vision::challenge::{clip, Action};
+    let mut out = Vec::new();
+    for seq in [
+        vec![Action::TurnLeft],
+        vec![Action::TurnRight],
+        vec![Action::OpenMouth, Action::TurnLeft],
+        vec![Action::TurnRight, Action::OpenMouth],
+        vec![Action::OpenMouth],
+    ] {
+        if let Some(f) = clip::fixture_clip(&seq).unwrap() {
+            out.push((format!("{seq:?}"), f));
+        }
+    }
+    let photos = [image("obama.jpg"), image("obama2.jpg"), image("obama3.jpg")];
+    out.push((
+        "gate benchmark (obama, obama2, obama3 ×2)".into(),
+        photos.iter().cycle().take(6).cloned().collect(),
+    ));
+    out.push(("still".into(), clip::fixture_still_clip(4).unwrap()));
+    out
+}
+
+fn captured(frames: &[RgbImage], pose: PoseFrames) -> (Box<facegate_vision::Captured>, u64) {
+    let opts = CaptureOptions {
+        pose,
+        ..Default::default()
+    };
+    let pose_calls = || {
+        engine()
+            .model_calls_by_model()
+            .into_iter()
+            .find(|(m, _)| *m == "fr_pose.onnx")
+            .unwrap()
+            .1
+    };
+    let before = pose_calls();
+    let r = engine()
+        .challenge(frames, &opts, &Budget::unlimited())
+        .unwrap();
+    let CaptureResult::Captured(c) = r else {
+        panic!("{r:?}")
+    };
+    (c, pose_calls() - before)
+}
+
+/// The model yaws' span, as the server's turn-the-head check reads it.
+fn model_yaw_span(c: &facegate_vision::Captured) -> f32 {
+    let y: Vec<f32> = c
+        .frames
+        .iter()
+        .flatten()
+        .filter(|f| f.pose_model)
+        .map(|f| f.yaw)
+        .collect();
+    y.iter().cloned().fold(f32::MIN, f32::max) - y.iter().cloned().fold(f32::MAX, f32::min)
+}
+
+#[test]
+fn the_pose_model_runs_only_where_the_decision_reads_it_and_decides_the_same() {
+    use facegate_vision::challenge::{judge, Action, FrameCues};
+    let _serial = serial();
+    let span = 12.0;
+    for (name, frames) in turning_clips() {
+        let (every, n_every) = captured(&frames, PoseFrames::Every);
+        let (until, n_until) = captured(&frames, PoseFrames::UntilYawSpan(span));
+        let (first, n_first) = captured(&frames, PoseFrames::First);
+        let (s_every, s_until) = (model_yaw_span(&every), model_yaw_span(&until));
+        println!(
+            "{name}: fr_pose calls every {n_every} / until-span {n_until} / first {n_first}; \
+             span {s_every:.1} / {s_until:.1}; best frame {} / {} / {}",
+            every.best, until.best, first.best
+        );
+        assert_eq!(n_every as usize, frames.len(), "{name}");
+        assert_eq!(n_first, 1, "{name}");
+        // The turn-the-head decision is the same.
+        assert_eq!(s_every >= span, s_until >= span, "{name}");
+        // Where the model ran, it gave the same pose as on every frame.
+        for (a, b) in every
+            .frames
+            .iter()
+            .zip(&until.frames)
+            .chain(every.frames.iter().zip(&first.frames))
+        {
+            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+            assert!(a.pose_model);
+            if b.pose_model {
+                assert_eq!([a.yaw, a.pitch, a.roll], [b.yaw, b.pitch, b.roll], "{name}");
+            }
+            assert_eq!(a.landmarks68, b.landmarks68, "{name}");
+            assert_eq!(
+                [a.left_eye_open, a.right_eye_open],
+                [b.left_eye_open, b.right_eye_open]
+            );
+        }
+        // The judge (landmark yaw, the model's pitch) decides every sequence
+        // without a nod the same with the model on the first frame only.
+        let judge_cues = |c: &facegate_vision::Captured| -> Vec<FrameCues> {
+            c.frames
+                .iter()
+                .flatten()
+                .map(|f| {
+                    FrameCues::from_parts(
+                        &f.landmarks68,
+                        f.pitch,
+                        [f.left_eye_open, f.right_eye_open],
+                    )
+                    .unwrap()
+                })
+                .collect()
+        };
+        let (je, jf) = (judge_cues(&every), judge_cues(&first));
+        for a in Action::ALL.into_iter().filter(|&a| a != Action::Nod) {
+            for b in Action::ALL
+                .into_iter()
+                .filter(|&b| b != Action::Nod && b != a)
+            {
+                for seq in [vec![a], vec![a, b]] {
+                    assert_eq!(PoseFrames::for_actions(&seq), PoseFrames::First);
+                    assert_eq!(judge(&seq, &je), judge(&seq, &jf), "{name} {seq:?}");
+                }
+            }
+        }
+        assert_eq!(PoseFrames::for_actions(&[Action::Nod]), PoseFrames::Every);
+        // Embedding and liveness: on the same frames, the same values.
+        for c in [&until, &first] {
+            assert_eq!(c.first, every.first, "{name}");
+            if c.best == every.best {
+                assert_eq!(c.best_face.liveness, every.best_face.liveness, "{name}");
+                let s = compare(
+                    c.best_face.embedding.as_ref().unwrap(),
+                    every.best_face.embedding.as_ref().unwrap(),
+                );
+                assert!(s > 0.99999, "{name}: {s}");
+            }
+        }
+    }
 }
