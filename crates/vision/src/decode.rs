@@ -1,10 +1,12 @@
-//! Image decoding with limits: JPEG, PNG and WebP only (the `image` features
+//! Image decoding with limits: JPEG, PNG, WebP and BMP (the `image` features
 //! enabled; every other format is refused); EXIF orientation applied; the
 //! pixel limit is checked against the file's own header, read here by
 //! [`header_dimensions`] before any decoder runs (PNG `IHDR`, JPEG `SOFn`,
-//! WebP `VP8 `, lossless `VP8L` and extended `VP8X` canvas), so a tiny file
-//! that declares a huge image costs microseconds; truncated files are
-//! refused rather than half-decoded.
+//! WebP `VP8 `, lossless `VP8L` and extended `VP8X` canvas, the BMP info
+//! header, GIF's logical screen), so a tiny file that declares a huge image
+//! costs microseconds; truncated files are refused rather than half-decoded.
+//! GIF has no decoder in this build: its declared size is checked first (a
+//! GIF bomb is answered "too large"), then it is refused as unsupported.
 
 use std::io::Cursor;
 
@@ -38,6 +40,10 @@ fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
         Some(ImageFormat::Png)
     } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
         Some(ImageFormat::WebP)
+    } else if bytes.starts_with(b"BM") {
+        Some(ImageFormat::Bmp)
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some(ImageFormat::Gif)
     } else {
         None
     }
@@ -142,14 +148,27 @@ fn webp_dimensions(b: &[u8]) -> Option<(u32, u32)> {
     }
 }
 
+/// Width and height from a BMP's info header: the 12-byte OS/2 core header
+/// (16-bit sides) or any later one (32-bit signed sides; a negative height
+/// is a top-down image).
+fn bmp_dimensions(b: &[u8]) -> Option<(u32, u32)> {
+    let dib = u32::from_le_bytes(b.get(14..18)?.try_into().ok()?);
+    if dib == 12 {
+        return Some((u16le(b, 18)?, u16le(b, 20)?));
+    }
+    let i32le = |i: usize| Some(i32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?));
+    Some((i32le(18)?.unsigned_abs(), i32le(22)?.unsigned_abs()))
+}
+
 /// The format and the width and height an image file declares, read from its
-/// header without decoding anything (microseconds, no allocation). Accepts the
-/// formats [`decode`] accepts: JPEG, PNG, WebP (lossy, lossless, extended).
+/// header without decoding anything (microseconds, no allocation). Reads the
+/// formats [`decode`] accepts, JPEG, PNG, WebP (lossy, lossless, extended)
+/// and BMP, and GIF (whose declared size is checked before it is refused).
 /// Hosts can call it to refuse an oversized image before queueing any work.
 pub fn header_dimensions(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), VisionError> {
     let format = sniff(bytes).ok_or_else(|| {
         VisionError::UnsupportedFormat(format!(
-            "the data is {}, not a JPEG, PNG or WebP image",
+            "the data is {}, not a JPEG, PNG, WebP or BMP image",
             describe(bytes)
         ))
     })?;
@@ -160,6 +179,9 @@ pub fn header_dimensions(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), Vision
         }
         ImageFormat::Jpeg => jpeg_dimensions(bytes),
         ImageFormat::WebP => webp_dimensions(bytes),
+        ImageFormat::Bmp => bmp_dimensions(bytes),
+        // The logical screen: 16-bit width and height after the signature.
+        ImageFormat::Gif => u16le(bytes, 6).zip(u16le(bytes, 8)),
         _ => None,
     };
     let (w, h) = dims.ok_or_else(|| {
@@ -204,7 +226,7 @@ fn jpeg_complete(bytes: &[u8]) -> bool {
     }
 }
 
-/// Decodes JPEG, PNG or WebP bytes into an RGB image with EXIF orientation
+/// Decodes JPEG, PNG, WebP or BMP bytes into an RGB image with EXIF orientation
 /// applied. Refuses other formats, files over `limits.max_bytes`, images whose
 /// header claims more than `limits.max_pixels` (before allocating them), and
 /// truncated or corrupt files.
@@ -218,6 +240,11 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, VisionErr
     }
     let (format, w, h) = header_dimensions(bytes)?;
     check_pixels(format, w, h, limits)?;
+    if format == ImageFormat::Gif {
+        return Err(VisionError::UnsupportedFormat(
+            "the data is a GIF image; send a JPEG, PNG, WebP or BMP image".into(),
+        ));
+    }
     if format == ImageFormat::Jpeg && !jpeg_complete(bytes) {
         return Err(VisionError::Corrupt(
             "the JPEG is truncated (no end-of-image marker after its last scan)".into(),
