@@ -124,6 +124,26 @@ pub enum Challenge {
     Blink,
 }
 
+/// The yaw span, in degrees, that [`Challenge::TurnHead`] asks of the frames
+/// (`fr_pose`'s yaw, largest minus smallest).
+pub const TURN_HEAD_MIN_YAW_SPAN: f32 = 12.0;
+
+/// What the engine computes for a challenge's frames: the pose model only
+/// on the frames the decision reads (for a head turn, until the yaws span
+/// [`TURN_HEAD_MIN_YAW_SPAN`]: the same answer as with the model on every
+/// frame; for a blink, none but the first).
+pub fn capture_options(challenge: Challenge) -> facegate_vision::CaptureOptions {
+    facegate_vision::CaptureOptions {
+        pose: match challenge {
+            Challenge::TurnHead => {
+                facegate_vision::PoseFrames::UntilYawSpan(TURN_HEAD_MIN_YAW_SPAN)
+            }
+            _ => facegate_vision::PoseFrames::First,
+        },
+        ..Default::default()
+    }
+}
+
 /// What the engine found, reduced to what a decision needs. The embedding is
 /// wiped when this is dropped (it is `facegate_vision::Embedding`).
 pub struct Capture {
@@ -251,7 +271,11 @@ pub async fn capture(
         if images.len() == 1 {
             // One frame: the detector counts faces first and the work stops
             // at the second, before any landmark or embedding.
-            return match engine.one_face_bytes(&images[0], &budget) {
+            return match engine.one_face_bytes_with(
+                &images[0],
+                &facegate_vision::OneFaceOptions::VERIFY,
+                &budget,
+            ) {
                 Ok(OneFace::One(f)) => Ok((f, 0, Vec::new(), Vec::new())),
                 Ok(OneFace::None) => Err(no_face()),
                 Ok(OneFace::Several(_)) => Err(several()),
@@ -261,11 +285,7 @@ pub async fn capture(
         // Several frames: detection, landmarks, pose and eyes on every frame;
         // embedding on the first and the best only, liveness on the best.
         let refs: Vec<&[u8]> = images.iter().map(|v| v.as_slice()).collect();
-        let c = match engine.challenge_bytes(
-            &refs,
-            &facegate_vision::CaptureOptions::default(),
-            &budget,
-        ) {
+        let c = match engine.challenge_bytes(&refs, &capture_options(challenge), &budget) {
             Ok(CaptureResult::Captured(c)) => c,
             Ok(CaptureResult::NoFace) => return Err(no_face()),
             Ok(CaptureResult::SeveralFaces { .. }) => return Err(several()),
@@ -281,7 +301,13 @@ pub async fn capture(
             ));
         }
         let cues: Vec<_> = c.frames.iter().flatten().collect();
-        let yaws: Vec<f32> = cues.iter().map(|f| f.yaw).collect();
+        // The model's yaws (the frames without the pose model carry the
+        // landmark pose, which the span does not mix in).
+        let yaws: Vec<f32> = cues
+            .iter()
+            .filter(|f| f.pose_model)
+            .map(|f| f.yaw)
+            .collect();
         let eyes: Vec<f32> = cues
             .iter()
             .map(|f| (f.left_eye_open + f.right_eye_open) / 2.0)
@@ -312,7 +338,7 @@ pub async fn capture(
     };
     match challenge {
         Challenge::None => {}
-        Challenge::TurnHead if yaw_span.unwrap_or(0.0) >= 12.0 => {}
+        Challenge::TurnHead if yaw_span.unwrap_or(0.0) >= TURN_HEAD_MIN_YAW_SPAN => {}
         Challenge::Blink if blinked => {}
         _ => {
             return Err(CoreError::bad(
