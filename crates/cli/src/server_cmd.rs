@@ -206,8 +206,17 @@ async fn gate_benchmark(
     );
     let row = |name: String, l: &facegate_server::loadgen::GateLevel| {
         println!(
-            "{name:<14} p50 {:7.1} ms  p99 {:7.1} ms  max {:7.1} ms  {:6.2} requests/s  ({} answered, {} pass, {} refused, {} errors)",
-            l.p50_ms, l.p99_ms, l.max_ms, l.per_s, l.answered, l.passed, l.refused, l.errors
+            "{name:<14} p50 {:7.1} ms  p99 {:7.1} ms  max {:7.1} ms  {:6.2} requests/s  CPU {:6.1} ms/request  {:5.1} model calls/request  ({} answered, {} pass, {} refused, {} errors)",
+            l.p50_ms,
+            l.p99_ms,
+            l.max_ms,
+            l.per_s,
+            l.cpu_ms_per_request,
+            l.model_calls_per_request,
+            l.answered,
+            l.passed,
+            l.refused,
+            l.errors
         )
     };
     for l in &r.levels {
@@ -221,12 +230,20 @@ async fn gate_benchmark(
         "the same {} frames straight into the engine (blocking pool, no HTTP, no decision):",
         r.frames
     );
-    for (full, least) in r.engine_full.iter().zip(&r.engine_least_work) {
+    for ((full, every), least) in r
+        .engine_full
+        .iter()
+        .zip(&r.engine_pose_every_frame)
+        .zip(&r.engine_least_work)
+    {
         row(format!("{} gate(s) full", full.gates), full);
+        row(format!("{} gate(s) pose6", every.gates), every);
         row(format!("{} gate(s) least", least.gates), least);
     }
+    row("1 frame, all".into(), &r.engine_single_all_cues);
+    row("1 frame, verify".into(), &r.engine_single_verify);
     println!(
-        "  full: every frame fully analysed (today's capture path); least: Engine::challenge_bytes"
+        "  full: every frame fully analysed (Engine::analyze); pose6: Engine::challenge_bytes with fr_pose on every frame; least: with the server's capture options (fr_pose only where the decision reads it)\n  1 frame: Engine::one_face_bytes with every cue, and with OneFaceOptions::VERIFY (no pose or eye model), 2 callers"
     );
     Ok(())
 }

@@ -45,6 +45,50 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time this process has used (user + system), in milliseconds, from
+/// `/proc/self/stat` (clock ticks of 10 ms); 0 where that file is missing.
+/// Divided by the requests answered it is the cost of a request, which
+/// (unlike latency) does not grow when other processes share the cores.
+pub fn process_cpu_ms() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime is field 14, stime field 15; USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// What a phase cost: the process's CPU time and the engine's model calls
+/// at its start, turned into per-request figures at its end.
+struct Cost {
+    cpu_ms: f64,
+    calls: u64,
+    engine: Arc<facegate_vision::Engine>,
+}
+
+impl Cost {
+    fn start(engine: &Arc<facegate_vision::Engine>) -> Cost {
+        Cost {
+            cpu_ms: process_cpu_ms(),
+            calls: engine.model_calls(),
+            engine: engine.clone(),
+        }
+    }
+
+    /// Stamps CPU ms and model calls per request on `l`.
+    fn finish(self, mut l: GateLevel) -> GateLevel {
+        let n = (l.answered + l.refused).max(1) as f64;
+        l.cpu_ms_per_request = (process_cpu_ms() - self.cpu_ms) / n;
+        l.model_calls_per_request = (self.engine.model_calls() - self.calls) as f64 / n;
+        l
+    }
+}
+
 /// A throwaway server state in `data_dir` with one consenting person
 /// enrolled from `enrol_image` at `gate-north-1` (through the same handlers
 /// a client reaches), the operator caller that did it, and the person's id.
@@ -286,6 +330,12 @@ pub struct GateLevel {
     pub max_ms: f64,
     /// Requests per second, all gates together.
     pub per_s: f64,
+    /// CPU time of the whole process (server, engine, and the loopback
+    /// client, which only writes prepared bytes and reads the answer) over
+    /// the requests answered or refused, in milliseconds.
+    pub cpu_ms_per_request: f64,
+    /// Model calls over the requests answered or refused.
+    pub model_calls_per_request: f64,
 }
 
 /// What [`run_gates`] measured.
@@ -304,10 +354,20 @@ pub struct GatesReport {
     /// challenge from one the frames could not complete).
     pub first_refusal: Option<String>,
     /// The same frames straight into the engine on the blocking pool, no HTTP,
-    /// no decision: today's path (every frame fully analysed, as the server's
-    /// capture does) and the least-work path (`Engine::challenge_bytes`).
+    /// no decision: every frame fully analysed (`Engine::analyze`, the
+    /// capture path before the least-work API) and the least-work path
+    /// (`Engine::challenge_bytes` with the server's options for the challenge).
     pub engine_full: Vec<GateLevel>,
     pub engine_least_work: Vec<GateLevel>,
+    /// The least-work path with `fr_pose` on every frame (the server's
+    /// capture options before the pose model ran only where the decision
+    /// reads it).
+    pub engine_pose_every_frame: Vec<GateLevel>,
+    /// The first frame alone into the engine, 2 callers: `Engine::one_face`
+    /// with every cue (pose, eyes: the single-frame path before) and with
+    /// `OneFaceOptions::VERIFY` (what the server's verify runs now).
+    pub engine_single_all_cues: GateLevel,
+    pub engine_single_verify: GateLevel,
 }
 
 /// `gates` concurrent callers run `work` on the blocking pool back to back for `dur`.
@@ -359,6 +419,8 @@ async fn engine_level(
         p99_ms: percentile(&lat, 0.99),
         max_ms: lat.last().copied().unwrap_or(f64::NAN),
         per_s: ok as f64 / secs,
+        cpu_ms_per_request: 0.0,
+        model_calls_per_request: 0.0,
     }
 }
 
@@ -473,6 +535,8 @@ async fn level(
         p99_ms: percentile(&lat, 0.99),
         max_ms: lat.last().copied().unwrap_or(f64::NAN),
         per_s: (answered + refused) as f64 / secs,
+        cpu_ms_per_request: 0.0,
+        model_calls_per_request: 0.0,
     }
 }
 
@@ -545,9 +609,12 @@ pub async fn run_gates(
     .await;
     let mut levels = Vec::new();
     for &g in gates {
-        levels.push(level(addr, multi.clone(), g.max(1), dur, first_refusal.clone()).await);
+        let cost = Cost::start(&s.engine);
+        let l = level(addr, multi.clone(), g.max(1), dur, first_refusal.clone()).await;
+        levels.push(cost.finish(l));
     }
-    let single_frame = level(addr, single, 2, dur, first_refusal.clone()).await;
+    let cost = Cost::start(&s.engine);
+    let single_frame = cost.finish(level(addr, single, 2, dur, first_refusal.clone()).await);
     server.abort();
     // The engine alone: what the least-work capture API changes.
     let frames_arc: Arc<Vec<Vec<u8>>> = Arc::new(frames.to_vec());
@@ -556,8 +623,19 @@ pub async fn run_gates(
         f.iter()
             .all(|b| engine.analyze(b).is_ok_and(|faces| faces.len() == 1))
     });
-    let (engine, f) = (s.engine.clone(), frames_arc);
+    let (engine, f) = (s.engine.clone(), frames_arc.clone());
+    // The options the server's capture uses for this challenge.
+    let capture = facegate_core::pipeline::capture_options(challenge.into());
     let least: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || {
+        let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+        let budget = facegate_vision::Budget::unlimited();
+        matches!(
+            engine.challenge_bytes(&refs, &capture, &budget),
+            Ok(facegate_vision::CaptureResult::Captured(_))
+        )
+    });
+    let (engine, f) = (s.engine.clone(), frames_arc.clone());
+    let every: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || {
         let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
         let budget = facegate_vision::Budget::unlimited();
         matches!(
@@ -565,11 +643,30 @@ pub async fn run_gates(
             Ok(facegate_vision::CaptureResult::Captured(_))
         )
     });
-    let (mut engine_full, mut engine_least_work) = (vec![], vec![]);
+    let (mut engine_full, mut engine_least_work, mut engine_pose_every_frame) =
+        (vec![], vec![], vec![]);
     for &g in gates {
-        engine_full.push(engine_level(g.max(1), dur, full.clone()).await);
-        engine_least_work.push(engine_level(g.max(1), dur, least.clone()).await);
+        let cost = Cost::start(&s.engine);
+        engine_full.push(cost.finish(engine_level(g.max(1), dur, full.clone()).await));
+        let cost = Cost::start(&s.engine);
+        engine_pose_every_frame.push(cost.finish(engine_level(g.max(1), dur, every.clone()).await));
+        let cost = Cost::start(&s.engine);
+        engine_least_work.push(cost.finish(engine_level(g.max(1), dur, least.clone()).await));
     }
+    let one = |opts: facegate_vision::OneFaceOptions| -> Arc<dyn Fn() -> bool + Send + Sync> {
+        let (engine, f) = (s.engine.clone(), frames_arc.clone());
+        Arc::new(move || {
+            matches!(
+                engine.one_face_bytes_with(&f[0], &opts, &facegate_vision::Budget::unlimited()),
+                Ok(facegate_vision::OneFace::One(_))
+            )
+        })
+    };
+    let cost = Cost::start(&s.engine);
+    let engine_single_all_cues = cost.finish(engine_level(2, dur, one(Default::default())).await);
+    let cost = Cost::start(&s.engine);
+    let engine_single_verify =
+        cost.finish(engine_level(2, dur, one(facegate_vision::OneFaceOptions::VERIFY)).await);
     let first_refusal = first_refusal
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -585,5 +682,8 @@ pub async fn run_gates(
         first_refusal,
         engine_full,
         engine_least_work,
+        engine_pose_every_frame,
+        engine_single_all_cues,
+        engine_single_verify,
     })
 }
