@@ -302,10 +302,12 @@ pub async fn capture(
         }
         let cues: Vec<_> = c.frames.iter().flatten().collect();
         // The model's yaws (the frames without the pose model carry the
-        // landmark pose, which the span does not mix in).
+        // landmark pose, which the span does not mix in; an engine loaded
+        // without the pose model has only the landmark pose).
+        let model = cues.iter().any(|f| f.pose_model);
         let yaws: Vec<f32> = cues
             .iter()
-            .filter(|f| f.pose_model)
+            .filter(|f| f.pose_model || !model)
             .map(|f| f.yaw)
             .collect();
         let eyes: Vec<f32> = cues

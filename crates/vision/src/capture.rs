@@ -8,11 +8,15 @@
 //! - [`Engine::one_face`]: 1 detector call, then landmarks + embedding per
 //!   candidate until the second recognisable face (a crowd with two or more
 //!   sure detections is answered after the detector call alone);
-//! - [`Engine::challenge`]: per frame detect + landmarks + eyes + pose
-//!   (`fr_pose`, or none with [`CueSource::Landmarks`]); embedding on the
+//!   [`Engine::one_face_with`] and [`OneFaceOptions::VERIFY`] leave out the
+//!   pose and eye models on that face (4 model calls instead of 7);
+//! - [`Engine::challenge`]: per frame detect + landmarks + eyes + the
+//!   landmark pose; `fr_pose` on the frames [`PoseFrames`] names (every frame,
+//!   the first only, or until the yaws span a threshold); embedding on the
 //!   first frame (same-person anchor) and on the best frame, passive liveness
 //!   on the best frame only. Six frames cost about one full frame plus five
-//!   times 10 ms (5 ms with landmark pose), against six full frames before.
+//!   times 5 ms (plus 5 ms for each frame that gets `fr_pose`), against six
+//!   full frames before.
 
 use image::RgbImage;
 
