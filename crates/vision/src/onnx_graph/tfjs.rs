@@ -732,3 +732,153 @@ pub(crate) fn to_onnx(
         (output, &out_dims),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TF.js graph of one 3×3 `SAME` convolution (stride 2 when asked)
+    /// with bias, then a spelled-out PReLU, as `model.json` and weights.
+    fn tiny(stride: usize, extra_op: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+        let b64 = |s: &str| {
+            const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut out = String::new();
+            for c in s.as_bytes().chunks(3) {
+                let n = c
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |a, (i, &b)| a | u32::from(b) << (16 - 8 * i));
+                for i in 0..=c.len() {
+                    out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+                }
+                out.push_str(&"=".repeat(3 - c.len()));
+            }
+            out
+        };
+        let conv = serde_json::json!({
+            "name": "conv", "op": "_FusedConv2D", "input": ["x", "w", "b"],
+            "attr": {
+                "padding": {"s": b64("SAME")},
+                "strides": {"list": {"i": ["1", stride.to_string(), stride.to_string(), "1"]}},
+                "fused_ops": {"list": {"s": [b64("BiasAdd")]}},
+                "data_format": {"s": b64("NHWC")},
+            }
+        });
+        let mut nodes = vec![
+            serde_json::json!({"name": "x", "op": "Placeholder", "attr": {"shape": {"shape": {"dim": [{"size": "-1"}, {"size": "5"}, {"size": "5"}, {"size": "2"}]}}}}),
+            serde_json::json!({"name": "w", "op": "Const"}),
+            serde_json::json!({"name": "b", "op": "Const"}),
+            serde_json::json!({"name": "c", "op": "Const"}),
+            conv,
+            serde_json::json!({"name": "relu", "op": "Relu", "input": ["conv"]}),
+            serde_json::json!({"name": "abs", "op": "Abs", "input": ["conv"]}),
+            serde_json::json!({"name": "sub", "op": "Sub", "input": ["conv", "abs"]}),
+            serde_json::json!({"name": "mul", "op": "Mul", "input": ["sub", "c"]}),
+            serde_json::json!({"name": "out", "op": "Add", "input": ["relu", "mul"]}),
+        ];
+        if let Some(op) = extra_op {
+            nodes.push(serde_json::json!({"name": "odd", "op": op, "input": ["out"]}));
+        }
+        let json = serde_json::json!({
+            "modelTopology": {"node": nodes},
+            "weightsManifest": [{"paths": ["x.bin"], "weights": [
+                {"name": "w", "shape": [3, 3, 2, 2], "dtype": "float32"},
+                {"name": "b", "shape": [2], "dtype": "float32"},
+                {"name": "c", "shape": [2], "dtype": "float32"},
+            ]}]
+        });
+        let mut bin = Vec::new();
+        for v in weights_w().iter().chain(&[0.5, -1.0]).chain(&[0.125, 0.25]) {
+            bin.extend_from_slice(&f32::to_le_bytes(*v));
+        }
+        (serde_json::to_vec(&json).unwrap(), bin)
+    }
+
+    /// HWIO weights `w[y][x][i][o]`.
+    fn weights_w() -> Vec<f32> {
+        (0..36).map(|k| ((k * 7 % 11) as f32 - 5.0) / 4.0).collect()
+    }
+
+    /// The same network computed by hand, NHWC in, NCHW out.
+    fn by_hand(img: &[f32], stride: usize) -> Vec<f32> {
+        let w = weights_w();
+        let (n, o) = (5usize, 5usize.div_ceil(stride));
+        let pad = (((o - 1) * stride + 3).saturating_sub(n)) / 2;
+        let (bias, c) = ([0.5f32, -1.0], [0.125f32, 0.25]);
+        let mut out = vec![0f32; 2 * o * o];
+        for oc in 0..2 {
+            for oy in 0..o {
+                for ox in 0..o {
+                    let mut s = bias[oc];
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (y, x) = (oy * stride + ky, ox * stride + kx);
+                            if y < pad || x < pad || y - pad >= n || x - pad >= n {
+                                continue;
+                            }
+                            for ic in 0..2 {
+                                s += img[((y - pad) * n + (x - pad)) * 2 + ic]
+                                    * w[((ky * 3 + kx) * 2 + ic) * 2 + oc];
+                            }
+                        }
+                    }
+                    out[(oc * o + oy) * o + ox] = s.max(0.0) + c[oc] * (s - s.abs());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_tiny_graph_computes_what_it_says_folded_or_not() {
+        let img: Vec<f32> = (0..50)
+            .map(|k| ((k * 13 % 17) as f32 - 8.0) / 3.0)
+            .collect();
+        // NHWC to the graph's NCHW input.
+        let mut nchw = vec![0f32; 50];
+        for p in 0..25 {
+            for ch in 0..2 {
+                nchw[ch * 25 + p] = img[p * 2 + ch];
+            }
+        }
+        for stride in [1, 2] {
+            let (json, bin) = tiny(stride, None);
+            let want = by_hand(&img, stride);
+            for fold in [false, true] {
+                let opts = Options {
+                    fold_prelu: fold,
+                    as_trained: false,
+                };
+                let g = to_onnx(&json, &bin, "out", "in", "y", opts).unwrap();
+                let m = crate::runtime::Model::from_graph("tiny", "tiny".into(), g, 1).unwrap();
+                let got = m.run(&[1, 2, 5, 5], &nchw, &["y"]).unwrap().remove(0);
+                assert_eq!(got.len(), want.len());
+                for (a, b) in got.iter().zip(&want) {
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "stride {stride} fold {fold}: {got:?} vs {want:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_operations_and_short_weights_are_errors() {
+        let (json, bin) = tiny(1, Some("Softmax"));
+        let opts = Options {
+            fold_prelu: true,
+            as_trained: false,
+        };
+        let e = to_onnx(&json, &bin, "odd", "in", "y", opts).unwrap_err();
+        assert!(e.to_string().contains("Softmax"), "{e}");
+        let (json, bin) = tiny(1, None);
+        assert!(to_onnx(&json, &bin[..bin.len() - 4], "out", "in", "y", opts).is_err());
+        assert!(to_onnx(b"{", &bin, "out", "in", "y", opts).is_err());
+        let both = Options {
+            fold_prelu: false,
+            as_trained: true,
+        };
+        assert!(to_onnx(&json, &bin, "out", "in", "y", both).is_err());
+    }
+}
