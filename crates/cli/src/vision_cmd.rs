@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use facegate_vision::{compare, compare_second, Engine, EngineOptions, Face};
+use facegate_vision::{compare, compare_second, compare_third, Engine, EngineOptions, Face};
 use indicatif::ProgressBar;
 
 #[derive(clap::Subcommand)]
@@ -59,6 +59,14 @@ pub enum Bench {
         /// Only the first model (no second embedding, no fusion).
         #[arg(long)]
         first_only: bool,
+        /// Also the third model (MobileFaceNet): its row, and the fusions of
+        /// first + third and of all three, fitted on --calibrate.
+        #[arg(long)]
+        third: bool,
+        /// Write every pair's cosine scores (set, same, first, second,
+        /// third) to this file, for offline analysis.
+        #[arg(long)]
+        scores_out: Option<PathBuf>,
         /// Write the fusion fitted on --calibrate to this file (the crate's
         /// `crates/gallery/data/fusion.txt`).
         #[arg(long)]
@@ -106,6 +114,8 @@ pub fn bench(b: Bench) -> Result<()> {
             threads,
             jobs,
             first_only,
+            third,
+            scores_out,
             write_fusion,
             json,
         } => bench_lfw(
@@ -116,6 +126,8 @@ pub fn bench(b: Bench) -> Result<()> {
                 threads,
                 jobs,
                 first_only,
+                third,
+                scores_out,
                 write_fusion,
             },
             json,
@@ -291,6 +303,8 @@ pub(crate) struct LfwArgs {
     threads: usize,
     jobs: Option<usize>,
     first_only: bool,
+    third: bool,
+    scores_out: Option<PathBuf>,
     write_fusion: Option<PathBuf>,
 }
 
@@ -374,16 +388,33 @@ fn cascade_figures(
     fused: &Row,
     fusion: &facegate_gallery::Fusion,
 ) -> Cascade {
-    let decide = |m: f32, x: f32, y: f32| {
-        if (x - first.threshold).abs() > m {
-            (x >= first.threshold, false)
+    let with = |v: &[(f32, f32, bool)]| -> Vec<(f32, f32, bool)> {
+        v.iter()
+            .map(|&(x, y, s)| (x, fusion.score(x, y), s))
+            .collect()
+    };
+    cascade_on(&with(cal), &with(test), first.threshold, fused.threshold)
+}
+
+/// [`cascade_figures`] on `(first score, fused score, same)` triples: the
+/// other models run only when the first score is within the margin of
+/// `t_first`, and there the fused score decides against `t_fused`.
+fn cascade_on(
+    cal: &[(f32, f32, bool)],
+    test: &[(f32, f32, bool)],
+    t_first: f32,
+    t_fused: f32,
+) -> Cascade {
+    let decide = |m: f32, x: f32, f: f32| {
+        if (x - t_first).abs() > m {
+            (x >= t_first, false)
         } else {
-            (fusion.score(x, y) >= fused.threshold, true)
+            (f >= t_fused, true)
         }
     };
     let acc = |v: &[(f32, f32, bool)], m: f32| {
         v.iter()
-            .filter(|&&(x, y, s)| decide(m, x, y).0 == s)
+            .filter(|&&(x, f, s)| decide(m, x, f).0 == s)
             .count() as f64
             / v.len() as f64
     };
@@ -394,7 +425,7 @@ fn cascade_figures(
         .unwrap_or(0.3);
     let second = test
         .iter()
-        .filter(|&&(x, y, _)| decide(margin, x, y).1)
+        .filter(|&&(x, f, _)| decide(margin, x, f).1)
         .count();
     Cascade {
         margin,
@@ -428,6 +459,7 @@ fn bench_lfw(a: &LfwArgs, json: bool) -> Result<()> {
         eyes: false,
         liveness: false,
         second_embedding: !a.first_only,
+        third_embedding: a.third && !a.first_only,
         ..Default::default()
     })?;
     let jobs = a
@@ -473,6 +505,31 @@ fn bench_lfw(a: &LfwArgs, json: bool) -> Result<()> {
             })
             .collect()
     });
+    // The third model's cosine per pair, in the order of `test` / `cal`.
+    let third_score = |p: &lfw::Pair| match (&emb[&p.a], &emb[&p.b]) {
+        (Some(x), Some(y)) => match (&x.third, &y.third) {
+            (Some(s), Some(t)) => compare_third(s, t),
+            _ => -1.0,
+        },
+        _ => -1.0,
+    };
+    let test_3: Vec<f32> = test.iter().map(third_score).collect();
+    let cal_3: Option<Vec<f32>> = cal.as_ref().map(|c| c.iter().map(third_score).collect());
+    if let Some(path) = &a.scores_out {
+        let mut out = String::from("# set same first second third\n");
+        let sets = [("test", &test_s, &test_3)].into_iter().chain(
+            cal_s
+                .as_ref()
+                .zip(cal_3.as_ref())
+                .map(|(c, t)| ("calibrate", c, t)),
+        );
+        for (name, v, t) in sets {
+            for (&(x, y, same), z) in v.iter().zip(t) {
+                out.push_str(&format!("{name} {} {x} {y} {z}\n", u8::from(same)));
+            }
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
     let missed_pairs = test
         .iter()
         .filter(|p| emb[&p.a].is_none() || emb[&p.b].is_none())
@@ -494,7 +551,9 @@ fn bench_lfw(a: &LfwArgs, json: bool) -> Result<()> {
         cal_s.as_ref().map(|c| pick(c, &first)).as_deref(),
     )];
     let mut fusion_used = None;
+    let mut fusions_n: Vec<(&str, facegate_gallery::FusionN)> = Vec::new();
     let mut cascade: Option<Cascade> = None;
+    let mut cascade3: Option<Cascade> = None;
     if !a.first_only {
         rows.push(evaluate(
             "second",
@@ -522,6 +581,78 @@ fn bench_lfw(a: &LfwArgs, json: bool) -> Result<()> {
         ));
         if let Some(c) = &cal_s {
             cascade = Some(cascade_figures(c, &test_s, &rows[0], &rows[2], &fusion));
+        }
+        if a.third {
+            rows.push(evaluate(
+                "third",
+                facegate_vision::THIRD_MODEL_ID,
+                &test_s
+                    .iter()
+                    .zip(&test_3)
+                    .map(|(&(_, _, same), &z)| (z, same))
+                    .collect::<Vec<_>>(),
+                cal_s
+                    .as_ref()
+                    .zip(cal_3.as_ref())
+                    .map(|(c, t)| {
+                        c.iter()
+                            .zip(t)
+                            .map(|(&(_, _, same), &z)| (z, same))
+                            .collect::<Vec<_>>()
+                    })
+                    .as_deref(),
+            ));
+            if let (Some(c), Some(c3)) = (&cal_s, &cal_3) {
+                // Score vectors: first + third, and all three.
+                let with =
+                    |v: &[(f32, f32, bool)], t: &[f32], all: bool| -> Vec<(Vec<f32>, bool)> {
+                        v.iter()
+                            .zip(t)
+                            .map(|(&(x, y, same), &z)| {
+                                (if all { vec![x, y, z] } else { vec![x, z] }, same)
+                            })
+                            .collect()
+                    };
+                for (name, all) in [("fused13", false), ("fused123", true)] {
+                    let cal_v = with(c, c3, all);
+                    let f = facegate_gallery::FusionN::fit(&cal_v)?;
+                    let sc = |v: Vec<(Vec<f32>, bool)>| -> Vec<(f32, bool)> {
+                        v.iter().map(|(s, same)| (f.score(s), *same)).collect()
+                    };
+                    let id = if all {
+                        format!(
+                            "{}+{}",
+                            facegate_vision::FUSED_MODEL_ID,
+                            facegate_vision::THIRD_MODEL_ID
+                        )
+                    } else {
+                        format!(
+                            "{}+{}",
+                            facegate_vision::MODEL_ID,
+                            facegate_vision::THIRD_MODEL_ID
+                        )
+                    };
+                    let (test_f, cal_f) = (sc(with(&test_s, &test_3, all)), sc(cal_v));
+                    let row = evaluate(name, &id, &test_f, Some(&cal_f));
+                    if all {
+                        let tri =
+                            |v: &[(f32, f32, bool)], f: &[(f32, bool)]| -> Vec<(f32, f32, bool)> {
+                                v.iter()
+                                    .zip(f)
+                                    .map(|(&(x, _, s), &(g, _))| (x, g, s))
+                                    .collect()
+                            };
+                        cascade3 = Some(cascade_on(
+                            &tri(c, &cal_f),
+                            &tri(&test_s, &test_f),
+                            rows[0].threshold,
+                            row.threshold,
+                        ));
+                    }
+                    rows.push(row);
+                    fusions_n.push((name, f));
+                }
+            }
         }
         if let Some(path) = &a.write_fusion {
             let mut fusion = fusion.clone();
@@ -554,8 +685,13 @@ fn bench_lfw(a: &LfwArgs, json: bool) -> Result<()> {
                 "protocol": protocol, "tar_at_far_1e-2": f.tar2, "tar_at_far_1e-3": f.tar3,
                 "models": models,
                 "fusion": fusion_used.as_ref().map(|f| serde_json::json!({"weights": f.weights, "bias": f.bias})),
+                "fusions": fusions_n.iter().map(|(n, f)| ((*n).to_string(), serde_json::json!({"weights": f.weights, "bias": f.bias}))).collect::<serde_json::Map<_, _>>(),
                 "cascade": cascade.as_ref().map(|c| serde_json::json!({
                     "margin": c.margin, "accuracy": c.accuracy, "second_runs": c.second_share,
+                    "calibration_accuracy": c.cal_accuracy,
+                })),
+                "cascade123": cascade3.as_ref().map(|c| serde_json::json!({
+                    "margin": c.margin, "accuracy": c.accuracy, "other_models_run": c.second_share,
                     "calibration_accuracy": c.cal_accuracy,
                 })),
                 "missed": missed_images.len(), "missed_pairs": missed_pairs,
@@ -593,10 +729,23 @@ fn bench_lfw(a: &LfwArgs, json: bool) -> Result<()> {
                 f.weights[0], f.weights[1], f.bias
             );
         }
+        for (name, f) in &fusions_n {
+            let w: Vec<String> = f.weights.iter().map(|w| format!("{w:.4}")).collect();
+            println!("{name:<16} weights {} bias {:.4}", w.join(" "), f.bias);
+        }
         if let Some(c) = &cascade {
             println!(
                 "cascade          second model only when the first is within ±{:.2} of its threshold: \
                  accuracy {:.2} %, second model on {:.1} % of pairs",
+                c.margin,
+                c.accuracy * 100.0,
+                c.second_share * 100.0
+            );
+        }
+        if let Some(c) = &cascade3 {
+            println!(
+                "cascade123       second and third models only when the first is within ±{:.3} of its threshold: \
+                 accuracy {:.2} %, on {:.1} % of pairs",
                 c.margin,
                 c.accuracy * 100.0,
                 c.second_share * 100.0

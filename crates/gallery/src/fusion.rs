@@ -214,6 +214,110 @@ impl Fusion {
     }
 }
 
+/// A logistic fusion of any number of scores: `fused = Σ wᵢ·sᵢ + b`, the
+/// log-odds that a pair is the same person (the generalisation of
+/// [`Fusion`] to three models; fitted like it, on calibration pairs only).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusionN {
+    pub weights: Vec<f64>,
+    pub bias: f64,
+}
+
+impl FusionN {
+    /// The fused score of one pair's scores (one per weight).
+    pub fn score(&self, scores: &[f32]) -> f32 {
+        (self
+            .weights
+            .iter()
+            .zip(scores)
+            .map(|(w, s)| w * *s as f64)
+            .sum::<f64>()
+            + self.bias) as f32
+    }
+
+    /// Newton's method on the logistic likelihood with a light ridge, like
+    /// [`Fusion::fit`]. `pairs`: each pair's scores (all of one length) and
+    /// whether it is a genuine pair.
+    #[allow(clippy::needless_range_loop)]
+    pub fn fit(pairs: &[(Vec<f32>, bool)]) -> Result<FusionN, Error> {
+        let same = pairs.iter().filter(|p| p.1).count();
+        if same == 0 || same == pairs.len() {
+            return Err(Error::Calibration(
+                "fusion needs both genuine and impostor pairs".into(),
+            ));
+        }
+        let k = pairs[0].0.len();
+        if pairs.iter().any(|p| p.0.len() != k) {
+            return Err(Error::Calibration(
+                "pairs with different score counts".into(),
+            ));
+        }
+        let n = k + 1;
+        let mut beta = vec![0f64; n];
+        let ridge = 1e-3;
+        for _ in 0..100 {
+            let mut g = vec![0f64; n];
+            let mut h = vec![vec![0f64; n]; n];
+            for (sc, y) in pairs {
+                let x: Vec<f64> = sc.iter().map(|&v| v as f64).chain([1.0]).collect();
+                let z: f64 = beta.iter().zip(&x).map(|(b, x)| b * x).sum();
+                let p = 1.0 / (1.0 + (-z).exp());
+                let r = p - if *y { 1.0 } else { 0.0 };
+                let w = (p * (1.0 - p)).max(1e-12);
+                for i in 0..n {
+                    g[i] += r * x[i];
+                    for j in 0..n {
+                        h[i][j] += w * x[i] * x[j];
+                    }
+                }
+            }
+            for i in 0..k {
+                g[i] += ridge * beta[i];
+                h[i][i] += ridge;
+            }
+            let step = solve(h, g).ok_or_else(|| Error::Calibration("singular fit".into()))?;
+            for i in 0..n {
+                beta[i] -= step[i];
+            }
+            if step.iter().map(|s| s.abs()).fold(0.0, f64::max) < 1e-10 {
+                break;
+            }
+        }
+        let bias = beta.pop().expect("the bias");
+        Ok(FusionN {
+            weights: beta,
+            bias,
+        })
+    }
+}
+
+/// Solves a square linear system by Gaussian elimination with partial pivoting.
+#[allow(clippy::needless_range_loop)]
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let n = b.len();
+    for c in 0..n {
+        let p = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
+        if a[p][c].abs() < 1e-15 {
+            return None;
+        }
+        a.swap(c, p);
+        b.swap(c, p);
+        for r in c + 1..n {
+            let f = a[r][c] / a[c][c];
+            for k in c..n {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = vec![0f64; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r][r];
+    }
+    Some(x)
+}
+
 /// Solves a 3×3 linear system by Gaussian elimination with partial pivoting.
 #[allow(clippy::needless_range_loop)] // index form reads like the textbook
 fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
@@ -243,6 +347,34 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn three_score_fit_matches_the_two_score_fit_and_ignores_noise() {
+        let mut two = Vec::new();
+        let mut three = Vec::new();
+        for i in 0..400 {
+            let same = i % 2 == 0;
+            let a = if same { 0.6 } else { 0.1 } + ((i * 37 % 100) as f32 - 50.0) / 180.0;
+            let b = if same { 0.9 } else { 0.8 } + ((i * 53 % 100) as f32 - 50.0) / 900.0;
+            let noise = ((i * 71 % 100) as f32 - 50.0) / 100.0;
+            two.push((a, b, same));
+            three.push((vec![a, b, noise], same));
+        }
+        let f2 = Fusion::fit("x", &two, "test").unwrap();
+        let f3 = FusionN::fit(&three).unwrap();
+        assert!((f2.weights[0] - f3.weights[0]).abs() < 0.2 * f2.weights[0].abs());
+        assert!(f3.weights[2].abs() < 0.2 * f3.weights[0].abs(), "{f3:?}");
+        let only2 = FusionN::fit(
+            &two.iter()
+                .map(|&(a, b, s)| (vec![a, b], s))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        for (w, v) in only2.weights.iter().zip(f2.weights) {
+            assert!((w - v).abs() < 1e-6, "{only2:?} vs {f2:?}");
+        }
+        assert!(FusionN::fit(&[(vec![0.5], true)]).is_err());
+    }
 
     #[test]
     fn fit_finds_the_more_informative_score_and_round_trips() {

@@ -55,7 +55,7 @@ mod template;
 mod topk;
 
 pub use calibration::{Calibration, BUILTIN_TABLE, FUSED_TABLE, SECOND_TABLE};
-pub use fusion::{pair_template, split_pair, Fusion, BUILTIN_FUSION};
+pub use fusion::{pair_template, split_pair, Fusion, FusionN, BUILTIN_FUSION};
 pub use gallery::{Candidate, Decision, Gallery, GalleryOptions, Identification, Match, Search};
 pub use hnsw::HnswParams;
 pub use ids::{PersonId, ScenarioId, TemplateId};

@@ -24,6 +24,8 @@ use crate::stages::{align, five_points, sharpness};
 use crate::{compare, BBox, Budget, Detection, Embedding, Engine, Face, Quality, VisionError};
 
 /// What [`Engine::one_face`] found.
+// One value per capture, moved once: boxing the face would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum OneFace {
     /// No recognisable face.
@@ -357,6 +359,10 @@ impl Engine {
             Some(_) if extras.second => Some(self.embed_second(img, &g.lm)?),
             _ => None,
         };
+        let third_embedding = match &self.third {
+            Some(_) if extras.second => Some(self.embed_third(&g.aligned)?),
+            _ => None,
+        };
         let bbox = det.bbox.clamp_to(img.width(), img.height());
         Ok(Face {
             bbox,
@@ -365,6 +371,7 @@ impl Engine {
             landmarks5: g.five,
             embedding: self.opts.embedding.then_some(g.embedding),
             second_embedding,
+            third_embedding,
             quality: Quality {
                 face_px: bbox.width().min(bbox.height()),
                 sharpness: sharpness(&g.aligned),

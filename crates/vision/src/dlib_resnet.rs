@@ -457,19 +457,19 @@ fn put_uint(out: &mut Vec<u8>, field: u64, v: u64) {
 
 /// An ONNX graph under construction.
 #[derive(Default)]
-struct Builder {
-    nodes: Vec<Vec<u8>>,
-    inits: Vec<Vec<u8>>,
+pub(crate) struct Builder {
+    pub(crate) nodes: Vec<Vec<u8>>,
+    pub(crate) inits: Vec<Vec<u8>>,
     count: usize,
 }
 
 impl Builder {
-    fn fresh(&mut self, stem: &str) -> String {
+    pub(crate) fn fresh(&mut self, stem: &str) -> String {
         self.count += 1;
         format!("{stem}_{}", self.count)
     }
 
-    fn floats(&mut self, stem: &str, dims: &[usize], values: &[f32]) -> String {
+    pub(crate) fn floats(&mut self, stem: &str, dims: &[usize], values: &[f32]) -> String {
         let name = self.fresh(stem);
         let mut t = Vec::new();
         for &d in dims {
@@ -483,7 +483,7 @@ impl Builder {
         name
     }
 
-    fn int64s(&mut self, stem: &str, values: &[i64]) -> String {
+    pub(crate) fn int64s(&mut self, stem: &str, values: &[i64]) -> String {
         let name = self.fresh(stem);
         let mut t = Vec::new();
         put_uint(&mut t, 1, values.len() as u64);
@@ -496,7 +496,18 @@ impl Builder {
     }
 
     /// Adds a node with integer-list attributes; returns its output's name.
-    fn node(&mut self, op: &str, inputs: &[&str], ints: &[(&str, &[usize])]) -> String {
+    pub(crate) fn node(&mut self, op: &str, inputs: &[&str], ints: &[(&str, &[usize])]) -> String {
+        self.node_with(op, inputs, ints, &[])
+    }
+
+    /// [`Builder::node`] with single-integer attributes too.
+    pub(crate) fn node_with(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        ints: &[(&str, &[usize])],
+        int: &[(&str, i64)],
+    ) -> String {
         let out = self.fresh(&op.to_lowercase());
         let mut n = Vec::new();
         for i in inputs {
@@ -512,6 +523,13 @@ impl Builder {
                 put_uint(&mut a, 8, v as u64);
             }
             put_uint(&mut a, 20, 7); // INTS
+            put_bytes(&mut n, 5, &a);
+        }
+        for (name, v) in int {
+            let mut a = Vec::new();
+            put_bytes(&mut a, 1, name.as_bytes());
+            put_uint(&mut a, 3, *v as u64);
+            put_uint(&mut a, 20, 2); // INT
             put_bytes(&mut n, 5, &a);
         }
         self.nodes.push(n);
@@ -536,6 +554,49 @@ impl Builder {
         ];
         let pads = self.int64s("pads", &pads);
         self.node("Pad", &[x, &pads], &[])
+    }
+}
+
+impl Builder {
+    /// Ends the graph at `x` (renamed to the output's name) and writes the
+    /// model (opset 13).
+    pub(crate) fn finish(
+        mut self,
+        x: &str,
+        graph_name: &str,
+        input: (&str, &[Result<usize, &str>]),
+        output: (&str, &[Result<usize, &str>]),
+    ) -> Vec<u8> {
+        // Rename the last output.
+        let last = self.node("Identity", &[x], &[]);
+        let n = self.nodes.last_mut().expect("a node");
+        *n = {
+            let mut m = Vec::new();
+            put_bytes(&mut m, 1, x.as_bytes());
+            put_bytes(&mut m, 2, output.0.as_bytes());
+            put_bytes(&mut m, 3, last.as_bytes());
+            put_bytes(&mut m, 4, b"Identity");
+            m
+        };
+        let mut g = Vec::new();
+        for n in &self.nodes {
+            put_bytes(&mut g, 1, n);
+        }
+        put_bytes(&mut g, 2, graph_name.as_bytes());
+        for t in &self.inits {
+            put_bytes(&mut g, 5, t);
+        }
+        put_bytes(&mut g, 11, &value_info(input.0, input.1));
+        put_bytes(&mut g, 12, &value_info(output.0, output.1));
+        let mut m = Vec::new();
+        put_uint(&mut m, 1, 7); // ir_version
+        put_bytes(&mut m, 2, b"facegate");
+        put_bytes(&mut m, 7, &g);
+        let mut opset = Vec::new();
+        put_bytes(&mut opset, 1, b"");
+        put_uint(&mut opset, 2, 13);
+        put_bytes(&mut m, 8, &opset);
+        m
     }
 }
 
@@ -712,41 +773,13 @@ pub(crate) fn to_onnx(layers: &[Layer]) -> Result<Vec<u8>, VisionError> {
             "the network ends in {shape:?}, not {SECOND_DIM}"
         )));
     }
-    // Rename the last output.
-    let last = b.node("Identity", &[&x], &[]);
-    let n = b.nodes.last_mut().expect("a node");
-    *n = {
-        let mut m = Vec::new();
-        put_bytes(&mut m, 1, x.as_bytes());
-        put_bytes(&mut m, 2, OUTPUT.as_bytes());
-        put_bytes(&mut m, 3, last.as_bytes());
-        put_bytes(&mut m, 4, b"Identity");
-        m
-    };
-    let mut g = Vec::new();
-    for n in &b.nodes {
-        put_bytes(&mut g, 1, n);
-    }
-    put_bytes(&mut g, 2, b"dlib_face_recognition_resnet_model_v1");
-    for t in &b.inits {
-        put_bytes(&mut g, 5, t);
-    }
     let c = CHIP as usize;
-    put_bytes(
-        &mut g,
-        11,
-        &value_info(INPUT, &[Err("N"), Ok(3), Ok(c), Ok(c)]),
-    );
-    put_bytes(&mut g, 12, &value_info(OUTPUT, &[Err("N"), Ok(SECOND_DIM)]));
-    let mut m = Vec::new();
-    put_uint(&mut m, 1, 7); // ir_version
-    put_bytes(&mut m, 2, b"facegate");
-    put_bytes(&mut m, 7, &g);
-    let mut opset = Vec::new();
-    put_bytes(&mut opset, 1, b"");
-    put_uint(&mut opset, 2, 13);
-    put_bytes(&mut m, 8, &opset);
-    Ok(m)
+    Ok(b.finish(
+        &x,
+        "dlib_face_recognition_resnet_model_v1",
+        (INPUT, &[Err("N"), Ok(3), Ok(c), Ok(c)]),
+        (OUTPUT, &[Err("N"), Ok(SECOND_DIM)]),
+    ))
 }
 
 /// Reads the pinned weights and returns the ONNX graph.

@@ -29,6 +29,7 @@ mod denormals;
 mod dlib_resnet;
 mod embedding;
 mod imgops;
+mod mobilefacenet;
 mod onnx_graph;
 mod runtime;
 mod stages;
@@ -48,6 +49,7 @@ pub use dlib_resnet::{
 pub use embedding::{compare, Embedding, DEFAULT_THRESHOLD, EMBEDDING_DIM, MODEL_ID};
 pub use image::RgbImage;
 pub use imgops::{similarity, warp_affine, Affine};
+pub use mobilefacenet::{compare_third, ThirdEmbedding, THIRD_DIM, THIRD_MODEL_ID};
 pub use stages::{align, five_points, Detection, ARCFACE_TEMPLATE};
 
 use runtime::Model;
@@ -161,6 +163,10 @@ pub struct Face {
     /// [`EngineOptions::second_embedding`] is on; never serialised.
     #[serde(skip)]
     pub second_embedding: Option<SecondEmbedding>,
+    /// The third, independent embedding (MobileFaceNet), when
+    /// [`EngineOptions::third_embedding`] is on; never serialised.
+    #[serde(skip)]
+    pub third_embedding: Option<ThirdEmbedding>,
     pub quality: Quality,
     /// Passive liveness: probability that the face is live (not a photo or screen).
     pub liveness: Option<f32>,
@@ -197,6 +203,8 @@ pub struct EngineOptions {
     pub detect_tiles: bool,
     /// Also compute the second embedding ([`Face::second_embedding`]).
     pub second_embedding: bool,
+    /// Also compute the third embedding ([`Face::third_embedding`]).
+    pub third_embedding: bool,
     /// Compute passive liveness.
     pub liveness: bool,
     /// Compute head pose.
@@ -222,6 +230,7 @@ impl Default for EngineOptions {
             nms_iou: 0.4,
             embedding: true,
             second_embedding: false,
+            third_embedding: false,
             liveness: true,
             pose: true,
             eyes: true,
@@ -240,6 +249,7 @@ pub struct Engine {
     landmark: Model,
     feature: Model,
     second: Option<Model>,
+    third: Option<Model>,
     liveness: Option<Model>,
     pose: Option<Model>,
     eye: Option<Model>,
@@ -263,6 +273,12 @@ impl Engine {
             second: if opts.second_embedding {
                 let (path, graph) = dlib_resnet::onnx_from_weights()?;
                 Some(Model::from_graph(dlib_resnet::WEIGHTS, path, graph, t)?)
+            } else {
+                None
+            },
+            third: if opts.third_embedding {
+                let (path, graph) = mobilefacenet::onnx_from_weights()?;
+                Some(Model::from_graph(mobilefacenet::WEIGHTS, path, graph, t)?)
             } else {
                 None
             },

@@ -24,6 +24,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+pub(crate) mod tfjs;
+
 /// What went wrong reading the model bytes.
 #[derive(Debug)]
 pub(crate) struct GraphError(String);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
-use facegate_vision::{Embedding, Engine, Face, SecondEmbedding};
+use facegate_vision::{Embedding, Engine, Face, SecondEmbedding, ThirdEmbedding};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// One LFW image: person name and image number.
@@ -103,6 +103,7 @@ pub fn embed_main(engine: &Engine, path: &Path) -> Result<Option<Embedding>> {
 pub struct Embedded {
     pub first: Embedding,
     pub second: Option<SecondEmbedding>,
+    pub third: Option<ThirdEmbedding>,
 }
 
 /// [`embed_main`] with the second embedding too.
@@ -116,6 +117,7 @@ pub fn embed_main_both(engine: &Engine, path: &Path) -> Result<Option<Embedded>>
             Some(Embedded {
                 first: f.embedding?,
                 second: f.second_embedding,
+                third: f.third_embedding,
             })
         }),
     )

