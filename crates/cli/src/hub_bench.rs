@@ -27,7 +27,10 @@ struct Sim {
     seen: std::collections::HashSet<Uuid>,
 }
 
-type Pending = Arc<Mutex<HashMap<Uuid, (Instant, usize)>>>;
+/// Requests in flight: when sent and how many receipts are still due (a
+/// receipt may reach the hub before the request's answer reaches the
+/// bench: the count then goes negative until the request is entered).
+type Pending = Arc<Mutex<HashMap<Uuid, (Option<Instant>, i64)>>>;
 
 pub async fn run(
     url: &str,
@@ -204,12 +207,11 @@ pub async fn run(
                         for r in &receipts {
                             let mut p = pending.lock().unwrap();
                             let key = r.site_receipt_id.expect("request id carried");
-                            if let Some((t, left)) = p.get_mut(&key) {
-                                *left -= 1;
-                                if *left == 0 {
-                                    done.lock().unwrap().push(t.elapsed());
-                                    p.remove(&key);
-                                }
+                            let e = p.entry(key).or_insert((None, 0));
+                            e.1 -= 1;
+                            if let (Some(t), 0) = (e.0, e.1) {
+                                done.lock().unwrap().push(t.elapsed());
+                                p.remove(&key);
                             }
                         }
                         let mut fresh = false;
@@ -271,7 +273,16 @@ pub async fn run(
                 expected_at[p]
             );
         }
-        pending.lock().unwrap().insert(rid, (t, n));
+        {
+            let mut p = pending.lock().unwrap();
+            let e = p.entry(rid).or_insert((None, 0));
+            e.0 = Some(t);
+            e.1 += n as i64;
+            if e.1 == 0 {
+                done.lock().unwrap().push(t.elapsed());
+                p.remove(&rid);
+            }
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let deadline = Instant::now() + interval * 10 + Duration::from_secs(30);

@@ -82,13 +82,20 @@ impl SiteArgs {
             .unwrap_or_else(|_| data_dir.to_path_buf())
             .display()
             .to_string();
-        let v = call(
-            &client,
-            "POST",
-            "/v1/sites",
-            Some(json!({"name": name, "public_key": k.public_hex()})),
-        )
-        .await?;
+        // The hub may still be starting (three commands on one machine).
+        let body = json!({"name": name, "public_key": k.public_hex()});
+        let mut tries = 0;
+        let v = loop {
+            match call(&client, "POST", "/v1/sites", Some(body.clone())).await {
+                Ok(v) => break v,
+                Err(e) if tries < 30 => {
+                    tries += 1;
+                    tracing::info!("registering at the hub: {e}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.context("registering this site at the hub")),
+            }
+        };
         let id: Uuid = v["id"].as_str().unwrap_or_default().parse()?;
         std::fs::write(&id_file, format!("{id}\n"))?;
         self.hub_site_id = Some(id);

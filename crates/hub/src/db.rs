@@ -298,7 +298,9 @@ impl HubDb {
                 .ok_or_else(|| HubError::NotFound("site".into()))?;
         let mut next: i64 = row.get(0);
         let recheck_from: i64 = row.get(1);
-        let mut headcount_changed = false;
+        // Accept the contiguous run from `next` (a retry's duplicates are
+        // skipped, a gap ends the batch), then write it in three statements.
+        let mut accepted: Vec<&SiteEvent> = Vec::new();
         for e in &req.events {
             if e.seq < next {
                 continue;
@@ -306,42 +308,64 @@ impl HubDb {
             if e.seq != next {
                 break;
             }
-            sqlx::query("INSERT INTO hub_events (site_id, seq, kind, pseudonym, still_holds, record_hash, at, received_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
-                .bind(&sid)
-                .bind(e.seq)
-                .bind(kind_word(e.kind))
-                .bind(e.pseudonym.map(|p| p.hex()))
-                .bind(e.still_holds)
-                .bind(e.record_hash.hex())
-                .bind(ts(e.at))
-                .bind(ts(now))
-                .execute(&mut *tx)
-                .await?;
-            if let Some(p) = e.pseudonym {
-                match e.kind {
-                    EventKind::FaceStored => {
-                        sqlx::query("INSERT INTO hub_holdings (site_id, pseudonym, since) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING")
-                            .bind(&sid)
-                            .bind(p.hex())
-                            .bind(ts(e.at))
-                            .execute(&mut *tx)
-                            .await?;
-                        headcount_changed = true;
+            accepted.push(e);
+            next += 1;
+        }
+        let mut headcount_changed = false;
+        if !accepted.is_empty() {
+            sqlx::query(
+                "INSERT INTO hub_events (site_id, seq, kind, pseudonym, still_holds, record_hash, at, received_at)
+                 SELECT $1, * , $8 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::text[])",
+            )
+            .bind(&sid)
+            .bind(accepted.iter().map(|e| e.seq).collect::<Vec<_>>())
+            .bind(accepted.iter().map(|e| kind_word(e.kind).to_string()).collect::<Vec<_>>())
+            .bind(accepted.iter().map(|e| e.pseudonym.map(|p| p.hex())).collect::<Vec<_>>())
+            .bind(accepted.iter().map(|e| e.still_holds).collect::<Vec<_>>())
+            .bind(accepted.iter().map(|e| e.record_hash.hex()).collect::<Vec<_>>())
+            .bind(accepted.iter().map(|e| ts(e.at)).collect::<Vec<_>>())
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+            // The holding each face event leaves, the last one winning.
+            let mut last: std::collections::BTreeMap<String, Option<String>> = Default::default();
+            for e in &accepted {
+                match (e.kind, e.pseudonym) {
+                    (EventKind::FaceStored, Some(p)) => {
+                        last.insert(p.hex(), Some(ts(e.at)));
                     }
-                    EventKind::FaceDeleted if !e.still_holds => {
-                        sqlx::query(
-                            "DELETE FROM hub_holdings WHERE site_id = $1 AND pseudonym = $2",
-                        )
-                        .bind(&sid)
-                        .bind(p.hex())
-                        .execute(&mut *tx)
-                        .await?;
-                        headcount_changed = true;
+                    (EventKind::FaceDeleted, Some(p)) if !e.still_holds => {
+                        last.insert(p.hex(), None);
                     }
                     _ => {}
                 }
             }
-            next += 1;
+            headcount_changed = !last.is_empty();
+            let (stored, deleted): (Vec<_>, Vec<_>) =
+                last.into_iter().partition(|(_, v)| v.is_some());
+            if !stored.is_empty() {
+                sqlx::query(
+                    "INSERT INTO hub_holdings (site_id, pseudonym, since)
+                     SELECT $1, * FROM UNNEST($2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+                )
+                .bind(&sid)
+                .bind(stored.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>())
+                .bind(
+                    stored
+                        .iter()
+                        .map(|(_, t)| t.clone().unwrap_or_default())
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            if !deleted.is_empty() {
+                sqlx::query("DELETE FROM hub_holdings WHERE site_id = $1 AND pseudonym = ANY($2)")
+                    .bind(&sid)
+                    .bind(deleted.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>())
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         for r in &req.receipts {
             sqlx::query(
