@@ -288,6 +288,17 @@ fn hub_two_instances_three_sites_no_face_at_the_hub() {
             key,
         });
     }
+    // R19: a device in a hotel room is refused at registration.
+    let (s, v) = admin.call(
+        pb,
+        "POST",
+        "/v1/sites",
+        Some(json!({"name": "hotel", "public_key": "ab".repeat(32),
+            "devices": [{"device_id": "d", "placement": "hotel_room", "location": "room 1"}]})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v["message_en"].as_str().unwrap().contains("R19"), "{v}");
+
     // The same person at sites 0 and 1; another at site 2.
     enrol(
         &sites[0].dir,

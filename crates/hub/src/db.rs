@@ -200,12 +200,15 @@ impl HubDb {
             return Err(HubError::Bad("public key: 64 hex digits expected".into()));
         }
         for d in devices {
-            if serde_json::from_value::<facegate_policy::Placement>(serde_json::json!(d.placement))
-                .is_err()
-            {
+            let p: facegate_policy::Placement =
+                serde_json::from_value(serde_json::json!(d.placement))
+                    .map_err(|_| HubError::Bad(format!("unknown placement {:?}", d.placement)))?;
+            if p.is_forbidden() {
                 return Err(HubError::Bad(format!(
-                    "unknown placement {:?}",
-                    d.placement
+                    "R19 (第十三条 / Art. 13): no face recognition device may be placed in a {} ({}): device {:?}",
+                    d.placement,
+                    p.name_zh(),
+                    d.device_id
                 )));
             }
         }

@@ -207,3 +207,77 @@ pub fn client_tls(ca: &Path) -> Result<Arc<rustls::ClientConfig>> {
         .with_no_client_auth();
     Ok(Arc::new(cfg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r20_a_signature_binds_site_key_path_time_and_body() {
+        let k = SiteKey::generate();
+        let sig = k.sign("POST", "/v1/sync", 100, b"{}");
+        assert!(verify_signature(
+            &k.public_hex(),
+            "POST",
+            "/v1/sync",
+            100,
+            b"{}",
+            &sig
+        ));
+        assert!(!verify_signature(
+            &k.public_hex(),
+            "POST",
+            "/v1/sync",
+            100,
+            b"{ }",
+            &sig
+        ));
+        assert!(!verify_signature(
+            &k.public_hex(),
+            "POST",
+            "/v1/sync",
+            101,
+            b"{}",
+            &sig
+        ));
+        assert!(!verify_signature(
+            &k.public_hex(),
+            "POST",
+            "/v1/sites",
+            100,
+            b"{}",
+            &sig
+        ));
+        let other = SiteKey::generate();
+        assert!(!verify_signature(
+            &other.public_hex(),
+            "POST",
+            "/v1/sync",
+            100,
+            b"{}",
+            &sig
+        ));
+    }
+
+    #[test]
+    fn r21_the_same_person_has_one_pseudonym_and_another_key_gives_another() {
+        let a = PseudonymKey::from_bytes([1; 32]);
+        let p = a.pseudonym("Barack Obama", Some("138 0000 0000"), Some("1961-08-04"));
+        assert_eq!(
+            p,
+            a.pseudonym(" barack  OBAMA ", Some("13800000000"), Some("1961-08-04"))
+        );
+        assert_ne!(
+            p,
+            a.pseudonym("Barack Obama", Some("13800000000"), Some("1961-08-05"))
+        );
+        assert_ne!(
+            p,
+            PseudonymKey::from_bytes([2; 32]).pseudonym(
+                "Barack Obama",
+                Some("13800000000"),
+                Some("1961-08-04")
+            )
+        );
+    }
+}
