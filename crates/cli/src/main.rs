@@ -4,9 +4,11 @@
 //! independently: `vision_cmd` (detect, compare, bench lfw/speed),
 //! `gallery_cmd` (bench search/identify/calibrate), `pad_cmd` (bench pad),
 //! `policy_cmd` (init, lint, filing, pia), `store_cmd` (audit, sweep),
-//! `server_cmd` (serve, enrol, verify, identify).
+//! `server_cmd` (serve, enrol, verify, identify), `hub_cmd` (hub, bench hub).
 
 mod gallery_cmd;
+mod hub_bench;
+mod hub_cmd;
 mod pad_cmd;
 mod policy_cmd;
 mod server_cmd;
@@ -43,6 +45,8 @@ enum Cmd {
     Store(store_cmd::Cmd),
     #[command(flatten)]
     Server(server_cmd::Cmd),
+    #[command(flatten)]
+    Hub(hub_cmd::Cmd),
 }
 
 #[derive(Subcommand)]
@@ -53,6 +57,8 @@ enum BenchCmd {
     Gallery(gallery_cmd::Bench),
     #[command(flatten)]
     Pad(pad_cmd::Bench),
+    #[command(flatten)]
+    Hub(hub_cmd::Bench),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,9 +82,13 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench {
             cmd: BenchCmd::Pad(b),
         } => pad_cmd::bench(b),
+        Cmd::Bench {
+            cmd: BenchCmd::Hub(b),
+        } => hub_cmd::bench(b),
         Cmd::Vision(c) => vision_cmd::run(c),
         Cmd::Policy(c) => policy_cmd::run(c),
         Cmd::Store(c) => store_cmd::run(c),
         Cmd::Server(c) => server_cmd::run(c),
+        Cmd::Hub(c) => hub_cmd::run(c),
     }
 }

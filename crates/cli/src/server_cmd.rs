@@ -60,6 +60,9 @@ pub enum Cmd {
         /// Replace the kiosk's device key (the old one is revoked).
         #[arg(long)]
         new_kiosk_key: bool,
+        /// Connect this site to a governance hub (optional).
+        #[command(flatten)]
+        hub: crate::hub_cmd::SiteArgs,
     },
     /// Enrol a folder of face images in bulk; consent evidence comes from a CSV
     /// with columns `file,name,date_of_birth,channel,evidence` (header row required).
@@ -296,7 +299,8 @@ pub fn run(cmd: Cmd) -> Result<()> {
             bind,
             new_admin_key,
             new_kiosk_key,
-        } => rt.block_on(serve(data, bind, new_admin_key, new_kiosk_key)),
+            hub,
+        } => rt.block_on(serve(data, bind, new_admin_key, new_kiosk_key, hub)),
         Cmd::Enrol {
             dir,
             consents,
@@ -417,6 +421,7 @@ async fn serve(
     bind: SocketAddr,
     new_admin_key: bool,
     new_kiosk_key: bool,
+    hub: crate::hub_cmd::SiteArgs,
 ) -> Result<()> {
     println!("facegate: opening {} …", data.dir().display());
     let s = open(&data).await?;
@@ -495,6 +500,7 @@ async fn serve(
         None => println!("admin key: issued at first start (use --new-admin-key for another)"),
     }
     println!("API:     http://{addr}/v1/openapi.json   metrics: http://{addr}/metrics");
+    crate::hub_cmd::spawn_site_sync(s.core.clone(), &hub).await?;
     facegate_server::serve(s, listener).await?;
     Ok(())
 }

@@ -43,6 +43,7 @@
 mod access;
 mod audit;
 mod error;
+mod hub_sync;
 mod keys;
 mod people;
 mod records;
@@ -57,6 +58,7 @@ pub use audit::{
     ChainFaultKind, ChainReport, ANCHOR_EVERY, AUDIT_RETENTION_DAYS_MIN, GENESIS_HASH,
 };
 pub use error::{Refusal, Result, StoreError};
+pub use hub_sync::HubInboxRow;
 pub use keys::{StoreKeys, IDENTITY_KEY_ENV};
 pub use records::*;
 pub use sweep::SweepReport;

@@ -248,4 +248,30 @@ Migration {
         "CREATE INDEX verification_events_device ON verification_events (device_id, person_id, at)",
     ],
 },
+Migration {
+    version: 7,
+    name: "hub_sync",
+    statements: &[
+        // The site side of the hub protocol (issue 16). The outbox is the
+        // audit chain itself, read from the hub's cursor; these keep the
+        // keyed pseudonym each person was announced under (so a deletion
+        // after erasure still names them) and the inbox of hub commands,
+        // keyed by the hub's idempotency key, applied once, in order.
+        "CREATE TABLE hub_pseudonyms (
+            person_id TEXT PRIMARY KEY REFERENCES persons(id),
+            pseudonym TEXT NOT NULL)",
+        "CREATE INDEX hub_pseudonyms_pseudonym ON hub_pseudonyms (pseudonym)",
+        "CREATE TABLE hub_inbox (
+            command_id TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            pseudonym TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            applied_at TEXT,
+            status TEXT,
+            templates_deleted BIGINT,
+            site_receipt_id TEXT,
+            acknowledged_at TEXT)",
+    ],
+},
 ];

@@ -1,0 +1,569 @@
+//! Issue 16, must show: two `facegate hub` processes on one PostgreSQL and
+//! three `facegate serve --hub` site processes, each with its own SQLite,
+//! on loopback over TLS. The same person enrolled at two sites counts once;
+//! a central withdrawal deletes the templates at both sites and the hub
+//! shows both receipts; `kill -9` of a site during the withdrawal and of a
+//! hub instance during the sync loses nothing; a site kept offline catches
+//! up with every event in order; the anchors verify and an edited row in a
+//! site's log is caught; the inspection dossier checks; and a scan of the
+//! hub database and of every request body the hubs received finds no image,
+//! embedding or sealed-template bytes. Skips without
+//! FACEGATE_TEST_DATABASE_URL.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use facegate_hub::keys;
+use facegate_hub::tls_http::{HubConn, HubUrl};
+use serde_json::{json, Value};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_facegate"));
+    c.env_remove("FACEGATE_DATABASE_URL")
+        .env_remove("FACEGATE_IDENTITY_KEY")
+        .env_remove("FACEGATE_KEK")
+        .env_remove("FACEGATE_DATA");
+    c
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+impl Proc {
+    /// SIGKILL, as `kill -9`.
+    fn kill9(mut self) {
+        self.0.kill().unwrap();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start a process and read its stdout until a line starting with `until`;
+/// returns that line.
+fn start(mut c: Command, until: &str) -> (Proc, String) {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut found = None;
+    for line in out.by_ref() {
+        let line = line.unwrap();
+        if line.starts_with(until) {
+            found = Some(line);
+            break;
+        }
+    }
+    // Keep reading, so later lines never meet a closed pipe.
+    std::thread::spawn(move || out.for_each(drop));
+    let line = found.unwrap_or_else(|| panic!("process ended before printing {until:?}"));
+    (Proc(child), line)
+}
+
+fn hub(url: &str, dir: &Path, port: u16, bodies: &Path) -> (Proc, u16) {
+    let mut c = bin();
+    c.args(["hub", "serve", "--database-url", url, "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--dir")
+        .arg(dir)
+        .env("FACEGATE_HUB_BODY_LOG", bodies);
+    let (p, line) = start(c, "hub: https://");
+    let port = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.rsplit(':').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (p, port)
+}
+
+struct Site {
+    dir: PathBuf,
+    id: String,
+    key: PathBuf,
+}
+
+fn site(s: &Site, hub_port: u16, hubdir: &Path) -> Proc {
+    let mut c = bin();
+    c.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&s.dir)
+        .arg("--hub")
+        .arg(format!("https://localhost:{hub_port}"))
+        .args(["--hub-site-id", &s.id, "--hub-site-key"])
+        .arg(&s.key)
+        .arg("--hub-pseudonym-key")
+        .arg(hubdir.join("pseudonym.key"))
+        .arg("--hub-ca")
+        .arg(hubdir.join("hub.crt"))
+        .args(["--hub-interval-ms", "200"]);
+    start(c, "API:").0
+}
+
+fn enrol(data: &Path, root: &Path, files: &[(&str, &str, &str)]) {
+    let images = root.join(format!("img-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&images).unwrap();
+    let mut csv = String::from("file,name,date_of_birth,channel,evidence\n");
+    for (f, name, dob) in files {
+        std::fs::copy(
+            facegate_assets::fixture(f).expect("fixture"),
+            images.join(f),
+        )
+        .unwrap();
+        csv.push_str(&format!("{f},{name},{dob},paper,signed form\n"));
+    }
+    let p = images.join("consents.csv");
+    std::fs::write(&p, csv).unwrap();
+    let st = bin()
+        .arg("enrol")
+        .arg(&images)
+        .arg("--consents")
+        .arg(&p)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "enrol at {}", data.display());
+}
+
+struct Admin {
+    rt: tokio::runtime::Runtime,
+    ca: PathBuf,
+    token: String,
+}
+
+impl Admin {
+    fn call(&self, port: u16, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.rt.block_on(async {
+            let url = HubUrl::parse(&format!("https://localhost:{port}")).unwrap();
+            let mut c = HubConn::connect(&url, keys::client_tls(&self.ca).unwrap())
+                .await
+                .unwrap();
+            let (s, b) = c
+                .send(
+                    method,
+                    path,
+                    &[("authorization", format!("Bearer {}", self.token))],
+                    body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+                )
+                .await
+                .unwrap();
+            (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+        })
+    }
+    fn get(&self, port: u16, path: &str) -> Value {
+        let (s, v) = self.call(port, "GET", path, None);
+        assert_eq!(s, 200, "{path}: {v}");
+        v
+    }
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn sqlite(rt: &tokio::runtime::Runtime, path: &Path, sql: &str) -> Vec<String> {
+    rt.block_on(async {
+        use sqlx::{Connection, Row};
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap();
+        let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
+        rows.iter()
+            .map(|r| {
+                r.try_get::<String, _>(0)
+                    .or_else(|_| r.try_get::<i64, _>(0).map(|i| i.to_string()))
+                    .or_else(|_| r.try_get::<Vec<u8>, _>(0).map(hex::encode))
+                    .unwrap_or_default()
+            })
+            .collect()
+    })
+}
+
+fn fresh_db(base: &str) -> String {
+    let name = format!("fg_hub_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(base).await.unwrap();
+        sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+    });
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h.to_string(), format!("?{q}")),
+        None => (base.to_string(), String::new()),
+    };
+    let scheme_end = head.find("://").unwrap() + 3;
+    let host_end = head[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(head.len());
+    format!("{}/{name}{query}", &head[..host_end])
+}
+
+fn b64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                T[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn hub_two_instances_three_sites_no_face_at_the_hub() {
+    let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
+        println!("SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let url = fresh_db(&base);
+    let root = std::env::temp_dir().join(format!("facegate-hub-{}", uuid::Uuid::now_v7()));
+    let hubdir = root.join("hub");
+    let bodies = root.join("bodies");
+    std::fs::create_dir_all(&bodies).unwrap();
+    assert!(bin()
+        .args(["hub", "init"])
+        .arg(&hubdir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = Admin {
+        rt: tokio::runtime::Runtime::new().unwrap(),
+        ca: hubdir.join("hub.crt"),
+        token: std::fs::read_to_string(hubdir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .into(),
+    };
+
+    // Two hub instances on one database.
+    let (hub_a, pa) = hub(&url, &hubdir, 0, &bodies);
+    let (hub_b, pb) = hub(&url, &hubdir, 0, &bodies);
+
+    // Three sites, registered at A (B sees them: one database).
+    let mut sites = Vec::new();
+    for i in 0..3 {
+        let dir = root.join(format!("site{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("site.key");
+        let out = bin().args(["hub", "site-key"]).arg(&key).output().unwrap();
+        let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let (s, v) = admin.call(
+            pa,
+            "POST",
+            "/v1/sites",
+            Some(json!({"name": format!("compound {i}"), "public_key": public,
+                "devices": [{"device_id": "gate-1", "placement": "non_public", "location": format!("compound {i} north gate")}]})),
+        );
+        assert_eq!(s, 200, "{v}");
+        sites.push(Site {
+            dir,
+            id: v["id"].as_str().unwrap().into(),
+            key,
+        });
+    }
+    // R19: a device in a hotel room is refused at registration.
+    let (s, v) = admin.call(
+        pb,
+        "POST",
+        "/v1/sites",
+        Some(json!({"name": "hotel", "public_key": "ab".repeat(32),
+            "devices": [{"device_id": "d", "placement": "hotel_room", "location": "room 1"}]})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v["message_en"].as_str().unwrap().contains("R19"), "{v}");
+
+    // The same person at sites 0 and 1; another at site 2.
+    enrol(
+        &sites[0].dir,
+        &root,
+        &[("obama.jpg", "Barack Obama", "1961-08-04")],
+    );
+    enrol(
+        &sites[1].dir,
+        &root,
+        &[("obama2.jpg", "Barack  obama", "1961-08-04")],
+    );
+    enrol(
+        &sites[2].dir,
+        &root,
+        &[("biden.jpg", "Joe Biden", "1942-11-20")],
+    );
+    // The sealed templates, to look for at the hub later.
+    let mut sealed = Vec::new();
+    for s in &sites {
+        sealed.extend(sqlite(
+            &rt,
+            &s.dir.join("facegate.biometric.db"),
+            "SELECT sealed FROM templates",
+        ));
+    }
+    assert_eq!(sealed.len(), 3);
+
+    // Sites 0 and 1 sync with A; site 2 stays offline for now.
+    let mut s0 = Some(site(&sites[0], pa, &hubdir));
+    let mut s1 = Some(site(&sites[1], pa, &hubdir));
+    wait_for("headcount 1 across two sites", 60, || {
+        let h = admin.get(pb, "/v1/headcount");
+        let synced = admin.get(pb, "/v1/anchors")["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["anchors"].as_i64().unwrap_or(0) > 0)
+            .count();
+        synced >= 2 && h["headcount"] == 1
+    });
+    // More events at the offline site, then it comes online (at hub B).
+    enrol(
+        &sites[2].dir,
+        &root,
+        &[("obama3.jpg", "Someone Else", "1990-01-01")],
+    );
+    let s2 = Some(site(&sites[2], pb, &hubdir));
+    wait_for("headcount 3 (the same person counted once)", 60, || {
+        admin.get(pa, "/v1/headcount")["headcount"] == 3
+    });
+    let hc = admin.get(pa, "/v1/headcount");
+    assert_eq!(hc["alert_level"], "none");
+    assert!(!hc["history"].as_array().unwrap().is_empty(), "{hc}");
+
+    // Central withdrawal of the person held at sites 0 and 1; site 1 is
+    // killed -9 at once and hub A (their hub) during the sync.
+    let (s, req) = admin.call(
+        pb,
+        "POST",
+        "/v1/requests",
+        Some(json!({"kind": "withdraw", "display_name": "barack obama", "date_of_birth": "1961-08-04"})),
+    );
+    assert_eq!(s, 200, "{req}");
+    assert_eq!(req["sites"].as_array().unwrap().len(), 2, "{req}");
+    assert!(req["due_date"].as_str().unwrap().len() == 10);
+    let rid = req["id"].as_str().unwrap().to_string();
+    s1.take().unwrap().kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    hub_a.kill9();
+    let pending = admin.get(pb, "/v1/pending");
+    assert!(
+        !pending["pending"].as_array().unwrap().is_empty(),
+        "{pending}"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let (hub_a, pa2) = hub(&url, &hubdir, pa, &bodies);
+    assert_eq!(pa2, pa);
+    s1 = Some(site(&sites[1], pa, &hubdir));
+    wait_for("both sites' receipts", 60, || {
+        admin.get(pa, &format!("/v1/requests/{rid}"))["done"] == true
+    });
+    let r = admin.get(pb, &format!("/v1/requests/{rid}"));
+    for p in r["sites"].as_array().unwrap() {
+        assert_eq!(p["status"], "applied", "{r}");
+        assert_eq!(p["templates_deleted"], 1, "{r}");
+        assert!(p["site_receipt_id"].is_string(), "{r}");
+    }
+    assert!(admin.get(pa, "/v1/pending")["pending"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    for s in &sites[..2] {
+        let n = sqlite(
+            &rt,
+            &s.dir.join("facegate.db"),
+            "SELECT COUNT(*) FROM template_links",
+        );
+        assert_eq!(n, vec!["0"], "templates deleted at {}", s.dir.display());
+        let n = sqlite(
+            &rt,
+            &s.dir.join("facegate.db"),
+            "SELECT COUNT(*) FROM hub_inbox WHERE applied_at IS NOT NULL",
+        );
+        assert_eq!(n, vec!["1"], "the command applied exactly once");
+    }
+    wait_for("headcount 2 after the withdrawal", 30, || {
+        admin.get(pb, "/v1/headcount")["headcount"] == 2
+    });
+
+    // Every event of every site reached the hub, in order, with the
+    // site's own hashes; the anchors verify.
+    let dossier = admin.get(pa, "/v1/dossier");
+    for s in &sites {
+        let mine = sqlite(
+            &rt,
+            &s.dir.join("facegate.db"),
+            "SELECT hash FROM audit_log ORDER BY seq",
+        );
+        wait_for("the hub has every event", 30, || {
+            let d = admin.get(pa, "/v1/anchors");
+            d["sites"].as_array().unwrap().iter().any(|x| {
+                x["site_id"] == s.id.as_str() && x["events"].as_i64() >= Some(mine.len() as i64)
+            })
+        });
+    }
+    let dossier2 = admin.get(pb, "/v1/dossier");
+    for s in &sites {
+        let mine = sqlite(
+            &rt,
+            &s.dir.join("facegate.db"),
+            "SELECT hash FROM audit_log ORDER BY seq",
+        );
+        let recs = dossier2["files"][format!("records/{}.jsonl", s.id)]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let at_hub: Vec<(i64, String)> = recs
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (
+                    v["seq"].as_i64().unwrap(),
+                    v["record_hash"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for (i, (seq, h)) in at_hub.iter().enumerate() {
+            assert_eq!(*seq, i as i64 + 1, "in order, no gap");
+            assert_eq!(h, &mine[i], "the site's own hash");
+        }
+        assert!(at_hub.len() >= mine.len() - 2, "caught up");
+    }
+    let anchors = admin.get(pb, "/v1/anchors");
+    assert_eq!(anchors["intact"], true, "{anchors}");
+
+    // The dossier checks, and a changed byte is caught.
+    let dpath = root.join("dossier.json");
+    std::fs::write(&dpath, dossier.to_string()).unwrap();
+    let ok = bin()
+        .args(["hub", "check-dossier"])
+        .arg(&dpath)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut bad = dossier.clone();
+    bad["files"]["pia.md"] = Value::String("edited".into());
+    std::fs::write(&dpath, bad.to_string()).unwrap();
+    assert!(!bin()
+        .args(["hub", "check-dossier"])
+        .arg(&dpath)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    assert!(dossier["files"]["devices.json"]
+        .as_str()
+        .unwrap()
+        .contains("non_public"));
+
+    // Edit one row of site 0's log while it is down: the site's recomputed
+    // hash of that row no longer matches what the hub anchored.
+    s0.take().unwrap().kill9();
+    sqlite(
+        &rt,
+        &sites[0].dir.join("facegate.db"),
+        "UPDATE audit_log SET actor = 'someone else' WHERE seq = 2 RETURNING seq",
+    );
+    s0 = Some(site(&sites[0], pb, &hubdir));
+    wait_for("the edited row caught at the hub", 60, || {
+        let a = admin.get(pa, "/v1/anchors");
+        a["intact"] == false
+            && a["sites"].as_array().unwrap().iter().any(|x| {
+                x["site_id"] == sites[0].id.as_str()
+                    && x["faults"].as_array().unwrap().iter().any(|f| f[0] == 2)
+            })
+    });
+
+    // Nothing biometric at the hub: scan every table and every body.
+    let mut text = String::new();
+    rt.block_on(async {
+        use sqlx::{Connection, Row};
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        assert!(tables.len() >= 9, "{tables:?}");
+        for t in tables {
+            for r in sqlx::query(&format!("SELECT row_to_json(x)::text FROM {t} x"))
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+            {
+                text.push_str(&r.get::<String, _>(0));
+                text.push('\n');
+            }
+        }
+    });
+    let mut body_bytes = Vec::new();
+    for e in std::fs::read_dir(&bodies).unwrap() {
+        body_bytes.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    assert!(
+        body_bytes.len() > 1000,
+        "the hubs logged the bodies they received"
+    );
+    let bodies_text = String::from_utf8_lossy(&body_bytes).to_string();
+    for (name, hay) in [("hub database", &text), ("request bodies", &bodies_text)] {
+        for img in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
+            let bytes = std::fs::read(facegate_assets::fixture(img).unwrap()).unwrap();
+            for needle in [hex::encode(&bytes[..24]), b64(&bytes[..24])] {
+                assert!(!hay.contains(&needle), "{name}: image bytes of {img}");
+            }
+        }
+        assert!(
+            !hay.contains("/9j/") && !hay.contains("iVBORw0KGgo"),
+            "{name}: an encoded image"
+        );
+        for s in &sealed {
+            let raw = hex::decode(s).unwrap();
+            for needle in [s[..48].to_string(), b64(&raw[..36])] {
+                assert!(!hay.contains(&needle), "{name}: sealed template bytes");
+            }
+        }
+        // No run of 16 or more numbers (an embedding).
+        let mut run = 0;
+        for tok in hay.split([',', '[', ']']) {
+            if tok.trim().parse::<f64>().is_ok() && tok.contains('.') {
+                run += 1;
+                assert!(run < 16, "{name}: a run of floats");
+            } else {
+                run = 0;
+            }
+        }
+    }
+    assert!(
+        !body_bytes.windows(3).any(|w| w == [0xff, 0xd8, 0xff]),
+        "JPEG bytes in a body"
+    );
+    drop((s0, s1, s2, hub_a, hub_b));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,0 +1,303 @@
+//! The site ↔ hub protocol: every message the hub accepts from a site and
+//! every command it sends back.
+//!
+//! **Nothing biometric can travel here, by construction.** No message has a
+//! free-form text, byte or number-array field: identifiers are UUIDs, hashes
+//! and pseudonyms are exactly 32 bytes written as 64 hex digits
+//! ([`Hash32`]), kinds are closed enums, counts are integers, times are
+//! RFC 3339 instants. Every struct denies unknown fields, so an `image`,
+//! `embedding` or `template` key is a parse error, and a 512-float embedding
+//! or a sealed template cannot fit in a 32-byte field. `tests::r11_*` prove
+//! it against the real serialisation.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// Exactly 32 bytes (a SHA-256 / HMAC-SHA-256 output), as 64 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hash32(pub [u8; 32]);
+
+impl Hash32 {
+    /// Parse 64 hex digits.
+    pub fn parse(s: &str) -> Option<Hash32> {
+        if s.len() != 64 {
+            return None;
+        }
+        let v = hex::decode(s).ok()?;
+        Some(Hash32(v.try_into().ok()?))
+    }
+    /// The 64 hex digits.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for Hash32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", &self.hex()[..12])
+    }
+}
+
+impl Serialize for Hash32 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash32 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Hash32::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom("expected exactly 64 hex digits (32 bytes)"))
+    }
+}
+
+/// What an audit record means to the hub. Everything else about the record
+/// (actor, details) stays at the site; the hub keeps its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Face information of the person was stored (an enrolment).
+    FaceStored,
+    /// Face information of the person was deleted; `still_holds` says
+    /// whether the site keeps any other template of theirs.
+    FaceDeleted,
+    /// Any other record (kept for the chain, not for the headcount).
+    Other,
+}
+
+/// One record of the site's audit chain, as the hub sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteEvent {
+    /// The record's position in the site's chain (from 1, no gaps).
+    pub seq: i64,
+    /// The record's hash in the site's chain.
+    pub record_hash: Hash32,
+    pub kind: EventKind,
+    /// Keyed pseudonym of the person (HMAC with the processor's key), for
+    /// face events whose person is known.
+    pub pseudonym: Option<Hash32>,
+    /// For `face_deleted`: the site still holds other face information of
+    /// the person.
+    pub still_holds: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// The site's audit chain head, anchored at the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: Hash32,
+}
+
+/// What a command did at the site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// Applied: the face information is deleted.
+    Applied,
+    /// The site holds nothing of this person (nothing to do).
+    NothingHeld,
+}
+
+/// A site's deletion receipt for one hub command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandReceipt {
+    pub command_id: Uuid,
+    pub status: ReceiptStatus,
+    pub templates_deleted: i64,
+    /// The site's own deletion receipt id (in its audit log).
+    pub site_receipt_id: Option<Uuid>,
+    pub applied_at: DateTime<Utc>,
+}
+
+/// One sync round trip, initiated by the site (sites sit behind NAT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// Events from the hub's `next_seq` on, in order.
+    pub events: Vec<SiteEvent>,
+    /// The site's chain head now.
+    pub head: Option<ChainHead>,
+    /// The site's hashes, recomputed now, of the records the hub asked to
+    /// recheck (its anchors).
+    pub recheck: Vec<ChainHead>,
+    /// Receipts for commands applied since the last sync.
+    pub receipts: Vec<CommandReceipt>,
+}
+
+/// What the hub wants done at a site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    /// Withdraw the person's processing consents (R8): templates deleted.
+    Withdraw,
+    /// Erase the person (deletion request, R14).
+    Erase,
+}
+
+/// A command for one site; `id` is the idempotency key, `seq` the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubCommand {
+    pub id: Uuid,
+    pub seq: i64,
+    pub kind: CommandKind,
+    pub pseudonym: Hash32,
+    pub request_id: Uuid,
+}
+
+/// The hub's answer to a sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncResponse {
+    /// The next event seq the hub expects from this site.
+    pub next_seq: i64,
+    /// Records `recheck_from ..= recheck_to` whose hashes the site must
+    /// recompute and send next time (empty when `recheck_to < recheck_from`).
+    pub recheck_from: i64,
+    pub recheck_to: i64,
+    /// Commands not yet receipted, in order.
+    pub commands: Vec<HubCommand>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SyncRequest {
+        SyncRequest {
+            events: vec![SiteEvent {
+                seq: 1,
+                record_hash: Hash32([7; 32]),
+                kind: EventKind::FaceStored,
+                pseudonym: Some(Hash32([9; 32])),
+                still_holds: false,
+                at: Utc::now(),
+            }],
+            head: Some(ChainHead {
+                seq: 1,
+                hash: Hash32([7; 32]),
+            }),
+            recheck: vec![],
+            receipts: vec![CommandReceipt {
+                command_id: Uuid::now_v7(),
+                status: ReceiptStatus::Applied,
+                templates_deleted: 1,
+                site_receipt_id: Some(Uuid::now_v7()),
+                applied_at: Utc::now(),
+            }],
+        }
+    }
+
+    /// Every string a message can hold is a UUID, a time, an enum word or
+    /// exactly 64 hex digits: walk the real serialisation and check.
+    fn assert_no_free_form(v: &serde_json::Value, path: &str) {
+        match v {
+            serde_json::Value::String(s) => {
+                let ok = Hash32::parse(s).is_some()
+                    || Uuid::parse_str(s).is_ok()
+                    || DateTime::parse_from_rfc3339(s).is_ok()
+                    || (s.len() <= 16 && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+                assert!(ok, "{path}: free-form string {s:?}");
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    assert!(!x.is_number(), "{path}[{i}]: an array of numbers");
+                    assert_no_free_form(x, &format!("{path}[{i}]"));
+                }
+            }
+            serde_json::Value::Object(o) => {
+                for (k, x) in o {
+                    assert_no_free_form(x, &format!("{path}.{k}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn r11_messages_have_no_field_that_can_carry_face_information() {
+        let req = serde_json::to_value(sample()).unwrap();
+        assert_no_free_form(&req, "sync_request");
+        let resp = serde_json::to_value(SyncResponse {
+            next_seq: 2,
+            recheck_from: 1,
+            recheck_to: 1,
+            commands: vec![HubCommand {
+                id: Uuid::now_v7(),
+                seq: 1,
+                kind: CommandKind::Erase,
+                pseudonym: Hash32([1; 32]),
+                request_id: Uuid::now_v7(),
+            }],
+        })
+        .unwrap();
+        assert_no_free_form(&resp, "sync_response");
+    }
+
+    #[test]
+    fn r11_an_image_embedding_or_template_is_refused_in_every_position() {
+        let good = serde_json::to_value(sample()).unwrap();
+        // A 512-d embedding, a base64 JPEG and a sealed template (as hex,
+        // longer than 32 bytes) tried in every field and as extra keys.
+        let embedding = serde_json::json!((0..512).map(|i| i as f32 / 512.0).collect::<Vec<_>>());
+        let image =
+            serde_json::json!("/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDAoIChQNDAsLDA");
+        let sealed = serde_json::json!(hex::encode([0xa5u8; 600]));
+        let payloads = [embedding, image, sealed];
+        let mut tried = 0;
+        fn positions(v: &serde_json::Value, path: Vec<String>, out: &mut Vec<Vec<String>>) {
+            if let serde_json::Value::Object(o) = v {
+                for (k, x) in o {
+                    let mut p = path.clone();
+                    p.push(k.clone());
+                    out.push(p.clone());
+                    positions(x, p, out);
+                }
+            } else if let serde_json::Value::Array(a) = v {
+                for (i, x) in a.iter().enumerate() {
+                    let mut p = path.clone();
+                    p.push(i.to_string());
+                    positions(x, p, out);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        positions(&good, vec![], &mut all);
+        for p in &all {
+            for bad in &payloads {
+                let mut v = good.clone();
+                let mut cur = &mut v;
+                for k in p {
+                    cur = match cur {
+                        serde_json::Value::Object(o) => o.get_mut(k).unwrap(),
+                        serde_json::Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+                        _ => unreachable!(),
+                    };
+                }
+                *cur = bad.clone();
+                assert!(
+                    serde_json::from_value::<SyncRequest>(v).is_err(),
+                    "{p:?} accepted a biometric payload"
+                );
+                tried += 1;
+            }
+        }
+        for key in ["image", "embedding", "template", "sealed_template", "note"] {
+            let mut v = good.clone();
+            v["events"][0][key] = payloads[1].clone();
+            assert!(serde_json::from_value::<SyncRequest>(v.clone()).is_err());
+            let mut v = good.clone();
+            v[key] = payloads[0].clone();
+            assert!(serde_json::from_value::<SyncRequest>(v).is_err());
+        }
+        assert!(tried > 20);
+        // The good message still parses.
+        serde_json::from_value::<SyncRequest>(good).unwrap();
+    }
+}

@@ -1,0 +1,336 @@
+//! The site side: runs inside `facegate serve --hub URL`. Every interval it
+//! makes one signed `POST /v1/sync`: the audit chain from the hub's cursor
+//! (the outbox *is* the chain: nothing is queued twice, nothing is lost by
+//! a crash), the chain head, the rechecked hashes the hub asked for, and
+//! the receipts of applied commands. Commands in the answer go to the
+//! store's inbox first, then are applied in order through the core's own
+//! withdraw / erase operations, each marked applied once. A site that
+//! cannot reach the hub keeps serving; it catches up when it can.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use facegate_core::{ops::Acting, Core};
+use uuid::Uuid;
+
+use crate::keys::{PseudonymKey, SiteKey, H_SIG, H_SITE, H_TIME};
+use crate::proto::*;
+use crate::tls_http::{HubConn, HubUrl};
+use crate::{HubError, Result};
+
+/// Events per sync request.
+pub const BATCH: i64 = 500;
+
+/// How a site reaches its hub.
+pub struct SiteConfig {
+    pub hub: String,
+    pub site_id: Uuid,
+    pub site_key: PathBuf,
+    pub pseudonym_key: PathBuf,
+    /// The hub's certificate (or its CA), PEM.
+    pub hub_ca: PathBuf,
+    pub interval: Duration,
+}
+
+/// What one sync did.
+#[derive(Debug, Default, Clone)]
+pub struct SyncOutcome {
+    pub events_sent: usize,
+    pub next_seq: i64,
+    pub commands_applied: usize,
+    pub receipts_sent: usize,
+}
+
+pub struct SiteSync {
+    core: Arc<Core>,
+    site_id: Uuid,
+    key: SiteKey,
+    pkey: PseudonymKey,
+    url: HubUrl,
+    tls: Arc<rustls::ClientConfig>,
+    conn: Option<HubConn>,
+    /// The hub's cursor and recheck request from the last answer (a cache:
+    /// the hub's copy is the truth, so a restart only costs one round trip).
+    cursor: Option<i64>,
+    recheck: (i64, i64),
+}
+
+impl SiteSync {
+    pub fn new(core: Arc<Core>, cfg: &SiteConfig) -> Result<SiteSync> {
+        Ok(SiteSync {
+            core,
+            site_id: cfg.site_id,
+            key: SiteKey::load(&cfg.site_key)?,
+            pkey: PseudonymKey::load(&cfg.pseudonym_key)?,
+            url: HubUrl::parse(&cfg.hub)?,
+            tls: crate::keys::client_tls(&cfg.hub_ca)?,
+            conn: None,
+            cursor: None,
+            recheck: (1, 0),
+        })
+    }
+
+    /// Sync forever, every `interval`; errors are logged and retried.
+    pub async fn run(mut self, interval: Duration) {
+        loop {
+            match self.sync_once().await {
+                Ok(o) if o.commands_applied > 0 || o.events_sent as i64 == BATCH => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    self.conn = None;
+                    tracing::warn!("hub sync: {e}");
+                }
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    fn se<E: std::fmt::Display>(e: E) -> HubError {
+        HubError::Transport(format!("site store: {e}"))
+    }
+
+    async fn pseudonym_of(&self, person: Uuid) -> Result<Option<Hash32>> {
+        let store = &self.core.store;
+        if let Some(p) = store.hub_pseudonym_of(person).await.map_err(Self::se)? {
+            return Ok(Hash32::parse(&p));
+        }
+        let Ok(p) = store.person(person).await else {
+            return Ok(None);
+        };
+        let Some(id) = p.identity else {
+            return Ok(None);
+        };
+        let dob = id.date_of_birth.map(|d| d.to_string());
+        let h = self
+            .pkey
+            .pseudonym(&id.display_name, id.contact.as_deref(), dob.as_deref());
+        store
+            .hub_remember_pseudonym(person, &h.hex())
+            .await
+            .map_err(Self::se)?;
+        Ok(Some(h))
+    }
+
+    async fn events_from(&self, from: i64) -> Result<Vec<SiteEvent>> {
+        let store = &self.core.store;
+        let recs = store.audit_records(from, BATCH).await.map_err(Self::se)?;
+        let mut out = Vec::with_capacity(recs.len());
+        for r in recs {
+            let subject = r.subject.as_deref().and_then(|s| Uuid::parse_str(s).ok());
+            let kind = match r.event.as_str() {
+                "enrol" => EventKind::FaceStored,
+                "face_data_deleted" => EventKind::FaceDeleted,
+                _ => EventKind::Other,
+            };
+            let (pseudonym, still_holds) = match (kind, subject) {
+                (EventKind::Other, _) | (_, None) => (None, false),
+                (_, Some(p)) => (
+                    self.pseudonym_of(p).await?,
+                    kind == EventKind::FaceDeleted
+                        && store.hub_template_count(p).await.map_err(Self::se)? > 0,
+                ),
+            };
+            out.push(SiteEvent {
+                seq: r.seq,
+                record_hash: Hash32::parse(&r.hash)
+                    .ok_or_else(|| HubError::Transport("audit hash is not 32 bytes".into()))?,
+                kind,
+                pseudonym,
+                still_holds,
+                at: chrono::DateTime::parse_from_rfc3339(&r.at)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or_else(|_| chrono::Utc::now()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Apply every received, unapplied command in order (exactly once: the
+    /// inbox row is marked applied after the core's operation; a crash in
+    /// between re-runs an operation that finds nothing left to delete).
+    pub async fn apply_inbox(&self) -> Result<usize> {
+        let store = &self.core.store;
+        let mut n = 0;
+        for c in store.hub_inbox_unapplied().await.map_err(Self::se)? {
+            let persons = store.hub_persons_of(&c.pseudonym).await.map_err(Self::se)?;
+            let mut deleted = 0i64;
+            let mut receipt = None;
+            for p in &persons {
+                if c.kind == "erase" {
+                    match self.core.erase_person(*p, "hub:erase").await {
+                        Ok(r) => {
+                            deleted += r.templates_deleted as i64;
+                            receipt = Some(r.receipt_id);
+                        }
+                        Err(facegate_core::CoreError::NotFound(_)) => {}
+                        Err(e) => return Err(Self::se(e)),
+                    }
+                } else {
+                    let consents = store.consents(*p).await.map_err(Self::se)?;
+                    for k in consents.into_iter().filter(|k| {
+                        k.kind == facegate_store::ConsentKind::Processing
+                            && k.withdrawn_at.is_none()
+                    }) {
+                        let r = self
+                            .core
+                            .withdraw_consent(k.id, Acting::Operator, "hub", "hub:withdraw")
+                            .await
+                            .map_err(Self::se)?;
+                        if let Some(d) = r.deletion {
+                            deleted += d.templates_deleted as i64;
+                            receipt = Some(d.receipt_id);
+                        }
+                    }
+                }
+            }
+            let status = if persons.is_empty() {
+                "nothing_held"
+            } else {
+                "applied"
+            };
+            if store
+                .hub_inbox_applied(c.command_id, status, deleted, receipt)
+                .await
+                .map_err(Self::se)?
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// One round trip with the hub.
+    pub async fn sync_once(&mut self) -> Result<SyncOutcome> {
+        let store = self.core.store.clone();
+        self.apply_inbox().await?;
+        let events = match self.cursor {
+            Some(c) => self.events_from(c).await?,
+            None => Vec::new(),
+        };
+        let head = store.audit_head().await.map_err(Self::se)?;
+        let head = Hash32::parse(&head.hash)
+            .filter(|_| head.seq > 0)
+            .map(|h| ChainHead {
+                seq: head.seq,
+                hash: h,
+            });
+        let mut recheck = Vec::new();
+        let (a, b) = self.recheck;
+        if b >= a {
+            for r in store.audit_records(a, b - a + 1).await.map_err(Self::se)? {
+                if let Some(h) = Hash32::parse(&r.compute_hash()) {
+                    recheck.push(ChainHead {
+                        seq: r.seq,
+                        hash: h,
+                    });
+                }
+            }
+        }
+        let unacked = store.hub_inbox_unacknowledged().await.map_err(Self::se)?;
+        let receipts: Vec<CommandReceipt> = unacked
+            .iter()
+            .map(|c| CommandReceipt {
+                command_id: c.command_id,
+                status: if c.status.as_deref() == Some("nothing_held") {
+                    ReceiptStatus::NothingHeld
+                } else {
+                    ReceiptStatus::Applied
+                },
+                templates_deleted: c.templates_deleted.unwrap_or(0),
+                site_receipt_id: c.site_receipt_id,
+                applied_at: c.applied_at.unwrap_or_else(chrono::Utc::now),
+            })
+            .collect();
+        let req = SyncRequest {
+            events,
+            head,
+            recheck,
+            receipts,
+        };
+        let body = serde_json::to_vec(&req).expect("serialises");
+        let resp = self.post_sync(body).await?;
+        store
+            .hub_inbox_acknowledge(
+                &req.receipts
+                    .iter()
+                    .map(|r| r.command_id)
+                    .collect::<Vec<_>>(),
+            )
+            .await
+            .map_err(Self::se)?;
+        for c in &resp.commands {
+            store
+                .hub_inbox_receive(
+                    c.id,
+                    c.seq,
+                    match c.kind {
+                        CommandKind::Erase => "erase",
+                        CommandKind::Withdraw => "withdraw",
+                    },
+                    &c.pseudonym.hex(),
+                )
+                .await
+                .map_err(Self::se)?;
+        }
+        let applied = self.apply_inbox().await?;
+        self.cursor = Some(resp.next_seq);
+        self.recheck = (resp.recheck_from, resp.recheck_to);
+        Ok(SyncOutcome {
+            events_sent: req.events.len(),
+            next_seq: resp.next_seq,
+            commands_applied: applied,
+            receipts_sent: req.receipts.len(),
+        })
+    }
+
+    async fn post_sync(&mut self, body: Vec<u8>) -> Result<SyncResponse> {
+        if self.conn.is_none() {
+            self.conn = Some(HubConn::connect(&self.url, self.tls.clone()).await?);
+        }
+        let conn = self.conn.as_mut().expect("connected");
+        let (status, out) = signed_post(conn, &self.key, self.site_id, "/v1/sync", body).await;
+        let (status, out) = match (status, out) {
+            (Ok(s), o) => (s, o),
+            (Err(e), _) => {
+                self.conn = None;
+                return Err(e);
+            }
+        };
+        if status != 200 {
+            return Err(HubError::Transport(format!(
+                "hub answered {status}: {}",
+                String::from_utf8_lossy(&out)
+            )));
+        }
+        serde_json::from_slice(&out).map_err(|e| HubError::Transport(format!("hub answer: {e}")))
+    }
+}
+
+/// Sign and send one site request (also used by the bench's simulated sites).
+pub async fn signed_post(
+    conn: &mut HubConn,
+    key: &SiteKey,
+    site: Uuid,
+    path: &str,
+    body: Vec<u8>,
+) -> (Result<u16>, Vec<u8>) {
+    let time = chrono::Utc::now().timestamp();
+    let sig = key.sign("POST", path, time, &body);
+    match conn
+        .send(
+            "POST",
+            path,
+            &[
+                (H_SITE, site.to_string()),
+                (H_TIME, time.to_string()),
+                (H_SIG, sig),
+            ],
+            body,
+        )
+        .await
+    {
+        Ok((s, b)) => (Ok(s), b),
+        Err(e) => (Err(e), Vec::new()),
+    }
+}
