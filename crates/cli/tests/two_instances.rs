@@ -177,12 +177,14 @@ fn two_serve_processes_on_one_postgres_behave_as_one() {
     );
     assert_eq!(s, 200, "{e}");
 
-    // A decline on A is refused on B (R17).
+    // A decline on A (recorded by an operator: a device records one only
+    // for the person who just used another method at it) is refused on B
+    // (R17).
     let (s, _) = http(
         &a.addr,
         "POST",
         "/v1/decline-face",
-        Some(&kiosk),
+        Some(&admin),
         Some(json!({"person_id": pid, "device_id": dev})),
     );
     assert_eq!(s, 200);

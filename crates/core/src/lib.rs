@@ -446,14 +446,41 @@ impl Core {
     }
 
     /// The person declined face in a scenario (R17): kept in the store until
-    /// they opt back in. Only for an existing person.
+    /// they opt back in. Only for an existing person, and scoped to them: a
+    /// device records a decline only for the person who has just completed
+    /// an alternative check in front of it (within [`DEVICE_SCOPE_SECONDS`]),
+    /// so a device key cannot block anyone else's face for the quiet
+    /// period; the person themself (portal) and an operator always may.
     pub async fn decline_face(
         &self,
         person: Uuid,
         d: &Deployed,
+        acting: ops::Acting<'_>,
         channel: &str,
         actor: &str,
     ) -> CoreResult<DateTime<Utc>> {
+        pipeline::live_person(self, person).await?;
+        match acting {
+            ops::Acting::Person(me) if me != person => {
+                return Err(CoreError::NotFound("person".into()))
+            }
+            ops::Acting::Device(dv) => {
+                let device = self
+                    .device_uuid(dv)
+                    .ok_or_else(|| CoreError::NotFound(format!("device {dv}")))?;
+                let since = self.now() - Duration::seconds(DEVICE_SCOPE_SECONDS);
+                if !self
+                    .store
+                    .recent_alternative_check(device, person, since)
+                    .await?
+                {
+                    return Err(CoreError::Forbidden(
+                        "a device records a decline of face only for the person who has just completed another method at it / 终端仅可为刚在本机使用其他方式的本人记录拒绝人脸识别".into(),
+                    ));
+                }
+            }
+            _ => {}
+        }
         let now = self.now();
         self.store
             .record_decline(person, d.store_id, now, channel, actor)

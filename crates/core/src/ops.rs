@@ -237,7 +237,16 @@ impl Core {
         notice_version: Option<String>,
     ) -> CoreResult<Outcome> {
         let facts = pipeline::person_facts(self, d, person).await?;
-        let ack = notice_version.or_else(|| pipeline::acknowledged_notice(&facts));
+        // The stored consent is the acknowledgement (R4): after a notice
+        // change (R5), a template is made only once the person has consented
+        // again under the new notice, whatever version the request names. A
+        // request naming another version than the one in force is refused
+        // for it.
+        let ack = match (pipeline::acknowledged_notice(&facts), notice_version) {
+            (_, Some(shown)) if shown != d.notice_version => Some(shown),
+            (Some(stored), _) => Some(stored),
+            (None, shown) => shown,
+        };
         let attempt = Attempt::new(self, d, Some(person), who.device, who.actor);
         let permit = attempt
             .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
