@@ -110,6 +110,7 @@ impl Core {
         let r = self.store.withdraw_consent(consent, channel, actor).await?;
         if c.kind == store::ConsentKind::Processing {
             self.forget_person(c.person_id, Some(c.scenario_id));
+            self.sync_gallery(c.scenario_id).await?;
         }
         self.observe("facegate_withdrawals_total", &[]);
         Ok(r)
@@ -125,6 +126,7 @@ impl Core {
     ) -> CoreResult<store::DeletionReceipt> {
         let r = self.store.erase_person(person, actor).await?;
         self.forget_person(person, None);
+        self.reload_galleries().await?;
         self.store.end_portal_sessions(person).await?;
         Ok(r)
     }
@@ -266,8 +268,8 @@ impl Core {
             Encoding::Int8,
         )
         .map_err(CoreError::internal)?;
+        self.ensure_data_key(d.store_id).await?;
         let sealed = self.keyring.seal(&t).map_err(CoreError::internal)?;
-        self.persist_data_key(sealed.key_id()).await?;
         self.store
             .enrol(
                 &store::Enrolment {
@@ -279,10 +281,8 @@ impl Core {
                 who.actor,
             )
             .await?;
-        if let Some(g) = self.galleries.write().unwrap().get_mut(&d.store_id) {
-            g.add(&t).map_err(CoreError::internal)?;
-        }
         drop(t);
+        self.sync_gallery(d.store_id).await?;
         let event = attempt.record("face", "enrolled", None, None, None).await?;
         Ok(Outcome {
             outcome: "enrolled",
@@ -308,6 +308,7 @@ impl Core {
             .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
             .await?;
         let cap = pipeline::capture(self, frames.images_b64, frames.challenge, 40.0).await?;
+        self.sync_gallery(d.store_id).await?;
         let m = {
             let g = self.galleries.read().unwrap();
             g.get(&d.store_id)
@@ -381,6 +382,7 @@ impl Core {
             }
         }
         let cap = pipeline::capture(self, frames.images_b64, frames.challenge, 40.0).await?;
+        self.sync_gallery(d.store_id).await?;
         let id = {
             let g = self.galleries.read().unwrap();
             match g.get(&d.store_id) {

@@ -757,3 +757,166 @@ fn fresh_pg_db(base: &str, seed: u64) -> String {
         .unwrap_or(head.len());
     format!("{}/{name}{query}", &head[..host_end])
 }
+
+async fn engine() -> Arc<facegate_vision::Engine> {
+    Arc::new(
+        tokio::task::spawn_blocking(|| {
+            facegate_vision::Engine::new(facegate_vision::EngineOptions {
+                intra_threads: 1,
+                ..Default::default()
+            })
+        })
+        .await
+        .unwrap()
+        .expect("engine"),
+    )
+}
+
+fn image(name: &str) -> Vec<String> {
+    vec![base64_std(
+        &std::fs::read(facegate_assets::fixture(name).expect("fixture")).unwrap(),
+    )]
+}
+
+async fn consenting(c: &Core, name: &str) -> Uuid {
+    let d = c.scenario(None).unwrap();
+    let p = c
+        .store
+        .add_person(
+            c.processor_id,
+            &PersonIdentity {
+                display_name: name.into(),
+                contact: None,
+                date_of_birth: chrono::NaiveDate::from_ymd_opt(1980, 1, 1),
+            },
+            "operator:test",
+        )
+        .await
+        .unwrap();
+    c.give_consent(
+        &d,
+        p.id,
+        who(),
+        NewConsent {
+            kind: ConsentKind::Processing,
+            notice_version: &d.notice_version,
+            channel: None,
+            evidence: "tapped agree",
+            guardian: None,
+        },
+    )
+    .await
+    .unwrap();
+    p.id
+}
+
+/// Two cores on one store (two instances): the galleries follow the store,
+/// not their start-up, and both seal under one data key per scenario.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_cores_on_one_store_share_galleries_and_one_data_key() {
+    let dir = std::env::temp_dir().join(format!("facegate-two-cores-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite:{}", dir.join("facegate.db").display());
+    let master: [u8; 32] = rand::random();
+    let e = engine().await;
+    let base = facegate_core::deploy::demo_manifest();
+    // One KEK and identity key, as two instances are configured.
+    let a = open(&url, &dir, e.clone(), master, &base).await;
+    let b = open(&url, &dir, e.clone(), master, &base).await;
+    let d = a.scenario(None).unwrap();
+    let (obama, obama2) = (image("obama.jpg"), image("obama2.jpg"));
+    fn frames(i: &[String]) -> Frames<'_> {
+        Frames {
+            images_b64: i,
+            challenge: Challenge::None,
+        }
+    }
+    let p = consenting(&a, "Obama").await;
+    a.enrol_face(&d, p, who(), frames(&obama), None)
+        .await
+        .unwrap();
+    // Enrolled on A: B verifies the person without a restart.
+    let o = b
+        .verify_face(&d, p, who(), frames(&obama2), None)
+        .await
+        .unwrap();
+    assert_eq!(o.outcome, "pass");
+    // Withdrawn on A and consented again: the template is gone on B too
+    // (B's gallery dropped it; without it the face no longer matches).
+    let active = a
+        .store
+        .active_consent(p, d.store_id, ConsentKind::Processing)
+        .await
+        .unwrap()
+        .unwrap();
+    a.withdraw_consent(active.id, Acting::Operator, "kiosk", "operator:test")
+        .await
+        .unwrap();
+    consenting_again(&a, p).await;
+    let o = b
+        .verify_face(&d, p, who(), frames(&obama2), None)
+        .await
+        .unwrap();
+    assert_eq!(o.outcome, "fail", "B still held the withdrawn template");
+    // Enrolled on B this time: one data key for the scenario, A's.
+    b.enrol_face(&d, p, who(), frames(&obama), None)
+        .await
+        .unwrap();
+    let o = a
+        .verify_face(&d, p, who(), frames(&obama2), None)
+        .await
+        .unwrap();
+    assert_eq!(o.outcome, "pass");
+    assert_eq!(a.store.wrapped_keys().await.unwrap().len(), 1);
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn consenting_again(c: &Core, p: Uuid) {
+    let d = c.scenario(None).unwrap();
+    c.give_consent(
+        &d,
+        p,
+        who(),
+        NewConsent {
+            kind: ConsentKind::Processing,
+            notice_version: &d.notice_version,
+            channel: None,
+            evidence: "tapped agree again",
+            guardian: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// Regression (found while adding the notice-change step): after a notice
+/// change, enrolment sent with the new notice's version went ahead on a
+/// consent given under the old notice. The stored consent is the
+/// acknowledgement: R5 until the person consents again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r5_enrolment_after_a_notice_change_waits_for_consent_under_the_new_notice() {
+    let dir = std::env::temp_dir().join(format!("facegate-r5-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite:{}", dir.join("facegate.db").display());
+    let m = manifests();
+    let c = open(&url, &dir, engine().await, rand::random(), &m[0]).await;
+    let p = consenting(&c, "Obama").await;
+    let d = c.deploy_scenario(&m[1]).await.unwrap();
+    let img = image("obama.jpg");
+    let frames = Frames {
+        images_b64: &img,
+        challenge: Challenge::None,
+    };
+    let r = c
+        .enrol_face(&d, p, who(), frames, Some(d.notice_version.clone()))
+        .await;
+    assert_eq!(r.err().as_ref().and_then(rule).as_deref(), Some("R5"));
+    consenting_again(&c, p).await;
+    let o = c
+        .enrol_face(&d, p, who(), frames, Some(d.notice_version.clone()))
+        .await
+        .unwrap();
+    assert_eq!(o.outcome, "enrolled");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -315,6 +315,27 @@ impl Keyring {
         Ok(())
     }
 
+    /// Adds a persisted data key for opening only: the scenario's key for
+    /// new seals stays as it is (another instance's key, found when one of
+    /// its templates is read). A key already held is left alone.
+    pub fn add_for_opening(&self, w: &WrappedKey) -> Result<(), Error> {
+        if self.state.read().unwrap().deks.contains_key(&w.id) {
+            return Ok(());
+        }
+        let key = w.unwrap_with(&self.kek)?;
+        self.state.write().unwrap().deks.entry(w.id).or_insert(Dek {
+            scenario: w.scenario,
+            key,
+            wrapped: w.clone(),
+        });
+        Ok(())
+    }
+
+    /// Whether this keyring holds the data key `id`.
+    pub fn has_key(&self, id: Uuid) -> bool {
+        self.state.read().unwrap().deks.contains_key(&id)
+    }
+
     /// Fingerprint of the current KEK.
     pub fn kek_fingerprint_hex(&self) -> String {
         self.kek.fingerprint_hex()
