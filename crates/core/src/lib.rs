@@ -161,6 +161,8 @@ pub struct CoreConfig {
     pub database_url: Option<String>,
     /// The identity key; default: `data_dir/identity.key`, created if missing.
     pub identity_key: Option<StoreKeys>,
+    /// The template KEK; default: `data_dir/template.kek`, created if missing.
+    pub kek: Option<Kek>,
     /// The manifest (TOML) of the default scenario.
     pub manifest: String,
     /// ONNX Runtime threads per model call.
@@ -242,7 +244,10 @@ impl Core {
         let store = Store::open(&url, store_keys)
             .await
             .map_err(CoreError::internal)?;
-        let kek = Kek::from_env_or_file(&dir.join("template.kek")).map_err(CoreError::internal)?;
+        let kek = match config.kek.clone() {
+            Some(k) => k,
+            None => Kek::load_or_create(&dir.join("template.kek")).map_err(CoreError::internal)?,
+        };
         let keyring = load_keyring(&store, kek, &dir.join("keyring.bin")).await?;
         let processor_id = match store.processors().await?.first() {
             Some(p) => p.id,

@@ -165,6 +165,7 @@ async fn open(
             data_dir: dir.to_path_buf(),
             database_url: Some(url.to_string()),
             identity_key: Some(facegate_store::StoreKeys::from_master(&master)),
+            kek: None,
             manifest: manifest.to_string(),
             engine_threads: 1,
             capture: Default::default(),
