@@ -37,6 +37,11 @@ impl DataArgs {
         // FACEGATE_IDENTITY_KEY or --key-file, as `audit verify` reads them;
         // else the server's default file in the data directory.
         c.identity_key = Some(self.loc.keys(true)?);
+        c.kek = std::env::var(facegate_gallery::KEK_ENV)
+            .ok()
+            .map(|v| facegate_gallery::Kek::from_hex(&zeroize::Zeroizing::new(v)))
+            .transpose()
+            .with_context(|| format!("{} must be 64 hex characters", facegate_gallery::KEK_ENV))?;
         c.scenario = self
             .scenario
             .clone()

@@ -148,7 +148,13 @@ impl Location {
             if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
             }
-            return Ok(StoreKeys::from_env_or_file(&path)?);
+            let hex = std::env::var(IDENTITY_KEY_ENV)
+                .ok()
+                .map(zeroize::Zeroizing::new);
+            return Ok(StoreKeys::from_hex_or_file(
+                hex.as_deref().map(String::as_str),
+                &path,
+            )?);
         }
         StoreKeys::from_file(&path).with_context(|| {
             format!(

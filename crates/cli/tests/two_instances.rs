@@ -1,7 +1,9 @@
 //! Two `facegate serve` processes on one PostgreSQL database behave as one
 //! system (issue 11): a decline on A is refused on B, a portal code from A
 //! is redeemed on B, a key revoked on A is refused on B at once, and a PIN
-//! lock-out is counted across both. Skips without FACEGATE_TEST_DATABASE_URL.
+//! lock-out is counted across both; a face enrolled on A is identified on B,
+//! and once withdrawn on A, B answers unknown at once (the galleries follow
+//! the store). Skips without FACEGATE_TEST_DATABASE_URL.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -23,10 +25,18 @@ impl Drop for Serve {
     }
 }
 
-fn serve(url: &str, dir: &std::path::Path, id_key: &str, kek: &str) -> Serve {
+fn serve(
+    url: &str,
+    dir: &std::path::Path,
+    id_key: &str,
+    kek: &str,
+    manifest: &std::path::Path,
+) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_facegate"))
         .args(["serve", "--bind", "127.0.0.1:0", "--db", url, "--data-dir"])
         .arg(dir)
+        .arg("--scenario")
+        .arg(manifest)
         .env("FACEGATE_IDENTITY_KEY", id_key)
         .env("FACEGATE_KEK", kek)
         .stdout(Stdio::piped())
@@ -136,8 +146,21 @@ fn two_serve_processes_on_one_postgres_behave_as_one() {
     let root = std::env::temp_dir().join(format!("facegate-two-{}", uuid::Uuid::now_v7()));
     let id_key = "11".repeat(32);
     let kek = "22".repeat(32);
-    let a = serve(&url, &root.join("a"), &id_key, &kek);
-    let b = serve(&url, &root.join("b"), &id_key, &kek);
+    // The demo gate, identifying residents as they walk up (1:N under
+    // consent), so both instances' galleries are used.
+    std::fs::create_dir_all(&root).unwrap();
+    let manifest = root.join("scenario.toml");
+    std::fs::write(
+        &manifest,
+        facegate_server::deploy::demo_manifest().replacen(
+            "mode = \"verification\"",
+            "mode = \"identification\"\nidentification_justification = { zh = \"住户走近闸机即可通行\", en = \"residents pass as they walk up\" }",
+            1,
+        ),
+    )
+    .unwrap();
+    let a = serve(&url, &root.join("a"), &id_key, &kek, &manifest);
+    let b = serve(&url, &root.join("b"), &id_key, &kek, &manifest);
     let admin = a.admin.clone().expect("A issued the first admin key");
     let kiosk = a.kiosk.clone().expect("A issued the kiosk key");
     assert!(
@@ -176,13 +199,26 @@ fn two_serve_processes_on_one_postgres_behave_as_one() {
         Some(json!({"person_id": pid, "device_id": dev, "images": [img]})),
     );
     assert_eq!(s, 200, "{e}");
+    // Enrolled on A, identified on B.
+    let (s, v) = http(
+        &b.addr,
+        "POST",
+        "/v1/identify",
+        Some(&kiosk),
+        Some(json!({"device_id": dev, "images": [img2.clone()]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["outcome"], "known", "enrolled on A, identified on B: {v}");
+    assert_eq!(v["person_id"], pid.as_str(), "{v}");
 
-    // A decline on A is refused on B (R17).
+    // A decline on A (recorded by an operator: a device records one only
+    // for the person who just used another method at it) is refused on B
+    // (R17).
     let (s, _) = http(
         &a.addr,
         "POST",
         "/v1/decline-face",
-        Some(&kiosk),
+        Some(&admin),
         Some(json!({"person_id": pid, "device_id": dev})),
     );
     assert_eq!(s, 200);
@@ -245,6 +281,77 @@ fn two_serve_processes_on_one_postgres_behave_as_one() {
         s, 429,
         "the sixth try, on B, is locked by failures on A and B"
     );
+
+    // The other way round, with a withdrawal: enrolled on B (under the
+    // data key A made), identified on A; withdrawn on B, A answers unknown
+    // at once (each gallery follows the store, not its start-up).
+    let (s, p2) = http(
+        &a.addr,
+        "POST",
+        "/v1/persons",
+        Some(&admin),
+        Some(json!({"display_name": "Biden", "date_of_birth": "1942-11-20"})),
+    );
+    assert_eq!(s, 200, "{p2}");
+    let pid2 = p2["id"].as_str().unwrap().to_string();
+    let (s, c2) = http(
+        &a.addr,
+        "POST",
+        "/v1/consents",
+        Some(&kiosk),
+        Some(json!({"person_id": pid2, "notice_version": nv, "device_id": dev})),
+    );
+    assert_eq!(s, 200, "{c2}");
+    let biden = b64(&std::fs::read(facegate_assets::fixture("biden.jpg").unwrap()).unwrap());
+    let identify_on_a = || {
+        http(
+            &a.addr,
+            "POST",
+            "/v1/identify",
+            Some(&kiosk),
+            Some(json!({"device_id": dev, "images": [biden.clone()]})),
+        )
+    };
+    let (s, v) = identify_on_a();
+    assert_eq!((s, v["outcome"].as_str()), (200, Some("unknown")), "{v}");
+    let (s, e) = http(
+        &b.addr,
+        "POST",
+        "/v1/enrol",
+        Some(&kiosk),
+        Some(json!({"person_id": pid2, "device_id": dev, "images": [biden.clone()]})),
+    );
+    assert_eq!(s, 200, "{e}");
+    let (s, v) = identify_on_a();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["outcome"], "known", "enrolled on B, identified on A: {v}");
+    assert_eq!(v["person_id"], pid2.as_str(), "{v}");
+    let cid2 = c2["id"].as_str().unwrap();
+    let (s, w) = http(
+        &b.addr,
+        "POST",
+        &format!("/v1/consents/{cid2}/withdraw"),
+        Some(&admin),
+        Some(json!({})),
+    );
+    assert_eq!(s, 200, "{w}");
+    let (s, v) = identify_on_a();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["outcome"], "unknown", "withdrawn on B, unknown on A: {v}");
+    // Both instances sealed under one data key for the scenario.
+    let keys = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM biometric.wrapped_keys")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            n
+        })
+    };
+    assert_eq!(keys, 1, "one data key for the one scenario");
 
     // A key revoked on A is refused on B at once.
     let kid = kiosk

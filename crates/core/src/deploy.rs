@@ -274,6 +274,23 @@ fn model_id_uncached() -> String {
 }
 
 /// The in-memory gallery of a scenario, opened from its sealed templates.
+/// An empty gallery for scenario `scenario_id` (the core fills it from the
+/// store, [`crate::Core::sync_gallery`]).
+pub fn empty_gallery(scenario_id: Uuid) -> Result<Gallery, ApiError> {
+    let cal = Calibration::builtin().map_err(ApiError::internal)?;
+    Gallery::new(
+        ScenarioId(scenario_id),
+        &model_id(),
+        facegate_vision::EMBEDDING_DIM,
+        cal,
+        GalleryOptions {
+            threads: 1,
+            ..GalleryOptions::default()
+        },
+    )
+    .map_err(ApiError::internal)
+}
+
 pub async fn load_gallery(
     store: &Store,
     keyring: &facegate_gallery::Keyring,

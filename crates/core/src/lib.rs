@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
-use facegate_gallery::{Gallery, Kek, Keyring, WrappedKey};
+use facegate_gallery::{Gallery, Kek, Keyring, PersonId, SealedTemplate, WrappedKey};
 use facegate_policy as policy;
 use facegate_store::{Attempt, AttemptPolicy, Store, StoreError, StoreKeys};
 use uuid::Uuid;
@@ -161,6 +161,8 @@ pub struct CoreConfig {
     pub database_url: Option<String>,
     /// The identity key; default: `data_dir/identity.key`, created if missing.
     pub identity_key: Option<StoreKeys>,
+    /// The template KEK; default: `data_dir/template.kek`, created if missing.
+    pub kek: Option<Kek>,
     /// The manifest (TOML) of the default scenario.
     pub manifest: String,
     /// ONNX Runtime threads per model call.
@@ -186,8 +188,16 @@ pub struct Core {
     /// to: the one the core was opened with, explicitly; uploads never
     /// change it.
     pub default_scenario: String,
-    /// One gallery per scenario (store scenario id), in step with the store.
+    /// One gallery per scenario (store scenario id), in step with the store:
+    /// before each face decision the store's template generation is
+    /// compared with the one the gallery was brought to, and what another
+    /// instance (or a sweep) added or deleted is applied
+    /// ([`Core::sync_gallery`]).
     pub galleries: RwLock<HashMap<Uuid, Gallery>>,
+    /// What each gallery holds from the store: generation and link → person.
+    gallery_sync: tokio::sync::Mutex<HashMap<Uuid, GallerySync>>,
+    /// Scenarios whose sealing key was claimed in the store by this core.
+    claimed_keys: Mutex<HashSet<Uuid>>,
     pub clock: Arc<dyn Clock>,
     pub observer: Arc<dyn Observer>,
     pub limits: CaptureLimits,
@@ -234,7 +244,10 @@ impl Core {
         let store = Store::open(&url, store_keys)
             .await
             .map_err(CoreError::internal)?;
-        let kek = Kek::from_env_or_file(&dir.join("template.kek")).map_err(CoreError::internal)?;
+        let kek = match config.kek.clone() {
+            Some(k) => k,
+            None => Kek::load_or_create(&dir.join("template.kek")).map_err(CoreError::internal)?,
+        };
         let keyring = load_keyring(&store, kek, &dir.join("keyring.bin")).await?;
         let processor_id = match store.processors().await?.first() {
             Some(p) => p.id,
@@ -246,7 +259,6 @@ impl Core {
             }
         };
         let d = deploy::deploy(&store, processor_id, &config.manifest, &dir).await?;
-        let gallery = deploy::load_gallery(&store, &keyring, d.store_id).await?;
         let engine = match engine {
             Some(e) => e,
             None => {
@@ -264,21 +276,24 @@ impl Core {
                 )
             }
         };
-        let mut galleries = HashMap::new();
-        galleries.insert(d.store_id, gallery);
-        Ok(Core {
+        let sid = d.store_id;
+        let core = Core {
             store,
             engine,
             keyring,
             processor_id,
             default_scenario: d.scenario.id.clone(),
             scenarios: RwLock::new(vec![Arc::new(d)]),
-            galleries: RwLock::new(galleries),
+            galleries: RwLock::new(HashMap::new()),
+            gallery_sync: Default::default(),
+            claimed_keys: Default::default(),
             clock,
             observer,
             limits: config.capture,
             data_dir: dir,
-        })
+        };
+        core.sync_gallery(sid).await?;
+        Ok(core)
     }
 
     /// Count one event.
@@ -325,10 +340,7 @@ impl Core {
     /// default. Its gallery is opened if it is new.
     pub async fn deploy_scenario(&self, manifest: &str) -> CoreResult<Arc<Deployed>> {
         let d = deploy::deploy(&self.store, self.processor_id, manifest, &self.data_dir).await?;
-        if self.galleries.read().unwrap().get(&d.store_id).is_none() {
-            let g = deploy::load_gallery(&self.store, &self.keyring, d.store_id).await?;
-            self.galleries.write().unwrap().insert(d.store_id, g);
-        }
+        self.sync_gallery(d.store_id).await?;
         let d = Arc::new(d);
         let mut all = self.scenarios.write().unwrap();
         match all.iter().position(|x| x.scenario.id == d.scenario.id) {
@@ -338,37 +350,129 @@ impl Core {
         Ok(d)
     }
 
-    /// Make sure the data key `key_id`, which just sealed a template, is in
-    /// the store's `wrapped_keys` table before that template is committed (a
-    /// sealed template whose key is lost can never be opened). Written only
-    /// when the store lacks it.
-    pub async fn persist_data_key(&self, key_id: Uuid) -> CoreResult<()> {
-        // The store answers, not a set in this process: another instance
-        // may have written the key, or the table may have been restored.
-        if self.store.has_wrapped_key(key_id).await? {
+    /// The data key scenario `scenario` seals with, agreed in the store
+    /// before the first seal: this core's key is claimed insert-if-absent,
+    /// and if another instance claimed one first, that winner is re-read
+    /// and used instead (never two keys sealing one scenario). The key is
+    /// in the store before any template sealed with it is committed.
+    pub async fn ensure_data_key(&self, scenario: Uuid) -> CoreResult<()> {
+        if self.claimed_keys.lock().unwrap().contains(&scenario) {
             return Ok(());
         }
-        let w = self
+        let mine = self
             .keyring
-            .wrapped_keys()
-            .into_iter()
-            .find(|w| w.id == key_id)
-            .ok_or_else(|| {
-                CoreError::internal(format!("data key {key_id} is not in the key ring"))
-            })?;
-        self.store
-            .put_wrapped_key(w.id, &w.to_bytes(), "core:keyring")
+            .data_key(facegate_gallery::ScenarioId(scenario));
+        let (winner, bytes) = self
+            .store
+            .claim_data_key(scenario, mine.id, &mine.to_bytes(), "core:keyring")
             .await?;
+        if winner != mine.id {
+            let w = WrappedKey::from_bytes(&bytes).map_err(CoreError::internal)?;
+            self.keyring.add_wrapped(&w).map_err(CoreError::internal)?;
+        }
+        self.claimed_keys.lock().unwrap().insert(scenario);
         Ok(())
     }
 
-    /// Re-open every gallery from the store (after deletions the galleries
-    /// did not see, e.g. a sweep).
+    /// Open a sealed template; a data key this core does not hold yet
+    /// (another instance's) is read from the store. `None` (logged) for a
+    /// template that does not open.
+    async fn open_template(&self, blob: &[u8]) -> CoreResult<Option<facegate_gallery::Template>> {
+        let Ok(sealed) = SealedTemplate::from_bytes(blob) else {
+            return Ok(None);
+        };
+        if !self.keyring.has_key(sealed.key_id()) {
+            for r in self.store.wrapped_keys().await? {
+                if r.key_id == sealed.key_id() {
+                    let w = WrappedKey::from_bytes(&r.wrapped).map_err(CoreError::internal)?;
+                    self.keyring
+                        .add_for_opening(&w)
+                        .map_err(CoreError::internal)?;
+                }
+            }
+        }
+        Ok(self.keyring.open_as_recorded(&sealed).ok())
+    }
+
+    /// Bring the gallery of scenario `sid` in step with the store: one read
+    /// of the template generation when nothing changed; otherwise the
+    /// store's link list is compared with what the gallery holds, templates
+    /// added since are opened and added, and persons who lost one are
+    /// rebuilt from what is left (enrolment, withdrawal, erasure or sweep,
+    /// here or on another instance).
+    pub async fn sync_gallery(&self, sid: Uuid) -> CoreResult<()> {
+        let generation = self.store.template_generation().await?;
+        let mut sync = self.gallery_sync.lock().await;
+        let have = self.galleries.read().unwrap().contains_key(&sid);
+        if have && sync.get(&sid).is_some_and(|s| s.generation == generation) {
+            return Ok(());
+        }
+        let state = sync.entry(sid).or_default();
+        let now: HashMap<Uuid, Uuid> = self
+            .store
+            .scenario_template_links(sid)
+            .await?
+            .into_iter()
+            .map(|(l, p, _)| (l, p))
+            .collect();
+        let touched: HashSet<Uuid> = state
+            .links
+            .iter()
+            .filter(|(l, _)| !now.contains_key(l))
+            .map(|(_, p)| *p)
+            .collect();
+        let load: Vec<Uuid> = now
+            .iter()
+            .filter(|(l, p)| !state.links.contains_key(l) || touched.contains(p))
+            .map(|(l, _)| *l)
+            .collect();
+        let rows = if load.is_empty() {
+            Vec::new()
+        } else {
+            self.store.templates_by_link(&load, "core:gallery").await?
+        };
+        let mut opened = Vec::with_capacity(rows.len());
+        let mut bad = 0usize;
+        for (_, _, blob) in rows {
+            match self.open_template(&blob).await? {
+                Some(t) => opened.push(t),
+                None => bad += 1,
+            }
+        }
+        if bad > 0 {
+            tracing::warn!(
+                bad,
+                "templates that did not open were left out of the gallery"
+            );
+        }
+        let fresh = if have {
+            None
+        } else {
+            Some(deploy::empty_gallery(sid)?)
+        };
+        {
+            let mut gs = self.galleries.write().unwrap();
+            if let Some(g) = fresh {
+                gs.insert(sid, g);
+            }
+            let g = gs.get_mut(&sid).expect("inserted above");
+            for p in &touched {
+                g.remove_person(PersonId(*p));
+            }
+            for t in &opened {
+                g.add(t).map_err(CoreError::internal)?;
+            }
+        }
+        state.links = now;
+        state.generation = generation;
+        Ok(())
+    }
+
+    /// Bring every gallery in step with the store (after a sweep).
     pub async fn reload_galleries(&self) -> CoreResult<()> {
         let ids: Vec<Uuid> = self.galleries.read().unwrap().keys().copied().collect();
         for id in ids {
-            let g = deploy::load_gallery(&self.store, &self.keyring, id).await?;
-            self.galleries.write().unwrap().insert(id, g);
+            self.sync_gallery(id).await?;
         }
         Ok(())
     }
@@ -446,14 +550,41 @@ impl Core {
     }
 
     /// The person declined face in a scenario (R17): kept in the store until
-    /// they opt back in. Only for an existing person.
+    /// they opt back in. Only for an existing person, and scoped to them: a
+    /// device records a decline only for the person who has just completed
+    /// an alternative check in front of it (within [`DEVICE_SCOPE_SECONDS`]),
+    /// so a device key cannot block anyone else's face for the quiet
+    /// period; the person themself (portal) and an operator always may.
     pub async fn decline_face(
         &self,
         person: Uuid,
         d: &Deployed,
+        acting: ops::Acting<'_>,
         channel: &str,
         actor: &str,
     ) -> CoreResult<DateTime<Utc>> {
+        pipeline::live_person(self, person).await?;
+        match acting {
+            ops::Acting::Person(me) if me != person => {
+                return Err(CoreError::NotFound("person".into()))
+            }
+            ops::Acting::Device(dv) => {
+                let device = self
+                    .device_uuid(dv)
+                    .ok_or_else(|| CoreError::NotFound(format!("device {dv}")))?;
+                let since = self.now() - Duration::seconds(DEVICE_SCOPE_SECONDS);
+                if !self
+                    .store
+                    .recent_alternative_check(device, person, since)
+                    .await?
+                {
+                    return Err(CoreError::Forbidden(
+                        "a device records a decline of face only for the person who has just completed another method at it / 终端仅可为刚在本机使用其他方式的本人记录拒绝人脸识别".into(),
+                    ));
+                }
+            }
+            _ => {}
+        }
         let now = self.now();
         self.store
             .record_decline(person, d.store_id, now, channel, actor)
@@ -590,6 +721,15 @@ impl Core {
             .attempt_succeeded(&format!("{credential}:{person}"))
             .await?)
     }
+}
+
+/// What a gallery holds from the store.
+#[derive(Default)]
+struct GallerySync {
+    /// The store's template generation it was brought to.
+    generation: i64,
+    /// Link ID → person of every template it was built from.
+    links: HashMap<Uuid, Uuid>,
 }
 
 /// Who issues a portal code.

@@ -110,6 +110,7 @@ impl Core {
         let r = self.store.withdraw_consent(consent, channel, actor).await?;
         if c.kind == store::ConsentKind::Processing {
             self.forget_person(c.person_id, Some(c.scenario_id));
+            self.sync_gallery(c.scenario_id).await?;
         }
         self.observe("facegate_withdrawals_total", &[]);
         Ok(r)
@@ -125,6 +126,7 @@ impl Core {
     ) -> CoreResult<store::DeletionReceipt> {
         let r = self.store.erase_person(person, actor).await?;
         self.forget_person(person, None);
+        self.reload_galleries().await?;
         self.store.end_portal_sessions(person).await?;
         Ok(r)
     }
@@ -237,7 +239,16 @@ impl Core {
         notice_version: Option<String>,
     ) -> CoreResult<Outcome> {
         let facts = pipeline::person_facts(self, d, person).await?;
-        let ack = notice_version.or_else(|| pipeline::acknowledged_notice(&facts));
+        // The stored consent is the acknowledgement (R4): after a notice
+        // change (R5), a template is made only once the person has consented
+        // again under the new notice, whatever version the request names. A
+        // request naming another version than the one in force is refused
+        // for it.
+        let ack = match (pipeline::acknowledged_notice(&facts), notice_version) {
+            (_, Some(shown)) if shown != d.notice_version => Some(shown),
+            (Some(stored), _) => Some(stored),
+            (None, shown) => shown,
+        };
         let attempt = Attempt::new(self, d, Some(person), who.device, who.actor);
         let permit = attempt
             .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
@@ -257,8 +268,8 @@ impl Core {
             Encoding::Int8,
         )
         .map_err(CoreError::internal)?;
+        self.ensure_data_key(d.store_id).await?;
         let sealed = self.keyring.seal(&t).map_err(CoreError::internal)?;
-        self.persist_data_key(sealed.key_id()).await?;
         self.store
             .enrol(
                 &store::Enrolment {
@@ -270,10 +281,8 @@ impl Core {
                 who.actor,
             )
             .await?;
-        if let Some(g) = self.galleries.write().unwrap().get_mut(&d.store_id) {
-            g.add(&t).map_err(CoreError::internal)?;
-        }
         drop(t);
+        self.sync_gallery(d.store_id).await?;
         let event = attempt.record("face", "enrolled", None, None, None).await?;
         Ok(Outcome {
             outcome: "enrolled",
@@ -299,6 +308,7 @@ impl Core {
             .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
             .await?;
         let cap = pipeline::capture(self, frames.images_b64, frames.challenge, 40.0).await?;
+        self.sync_gallery(d.store_id).await?;
         let m = {
             let g = self.galleries.read().unwrap();
             g.get(&d.store_id)
@@ -372,6 +382,7 @@ impl Core {
             }
         }
         let cap = pipeline::capture(self, frames.images_b64, frames.challenge, 40.0).await?;
+        self.sync_gallery(d.store_id).await?;
         let id = {
             let g = self.galleries.read().unwrap();
             match g.get(&d.store_id) {

@@ -90,7 +90,7 @@ pub async fn person_facts(
             let newer = facts
                 .guardian_consent
                 .as_ref()
-                .is_none_or(|g| g.given_at < rec.given_at);
+                .is_none_or(|g| g.given_at <= rec.given_at); // later in order wins a tie
             if newer {
                 facts.guardian_consent = Some(rec.clone());
             }

@@ -1,15 +1,32 @@
 //! Model-based test of the decision core (issue 11): random sequences of
 //! register, consent (repeats included), withdraw, enrol, verify by face and
 //! by PIN, decline, opt back in, portal code (device and operator), erase,
-//! clock advance + sweep, and process restart (the core re-opened on the same
-//! store), on SQLite and (with FACEGATE_TEST_DATABASE_URL) PostgreSQL. After
-//! every step the store is checked against the model:
-//! - no template without an active processing consent;
+//! clock advance + sweep, notice change (the scenario re-deployed with a
+//! changed notice: a contact changed, or a material change of method), minors
+//! (under 14: only a guardian's consent counts), and process restart (the
+//! core re-opened on the same store), on SQLite and (with
+//! FACEGATE_TEST_DATABASE_URL) PostgreSQL. After every step the store is
+//! checked against the model:
+//! - no template without an active processing consent (the guardian's for
+//!   under-14s), and no template made since the notice changed without a
+//!   consent under the notice in force;
 //! - headcount = distinct persons with templates, and the model agrees;
 //! - every refused face decision names the rule the model expects
-//!   (R7 never consented, R8 withdrawn, R17 declined);
-//! - no portal code from a device without a passing check there;
-//! - the audit chain verifies (every 10 steps and at the end).
+//!   (R10 minor without a guardian's consent, R7 never consented, R8
+//!   withdrawn, R9 consent under other terms, R17 declined, R5 consent under
+//!   an older notice);
+//! - no portal code from a device without a passing check there, and no
+//!   decline from a device for a person who did not just pass another
+//!   method there;
+//! - the audit chain verifies: incrementally after every step (only the
+//!   records the step wrote), and in full at the end.
+//!
+//! What a notice change does (MEASURES R5, R9): consents and templates given
+//! under the old notice stay (the consent never lapses, nothing is deleted),
+//! but no face decision is made for that person, enrolment included, until
+//! they consent again under the notice in force: R5 when only the notice
+//! text changed, R9 when purpose, method or data types changed. Giving
+//! consent again supersedes the old record and keeps the templates.
 //!
 //! `FACEGATE_MBT_CASES` sets the number of sequences (default 500),
 //! `FACEGATE_MBT_SEED` the first seed. Real models on real fixture images;
@@ -17,16 +34,37 @@
 
 use std::sync::Arc;
 
-use facegate_core::ops::{Frames, NewConsent, Who};
+use facegate_core::ops::{Acting, Frames, Guardian, NewConsent, Who};
 use facegate_core::pipeline::Challenge;
 use facegate_core::{Core, CoreConfig, CoreError, NoObserver, PortalIssuer, SystemClock};
-use facegate_store::{ConsentKind, PersonIdentity, Store};
+use facegate_store::{ChainCursor, ConsentGiver, ConsentKind, PersonIdentity, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
 const DEVICE: &str = "gate-north-1";
 const MAX_STEPS: usize = 40;
+
+/// The scenario as re-deployed by a notice change: the demo manifest, the
+/// same with another contact number (the notice changes, the consent terms
+/// do not: R5), and with one method fewer (a material change: R9).
+fn manifests() -> Vec<String> {
+    let base = facegate_core::deploy::demo_manifest();
+    let contact = base.replacen("021-5555 0100，", "021-5555 0199，", 1);
+    let methods = base.replacen(
+        "methods = [\"face\", \"pin\", \"card\", \"qr_code\", \"staffed_check\"]",
+        "methods = [\"face\", \"pin\", \"card\", \"staffed_check\"]",
+        1,
+    );
+    assert!(
+        contact != base && methods != base,
+        "the manifest variants differ"
+    );
+    vec![base, contact, methods]
+}
+/// Which notice each manifest shows, and which consent terms it asks for.
+const NOTICE: [usize; 3] = [0, 1, 2];
+const TERMS: [usize; 3] = [0, 0, 1];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum ConsentState {
@@ -39,6 +77,12 @@ enum ConsentState {
 struct P {
     id: Uuid,
     face: usize,
+    /// Under 14 for the whole run (born 2016).
+    minor: bool,
+    /// The manifest variant in force when the consent was given.
+    consent_variant: usize,
+    /// Passed an alternative (PIN) at the device.
+    alt_passed: bool,
     erased: bool,
     consent: ConsentState,
     declined: bool,
@@ -49,41 +93,46 @@ struct P {
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Register(usize),
-    Consent(usize),
+    /// Face, under 14.
+    Register(usize, bool),
+    /// Person, by a guardian.
+    Consent(usize, bool),
     Withdraw(usize),
     Enrol(usize),
     VerifyFace(usize),
     SetPin(usize),
     VerifyPin(usize, bool),
-    Decline(usize),
+    /// Person, by the device (else by an operator).
+    Decline(usize, bool),
     OptIn(usize),
     PortalDevice(usize),
     PortalOperator(usize),
     Erase(usize),
     Sweep(i64),
+    NoticeChange(usize),
     Restart,
 }
 
 fn gen_op(rng: &mut StdRng, n: usize) -> Op {
     let p = if n == 0 { 0 } else { rng.gen_range(0..n) };
     if n == 0 {
-        return Op::Register(rng.gen_range(0..2));
+        return Op::Register(rng.gen_range(0..2), rng.gen_bool(0.3));
     }
-    match rng.gen_range(0..30) {
-        0..=2 => Op::Register(rng.gen_range(0..2)),
-        3..=6 => Op::Consent(p),
+    match rng.gen_range(0..32) {
+        0..=2 => Op::Register(rng.gen_range(0..2), rng.gen_bool(0.3)),
+        3..=6 => Op::Consent(p, rng.gen_bool(0.6)),
         7 => Op::Withdraw(p),
         8..=11 => Op::Enrol(p),
         12..=15 => Op::VerifyFace(p),
         16 => Op::SetPin(p),
         17..=18 => Op::VerifyPin(p, rng.gen_bool(0.7)),
-        19..=20 => Op::Decline(p),
+        19..=20 => Op::Decline(p, rng.gen_bool(0.7)),
         21 => Op::OptIn(p),
         22..=23 => Op::PortalDevice(p),
         24 => Op::PortalOperator(p),
         25 => Op::Erase(p),
         26..=27 => Op::Sweep([10, 100, 400][rng.gen_range(0..3)]),
+        28..=29 => Op::NoticeChange(rng.gen_range(0..3)),
         _ => Op::Restart,
     }
 }
@@ -94,6 +143,14 @@ struct World {
     dir: std::path::PathBuf,
     engine: Arc<facegate_vision::Engine>,
     images: Arc<Vec<String>>,
+    manifests: Arc<Vec<String>>,
+    /// The manifest variant deployed now.
+    variant: usize,
+    /// When the notice in force was deployed (templates made since need a
+    /// consent under it).
+    notice_since: chrono::DateTime<chrono::Utc>,
+    /// How far the audit chain has been verified.
+    chain: ChainCursor,
 }
 
 async fn open(
@@ -101,13 +158,15 @@ async fn open(
     dir: &std::path::Path,
     engine: Arc<facegate_vision::Engine>,
     master: [u8; 32],
+    manifest: &str,
 ) -> Core {
     Core::open_with_engine(
         CoreConfig {
             data_dir: dir.to_path_buf(),
             database_url: Some(url.to_string()),
             identity_key: Some(facegate_store::StoreKeys::from_master(&master)),
-            manifest: facegate_core::deploy::demo_manifest(),
+            kek: None,
+            manifest: manifest.to_string(),
             engine_threads: 1,
             capture: Default::default(),
         },
@@ -123,6 +182,22 @@ fn who() -> Who<'static> {
     Who {
         actor: "device:mbt",
         device: Some(DEVICE),
+    }
+}
+
+/// The rule a face decision (enrol or verify) for `p` must be refused with
+/// while `variant` is deployed, in policy's order: the person's consent
+/// (R10 for a minor without a guardian's, R7, R8, R9), then a decline (R17),
+/// then the notice (R5).
+fn expected_face_rule(p: &P, variant: usize) -> Option<&'static str> {
+    match p.consent {
+        ConsentState::Never if p.minor => Some("R10"),
+        ConsentState::Never => Some("R7"),
+        ConsentState::Withdrawn => Some("R8"),
+        ConsentState::Active if TERMS[p.consent_variant] != TERMS[variant] => Some("R9"),
+        ConsentState::Active if p.declined => Some("R17"),
+        ConsentState::Active if NOTICE[p.consent_variant] != NOTICE[variant] => Some("R5"),
+        ConsentState::Active => None,
     }
 }
 
@@ -150,7 +225,7 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
             challenge: Challenge::None,
         };
         match op {
-            Op::Register(face) => {
+            Op::Register(face, minor) => {
                 let p = c
                     .store
                     .add_person(
@@ -158,7 +233,11 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
                         &PersonIdentity {
                             display_name: format!("P{}", people.len()),
                             contact: None,
-                            date_of_birth: chrono::NaiveDate::from_ymd_opt(1980, 1, 1),
+                            date_of_birth: chrono::NaiveDate::from_ymd_opt(
+                                if minor { 2016 } else { 1980 },
+                                1,
+                                1,
+                            ),
                         },
                         "operator:mbt",
                     )
@@ -167,6 +246,9 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
                 people.push(P {
                     id: p.id,
                     face,
+                    minor,
+                    consent_variant: w.variant,
+                    alt_passed: false,
                     erased: false,
                     consent: ConsentState::Never,
                     declined: false,
@@ -175,8 +257,13 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
                     passed_at_device: false,
                 });
             }
-            Op::Consent(i) => {
+            Op::Consent(i, by_guardian) => {
                 let p = &mut people[i];
+                let guardian = (p.minor && by_guardian).then_some(Guardian {
+                    name: "G. Parent",
+                    relationship: "mother",
+                    contact: None,
+                });
                 let r = c
                     .give_consent(
                         &d,
@@ -187,17 +274,23 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
                             notice_version: &d.notice_version,
                             channel: None,
                             evidence: "tapped agree",
-                            guardian: None,
+                            guardian,
                         },
                     )
                     .await;
-                match (p.erased, r) {
-                    (true, Err(CoreError::NotFound(_))) => {}
-                    (false, Ok(_)) => {
+                match (p.erased, p.minor && !by_guardian, r) {
+                    (true, _, Err(CoreError::NotFound(_))) => {}
+                    (false, true, Err(e)) if rule(&e).as_deref() == Some("R10") => {}
+                    (false, false, Ok(_)) => {
                         p.consent = ConsentState::Active;
+                        p.consent_variant = w.variant;
                         p.declined = false;
                     }
-                    (e, r) => return Err(fail(format!("consent (erased {e}): {r:?}"))),
+                    (e, no_guardian, r) => {
+                        return Err(fail(format!(
+                            "consent (erased {e}, minor without guardian {no_guardian}): {r:?}"
+                        )))
+                    }
                 }
             }
             Op::Withdraw(i) => {
@@ -247,12 +340,7 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
                     )
                     .await
                 };
-                let expected_rule = match p.consent {
-                    ConsentState::Never => Some("R7"),
-                    ConsentState::Withdrawn => Some("R8"),
-                    ConsentState::Active if p.declined => Some("R17"),
-                    ConsentState::Active => None,
-                };
+                let expected_rule = expected_face_rule(p, w.variant);
                 match (p.erased, expected_rule, r) {
                     (true, _, Err(CoreError::NotFound(_))) => {}
                     (false, Some(want), Err(e)) => {
@@ -310,6 +398,7 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
                         }
                         if o.outcome == "pass" {
                             p.passed_at_device = true;
+                            p.alt_passed = true;
                         }
                     }
                     (e, r) => {
@@ -320,13 +409,25 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
                     }
                 }
             }
-            Op::Decline(i) => {
+            Op::Decline(i, by_device) => {
                 let p = &mut people[i];
-                let r = c.decline_face(p.id, &d, "kiosk", "device:mbt").await;
-                match (p.erased, r) {
-                    (true, Err(CoreError::NotFound(_))) => {}
-                    (false, Ok(_)) => p.declined = true,
-                    (e, r) => return Err(fail(format!("decline (erased {e}): {r:?}"))),
+                let (acting, actor) = if by_device {
+                    (Acting::Device(DEVICE), "device:mbt")
+                } else {
+                    (Acting::Operator, "operator:mbt")
+                };
+                let r = c.decline_face(p.id, &d, acting, "kiosk", actor).await;
+                // A device records a decline only for the person who just
+                // passed another method at it (R17 cannot be turned into a
+                // denial of service on anyone).
+                let may = !by_device || p.alt_passed;
+                match (p.erased, may, r) {
+                    (true, _, Err(CoreError::NotFound(_))) => {}
+                    (false, true, Ok(_)) => p.declined = true,
+                    (false, false, Err(CoreError::Forbidden(_))) => {}
+                    (e, may, r) => {
+                        return Err(fail(format!("decline (erased {e}, may {may}): {r:?}")))
+                    }
                 }
             }
             Op::OptIn(i) => {
@@ -398,20 +499,80 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
                     }
                 }
             }
+            Op::NoticeChange(k) => {
+                let before = (d.notice_version.clone(), d.scenario.consent_terms());
+                let nd = c
+                    .deploy_scenario(&w.manifests[k])
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                // The model's idea of the variants is the system's.
+                let after = (nd.notice_version.clone(), nd.scenario.consent_terms());
+                if (before.0 == after.0) != (NOTICE[w.variant] == NOTICE[k])
+                    || (before.1 == after.1) != (TERMS[w.variant] == TERMS[k])
+                {
+                    return Err(fail(format!(
+                        "variant {} -> {k}: notice/terms changes differ from the model",
+                        w.variant
+                    )));
+                }
+                if NOTICE[w.variant] != NOTICE[k] {
+                    w.notice_since = chrono::Utc::now();
+                }
+                w.variant = k;
+            }
             Op::Restart => {
-                let core = open(&w.url, &w.dir, w.engine.clone(), master).await;
+                let core = open(
+                    &w.url,
+                    &w.dir,
+                    w.engine.clone(),
+                    master,
+                    &w.manifests[w.variant],
+                )
+                .await;
                 w.core = core;
             }
         }
-        check(&w.core.store, &people, step % 10 == 9 || step + 1 == steps)
+        let d = w.core.scenario(None).map_err(|e| fail(e.to_string()))?;
+        check(&w.core.store, &d.notice_version, w.notice_since, &people)
             .await
             .map_err(|m| format!("seed {seed}, step {step}, ops {trace:?}: {m}"))?;
+        // The audit chain after every step: only what the step wrote.
+        w.chain = match w.core.store.verify_chain_since(&w.chain).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(f)) => return Err(fail(format!("the audit chain does not verify: {f}"))),
+            Err(e) => return Err(fail(e.to_string())),
+        };
+    }
+    // And the whole chain, anchors included, at the end.
+    let full = w
+        .core
+        .store
+        .verify_chain()
+        .await
+        .map_err(|e| format!("seed {seed}: {e}"))?;
+    if !full.is_intact() {
+        return Err(format!(
+            "seed {seed}: the audit chain does not verify: {full:?}"
+        ));
     }
     Ok(())
 }
 
-async fn check(store: &Store, people: &[P], chain: bool) -> Result<(), String> {
+async fn check(
+    store: &Store,
+    notice_in_force: &str,
+    notice_since: chrono::DateTime<chrono::Utc>,
+    people: &[P],
+) -> Result<(), String> {
     let scenario = store.scenarios().await.map_err(|e| e.to_string())?[0].scenario_id;
+    let made_since: std::collections::HashSet<Uuid> = store
+        .scenario_template_links(scenario)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|(_, _, at)| *at >= notice_since)
+        .map(|(_, person, _)| person)
+        .collect();
     let mut with_templates = 0;
     for p in people {
         let n = store
@@ -424,9 +585,23 @@ async fn check(store: &Store, people: &[P], chain: bool) -> Result<(), String> {
                 .active_consent(p.id, scenario, ConsentKind::Processing)
                 .await
                 .map_err(|e| e.to_string())?;
-            if active.is_none() {
+            let Some(active) = active else {
                 return Err(format!(
                     "person {} has a template without active consent",
+                    p.id
+                ));
+            };
+            if p.minor && !matches!(active.given_by, ConsentGiver::Guardian(_)) {
+                return Err(format!(
+                    "minor {} has a template without a guardian's consent",
+                    p.id
+                ));
+            }
+            let ev: facegate_core::pipeline::ConsentEvidence =
+                serde_json::from_str(&active.evidence).map_err(|e| e.to_string())?;
+            if made_since.contains(&p.id) && ev.notice_version != notice_in_force {
+                return Err(format!(
+                    "person {} has a template made under the notice in force without consent under it",
                     p.id
                 ));
             }
@@ -443,15 +618,6 @@ async fn check(store: &Store, people: &[P], chain: bool) -> Result<(), String> {
         return Err(format!(
             "headcount {h} but {with_templates} persons have templates"
         ));
-    }
-    if chain
-        && !store
-            .verify_chain()
-            .await
-            .map_err(|e| e.to_string())?
-            .is_intact()
-    {
-        return Err("the audit chain does not verify".into());
     }
     Ok(())
 }
@@ -491,6 +657,7 @@ async fn run_all(backend: &str, url_for: impl Fn(u64) -> String) {
             })
             .collect(),
     );
+    let manifests = Arc::new(manifests());
     let t0 = std::time::Instant::now();
     let n = cases();
     for seed in first_seed()..first_seed() + n {
@@ -502,13 +669,17 @@ async fn run_all(backend: &str, url_for: impl Fn(u64) -> String) {
             url_for(seed)
         };
         let master: [u8; 32] = rand::random();
-        let core = open(&url, &dir, engine.clone(), master).await;
+        let core = open(&url, &dir, engine.clone(), master, &manifests[0]).await;
         let mut w = World {
             core,
             url,
             dir: dir.clone(),
             engine: engine.clone(),
             images: images.clone(),
+            manifests: manifests.clone(),
+            variant: 0,
+            notice_since: chrono::Utc::now(),
+            chain: ChainCursor::default(),
         };
         let r = run_sequence(&mut w, seed, master).await;
         drop(w);
@@ -586,4 +757,167 @@ fn fresh_pg_db(base: &str, seed: u64) -> String {
         .map(|i| i + scheme_end)
         .unwrap_or(head.len());
     format!("{}/{name}{query}", &head[..host_end])
+}
+
+async fn engine() -> Arc<facegate_vision::Engine> {
+    Arc::new(
+        tokio::task::spawn_blocking(|| {
+            facegate_vision::Engine::new(facegate_vision::EngineOptions {
+                intra_threads: 1,
+                ..Default::default()
+            })
+        })
+        .await
+        .unwrap()
+        .expect("engine"),
+    )
+}
+
+fn image(name: &str) -> Vec<String> {
+    vec![base64_std(
+        &std::fs::read(facegate_assets::fixture(name).expect("fixture")).unwrap(),
+    )]
+}
+
+async fn consenting(c: &Core, name: &str) -> Uuid {
+    let d = c.scenario(None).unwrap();
+    let p = c
+        .store
+        .add_person(
+            c.processor_id,
+            &PersonIdentity {
+                display_name: name.into(),
+                contact: None,
+                date_of_birth: chrono::NaiveDate::from_ymd_opt(1980, 1, 1),
+            },
+            "operator:test",
+        )
+        .await
+        .unwrap();
+    c.give_consent(
+        &d,
+        p.id,
+        who(),
+        NewConsent {
+            kind: ConsentKind::Processing,
+            notice_version: &d.notice_version,
+            channel: None,
+            evidence: "tapped agree",
+            guardian: None,
+        },
+    )
+    .await
+    .unwrap();
+    p.id
+}
+
+/// Two cores on one store (two instances): the galleries follow the store,
+/// not their start-up, and both seal under one data key per scenario.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_cores_on_one_store_share_galleries_and_one_data_key() {
+    let dir = std::env::temp_dir().join(format!("facegate-two-cores-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite:{}", dir.join("facegate.db").display());
+    let master: [u8; 32] = rand::random();
+    let e = engine().await;
+    let base = facegate_core::deploy::demo_manifest();
+    // One KEK and identity key, as two instances are configured.
+    let a = open(&url, &dir, e.clone(), master, &base).await;
+    let b = open(&url, &dir, e.clone(), master, &base).await;
+    let d = a.scenario(None).unwrap();
+    let (obama, obama2) = (image("obama.jpg"), image("obama2.jpg"));
+    fn frames(i: &[String]) -> Frames<'_> {
+        Frames {
+            images_b64: i,
+            challenge: Challenge::None,
+        }
+    }
+    let p = consenting(&a, "Obama").await;
+    a.enrol_face(&d, p, who(), frames(&obama), None)
+        .await
+        .unwrap();
+    // Enrolled on A: B verifies the person without a restart.
+    let o = b
+        .verify_face(&d, p, who(), frames(&obama2), None)
+        .await
+        .unwrap();
+    assert_eq!(o.outcome, "pass");
+    // Withdrawn on A and consented again: the template is gone on B too
+    // (B's gallery dropped it; without it the face no longer matches).
+    let active = a
+        .store
+        .active_consent(p, d.store_id, ConsentKind::Processing)
+        .await
+        .unwrap()
+        .unwrap();
+    a.withdraw_consent(active.id, Acting::Operator, "kiosk", "operator:test")
+        .await
+        .unwrap();
+    consenting_again(&a, p).await;
+    let o = b
+        .verify_face(&d, p, who(), frames(&obama2), None)
+        .await
+        .unwrap();
+    assert_eq!(o.outcome, "fail", "B still held the withdrawn template");
+    // Enrolled on B this time: one data key for the scenario, A's.
+    b.enrol_face(&d, p, who(), frames(&obama), None)
+        .await
+        .unwrap();
+    let o = a
+        .verify_face(&d, p, who(), frames(&obama2), None)
+        .await
+        .unwrap();
+    assert_eq!(o.outcome, "pass");
+    assert_eq!(a.store.wrapped_keys().await.unwrap().len(), 1);
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn consenting_again(c: &Core, p: Uuid) {
+    let d = c.scenario(None).unwrap();
+    c.give_consent(
+        &d,
+        p,
+        who(),
+        NewConsent {
+            kind: ConsentKind::Processing,
+            notice_version: &d.notice_version,
+            channel: None,
+            evidence: "tapped agree again",
+            guardian: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// Regression (found while adding the notice-change step): after a notice
+/// change, enrolment sent with the new notice's version went ahead on a
+/// consent given under the old notice. The stored consent is the
+/// acknowledgement: R5 until the person consents again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r5_enrolment_after_a_notice_change_waits_for_consent_under_the_new_notice() {
+    let dir = std::env::temp_dir().join(format!("facegate-r5-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite:{}", dir.join("facegate.db").display());
+    let m = manifests();
+    let c = open(&url, &dir, engine().await, rand::random(), &m[0]).await;
+    let p = consenting(&c, "Obama").await;
+    let d = c.deploy_scenario(&m[1]).await.unwrap();
+    let img = image("obama.jpg");
+    let frames = Frames {
+        images_b64: &img,
+        challenge: Challenge::None,
+    };
+    let r = c
+        .enrol_face(&d, p, who(), frames, Some(d.notice_version.clone()))
+        .await;
+    assert_eq!(r.err().as_ref().and_then(rule).as_deref(), Some("R5"));
+    consenting_again(&c, p).await;
+    let o = c
+        .enrol_face(&d, p, who(), frames, Some(d.notice_version.clone()))
+        .await
+        .unwrap();
+    assert_eq!(o.outcome, "enrolled");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -61,17 +61,6 @@ impl Kek {
         Ok(Self::from_bytes(*raw))
     }
 
-    /// The KEK from the environment variable `var` (64 hex characters), if set.
-    pub fn from_env(var: &str) -> Result<Option<Self>, Error> {
-        match std::env::var(var) {
-            Ok(v) => Self::from_hex(&v)
-                .map(Some)
-                .map_err(|e| Error::Key(format!("{var}: {e}"))),
-            Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(_) => Err(Error::Key(format!("{var} is not valid UTF-8"))),
-        }
-    }
-
     /// Loads the KEK from `path` (64 hex characters), or creates the file with a
     /// fresh random key and permissions 0600 if it does not exist. Refuses a key
     /// file that other users can read.
@@ -117,10 +106,12 @@ impl Kek {
         }
     }
 
-    /// The KEK from `FACEGATE_KEK` if set, otherwise from (or created at) `path`.
-    pub fn from_env_or_file(path: &Path) -> Result<Self, Error> {
-        match Self::from_env(KEK_ENV)? {
-            Some(k) => Ok(k),
+    /// The KEK given as 64 hex characters (the value of [`KEK_ENV`], read
+    /// once by the caller's configuration), otherwise from (or created at)
+    /// `path`. The library reads no environment variable.
+    pub fn from_hex_or_file(hex: Option<&str>, path: &Path) -> Result<Self, Error> {
+        match hex {
+            Some(h) => Self::from_hex(h).map_err(|e| Error::Key(format!("{KEK_ENV}: {e}"))),
             None => Self::load_or_create(path),
         }
     }
@@ -313,6 +304,27 @@ impl Keyring {
             },
         );
         Ok(())
+    }
+
+    /// Adds a persisted data key for opening only: the scenario's key for
+    /// new seals stays as it is (another instance's key, found when one of
+    /// its templates is read). A key already held is left alone.
+    pub fn add_for_opening(&self, w: &WrappedKey) -> Result<(), Error> {
+        if self.state.read().unwrap().deks.contains_key(&w.id) {
+            return Ok(());
+        }
+        let key = w.unwrap_with(&self.kek)?;
+        self.state.write().unwrap().deks.entry(w.id).or_insert(Dek {
+            scenario: w.scenario,
+            key,
+            wrapped: w.clone(),
+        });
+        Ok(())
+    }
+
+    /// Whether this keyring holds the data key `id`.
+    pub fn has_key(&self, id: Uuid) -> bool {
+        self.state.read().unwrap().deks.contains_key(&id)
     }
 
     /// Fingerprint of the current KEK.

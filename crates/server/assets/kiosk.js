@@ -16,7 +16,7 @@ const IDLE_S = Number(P.get("idle")) || 20;
 const PIN_MIN = 4, PIN_MAX = 12, FRAMES = 6;
 const $ = id => document.getElementById(id);
 let st = fresh();
-function fresh() { return { mode: "verify", person: null, notice: null, stream: null, method: null, pinFirst: null, capturing: false, staffed: null, features: {} }; }
+function fresh() { return { mode: "verify", person: null, notice: null, stream: null, method: null, pinFirst: null, capturing: false, staffed: null, features: {}, declined: false }; }
 
 // ---- screens, errors, status ------------------------------------------------
 function current() { return document.querySelector("main > section:not(.hidden)"); }
@@ -209,7 +209,9 @@ function renderMethods() {
 }
 async function toOther() {
   err();
-  if (st.person) { try { await FG.api("POST", "/v1/decline-face", { person_id: st.person, device_id: device }); } catch (e) { /* declining never fails the person */ } }
+  // The decline (R17) is recorded once the person has completed the other
+  // method here: the server takes a device's decline only for them.
+  st.declined = true;
   renderMethods();
   const alts = alternatives();
   if (alts.length === 1) useMethod(alts[0]); else show("s-methods");
@@ -381,6 +383,10 @@ function result(out) {
   $("receipt").textContent = out.receipt_id;
   FG.setT($("portal-code"));
   say(FG.t(key));
+  if (st.declined && st.person && key !== "fail" && out.method !== "face") {
+    st.declined = false;
+    FG.api("POST", "/v1/decline-face", { person_id: st.person, device_id: device }).catch(() => { /* declining never fails the person */ });
+  }
 }
 $("btn-result-retry").onclick = () => { if (st.method && st.method !== "face") useMethod(st.method); else openCamera(); };
 $("btn-portal-code").onclick = async () => {

@@ -6,10 +6,8 @@ use base64::Engine as _;
 use chrono::Utc;
 use facegate_store::StoreError;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The one place core answers become HTTP errors.
 impl From<facegate_core::CoreError> for ApiError {
@@ -69,12 +67,6 @@ impl From<Challenge> for facegate_core::pipeline::Challenge {
             Challenge::Blink => C::Blink,
         }
     }
-}
-
-/// Make sure the data key `key_id` is in the store before the template it
-/// sealed is committed (see [`facegate_core::Core::persist_data_key`]).
-pub async fn persist_data_key(s: &AppState, key_id: Uuid) -> Result<(), ApiError> {
-    Ok(s.core.persist_data_key(key_id).await?)
 }
 
 /// Base64 of image bytes, as the API takes them (for the CLI and tests).

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// The identity key (`FACEGATE_IDENTITY_KEY` or `--key-file`, resolved
     /// by the caller); default: `data_dir/identity.key`, created if missing.
     pub identity_key: Option<StoreKeys>,
+    /// The template KEK (the CLI reads `FACEGATE_KEK` once); default: the
+    /// data directory's `template.kek`, created if missing.
+    pub kek: Option<facegate_gallery::Kek>,
 }
 
 impl ServerConfig {
@@ -37,6 +40,7 @@ impl ServerConfig {
             limits: Limits::default(),
             engine_threads: 1,
             identity_key: None,
+            kek: None,
         }
     }
 }
@@ -94,6 +98,7 @@ impl AppState {
                 data_dir: dir.clone(),
                 database_url: config.database_url.clone(),
                 identity_key: config.identity_key.clone(),
+                kek: config.kek.clone(),
                 manifest,
                 engine_threads: config.engine_threads,
                 capture: CaptureLimits {

@@ -331,7 +331,7 @@ async fn data_keys_live_in_the_store_only_and_are_written_when_new() {
     assert!(!t.dir.join("keyring.bin").exists());
     // The stored keys alone open every committed template, as a restarted
     // server does.
-    let kek = facegate_gallery::Kek::from_env_or_file(&t.dir.join("template.kek")).unwrap();
+    let kek = facegate_gallery::Kek::load_or_create(&t.dir.join("template.kek")).unwrap();
     let wrapped: Vec<_> = before
         .iter()
         .map(|w| facegate_gallery::WrappedKey::from_bytes(&w.wrapped).unwrap())

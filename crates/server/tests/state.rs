@@ -46,6 +46,11 @@ async fn r17_a_face_attempt_after_a_decline_is_refused_until_the_person_opts_bac
     let p = t.consenting_person("Obama", "1961-08-04").await;
     let (s, b) = t.face("/v1/enrol", &p, "obama.jpg").await;
     assert_eq!(s, StatusCode::OK, "{b}");
+    // The kiosk records the decline once the person has used the other
+    // method at it.
+    set_pin(&t, &p).await;
+    let (s, b) = pin(&t, &p, "246810").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
     let (s, b) = decline(&t, &p).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let (s, b) = t.face("/v1/verify", &p, "obama2.jpg").await;
@@ -58,7 +63,6 @@ async fn r17_a_face_attempt_after_a_decline_is_refused_until_the_person_opts_bac
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert_eq!(b["rule"], "R17");
     // The alternative still works (R15) …
-    set_pin(&t, &p).await;
     let (s, b) = pin(&t, &p, "246810").await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["outcome"], "pass");
@@ -79,6 +83,53 @@ async fn r17_a_face_attempt_after_a_decline_is_refused_until_the_person_opts_bac
     let recs = t.state.store.audit_records(1, 10_000).await.unwrap();
     assert!(recs.iter().any(|r| r.event == "face_declined"));
     assert!(recs.iter().any(|r| r.event == "face_opted_in"));
+}
+
+#[tokio::test]
+async fn r17_a_device_declines_face_only_for_the_person_who_just_used_another_method_there() {
+    let t = common::server().await;
+    let victim = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &victim, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Any device key naming any person: refused, and the person's face
+    // still works (no denial of service on anyone for the quiet period).
+    let (s, b) = decline(&t, &victim).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, b) = t.face("/v1/verify", &victim, "obama2.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "pass", "{b}");
+    // A face pass is not "another method": still refused.
+    let (s, b) = decline(&t, &victim).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    // Registering a PIN (a device may, for anyone) or a wrong PIN is not a
+    // passed check either.
+    set_pin(&t, &victim).await;
+    let (s, b) = decline(&t, &victim).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, b) = pin(&t, &victim, "000000").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["outcome"], "fail");
+    let (s, b) = decline(&t, &victim).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    // The right PIN at this device: the person is in front of it.
+    let (s, b) = pin(&t, &victim, "246810").await;
+    assert_eq!(b["outcome"], "pass", "{b}");
+    let (s2, b) = decline(&t, &victim).await;
+    assert_eq!((s, s2), (StatusCode::OK, StatusCode::OK), "{b}");
+    // Another person, who used nothing at the device: refused.
+    let other = t.consenting_person("Biden", "1942-11-20").await;
+    let (s, b) = decline(&t, &other).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    // An operator always may.
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/decline-face",
+            Some(&t.admin),
+            Some(json!({"person_id": other, "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
 }
 
 #[tokio::test]

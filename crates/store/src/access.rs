@@ -558,6 +558,28 @@ impl Store {
             .transpose()
     }
 
+    /// Did `person` pass an alternative check (any method but face: PIN,
+    /// card, QR or the guard's check) at `device` since `since`? Registering
+    /// a credential does not count (a device may register one for anyone). A device records a decline of face (R17) only
+    /// for the person who has just used the alternative in front of it.
+    pub async fn recent_alternative_check(
+        &self,
+        device: Uuid,
+        person: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "SELECT id FROM verification_events WHERE device_id = $1 AND person_id = $2
+             AND at >= $3 AND method <> 'face' AND result = 'match' LIMIT 1",
+        )
+        .bind(device.to_string())
+        .bind(person.to_string())
+        .bind(ts(since))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.is_some())
+    }
+
     // ---- bulk enrolment rows ------------------------------------------------
 
     /// The person a bulk-enrolment row key already produced, if any.

@@ -197,6 +197,26 @@ impl std::fmt::Display for ChainFault {
     }
 }
 
+/// How far an incremental check of the chain got ([`Store::verify_chain_since`]):
+/// the last record found intact. Start from [`ChainCursor::default`] (the
+/// empty chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCursor {
+    /// Sequence number of the last record checked (0: none yet).
+    pub seq: i64,
+    /// Its hash ([`GENESIS_HASH`] for none).
+    pub hash: String,
+}
+
+impl Default for ChainCursor {
+    fn default() -> Self {
+        ChainCursor {
+            seq: 0,
+            hash: GENESIS_HASH.into(),
+        }
+    }
+}
+
 /// Result of [`Store::verify_chain`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainReport {
@@ -744,6 +764,79 @@ impl Store {
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// Verify only what was written after `from`: each newer record's hash,
+    /// its link to the one before (the first to `from`'s hash) and its
+    /// sequence number, then the head (its MAC, and that it is the last
+    /// record). The cost is that of the new records, so a caller can check
+    /// after every step; [`Store::verify_chain`] stays the full check
+    /// (anchors, and edits to records before `from`). Returns the new
+    /// cursor, or the first fault.
+    pub async fn verify_chain_since(
+        &self,
+        from: &ChainCursor,
+    ) -> Result<std::result::Result<ChainCursor, ChainFault>> {
+        // The head first: records written after it are left for the next
+        // call, so a write in flight is not mistaken for a fault.
+        let head = self.audit_head().await?;
+        let genuine = if head.seq == 0 {
+            head.mac.is_empty() && head.hash == GENESIS_HASH
+        } else {
+            self.keys.anchor_mac(head.seq, &head.hash) == head.mac
+        };
+        if !genuine {
+            return Ok(Err(ChainFault {
+                kind: ChainFaultKind::AnchorForged,
+                seq: head.seq,
+                message: "the head's MAC does not verify under this store's key".into(),
+            }));
+        }
+        let mut at = from.clone();
+        while at.seq < head.seq {
+            let page = self.audit_records(at.seq + 1, 5000).await?;
+            if page.is_empty() {
+                break;
+            }
+            for r in page.into_iter().take_while(|r| r.seq <= head.seq) {
+                if r.seq != at.seq + 1 {
+                    return Ok(Err(ChainFault {
+                        kind: ChainFaultKind::Removed,
+                        seq: at.seq + 1,
+                        message: format!("seq {} follows seq {}", r.seq, at.seq),
+                    }));
+                }
+                if r.compute_hash() != r.hash {
+                    return Ok(Err(ChainFault {
+                        kind: ChainFaultKind::Altered,
+                        seq: r.seq,
+                        message: "content does not match its hash: the record was edited".into(),
+                    }));
+                }
+                if r.prev_hash != at.hash {
+                    return Ok(Err(ChainFault {
+                        kind: ChainFaultKind::Inserted,
+                        seq: r.seq,
+                        message: format!("it does not link to seq {}", at.seq),
+                    }));
+                }
+                at = ChainCursor {
+                    seq: r.seq,
+                    hash: r.hash,
+                };
+            }
+        }
+        if head.seq != at.seq || head.hash != at.hash {
+            return Ok(Err(ChainFault {
+                kind: ChainFaultKind::Rewritten,
+                seq: head.seq,
+                message: format!(
+                    "the head names seq {} but the last record is seq {}",
+                    head.seq, at.seq
+                ),
+            }));
+        }
+        Ok(Ok(at))
     }
 
     /// The chain's head (one row; no record is read).

@@ -121,13 +121,14 @@ impl StoreKeys {
         Ok(keys)
     }
 
-    /// The identity key from [`IDENTITY_KEY_ENV`] (64 hex characters) if
-    /// set, otherwise from the key file at `path`, created (mode 0600) if it
-    /// does not exist yet. Keep this file apart from the database and from
-    /// the gallery's biometric key.
-    pub fn from_env_or_file(path: &std::path::Path) -> Result<StoreKeys> {
-        if let Ok(v) = std::env::var(IDENTITY_KEY_ENV) {
-            let v = Zeroizing::new(v);
+    /// The identity key given as 64 hex characters (the value of
+    /// [`IDENTITY_KEY_ENV`], read once by the caller's configuration), else
+    /// from the key file at `path`, created (mode 0600) if it does not exist
+    /// yet. Keep this file apart from the database and from the gallery's
+    /// biometric key. The library reads no environment variable.
+    pub fn from_hex_or_file(hex: Option<&str>, path: &std::path::Path) -> Result<StoreKeys> {
+        if let Some(v) = hex {
+            let v = Zeroizing::new(v.to_string());
             let bytes = Zeroizing::new(hex::decode(v.trim()).map_err(|_| {
                 StoreError::Invalid(format!("{IDENTITY_KEY_ENV} must be 64 hex characters"))
             })?);

@@ -54,8 +54,8 @@ mod templates;
 
 pub use access::{ApiKeyRecord, Attempt, AttemptPolicy};
 pub use audit::{
-    verify_jsonl, verify_records, AuditAnchor, AuditEntry, AuditHead, AuditRecord, ChainFault,
-    ChainFaultKind, ChainReport, ANCHOR_EVERY, AUDIT_RETENTION_DAYS_MIN, GENESIS_HASH,
+    verify_jsonl, verify_records, AuditAnchor, AuditEntry, AuditHead, AuditRecord, ChainCursor,
+    ChainFault, ChainFaultKind, ChainReport, ANCHOR_EVERY, AUDIT_RETENTION_DAYS_MIN, GENESIS_HASH,
 };
 pub use error::{Refusal, Result, StoreError};
 pub use hub_sync::HubInboxRow;

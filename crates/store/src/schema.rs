@@ -249,6 +249,25 @@ Migration {
     ],
 },
 Migration {
+    version: 3,
+    name: "galleries_and_data_keys_across_instances",
+    statements: &[
+        // Bumped in the transaction of every template added or deleted: an
+        // instance compares it with the one its in-memory galleries were
+        // built at before each face decision, and applies the difference.
+        "CREATE TABLE template_generation (
+            id BIGINT PRIMARY KEY CHECK (id = 1),
+            generation BIGINT NOT NULL)",
+        "INSERT INTO template_generation (id, generation) VALUES (1, 1)",
+        // The data key each scenario seals with: the first instance to
+        // claim one wins, the others take the winner's.
+        "CREATE TABLE scenario_data_keys (
+            scenario_id TEXT PRIMARY KEY REFERENCES scenarios(id),
+            key_id TEXT NOT NULL,
+            claimed_at TEXT NOT NULL)",
+    ],
+},
+Migration {
     version: 7,
     name: "hub_sync",
     statements: &[

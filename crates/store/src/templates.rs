@@ -149,6 +149,15 @@ pub(crate) fn r7_no_consent() -> StoreError {
     ))
 }
 
+/// Any template added or deleted: the galleries of every instance follow
+/// ([`Store::template_generation`]).
+async fn bump_generation(tx: &mut Transaction<'static, Any>) -> Result<()> {
+    sqlx::query("UPDATE template_generation SET generation = generation + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 async fn count(tx: &mut Transaction<'static, Any>, sql: &str, id: &str) -> Result<i64> {
     let r = sqlx::query(sql).bind(id).fetch_one(&mut **tx).await?;
     Ok(r.try_get::<i64, _>(0)?)
@@ -267,6 +276,7 @@ impl Store {
             .bind(e.sealed_template.as_slice())
             .execute(&mut **tx)
             .await?;
+        bump_generation(tx).await?;
         let headcount = if before == 0 {
             self.bump_headcount(tx, 1, at).await?
         } else {
@@ -428,6 +438,124 @@ impl Store {
             .collect()
     }
 
+    /// The template generation: it changes with every template added or
+    /// deleted, in the same transaction (one row read; cheap enough to ask
+    /// before every face decision).
+    pub async fn template_generation(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT generation FROM template_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        r.i("generation")
+    }
+
+    /// Sealed templates by link ID (those still stored), for a gallery that
+    /// applies what changed since it was built. Logged like
+    /// [`Store::scenario_templates`].
+    pub async fn templates_by_link(
+        &self,
+        links: &[Uuid],
+        actor: &str,
+    ) -> Result<Vec<(Uuid, Uuid, Vec<u8>)>> {
+        let mut out = Vec::with_capacity(links.len());
+        for chunk in links.chunks(200) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT l.link_id AS link_id, l.person_id AS person_id, t.sealed AS sealed
+                 FROM template_links l JOIN biometric.templates t ON t.link_id = l.link_id
+                 WHERE l.link_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for l in chunk {
+                q = q.bind(l.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push((
+                    r.id("link_id")?,
+                    r.id("person_id")?,
+                    r.try_get::<Vec<u8>, _>("sealed")?,
+                ));
+            }
+        }
+        if !out.is_empty() {
+            self.audit(&AuditEntry::new(
+                "templates_read",
+                actor,
+                json!({ "templates": out.len() }),
+            ))
+            .await?;
+        }
+        Ok(out)
+    }
+
+    /// Claim `key_id` (wrapped: `wrapped`) as the data key `scenario_id`
+    /// seals with, unless another instance claimed one first; either way
+    /// returns the winner's ID and wrapped bytes. Insert-if-absent and the
+    /// re-read of the winner are one transaction, so two instances never
+    /// seal one scenario's templates under two keys.
+    pub async fn claim_data_key(
+        &self,
+        scenario_id: Uuid,
+        key_id: Uuid,
+        wrapped: &[u8],
+        actor: &str,
+    ) -> Result<(Uuid, Vec<u8>)> {
+        let now = crate::now();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO scenario_data_keys (scenario_id, key_id, claimed_at) VALUES ($1, $2, $3)
+             ON CONFLICT (scenario_id) DO NOTHING",
+        )
+        .bind(scenario_id.to_string())
+        .bind(key_id.to_string())
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        let winner = sqlx::query("SELECT key_id FROM scenario_data_keys WHERE scenario_id = $1")
+            .bind(scenario_id.to_string())
+            .fetch_one(&mut *tx)
+            .await?
+            .id("key_id")?;
+        let stored = sqlx::query("SELECT wrapped FROM biometric.wrapped_keys WHERE key_id = $1")
+            .bind(winner.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<Vec<u8>, _>("wrapped"))
+            .transpose()?;
+        let bytes = match stored {
+            Some(b) => b,
+            None if winner == key_id => {
+                if wrapped.is_empty() || wrapped.len() > 4096 {
+                    return Err(StoreError::Invalid(
+                        "wrapped key must be 1..=4096 bytes".into(),
+                    ));
+                }
+                sqlx::query("INSERT INTO biometric.wrapped_keys (key_id, wrapped, created_at) VALUES ($1, $2, $3)")
+                    .bind(key_id.to_string())
+                    .bind(wrapped)
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await?;
+                append(
+                    self,
+                    &mut tx,
+                    &AuditEntry::new("data_key_stored", actor, json!({ "key_id": key_id }))
+                        .scenario(scenario_id),
+                    now,
+                )
+                .await?;
+                wrapped.to_vec()
+            }
+            None => {
+                return Err(StoreError::Invalid(format!(
+                    "the data key {winner} claimed for scenario {scenario_id} is not stored"
+                )))
+            }
+        };
+        tx.commit().await?;
+        Ok((winner, bytes))
+    }
+
     /// Whether the data key `key_id` is in the `wrapped_keys` table.
     pub async fn has_wrapped_key(&self, key_id: Uuid) -> Result<bool> {
         let row = sqlx::query("SELECT 1 FROM biometric.wrapped_keys WHERE key_id = $1")
@@ -575,6 +703,9 @@ impl Store {
                 .bind(link.to_string())
                 .execute(&mut **tx)
                 .await?;
+        }
+        if !links.is_empty() {
+            bump_generation(tx).await?;
         }
         let mut gone = 0u64;
         for p in &persons {
@@ -770,6 +901,9 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if orphans + dangling > 0 {
+            bump_generation(&mut tx).await?;
+        }
         let stored = sqlx::query("SELECT count FROM headcount WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?

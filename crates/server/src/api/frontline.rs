@@ -253,27 +253,54 @@ pub struct DeclineView {
 }
 
 /// The person chose "use another method": remember it so face is not pushed
-/// on them again within the quiet period (R17).
+/// on them again within the quiet period (R17). A device records it only for
+/// the person who has just completed another method at it (the kiosk sends
+/// it after the PIN, card, QR or guard's check); the person (portal) and an
+/// operator always may.
 #[utoipa::path(post, path = "/v1/decline-face", tag = "consents", request_body = DeclineInput,
     security(("bearer" = [])), responses(
         (status = 200, description = "Face will not be offered again within the quiet period", body = DeclineView),
+        (status = 403, description = "A device declining for someone who has not just used another method at it", body = crate::ErrorBody),
         (status = 404, description = "No such person or scenario", body = crate::ErrorBody)))]
 pub async fn decline_face(
     State(s): State<AppState>,
     caller: Caller,
     Json(req): Json<DeclineInput>,
 ) -> ApiResult<Json<DeclineView>> {
-    let call = FrontCall::new(
-        &s,
-        &caller,
-        req.device_id.as_deref(),
-        req.scenario.as_deref(),
-    )?;
     let pid = pipeline::person_id(&req.person_id)?;
-    let (d, channel) = (&call.scenario, call.channel());
-    // Kept in the store (R17 on the server, across restarts and instances);
-    // only for an existing person.
-    let until = s.core.decline_face(pid, d, &channel, &call.actor).await?;
+    let (d, channel, actor) = match &caller {
+        Caller::Person { .. } => (
+            s.scenario(req.scenario.as_deref())?,
+            "portal".to_string(),
+            caller.actor(),
+        ),
+        _ => {
+            let call = FrontCall::new(
+                &s,
+                &caller,
+                req.device_id.as_deref(),
+                req.scenario.as_deref(),
+            )?;
+            let channel = call.channel();
+            (call.scenario, channel, call.actor)
+        }
+    };
+    let acting = match &caller {
+        Caller::Person { person_id } => {
+            facegate_core::ops::Acting::Person(pipeline::person_id(person_id)?)
+        }
+        Caller::Key {
+            role: crate::Role::Device,
+            device_id: Some(dv),
+            ..
+        } => facegate_core::ops::Acting::Device(dv),
+        _ => facegate_core::ops::Acting::Operator,
+    };
+    // Kept in the store (R17 on the server, across restarts and instances).
+    let until = s
+        .core
+        .decline_face(pid, &d, acting, &channel, &actor)
+        .await?;
     s.metrics.inc("facegate_face_declined_total", &[]);
     Ok(Json(DeclineView {
         no_face_prompt_until: until,
