@@ -7,7 +7,7 @@ use facegate_policy as policy;
 use facegate_store as store;
 use uuid::Uuid;
 
-use crate::pipeline::{self, Attempt, Challenge};
+use crate::pipeline::{self, Attempt};
 use crate::{Core, CoreError, CoreResult, Deployed};
 
 /// Who acts, and at which device (already checked to be theirs).
@@ -23,7 +23,10 @@ pub struct Who<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Frames<'a> {
     pub images_b64: &'a [String],
-    pub challenge: Challenge,
+    /// The nonce of a challenge the server issued
+    /// ([`Core::issue_challenge`]); without one the capture is passive-only,
+    /// which a scenario requiring `active` refuses.
+    pub nonce: Option<&'a str>,
 }
 
 /// A decision and its receipt.
@@ -242,13 +245,9 @@ impl Core {
         let permit = attempt
             .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
             .await?;
-        let cap = pipeline::capture(
-            self,
-            frames.images_b64,
-            frames.challenge,
-            pipeline::ENROL_MIN_FACE_PX,
-        )
-        .await?;
+        let cap = attempt
+            .capture(frames.images_b64, frames.nonce, pipeline::ENROL_MIN_FACE_PX)
+            .await?;
         let t = Template::new(
             PersonId(person),
             facegate_gallery::ScenarioId(d.store_id),
@@ -298,7 +297,9 @@ impl Core {
         let permit = attempt
             .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
             .await?;
-        let cap = pipeline::capture(self, frames.images_b64, frames.challenge, 40.0).await?;
+        let cap = attempt
+            .capture(frames.images_b64, frames.nonce, 40.0)
+            .await?;
         let m = {
             let g = self.galleries.read().unwrap();
             g.get(&d.store_id)
@@ -371,7 +372,9 @@ impl Core {
                     .await?;
             }
         }
-        let cap = pipeline::capture(self, frames.images_b64, frames.challenge, 40.0).await?;
+        let cap = attempt
+            .capture(frames.images_b64, frames.nonce, 40.0)
+            .await?;
         let id = {
             let g = self.galleries.read().unwrap();
             match g.get(&d.store_id) {

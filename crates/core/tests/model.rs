@@ -18,7 +18,6 @@
 use std::sync::Arc;
 
 use facegate_core::ops::{Frames, NewConsent, Who};
-use facegate_core::pipeline::Challenge;
 use facegate_core::{Core, CoreConfig, CoreError, NoObserver, PortalIssuer, SystemClock};
 use facegate_store::{ConsentKind, PersonIdentity, Store};
 use rand::rngs::StdRng;
@@ -93,7 +92,9 @@ struct World {
     url: String,
     dir: std::path::PathBuf,
     engine: Arc<facegate_vision::Engine>,
-    images: Arc<Vec<String>>,
+    /// Raw fixture bytes; each capture sends them with a unique suffix
+    /// (as a camera never sends the same bytes twice: a replay is refused).
+    images: Arc<Vec<Vec<u8>>>,
 }
 
 async fn open(
@@ -107,7 +108,13 @@ async fn open(
             data_dir: dir.to_path_buf(),
             database_url: Some(url.to_string()),
             identity_key: Some(facegate_store::StoreKeys::from_master(&master)),
-            manifest: facegate_core::deploy::demo_manifest(),
+            // The demo at `liveness = "passive"`: the sequences send one
+            // still frame (server-issued challenges have their own tests).
+            manifest: facegate_core::deploy::demo_manifest().replacen(
+                "\nliveness = \"active\"",
+                "\nliveness = \"passive\"",
+                1,
+            ),
             engine_threads: 1,
             capture: Default::default(),
         },
@@ -145,9 +152,16 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
         let fail = |msg: String| format!("seed {seed}, step {step}, ops {trace:?}: {msg}");
         let c = &w.core;
         let d = c.scenario(None).map_err(|e| fail(e.to_string()))?;
+        let sent: Vec<Vec<String>> = (0..w.images.len())
+            .map(|face| {
+                let mut b = w.images[face].clone();
+                b.extend_from_slice(format!("mbt-{seed}-{step}").as_bytes());
+                vec![base64_std(&b)]
+            })
+            .collect();
         let frames = |face: usize| Frames {
-            images_b64: &w.images[face..face + 1],
-            challenge: Challenge::None,
+            images_b64: &sent[face],
+            nonce: None,
         };
         match op {
             Op::Register(face) => {
@@ -482,13 +496,10 @@ async fn run_all(backend: &str, url_for: impl Fn(u64) -> String) {
         .unwrap()
         .expect("engine"),
     );
-    let images: Arc<Vec<String>> = Arc::new(
+    let images: Arc<Vec<Vec<u8>>> = Arc::new(
         ["obama.jpg", "biden.jpg"]
             .iter()
-            .map(|f| {
-                let bytes = std::fs::read(facegate_assets::fixture(f).expect("fixture")).unwrap();
-                base64_std(&bytes)
-            })
+            .map(|f| std::fs::read(facegate_assets::fixture(f).expect("fixture")).unwrap())
             .collect(),
     );
     let t0 = std::time::Instant::now();

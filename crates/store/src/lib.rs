@@ -44,6 +44,7 @@ mod access;
 mod audit;
 mod error;
 mod keys;
+mod liveness;
 mod people;
 mod records;
 mod registry;
@@ -58,6 +59,7 @@ pub use audit::{
 };
 pub use error::{Refusal, Result, StoreError};
 pub use keys::{StoreKeys, IDENTITY_KEY_ENV};
+pub use liveness::LivenessChallenge;
 pub use records::*;
 pub use sweep::SweepReport;
 pub use templates::{

@@ -19,8 +19,38 @@ pub struct T {
     pub owns_dir: bool,
 }
 
+/// A server running the demo scenario at `liveness = "passive"`: for the
+/// tests about everything but liveness, which send one still frame (the
+/// liveness tests run the demo as it ships, at `active`).
 pub async fn server() -> T {
-    server_with_manifest(None).await
+    server_with_manifest(Some(passive_demo())).await
+}
+
+/// The demo manifest with `liveness = "passive"`.
+pub fn passive_demo() -> String {
+    let m = facegate_core::deploy::demo_manifest();
+    assert!(
+        m.contains("\nliveness = \"active\""),
+        "the demo sets its liveness level"
+    );
+    m.replacen("\nliveness = \"active\"", "\nliveness = \"passive\"", 1)
+}
+
+/// A fixture's bytes made unique to this call (a counter appended after the
+/// image data, which decoders ignore), as two frames from a camera never
+/// are the same bytes: the server refuses an exact replay of a frame.
+pub fn fresh_frame(fixture: &str) -> Vec<u8> {
+    unique(std::fs::read(facegate_assets::fixture(fixture).expect("fixture")).unwrap())
+}
+
+/// `bytes` with a per-call counter appended after the image data (see
+/// [`fresh_frame`]).
+pub fn unique(mut bytes: Vec<u8>) -> Vec<u8> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    bytes.extend_from_slice(format!("frame-{}-{n}", std::process::id()).as_bytes());
+    bytes
 }
 
 /// A server running `manifest` (TOML) instead of the demo scenario.
@@ -192,7 +222,7 @@ impl T {
     }
 
     pub async fn face(&self, path: &str, person: &str, fixture: &str) -> (StatusCode, Value) {
-        let bytes = std::fs::read(facegate_assets::fixture(fixture).expect("fixture")).unwrap();
+        let bytes = fresh_frame(fixture);
         self.call(
             "POST",
             path,
