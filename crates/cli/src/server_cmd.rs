@@ -135,6 +135,16 @@ fn frames(images: &[String]) -> facegate_core::ops::Frames<'_> {
     facegate_core::ops::Frames {
         images_b64: images,
         nonce: None,
+        operator_import: false,
+    }
+}
+
+/// Photos handed in with signed consent forms, imported by the operator
+/// (bulk enrolment): see [`facegate_core::ops::Frames::operator_import`].
+fn imported(images: &[String]) -> facegate_core::ops::Frames<'_> {
+    facegate_core::ops::Frames {
+        operator_import: true,
+        ..frames(images)
     }
 }
 
@@ -590,7 +600,7 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
             let images = [facegate_server::pipeline::encode_image(&bytes)];
             let out = s
                 .core
-                .enrol_face(&d, p.id, who, frames(&images), None)
+                .enrol_face(&d, p.id, who, imported(&images), None)
                 .await
                 .map_err(|e| api_err(e.into()))?;
             Ok(Some(out.into()))

@@ -27,6 +27,11 @@ pub struct Frames<'a> {
     /// ([`Core::issue_challenge`]); without one the capture is passive-only,
     /// which a scenario requiring `active` refuses.
     pub nonce: Option<&'a str>,
+    /// Photos an operator imports in process (the CLI's bulk enrolment from
+    /// photos handed in with signed consent forms), never a request from a
+    /// device or over HTTP: no challenge can be asked of a photo, so the
+    /// level and replay checks do not apply; the passive model still does.
+    pub operator_import: bool,
 }
 
 /// A decision and its receipt.
@@ -245,9 +250,7 @@ impl Core {
         let permit = attempt
             .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
             .await?;
-        let cap = attempt
-            .capture(frames.images_b64, frames.nonce, pipeline::ENROL_MIN_FACE_PX)
-            .await?;
+        let cap = attempt.capture(frames, pipeline::ENROL_MIN_FACE_PX).await?;
         let t = Template::new(
             PersonId(person),
             facegate_gallery::ScenarioId(d.store_id),
@@ -297,9 +300,7 @@ impl Core {
         let permit = attempt
             .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
             .await?;
-        let cap = attempt
-            .capture(frames.images_b64, frames.nonce, 40.0)
-            .await?;
+        let cap = attempt.capture(frames, 40.0).await?;
         let m = {
             let g = self.galleries.read().unwrap();
             g.get(&d.store_id)
@@ -372,9 +373,7 @@ impl Core {
                     .await?;
             }
         }
-        let cap = attempt
-            .capture(frames.images_b64, frames.nonce, 40.0)
-            .await?;
+        let cap = attempt.capture(frames, 40.0).await?;
         let id = {
             let g = self.galleries.read().unwrap();
             match g.get(&d.store_id) {

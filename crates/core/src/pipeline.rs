@@ -186,11 +186,11 @@ fn vision_error(e: facegate_vision::VisionError) -> CoreError {
 /// embedding.
 async fn capture(
     a: &Attempt<'_>,
-    images_b64: &[String],
-    nonce: Option<&str>,
+    frames: crate::ops::Frames<'_>,
     min_face_px: f32,
 ) -> Result<Capture, CoreError> {
     let s = a.s;
+    let images_b64 = frames.images_b64;
     if images_b64.is_empty() || images_b64.len() > 8 {
         return Err(CoreError::bad(
             "请提供 1 到 8 张图像。",
@@ -215,9 +215,15 @@ async fn capture(
     }
     // The server decides how live the capture must be shown to be, before
     // any pixel is analysed (the level, the challenge, replay).
-    let plan = s
-        .plan_liveness(a.d, a.device, a.person, &images, nonce)
-        .await?;
+    let plan = if frames.operator_import {
+        crate::liveness::LivenessPlan {
+            required: policy::LivenessLevel::Passive,
+            actions: None,
+        }
+    } else {
+        s.plan_liveness(a.d, a.device, a.person, &images, frames.nonce)
+            .await?
+    };
     if plan.actions.is_some() && images.len() < 2 {
         return Err(crate::liveness::refusal(
             "an active liveness challenge needs the frames that show its actions (2 to 8)",
@@ -449,11 +455,10 @@ impl<'a> Attempt<'a> {
     /// before it is returned, like a policy refusal.
     pub async fn capture(
         &self,
-        images_b64: &[String],
-        nonce: Option<&str>,
+        frames: crate::ops::Frames<'_>,
         min_face_px: f32,
     ) -> Result<Capture, CoreError> {
-        match capture(self, images_b64, nonce, min_face_px).await {
+        match capture(self, frames, min_face_px).await {
             Err(CoreError::Refused(r)) => {
                 let rule = r.rule.to_string();
                 self.record("face", "refused", None, None, Some(&rule))

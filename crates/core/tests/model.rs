@@ -162,6 +162,7 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
         let frames = |face: usize| Frames {
             images_b64: &sent[face],
             nonce: None,
+            operator_import: false,
         };
         match op {
             Op::Register(face) => {

@@ -60,6 +60,7 @@ fn frames<'a>(images_b64: &'a [String], nonce: &'a Option<String>) -> Frames<'a>
     Frames {
         images_b64,
         nonce: nonce.as_deref(),
+        operator_import: false,
     }
 }
 
