@@ -7,8 +7,9 @@
 // screenshot under FACEGATE_ARTIFACTS.
 // Started by crates/server/tests/e2e.rs, which sets:
 //   FACEGATE_BASE, FACEGATE_DEVICE_KEY, FACEGATE_ADMIN_KEY, FACEGATE_PEOPLE
-//   (JSON: {adult, second, child}), FACEGATE_VIDEO (.y4m), FACEGATE_CHROMIUM,
-//   FACEGATE_ARTIFACTS (screenshot folder).
+//   (JSON: {adult, second, child}), FACEGATE_FACES (JSON: the fake camera's
+//   pictures, name → PNG file), FACEGATE_CHROMIUM, FACEGATE_ARTIFACTS
+//   (screenshot folder).
 import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -35,10 +36,50 @@ const browser = await chromium.launch({
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-video-capture=${env("FACEGATE_VIDEO")}`,
   ],
 });
 const kioskCtx = await browser.newContext({ viewport: { width: 800, height: 1280 }, permissions: ["camera"], acceptDownloads: true, timezoneId: "UTC" });
+// The fake camera: a canvas stream in the page showing the fixture faces,
+// with a few random pixels in a corner each frame (a real sensor's noise:
+// no two frames are the same bytes, and the server refuses an exact
+// replay). With no action asked it alternates between two photos every
+// half second. When the kiosk shows an action (#challenge-step's
+// data-action, what a person reads), the face does it if the photos can:
+// a turn to one side or an open mouth (from the start picture that
+// fixture_clip uses for the whole sequence, data-actions); a blink or a
+// nod it cannot do, so it stays still. The server's choice is not known
+// to the camera before the kiosk shows it.
+const FACES = Object.fromEntries(Object.entries(JSON.parse(env("FACEGATE_FACES")))
+  .map(([k, f]) => [k, "data:image/png;base64," + readFileSync(f).toString("base64")]));
+await kioskCtx.addInitScript(faces => {
+  if (!navigator.mediaDevices) return;
+  navigator.mediaDevices.getUserMedia = async () => {
+    const imgs = {};
+    for (const [k, src] of Object.entries(faces)) { const i = new Image(); i.src = src; await i.decode(); imgs[k] = i; }
+    const c = document.createElement("canvas"); c.width = 640; c.height = 480;
+    const g = c.getContext("2d");
+    const t0 = Date.now();
+    const pick = () => {
+      const el = document.getElementById("challenge-step");
+      const all = el && el.dataset.actions ? el.dataset.actions.split(" ") : null;
+      if (!all) return Math.floor((Date.now() - t0) / 500) % 2 ? "still2" : "still";
+      const left = all.includes("turn_left");
+      const a = el.dataset.action;
+      if (a === "turn_left" || a === "turn_right") return left ? "o3" : "m3";
+      if (a === "open_mouth") return left ? "o2" : "m2";
+      return left ? "m3" : "o3";
+    };
+    const draw = () => {
+      g.drawImage(imgs[pick()], 0, 0, 640, 480);
+      for (let i = 0; i < 6; i++) {
+        g.fillStyle = `rgb(${Math.random() * 255 | 0},${Math.random() * 255 | 0},${Math.random() * 255 | 0})`;
+        g.fillRect(Math.random() * 24 | 0, Math.random() * 24 | 0, 2, 2);
+      }
+    };
+    draw(); setInterval(draw, 50);
+    return c.captureStream(20);
+  };
+}, FACES);
 const deskCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true, timezoneId: "UTC" });
 let page = await kioskCtx.newPage();
 page.setDefaultTimeout(30000);
