@@ -8,8 +8,9 @@
 // Started by crates/server/tests/e2e.rs, which sets:
 //   FACEGATE_BASE, FACEGATE_DEVICE_KEY, FACEGATE_ADMIN_KEY, FACEGATE_PEOPLE
 //   (JSON: {adult, second, child}), FACEGATE_FACES (JSON: the fake camera's
-//   pictures, name → PNG file), FACEGATE_CHROMIUM, FACEGATE_ARTIFACTS
-//   (screenshot folder).
+//   pictures, name → PNG file), FACEGATE_ACTIVE (JSON: {base, device_key,
+//   person} of a second server at liveness = active, the person enrolled),
+//   FACEGATE_CHROMIUM, FACEGATE_ARTIFACTS (screenshot folder).
 import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -675,6 +676,60 @@ await step("console: audit log filtered by event and subject, paged, in Beijing 
   const shown = await desk.evaluate(at => FG.time(at), first);
   assert.ok(shown.includes(bj), `${shown} shows Beijing time ${bj}`);
   await sweep("console-07-audit", desk, 900);
+});
+
+await step("active liveness: the kiosk shows the server's actions in its order with arrows and progress; the camera that does them passes, one that cannot is refused (R20) with the alternative beside it", async () => {
+  const A = JSON.parse(env("FACEGATE_ACTIVE"));
+  const old = page;
+  page = await kioskCtx.newPage();
+  page.setDefaultTimeout(30000);
+  try {
+    const begin = async () => {
+      await page.goto(`${A.base}/kiosk#device=gate-north-1&key=${A.device_key}&idle=600`);
+      await page.reload();
+      await page.waitForFunction(() => document.body.dataset.ready === "1");
+      await page.fill("#person-id", A.person);
+      await page.click("#btn-mode-verify");
+      await visible("#s-notice");
+      await page.click("#btn-agree-face");
+    };
+    await begin();
+    let passed = false, refused = false;
+    const seen = [];
+    for (let i = 0; i < 30 && !(passed && refused); i++) {
+      await cameraReady();
+      await page.click("#btn-capture");
+      await page.waitForFunction(() => document.getElementById("challenge-step").dataset.actions);
+      const actions = (await page.getAttribute("#challenge-step", "data-actions")).split(" ");
+      assert.ok(actions.length >= 2 && actions.length <= 3, actions.join());
+      // Each action is shown, in the server's order, with its arrow.
+      for (const a of actions) {
+        await page.waitForFunction(a => document.getElementById("challenge-step").dataset.action === a, a);
+        assert.ok(await page.locator("#challenge-arrow").isVisible());
+        if (!seen.includes(a)) { seen.push(a); await shot(`kiosk-20-challenge-${a}`); }
+      }
+      const doable = !actions.some(a => a === "blink" || a === "nod") && !(actions.includes("turn_left") && actions.includes("turn_right"));
+      await page.waitForFunction(() => !document.getElementById("s-result").classList.contains("hidden") || !document.getElementById("camera-error").classList.contains("hidden"), null, { timeout: 60000 });
+      const ok = !(await page.locator("#s-result").isHidden());
+      if (doable) {
+        assert.ok(ok, `${actions} performed but not passed: ${await text("#camera-error-text").catch(() => "")}`);
+        const r = await resultNow();
+        assert.equal(r.outcome, "pass", actions.join());
+        passed = true;
+        await shot("kiosk-21-challenge-pass");
+        if (!refused) await begin();
+      } else {
+        assert.ok(!ok, `${actions} could not be performed yet passed`);
+        const e = await text("#camera-error-text");
+        assert.match(e, /R20/, e);
+        assert.ok(await page.locator("#btn-camera-other2").isVisible(), "the alternative at once (R6)");
+        refused = true;
+        await shot("kiosk-22-challenge-refused");
+        await page.click("#btn-retry");
+      }
+    }
+    assert.ok(passed && refused, `passed ${passed}, refused ${refused}`);
+  } finally { await page.close(); page = old; }
 });
 
 await browser.close();

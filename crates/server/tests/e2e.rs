@@ -117,6 +117,18 @@ async fn kiosk_portal_console_in_chromium() {
     let state = t.state.clone();
     tokio::spawn(async move { facegate_server::serve(state, listener).await });
 
+    // A second server running the demo as it ships (liveness = active),
+    // with one resident enrolled through a performed challenge: the kiosk's
+    // challenge step runs against it.
+    let ta = common::server_with_manifest(Some(facegate_server::deploy::demo_manifest())).await;
+    let active_person = ta.consenting_person("王芳", "1985-05-06").await;
+    let (s, b) = ta.enrol_with_challenge(&active_person).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let listener_a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr_a = listener_a.local_addr().unwrap();
+    let state_a = ta.state.clone();
+    tokio::spawn(async move { facegate_server::serve(state_a, listener_a).await });
+
     let work = t.dir.join("e2e");
     std::fs::create_dir_all(&work).unwrap();
     let faces = fake_camera_faces(&work);
@@ -133,6 +145,11 @@ async fn kiosk_portal_console_in_chromium() {
             json!({"adult": ids[0], "second": ids[1], "child": ids[2]}).to_string(),
         )
         .env("FACEGATE_FACES", &faces)
+        .env(
+            "FACEGATE_ACTIVE",
+            json!({"base": format!("http://{addr_a}"), "device_key": ta.device, "person": active_person})
+                .to_string(),
+        )
         .env("FACEGATE_ARTIFACTS", &artifacts)
         .output()
         .await

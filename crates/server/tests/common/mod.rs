@@ -221,6 +221,53 @@ impl T {
         cs
     }
 
+    /// Enrol `person` at gate-north-1 with a server-issued challenge the
+    /// fixture photos can perform (asking again until one comes: the
+    /// photos hold one turn and an open mouth, no blink or nod).
+    pub async fn enrol_with_challenge(&self, person: &str) -> (StatusCode, Value) {
+        use facegate_vision::challenge::{clip, Action};
+        for _ in 0..200 {
+            let (s, c) = self
+                .call(
+                    "POST",
+                    "/v1/challenges",
+                    Some(&self.device),
+                    Some(json!({"device_id": "gate-north-1", "person_id": person})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{c}");
+            let actions: Vec<Action> = c["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| serde_json::from_value(a["action"].clone()).unwrap())
+                .collect();
+            let Some(imgs) = clip::fixture_clip(&actions).unwrap() else {
+                continue;
+            };
+            let images: Vec<String> = imgs
+                .iter()
+                .map(|img| {
+                    let mut out = Vec::new();
+                    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+                        .encode_image(img)
+                        .unwrap();
+                    facegate_server::pipeline::encode_image(&unique(out))
+                })
+                .collect();
+            return self
+                .call(
+                    "POST",
+                    "/v1/enrol",
+                    Some(&self.device),
+                    Some(json!({"person_id": person, "device_id": "gate-north-1",
+                                "images": images, "challenge_nonce": c["nonce"]})),
+                )
+                .await;
+        }
+        panic!("no performable challenge in 200 tries");
+    }
+
     pub async fn face(&self, path: &str, person: &str, fixture: &str) -> (StatusCode, Value) {
         let bytes = fresh_frame(fixture);
         self.call(
