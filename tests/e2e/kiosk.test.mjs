@@ -7,8 +7,10 @@
 // screenshot under FACEGATE_ARTIFACTS.
 // Started by crates/server/tests/e2e.rs, which sets:
 //   FACEGATE_BASE, FACEGATE_DEVICE_KEY, FACEGATE_ADMIN_KEY, FACEGATE_PEOPLE
-//   (JSON: {adult, second, child}), FACEGATE_VIDEO (.y4m), FACEGATE_CHROMIUM,
-//   FACEGATE_ARTIFACTS (screenshot folder).
+//   (JSON: {adult, second, child}), FACEGATE_FACES (JSON: the fake camera's
+//   pictures, name → PNG file), FACEGATE_ACTIVE (JSON: {base, device_key,
+//   person} of a second server at liveness = active, the person enrolled),
+//   FACEGATE_CHROMIUM, FACEGATE_ARTIFACTS (screenshot folder).
 import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -35,10 +37,50 @@ const browser = await chromium.launch({
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-video-capture=${env("FACEGATE_VIDEO")}`,
   ],
 });
 const kioskCtx = await browser.newContext({ viewport: { width: 800, height: 1280 }, permissions: ["camera"], acceptDownloads: true, timezoneId: "UTC" });
+// The fake camera: a canvas stream in the page showing the fixture faces,
+// with a few random pixels in a corner each frame (a real sensor's noise:
+// no two frames are the same bytes, and the server refuses an exact
+// replay). With no action asked it alternates between two photos every
+// half second. When the kiosk shows an action (#challenge-step's
+// data-action, what a person reads), the face does it if the photos can:
+// a turn to one side or an open mouth (from the start picture that
+// fixture_clip uses for the whole sequence, data-actions); a blink or a
+// nod it cannot do, so it stays still. The server's choice is not known
+// to the camera before the kiosk shows it.
+const FACES = Object.fromEntries(Object.entries(JSON.parse(env("FACEGATE_FACES")))
+  .map(([k, f]) => [k, "data:image/png;base64," + readFileSync(f).toString("base64")]));
+await kioskCtx.addInitScript(faces => {
+  if (!navigator.mediaDevices) return;
+  navigator.mediaDevices.getUserMedia = async () => {
+    const imgs = {};
+    for (const [k, src] of Object.entries(faces)) { const i = new Image(); i.src = src; await i.decode(); imgs[k] = i; }
+    const c = document.createElement("canvas"); c.width = 640; c.height = 480;
+    const g = c.getContext("2d");
+    const t0 = Date.now();
+    const pick = () => {
+      const el = document.getElementById("challenge-step");
+      const all = el && el.dataset.actions ? el.dataset.actions.split(" ") : null;
+      if (!all) return Math.floor((Date.now() - t0) / 500) % 2 ? "still2" : "still";
+      const left = all.includes("turn_left");
+      const a = el.dataset.action;
+      if (a === "turn_left" || a === "turn_right") return left ? "o3" : "m3";
+      if (a === "open_mouth") return left ? "o2" : "m2";
+      return left ? "m3" : "o3";
+    };
+    const draw = () => {
+      g.drawImage(imgs[pick()], 0, 0, 640, 480);
+      for (let i = 0; i < 6; i++) {
+        g.fillStyle = `rgb(${Math.random() * 255 | 0},${Math.random() * 255 | 0},${Math.random() * 255 | 0})`;
+        g.fillRect(Math.random() * 24 | 0, Math.random() * 24 | 0, 2, 2);
+      }
+    };
+    draw(); setInterval(draw, 50);
+    return c.captureStream(20);
+  };
+}, FACES);
 const deskCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true, timezoneId: "UTC" });
 let page = await kioskCtx.newPage();
 page.setDefaultTimeout(30000);
@@ -634,6 +676,60 @@ await step("console: audit log filtered by event and subject, paged, in Beijing 
   const shown = await desk.evaluate(at => FG.time(at), first);
   assert.ok(shown.includes(bj), `${shown} shows Beijing time ${bj}`);
   await sweep("console-07-audit", desk, 900);
+});
+
+await step("active liveness: the kiosk shows the server's actions in its order with arrows and progress; the camera that does them passes, one that cannot is refused (R20) with the alternative beside it", async () => {
+  const A = JSON.parse(env("FACEGATE_ACTIVE"));
+  const old = page;
+  page = await kioskCtx.newPage();
+  page.setDefaultTimeout(30000);
+  try {
+    const begin = async () => {
+      await page.goto(`${A.base}/kiosk#device=gate-north-1&key=${A.device_key}&idle=600`);
+      await page.reload();
+      await page.waitForFunction(() => document.body.dataset.ready === "1");
+      await page.fill("#person-id", A.person);
+      await page.click("#btn-mode-verify");
+      await visible("#s-notice");
+      await page.click("#btn-agree-face");
+    };
+    await begin();
+    let passed = false, refused = false;
+    const seen = [];
+    for (let i = 0; i < 30 && !(passed && refused); i++) {
+      await cameraReady();
+      await page.click("#btn-capture");
+      await page.waitForFunction(() => document.getElementById("challenge-step").dataset.actions);
+      const actions = (await page.getAttribute("#challenge-step", "data-actions")).split(" ");
+      assert.ok(actions.length >= 2 && actions.length <= 3, actions.join());
+      // Each action is shown, in the server's order, with its arrow.
+      for (const a of actions) {
+        await page.waitForFunction(a => document.getElementById("challenge-step").dataset.action === a, a);
+        assert.ok(await page.locator("#challenge-arrow").isVisible());
+        if (!seen.includes(a)) { seen.push(a); await shot(`kiosk-20-challenge-${a}`); }
+      }
+      const doable = !actions.some(a => a === "blink" || a === "nod") && !(actions.includes("turn_left") && actions.includes("turn_right"));
+      await page.waitForFunction(() => !document.getElementById("s-result").classList.contains("hidden") || !document.getElementById("camera-error").classList.contains("hidden"), null, { timeout: 60000 });
+      const ok = !(await page.locator("#s-result").isHidden());
+      if (doable) {
+        assert.ok(ok, `${actions} performed but not passed: ${await text("#camera-error-text").catch(() => "")}`);
+        const r = await resultNow();
+        assert.equal(r.outcome, "pass", actions.join());
+        passed = true;
+        await shot("kiosk-21-challenge-pass");
+        if (!refused) await begin();
+      } else {
+        assert.ok(!ok, `${actions} could not be performed yet passed`);
+        const e = await text("#camera-error-text");
+        assert.match(e, /R20/, e);
+        assert.ok(await page.locator("#btn-camera-other2").isVisible(), "the alternative at once (R6)");
+        refused = true;
+        await shot("kiosk-22-challenge-refused");
+        await page.click("#btn-retry");
+      }
+    }
+    assert.ok(passed && refused, `passed ${passed}, refused ${refused}`);
+  } finally { await page.close(); page = old; }
 });
 
 await browser.close();

@@ -111,9 +111,6 @@ pub enum Cmd {
         /// Frames per active-challenge request (2–8).
         #[arg(long, default_value_t = 6)]
         frames: usize,
-        /// The challenge the gate requests: turn_head or blink.
-        #[arg(long, default_value = "turn_head")]
-        challenge: String,
         /// Scale the photos to this width (JPEG, quality 90), as a gate camera
         /// sends them; 0 sends the fixture files as they are (up to 2333×1434).
         #[arg(long, default_value_t = 640)]
@@ -140,11 +137,22 @@ fn cli_who(device: Option<&str>) -> facegate_core::ops::Who<'_> {
     }
 }
 
-/// One frame, no active challenge (the CLI reads still images).
+/// One frame, no challenge (the CLI reads still images): a passive-only
+/// capture, which a scenario requiring `active` liveness refuses (R20).
 fn frames(images: &[String]) -> facegate_core::ops::Frames<'_> {
     facegate_core::ops::Frames {
         images_b64: images,
-        challenge: facegate_core::pipeline::Challenge::None,
+        nonce: None,
+        operator_import: false,
+    }
+}
+
+/// Photos handed in with signed consent forms, imported by the operator
+/// (bulk enrolment): see [`facegate_core::ops::Frames::operator_import`].
+fn imported(images: &[String]) -> facegate_core::ops::Frames<'_> {
+    facegate_core::ops::Frames {
+        operator_import: true,
+        ..frames(images)
     }
 }
 
@@ -153,13 +161,9 @@ async fn gate_benchmark(
     seconds: u64,
     max_gates: usize,
     frames: usize,
-    challenge: &str,
     frame_width: u32,
     json: bool,
 ) -> Result<()> {
-    let challenge: facegate_server::pipeline::Challenge =
-        serde_json::from_value(serde_json::json!(challenge))
-            .map_err(|_| anyhow::anyhow!("--challenge must be turn_head or blink"))?;
     anyhow::ensure!((2..=8).contains(&frames), "--frames must be 2 to 8");
     let dir = std::env::temp_dir().join(format!("facegate-gates-{}", std::process::id()));
     // Real photos of one person, in turn: the gate's frames.
@@ -189,10 +193,9 @@ async fn gate_benchmark(
     if !levels.contains(&max_gates.max(1)) {
         levels.push(max_gates.max(1));
     }
-    let r =
-        facegate_server::loadgen::run_gates(&dir, &photos[0], &seq, challenge, &levels, seconds)
-            .await
-            .map_err(api_err);
+    let r = facegate_server::loadgen::run_gates(&dir, &photos[0], &seq, &levels, seconds)
+        .await
+        .map_err(api_err);
     let _ = std::fs::remove_dir_all(&dir);
     let r = r?;
     if json {
@@ -201,8 +204,7 @@ async fn gate_benchmark(
     }
     println!("{}", r.cpu);
     println!(
-        "gate benchmark: active-challenge verify ({:?}) of {} frames (obama.jpg, obama2.jpg, obama3.jpg in turn, {}; {} bytes a request) over HTTP on loopback, {} s per level",
-        r.challenge,
+        "gate benchmark: verify of {} frames without a server-issued challenge (obama.jpg, obama2.jpg, obama3.jpg in turn, {}; {} bytes a request) over HTTP on loopback, {} s per level",
         r.frames,
         if frame_width == 0 {
             "as fetched".to_string()
@@ -335,18 +337,10 @@ pub fn run(cmd: Cmd) -> Result<()> {
             seconds,
             gates: Some(gates),
             frames,
-            challenge,
             frame_width,
             json,
             ..
-        } => rt.block_on(gate_benchmark(
-            seconds,
-            gates,
-            frames,
-            &challenge,
-            frame_width,
-            json,
-        )),
+        } => rt.block_on(gate_benchmark(seconds, gates, frames, frame_width, json)),
         Cmd::LoadTest {
             seconds,
             concurrency,
@@ -634,7 +628,7 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
             let images = [facegate_server::pipeline::encode_image(&bytes)];
             let out = s
                 .core
-                .enrol_face(&d, p.id, who, frames(&images), None)
+                .enrol_face(&d, p.id, who, imported(&images), None)
                 .await
                 .map_err(|e| api_err(e.into()))?;
             Ok(Some(out.into()))

@@ -190,7 +190,7 @@ values = [{scenario}]
 values = [{device}]
 
 [[operations]]
-include-path-regex = "^/v1/(consents|decline-face|enrol|verify|identify|complaints)$"
+include-path-regex = "^/v1/(consents|decline-face|challenges|enrol|verify|identify|complaints)$"
 parameters = {{ "body.person_id" = {{ dictionary = "people", probability = 0.5 }}, "body.notice_version" = {{ dictionary = "notice", probability = 0.5 }}, "body.scenario" = {{ dictionary = "scenario", probability = 0.5 }}, "body.device_id" = {{ dictionary = "device", probability = 0.5 }} }}
 "#,
         person = p["id"],

@@ -189,16 +189,54 @@ fn two_serve_processes_on_one_postgres_behave_as_one() {
         Some(json!({"person_id": pid, "notice_version": nv, "device_id": dev})),
     );
     assert_eq!(s, 200, "{c}");
-    let img = b64(&std::fs::read(facegate_assets::fixture("obama.jpg").unwrap()).unwrap());
     let img2 = b64(&std::fs::read(facegate_assets::fixture("obama2.jpg").unwrap()).unwrap());
+    // The demo requires active liveness: a challenge issued by B is
+    // performed (frames made from the fixtures) and taken by A, once.
+    let (nonce, frames) = loop {
+        let (s, c) = http(
+            &b.addr,
+            "POST",
+            "/v1/challenges",
+            Some(&kiosk),
+            Some(json!({"person_id": pid, "device_id": dev})),
+        );
+        assert_eq!(s, 200, "{c}");
+        let actions: Vec<facegate_vision::challenge::Action> = c["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| serde_json::from_value(a["action"].clone()).unwrap())
+            .collect();
+        // The fixtures hold one turn and an open mouth; wait for a
+        // challenge they can perform (the server's choice is not steered).
+        if let Some(imgs) = facegate_vision::challenge::clip::fixture_clip(&actions).unwrap() {
+            let frames: Vec<String> = imgs
+                .iter()
+                .map(|img| {
+                    let mut out = Vec::new();
+                    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+                        .encode_image(img)
+                        .unwrap();
+                    b64(&out)
+                })
+                .collect();
+            break (c["nonce"].as_str().unwrap().to_string(), frames);
+        }
+    };
+    let body =
+        json!({"person_id": pid, "device_id": dev, "images": frames, "challenge_nonce": nonce});
     let (s, e) = http(
         &a.addr,
         "POST",
         "/v1/enrol",
         Some(&kiosk),
-        Some(json!({"person_id": pid, "device_id": dev, "images": [img]})),
+        Some(body.clone()),
     );
     assert_eq!(s, 200, "{e}");
+    // The same request on B: the nonce is spent (and the frames were seen).
+    let (s, e) = http(&b.addr, "POST", "/v1/enrol", Some(&kiosk), Some(body));
+    assert_eq!(s, 403, "{e}");
+    assert_eq!(e["rule"], "R20", "{e}");
     // Enrolled on A, identified on B.
     let (s, v) = http(
         &b.addr,

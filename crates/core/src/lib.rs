@@ -13,6 +13,7 @@
 //! ([`CoreConfig`]).
 
 pub mod deploy;
+pub mod liveness;
 pub mod ops;
 pub mod pipeline;
 

@@ -7,7 +7,7 @@ use facegate_policy as policy;
 use facegate_store as store;
 use uuid::Uuid;
 
-use crate::pipeline::{self, Attempt, Challenge};
+use crate::pipeline::{self, Attempt};
 use crate::{Core, CoreError, CoreResult, Deployed};
 
 /// Who acts, and at which device (already checked to be theirs).
@@ -23,7 +23,15 @@ pub struct Who<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Frames<'a> {
     pub images_b64: &'a [String],
-    pub challenge: Challenge,
+    /// The nonce of a challenge the server issued
+    /// ([`Core::issue_challenge`]); without one the capture is passive-only,
+    /// which a scenario requiring `active` refuses.
+    pub nonce: Option<&'a str>,
+    /// Photos an operator imports in process (the CLI's bulk enrolment from
+    /// photos handed in with signed consent forms), never a request from a
+    /// device or over HTTP: no challenge can be asked of a photo, so the
+    /// level and replay checks do not apply; the passive model still does.
+    pub operator_import: bool,
 }
 
 /// A decision and its receipt.
@@ -253,13 +261,7 @@ impl Core {
         let permit = attempt
             .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
             .await?;
-        let cap = pipeline::capture(
-            self,
-            frames.images_b64,
-            frames.challenge,
-            pipeline::ENROL_MIN_FACE_PX,
-        )
-        .await?;
+        let cap = attempt.capture(frames, pipeline::ENROL_MIN_FACE_PX).await?;
         let t = Template::new(
             PersonId(person),
             facegate_gallery::ScenarioId(d.store_id),
@@ -307,7 +309,7 @@ impl Core {
         let permit = attempt
             .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
             .await?;
-        let cap = pipeline::capture(self, frames.images_b64, frames.challenge, 40.0).await?;
+        let cap = attempt.capture(frames, 40.0).await?;
         self.sync_gallery(d.store_id).await?;
         let m = {
             let g = self.galleries.read().unwrap();
@@ -381,7 +383,7 @@ impl Core {
                     .await?;
             }
         }
-        let cap = pipeline::capture(self, frames.images_b64, frames.challenge, 40.0).await?;
+        let cap = attempt.capture(frames, 40.0).await?;
         self.sync_gallery(d.store_id).await?;
         let id = {
             let g = self.galleries.read().unwrap();

@@ -111,35 +111,12 @@ pub fn acknowledged_notice(facts: &policy::PersonFacts) -> Option<String> {
         .map(|c| c.notice_version.clone())
 }
 
-/// Which active-liveness challenge the frames are meant to show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Challenge {
-    /// One frame; passive liveness only (a gate with its own PAD sensor).
-    #[default]
-    None,
-    /// The head turns: yaw spans at least 12° across the frames.
-    TurnHead,
-    /// The eyes close and open again across the frames.
-    Blink,
-}
-
-/// The yaw span, in degrees, that [`Challenge::TurnHead`] asks of the frames
-/// (`fr_pose`'s yaw, largest minus smallest).
-pub const TURN_HEAD_MIN_YAW_SPAN: f32 = 12.0;
-
 /// What the engine computes for a challenge's frames: the pose model only
-/// on the frames the decision reads (for a head turn, until the yaws span
-/// [`TURN_HEAD_MIN_YAW_SPAN`]: the same answer as with the model on every
-/// frame; for a blink, none but the first).
-pub fn capture_options(challenge: Challenge) -> facegate_vision::CaptureOptions {
+/// on the frames the judge reads it from (every frame for a nod, the first
+/// otherwise: yaw, eyes and mouth come from the landmarks on every frame).
+pub fn capture_options(actions: &[facegate_vision::Action]) -> facegate_vision::CaptureOptions {
     facegate_vision::CaptureOptions {
-        pose: match challenge {
-            Challenge::TurnHead => {
-                facegate_vision::PoseFrames::UntilYawSpan(TURN_HEAD_MIN_YAW_SPAN)
-            }
-            _ => facegate_vision::PoseFrames::First,
-        },
+        pose: facegate_vision::PoseFrames::for_actions(actions),
         ..Default::default()
     }
 }
@@ -149,8 +126,9 @@ pub fn capture_options(challenge: Challenge) -> facegate_vision::CaptureOptions 
 pub struct Capture {
     pub embedding: facegate_vision::Embedding,
     pub liveness: Option<f32>,
-    pub yaw_span: Option<f32>,
-    pub blinked: bool,
+    /// The challenge's actions the frames showed, in order (none for a
+    /// passive-only capture).
+    pub actions: Vec<facegate_vision::challenge::Action>,
     pub frames: usize,
 }
 
@@ -210,24 +188,23 @@ fn vision_error(e: facegate_vision::VisionError) -> CoreError {
 }
 
 /// Analyse 1–8 frames off the async runtime; the images are dropped here and
-/// never stored. Checks one face per frame, the same person across frames,
-/// the challenge, and returns the best frame's embedding.
-pub async fn capture(
-    s: &Core,
-    images_b64: &[String],
-    challenge: Challenge,
+/// never stored (only keyed hashes of their bytes, for a short window, to
+/// refuse a replay). Checks the liveness level the scenario requires at the
+/// device, the challenge `nonce` names (once, in time, bound to this
+/// device, scenario and person), one face per frame, the same person across
+/// frames, the challenge's actions in order, and returns the best frame's
+/// embedding.
+async fn capture(
+    a: &Attempt<'_>,
+    frames: crate::ops::Frames<'_>,
     min_face_px: f32,
 ) -> Result<Capture, CoreError> {
+    let s = a.s;
+    let images_b64 = frames.images_b64;
     if images_b64.is_empty() || images_b64.len() > 8 {
         return Err(CoreError::bad(
             "请提供 1 到 8 张图像。",
             "send between 1 and 8 images",
-        ));
-    }
-    if challenge != Challenge::None && images_b64.len() < 2 {
-        return Err(CoreError::bad(
-            "活体动作检测需要多帧图像。",
-            "an active liveness challenge needs several frames",
         ));
     }
     let max = s.limits.max_image_bytes;
@@ -245,6 +222,23 @@ pub async fn capture(
             return Err(CoreError::TooLarge(format!("{w}×{h} pixels")));
         }
         dims.push((w, h));
+    }
+    // The server decides how live the capture must be shown to be, before
+    // any pixel is analysed (the level, the challenge, replay).
+    let plan = if frames.operator_import {
+        crate::liveness::LivenessPlan {
+            required: policy::LivenessLevel::Passive,
+            actions: None,
+        }
+    } else {
+        s.plan_liveness(a.d, a.device, a.person, &images, frames.nonce)
+            .await?
+    };
+    if plan.actions.is_some() && images.len() < 2 {
+        return Err(crate::liveness::refusal(
+            "an active liveness challenge needs the frames that show its actions (2 to 8)",
+            "动作活体检测需要提交完成动作的多帧图像（2 到 8 张）",
+        ));
     }
     // The bound on one request's work: the engine checks it between frames
     // and stages, and the guard cancels it when this future is dropped (the
@@ -266,7 +260,8 @@ pub async fn capture(
         )
     };
     let n = images.len();
-    let (best, best_index, yaws, eyes) = tokio::task::spawn_blocking(move || {
+    let options = capture_options(plan.actions.as_deref().unwrap_or(&[]));
+    let (best, best_index, cues) = tokio::task::spawn_blocking(move || {
         use facegate_vision::{CaptureResult, OneFace};
         if images.len() == 1 {
             // One frame: the detector counts faces first and the work stops
@@ -276,7 +271,7 @@ pub async fn capture(
                 &facegate_vision::OneFaceOptions::VERIFY,
                 &budget,
             ) {
-                Ok(OneFace::One(f)) => Ok((f, 0, Vec::new(), Vec::new())),
+                Ok(OneFace::One(f)) => Ok((f, 0, Vec::new())),
                 Ok(OneFace::None) => Err(no_face()),
                 Ok(OneFace::Several(_)) => Err(several()),
                 Err(e) => Err(vision_error(e)),
@@ -285,7 +280,7 @@ pub async fn capture(
         // Several frames: detection, landmarks, pose and eyes on every frame;
         // embedding on the first and the best only, liveness on the best.
         let refs: Vec<&[u8]> = images.iter().map(|v| v.as_slice()).collect();
-        let c = match engine.challenge_bytes(&refs, &capture_options(challenge), &budget) {
+        let c = match engine.challenge_bytes(&refs, &options, &budget) {
             Ok(CaptureResult::Captured(c)) => c,
             Ok(CaptureResult::NoFace) => return Err(no_face()),
             Ok(CaptureResult::SeveralFaces { .. }) => return Err(several()),
@@ -300,53 +295,32 @@ pub async fn capture(
                 "the person changed during the check; start again",
             ));
         }
-        let cues: Vec<_> = c.frames.iter().flatten().collect();
-        // The model's yaws (the frames without the pose model carry the
-        // landmark pose, which the span does not mix in; an engine loaded
-        // without the pose model has only the landmark pose).
-        let model = cues.iter().any(|f| f.pose_model);
-        let yaws: Vec<f32> = cues
+        // The frames with a face, in capture order, reduced to the cues
+        // the challenge judge reads.
+        let cues: Vec<facegate_vision::challenge::FrameCues> = c
+            .frames
             .iter()
-            .filter(|f| f.pose_model || !model)
-            .map(|f| f.yaw)
-            .collect();
-        let eyes: Vec<f32> = cues
-            .iter()
-            .map(|f| (f.left_eye_open + f.right_eye_open) / 2.0)
+            .flatten()
+            .filter_map(|f| {
+                facegate_vision::challenge::FrameCues::from_parts(
+                    &f.landmarks68,
+                    f.pitch,
+                    [f.left_eye_open, f.right_eye_open],
+                )
+            })
             .collect();
         let best_index = c.best;
-        Ok((c.best_face, best_index, yaws, eyes))
+        Ok((c.best_face, best_index, cues))
     })
     .await
     .map_err(CoreError::internal)??;
     s.observe("facegate_frames_analyzed_total", &[]);
     tracing::debug!(ms = t0.elapsed().as_millis() as u64, frames = n, "analyzed");
 
-    let yaw_span = if yaws.len() >= 2 {
-        let (mn, mx) = yaws
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(a, b), &y| (a.min(y), b.max(y)));
-        Some(mx - mn)
-    } else {
-        None
-    };
-    let blinked = {
-        let open = |x: &f32| *x > 0.6;
-        let closed = |x: &f32| *x < 0.3;
-        let i = eyes.iter().position(open);
-        let j = i.and_then(|i| eyes[i..].iter().position(closed).map(|j| i + j));
-        let k = j.and_then(|j| eyes[j..].iter().position(open));
-        k.is_some()
-    };
-    match challenge {
-        Challenge::None => {}
-        Challenge::TurnHead if yaw_span.unwrap_or(0.0) >= TURN_HEAD_MIN_YAW_SPAN => {}
-        Challenge::Blink if blinked => {}
-        _ => {
-            return Err(CoreError::bad(
-                "未完成动作检测，请按提示重试，或选择其他方式。",
-                "the liveness step was not completed; try again, or choose another method",
-            ))
+    if let Some(actions) = &plan.actions {
+        if let Err(why) = facegate_vision::challenge::judge(actions, &cues) {
+            s.observe("facegate_liveness_failures_total", &[]);
+            return Err(crate::liveness::refusal(why.message_en(), why.message_zh()));
         }
     }
     if best.quality.face_px < min_face_px {
@@ -363,13 +337,19 @@ pub async fn capture(
     } else {
         (w, h)
     };
-    if facegate_vision::challenge::framing(&best.bbox, w, h) == facegate_vision::Framing::StepBack {
+    // `none`: the device's own certified PAD sensor vouches (policy allows
+    // it only there); the passive model is not asked.
+    let passive = plan.required != policy::LivenessLevel::None;
+    if passive
+        && facegate_vision::challenge::framing(&best.bbox, w, h)
+            == facegate_vision::Framing::StepBack
+    {
         return Err(CoreError::bad(
             facegate_vision::Framing::STEP_BACK_ZH,
             facegate_vision::Framing::STEP_BACK_EN,
         ));
     }
-    if let Some(l) = best.liveness {
+    if let Some(l) = best.liveness.filter(|_| passive) {
         if l < LIVENESS_MIN {
             s.observe("facegate_liveness_failures_total", &[]);
             return Err(CoreError::bad(
@@ -384,8 +364,7 @@ pub async fn capture(
     Ok(Capture {
         embedding,
         liveness: best.liveness,
-        yaw_span,
-        blinked,
+        actions: plan.actions.unwrap_or_default(),
         frames: n,
     })
 }
@@ -479,6 +458,25 @@ impl<'a> Attempt<'a> {
                     .await?;
                 Err(r.into())
             }
+        }
+    }
+
+    /// The face capture of this attempt (see [`capture`]): a refusal (R20:
+    /// liveness level, challenge, replay) is counted and given a receipt
+    /// before it is returned, like a policy refusal.
+    pub async fn capture(
+        &self,
+        frames: crate::ops::Frames<'_>,
+        min_face_px: f32,
+    ) -> Result<Capture, CoreError> {
+        match capture(self, frames, min_face_px).await {
+            Err(CoreError::Refused(r)) => {
+                let rule = r.rule.to_string();
+                self.record("face", "refused", None, None, Some(&rule))
+                    .await?;
+                Err(CoreError::Refused(r))
+            }
+            other => other,
         }
     }
 

@@ -35,7 +35,6 @@
 use std::sync::Arc;
 
 use facegate_core::ops::{Acting, Frames, Guardian, NewConsent, Who};
-use facegate_core::pipeline::Challenge;
 use facegate_core::{Core, CoreConfig, CoreError, NoObserver, PortalIssuer, SystemClock};
 use facegate_store::{ChainCursor, ConsentGiver, ConsentKind, PersonIdentity, Store};
 use rand::rngs::StdRng;
@@ -45,11 +44,23 @@ use uuid::Uuid;
 const DEVICE: &str = "gate-north-1";
 const MAX_STEPS: usize = 40;
 
+/// The demo at `liveness = "passive"`: the sequences send one still frame
+/// (server-issued challenges have their own tests).
+fn passive_demo() -> String {
+    let m = facegate_core::deploy::demo_manifest().replacen(
+        "\nliveness = \"active\"",
+        "\nliveness = \"passive\"",
+        1,
+    );
+    assert!(m.contains("liveness = \"passive\""));
+    m
+}
+
 /// The scenario as re-deployed by a notice change: the demo manifest, the
 /// same with another contact number (the notice changes, the consent terms
 /// do not: R5), and with one method fewer (a material change: R9).
 fn manifests() -> Vec<String> {
-    let base = facegate_core::deploy::demo_manifest();
+    let base = passive_demo();
     let contact = base.replacen("021-5555 0100，", "021-5555 0199，", 1);
     let methods = base.replacen(
         "methods = [\"face\", \"pin\", \"card\", \"qr_code\", \"staffed_check\"]",
@@ -142,7 +153,9 @@ struct World {
     url: String,
     dir: std::path::PathBuf,
     engine: Arc<facegate_vision::Engine>,
-    images: Arc<Vec<String>>,
+    /// Raw fixture bytes; each capture sends them with a unique suffix
+    /// (as a camera never sends the same bytes twice: a replay is refused).
+    images: Arc<Vec<Vec<u8>>>,
     manifests: Arc<Vec<String>>,
     /// The manifest variant deployed now.
     variant: usize,
@@ -220,9 +233,17 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
         let fail = |msg: String| format!("seed {seed}, step {step}, ops {trace:?}: {msg}");
         let c = &w.core;
         let d = c.scenario(None).map_err(|e| fail(e.to_string()))?;
+        let sent: Vec<Vec<String>> = (0..w.images.len())
+            .map(|face| {
+                let mut b = w.images[face].clone();
+                b.extend_from_slice(format!("mbt-{seed}-{step}").as_bytes());
+                vec![base64_std(&b)]
+            })
+            .collect();
         let frames = |face: usize| Frames {
-            images_b64: &w.images[face..face + 1],
-            challenge: Challenge::None,
+            images_b64: &sent[face],
+            nonce: None,
+            operator_import: false,
         };
         match op {
             Op::Register(face, minor) => {
@@ -648,13 +669,10 @@ async fn run_all(backend: &str, url_for: impl Fn(u64) -> String) {
         .unwrap()
         .expect("engine"),
     );
-    let images: Arc<Vec<String>> = Arc::new(
+    let images: Arc<Vec<Vec<u8>>> = Arc::new(
         ["obama.jpg", "biden.jpg"]
             .iter()
-            .map(|f| {
-                let bytes = std::fs::read(facegate_assets::fixture(f).expect("fixture")).unwrap();
-                base64_std(&bytes)
-            })
+            .map(|f| std::fs::read(facegate_assets::fixture(f).expect("fixture")).unwrap())
             .collect(),
     );
     let manifests = Arc::new(manifests());
@@ -820,7 +838,7 @@ async fn two_cores_on_one_store_share_galleries_and_one_data_key() {
     let url = format!("sqlite:{}", dir.join("facegate.db").display());
     let master: [u8; 32] = rand::random();
     let e = engine().await;
-    let base = facegate_core::deploy::demo_manifest();
+    let base = passive_demo();
     // One KEK and identity key, as two instances are configured.
     let a = open(&url, &dir, e.clone(), master, &base).await;
     let b = open(&url, &dir, e.clone(), master, &base).await;
@@ -829,7 +847,8 @@ async fn two_cores_on_one_store_share_galleries_and_one_data_key() {
     fn frames(i: &[String]) -> Frames<'_> {
         Frames {
             images_b64: i,
-            challenge: Challenge::None,
+            nonce: None,
+            operator_import: false,
         }
     }
     let p = consenting(&a, "Obama").await;
@@ -907,7 +926,8 @@ async fn r5_enrolment_after_a_notice_change_waits_for_consent_under_the_new_noti
     let img = image("obama.jpg");
     let frames = Frames {
         images_b64: &img,
-        challenge: Challenge::None,
+        nonce: None,
+        operator_import: false,
     };
     let r = c
         .enrol_face(&d, p, who(), frames, Some(d.notice_version.clone()))

@@ -336,27 +336,77 @@ function grab() {
   return c.toDataURL("image/jpeg", 0.9);
 }
 const sleep = ms => new Promise(r => setTimeout(r, ms));
+// The server decides how live a capture must be shown to be (R20): it
+// issues a challenge (a nonce, 2–3 actions in a random order, a deadline)
+// for this device and person. Each action is shown with an arrow and its
+// step number, and read aloud where the manifest asks for audio prompts;
+// the frames and the nonce go back together, once. Where the scenario needs
+// no challenge (passive, or a device's own PAD sensor) frames are sent
+// without one. A refusal sits beside the video with the alternative (R6).
+const ARROW = { turn_left: "←", turn_right: "→", nod: "↓", blink: "◉", open_mouth: "◯" };
+function showStep(a, i, n) {
+  const arrow = $("challenge-arrow"), stepEl = $("challenge-step");
+  arrow.className = "challenge-arrow" + (a ? " " + a : "");
+  arrow.textContent = a ? ARROW[a] || "" : "";
+  arrow.classList.toggle("hidden", !a);
+  if (a) {
+    stepEl.dataset.action = a;
+    FG.setT(stepEl, "act_step", { i, n, a: "@act_" + a });
+  } else {
+    delete stepEl.dataset.action;
+    FG.setT(stepEl, "act_look");
+  }
+  stepEl.classList.remove("hidden");
+  say(stepEl.textContent);
+}
+function hideSteps() {
+  $("challenge-arrow").classList.add("hidden");
+  $("challenge-step").classList.add("hidden");
+  delete $("challenge-step").dataset.action;
+  delete $("challenge-step").dataset.actions;
+}
 $("btn-capture").onclick = async () => {
   err();
   const btn = $("btn-capture"); btn.disabled = true;
   st.capturing = true;
   try {
-    // 3-2-1, then six frames while the head turns, with progress.
+    const ch = await FG.api("POST", "/v1/challenges", { person_id: st.mode === "identify" ? undefined : st.person, device_id: device });
+    const active = ch.required === "active";
+    const actions = active ? ch.actions.map(a => a.action) : [];
+    $("cap-progress").max = active ? 1 + 2 * actions.length : FRAMES;
+    // 3-2-1, then the frames, with progress.
     const cd = $("countdown"); cd.classList.remove("hidden");
     for (let i = 3; i > 0; i--) { cd.textContent = i; FG.setT($("camera-instr"), "get_ready", { n: i }); await sleep(700); }
     cd.classList.add("hidden");
-    FG.setT($("camera-instr"), "capturing"); say(FG.t("capturing"));
+    FG.setT($("camera-instr"), "capturing");
     const frames = [];
-    for (let i = 0; i < FRAMES; i++) { frames.push(grab()); $("cap-progress").value = i + 1; await sleep(450); }
+    const take = () => { frames.push(grab()); $("cap-progress").value = frames.length; };
+    if (active) {
+      $("challenge-step").dataset.actions = actions.join(" ");
+      showStep(null);
+      await sleep(900); take();
+      for (let i = 0; i < actions.length; i++) {
+        showStep(actions[i], i + 1, actions.length);
+        await sleep(1300); take();
+        await sleep(700); take();
+      }
+      hideSteps();
+    } else {
+      say(FG.t("capturing"));
+      for (let i = 0; i < FRAMES; i++) { take(); await sleep(450); }
+    }
     FG.setT($("camera-instr"), "checking"); say(FG.t("checking"));
     const path = st.mode === "enrol" ? "/v1/enrol" : "/v1/verify";
-    const out = await FG.api("POST", path, { person_id: st.person, device_id: device, images: frames, challenge: "turn_head", notice_version: st.notice.version });
+    const out = await FG.api("POST", path, { person_id: st.person, device_id: device, images: frames, challenge_nonce: active ? ch.nonce : undefined, notice_version: st.notice.version });
     stopCamera();
     result(out);
   } catch (e) {
+    hideSteps();
     FG.setT($("camera-instr"), "turn_head");
     $("cap-progress").value = 0;
-    $("btn-retry").dataset.what = e.rule ? "notice" : "capture";
+    // A liveness refusal (R20) is retried with a new challenge; any other
+    // rule goes back to the notice. The alternative is offered either way.
+    $("btn-retry").dataset.what = e.rule && e.rule !== "R20" ? "notice" : "capture";
     err(e);
     btn.disabled = !st.stream;
   } finally { st.capturing = false; touch(); }

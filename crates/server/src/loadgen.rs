@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use crate::api::frontline::{self, FaceInput};
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::pipeline::{self, Challenge};
+use crate::pipeline;
 use crate::state::{AppState, ServerConfig};
 
 /// What one run measured.
@@ -135,7 +135,7 @@ async fn enrolled_state(
             scenario: None,
             device_id: Some("gate-north-1".into()),
             images: vec![pipeline::encode_image(enrol_image)],
-            challenge: Challenge::None,
+            challenge_nonce: None,
             notice_version: None,
         }),
     )
@@ -158,7 +158,7 @@ pub async fn run(
         scenario: None,
         device_id: Some("gate-north-1".into()),
         images: vec![pipeline::encode_image(img)],
-        challenge: Challenge::None,
+        challenge_nonce: None,
         notice_version: None,
     };
     let dur = Duration::from_secs(seconds);
@@ -177,7 +177,7 @@ pub async fn run(
                     person_id: probe.person_id.clone(),
                     scenario: None,
                     device_id: probe.device_id.clone(),
-                    challenge: Challenge::None,
+                    challenge_nonce: None,
                     notice_version: None,
                 };
                 match frontline::verify(
@@ -343,7 +343,6 @@ pub struct GateLevel {
 pub struct GatesReport {
     pub cpu: String,
     pub frames: usize,
-    pub challenge: Challenge,
     pub seconds_per_level: f64,
     /// The body of one request, in bytes.
     pub request_bytes: usize,
@@ -551,7 +550,6 @@ pub async fn run_gates(
     data_dir: &std::path::Path,
     enrol_image: &[u8],
     frames: &[Vec<u8>],
-    challenge: Challenge,
     gates: &[usize],
     seconds: u64,
 ) -> Result<GatesReport, ApiError> {
@@ -571,11 +569,10 @@ pub async fn run_gates(
         .map_err(ApiError::internal)?;
     let addr = listener.local_addr().map_err(ApiError::internal)?;
     let server = tokio::spawn(crate::serve(s.clone(), listener));
-    let request = |images: &[Vec<u8>], challenge: Challenge| -> Result<Vec<u8>, ApiError> {
+    let request = |images: &[Vec<u8>]| -> Result<Vec<u8>, ApiError> {
         let body = serde_json::to_vec(&serde_json::json!({
             "person_id": person_id, "device_id": "gate-north-1",
             "images": images.iter().map(|i| pipeline::encode_image(i)).collect::<Vec<_>>(),
-            "challenge": challenge,
         }))
         .map_err(ApiError::internal)?;
         let mut r = format!(
@@ -586,8 +583,8 @@ pub async fn run_gates(
         r.extend_from_slice(&body);
         Ok(r)
     };
-    let multi = Arc::new(request(frames, challenge)?);
-    let single = Arc::new(request(&frames[..1], Challenge::None)?);
+    let multi = Arc::new(request(frames)?);
+    let single = Arc::new(request(&frames[..1])?);
     let dur = Duration::from_secs(seconds);
     let first_refusal = Arc::new(std::sync::Mutex::new(None));
     // Warm-up: one request of each kind (sessions, caches).
@@ -624,8 +621,11 @@ pub async fn run_gates(
             .all(|b| engine.analyze(b).is_ok_and(|faces| faces.len() == 1))
     });
     let (engine, f) = (s.engine.clone(), frames_arc.clone());
-    // The options the server's capture uses for this challenge.
-    let capture = facegate_core::pipeline::capture_options(challenge.into());
+    // The options the server's capture uses for a head-turn challenge.
+    let capture = facegate_core::pipeline::capture_options(&[
+        facegate_vision::Action::TurnLeft,
+        facegate_vision::Action::TurnRight,
+    ]);
     let least: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || {
         let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
         let budget = facegate_vision::Budget::unlimited();
@@ -674,7 +674,6 @@ pub async fn run_gates(
     Ok(GatesReport {
         cpu: facegate_vision::CpuInfo::detect().to_string(),
         frames: frames.len(),
-        challenge,
         seconds_per_level: seconds as f64,
         request_bytes: multi.len(),
         levels,

@@ -1,11 +1,10 @@
 //! The HTTP side of the verification pipeline, which lives in
 //! `facegate_core::pipeline`: how core answers become HTTP errors (one
-//! place), the API's challenge type, and base64 for callers.
+//! place), and base64 for callers.
 
 use base64::Engine as _;
 use chrono::Utc;
 use facegate_store::StoreError;
-use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
@@ -41,33 +40,9 @@ impl From<StoreError> for ApiError {
 }
 
 pub use facegate_core::pipeline::{
-    acknowledged_notice, capture, live_person, person_facts, person_id, Attempt, Capture,
-    ConsentEvidence, ENROL_MIN_FACE_PX, LIVENESS_MIN,
+    acknowledged_notice, live_person, person_facts, person_id, Attempt, Capture, ConsentEvidence,
+    ENROL_MIN_FACE_PX, LIVENESS_MIN,
 };
-
-/// Which active-liveness challenge the frames are meant to show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Challenge {
-    /// One frame; passive liveness only (a gate with its own PAD sensor).
-    #[default]
-    None,
-    /// The head turns: yaw spans at least 12° across the frames.
-    TurnHead,
-    /// The eyes close and open again across the frames.
-    Blink,
-}
-
-impl From<Challenge> for facegate_core::pipeline::Challenge {
-    fn from(c: Challenge) -> Self {
-        use facegate_core::pipeline::Challenge as C;
-        match c {
-            Challenge::None => C::None,
-            Challenge::TurnHead => C::TurnHead,
-            Challenge::Blink => C::Blink,
-        }
-    }
-}
 
 /// Base64 of image bytes, as the API takes them (for the CLI and tests).
 pub fn encode_image(bytes: &[u8]) -> String {

@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{console, frontline, keys, people, system};
+use crate::api::{console, frontline, keys, liveness, people, system};
 use crate::state::AppState;
 use crate::{assets, extract};
 
@@ -31,6 +31,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(frontline::give_consent))
         .routes(routes!(frontline::decline_face))
         .routes(routes!(frontline::opt_in_face))
+        .routes(routes!(liveness::issue))
         .routes(routes!(frontline::enrol))
         .routes(routes!(frontline::verify))
         .routes(routes!(frontline::identify))

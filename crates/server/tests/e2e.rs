@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -55,55 +54,37 @@ fn skip_reason() -> Option<String> {
     None
 }
 
-/// A 640×480 Y4M video alternating between two fixture faces every half second.
-fn fake_camera_video(out: &Path) {
-    let (w, h) = (640u32, 480u32);
-    let frame = |name: &str| {
-        let img = image::open(facegate_assets::fixture(name).expect("fixture"))
+/// The fake camera's pictures, 640×480 PNG files made from the fixture
+/// photos (see `facegate_vision::challenge::clip`): `still` and `still2`
+/// (obama.jpg and obama2.jpg, which the camera alternates between when no
+/// action is asked), and the frames that perform a challenge: `o3` (turned
+/// slightly to his left), its mirror `m3`, `o2` (mouth open) and its
+/// mirror `m2`. The page draws them on a canvas stream (kiosk.test.mjs);
+/// returns the JSON map name → file.
+fn fake_camera_faces(dir: &Path) -> String {
+    use facegate_vision::challenge::{clip, Action};
+    let frames = |a: &[Action]| clip::fixture_clip(a).unwrap().expect("performable");
+    let left = frames(&[Action::TurnLeft, Action::OpenMouth]); // m3, o3, o2
+    let right = frames(&[Action::TurnRight, Action::OpenMouth]); // o3, m3, m2
+    let photo = |name: &str| {
+        image::open(facegate_assets::fixture(name).expect("fixture"))
             .unwrap()
-            .to_rgb8();
-        let scale = (w as f32 / img.width() as f32).min(h as f32 / img.height() as f32);
-        let (nw, nh) = (
-            (img.width() as f32 * scale) as u32,
-            (img.height() as f32 * scale) as u32,
-        );
-        let small = image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle);
-        let mut canvas = image::RgbImage::from_pixel(w, h, image::Rgb([40, 40, 40]));
-        image::imageops::overlay(
-            &mut canvas,
-            &small,
-            ((w - nw) / 2) as i64,
-            ((h - nh) / 2) as i64,
-        );
-        // RGB → I420 (BT.601, full range as C420jpeg says).
-        let mut y = vec![0u8; (w * h) as usize];
-        let mut u = vec![0u8; (w * h / 4) as usize];
-        let mut v = vec![0u8; (w * h / 4) as usize];
-        for (x, yy, p) in canvas.enumerate_pixels() {
-            let [r, g, b] = p.0.map(|c| c as f32);
-            y[(yy * w + x) as usize] = (0.299 * r + 0.587 * g + 0.114 * b)
-                .round()
-                .clamp(0.0, 255.0) as u8;
-            if x % 2 == 0 && yy % 2 == 0 {
-                let i = ((yy / 2) * (w / 2) + x / 2) as usize;
-                u[i] = (128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b)
-                    .round()
-                    .clamp(0.0, 255.0) as u8;
-                v[i] = (128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b)
-                    .round()
-                    .clamp(0.0, 255.0) as u8;
-            }
-        }
-        [y, u, v].concat()
+            .to_rgb8()
     };
-    let a = frame("obama.jpg");
-    let b = frame("obama2.jpg");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
-    writeln!(f, "YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg").unwrap();
-    for i in 0..40 {
-        f.write_all(b"FRAME\n").unwrap();
-        f.write_all(if (i / 5) % 2 == 0 { &a } else { &b }).unwrap();
+    let mut map = serde_json::Map::new();
+    for (name, img) in [
+        ("still", photo("obama.jpg")),
+        ("still2", photo("obama2.jpg")),
+        ("o3", left[1].clone()),
+        ("m3", left[0].clone()),
+        ("o2", left[2].clone()),
+        ("m2", right[2].clone()),
+    ] {
+        let path = dir.join(format!("{name}.png"));
+        clip::letterbox(&img, 640, 480).save(&path).unwrap();
+        map.insert(name.into(), json!(path.display().to_string()));
     }
+    serde_json::Value::Object(map).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,10 +117,21 @@ async fn kiosk_portal_console_in_chromium() {
     let state = t.state.clone();
     tokio::spawn(async move { facegate_server::serve(state, listener).await });
 
+    // A second server running the demo as it ships (liveness = active),
+    // with one resident enrolled through a performed challenge: the kiosk's
+    // challenge step runs against it.
+    let ta = common::server_with_manifest(Some(facegate_server::deploy::demo_manifest())).await;
+    let active_person = ta.consenting_person("王芳", "1985-05-06").await;
+    let (s, b) = ta.enrol_with_challenge(&active_person).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let listener_a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr_a = listener_a.local_addr().unwrap();
+    let state_a = ta.state.clone();
+    tokio::spawn(async move { facegate_server::serve(state_a, listener_a).await });
+
     let work = t.dir.join("e2e");
     std::fs::create_dir_all(&work).unwrap();
-    let video = work.join("camera.y4m");
-    fake_camera_video(&video);
+    let faces = fake_camera_faces(&work);
     let root = repo_root();
     let artifacts = root.join("test-artifacts/e2e");
     let out = tokio::process::Command::new("node")
@@ -152,7 +144,12 @@ async fn kiosk_portal_console_in_chromium() {
             "FACEGATE_PEOPLE",
             json!({"adult": ids[0], "second": ids[1], "child": ids[2]}).to_string(),
         )
-        .env("FACEGATE_VIDEO", &video)
+        .env("FACEGATE_FACES", &faces)
+        .env(
+            "FACEGATE_ACTIVE",
+            json!({"base": format!("http://{addr_a}"), "device_key": ta.device, "person": active_person})
+                .to_string(),
+        )
         .env("FACEGATE_ARTIFACTS", &artifacts)
         .output()
         .await

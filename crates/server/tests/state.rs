@@ -348,7 +348,7 @@ async fn r7_consent_given_twice_is_one_record_and_withdrawal_removes_the_face() 
     // (The notice is acknowledged in the request, so the refusal is about
     // consent whatever order policy checks in.)
     let t2 = t.restart().await;
-    let bytes = std::fs::read(facegate_assets::fixture("obama2.jpg").unwrap()).unwrap();
+    let bytes = common::fresh_frame("obama2.jpg");
     let (s, b) = t2
         .call(
             "POST",
@@ -384,7 +384,7 @@ async fn r8_a_face_verify_after_withdrawal_without_notice_version_is_r8_not_r4()
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let bytes = std::fs::read(facegate_assets::fixture("obama2.jpg").unwrap()).unwrap();
+    let bytes = common::fresh_frame("obama2.jpg");
     let (s, b) = t
         .call(
             "POST",
@@ -482,11 +482,7 @@ async fn portal_guessing_is_limited_per_source_not_for_everyone() {
 async fn r12_r10_a_minors_template_older_than_the_minors_rule_is_swept() {
     // The demo scenario, with the inactivity rule out of the way so the
     // adult's template is kept by the adult rule (365 days) alone.
-    let manifest = facegate_server::deploy::demo_manifest().replacen(
-        "inactive_days = 90",
-        "inactive_days = 365",
-        1,
-    );
+    let manifest = common::passive_demo().replacen("inactive_days = 90", "inactive_days = 365", 1);
     let t = common::server_with_manifest(Some(manifest)).await;
     let adult = t.consenting_person("Obama", "1961-08-04").await;
     let (s, b) = t.face("/v1/enrol", &adult, "obama.jpg").await;
@@ -576,7 +572,7 @@ async fn scenarios_keep_their_identity_and_reuploading_never_changes_the_default
 
 #[tokio::test]
 async fn r7_identification_runs_over_the_consenting_gallery_and_keeps_nothing_of_an_unknown() {
-    let manifest = facegate_server::deploy::demo_manifest().replacen(
+    let manifest = common::passive_demo().replacen(
         "mode = \"verification\"",
         "mode = \"identification\"\nidentification_justification = { zh = \"住户走近闸机即可通行\", en = \"residents pass as they walk up\" }",
         1,
@@ -588,7 +584,7 @@ async fn r7_identification_runs_over_the_consenting_gallery_and_keeps_nothing_of
     let identify = |fixture: &'static str| {
         let t = &t;
         async move {
-            let bytes = std::fs::read(facegate_assets::fixture(fixture).unwrap()).unwrap();
+            let bytes = common::fresh_frame(fixture);
             t.call(
                 "POST",
                 "/v1/identify",

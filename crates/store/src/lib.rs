@@ -45,6 +45,7 @@ mod audit;
 mod error;
 mod hub_sync;
 mod keys;
+mod liveness;
 mod people;
 mod records;
 mod registry;
@@ -60,6 +61,7 @@ pub use audit::{
 pub use error::{Refusal, Result, StoreError};
 pub use hub_sync::HubInboxRow;
 pub use keys::{StoreKeys, IDENTITY_KEY_ENV};
+pub use liveness::LivenessChallenge;
 pub use records::*;
 pub use sweep::SweepReport;
 pub use templates::{

@@ -268,6 +268,31 @@ Migration {
     ],
 },
 Migration {
+    version: 4,
+    name: "liveness_challenges_and_frame_hashes",
+    statements: &[
+        // Server-issued liveness challenges (issue 15): the nonce hashed,
+        // bound to the scenario, the device (manifest id, '' for none) and
+        // the person claimed (NULL for 1:N); taken once.
+        "CREATE TABLE liveness_challenges (
+            nonce_sha256 TEXT PRIMARY KEY,
+            scenario_id TEXT NOT NULL REFERENCES scenarios(id),
+            device TEXT NOT NULL,
+            person_id TEXT,
+            actions TEXT NOT NULL,
+            issued_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL)",
+        "CREATE INDEX liveness_challenges_expiry ON liveness_challenges (expires_at)",
+        // Keyed hashes of the frames of recent captures (never an image), so
+        // an exact replay is refused; swept after a short window.
+        "CREATE TABLE capture_frame_hashes (
+            frame_mac TEXT PRIMARY KEY,
+            seen_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL)",
+        "CREATE INDEX capture_frame_hashes_expiry ON capture_frame_hashes (expires_at)",
+    ],
+},
+Migration {
     version: 7,
     name: "hub_sync",
     statements: &[

@@ -68,6 +68,9 @@ impl Store {
             repaired: self.reconcile().await?,
             ..Default::default()
         };
+        // Expired liveness challenges and capture frame hashes (no audit
+        // record: they are not personal information, only keyed hashes).
+        self.sweep_liveness(now).await?;
         for s in self.scenarios().await? {
             let cutoff = ts(now - Duration::days(s.template_retention_days));
             let n = self

@@ -1057,3 +1057,80 @@ async fn r14_the_chain_is_verified_incrementally_from_the_last_checked_record(db
     assert_eq!(f.kind, ChainFaultKind::Rewritten, "{f}");
 }
 both!(r14_the_chain_is_verified_incrementally_from_the_last_checked_record);
+
+/// Issue 15: a liveness challenge is taken once (the second take, as a
+/// second request or a second instance would try, finds nothing), and a
+/// frame seen in a recent capture reads as a replay until the sweep.
+async fn r20_a_challenge_is_taken_once_and_a_frame_replay_is_seen(db: Db) {
+    let w = world(&db.store).await;
+    let now = Utc::now();
+    let c = LivenessChallenge {
+        nonce_sha256: "ab".repeat(32),
+        scenario_id: w.scenario,
+        device: "gate-north-1".into(),
+        person_id: None,
+        actions: r#"["turn_left","blink"]"#.into(),
+        issued_at: now,
+        expires_at: now + Duration::seconds(60),
+    };
+    db.store.put_liveness_challenge(&c).await.unwrap();
+    let (a, b) = tokio::join!(
+        db.store.take_liveness_challenge(&c.nonce_sha256),
+        db.store.take_liveness_challenge(&c.nonce_sha256),
+    );
+    let taken: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(taken.len(), 1, "exactly one take gets it");
+    assert_eq!(
+        (&taken[0].nonce_sha256, &taken[0].actions, &taken[0].device),
+        (&c.nonce_sha256, &c.actions, &c.device)
+    );
+    // Stored to the microsecond.
+    assert!(
+        (taken[0].expires_at - c.expires_at)
+            .num_microseconds()
+            .unwrap()
+            .abs()
+            <= 1
+    );
+    assert_eq!(
+        db.store
+            .take_liveness_challenge(&c.nonce_sha256)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let later = now + Duration::minutes(15);
+    let f = vec!["01".repeat(32), "02".repeat(32), "01".repeat(32)];
+    assert!(!db
+        .store
+        .remember_capture_frames(&f, now, later)
+        .await
+        .unwrap());
+    assert_eq!(db.store.capture_frame_hash_count().await.unwrap(), 2);
+    let again = vec!["03".repeat(32), "02".repeat(32)];
+    assert!(db
+        .store
+        .remember_capture_frames(&again, now, later)
+        .await
+        .unwrap());
+    // A restart keeps them (they are in the store).
+    let again = db.reopen().await;
+    assert!(again
+        .remember_capture_frames(&["01".repeat(32)], now, later)
+        .await
+        .unwrap());
+    assert!(
+        again
+            .sweep_liveness(later + Duration::seconds(1))
+            .await
+            .unwrap()
+            >= 3
+    );
+    assert_eq!(again.capture_frame_hash_count().await.unwrap(), 0);
+    assert!(!again
+        .remember_capture_frames(&["01".repeat(32)], later, later + Duration::minutes(15))
+        .await
+        .unwrap());
+}
+both!(r20_a_challenge_is_taken_once_and_a_frame_replay_is_seen);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
-use crate::pipeline::{self, Challenge, ConsentEvidence};
+use crate::pipeline::{self, ConsentEvidence};
 use crate::state::AppState;
 use facegate_core::ops::{Frames, Who};
 
@@ -56,10 +56,11 @@ impl FrontCall {
 }
 
 /// The frames of a face request, as the core takes them.
-fn frames(images_b64: &[String], challenge: Challenge) -> Frames<'_> {
+fn frames<'a>(images_b64: &'a [String], nonce: &'a Option<String>) -> Frames<'a> {
     Frames {
         images_b64,
-        challenge: challenge.into(),
+        nonce: nonce.as_deref(),
+        operator_import: false,
     }
 }
 
@@ -351,8 +352,11 @@ pub struct FaceInput {
     /// Processed in memory and dropped; never stored.
     #[schema(min_items = 1, max_items = 8)]
     pub images: Vec<String>,
-    #[serde(default)]
-    pub challenge: Challenge,
+    /// The nonce of a challenge from `POST /v1/challenges` for this device
+    /// and person; the frames must show its actions in order, before its
+    /// deadline, once. Without it the capture is passive-only, which a
+    /// scenario requiring `active` liveness refuses (R20).
+    pub challenge_nonce: Option<String>,
     /// The notice version shown just before (enrolment, R4).
     pub notice_version: Option<String>,
 }
@@ -422,7 +426,7 @@ pub async fn enrol(
     )?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (d, who) = (&call.scenario, call.who());
-    let frames = frames(&req.images, req.challenge);
+    let frames = frames(&req.images, &req.challenge_nonce);
     let o = s
         .core
         .enrol_face(d, pid, who, frames, req.notice_version.clone())
@@ -451,7 +455,7 @@ pub async fn verify(
     )?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (d, who) = (&call.scenario, call.who());
-    let frames = frames(&req.images, req.challenge);
+    let frames = frames(&req.images, &req.challenge_nonce);
     let o = s
         .core
         .verify_face(d, pid, who, frames, req.notice_version.clone())
@@ -466,8 +470,9 @@ pub struct IdentifyInput {
     /// 1–8 frames, base64 JPEG/PNG/WebP (a `data:` URL prefix is accepted).
     #[schema(min_items = 1, max_items = 8)]
     pub images: Vec<String>,
-    #[serde(default)]
-    pub challenge: Challenge,
+    /// The nonce of a challenge from `POST /v1/challenges` for this device
+    /// (no person); see [`FaceInput::challenge_nonce`].
+    pub challenge_nonce: Option<String>,
 }
 
 /// 1:N identification with an open-set answer: `unknown` below the
@@ -491,7 +496,7 @@ pub async fn identify(
         req.scenario.as_deref(),
     )?;
     let (d, who) = (&call.scenario, call.who());
-    let frames = frames(&req.images, req.challenge);
+    let frames = frames(&req.images, &req.challenge_nonce);
     let o = s.core.identify(d, who, frames).await?;
     Ok(Json(o.into()))
 }

@@ -3,6 +3,7 @@
 pub mod console;
 pub mod frontline;
 pub mod keys;
+pub mod liveness;
 pub mod people;
 pub mod system;
 

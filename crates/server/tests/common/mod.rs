@@ -19,8 +19,38 @@ pub struct T {
     pub owns_dir: bool,
 }
 
+/// A server running the demo scenario at `liveness = "passive"`: for the
+/// tests about everything but liveness, which send one still frame (the
+/// liveness tests run the demo as it ships, at `active`).
 pub async fn server() -> T {
-    server_with_manifest(None).await
+    server_with_manifest(Some(passive_demo())).await
+}
+
+/// The demo manifest with `liveness = "passive"`.
+pub fn passive_demo() -> String {
+    let m = facegate_core::deploy::demo_manifest();
+    assert!(
+        m.contains("\nliveness = \"active\""),
+        "the demo sets its liveness level"
+    );
+    m.replacen("\nliveness = \"active\"", "\nliveness = \"passive\"", 1)
+}
+
+/// A fixture's bytes made unique to this call (a counter appended after the
+/// image data, which decoders ignore), as two frames from a camera never
+/// are the same bytes: the server refuses an exact replay of a frame.
+pub fn fresh_frame(fixture: &str) -> Vec<u8> {
+    unique(std::fs::read(facegate_assets::fixture(fixture).expect("fixture")).unwrap())
+}
+
+/// `bytes` with a per-call counter appended after the image data (see
+/// [`fresh_frame`]).
+pub fn unique(mut bytes: Vec<u8>) -> Vec<u8> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    bytes.extend_from_slice(format!("frame-{}-{n}", std::process::id()).as_bytes());
+    bytes
 }
 
 /// A server running `manifest` (TOML) instead of the demo scenario.
@@ -191,8 +221,55 @@ impl T {
         cs
     }
 
+    /// Enrol `person` at gate-north-1 with a server-issued challenge the
+    /// fixture photos can perform (asking again until one comes: the
+    /// photos hold one turn and an open mouth, no blink or nod).
+    pub async fn enrol_with_challenge(&self, person: &str) -> (StatusCode, Value) {
+        use facegate_vision::challenge::{clip, Action};
+        for _ in 0..200 {
+            let (s, c) = self
+                .call(
+                    "POST",
+                    "/v1/challenges",
+                    Some(&self.device),
+                    Some(json!({"device_id": "gate-north-1", "person_id": person})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{c}");
+            let actions: Vec<Action> = c["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| serde_json::from_value(a["action"].clone()).unwrap())
+                .collect();
+            let Some(imgs) = clip::fixture_clip(&actions).unwrap() else {
+                continue;
+            };
+            let images: Vec<String> = imgs
+                .iter()
+                .map(|img| {
+                    let mut out = Vec::new();
+                    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+                        .encode_image(img)
+                        .unwrap();
+                    facegate_server::pipeline::encode_image(&unique(out))
+                })
+                .collect();
+            return self
+                .call(
+                    "POST",
+                    "/v1/enrol",
+                    Some(&self.device),
+                    Some(json!({"person_id": person, "device_id": "gate-north-1",
+                                "images": images, "challenge_nonce": c["nonce"]})),
+                )
+                .await;
+        }
+        panic!("no performable challenge in 200 tries");
+    }
+
     pub async fn face(&self, path: &str, person: &str, fixture: &str) -> (StatusCode, Value) {
-        let bytes = std::fs::read(facegate_assets::fixture(fixture).expect("fixture")).unwrap();
+        let bytes = fresh_frame(fixture);
         self.call(
             "POST",
             path,
