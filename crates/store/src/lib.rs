@@ -42,6 +42,7 @@
 
 mod access;
 mod audit;
+mod desk;
 mod error;
 mod keys;
 mod people;
@@ -56,6 +57,7 @@ pub use audit::{
     verify_jsonl, verify_records, AuditAnchor, AuditEntry, AuditHead, AuditRecord, ChainFault,
     ChainFaultKind, ChainReport, ANCHOR_EVERY, AUDIT_RETENTION_DAYS_MIN, GENESIS_HASH,
 };
+pub use desk::{room_key, CheckRow, Resident, StaffedCheck};
 pub use error::{Refusal, Result, StoreError};
 pub use keys::{StoreKeys, IDENTITY_KEY_ENV};
 pub use records::*;

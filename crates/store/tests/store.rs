@@ -848,7 +848,7 @@ async fn records_round_trip(db: Db) {
     assert!(db.store.check_integrity().await.unwrap().is_ok());
     // Reopen: migrations are idempotent.
     let again = db.reopen().await;
-    assert_eq!(again.schema_version().await.unwrap(), 2);
+    assert_eq!(again.schema_version().await.unwrap(), 5);
     assert!(again.verify_chain().await.unwrap().is_intact());
 }
 both!(records_round_trip);
