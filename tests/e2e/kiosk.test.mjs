@@ -370,6 +370,24 @@ await step("the guard's check (人工核验): the kiosk asks, the guard confirms
   await sweep("kiosk-20-staffed-pass");
 });
 
+await step("leaving the guard's check (Home) withdraws it: no guard can confirm someone who has gone", async () => {
+  await kioskStart(PEOPLE.second, "verify");
+  await page.click("#btn-other");
+  await page.click("#btn-method-staffed_check");
+  await visible("#s-staffed");
+  await page.waitForFunction(() => /^\d{4}$/.test(document.getElementById("staffed-code").textContent.trim()));
+  assert.equal((await api("GET", "/v1/staffed-checks?status=pending", ADMIN_KEY)).length, 1);
+  await page.click("#btn-home");
+  await visible("#s-start");
+  let pending = null;
+  for (let i = 0; i < 40; i++) {
+    pending = await api("GET", "/v1/staffed-checks?status=pending", ADMIN_KEY);
+    if (pending.length === 0) break;
+    await sleep(250);
+  }
+  assert.deepEqual(pending, [], "the check is withdrawn");
+});
+
 await step("an elderly resident in large-text mode finds 'use another method' on screen and passes by PIN", async () => {
   await kioskHome();
   await page.click("#btn-large");

@@ -38,7 +38,7 @@ pub struct Correction<'a> {
 }
 
 fn digits(number: &str) -> CoreResult<&str> {
-    let n = number.trim();
+    let n = number;
     if n.is_empty() || n.len() > 8 || !n.chars().all(|c| c.is_ascii_digit()) {
         return Err(CoreError::bad(
             "住户号或房号应为 1 到 8 位数字。",
@@ -58,14 +58,30 @@ impl Core {
         room: Option<&str>,
         actor: &str,
     ) -> CoreResult<store::Resident> {
-        let resident_no = resident_no.map(str::trim).filter(|n| !n.is_empty());
         if let Some(n) = resident_no {
-            digits(n)?;
+            self.number_free(n, Some(person)).await?;
         }
         Ok(self
             .store
             .set_resident(person, resident_no, room, actor)
             .await?)
+    }
+
+    /// `409` when another person already has resident number `n`.
+    async fn number_free(&self, n: &str, for_person: Option<Uuid>) -> CoreResult<()> {
+        let n = digits(n)?;
+        let taken = self
+            .store
+            .residents_by_number(n)
+            .await?
+            .iter()
+            .any(|r| r.resident_no == n && Some(r.person_id) != for_person);
+        if taken {
+            return Err(CoreError::Conflict(format!(
+                "resident number {n} is already taken / 住户号 {n} 已被占用"
+            )));
+        }
+        Ok(())
     }
 
     /// The person a kiosk keypad number names: a resident number, else a
@@ -86,9 +102,8 @@ impl Core {
                 person_id: one.person_id,
                 matched: "room",
             }),
-            _ => Err(CoreError::bad(
-                "这个房号有多位住户，请输入您的住户号。",
-                "several residents live in this room; type your resident number",
+            _ => Err(CoreError::Conflict(
+                "several residents live in this room; type your resident number / 这个房号有多位住户，请输入您的住户号".into(),
             )),
         }
     }
@@ -160,6 +175,21 @@ impl Core {
         let Some(mut identity) = p.identity.clone().filter(|_| p.erased_at.is_none()) else {
             return Err(CoreError::NotFound("person".into()));
         };
+        // Everything is checked before anything is written.
+        if c.display_name.is_some_and(|n| n.trim().is_empty()) {
+            return Err(CoreError::bad("请填写姓名。", "display_name is empty"));
+        }
+        if let Some(n) = c.resident_no {
+            self.number_free(n, Some(person)).await?;
+        }
+        if c.room
+            .is_some_and(|r| r.chars().count() > 32 || store::room_key(r).is_empty())
+        {
+            return Err(CoreError::bad(
+                "房号应含数字，且不超过 32 个字符。",
+                "a room has digits and at most 32 characters",
+            ));
+        }
         let req = self
             .open_request(
                 person,
@@ -170,9 +200,6 @@ impl Core {
             )
             .await?;
         if let Some(n) = c.display_name {
-            if n.trim().is_empty() {
-                return Err(CoreError::bad("请填写姓名。", "display_name is empty"));
-            }
             identity.display_name = n.trim().into();
         }
         if let Some(x) = c.contact {
@@ -215,9 +242,8 @@ impl Core {
         if identity.display_name.trim().is_empty() {
             return Err(CoreError::bad("请填写姓名。", "display_name is empty"));
         }
-        let resident_no = resident_no.map(str::trim).filter(|n| !n.is_empty());
         if let Some(n) = resident_no {
-            digits(n)?;
+            self.number_free(n, None).await?;
         }
         let person = self
             .store

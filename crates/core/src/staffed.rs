@@ -22,7 +22,8 @@ pub const METHOD: &str = "staffed_check";
 #[derive(Debug, Clone)]
 pub struct CheckState {
     pub check: store::StaffedCheck,
-    /// `pending`, `decided` or `expired` (as of the core's clock).
+    /// `pending`, `decided`, `cancelled` or `expired` (as of the core's
+    /// clock).
     pub status: &'static str,
 }
 
@@ -30,6 +31,7 @@ impl Core {
     fn state_of(&self, check: store::StaffedCheck) -> CheckState {
         let status = match check.status.as_str() {
             "decided" => "decided",
+            "cancelled" => "cancelled",
             _ if check.expires_at <= self.now() => "expired",
             _ => "pending",
         };
@@ -76,6 +78,24 @@ impl Core {
             }
         }
         Ok(self.state_of(c))
+    }
+
+    /// The kiosk withdraws its pending check (the person left or chose
+    /// another method), so no guard confirms someone no longer there.
+    pub async fn cancel_staffed_check(
+        &self,
+        id: Uuid,
+        device: Option<&str>,
+        actor: &str,
+    ) -> CoreResult<()> {
+        let c = self.staffed_check(id, device).await?;
+        if c.status != "pending" || !self.store.cancel_staffed_check(id, actor).await? {
+            return Err(CoreError::Conflict(format!(
+                "this check is already {}",
+                c.status
+            )));
+        }
+        Ok(())
     }
 
     /// Checks waiting for a guard, oldest first, with the person's name for

@@ -40,7 +40,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         // the front desk: keypad numbers, the guard's check (人工核验)
         .routes(routes!(desk::lookup))
         .routes(routes!(desk::pending_checks, desk::request_check))
-        .routes(routes!(desk::get_check))
+        .routes(routes!(desk::get_check, desk::cancel_check))
         .routes(routes!(desk::decide_check))
         // persons and their rights
         .routes(routes!(desk::find, people::create))

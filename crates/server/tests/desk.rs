@@ -76,8 +76,14 @@ async fn a_resident_number_names_the_person_and_nothing_else_to_a_device() {
             None,
         )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(e["message_zh"].as_str().unwrap().contains("住户号"), "{e}");
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["message_en"]
+            .as_str()
+            .unwrap()
+            .contains("resident number"),
+        "{e}"
+    );
     // The console finds by number, by name; a device may not search.
     let (s, found) = t
         .call("GET", "/v1/persons?q=77", Some(&t.admin), None)
@@ -119,7 +125,7 @@ async fn a_resident_number_names_the_person_and_nothing_else_to_a_device() {
             Some(json!({"resident_no": "77"})),
         )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "a number already taken: {e}");
+    assert_eq!(s, StatusCode::CONFLICT, "a number already taken: {e}");
     let (_, rs) = t.call("GET", "/v1/requests", Some(&t.admin), None).await;
     assert!(
         rs.as_array()
@@ -254,6 +260,53 @@ async fn r15_the_guards_check_is_an_alternative_decided_once_with_a_receipt() {
             .any(|e| e["receipt_id"] == receipt.as_str() && e["method"] == "staffed_check"),
         "{me}"
     );
+    // The kiosk withdraws a check when the person leaves: the guard no
+    // longer sees it and cannot confirm it.
+    let (_, c2) = t2
+        .call(
+            "POST",
+            "/v1/staffed-checks",
+            Some(&t.device),
+            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
+        )
+        .await;
+    let c2 = c2["id"].as_str().unwrap().to_string();
+    let (s, _) = t2
+        .call(
+            "DELETE",
+            &format!("/v1/staffed-checks/{c2}"),
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, list) = t2
+        .call(
+            "GET",
+            "/v1/staffed-checks?status=pending",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert!(list.as_array().unwrap().is_empty(), "{list}");
+    let (s, _) = t2
+        .call(
+            "POST",
+            &format!("/v1/staffed-checks/{c2}/decide"),
+            Some(&t.admin),
+            Some(json!({"result": "pass", "guard_name": "赵保安"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = t2
+        .call(
+            "DELETE",
+            &format!("/v1/staffed-checks/{c2}"),
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
     // Checks per day count it.
     let (s, st) = t2
         .call("GET", "/v1/stats/checks?days=3", Some(&t.auditor), None)

@@ -37,7 +37,8 @@ pub struct StaffedCheck {
     pub requested_by: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// `pending` or `decided` as stored (expiry is read off `expires_at`).
+    /// `pending`, `decided` or `cancelled` as stored (expiry is read off
+    /// `expires_at`).
     pub status: String,
     pub passed: Option<bool>,
     pub decided_at: Option<DateTime<Utc>>,
@@ -112,14 +113,12 @@ impl Store {
         room: Option<&str>,
         actor: &str,
     ) -> Result<Resident> {
-        let room = room.map(str::trim).filter(|r| !r.is_empty());
-        if let Some(r) = room {
-            if r.chars().count() > 32 || room_key(r).is_empty() {
-                return Err(StoreError::Invalid(
-                    "a room has digits and at most 32 characters".into(),
-                ));
-            }
+        if room.is_some_and(|r| r.chars().count() > 32 || room_key(r).is_empty()) {
+            return Err(StoreError::Invalid(
+                "a room has digits and at most 32 characters".into(),
+            ));
         }
+        let room = room.map(str::trim);
         if let Some(n) = resident_no {
             if n.is_empty() || n.len() > 8 || !n.chars().all(|c| c.is_ascii_digit()) {
                 return Err(StoreError::Invalid(
@@ -342,6 +341,37 @@ impl Store {
                 "staffed_check_decided",
                 actor,
                 json!({ "staffed_check_id": id, "passed": passed }),
+            ),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The kiosk withdraws a pending check (the person left, or chose
+    /// another method): `false` when it was no longer pending.
+    pub async fn cancel_staffed_check(&self, id: Uuid, actor: &str) -> Result<bool> {
+        let now = crate::now();
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE staffed_checks SET status = 'cancelled', decided_at = $2 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id.to_string())
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        append(
+            self,
+            &mut tx,
+            &AuditEntry::new(
+                "staffed_check_cancelled",
+                actor,
+                json!({ "staffed_check_id": id }),
             ),
             now,
         )

@@ -35,7 +35,8 @@ fn path_id(s: &str, what: &str) -> ApiResult<Uuid> {
 pub struct LookupQuery {
     /// A resident number, or a room number as digits (e.g. `31502` for
     /// room 3-1502), as typed on the kiosk's keypad: 1 to 8 digits.
-    pub number: Option<String>,
+    #[param(pattern = "^[0-9]{1,8}$")]
+    pub number: String,
 }
 
 /// What a kiosk learns from a number: the person it names. Never a name
@@ -51,16 +52,15 @@ pub struct ResidentLookup {
 #[utoipa::path(get, path = "/v1/residents/lookup", tag = "residents", params(LookupQuery),
     security(("bearer" = [])), responses(
         (status = 200, description = "The person the number names", body = ResidentLookup),
-        (status = 400, description = "Not 1 to 8 digits, or a room with several residents (type the resident number)", body = crate::ErrorBody),
-        (status = 404, description = "No resident with this number", body = crate::ErrorBody)))]
+        (status = 404, description = "No resident with this number", body = crate::ErrorBody),
+        (status = 409, description = "A room with several residents: type the resident number", body = crate::ErrorBody)))]
 pub async fn lookup(
     State(s): State<AppState>,
     caller: Caller,
     Query(q): Query<LookupQuery>,
 ) -> ApiResult<Json<ResidentLookup>> {
     caller.require_frontline(None)?;
-    let n = q.number.unwrap_or_default();
-    let m = s.core.lookup_resident(&n).await?;
+    let m = s.core.lookup_resident(&q.number).await?;
     Ok(Json(ResidentLookup {
         person_id: m.person_id.to_string(),
         matched: m.matched.into(),
@@ -72,6 +72,7 @@ pub async fn lookup(
 pub struct FindQuery {
     /// A resident or room number, a person id, or part of a name; empty
     /// lists the newest. At most 100 characters.
+    #[param(max_length = 100)]
     pub q: Option<String>,
 }
 
@@ -107,7 +108,7 @@ pub struct CorrectPerson {
     #[schema(pattern = r"^[0-9]{1,8}$")]
     pub resident_no: Option<String>,
     /// As written (e.g. `3-1502`); must contain digits.
-    #[schema(max_length = 32)]
+    #[schema(max_length = 32, pattern = "[0-9]")]
     pub room: Option<String>,
 }
 
@@ -116,7 +117,8 @@ pub struct CorrectPerson {
     params(("id" = String, Path, format = Uuid, description = "The person")),
     security(("bearer" = [])), responses(
         (status = 200, description = "The corrected record", body = PersonView),
-        (status = 404, description = "No such person, or erased", body = crate::ErrorBody)))]
+        (status = 404, description = "No such person, or erased", body = crate::ErrorBody),
+        (status = 409, description = "The resident number is another person's", body = crate::ErrorBody)))]
 pub async fn correct(
     State(s): State<AppState>,
     caller: Caller,
@@ -158,7 +160,7 @@ pub struct StaffedCheckView {
     pub id: String,
     /// Four digits shown at the kiosk, for the guard to match.
     pub code: String,
-    /// `pending`, `decided` or `expired`.
+    /// `pending`, `decided`, `cancelled` or `expired`.
     pub status: String,
     pub device_id: Option<String>,
     pub person_id: String,
@@ -249,6 +251,31 @@ pub async fn get_check(
     let id = path_id(&id, "check")?;
     let c = s.core.staffed_check(id, device.as_deref()).await?;
     Ok(Json(check_view(&c, None)))
+}
+
+/// The kiosk withdraws its pending check (the person left or chose another
+/// method); operators may too.
+#[utoipa::path(delete, path = "/v1/staffed-checks/{id}", tag = "recognition",
+    params(("id" = String, Path, format = Uuid, description = "The check")),
+    security(("bearer" = [])), responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 404, description = "No such check (or not this device's)", body = crate::ErrorBody),
+        (status = 409, description = "Already decided, withdrawn or expired", body = crate::ErrorBody)))]
+pub async fn cancel_check(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let device = caller.require_frontline(None)?;
+    let device = match caller.role() {
+        Some(Role::Device) => device,
+        _ => None,
+    };
+    let id = path_id(&id, "check")?;
+    s.core
+        .cancel_staffed_check(id, device.as_deref(), &caller.actor())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -29,7 +29,7 @@ pub struct NewPerson {
     #[schema(pattern = r"^[0-9]{1,8}$")]
     pub resident_no: Option<String>,
     /// The room as written (e.g. `3-1502`); a kiosk takes its digits.
-    #[schema(max_length = 32)]
+    #[schema(max_length = 32, pattern = "[0-9]")]
     pub room: Option<String>,
 }
 
@@ -66,7 +66,8 @@ pub fn person_view(p: &store::Person, r: Option<&store::Resident>) -> PersonView
 /// Register a person (identity encrypted at rest, apart from any template).
 #[utoipa::path(post, path = "/v1/persons", tag = "persons", request_body = NewPerson,
     security(("bearer" = [])), responses(
-        (status = 200, description = "The person registered, with a resident number", body = PersonView)))]
+        (status = 200, description = "The person registered, with a resident number", body = PersonView),
+        (status = 409, description = "The resident number is another person's", body = crate::ErrorBody)))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Caller,
