@@ -99,6 +99,11 @@ async function step(name, fn) {
 const visible = (sel, p = page) => p.locator(sel).waitFor({ state: "visible" });
 const text = (sel, p = page) => p.locator(sel).innerText();
 const sleep = ms => new Promise(r => setTimeout(r, ms));
+// The API as an operator or a device would call it (test set-up only).
+async function api(method, path, key, body) {
+  const r = await fetch(BASE + path, { method, headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+  return r.status === 204 ? null : r.json();
+}
 
 // ---- every screen: axe, catalogue, language leaks, screenshot ------------------
 const VARIANTS = [["zh", false], ["en", false], ["zh", true], ["en", true]];
@@ -284,6 +289,28 @@ await step("a resident identified by a wedge 'card' (keyboard input ending in En
   assert.ok(faceGrants);
 });
 
+await step("a resident identified by the on-screen keypad (short resident number, no UUID) verifies by face", async () => {
+  const me = await api("GET", `/v1/persons/${PEOPLE.adult}`, ADMIN_KEY);
+  assert.match(me.resident_no, /^\d{1,8}$/, "every resident has a short number");
+  await kioskHome();
+  await visible("#number-box");
+  await keypadType(me.resident_no, "#kp-number");
+  assert.equal(await page.inputValue("#number"), me.resident_no);
+  await page.click("#btn-mode-verify");
+  await visible("#s-notice");
+  await page.click("#btn-agree-face");
+  const r = await faceCapture();
+  assert.equal(r.outcome, "pass");
+  assert.equal(r.method, "face");
+  // A number nobody has: said before any camera, in words.
+  await kioskHome();
+  await keypadType("9", "#kp-number");
+  await page.click("#btn-mode-verify");
+  await page.waitForFunction(() => document.querySelector("#s-start [data-err]").textContent);
+  assert.ok(await page.locator("#s-notice").isHidden());
+  await sweep("kiosk-19-number-unknown");
+});
+
 await step("the other methods screen offers PIN, card and QR code (the guard's check only where the server completes it)", async () => {
   await kioskStart(PEOPLE.second, "verify");
   await page.click("#btn-other");
@@ -350,6 +377,57 @@ await step("card read as keyboard-wedge input: register, then pass", async () =>
   await page.click("#btn-method-card");
   await visible("#s-wedge");
   await sweep("kiosk-09-card");
+});
+
+await step("the guard's check (人工核验): the kiosk asks, the guard confirms in the console with a name, the kiosk passes with the same grants (R6, R15)", async () => {
+  await kioskStart(PEOPLE.second, "verify");
+  await page.click("#btn-other");
+  await visible("#s-methods");
+  await page.click("#btn-method-staffed_check");
+  await visible("#s-staffed");
+  await page.waitForFunction(() => /^\d{4}$/.test(document.getElementById("staffed-code").textContent.trim()));
+  const code = (await text("#staffed-code")).trim();
+  await sweep("kiosk-18-staffed-wait");
+  const g = await deskCtx.newPage();
+  g.setDefaultTimeout(30000);
+  try {
+    await g.goto(`${BASE}/console#key=${ADMIN_KEY}`);
+    await g.reload();
+    await visible("#t-guard", g);
+    await g.click("#t-guard");
+    await g.waitForFunction(() => document.body.dataset.tab === "guard" && document.querySelector("#guard button.g-pass"));
+    assert.match(await text("#guard", g), new RegExp(code), "the guard sees the code the kiosk shows");
+    assert.match(await text("#guard", g), /韩梅梅/, "and the name to compare");
+    await sweep("console-10-guard", g, 900);
+    await g.click("#guard button.g-pass");
+    assert.match(await text("#guard-msg", g), /保安/, "the guard's name is required");
+    await g.fill("#guard-name", "赵保安");
+    await g.click("#guard button.g-pass");
+    await g.waitForFunction(() => !document.querySelector("#guard button.g-pass"));
+  } finally { await g.close(); }
+  const r = await resultNow();
+  assert.equal(r.outcome, "pass");
+  assert.equal(r.method, "staffed_check");
+  assert.equal(r.grants, faceGrants, "the guard's check grants exactly what face grants");
+  await sweep("kiosk-20-staffed-pass");
+});
+
+await step("leaving the guard's check (Home) withdraws it: no guard can confirm someone who has gone", async () => {
+  await kioskStart(PEOPLE.second, "verify");
+  await page.click("#btn-other");
+  await page.click("#btn-method-staffed_check");
+  await visible("#s-staffed");
+  await page.waitForFunction(() => /^\d{4}$/.test(document.getElementById("staffed-code").textContent.trim()));
+  assert.equal((await api("GET", "/v1/staffed-checks?status=pending", ADMIN_KEY)).length, 1);
+  await page.click("#btn-home");
+  await visible("#s-start");
+  let pending = null;
+  for (let i = 0; i < 40; i++) {
+    pending = await api("GET", "/v1/staffed-checks?status=pending", ADMIN_KEY);
+    if (pending.length === 0) break;
+    await sleep(250);
+  }
+  assert.deepEqual(pending, [], "the check is withdrawn");
 });
 
 await step("an elderly resident in large-text mode finds 'use another method' on screen and passes by PIN", async () => {
@@ -437,16 +515,20 @@ await step("wrong PINs lock that PIN for a while, said in minutes, with the othe
 
 let portalCode = null;
 await step("idle for 20 s resets the kiosk: the previous resident's receipt and portal code, English and large text gone", async () => {
+  // Setting a PIN proves nothing about who is at the gate: the device may
+  // issue a portal code only after a check passed, so set it, then use it.
+  const e = await pinFlow(PEOPLE.adult, "enrol", "246810");
+  assert.equal(e.outcome, "enrolled");
   await page.goto(`${BASE}/kiosk#device=gate-north-1&key=${DEVICE_KEY}`);
   await page.reload();
+  await page.waitForFunction(() => document.body.dataset.ready === "1");
   await page.fill("#person-id", PEOPLE.adult);
-  await page.click("#btn-mode-enrol");
+  await page.click("#btn-mode-verify");
   await page.click("#btn-other");
   await page.click("#btn-method-pin");
   await keypadType("246810"); await page.click("#btn-pin");
-  await keypadType("246810"); await page.click("#btn-pin");
-  const e = await resultNow();
-  assert.equal(e.outcome, "enrolled");
+  const v = await resultNow();
+  assert.equal(v.outcome, "pass");
   await page.click("#btn-portal-code");
   await page.waitForFunction(() => document.getElementById("portal-code").dataset.code);
   portalCode = await page.getAttribute("#portal-code", "data-code");
@@ -619,6 +701,37 @@ for (const [tab, name] of [["scen", "console-04-scenarios"], ["dev", "console-05
   });
 }
 
+await step("console: a complaint answered and closed in the console is seen, with the reply, in the portal (R25)", async () => {
+  const { code } = await api("POST", `/v1/persons/${PEOPLE.second}/portal-code`, ADMIN_KEY, { identity_check: "known_in_person" });
+  const p = await deskCtx.newPage();
+  p.setDefaultTimeout(30000);
+  try {
+    await p.goto(`${BASE}/portal`);
+    await p.fill("#code", code);
+    await p.click("#btn-login");
+    await visible("#s-me", p);
+    await p.fill("#complaint", "夜间闸机提示音太响");
+    await p.click("#btn-complaint");
+    await p.waitForFunction(() => document.getElementById("complaint-msg").dataset.id);
+    const id = await p.getAttribute("#complaint-msg", "data-id");
+    await desk.click("#t-dash");
+    await desk.click("#t-req");
+    await desk.waitForFunction(i => document.body.dataset.tab === "req" && document.getElementById("reply-" + i), id);
+    await desk.fill(`#reply-${id}`, "已将夜间提示音调低。");
+    await desk.click(`#complaints button.answer[data-id="${id}"]`);
+    await desk.waitForFunction(() => document.getElementById("complaints-msg").textContent);
+    assert.match(await text("#complaints", desk), /已将夜间提示音调低/);
+    await sweep("console-11-complaint-answered", desk, 900);
+    await p.reload();
+    await visible("#s-me", p);
+    const mine = await text(`#complaints .complaint[data-id="${id}"]`, p);
+    assert.match(mine, /已将夜间提示音调低/);
+    assert.doesNotMatch(mine, /尚未答复/);
+    await sweep("portal-06-complaint-answered", p);
+    await p.click("#btn-logout");
+  } finally { await p.close(); }
+});
+
 await step("console: add a resident and issue portal access only once the identity check is chosen (sent as identity_check); the code opens the portal", async () => {
   await desk.click("#t-people");
   await desk.waitForFunction(() => document.body.dataset.tab === "people");
@@ -634,6 +747,12 @@ await step("console: add a resident and issue portal access only once the identi
   await desk.waitForFunction(() => document.getElementById("pc-code").dataset.code);
   const code = await desk.getAttribute("#pc-code", "data-code");
   assert.match(code, /^\d{8}$/);
+  const no = (await text("#pc-no", desk)).trim();
+  assert.match(no, /^\d{6}$/, "the new resident has a short number to type at the kiosk");
+  await desk.fill("#find-q", no);
+  await desk.click("#btn-find");
+  await desk.waitForFunction(() => document.querySelector("#people-found button.pick"));
+  assert.match(await text("#people-found", desk), /张伟/);
   await sweep("console-09-residents", desk, 900);
   const p = await deskCtx.newPage();
   await p.goto(`${BASE}/portal`);

@@ -16,6 +16,10 @@ pub mod deploy;
 pub mod liveness;
 pub mod ops;
 pub mod pipeline;
+pub mod requests;
+pub mod residents;
+pub mod staffed;
+pub mod stats;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -41,6 +45,10 @@ pub enum CoreError {
     Forbidden(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// The thing is no longer in a state that allows this (answered,
+    /// decided, expired).
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("bad request: {en}")]
     BadRequest { zh: String, en: String },
     #[error("too large: {0}")]

@@ -135,19 +135,30 @@ async function dash() {
 }
 async function checks() {
   const d = dashData || await FG.api("GET", "/v1/dashboard");
-  const recs = (await auditAll()).filter(r => r.event === "verification");
-  $("checks-basis").textContent = FG.t("checks_basis", { n: FG.num(recs.length) });
-  // Per day, by method and result.
+  // Per day (Beijing), by method and result: the server's counts from the
+  // store (GET /v1/stats/checks), else counted here from the audit log.
   const byDay = new Map(), keys = new Set(), names = {};
   const ruleCount = new Map();
-  for (const r of recs) {
-    const x = details(r), day = FG.day(r.at);
-    const k = `${x.method}/${x.result}`;
-    keys.add(k); names[k] = `${FG.v("method", x.method)} · ${FG.v("result", x.result)}`;
+  const add = (day, method, result, n) => {
+    const k = `${method}/${result}`;
+    keys.add(k); names[k] = `${FG.v("method", method)} · ${FG.v("result", result)}`;
     if (!byDay.has(day)) byDay.set(day, {});
-    byDay.get(day)[k] = (byDay.get(day)[k] || 0) + 1;
-    if (x.refusal_rule) ruleCount.set(x.refusal_rule, (ruleCount.get(x.refusal_rule) || 0) + 1);
+    byDay.get(day)[k] = (byDay.get(day)[k] || 0) + n;
+  };
+  let total = 0;
+  try {
+    const st = await FG.api("GET", "/v1/stats/checks?days=14");
+    for (const x of st.days) { add(x.date, x.method, x.result, x.count); total += x.count; }
+    for (const r of st.refusals) ruleCount.set(r.rule, r.count);
+  } catch (e) {
+    const recs = (await auditAll()).filter(r => r.event === "verification");
+    for (const r of recs) {
+      const x = details(r);
+      add(FG.day(r.at), x.method, x.result, 1); total++;
+      if (x.refusal_rule) ruleCount.set(x.refusal_rule, (ruleCount.get(x.refusal_rule) || 0) + 1);
+    }
   }
+  $("checks-basis").textContent = FG.t("checks_basis", { n: FG.num(total) });
   const series = [...keys].sort();
   const cats = [...byDay.keys()].sort().slice(-14).map(day => ({ label: day.slice(5), v: byDay.get(day), names }));
   $("chart-checks").innerHTML = barsChart(cats, series, "chart_checks") + legend(series, names);
@@ -225,6 +236,7 @@ let selected = null;
 async function people() {
   $("find-box").classList.toggle("hidden", !(await FG.probe("GET", "/v1/persons?q=")));
   if (selected) showPerson(selected);
+  renderFound();
 }
 function showPerson(p) {
   selected = p;
@@ -233,25 +245,44 @@ function showPerson(p) {
   $("pc-id").textContent = p.id;
   $("pc-dob").textContent = p.date_of_birth ? FG.date(p.date_of_birth) : "—";
   $("pc-minor").textContent = FG.t(p.minor ? "yes_minor" : "no");
+  $("pc-no").textContent = p.resident_no || "—";
+  $("pc-room").textContent = p.room || "—";
 }
+// Erase (R14: consent and audit records stay), after a confirmation.
+$("btn-pc-erase").onclick = async () => {
+  msg("pc-msg");
+  if (!selected || !confirm(FG.t("erase_confirm"))) return;
+  try {
+    await FG.api("POST", `/v1/persons/${selected.id}/erase`);
+    ok("pc-msg", "erased_ok");
+    $("person-card").classList.add("hidden");
+    selected = null;
+  } catch (e) { msg("pc-msg", e); }
+};
 $("btn-add-person").onclick = async () => {
   msg("people-msg");
   const name = $("p-name").value.trim();
   if (!name) { msg("people-msg", { key: "need_name" }); return; }
   try {
-    const p = await FG.api("POST", "/v1/persons", { display_name: name, date_of_birth: $("p-dob").value || null, contact: $("p-contact").value.trim() || null });
+    const p = await FG.api("POST", "/v1/persons", { display_name: name, date_of_birth: $("p-dob").value || null, contact: $("p-contact").value.trim() || null, room: $("p-room").value.trim() || null });
     ok("people-msg", "person_added_ok");
-    for (const id of ["p-name", "p-dob", "p-contact"]) $(id).value = "";
+    for (const id of ["p-name", "p-dob", "p-contact", "p-room"]) $(id).value = "";
     FG.setT($("pc-code"));
     showPerson(p);
     $("person-card").focus();
   } catch (e) { msg("people-msg", e); }
 };
+// The last search, drawn again when the language changes.
+let found = null;
+function renderFound() {
+  if (!found) return;
+  table("people-found", ["p_name", "resident_no", "p_room", "col_person_id", "col_actions"], found.map(p => [raw(p.display_name || ""), raw(p.resident_no || ""), raw(p.room || ""), raw(FG.shortId(p.id)), { html: `<button type="button" class="pick" data-id="${FG.esc(p.id)}">${FG.esc(T("select"))}</button>` }]));
+  for (const b of document.querySelectorAll("#people-found button.pick")) b.onclick = () => showPerson(found.find(p => p.id === b.dataset.id));
+}
 $("btn-find").onclick = async () => {
   try {
-    const ps = await FG.api("GET", "/v1/persons?q=" + encodeURIComponent($("find-q").value.trim()));
-    table("people-found", ["p_name", "col_person_id", "col_actions"], ps.map(p => [raw(p.display_name || ""), raw(FG.shortId(p.id)), { html: `<button type="button" class="pick" data-id="${FG.esc(p.id)}">${FG.esc(T("select"))}</button>` }]));
-    for (const b of document.querySelectorAll("#people-found button.pick")) b.onclick = () => showPerson(ps.find(p => p.id === b.dataset.id));
+    found = await FG.api("GET", "/v1/persons?q=" + encodeURIComponent($("find-q").value.trim()));
+    renderFound();
   } catch (e) { msg("people-msg", e); }
 };
 $("btn-pc-code").onclick = async () => {
@@ -272,8 +303,10 @@ async function guard() {
   table("guard", ["col_id", "col_device", "col_person", "col_received", "col_actions"], cs.map(c => [raw(c.code || FG.shortId(c.id)), raw(c.device_id || ""), raw(c.display_name || FG.shortId(c.person_id)), FG.time(c.created_at),
     { html: `<span class="actions"><button type="button" class="g-pass" data-id="${FG.esc(c.id)}">${FG.esc(T("guard_pass"))}</button> <button type="button" class="g-fail" data-id="${FG.esc(c.id)}">${FG.esc(T("guard_fail"))}</button></span>` }]));
   for (const b of document.querySelectorAll("#guard button")) b.onclick = async () => {
+    const guardName = $("guard-name").value.trim();
+    if (!guardName) { msg("guard-msg", { key: "guard_need_name" }); $("guard-name").focus(); return; }
     try {
-      await FG.api("POST", `/v1/staffed-checks/${b.dataset.id}/decide`, { result: b.classList.contains("g-pass") ? "pass" : "fail", how: "in person at the gate" });
+      await FG.api("POST", `/v1/staffed-checks/${b.dataset.id}/decide`, { result: b.classList.contains("g-pass") ? "pass" : "fail", guard_name: guardName, how: "in person at the gate" });
       ok("guard-msg", "guard_done"); await guard();
     } catch (e) { msg("guard-msg", e); }
   };

@@ -27,7 +27,7 @@ function show(id) {
   const h = $(id).querySelector("h2");
   if (h) { h.setAttribute("tabindex", "-1"); h.focus(); }
   if (id !== "s-camera") stopCamera();
-  if (id !== "s-staffed") st.staffed = null;
+  if (id !== "s-staffed") withdrawStaffed();
   window.scrollTo(0, 0);
 }
 // The error goes next to the action on the screen in view, and to the
@@ -65,8 +65,16 @@ function touch() {
 ["pointerdown", "keydown", "touchstart", "input", "wheel", "scroll"].forEach(ev => document.addEventListener(ev, touch, { capture: true, passive: true }));
 // Back to the start: the previous person's number, receipt and portal code
 // gone, language and text size back to the defaults.
+// Leaving the guard's check before a guard decided (Home, another method,
+// idle): the check is withdrawn, so no guard confirms someone gone.
+function withdrawStaffed() {
+  const c = st.staffed;
+  st.staffed = null;
+  if (c) FG.api("DELETE", "/v1/staffed-checks/" + encodeURIComponent(c)).catch(() => {});
+}
 function reset() {
   stopCamera();
+  withdrawStaffed();
   const features = st.features;
   st = fresh(); st.features = features;
   for (const el of document.querySelectorAll("input")) { if (el.type === "checkbox") el.checked = false; else el.value = ""; }
@@ -118,6 +126,7 @@ async function identify() {
   if (n && st.features.lookup) {
     const r = await FG.api("GET", "/v1/residents/lookup?number=" + encodeURIComponent(n)).catch(e => {
       if (e.status === 404) throw { key: "no_such_resident" };
+      if (e.status === 409) throw { key: "room_several" };
       throw e;
     });
     return r.person_id;
@@ -284,7 +293,7 @@ async function startStaffed() {
       if (st.staffed !== c.id) return;
       try {
         const s = await FG.api("GET", "/v1/staffed-checks/" + encodeURIComponent(c.id));
-        if (s.outcome) { result(s.outcome); return; }
+        if (s.outcome) { st.staffed = null; result(s.outcome); return; }
         if (s.status !== "pending") { err({ key: "staffed_" + s.status }); return; }
       } catch (e) { err(e); return; }
       setTimeout(poll, 1500);

@@ -90,7 +90,7 @@ function render() {
     : `<p>${FG.esc(FG.t("no_checks"))}</p>`;
   const mine = me.complaints || [];
   $("complaints").innerHTML = mine.length ? `<h3>${FG.esc(FG.t("my_complaints"))}</h3>` + mine.map(c => `<div class="card complaint" data-id="${FG.esc(c.id)}">
-      <p><strong>${FG.esc(FG.t("complaint_no", { id: FG.shortId(c.id) }))}</strong> · ${FG.esc(FG.time(c.received_at))} · <span class="complaint-status ${c.status === "resolved" ? "level-ok" : "level-warn"}">${FG.esc(FG.v("complaint_status", c.status))}</span></p>
+      <p><strong>${FG.esc(FG.t("complaint_no", { id: FG.shortId(c.id) }))}</strong> · ${FG.esc(FG.time(c.received_at))} · <span class="complaint-status ${c.status === "resolved" ? "level-ok" : "level-warn"}">${FG.esc(FG.v("complaint_status", c.status))}</span>${c.status !== "resolved" && c.due_date ? " · " + FG.esc(FG.t("complaint_due", { d: FG.date(c.due_date) })) : ""}</p>
       <p data-raw>${FG.esc(c.body)}</p>
       <p class="reply"><strong>${FG.esc(FG.t("operator_reply"))}</strong> ${c.response ? `<span data-raw>${FG.esc(c.response)}</span>` : FG.esc(FG.t("no_reply_yet"))}</p></div>`).join("") : "";
 }

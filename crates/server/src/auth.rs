@@ -393,6 +393,11 @@ impl Auth {
             .map(|p| (token, p.to_string(), expires)))
     }
 
+    /// End one portal session (logout): deleted in the store.
+    pub async fn end_session(&self, token: &str) -> Result<bool, ApiError> {
+        Ok(self.store.end_portal_session(&sha256_hex(token)).await?)
+    }
+
     /// End every portal session of a person (after deletion).
     pub async fn end_sessions_of(&self, person_id: Uuid) -> Result<(), ApiError> {
         self.store.end_portal_sessions(person_id).await?;

@@ -16,6 +16,7 @@ impl From<facegate_core::CoreError> for ApiError {
             C::Refused(r) => r.into(),
             C::Forbidden(m) => ApiError::Forbidden(m),
             C::NotFound(m) => ApiError::NotFound(m),
+            C::Conflict(m) => ApiError::Conflict(m),
             C::BadRequest { zh, en } => ApiError::BadRequest { zh, en },
             C::TooLarge(m) => ApiError::TooLarge(m),
             C::Locked { until } => ApiError::RateLimited {

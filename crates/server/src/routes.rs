@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{console, frontline, keys, liveness, people, system};
+use crate::api::{console, desk, frontline, keys, liveness, people, system};
 use crate::state::AppState;
 use crate::{assets, extract};
 
@@ -25,7 +25,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         // API keys (admin) and portal sessions (persons, with a one-time code)
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))
-        .routes(routes!(keys::redeem))
+        .routes(routes!(keys::redeem, desk::logout))
         // the front line: notice → consent or decline → enrol / verify / identify
         .routes(routes!(frontline::notice))
         .routes(routes!(frontline::give_consent))
@@ -38,14 +38,20 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(frontline::add_credential))
         .routes(routes!(frontline::verify_credential))
         .routes(routes!(frontline::portal_code))
+        // the front desk: keypad numbers, the guard's check (人工核验)
+        .routes(routes!(desk::lookup))
+        .routes(routes!(desk::pending_checks, desk::request_check))
+        .routes(routes!(desk::get_check, desk::cancel_check))
+        .routes(routes!(desk::decide_check))
         // persons and their rights
-        .routes(routes!(people::create))
-        .routes(routes!(people::get))
+        .routes(routes!(desk::find, people::create))
+        .routes(routes!(people::get, desk::correct))
         .routes(routes!(people::consents))
         .routes(routes!(people::export))
         .routes(routes!(people::erase))
         .routes(routes!(people::withdraw))
         .routes(routes!(console::complaints, people::complain))
+        .routes(routes!(desk::resolve_complaint))
         .routes(routes!(people::me))
         // operator and auditor
         .routes(routes!(console::dashboard))
@@ -55,6 +61,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(console::scenarios, console::upload_scenario))
         .routes(routes!(console::devices))
         .routes(routes!(console::requests))
+        .routes(routes!(desk::close_request))
+        .routes(routes!(desk::headcount))
+        .routes(routes!(desk::checks))
         .routes(routes!(console::audit))
         .routes(routes!(console::audit_verify))
         .routes(routes!(console::audit_export))

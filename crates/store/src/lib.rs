@@ -42,6 +42,7 @@
 
 mod access;
 mod audit;
+mod desk;
 mod error;
 mod hub_sync;
 mod keys;
@@ -58,6 +59,7 @@ pub use audit::{
     verify_jsonl, verify_records, AuditAnchor, AuditEntry, AuditHead, AuditRecord, ChainCursor,
     ChainFault, ChainFaultKind, ChainReport, ANCHOR_EVERY, AUDIT_RETENTION_DAYS_MIN, GENESIS_HASH,
 };
+pub use desk::{room_key, CheckRow, Resident, StaffedCheck};
 pub use error::{Refusal, Result, StoreError};
 pub use hub_sync::HubInboxRow;
 pub use keys::{StoreKeys, IDENTITY_KEY_ENV};

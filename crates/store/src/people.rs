@@ -523,6 +523,11 @@ impl Store {
             .bind(&pid)
             .execute(&mut *tx)
             .await?;
+        // Resident and room numbers identify the person: they go too.
+        sqlx::query("DELETE FROM residents WHERE person_id = $1")
+            .bind(&pid)
+            .execute(&mut *tx)
+            .await?;
         let receipt = self
             .delete_templates_in(&mut tx, person_id, None, "erasure_request", actor, now)
             .await?;

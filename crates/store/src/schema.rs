@@ -293,6 +293,45 @@ Migration {
     ],
 },
 Migration {
+    version: 5,
+    name: "residents_and_staffed_checks",
+    statements: &[
+        // Short resident numbers and room numbers a kiosk keypad can take
+        // (identifiers, not secrets: face, a PIN, a card or a guard still
+        // checks the person). `room_key` is the room's digits, as a keypad
+        // types them. Erasure deletes the row.
+        "CREATE TABLE residents (
+            person_id TEXT PRIMARY KEY REFERENCES persons(id),
+            resident_no TEXT NOT NULL UNIQUE,
+            room TEXT,
+            room_key TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL)",
+        "CREATE INDEX residents_room_key ON residents (room_key)",
+        // The guard's check (人工核验): asked for at a kiosk, decided by a
+        // guard in the console; the decision's receipt is a verification
+        // event (method staffed_check).
+        "CREATE TABLE staffed_checks (
+            id TEXT PRIMARY KEY,
+            code TEXT NOT NULL,
+            person_id TEXT NOT NULL REFERENCES persons(id),
+            scenario_id TEXT NOT NULL REFERENCES scenarios(id),
+            device TEXT,
+            requested_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            passed BIGINT,
+            decided_at TEXT,
+            decided_by TEXT,
+            guard_name TEXT,
+            how TEXT,
+            receipt_id TEXT,
+            grants TEXT)",
+        "CREATE INDEX staffed_checks_status ON staffed_checks (status, created_at)",
+    ],
+},
+Migration {
     version: 7,
     name: "hub_sync",
     statements: &[

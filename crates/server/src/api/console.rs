@@ -314,6 +314,19 @@ pub struct RequestView {
     pub outcome: Option<String>,
 }
 
+pub fn request_view(r: facegate_store::SubjectRequest) -> RequestView {
+    RequestView {
+        id: r.id.to_string(),
+        person_id: r.person_id.map(|p| p.to_string()),
+        kind: r.kind.as_str().into(),
+        channel: r.channel,
+        received_at: r.received_at,
+        due_date: r.due_date,
+        status: r.status,
+        outcome: r.outcome,
+    }
+}
+
 /// Requests from persons (access, copy, delete), oldest first.
 #[utoipa::path(get, path = "/v1/requests", tag = "requests", security(("bearer" = [])),
     responses(
@@ -328,16 +341,7 @@ pub async fn requests(
             .requests()
             .await?
             .into_iter()
-            .map(|r| RequestView {
-                id: r.id.to_string(),
-                person_id: r.person_id.map(|p| p.to_string()),
-                kind: r.kind.as_str().into(),
-                channel: r.channel,
-                received_at: r.received_at,
-                due_date: r.due_date,
-                status: r.status,
-                outcome: r.outcome,
-            })
+            .map(request_view)
             .collect(),
     ))
 }

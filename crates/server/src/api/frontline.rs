@@ -18,14 +18,14 @@ use facegate_core::ops::{Frames, Who};
 /// What every front-line handler works out first, in one place: the device
 /// the caller acts for (a device key only for its own), the scenario, and
 /// the audit label.
-struct FrontCall {
-    device: Option<String>,
-    scenario: std::sync::Arc<facegate_core::deploy::Deployed>,
-    actor: String,
+pub(crate) struct FrontCall {
+    pub(crate) device: Option<String>,
+    pub(crate) scenario: std::sync::Arc<facegate_core::deploy::Deployed>,
+    pub(crate) actor: String,
 }
 
 impl FrontCall {
-    fn new(
+    pub(crate) fn new(
         s: &AppState,
         caller: &Caller,
         device_id: Option<&str>,
@@ -47,7 +47,7 @@ impl FrontCall {
         }
     }
 
-    fn who(&self) -> Who<'_> {
+    pub(crate) fn who(&self) -> Who<'_> {
         Who {
             actor: &self.actor,
             device: self.device.as_deref(),

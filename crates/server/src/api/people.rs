@@ -4,7 +4,6 @@
 
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
-use facegate_gallery::PersonId;
 use facegate_policy as policy;
 use facegate_store as store;
 use serde::{Deserialize, Serialize};
@@ -25,6 +24,13 @@ pub struct NewPerson {
     /// Needed to apply the under-14 rule (R10). A calendar date, `YYYY-MM-DD`.
     #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub date_of_birth: Option<NaiveDate>,
+    /// The short number typed at a kiosk: 1 to 8 digits, not taken
+    /// (default: a free six-digit one).
+    #[schema(pattern = r"^[0-9]{1,8}$")]
+    pub resident_no: Option<String>,
+    /// The room as written (e.g. `3-1502`); a kiosk takes its digits.
+    #[schema(max_length = 32, pattern = "[0-9]")]
+    pub room: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -37,11 +43,16 @@ pub struct PersonView {
     pub minor: bool,
     pub created_at: DateTime<Utc>,
     pub erased_at: Option<DateTime<Utc>>,
+    /// The short number typed at a kiosk.
+    pub resident_no: Option<String>,
+    pub room: Option<String>,
 }
 
-fn person_view(p: &store::Person) -> PersonView {
+pub fn person_view(p: &store::Person, r: Option<&store::Resident>) -> PersonView {
     let dob = p.identity.as_ref().and_then(|i| i.date_of_birth);
     PersonView {
+        resident_no: r.map(|r| r.resident_no.clone()),
+        room: r.and_then(|r| r.room.clone()),
         id: p.id.to_string(),
         display_name: p.identity.as_ref().map(|i| i.display_name.clone()),
         contact: p.identity.as_ref().and_then(|i| i.contact.clone()),
@@ -55,29 +66,28 @@ fn person_view(p: &store::Person) -> PersonView {
 /// Register a person (identity encrypted at rest, apart from any template).
 #[utoipa::path(post, path = "/v1/persons", tag = "persons", request_body = NewPerson,
     security(("bearer" = [])), responses(
-        (status = 200, description = "The person registered", body = PersonView)))]
+        (status = 200, description = "The person registered, with a resident number", body = PersonView),
+        (status = 409, description = "The resident number is another person's", body = crate::ErrorBody)))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Caller,
     Json(req): Json<NewPerson>,
 ) -> ApiResult<Json<PersonView>> {
     caller.require_operator()?;
-    if req.display_name.trim().is_empty() {
-        return Err(ApiError::bad("请填写姓名。", "display_name is empty"));
-    }
-    let p = s
-        .store
-        .add_person(
-            s.processor_id,
+    let f = s
+        .core
+        .add_resident(
             &store::PersonIdentity {
                 display_name: req.display_name.trim().into(),
                 contact: req.contact.filter(|c| !c.trim().is_empty()),
                 date_of_birth: req.date_of_birth,
             },
+            req.resident_no.as_deref(),
+            req.room.as_deref(),
             &caller.actor(),
         )
         .await?;
-    Ok(Json(person_view(&p)))
+    Ok(Json(person_view(&f.person, f.resident.as_ref())))
 }
 
 /// One person's record (readers, or the person in the portal).
@@ -92,7 +102,8 @@ pub async fn get(
 ) -> ApiResult<Json<PersonView>> {
     caller.require_self_or_reader(&id)?;
     let pid = pipeline::person_id(&id)?;
-    Ok(Json(person_view(&s.store.person(pid).await?)))
+    let r = s.store.resident(pid).await?;
+    Ok(Json(person_view(&s.store.person(pid).await?, r.as_ref())))
 }
 
 /// A person's consents.
@@ -216,67 +227,46 @@ pub async fn export(
 ) -> ApiResult<Json<serde_json::Value>> {
     caller.require_self_or_operator(&id)?;
     let pid = pipeline::person_id(&id)?;
-    let p = s.store.person(pid).await?;
-    let consents = s.store.consents(pid).await?;
-    let guardians = s.store.guardians(pid).await?;
-    let creds = s.store.credentials(pid).await?;
-    let events = s.store.verification_events(pid, 1000).await?;
-    let templates = {
-        let g = s.galleries.read().unwrap();
-        g.values()
-            .map(|g| g.templates_of(PersonId(pid)).len())
-            .sum::<usize>()
-    };
-    let req = open_request(&s, &caller, pid, store::RequestKind::Copy).await?;
-    s.store
-        .complete_request(req.id, "done", "export delivered at once", &caller.actor())
+    let (acting, channel) = acting_channel(&caller)?;
+    let x = s
+        .core
+        .export_person(pid, acting, channel, &caller.actor())
         .await?;
     Ok(Json(serde_json::json!({
         "format": "facegate-export/1",
-        "exported_at": Utc::now(),
-        "request_id": req.id,
-        "person": person_view(&p),
-        "guardians": guardians.iter().map(|g| serde_json::json!({
+        "exported_at": x.exported_at,
+        "request_id": x.request_id,
+        "person": person_view(&x.person, x.resident.as_ref()),
+        "guardians": x.guardians.iter().map(|g| serde_json::json!({
             "id": g.id, "relationship": g.relationship,
             "name": g.identity.as_ref().map(|i| i.display_name.clone()),
             "created_at": g.created_at,
         })).collect::<Vec<_>>(),
-        "consents": consents.iter().map(|c| consent_view(&s, c)).collect::<Vec<_>>(),
-        "credentials": creds.iter().map(|c| serde_json::json!({
+        "consents": x.consents.iter().map(|c| consent_view(&s, c)).collect::<Vec<_>>(),
+        "credentials": x.credentials.iter().map(|c| serde_json::json!({
             "id": c.id, "kind": c.kind.as_str(), "created_at": c.created_at, "revoked_at": c.revoked_at,
         })).collect::<Vec<_>>(),
         "face_templates": {
-            "count": templates,
+            "count": x.templates,
             "note_zh": "人脸特征值仅以加密形式保存在设备内，不导出。",
             "note_en": "Face templates are kept only encrypted in the device and are not exported.",
         },
-        "verification_events": events,
+        "verification_events": x.events,
+        "complaints": x.complaints.iter().map(complaint_view).collect::<Vec<_>>(),
     })))
 }
 
-/// Log a person's request (answered at once, so due today), from the portal
-/// when the person asks for themself, else through the API.
-async fn open_request(
-    s: &AppState,
+/// Who acts on a person's rights, and through which channel.
+fn acting_channel(
     caller: &Caller,
-    pid: uuid::Uuid,
-    kind: store::RequestKind,
-) -> ApiResult<store::SubjectRequest> {
-    let channel = match caller {
-        Caller::Person { .. } => "portal",
-        _ => "api",
-    };
-    Ok(s.store
-        .add_request(
-            &store::NewRequest {
-                person_id: Some(pid),
-                kind,
-                channel: channel.into(),
-                due_date: policy::shanghai_date(Utc::now()),
-            },
-            &caller.actor(),
-        )
-        .await?)
+) -> ApiResult<(facegate_core::ops::Acting<'static>, &'static str)> {
+    Ok(match caller {
+        Caller::Person { person_id } => (
+            facegate_core::ops::Acting::Person(pipeline::person_id(person_id)?),
+            "portal",
+        ),
+        _ => (facegate_core::ops::Acting::Operator, "api"),
+    })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -299,15 +289,10 @@ pub async fn erase(
 ) -> ApiResult<Json<ErasureView>> {
     caller.require_self_or_operator(&id)?;
     let pid = pipeline::person_id(&id)?;
-    let req = open_request(&s, &caller, pid, store::RequestKind::Delete).await?;
-    let r = s.core.erase_person(pid, &caller.actor()).await?;
-    s.store
-        .complete_request(
-            req.id,
-            "done",
-            &format!("erased; receipt {}", r.receipt_id),
-            &caller.actor(),
-        )
+    let (_, channel) = acting_channel(&caller)?;
+    let r = s
+        .core
+        .erase_on_request(pid, channel, &caller.actor())
         .await?;
     Ok(Json(ErasureView {
         receipt_id: r.receipt_id.to_string(),
@@ -334,8 +319,14 @@ pub struct ComplaintView {
     pub channel: String,
     pub received_at: DateTime<Utc>,
     pub body: String,
+    /// `open` or `resolved` (answered and closed).
     pub status: String,
+    /// The operator's reply, shown to the person.
     pub response: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Last day to answer: 15 working days after it was received
+    /// (Asia/Shanghai, official calendar).
+    pub due_date: NaiveDate,
 }
 
 /// File a complaint (R25, PIPL Art. 50).
@@ -358,22 +349,10 @@ pub async fn complain(
                 .transpose()?
         }
     };
-    if req.body.trim().is_empty() || req.body.chars().count() > 10_000 {
-        return Err(ApiError::bad(
-            "请填写投诉内容（不超过 10000 字）。",
-            "write the complaint (at most 10,000 characters)",
-        ));
-    }
+    let channel = req.channel.unwrap_or_else(|| "portal".into());
     let c = s
-        .store
-        .add_complaint(
-            &store::NewComplaint {
-                person_id: person,
-                channel: req.channel.unwrap_or_else(|| "portal".into()),
-                body: req.body.trim().into(),
-            },
-            &caller.actor(),
-        )
+        .core
+        .file_complaint(person, &req.body, &channel, &caller.actor())
         .await?;
     Ok(Json(complaint_view(&c)))
 }
@@ -387,6 +366,8 @@ pub fn complaint_view(c: &store::Complaint) -> ComplaintView {
         body: c.body.clone(),
         status: c.status.clone(),
         response: c.response.clone(),
+        resolved_at: c.resolved_at,
+        due_date: facegate_core::requests::answer_due(c.received_at).0,
     }
 }
 
@@ -425,15 +406,14 @@ pub async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Me>
     let cs = s.store.consents(pid).await?;
     let events = s.store.verification_events(pid, 20).await?;
     let complaints = s
-        .store
-        .complaints()
+        .core
+        .complaints_of(pid)
         .await?
-        .into_iter()
-        .filter(|c| c.person_id == Some(pid))
-        .map(|c| complaint_view(&c))
+        .iter()
+        .map(complaint_view)
         .collect();
     Ok(Json(Me {
-        person: person_view(&p),
+        person: person_view(&p, s.store.resident(pid).await?.as_ref()),
         consents: cs.iter().map(|c| consent_view(&s, c)).collect(),
         scenario_name_zh: d.scenario.name.zh.clone(),
         scenario_name_en: d.scenario.name.get(policy::Lang::En).to_string(),

@@ -1,0 +1,477 @@
+//! The front desk over HTTP (issue 14): keypad numbers, the guard's check
+//! (人工核验) as an alternative method (R6, R15), complaints answered in the
+//! console and read in the portal, requests closed, portal logout, and the
+//! console's series, all from the store.
+
+mod common;
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_resident_number_names_the_person_and_nothing_else_to_a_device() {
+    let t = common::server().await;
+    let (s, p) = t
+        .call(
+            "POST",
+            "/v1/persons",
+            Some(&t.admin),
+            Some(json!({"display_name": "张三", "date_of_birth": "1950-03-01", "room": "3-1502"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    let id = p["id"].as_str().unwrap();
+    let no = p["resident_no"].as_str().unwrap().to_string();
+    assert_eq!(no.len(), 6, "{p}");
+    assert_eq!(p["room"], "3-1502");
+    // The kiosk's keypad: by resident number, then by the room's digits.
+    for n in [no.as_str(), "31502"] {
+        let (s, r) = t
+            .call(
+                "GET",
+                &format!("/v1/residents/lookup?number={n}"),
+                Some(&t.device),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        assert_eq!(r["person_id"], id);
+        // Never a name or a date of birth to a device.
+        let text = r.to_string();
+        assert!(!text.contains("张三") && !text.contains("1950"), "{r}");
+        assert_eq!(r.as_object().unwrap().len(), 2, "{r}");
+    }
+    let (s, _) = t
+        .call(
+            "GET",
+            "/v1/residents/lookup?number=999999999",
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, e) = t
+        .call(
+            "GET",
+            "/v1/residents/lookup?number=7",
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    // A second resident in the same room: the room alone no longer names one.
+    let (_, p2) = t
+        .call(
+            "POST",
+            "/v1/persons",
+            Some(&t.admin),
+            Some(json!({"display_name": "李四", "room": "3-1502", "resident_no": "77"})),
+        )
+        .await;
+    let (s, e) = t
+        .call(
+            "GET",
+            "/v1/residents/lookup?number=31502",
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["message_en"]
+            .as_str()
+            .unwrap()
+            .contains("resident number"),
+        "{e}"
+    );
+    // The console finds by number, by name; a device may not search.
+    let (s, found) = t
+        .call("GET", "/v1/persons?q=77", Some(&t.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{found}");
+    assert_eq!(found[0]["id"], p2["id"]);
+    let (_, found) = t
+        .call(
+            "GET",
+            &format!("/v1/persons?q={}", urlencode("张")),
+            Some(&t.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["display_name"], "张三");
+    let (s, _) = t
+        .call("GET", "/v1/persons?q=77", Some(&t.device), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Correct: a new number and name; the request is logged and closed.
+    let (s, c) = t
+        .call(
+            "PATCH",
+            &format!("/v1/persons/{id}"),
+            Some(&t.admin),
+            Some(json!({"display_name": "张三丰", "resident_no": "1234"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["display_name"], "张三丰");
+    assert_eq!(c["resident_no"], "1234");
+    assert_eq!(c["room"], "3-1502");
+    let (s, e) = t
+        .call(
+            "PATCH",
+            &format!("/v1/persons/{id}"),
+            Some(&t.admin),
+            Some(json!({"resident_no": "77"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "a number already taken: {e}");
+    let (_, rs) = t.call("GET", "/v1/requests", Some(&t.admin), None).await;
+    assert!(
+        rs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "correct" && r["status"] == "done"),
+        "{rs}"
+    );
+    // Erased: the number no longer names anyone.
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{id}/erase"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = t
+        .call(
+            "GET",
+            "/v1/residents/lookup?number=1234",
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+#[tokio::test]
+async fn r15_the_guards_check_is_an_alternative_decided_once_with_a_receipt() {
+    let t = common::server().await;
+    let pid = t.consenting_person("王五", "1948-05-05").await;
+    // The kiosk's probe for the route: a bad id is 400, not 404.
+    let (s, _) = t
+        .call("GET", "/v1/staffed-checks/probe", Some(&t.device), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, c) = t
+        .call(
+            "POST",
+            "/v1/staffed-checks",
+            Some(&t.device),
+            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["status"], "pending");
+    assert!(c["display_name"].is_null(), "never a name to a device: {c}");
+    let cid = c["id"].as_str().unwrap().to_string();
+    // The guard screen lists it with the name; a device may not list.
+    let (s, list) = t
+        .call(
+            "GET",
+            "/v1/staffed-checks?status=pending",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list[0]["id"], cid.as_str());
+    assert_eq!(list[0]["display_name"], "王五");
+    let (s, _) = t
+        .call(
+            "GET",
+            "/v1/staffed-checks?status=pending",
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // The guard's name is required.
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/staffed-checks/{cid}/decide"),
+            Some(&t.admin),
+            Some(json!({"result": "pass", "guard_name": "  "})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, d) = t
+        .call(
+            "POST",
+            &format!("/v1/staffed-checks/{cid}/decide"),
+            Some(&t.admin),
+            Some(json!({"result": "pass", "guard_name": "赵保安", "how": "in person at the gate"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["outcome"]["outcome"], "pass");
+    assert_eq!(d["outcome"]["method"], "staffed_check");
+    // What passing grants is what face grants (R15, R17).
+    assert!(!d["outcome"]["grants"].as_str().unwrap().is_empty(), "{d}");
+    let receipt = d["outcome"]["receipt_id"].as_str().unwrap().to_string();
+    // Decided once.
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/staffed-checks/{cid}/decide"),
+            Some(&t.admin),
+            Some(json!({"result": "fail", "guard_name": "钱保安"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // The kiosk polls and sees the outcome with the same receipt, also
+    // after a restart.
+    let t2 = t.restart().await;
+    let (s, got) = t2
+        .call(
+            "GET",
+            &format!("/v1/staffed-checks/{cid}"),
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{got}");
+    assert_eq!(got["status"], "decided");
+    assert_eq!(got["outcome"]["receipt_id"], receipt.as_str());
+    // The receipt is in the person's record and the audit log.
+    let tok = t2.portal_token(&pid).await;
+    let (_, me) = t2.call("GET", "/v1/me", Some(&tok), None).await;
+    assert!(
+        me["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["receipt_id"] == receipt.as_str() && e["method"] == "staffed_check"),
+        "{me}"
+    );
+    // The kiosk withdraws a check when the person leaves: the guard no
+    // longer sees it and cannot confirm it.
+    let (_, c2) = t2
+        .call(
+            "POST",
+            "/v1/staffed-checks",
+            Some(&t.device),
+            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
+        )
+        .await;
+    let c2 = c2["id"].as_str().unwrap().to_string();
+    let (s, _) = t2
+        .call(
+            "DELETE",
+            &format!("/v1/staffed-checks/{c2}"),
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, list) = t2
+        .call(
+            "GET",
+            "/v1/staffed-checks?status=pending",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert!(list.as_array().unwrap().is_empty(), "{list}");
+    let (s, _) = t2
+        .call(
+            "POST",
+            &format!("/v1/staffed-checks/{c2}/decide"),
+            Some(&t.admin),
+            Some(json!({"result": "pass", "guard_name": "赵保安"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = t2
+        .call(
+            "DELETE",
+            &format!("/v1/staffed-checks/{c2}"),
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // Checks per day count it.
+    let (s, st) = t2
+        .call("GET", "/v1/stats/checks?days=3", Some(&t.auditor), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    assert!(
+        st["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["method"] == "staffed_check" && d["result"] == "match" && d["count"] == 1),
+        "{st}"
+    );
+}
+
+#[tokio::test]
+async fn r6_a_scenario_without_the_guards_check_refuses_it_naming_the_rule() {
+    let m = facegate_policy::init_template("residential-gate")
+        .unwrap()
+        .replace(
+            "methods = [\"face\", \"card\", \"qr_code\", \"staffed_check\"]",
+            "methods = [\"face\", \"card\", \"qr_code\"]",
+        );
+    assert!(!m.contains("staffed_check\"]"));
+    let t = common::server_with_manifest(Some(m)).await;
+    let pid = t.consenting_person("赵六", "1960-01-01").await;
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/staffed-checks",
+            Some(&t.device),
+            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(b["rule"].is_string(), "{b}");
+    assert!(b["article_zh"].is_string(), "{b}");
+}
+
+#[tokio::test]
+async fn r25_a_complaint_answered_in_the_console_is_seen_in_the_portal() {
+    let t = common::server().await;
+    let pid = t.consenting_person("孙七", "1980-02-02").await;
+    let tok = t.portal_token(&pid).await;
+    let (s, c) = t
+        .call(
+            "POST",
+            "/v1/complaints",
+            Some(&tok),
+            Some(json!({"body": "闸机太慢"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert!(c["due_date"].is_string(), "{c}");
+    let cid = c["id"].as_str().unwrap().to_string();
+    // The kiosk probe: the route exists.
+    let (s, _) = t
+        .call(
+            "POST",
+            "/v1/complaints/probe/resolve",
+            Some(&t.admin),
+            Some(json!({"response": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/complaints/{cid}/resolve"),
+            Some(&tok),
+            Some(json!({"response": "x"})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "a person does not answer complaints"
+    );
+    let (s, r) = t
+        .call(
+            "POST",
+            &format!("/v1/complaints/{cid}/resolve"),
+            Some(&t.admin),
+            Some(json!({"response": "已调整闸机灵敏度。"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "resolved");
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/complaints/{cid}/resolve"),
+            Some(&t.admin),
+            Some(json!({"response": "again"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (_, me) = t.call("GET", "/v1/me", Some(&tok), None).await;
+    assert_eq!(me["complaints"][0]["status"], "resolved", "{me}");
+    assert_eq!(
+        me["complaints"][0]["response"], "已调整闸机灵敏度。",
+        "{me}"
+    );
+    // Export includes the complaint; then the request closed at once
+    // cannot be closed again.
+    let (s, x) = t
+        .call(
+            "GET",
+            &format!("/v1/persons/{pid}/export"),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{x}");
+    assert_eq!(x["complaints"][0]["response"], "已调整闸机灵敏度。");
+    let rid = x["request_id"].as_str().unwrap();
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/requests/{rid}/close"),
+            Some(&t.admin),
+            Some(json!({"status": "done", "outcome": "again"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // Logout: the session is gone from the store (a restart does not bring it back).
+    let (s, _) = t
+        .call("DELETE", "/v1/portal/session", Some(&tok), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = t.call("GET", "/v1/me", Some(&tok), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let t2 = t.restart().await;
+    let (s, _) = t2.call("GET", "/v1/me", Some(&tok), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = t2
+        .call("DELETE", "/v1/portal/session", Some(&t.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn r21_the_headcount_series_follows_enrolments_day_by_day() {
+    let t = common::server().await;
+    let (s, h) = t
+        .call("GET", "/v1/stats/headcount?days=7", Some(&t.auditor), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{h}");
+    assert_eq!(h.as_array().unwrap().len(), 7);
+    assert_eq!(h[6]["headcount"], 0);
+    let pid = t.consenting_person("周八", "1970-07-07").await;
+    let (s, b) = t.face("/v1/enrol", &pid, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, h) = t
+        .call("GET", "/v1/stats/headcount?days=7", Some(&t.auditor), None)
+        .await;
+    assert_eq!(h[6]["headcount"], 1, "{h}");
+    let (_, f) = t.call("GET", "/v1/filing", Some(&t.auditor), None).await;
+    assert_eq!(h[6]["headcount"], f["headcount"]);
+    let (s, _) = t
+        .call("GET", "/v1/stats/headcount?days=0", Some(&t.auditor), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = t
+        .call("GET", "/v1/stats/headcount", Some(&t.device), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

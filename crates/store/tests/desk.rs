@@ -1,0 +1,153 @@
+//! The front desk's state lives in the store (issue 14): resident and room
+//! numbers, and the guard's checks, survive a restart and are seen at once
+//! by a second process; a check is decided once; erasure takes the numbers.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::*;
+use facegate_store::*;
+
+async fn resident_numbers_are_unique_found_by_room_and_erased_with_the_person(db: Db) {
+    let w = world(&db.store).await;
+    let (a, _) = consenting_person(&db.store, &w, "Zhang San").await;
+    let (b, _) = consenting_person(&db.store, &w, "Li Si").await;
+    let ra = db
+        .store
+        .set_resident(a.id, None, Some("3-1502"), "t")
+        .await
+        .unwrap();
+    assert_eq!(ra.resident_no.len(), 6, "{ra:?}");
+    assert!(ra.resident_no.chars().all(|c| c.is_ascii_digit()));
+    // A number already taken is refused.
+    let e = db
+        .store
+        .set_resident(b.id, Some(&ra.resident_no), None, "t")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+    db.store
+        .set_resident(b.id, Some("42"), Some("3-1502"), "t")
+        .await
+        .unwrap();
+    // Seen by a second handle (a restart, another instance).
+    let other = db.reopen().await;
+    let by_no = other.residents_by_number("42").await.unwrap();
+    assert_eq!(by_no.len(), 1);
+    assert_eq!(by_no[0].person_id, b.id);
+    let by_room = other.residents_by_number("31502").await.unwrap();
+    assert_eq!(by_room.len(), 2, "{by_room:?}");
+    // Not digits, or too long: refused.
+    assert!(db
+        .store
+        .set_resident(a.id, Some("12a"), None, "t")
+        .await
+        .is_err());
+    assert!(db
+        .store
+        .set_resident(a.id, Some("123456789"), None, "t")
+        .await
+        .is_err());
+    // Correcting keeps the number unless a new one is given.
+    let again = db
+        .store
+        .set_resident(a.id, None, Some("4-101"), "t")
+        .await
+        .unwrap();
+    assert_eq!(again.resident_no, ra.resident_no);
+    assert_eq!(other.residents_by_number("31502").await.unwrap().len(), 1);
+    // Erasure takes the numbers too (they identify the person).
+    db.store.erase_person(b.id, "t").await.unwrap();
+    assert!(other.resident(b.id).await.unwrap().is_none());
+    assert!(other.residents_by_number("42").await.unwrap().is_empty());
+    let recs = db.store.audit_records(1, 1000).await.unwrap();
+    assert!(recs.iter().any(|r| r.event == "resident_numbered"));
+    assert!(recs.iter().any(|r| r.event == "resident_corrected"));
+}
+both!(resident_numbers_are_unique_found_by_room_and_erased_with_the_person);
+
+async fn a_staffed_check_is_decided_once_and_expires(db: Db) {
+    let w = world(&db.store).await;
+    let (p, _) = consenting_person(&db.store, &w, "Wang Wu").await;
+    let c = db
+        .store
+        .open_staffed_check(
+            p.id,
+            w.scenario,
+            Some("gate-north-1"),
+            Utc::now() + Duration::minutes(10),
+            "device:k1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.status, "pending");
+    assert_eq!(c.code.len(), 4);
+    let other = db.reopen().await;
+    let pending = other.pending_staffed_checks(Utc::now()).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, c.id);
+    // Decided once, across processes.
+    assert!(other
+        .decide_staffed_check(
+            c.id,
+            true,
+            "Guard Zhao",
+            "known to me",
+            Utc::now(),
+            "operator:o1"
+        )
+        .await
+        .unwrap());
+    assert!(!db
+        .store
+        .decide_staffed_check(c.id, false, "Guard Qian", "", Utc::now(), "operator:o2")
+        .await
+        .unwrap());
+    let receipt = uuid::Uuid::now_v7();
+    db.store
+        .set_staffed_receipt(c.id, receipt, Some("enter"))
+        .await
+        .unwrap();
+    let got = other.staffed_check(c.id).await.unwrap();
+    assert_eq!(got.status, "decided");
+    assert_eq!(got.passed, Some(true));
+    assert_eq!(got.guard_name.as_deref(), Some("Guard Zhao"));
+    assert_eq!(got.receipt_id, Some(receipt));
+    assert!(other
+        .pending_staffed_checks(Utc::now())
+        .await
+        .unwrap()
+        .is_empty());
+    // An expired check cannot be decided.
+    let old = db
+        .store
+        .open_staffed_check(
+            p.id,
+            w.scenario,
+            None,
+            Utc::now() - Duration::seconds(1),
+            "t",
+        )
+        .await
+        .unwrap();
+    assert!(db
+        .store
+        .pending_staffed_checks(Utc::now())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!db
+        .store
+        .decide_staffed_check(old.id, true, "Guard Zhao", "", Utc::now(), "t")
+        .await
+        .unwrap());
+    let recs = db.store.audit_records(1, 1000).await.unwrap();
+    assert_eq!(
+        recs.iter()
+            .filter(|r| r.event == "staffed_check_decided")
+            .count(),
+        1
+    );
+    assert!(db.store.verify_chain().await.unwrap().is_intact());
+}
+both!(a_staffed_check_is_decided_once_and_expires);
