@@ -4,11 +4,13 @@
 //! independently: `vision_cmd` (detect, compare, bench lfw/speed),
 //! `gallery_cmd` (bench search/identify/calibrate), `pad_cmd` (bench pad),
 //! `policy_cmd` (init, lint, filing, pia), `store_cmd` (audit, sweep),
-//! `server_cmd` (serve, enrol, verify, identify).
+//! `server_cmd` (serve, enrol, verify, identify), `receipt_cmd` (receipt
+//! verify, receipt public-key).
 
 mod gallery_cmd;
 mod pad_cmd;
 mod policy_cmd;
+mod receipt_cmd;
 mod server_cmd;
 mod store_cmd;
 mod vision_cmd;
@@ -43,6 +45,8 @@ enum Cmd {
     Store(store_cmd::Cmd),
     #[command(flatten)]
     Server(server_cmd::Cmd),
+    #[command(flatten)]
+    Receipt(receipt_cmd::Cmd),
 }
 
 #[derive(Subcommand)]
@@ -80,5 +84,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Policy(c) => policy_cmd::run(c),
         Cmd::Store(c) => store_cmd::run(c),
         Cmd::Server(c) => server_cmd::run(c),
+        Cmd::Receipt(c) => receipt_cmd::run(c),
     }
 }

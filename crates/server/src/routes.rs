@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{console, frontline, keys, people, system};
+use crate::api::{console, frontline, keys, people, receipts, system};
 use crate::state::AppState;
 use crate::{assets, extract};
 
@@ -37,6 +37,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(frontline::add_credential))
         .routes(routes!(frontline::verify_credential))
         .routes(routes!(frontline::portal_code))
+        // signed receipts: public key, public check, QR
+        .routes(routes!(receipts::public_key))
+        .routes(routes!(receipts::verify))
+        .routes(routes!(receipts::qr))
         // persons and their rights
         .routes(routes!(people::create))
         .routes(routes!(people::get))
@@ -68,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/kiosk", get(assets::kiosk))
         .route("/portal", get(assets::portal))
         .route("/console", get(assets::console))
+        .route("/receipt", get(assets::receipt))
         .route("/assets/{name}", get(assets::file))
         .merge(api)
         .fallback(extract::not_found)

@@ -4,6 +4,7 @@ pub mod console;
 pub mod frontline;
 pub mod keys;
 pub mod people;
+pub mod receipts;
 pub mod system;
 
 use axum::extract::FromRequestParts;

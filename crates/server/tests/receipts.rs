@@ -1,0 +1,116 @@
+//! Signed receipts through the API: every decision's answer carries a code
+//! signed by the deployment; it verifies offline with the public key alone,
+//! through the public check, and after a restart (the key is derived from
+//! the identity key, not held in process memory); an altered code fails.
+
+mod common;
+
+use axum::http::StatusCode;
+use facegate_core::receipts;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_decision_receipt_verifies_offline_and_an_altered_one_fails() {
+    let t = common::server().await;
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &p, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = t.face("/v1/verify", &p, "obama2.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let code = b["receipt_code"].as_str().unwrap().to_string();
+    assert!(code.starts_with("FG1-"), "{b}");
+    assert!(code.len() < 260, "a short code: {} chars", code.len());
+
+    // The public key, asked without any credentials.
+    let (s, k) = t.call("GET", "/v1/receipts/public-key", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    let pk = k["public_key"].as_str().unwrap().to_string();
+
+    // Offline: only the code and the public key.
+    let key = receipts::parse_public_key(&pk).unwrap();
+    let r = receipts::verify(&code, &key).unwrap();
+    assert_eq!(r.receipt_id.to_string(), b["receipt_id"].as_str().unwrap());
+    assert_eq!(r.decision, "match");
+    assert_eq!(r.method, "face");
+    assert_eq!(r.device.as_deref(), Some("gate-north-1"));
+    assert_eq!(r.scenario, "residential-gate");
+    let pseudonym = r.person.clone().expect("a pseudonym");
+    assert!(!pseudonym.contains(&p), "a pseudonym, not the person id");
+
+    // The public check (no key needed) agrees; one altered byte fails.
+    let (s, v) = t
+        .call(
+            "POST",
+            "/v1/receipts/verify",
+            None,
+            Some(json!({ "code": code })),
+        )
+        .await;
+    assert_eq!(
+        (s, v["valid"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{v}"
+    );
+    assert_eq!(v["receipt"]["receipt_id"], b["receipt_id"]);
+    let mut bytes = receipts::code_bytes(&code).unwrap();
+    bytes[20] ^= 1;
+    let altered = receipts::code_from_bytes(&bytes);
+    let (s, v) = t
+        .call(
+            "POST",
+            "/v1/receipts/verify",
+            None,
+            Some(json!({ "code": altered })),
+        )
+        .await;
+    assert_eq!(
+        (s, v["valid"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{v}"
+    );
+    assert!(!v["message_zh"].as_str().unwrap().is_empty());
+    assert!(receipts::verify(&altered, &key).is_err());
+
+    // The QR image of the code; a non-code is refused with the JSON error body.
+    let (s, svg) = t
+        .call("GET", &format!("/v1/receipts/qr?code={code}"), None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(svg.as_str().unwrap().contains("<svg"), "{svg}");
+    let (s, e) = t
+        .call("GET", "/v1/receipts/qr?code=hello", None, None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["message_zh"].is_string() && e["message_en"].is_string());
+
+    // An alternative method gets a receipt from the same key.
+    let (s, b2) = t
+        .call("POST", "/v1/credentials", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810"})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b2}");
+    let (s, b2) = t
+        .call("POST", "/v1/verify/credential", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810"})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b2}");
+    let r2 = receipts::verify(b2["receipt_code"].as_str().unwrap(), &key).unwrap();
+    assert_eq!(r2.method, "pin");
+    assert_eq!(
+        r2.person.as_deref(),
+        Some(pseudonym.as_str()),
+        "one pseudonym per person"
+    );
+
+    // After a restart: the same key, so the old receipt still verifies.
+    let t2 = t.restart().await;
+    let (_, k2) = t2.call("GET", "/v1/receipts/public-key", None, None).await;
+    assert_eq!(k2["public_key"].as_str().unwrap(), pk);
+    let (_, v) = t2
+        .call(
+            "POST",
+            "/v1/receipts/verify",
+            None,
+            Some(json!({ "code": code })),
+        )
+        .await;
+    assert_eq!(v["valid"], true, "{v}");
+}
