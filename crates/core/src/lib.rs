@@ -13,6 +13,7 @@
 //! ([`CoreConfig`]).
 
 pub mod deploy;
+pub mod evidence;
 pub mod ops;
 pub mod pipeline;
 pub mod receipts;

@@ -29,6 +29,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("portal.js", JS, include_str!("../assets/portal.js")),
     ("console.js", JS, include_str!("../assets/console.js")),
     ("receipt.js", JS, include_str!("../assets/receipt.js")),
+    ("docs.js", JS, include_str!("../assets/docs.js")),
     (
         "messages.json",
         "application/json",

@@ -41,6 +41,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(receipts::public_key))
         .routes(routes!(receipts::verify))
         .routes(routes!(receipts::qr))
+        .routes(routes!(receipts::evidence))
         // persons and their rights
         .routes(routes!(people::create))
         .routes(routes!(people::get))

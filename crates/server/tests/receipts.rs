@@ -100,6 +100,31 @@ async fn a_decision_receipt_verifies_offline_and_an_altered_one_fails() {
         "one pseudonym per person"
     );
 
+    // The person's evidence file: every decision with its receipt (the same
+    // code the kiosk showed), notice versions, the filing number and the key.
+    let tok = t.portal_token(&p).await;
+    let (s, ev) = t.call("GET", "/v1/me/evidence", Some(&tok), None).await;
+    assert_eq!(s, StatusCode::OK, "{ev}");
+    assert_eq!(ev["public_key"].as_str(), Some(pk.as_str()));
+    assert_eq!(ev["person_pseudonym"].as_str(), Some(pseudonym.as_str()));
+    assert!(ev.get("filing_number").is_some());
+    assert!(!ev["notices"].as_array().unwrap().is_empty(), "{ev}");
+    let decisions = ev["decisions"].as_array().unwrap();
+    assert!(decisions.len() >= 3, "{ev}");
+    let same = decisions
+        .iter()
+        .find(|d| d["receipt_id"] == b["receipt_id"])
+        .expect("the verification is in the file");
+    assert_eq!(same["receipt_code"].as_str(), Some(code.as_str()));
+    assert!(same["notice_version"].is_i64(), "{same}");
+    for d in decisions {
+        receipts::verify(d["receipt_code"].as_str().unwrap(), &key).unwrap();
+    }
+    assert!(ev["consents"][0]["notice_version"].is_i64(), "{ev}");
+    // Only a portal session has one.
+    let (s, _) = t.call("GET", "/v1/me/evidence", Some(&t.admin), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
     // After a restart: the same key, so the old receipt still verifies.
     let t2 = t.restart().await;
     let (_, k2) = t2.call("GET", "/v1/receipts/public-key", None, None).await;

@@ -162,3 +162,28 @@ pub fn qr_svg(text: &str) -> Result<String, ApiError> {
         .quiet_zone(true)
         .build())
 }
+
+/// The signed-in person's evidence file: their decisions with signed
+/// receipts, the notice versions (and which was in force at each decision),
+/// their consents, the filing number and the receipts' public key. The
+/// portal prints it as one document; the JSON is for machines.
+#[utoipa::path(get, path = "/v1/me/evidence", tag = "portal", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The evidence file", body = Object),
+        (status = 403, description = "Not a portal session", body = crate::ErrorBody),
+        (status = 404, description = "The person is gone", body = crate::ErrorBody)))]
+pub async fn evidence(
+    State(s): State<AppState>,
+    caller: crate::auth::Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let crate::auth::Caller::Person { person_id } = &caller else {
+        return Err(ApiError::Forbidden(
+            "only a portal session has an evidence file".into(),
+        ));
+    };
+    let pid = facegate_core::pipeline::person_id(person_id)?;
+    let file = s.core.evidence(pid).await?;
+    Ok(Json(
+        serde_json::to_value(file).map_err(ApiError::internal)?,
+    ))
+}
