@@ -48,6 +48,7 @@ mod people;
 mod records;
 mod registry;
 mod schema;
+mod signage;
 mod sweep;
 mod templates;
 
@@ -59,6 +60,7 @@ pub use audit::{
 pub use error::{Refusal, Result, StoreError};
 pub use keys::{StoreKeys, IDENTITY_KEY_ENV};
 pub use records::*;
+pub use signage::SignagePhoto;
 pub use sweep::SweepReport;
 pub use templates::{
     EnrolReceipt, Enrolment, Headcount, HeadcountPoint, IntegrityReport, NewPersonEnrolment,
