@@ -76,3 +76,53 @@ const FGDocs = (() => {
   };
   document.addEventListener("fg-lang", () => { if (last && !view.classList.contains("hidden")) show(); });
 })();
+
+// The console's official documents: PIA and filing pack in the chosen
+// language, previewed in a frame and printed from it (Chromium's "Save as
+// PDF" gives the PDF); and the signage photo upload.
+(() => {
+  const frame = document.getElementById("doc-frame");
+  if (!frame) return;
+  const $ = id => document.getElementById(id);
+  const docMsg = $("doc-msg"), signMsg = $("signage-msg");
+  let shown = null;
+  async function view(kind) {
+    FG.showErr(docMsg, null);
+    const lang = $("doc-lang").value;
+    try {
+      const html = await FG.api("GET", `/v1/documents/${kind}?lang=${lang}`);
+      frame.srcdoc = html;
+      frame.classList.remove("hidden");
+      shown = kind;
+      $("btn-doc-pdf").disabled = false;
+      FG.setT(docMsg, "doc_shown");
+    } catch (e) { FG.showErr(docMsg, e); }
+  }
+  $("btn-doc-pia").onclick = () => view("pia");
+  $("btn-doc-pack").onclick = () => view("filing-pack");
+  $("doc-lang").onchange = () => { if (shown) view(shown); };
+  $("btn-doc-pdf").onclick = () => { if (frame.contentWindow) frame.contentWindow.print(); };
+  async function devices() {
+    try {
+      const ds = await FG.api("GET", "/v1/devices");
+      const sel = $("signage-device");
+      const was = sel.value;
+      sel.innerHTML = ds.map(d => `<option value="${FG.esc(d.id)}">${FG.esc(d.id)}${d.location_zh ? " — " + FG.esc(d.location_zh) : ""}</option>`).join("");
+      if (was) sel.value = was;
+    } catch (e) { /* the docs tab shows the error when it loads */ }
+  }
+  document.querySelectorAll("nav.tabs button").forEach(b => b.addEventListener("click", () => { if (b.dataset.tab === "docs") devices(); }));
+  $("btn-signage").onclick = async () => {
+    FG.showErr(signMsg, null);
+    const f = $("signage-file").files[0];
+    if (!f) { FG.showErr(signMsg, "signage_pick"); return; }
+    if (f.size > 2 * 1024 * 1024) { FG.showErr(signMsg, "signage_too_big"); return; }
+    const dataUrl = await new Promise((ok, bad) => { const r = new FileReader(); r.onload = () => ok(r.result); r.onerror = bad; r.readAsDataURL(f); });
+    try {
+      const dev = $("signage-device").value;
+      await FG.api("PUT", `/v1/devices/${encodeURIComponent(dev)}/signage`, { image: dataUrl });
+      FG.setT(signMsg, "signage_ok", { d: dev });
+      if (shown === "filing-pack") view(shown);
+    } catch (e) { FG.showErr(signMsg, e); }
+  };
+})();

@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{console, frontline, keys, people, receipts, system};
+use crate::api::{console, documents, frontline, keys, people, receipts, system};
 use crate::state::AppState;
 use crate::{assets, extract};
 
@@ -56,6 +56,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(console::filing))
         .routes(routes!(console::filing_pack))
         .routes(routes!(console::pia))
+        // official documents (one language each, printable) and signage photos
+        .routes(routes!(documents::pia))
+        .routes(routes!(documents::filing_pack))
+        .routes(routes!(documents::upload_signage))
         .routes(routes!(console::scenarios, console::upload_scenario))
         .routes(routes!(console::devices))
         .routes(routes!(console::requests))

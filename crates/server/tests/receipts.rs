@@ -139,3 +139,116 @@ async fn a_decision_receipt_verifies_offline_and_an_altered_one_fails() {
         .await;
     assert_eq!(v["valid"], true, "{v}");
 }
+
+/// R21 / R13: the filing pack and the PIA as official documents, one
+/// language each, with the processor's officers, the headcount the API
+/// reports, the receipts' public key, the signage photo and a signature
+/// block at the end.
+#[tokio::test]
+async fn r21_official_documents_show_officers_headcount_signage_and_signature() {
+    let t = common::server().await;
+    let (_, f) = t.call("GET", "/v1/filing", Some(&t.auditor), None).await;
+    let headcount = f["headcount"].as_i64().unwrap();
+    let (_, k) = t.call("GET", "/v1/receipts/public-key", None, None).await;
+    let pk = k["public_key"].as_str().unwrap().to_string();
+
+    // A real JPEG as the signage photo of a device; a non-image is refused.
+    let jpeg = std::fs::read(facegate_assets::fixture("obama.jpg").unwrap()).unwrap();
+    let b64 = facegate_server::pipeline::encode_image(&jpeg);
+    let (s, b) = t
+        .call(
+            "PUT",
+            "/v1/devices/gate-north-1/signage",
+            Some(&t.admin),
+            Some(json!({ "image": format!("data:image/jpeg;base64,{b64}") })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["content_type"], "image/jpeg");
+    let (s, b) = t
+        .call(
+            "PUT",
+            "/v1/devices/gate-north-1/signage",
+            Some(&t.admin),
+            Some(json!({ "image": "aGVsbG8gd29ybGQ=" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, _) = t
+        .call(
+            "PUT",
+            "/v1/devices/nope/signage",
+            Some(&t.admin),
+            Some(json!({ "image": b64 })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = t
+        .call(
+            "PUT",
+            "/v1/devices/gate-north-1/signage",
+            Some(&t.auditor),
+            Some(json!({ "image": b64 })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    for (path, lang) in [
+        ("/v1/documents/filing-pack", "zh"),
+        ("/v1/documents/filing-pack", "en"),
+        ("/v1/documents/pia", "zh"),
+        ("/v1/documents/pia", "en"),
+    ] {
+        let (s, html) = t
+            .call(
+                "GET",
+                &format!("{path}?lang={lang}"),
+                Some(&t.auditor),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{path} {lang}: {html}");
+        let html = html.as_str().unwrap();
+        let want: &[&str] = if lang == "zh" {
+            &[
+                "法定代表人",
+                "个人信息保护负责人",
+                "示例物业服务有限公司",
+                "签字、盖章与日期",
+                "@page",
+            ]
+        } else {
+            &[
+                "Legal representative",
+                "Person in charge of personal information protection",
+                "Example Property Services",
+                "Signature, seal and date",
+                "@page",
+            ]
+        };
+        for w in want {
+            assert!(html.contains(w), "{path} {lang} lacks {w}");
+        }
+        assert!(html.contains(&pk), "{path} {lang} lacks the receipt key");
+        if path.ends_with("filing-pack") {
+            assert!(
+                html.contains(&format!("<td>{headcount}</td>")),
+                "{path} {lang} lacks the headcount"
+            );
+            assert!(
+                html.contains("<img class=\"signage\" src=\"data:image/jpeg;base64,"),
+                "{path} {lang}: no signage photo"
+            );
+        }
+        let sign = html.find("id=\"signature-block\"").unwrap();
+        assert_eq!(
+            html[sign..].matches("<h2>").count(),
+            1,
+            "the signature block is last"
+        );
+    }
+    let (s, _) = t
+        .call("GET", "/v1/documents/pia?lang=fr", Some(&t.auditor), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

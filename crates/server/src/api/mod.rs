@@ -1,6 +1,7 @@
 //! Handlers, one small async function per route, grouped by area.
 
 pub mod console;
+pub mod documents;
 pub mod frontline;
 pub mod keys;
 pub mod people;
