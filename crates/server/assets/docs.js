@@ -107,7 +107,7 @@ const FGDocs = (() => {
       const ds = await FG.api("GET", "/v1/devices");
       const sel = $("signage-device");
       const was = sel.value;
-      sel.innerHTML = ds.map(d => `<option value="${FG.esc(d.id)}">${FG.esc(d.id)}${d.location_zh ? " — " + FG.esc(d.location_zh) : ""}</option>`).join("");
+      sel.innerHTML = ds.map(d => `<option data-raw value="${FG.esc(d.id)}">${FG.esc(d.id)}${d.location_zh ? " — " + FG.esc(d.location_zh) : ""}</option>`).join("");
       if (was) sel.value = was;
     } catch (e) { /* the docs tab shows the error when it loads */ }
   }

@@ -71,7 +71,7 @@ function reset() {
   st = fresh(); st.features = features;
   for (const el of document.querySelectorAll("input")) { if (el.type === "checkbox") el.checked = false; else el.value = ""; }
   for (const id of ["result-text", "portal-code", "pin-count"]) FG.setT($(id));
-  for (const id of ["receipt", "receipt-code", "notice", "notice-summary", "notice-version", "staffed-code"]) $(id).textContent = "";
+  for (const id of ["receipt", "receipt-code", "notice", "notice-summary", "notice-version", "notice-key", "staffed-code"]) $(id).textContent = "";
   $("receipt-qr-img").removeAttribute("src");
   $("receipt-signed").classList.add("hidden");
   delete $("portal-code").dataset.code;
@@ -156,6 +156,7 @@ async function loadNotice() {
   st.notice = await FG.api("GET", "/v1/notice?lang=" + FG.lang);
   $("notice").innerHTML = st.notice.html;
   $("notice-version").textContent = st.notice.version.slice(0, 12);
+  $("notice-key").textContent = st.notice.receipt_public_key || "";
   const sum = $("notice-summary");
   sum.innerHTML = "";
   const dts = $("notice").querySelectorAll("dt");

@@ -104,7 +104,10 @@ async fn documents_print_to_pdf_in_chromium() {
         .env("FACEGATE_RECEIPT", &code)
         .env("FACEGATE_HEADCOUNT", headcount.to_string())
         .env("FACEGATE_PROCESSOR_ZH", "示例物业服务有限公司")
-        .env("FACEGATE_PROCESSOR_EN", "Example Property Services Co., Ltd.")
+        .env(
+            "FACEGATE_PROCESSOR_EN",
+            "Example Property Services Co., Ltd.",
+        )
         .env("FACEGATE_ARTIFACTS", &artifacts)
         .output()
         .await

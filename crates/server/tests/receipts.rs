@@ -25,6 +25,9 @@ async fn a_decision_receipt_verifies_offline_and_an_altered_one_fails() {
     let (s, k) = t.call("GET", "/v1/receipts/public-key", None, None).await;
     assert_eq!(s, StatusCode::OK, "{k}");
     let pk = k["public_key"].as_str().unwrap().to_string();
+    // The notice names the same key.
+    let (_, n) = t.call("GET", "/v1/notice", None, None).await;
+    assert_eq!(n["receipt_public_key"].as_str(), Some(pk.as_str()));
 
     // Offline: only the code and the public key.
     let key = receipts::parse_public_key(&pk).unwrap();

@@ -88,6 +88,9 @@ pub struct NoticeView {
     pub filing_number: Option<String>,
     /// Hours face is not offered again after a person declines (R17).
     pub quiet_period_hours: u32,
+    /// The Ed25519 public key (hex) that checks this deployment's signed
+    /// receipts (`facegate receipt verify`, `/receipt`).
+    pub receipt_public_key: String,
 }
 
 /// The notice in force (R4), public: anyone may read it before anything happens.
@@ -121,6 +124,7 @@ pub async fn notice(
             .collect(),
         filing_number: d.scenario.filing.as_ref().and_then(|f| f.number.clone()),
         quiet_period_hours: d.scenario.quiet_period_hours,
+        receipt_public_key: s.receipts.public_key_hex(),
     }))
 }
 
