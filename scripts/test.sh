@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. Installs what a fresh Debian machine lacks
-# (PostgreSQL server, Chromium and playwright-core for the browser tests,
+# (PostgreSQL server, Chromium, CJK fonts, poppler-utils and playwright-core
+# for the browser tests,
 # schemathesis in a venv for the API contract test),
 # starts a throwaway PostgreSQL cluster, then runs the whole Rust test suite.
 # Models, the ONNX Runtime library and the fixtures are fetched by the tests
@@ -13,6 +14,8 @@ need_apt=()
 command -v pg_ctlcluster >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || need_apt+=(fonts-noto-cjk)
+# pdftotext / pdfinfo read back the PDFs Chromium prints (documents test).
+command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi

@@ -4,13 +4,15 @@
 //! independently: `vision_cmd` (detect, compare, bench lfw/speed),
 //! `gallery_cmd` (bench search/identify/calibrate), `pad_cmd` (bench pad),
 //! `policy_cmd` (init, lint, filing, pia), `store_cmd` (audit, sweep),
-//! `server_cmd` (serve, enrol, verify, identify), `hub_cmd` (hub, bench hub).
+//! `server_cmd` (serve, enrol, verify, identify), `hub_cmd` (hub, bench hub),
+//! `receipt_cmd` (receipt verify, receipt public-key).
 
 mod gallery_cmd;
 mod hub_bench;
 mod hub_cmd;
 mod pad_cmd;
 mod policy_cmd;
+mod receipt_cmd;
 mod server_cmd;
 mod store_cmd;
 mod vision_cmd;
@@ -47,6 +49,8 @@ enum Cmd {
     Server(server_cmd::Cmd),
     #[command(flatten)]
     Hub(hub_cmd::Cmd),
+    #[command(flatten)]
+    Receipt(receipt_cmd::Cmd),
 }
 
 #[derive(Subcommand)]
@@ -90,5 +94,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Store(c) => store_cmd::run(c),
         Cmd::Server(c) => server_cmd::run(c),
         Cmd::Hub(c) => hub_cmd::run(c),
+        Cmd::Receipt(c) => receipt_cmd::run(c),
     }
 }

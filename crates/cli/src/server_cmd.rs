@@ -331,7 +331,10 @@ pub fn run(cmd: Cmd) -> Result<()> {
                 .verify_face(&d, pid, cli_who(device.as_deref()), frames(&images), None)
                 .await
                 .map_err(|e| api_err(e.into()))?;
-            print_outcome(&out.into(), json)
+            print_outcome(
+                &facegate_server::api::frontline::Outcome::signed(&s, out),
+                json,
+            )
         }),
         Cmd::LoadTest {
             seconds,
@@ -389,7 +392,10 @@ pub fn run(cmd: Cmd) -> Result<()> {
                 .identify(&d, cli_who(device.as_deref()), frames(&images))
                 .await
                 .map_err(|e| api_err(e.into()))?;
-            print_outcome(&out.into(), json)
+            print_outcome(
+                &facegate_server::api::frontline::Outcome::signed(&s, out),
+                json,
+            )
         }),
     }
 }
@@ -399,7 +405,7 @@ fn print_outcome(o: &frontline::Outcome, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string(o)?);
     } else {
         println!(
-            "{} ({}) person {} score {} threshold {}\nreceipt {}",
+            "{} ({}) person {} score {} threshold {}\nreceipt {}\nsigned receipt {}",
             o.outcome,
             o.method,
             o.person_id.as_deref().unwrap_or("-"),
@@ -409,7 +415,8 @@ fn print_outcome(o: &frontline::Outcome, json: bool) -> Result<()> {
             o.threshold
                 .map(|x| format!("{x:.3}"))
                 .unwrap_or_else(|| "-".into()),
-            o.receipt_id
+            o.receipt_id,
+            o.receipt_code
         );
     }
     Ok(())
@@ -631,7 +638,9 @@ async fn enrol(dir: &Path, consents: &Path, data: &DataArgs, json: bool) -> Resu
                 .enrol_face(&d, p.id, who, imported(&images), None)
                 .await
                 .map_err(|e| api_err(e.into()))?;
-            Ok(Some(out.into()))
+            Ok(Some(facegate_server::api::frontline::Outcome::signed(
+                &s, out,
+            )))
         }
         .await;
         let res = match res {

@@ -13,9 +13,11 @@
 //! ([`CoreConfig`]).
 
 pub mod deploy;
+pub mod evidence;
 pub mod liveness;
 pub mod ops;
 pub mod pipeline;
+pub mod receipts;
 pub mod requests;
 pub mod residents;
 pub mod staffed;
@@ -211,6 +213,8 @@ pub struct Core {
     pub observer: Arc<dyn Observer>,
     pub limits: CaptureLimits,
     pub data_dir: PathBuf,
+    /// Signs receipts with the deployment's key (derived from the identity key).
+    pub receipts: receipts::ReceiptSigner,
 }
 
 impl Core {
@@ -246,6 +250,7 @@ impl Core {
                 .map_err(CoreError::internal)?
             }
         };
+        let receipt_signer = receipts::ReceiptSigner::from_seed(&store_keys.receipt_signing_seed());
         let url = config
             .database_url
             .clone()
@@ -300,9 +305,44 @@ impl Core {
             observer,
             limits: config.capture,
             data_dir: dir,
+            receipts: receipt_signer,
         };
         core.sync_gallery(sid).await?;
         Ok(core)
+    }
+
+    /// The signed receipt of a stored decision: what it states and its code.
+    /// Made again from the store on every call (Ed25519 is deterministic, so
+    /// the code is the same each time and nothing but the event is stored).
+    pub fn receipt(&self, ev: &facegate_store::VerificationEvent) -> (receipts::Receipt, String) {
+        let scenario = self.scenario_by_store_id(ev.event.scenario_id);
+        let device = ev.event.device_id.map(|d| {
+            scenario
+                .as_ref()
+                .and_then(|s| {
+                    s.devices
+                        .iter()
+                        .find(|(_, v)| **v == d)
+                        .map(|(k, _)| k.clone())
+                })
+                .unwrap_or_else(|| d.to_string())
+        });
+        let r = receipts::Receipt {
+            receipt_id: ev.id,
+            at: chrono::TimeZone::timestamp_opt(&Utc, ev.at.timestamp(), 0)
+                .single()
+                .unwrap_or(ev.at),
+            decision: ev.event.result.clone(),
+            method: ev.event.method.clone(),
+            scenario: scenario
+                .map(|s| s.scenario.id.clone())
+                .unwrap_or_else(|| ev.event.scenario_id.to_string()),
+            device,
+            refusal_rule: ev.event.refusal_rule.clone(),
+            person: ev.event.person_id.map(|p| self.receipts.pseudonym(p)),
+        };
+        let code = self.receipts.sign(&r);
+        (r, code)
     }
 
     /// Count one event.

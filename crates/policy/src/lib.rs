@@ -76,6 +76,7 @@
 //! ```
 
 pub mod authorize;
+pub mod documents;
 pub mod filing;
 pub mod lint;
 pub mod liveness;
@@ -93,6 +94,7 @@ pub use authorize::{
     ConsentKind, ConsentRecord, DeviceFacts, Permit, PersonFacts, PiaStatus, Processing,
     GUARDIAN_AGE,
 };
+pub use documents::{filing_document, pia_document, DocInputs, SignagePhoto};
 pub use filing::{
     alert_level, distinct_headcount, filing_deadline, threshold_reached_on, AlertLevel, Deadline,
     FilingKind, FilingSnapshot, WorkCalendar, DEFAULT_ALERT_LEVELS, FILING_THRESHOLD,

@@ -709,6 +709,26 @@ fn check(s: &Scenario, cx: &mut Ctx<'_>) {
             hint_zh: "请按营业执照填写",
         });
     }
+    if s.processor.legal_representative.trim().is_empty() {
+        cx.warn(
+            R21,
+            &["processor.legal_representative", "processor"],
+            Msg {
+                en: "the filing pack and the PIA name the processor's legal representative",
+                zh: "备案材料和影响评估报告须写明个人信息处理者的法定代表人",
+                hint_en: "[processor] legal_representative = \"name\"",
+                hint_zh: "请填写 [processor] legal_representative = \"姓名\"",
+            },
+        );
+    }
+    if s.processor.pi_officer.trim().is_empty() {
+        cx.warn(R21, &["processor.pi_officer", "processor"], Msg {
+            en: "the filing pack and the PIA name the person in charge of personal information protection",
+            zh: "备案材料和影响评估报告须写明个人信息保护负责人",
+            hint_en: "[processor] pi_officer = \"name\", pi_officer_contact = \"phone / e-mail\"",
+            hint_zh: "请填写 [processor] pi_officer = \"姓名\"，pi_officer_contact = \"电话／邮箱\"",
+        });
+    }
     match &s.notice {
         None => cx.error(
             R4,

@@ -250,6 +250,16 @@ pub struct Processor {
     /// Province where the processor is located (filing goes to its CAC).
     #[serde(default)]
     pub province: String,
+    /// Legal representative (法定代表人), named in the filing pack and the PIA.
+    #[serde(default)]
+    pub legal_representative: String,
+    /// The person in charge of personal information protection
+    /// (个人信息保护负责人), named in the filing pack and the PIA.
+    #[serde(default)]
+    pub pi_officer: String,
+    /// How to reach the person in charge of personal information.
+    #[serde(default)]
+    pub pi_officer_contact: String,
 }
 
 /// Storage rules (R11).

@@ -437,7 +437,7 @@ pub fn pia_report(s: &Scenario, inp: &PiaInputs) -> PiaReport {
 }
 
 /// Inputs to the filing pack beyond the manifests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilingPackInputs {
     /// Distinct persons with stored face information across all scenarios.
     pub headcount: u64,

@@ -79,7 +79,9 @@ function reset() {
   st = fresh(); st.features = features;
   for (const el of document.querySelectorAll("input")) { if (el.type === "checkbox") el.checked = false; else el.value = ""; }
   for (const id of ["result-text", "portal-code", "pin-count"]) FG.setT($(id));
-  for (const id of ["receipt", "notice", "notice-summary", "notice-version", "staffed-code"]) $(id).textContent = "";
+  for (const id of ["receipt", "receipt-code", "notice", "notice-summary", "notice-version", "notice-key", "staffed-code"]) $(id).textContent = "";
+  $("receipt-qr-img").removeAttribute("src");
+  $("receipt-signed").classList.add("hidden");
   delete $("portal-code").dataset.code;
   for (const k of ["outcome", "method", "grants"]) delete $("result-text").dataset[k];
   FG.setMode("large", false); FG.setMode("contrast", false);
@@ -163,6 +165,7 @@ async function loadNotice() {
   st.notice = await FG.api("GET", "/v1/notice?lang=" + FG.lang);
   $("notice").innerHTML = st.notice.html;
   $("notice-version").textContent = st.notice.version.slice(0, 12);
+  $("notice-key").textContent = st.notice.receipt_public_key || "";
   const sum = $("notice-summary");
   sum.innerHTML = "";
   const dts = $("notice").querySelectorAll("dt");
@@ -440,6 +443,11 @@ function result(out) {
   $("result-fail").classList.toggle("hidden", key !== "fail");
   $("btn-portal-code").classList.toggle("hidden", key === "fail");
   $("receipt").textContent = out.receipt_id;
+  // The signed receipt: its code and the same code as a QR to photograph.
+  $("receipt-code").textContent = out.receipt_code || "";
+  if (out.receipt_code) $("receipt-qr-img").src = "/v1/receipts/qr?code=" + encodeURIComponent(out.receipt_code);
+  else $("receipt-qr-img").removeAttribute("src");
+  $("receipt-signed").classList.toggle("hidden", !out.receipt_code);
   FG.setT($("portal-code"));
   say(FG.t(key));
   if (st.declined && st.person && key !== "fail" && out.method !== "face") {

@@ -28,6 +28,8 @@ const FILES: &[(&str, &str, &str)] = &[
     ("kiosk.js", JS, include_str!("../assets/kiosk.js")),
     ("portal.js", JS, include_str!("../assets/portal.js")),
     ("console.js", JS, include_str!("../assets/console.js")),
+    ("receipt.js", JS, include_str!("../assets/receipt.js")),
+    ("docs.js", JS, include_str!("../assets/docs.js")),
     (
         "messages.json",
         "application/json",
@@ -40,6 +42,7 @@ const PAGES: &[(&str, &str)] = &[
     ("kiosk.html", include_str!("../assets/kiosk.html")),
     ("portal.html", include_str!("../assets/portal.html")),
     ("console.html", include_str!("../assets/console.html")),
+    ("receipt.html", include_str!("../assets/receipt.html")),
 ];
 
 /// The embedded file, or in a debug build with `FACEGATE_ASSETS_DIR` set,
@@ -74,6 +77,11 @@ pub async fn portal() -> Html<String> {
 
 pub async fn console() -> Html<String> {
     page("console.html")
+}
+
+/// The public receipt check (no key needed).
+pub async fn receipt() -> Html<String> {
+    page("receipt.html")
 }
 
 pub async fn file(Path(name): Path<String>) -> Response {

@@ -10,7 +10,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{console, desk, frontline, keys, liveness, people, system};
+use crate::api::{
+    console, desk, documents, frontline, keys, liveness, people, receipts, system,
+};
 use crate::state::AppState;
 use crate::{assets, extract};
 
@@ -43,6 +45,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(desk::pending_checks, desk::request_check))
         .routes(routes!(desk::get_check, desk::cancel_check))
         .routes(routes!(desk::decide_check))
+        // signed receipts: public key, public check, QR
+        .routes(routes!(receipts::public_key))
+        .routes(routes!(receipts::verify))
+        .routes(routes!(receipts::qr))
+        .routes(routes!(receipts::evidence))
         // persons and their rights
         .routes(routes!(desk::find, people::create))
         .routes(routes!(people::get, desk::correct))
@@ -58,6 +65,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(console::filing))
         .routes(routes!(console::filing_pack))
         .routes(routes!(console::pia))
+        // official documents (one language each, printable) and signage photos
+        .routes(routes!(documents::pia))
+        .routes(routes!(documents::filing_pack))
+        .routes(routes!(documents::upload_signage))
         .routes(routes!(console::scenarios, console::upload_scenario))
         .routes(routes!(console::devices))
         .routes(routes!(console::requests))
@@ -78,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/kiosk", get(assets::kiosk))
         .route("/portal", get(assets::portal))
         .route("/console", get(assets::console))
+        .route("/receipt", get(assets::receipt))
         .route("/assets/{name}", get(assets::file))
         .merge(api)
         .fallback(extract::not_found)

@@ -30,6 +30,7 @@ pub struct StoreKeys {
     enc: Zeroizing<[u8; 32]>,
     credential: Zeroizing<[u8; 32]>,
     audit: Zeroizing<[u8; 32]>,
+    receipt: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for StoreKeys {
@@ -55,6 +56,7 @@ impl StoreKeys {
             enc: derive(master, "identity-encryption"),
             credential: derive(master, "credential-pepper"),
             audit: derive(master, "audit-anchor"),
+            receipt: derive(master, "receipt-signing"),
         }
     }
 
@@ -202,6 +204,13 @@ impl StoreKeys {
     }
 
     /// MAC over an audit anchor (sequence number and chain hash).
+    /// The seed of the deployment's receipt-signing key (Ed25519), derived
+    /// from the identity key: a restart or a second instance with the same
+    /// identity key signs with the same key, and nothing extra is stored.
+    pub fn receipt_signing_seed(&self) -> Zeroizing<[u8; 32]> {
+        self.receipt.clone()
+    }
+
     pub(crate) fn anchor_mac(&self, seq: i64, hash: &str) -> String {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.audit[..]).expect("key");
         mac.update(&seq.to_be_bytes());

@@ -51,6 +51,7 @@ mod people;
 mod records;
 mod registry;
 mod schema;
+mod signage;
 mod sweep;
 mod templates;
 
@@ -65,6 +66,7 @@ pub use hub_sync::HubInboxRow;
 pub use keys::{StoreKeys, IDENTITY_KEY_ENV};
 pub use liveness::LivenessChallenge;
 pub use records::*;
+pub use signage::SignagePhoto;
 pub use sweep::SweepReport;
 pub use templates::{
     EnrolReceipt, Enrolment, Headcount, HeadcountPoint, IntegrityReport, NewPersonEnrolment,

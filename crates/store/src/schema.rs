@@ -332,6 +332,20 @@ Migration {
     ],
 },
 Migration {
+    version: 6,
+    name: "signage_photos",
+    statements: &[
+        // R19: a photo of each device's notice sign, shown in the filing pack.
+        "CREATE TABLE signage_photos (
+            device_id TEXT PRIMARY KEY REFERENCES devices(id),
+            content_type TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            image BYTEA NOT NULL,
+            uploaded_at TEXT NOT NULL,
+            uploaded_by TEXT NOT NULL)",
+    ],
+},
+Migration {
     version: 7,
     name: "hub_sync",
     statements: &[

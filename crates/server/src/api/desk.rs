@@ -182,6 +182,9 @@ fn check_view(c: &facegate_core::staffed::CheckState, name: Option<String>) -> S
             method: facegate_core::staffed::METHOD.into(),
             grants: k.grants.clone().unwrap_or_default(),
             receipt_id: receipt.to_string(),
+            // The signed code comes with the guard's decision (`decide`);
+            // the kiosk's poll shows the receipt id.
+            receipt_code: String::new(),
             at,
             person_id: Some(k.person_id.to_string()),
             score: None,
@@ -365,7 +368,7 @@ pub async fn decide_check(
         .await?;
     Ok(Json(DecisionView {
         check: check_view(&c, None),
-        outcome: o.into(),
+        outcome: Outcome::signed(&s, o),
     }))
 }
 

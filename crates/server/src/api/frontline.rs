@@ -89,6 +89,9 @@ pub struct NoticeView {
     pub filing_number: Option<String>,
     /// Hours face is not offered again after a person declines (R17).
     pub quiet_period_hours: u32,
+    /// The Ed25519 public key (hex) that checks this deployment's signed
+    /// receipts (`facegate receipt verify`, `/receipt`).
+    pub receipt_public_key: String,
 }
 
 /// The notice in force (R4), public: anyone may read it before anything happens.
@@ -122,6 +125,7 @@ pub async fn notice(
             .collect(),
         filing_number: d.scenario.filing.as_ref().and_then(|f| f.number.clone()),
         quiet_period_hours: d.scenario.quiet_period_hours,
+        receipt_public_key: s.receipts.public_key_hex(),
     }))
 }
 
@@ -371,6 +375,10 @@ pub struct Outcome {
     pub grants: String,
     /// Keep this: it names the audit record of this decision.
     pub receipt_id: String,
+    /// The receipt signed by the deployment (`FG1-…`): show it with its QR
+    /// (`/v1/receipts/qr`); anyone can check it offline with the public key
+    /// (`facegate receipt verify`) or at `/receipt`.
+    pub receipt_code: String,
     pub at: DateTime<Utc>,
     pub person_id: Option<String>,
     pub score: Option<f32>,
@@ -378,10 +386,13 @@ pub struct Outcome {
     pub liveness: Option<f32>,
 }
 
-impl From<facegate_core::ops::Outcome> for Outcome {
-    fn from(o: facegate_core::ops::Outcome) -> Self {
+impl Outcome {
+    /// The answer with its signed receipt code.
+    pub fn signed(s: &AppState, o: facegate_core::ops::Outcome) -> Self {
+        let (_, code) = s.receipt(&o.event);
         Outcome {
             liveness: o.liveness,
+            receipt_code: code,
             ..Outcome::of(&o.event, o.outcome, o.grants)
         }
     }
@@ -396,6 +407,7 @@ impl Outcome {
             method: ev.event.method.clone(),
             grants: grants.unwrap_or_default(),
             receipt_id: ev.id.to_string(),
+            receipt_code: String::new(),
             at: ev.at,
             person_id: ev.event.person_id.map(|p| p.to_string()),
             score: ev.event.score.map(|x| x as f32),
@@ -431,7 +443,7 @@ pub async fn enrol(
         .core
         .enrol_face(d, pid, who, frames, req.notice_version.clone())
         .await?;
-    Ok(Json(o.into()))
+    Ok(Json(Outcome::signed(&s, o)))
 }
 
 /// 1:1 face verification of a claimed person.
@@ -460,7 +472,7 @@ pub async fn verify(
         .core
         .verify_face(d, pid, who, frames, req.notice_version.clone())
         .await?;
-    Ok(Json(o.into()))
+    Ok(Json(Outcome::signed(&s, o)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -498,7 +510,7 @@ pub async fn identify(
     let (d, who) = (&call.scenario, call.who());
     let frames = frames(&req.images, &req.challenge_nonce);
     let o = s.core.identify(d, who, frames).await?;
-    Ok(Json(o.into()))
+    Ok(Json(Outcome::signed(&s, o)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -541,7 +553,7 @@ pub async fn add_credential(
         .core
         .add_credential(d, pid, who, kind, &req.secret)
         .await?;
-    Ok(Json(o.into()))
+    Ok(Json(Outcome::signed(&s, o)))
 }
 
 /// Verify by an alternative credential: the same outcome face would give
@@ -573,7 +585,7 @@ pub async fn verify_credential(
         .core
         .verify_credential(d, pid, who, kind, &req.secret, limit)
         .await?;
-    Ok(Json(o.into()))
+    Ok(Json(Outcome::signed(&s, o)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema, Default)]

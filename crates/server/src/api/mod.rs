@@ -2,10 +2,12 @@
 
 pub mod console;
 pub mod desk;
+pub mod documents;
 pub mod frontline;
 pub mod keys;
 pub mod liveness;
 pub mod people;
+pub mod receipts;
 pub mod system;
 
 use axum::extract::FromRequestParts;
