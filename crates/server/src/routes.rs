@@ -10,9 +10,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{
-    console, desk, documents, frontline, keys, liveness, people, receipts, system,
-};
+use crate::api::{console, desk, documents, frontline, keys, liveness, people, receipts, system};
 use crate::state::AppState;
 use crate::{assets, extract};
 
