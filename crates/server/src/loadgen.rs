@@ -16,6 +16,72 @@ use crate::error::ApiError;
 use crate::pipeline;
 use crate::state::{AppState, ServerConfig};
 
+/// Frames as a camera sends them: every request's frames end in a tail of
+/// their own, because the server refuses a frame it saw in a recent capture
+/// (an exact replay, R20 / Art. 14) and a camera never sends the same bytes
+/// twice. Image decoders stop at the end marker, so the tail changes no
+/// pixel. Each frame is padded to a multiple of 3 bytes once, so its base64
+/// and the tail's join without re-encoding the frame per request.
+#[derive(Clone)]
+struct FreshFrames {
+    prefixes: Arc<Vec<String>>,
+    counter: Arc<AtomicU64>,
+}
+
+impl FreshFrames {
+    fn new(frames: &[Vec<u8>]) -> FreshFrames {
+        let prefixes = frames
+            .iter()
+            .map(|f| {
+                let mut b = f.clone();
+                b.resize(f.len().div_ceil(3) * 3, 0);
+                pipeline::encode_image(&b)
+            })
+            .collect();
+        FreshFrames {
+            prefixes: Arc::new(prefixes),
+            counter: Arc::new(AtomicU64::new(rand::random::<u32>() as u64)),
+        }
+    }
+
+    /// The frames of the next request, base64.
+    fn next(&self) -> Vec<String> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        (0..self.prefixes.len())
+            .map(|i| {
+                let mut tail = [0u8; 12];
+                tail[..8].copy_from_slice(&n.to_le_bytes());
+                tail[8..].copy_from_slice(&(i as u32).to_le_bytes());
+                format!("{}{}", self.prefixes[i], pipeline::encode_image(&tail))
+            })
+            .collect()
+    }
+}
+
+/// A `POST /v1/verify` for `person_id` at `gate-north-1` with the next fresh
+/// frames, as the bytes a gate writes on its keep-alive connection.
+fn verify_request(
+    addr: std::net::SocketAddr,
+    key: &str,
+    person_id: &str,
+    frames: &FreshFrames,
+) -> Vec<u8> {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "person_id": person_id, "device_id": "gate-north-1", "images": frames.next(),
+    }))
+    .unwrap_or_default();
+    let mut r = format!(
+        "POST /v1/verify HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(&body);
+    r
+}
+
+/// Builds each request a gate sends.
+type RequestFn = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+
 /// What one run measured.
 #[derive(Debug, serde::Serialize)]
 pub struct LoadReport {
@@ -97,7 +163,21 @@ async fn enrolled_state(
     display_name: &str,
     enrol_image: &[u8],
 ) -> Result<(AppState, Caller, String), ApiError> {
-    let s = AppState::open(ServerConfig::new(data_dir)).await?;
+    // The demo scenario at `liveness = "passive"`: a load generator's fixture
+    // photos cannot perform a server-chosen random action sequence (that
+    // path is tested, not timed); the frames are analysed as a challenge's
+    // are, the judge (landmark arithmetic) aside.
+    std::fs::create_dir_all(data_dir).map_err(ApiError::internal)?;
+    let manifest = data_dir.join("load-test-scenario.toml");
+    let demo = facegate_core::deploy::demo_manifest().replacen(
+        "\nliveness = \"active\"",
+        "\nliveness = \"passive\"",
+        1,
+    );
+    std::fs::write(&manifest, demo).map_err(ApiError::internal)?;
+    let mut config = ServerConfig::new(data_dir);
+    config.scenario = Some(manifest);
+    let s = AppState::open(config).await?;
     let op = Caller::Key {
         key_id: "load".into(),
         role: Role::Operator,
@@ -153,14 +233,7 @@ pub async fn run(
     concurrency: usize,
 ) -> Result<LoadReport, ApiError> {
     let (s, op, person_id) = enrolled_state(data_dir, "load", enrol_image).await?;
-    let input = |img: &[u8]| FaceInput {
-        person_id: person_id.clone(),
-        scenario: None,
-        device_id: Some("gate-north-1".into()),
-        images: vec![pipeline::encode_image(img)],
-        challenge_nonce: None,
-        notice_version: None,
-    };
+    let probe = FreshFrames::new(&[probe_image.to_vec()]);
     let dur = Duration::from_secs(seconds);
 
     // In process.
@@ -169,14 +242,14 @@ pub async fn run(
     let mut tasks = vec![];
     for _ in 0..concurrency {
         let (s, op, ok, err) = (s.clone(), op.clone(), ok.clone(), err.clone());
-        let probe = input(probe_image);
+        let (probe, person_id) = (probe.clone(), person_id.clone());
         tasks.push(tokio::spawn(async move {
             while t0.elapsed() < dur {
                 let req = FaceInput {
-                    images: probe.images.clone(),
-                    person_id: probe.person_id.clone(),
+                    images: probe.next(),
+                    person_id: person_id.clone(),
                     scenario: None,
-                    device_id: probe.device_id.clone(),
+                    device_id: Some("gate-north-1".into()),
                     challenge_nonce: None,
                     notice_version: None,
                 };
@@ -215,18 +288,10 @@ pub async fn run(
         .map_err(ApiError::internal)?;
     let addr = listener.local_addr().map_err(ApiError::internal)?;
     let server = tokio::spawn(crate::serve(s.clone(), listener));
-    let body = serde_json::to_vec(&serde_json::json!({
-        "person_id": person_id, "device_id": "gate-north-1",
-        "images": [pipeline::encode_image(probe_image)],
-    }))
-    .map_err(ApiError::internal)?;
-    let mut request = format!(
-        "POST /v1/verify HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&body);
-    let request = Arc::new(request);
+    let request: RequestFn = {
+        let (key, person_id, probe) = (key.clone(), person_id.clone(), probe.clone());
+        Arc::new(move || verify_request(addr, &key, &person_id, &probe))
+    };
     let (ok, err) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut rss = [rss_kb(), 0, 0];
     let t0 = Instant::now();
@@ -241,7 +306,7 @@ pub async fn run(
             let _ = stream.set_nodelay(true);
             let mut r = BufReader::new(stream);
             while t0.elapsed() < dur {
-                if r.get_mut().write_all(&request).await.is_err() {
+                if r.get_mut().write_all(&request()).await.is_err() {
                     err.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
@@ -463,7 +528,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// `gates` connections send `request` back to back for `dur`.
 async fn level(
     addr: std::net::SocketAddr,
-    request: Arc<Vec<u8>>,
+    request: RequestFn,
     gates: usize,
     dur: Duration,
     first_refusal: Arc<std::sync::Mutex<Option<String>>>,
@@ -483,8 +548,9 @@ async fn level(
             let mut r = BufReader::new(stream);
             // At least one request, then until the time is up.
             loop {
+                let req = request();
                 let t = Instant::now();
-                match round_trip(&mut r, &request).await {
+                match round_trip(&mut r, &req).await {
                     Some((200, body)) => {
                         lat.push(t.elapsed().as_secs_f64() * 1e3);
                         answered += 1;
@@ -569,22 +635,12 @@ pub async fn run_gates(
         .map_err(ApiError::internal)?;
     let addr = listener.local_addr().map_err(ApiError::internal)?;
     let server = tokio::spawn(crate::serve(s.clone(), listener));
-    let request = |images: &[Vec<u8>]| -> Result<Vec<u8>, ApiError> {
-        let body = serde_json::to_vec(&serde_json::json!({
-            "person_id": person_id, "device_id": "gate-north-1",
-            "images": images.iter().map(|i| pipeline::encode_image(i)).collect::<Vec<_>>(),
-        }))
-        .map_err(ApiError::internal)?;
-        let mut r = format!(
-            "POST /v1/verify HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        r.extend_from_slice(&body);
-        Ok(r)
+    let request = |images: &[Vec<u8>]| -> RequestFn {
+        let (key, person_id, fresh) = (key.clone(), person_id.clone(), FreshFrames::new(images));
+        Arc::new(move || verify_request(addr, &key, &person_id, &fresh))
     };
-    let multi = Arc::new(request(frames)?);
-    let single = Arc::new(request(&frames[..1])?);
+    let multi = request(frames);
+    let single = request(&frames[..1]);
     let dur = Duration::from_secs(seconds);
     let first_refusal = Arc::new(std::sync::Mutex::new(None));
     // Warm-up: one request of each kind (sessions, caches).
@@ -675,7 +731,7 @@ pub async fn run_gates(
         cpu: facegate_vision::CpuInfo::detect().to_string(),
         frames: frames.len(),
         seconds_per_level: seconds as f64,
-        request_bytes: multi.len(),
+        request_bytes: multi().len(),
         levels,
         single_frame,
         first_refusal,
