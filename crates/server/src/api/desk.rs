@@ -221,12 +221,7 @@ pub async fn request_check(
     caller: Caller,
     Json(req): Json<StaffedCheckInput>,
 ) -> ApiResult<Json<StaffedCheckView>> {
-    let call = FrontCall::new(
-        &s,
-        &caller,
-        req.device_id.as_deref(),
-        req.scenario.as_deref(),
-    )?;
+    let call = FrontCall::of(&s, &caller, &req.device_id, &req.scenario)?;
     let pid = pipeline::person_id(&req.person_id)?;
     let c = s
         .core

@@ -39,6 +39,16 @@ impl FrontCall {
         })
     }
 
+    /// [`FrontCall::new`] from a request body's `device_id` and `scenario`.
+    pub(crate) fn of(
+        s: &AppState,
+        caller: &Caller,
+        device_id: &Option<String>,
+        scenario: &Option<String>,
+    ) -> ApiResult<FrontCall> {
+        FrontCall::new(s, caller, device_id.as_deref(), scenario.as_deref())
+    }
+
     /// Where a consent-side act happened: `kiosk:<device>` or `api`.
     fn channel(&self) -> String {
         match &self.device {
@@ -211,12 +221,7 @@ pub async fn give_consent(
     caller: Caller,
     Json(req): Json<ConsentInput>,
 ) -> ApiResult<Json<ConsentView>> {
-    let call = FrontCall::new(
-        &s,
-        &caller,
-        req.device_id.as_deref(),
-        req.scenario.as_deref(),
-    )?;
+    let call = FrontCall::of(&s, &caller, &req.device_id, &req.scenario)?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (d, who) = (&call.scenario, call.who());
     let c = s
@@ -280,12 +285,7 @@ pub async fn decline_face(
             caller.actor(),
         ),
         _ => {
-            let call = FrontCall::new(
-                &s,
-                &caller,
-                req.device_id.as_deref(),
-                req.scenario.as_deref(),
-            )?;
+            let call = FrontCall::of(&s, &caller, &req.device_id, &req.scenario)?;
             let channel = call.channel();
             (call.scenario, channel, call.actor)
         }
@@ -334,12 +334,7 @@ pub async fn opt_in_face(
     caller: Caller,
     Json(req): Json<DeclineInput>,
 ) -> ApiResult<Json<OptInView>> {
-    let call = FrontCall::new(
-        &s,
-        &caller,
-        req.device_id.as_deref(),
-        req.scenario.as_deref(),
-    )?;
+    let call = FrontCall::of(&s, &caller, &req.device_id, &req.scenario)?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (d, channel) = (&call.scenario, call.channel());
     let lifted = s.core.opt_back_in(pid, d, &channel, &call.actor).await?;
@@ -430,12 +425,7 @@ pub async fn enrol(
     caller: Caller,
     Json(req): Json<FaceInput>,
 ) -> ApiResult<Json<Outcome>> {
-    let call = FrontCall::new(
-        &s,
-        &caller,
-        req.device_id.as_deref(),
-        req.scenario.as_deref(),
-    )?;
+    let call = FrontCall::of(&s, &caller, &req.device_id, &req.scenario)?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (d, who) = (&call.scenario, call.who());
     let frames = frames(&req.images, &req.challenge_nonce);
@@ -459,12 +449,7 @@ pub async fn verify(
     caller: Caller,
     Json(req): Json<FaceInput>,
 ) -> ApiResult<Json<Outcome>> {
-    let call = FrontCall::new(
-        &s,
-        &caller,
-        req.device_id.as_deref(),
-        req.scenario.as_deref(),
-    )?;
+    let call = FrontCall::of(&s, &caller, &req.device_id, &req.scenario)?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (d, who) = (&call.scenario, call.who());
     let frames = frames(&req.images, &req.challenge_nonce);
@@ -501,12 +486,7 @@ pub async fn identify(
     caller: Caller,
     Json(req): Json<IdentifyInput>,
 ) -> ApiResult<Json<Outcome>> {
-    let call = FrontCall::new(
-        &s,
-        &caller,
-        req.device_id.as_deref(),
-        req.scenario.as_deref(),
-    )?;
+    let call = FrontCall::of(&s, &caller, &req.device_id, &req.scenario)?;
     let (d, who) = (&call.scenario, call.who());
     let frames = frames(&req.images, &req.challenge_nonce);
     let o = s.core.identify(d, who, frames).await?;
@@ -540,12 +520,7 @@ pub async fn add_credential(
     caller: Caller,
     Json(req): Json<CredentialInput>,
 ) -> ApiResult<Json<Outcome>> {
-    let call = FrontCall::new(
-        &s,
-        &caller,
-        req.device_id.as_deref(),
-        req.scenario.as_deref(),
-    )?;
+    let call = FrontCall::of(&s, &caller, &req.device_id, &req.scenario)?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (d, who) = (&call.scenario, call.who());
     let kind = req.kind.as_deref().unwrap_or("pin");
@@ -571,12 +546,7 @@ pub async fn verify_credential(
     caller: Caller,
     Json(req): Json<CredentialInput>,
 ) -> ApiResult<Json<Outcome>> {
-    let call = FrontCall::new(
-        &s,
-        &caller,
-        req.device_id.as_deref(),
-        req.scenario.as_deref(),
-    )?;
+    let call = FrontCall::of(&s, &caller, &req.device_id, &req.scenario)?;
     let pid = pipeline::person_id(&req.person_id)?;
     let (d, who) = (&call.scenario, call.who());
     let kind = req.kind.as_deref().unwrap_or("pin");
