@@ -697,6 +697,12 @@ impl Core {
                 )
             }
             PortalIssuer::Operator { identity_check } => {
+                if identity_check.is_some_and(|c| c.chars().count() > 500) {
+                    return Err(CoreError::bad(
+                        "身份核验说明过长（最多 500 字）。",
+                        "identity_check is too long (at most 500 characters)",
+                    ));
+                }
                 let check = identity_check
                     .map(str::trim)
                     .filter(|c| !c.is_empty())

@@ -594,6 +594,18 @@ pub async fn portal_code(
     body: Option<Json<CodeInput>>,
 ) -> ApiResult<Json<PortalCode>> {
     let input = body.map(|Json(b)| b).unwrap_or_default();
+    // The document's bound, whoever calls (a device's request is refused
+    // too, not silently let through with the field ignored).
+    if input
+        .identity_check
+        .as_deref()
+        .is_some_and(|c| c.chars().count() > 500)
+    {
+        return Err(crate::error::ApiError::bad(
+            "身份核验说明过长（最多 500 字）。",
+            "identity_check is too long (at most 500 characters)",
+        ));
+    }
     let device = caller.require_frontline(input.device_id.as_deref())?;
     let pid = pipeline::person_id(&id)?;
     pipeline::live_person(&s, pid).await?;
