@@ -27,7 +27,9 @@ pub struct DocQuery {
 }
 
 fn lang(q: &DocQuery) -> ApiResult<policy::Lang> {
-    match q.lang.as_deref() {
+    // Trimmed: the document's pattern `^(zh|en)$` admits a trailing line
+    // break in some regex dialects.
+    match q.lang.as_deref().map(str::trim) {
         None | Some("zh") | Some("zh-CN") => Ok(policy::Lang::Zh),
         Some("en") => Ok(policy::Lang::En),
         Some(x) => Err(ApiError::bad(
