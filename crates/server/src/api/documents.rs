@@ -21,8 +21,7 @@ pub const MAX_SIGNAGE_BYTES: usize = 2 * 1024 * 1024;
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DocQuery {
-    /// `zh` (the official version, default) or `en`.
-    #[param(value_type = Option<String>, pattern = "^(zh|en)$")]
+    /// `zh` (the official version, default) or `en`; anything else is 400.
     pub lang: Option<String>,
 }
 
