@@ -207,8 +207,6 @@ pub struct Core {
     pub galleries: RwLock<HashMap<Uuid, Gallery>>,
     /// What each gallery holds from the store: generation and link → person.
     gallery_sync: tokio::sync::Mutex<HashMap<Uuid, GallerySync>>,
-    /// Scenarios whose sealing key was claimed in the store by this core.
-    claimed_keys: Mutex<HashSet<Uuid>>,
     pub clock: Arc<dyn Clock>,
     pub observer: Arc<dyn Observer>,
     pub limits: CaptureLimits,
@@ -300,7 +298,6 @@ impl Core {
             scenarios: RwLock::new(vec![Arc::new(d)]),
             galleries: RwLock::new(HashMap::new()),
             gallery_sync: Default::default(),
-            claimed_keys: Default::default(),
             clock,
             observer,
             limits: config.capture,
@@ -405,9 +402,9 @@ impl Core {
     /// and used instead (never two keys sealing one scenario). The key is
     /// in the store before any template sealed with it is committed.
     pub async fn ensure_data_key(&self, scenario: Uuid) -> CoreResult<()> {
-        if self.claimed_keys.lock().unwrap().contains(&scenario) {
-            return Ok(());
-        }
+        // Asked of the store on every enrolment (one insert-if-absent), not
+        // remembered here: another instance, or a restart, must get the
+        // same answer.
         let mine = self
             .keyring
             .data_key(facegate_gallery::ScenarioId(scenario));
@@ -419,7 +416,6 @@ impl Core {
             let w = WrappedKey::from_bytes(&bytes).map_err(CoreError::internal)?;
             self.keyring.add_wrapped(&w).map_err(CoreError::internal)?;
         }
-        self.claimed_keys.lock().unwrap().insert(scenario);
         Ok(())
     }
 
