@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use facegate_gallery::{
-    kernels, synthetic, Calibration, Candidate, Encoding, Fusion, Gallery, GalleryOptions,
+    kernels, synthetic, Calibration, Candidate, Encoding, Fusion, FusionN, Gallery, GalleryOptions,
     HnswParams, PersonId, ScenarioId, Search, Template, TemplateId,
 };
 use std::collections::HashMap;
@@ -92,12 +92,24 @@ pub struct IdentifyArgs {
     /// Target false-positive identification rate.
     #[arg(long, default_value_t = 0.01)]
     fpir: f64,
-    /// Calibration table to use instead of the embedded one.
+    /// The first model's calibration table for the gallery's own threshold, instead of
+    /// the embedded one (the rows' thresholds come from --calibrate).
     #[arg(long)]
     calibration: Option<PathBuf>,
+    /// Pairs file whose people give every fusion's weights and every score's impostor
+    /// table (never the test people).
+    #[arg(long, default_value = "pairsDevTrain.txt")]
+    calibrate: String,
     /// Only the first model (no second embedding, no fusion).
     #[arg(long)]
     first_only: bool,
+    /// Also the third model (MobileFaceNet, off by default: see the README's licences)
+    /// and the fusions with it.
+    #[arg(long)]
+    third: bool,
+    /// Embedding cache (JSON lines): images found there are not embedded again.
+    #[arg(long)]
+    cache: Option<PathBuf>,
     /// Candidates of the first model's search re-ranked by the fused score.
     #[arg(long, default_value_t = 20)]
     rerank: usize,
@@ -114,8 +126,13 @@ pub enum ScoreModel {
     First,
     /// The second model's (dlib ResNet) cosine score.
     Second,
+    /// The third model's (MobileFaceNet) cosine score.
+    Third,
     /// The fused score of both (with the embedded fusion weights).
     Fused,
+    /// The fused score of all three models (logistic weights fitted on the same
+    /// pairs file first and written to `fusion3.txt` beside the table).
+    Fused3,
 }
 
 #[derive(clap::Args)]
@@ -134,6 +151,9 @@ pub struct CalibrateArgs {
     model: ScoreModel,
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Embedding cache (JSON lines): images found there are not embedded again.
+    #[arg(long)]
+    cache: Option<PathBuf>,
 }
 
 pub fn bench(b: Bench) -> Result<()> {
@@ -193,7 +213,7 @@ fn real_lfw_data(a: &SearchArgs, dir: &Path) -> Result<Data> {
         "embedding {} LFW images with facegate-vision ...",
         all.len()
     );
-    let embs = embed_images(&all, a.threads, false)?;
+    let embs = embed_images(&all, a.threads, false, false, None)?;
     let mut by_path: HashMap<PathBuf, Vec<f32>> = HashMap::new();
     for (p, e) in all.iter().zip(embs) {
         if let Some(e) = e {
@@ -500,45 +520,134 @@ fn write_npy_i64(path: &Path, v: &[i64]) -> Result<()> {
 
 // ---------------------------------------------------------------- LFW helpers
 
-/// Both embeddings of one image's main face, as plain vectors.
+/// Every model's embedding of one image's main face, as plain vectors.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Vecs {
     first: Vec<f32>,
     second: Option<Vec<f32>>,
+    third: Option<Vec<f32>>,
+}
+
+impl Vecs {
+    /// The three models' cosine scores against another image's vectors (−1 where a
+    /// model did not run).
+    fn scores(&self, o: &Vecs) -> [f32; 3] {
+        let opt = |a: &Option<Vec<f32>>, b: &Option<Vec<f32>>| match (a, b) {
+            (Some(x), Some(y)) => dot(x, y),
+            _ => -1.0,
+        };
+        [
+            dot(&self.first, &o.first),
+            opt(&self.second, &o.second),
+            opt(&self.third, &o.third),
+        ]
+    }
+}
+
+/// One cached image: its path and its vectors (`None`: no face found).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedImage {
+    path: PathBuf,
+    face: Option<Vecs>,
 }
 
 /// Embeds images with the face engine (the same face choice and loop as `bench lfw`),
-/// `jobs` at a time, as plain vectors; `None` where no face is found. The second
-/// embedding only when `second` is set.
-fn embed_images(paths: &[PathBuf], jobs: usize, second: bool) -> Result<Vec<Option<Vecs>>> {
-    let engine = facegate_vision::Engine::new(facegate_vision::EngineOptions {
-        liveness: false,
-        pose: false,
-        eyes: false,
-        second_embedding: second,
-        ..Default::default()
-    })?;
-    Ok(lfw::embed_all_both(&engine, paths, jobs)?
-        .into_iter()
-        .map(|e| {
-            e.map(|e| Vecs {
+/// `jobs` at a time, as plain vectors; `None` where no face is found. The second and
+/// third embeddings only when asked. With `cache` (a JSON-lines file), images already
+/// there with the asked models are read back instead of embedded again, and new ones
+/// are appended: the numbers are the engine's, only the repeated work is saved.
+fn embed_images(
+    paths: &[PathBuf],
+    jobs: usize,
+    second: bool,
+    third: bool,
+    cache: Option<&Path>,
+) -> Result<Vec<Option<Vecs>>> {
+    let mut known: HashMap<PathBuf, Option<Vecs>> = HashMap::new();
+    if let Some(c) = cache.filter(|c| c.exists()) {
+        let text = std::fs::read_to_string(c).with_context(|| c.display().to_string())?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let e: CachedImage =
+                serde_json::from_str(line).with_context(|| format!("{}", c.display()))?;
+            let fits = e
+                .face
+                .as_ref()
+                .is_none_or(|v| (!second || v.second.is_some()) && (!third || v.third.is_some()));
+            if fits {
+                known.insert(e.path, e.face);
+            }
+        }
+    }
+    let todo: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| !known.contains_key(*p))
+        .cloned()
+        .collect();
+    if !todo.is_empty() {
+        if !known.is_empty() {
+            eprintln!(
+                "{} of {} images from the cache",
+                paths.len() - todo.len(),
+                paths.len()
+            );
+        }
+        let engine = facegate_vision::Engine::new(facegate_vision::EngineOptions {
+            liveness: false,
+            pose: false,
+            eyes: false,
+            second_embedding: second || third,
+            third_embedding: third,
+            ..Default::default()
+        })?;
+        let fresh = lfw::embed_all_both(&engine, &todo, jobs)?;
+        let mut lines = String::new();
+        for (p, e) in todo.iter().zip(fresh) {
+            let face = e.map(|e| Vecs {
                 first: e.first.as_slice().to_vec(),
                 second: e.second.map(|s| s.as_slice().to_vec()),
-            })
-        })
-        .collect())
+                third: e.third.map(|s| s.as_slice().to_vec()),
+            });
+            let entry = CachedImage {
+                path: p.clone(),
+                face,
+            };
+            if cache.is_some() {
+                lines.push_str(&serde_json::to_string(&entry)?);
+                lines.push('\n');
+            }
+            known.insert(entry.path, entry.face);
+        }
+        if let Some(c) = cache {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(c)
+                .with_context(|| c.display().to_string())?;
+            f.write_all(lines.as_bytes())?;
+        }
+    }
+    Ok(paths.iter().map(|p| known.remove(p).flatten()).collect())
 }
 
 /// The score of two images' vectors for a table of `model`.
-fn pair_score(model: ScoreModel, fusion: &Fusion, a: &Vecs, b: &Vecs) -> f32 {
-    let second = || match (&a.second, &b.second) {
-        (Some(x), Some(y)) => dot(x, y),
-        _ => -1.0,
-    };
+fn pair_score(model: ScoreModel, fusion: &Fusion, fusion3: &FusionN, a: &Vecs, b: &Vecs) -> f32 {
+    let s = a.scores(b);
     match model {
-        ScoreModel::First => dot(&a.first, &b.first),
-        ScoreModel::Second => second(),
-        ScoreModel::Fused => fusion.score(dot(&a.first, &b.first), second()),
+        ScoreModel::First => s[0],
+        ScoreModel::Second => s[1],
+        ScoreModel::Third => s[2],
+        ScoreModel::Fused => fusion.score(s[0], s[1]),
+        ScoreModel::Fused3 => fusion3.score(&s),
     }
+}
+
+/// The model id of the three-model fusion (and of templates carrying all three).
+fn fused3_model_id() -> String {
+    format!(
+        "{}+{}",
+        facegate_vision::FUSED_MODEL_ID,
+        facegate_vision::THIRD_MODEL_ID
+    )
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -561,8 +670,11 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         paths.len(),
         a.pairs
     );
-    let embs = embed_images(&paths, a.threads, a.model != ScoreModel::First)?;
+    let second = a.model != ScoreModel::First;
+    let third = matches!(a.model, ScoreModel::Third | ScoreModel::Fused3);
+    let embs = embed_images(&paths, a.threads, second, third, a.cache.as_deref())?;
     let fusion = Fusion::builtin()?;
+    let fused3_id = fused3_model_id();
     let (model_id, default_out) = match a.model {
         ScoreModel::First => (
             facegate_vision::MODEL_ID,
@@ -572,13 +684,63 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
             facegate_vision::SECOND_MODEL_ID,
             "crates/gallery/data/calibration-second.txt",
         ),
+        ScoreModel::Third => (
+            facegate_vision::THIRD_MODEL_ID,
+            "crates/gallery/data/calibration-third.txt",
+        ),
         ScoreModel::Fused => (
             facegate_vision::FUSED_MODEL_ID,
             "crates/gallery/data/calibration-fused.txt",
         ),
+        ScoreModel::Fused3 => (
+            fused3_id.as_str(),
+            "crates/gallery/data/calibration-fused3.txt",
+        ),
     };
+    // The three-model fusion is fitted on this pairs file's labelled pairs (DevTrain),
+    // then its impostor table is measured on the same images.
+    let fusion3 = {
+        let pos: HashMap<&(String, u32), usize> =
+            imgs.iter().enumerate().map(|(i, k)| (k, i)).collect();
+        let labelled: Vec<(Vec<f32>, bool)> = pairs
+            .iter()
+            .map(|p| match (&embs[pos[&p.a]], &embs[pos[&p.b]]) {
+                (Some(x), Some(y)) => (x.scores(y).to_vec(), p.same()),
+                _ => (vec![-1.0; 3], p.same()),
+            })
+            .collect();
+        if third {
+            FusionN::fit(&labelled)?
+        } else {
+            FusionN {
+                weights: vec![0.0; 3],
+                bias: 0.0,
+            }
+        }
+    };
+    if a.model == ScoreModel::Fused3 {
+        let out = a.out.as_ref().map_or_else(
+            || PathBuf::from("crates/gallery/data/fusion3.txt"),
+            |o| o.with_file_name("fusion3.txt"),
+        );
+        let cmd = format!(
+            "facegate bench calibrate --images {} --pairs {} --model fused3",
+            a.images.display(),
+            a.pairs
+        );
+        let comment = format!(
+            "facegate three-model score fusion: fused = w1*cos(first) + w2*cos(second) + w3*cos(third) + bias\n\
+             (log-odds of \"same person\", logistic fit on the {} labelled pairs of LFW View 1 {} only)\n\
+             regenerate: {cmd}",
+            pairs.len(),
+            a.pairs
+        );
+        std::fs::write(&out, fusion3.to_text(&fused3_id, &cmd, &comment))
+            .with_context(|| out.display().to_string())?;
+        println!("wrote {}", out.display());
+    }
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(default_out));
-    let score = |x: &Vecs, y: &Vecs| pair_score(a.model, &fusion, x, y);
+    let score = |x: &Vecs, y: &Vecs| pair_score(a.model, &fusion, &fusion3, x, y);
     let ok: Vec<(usize, &Vecs)> = embs
         .iter()
         .enumerate()
@@ -608,7 +770,9 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
     let model_arg = match a.model {
         ScoreModel::First => "",
         ScoreModel::Second => " --model second",
+        ScoreModel::Third => " --model third",
         ScoreModel::Fused => " --model fused",
+        ScoreModel::Fused3 => " --model fused3",
     };
     let cmd = format!(
         "facegate bench calibrate --images {} --pairs {}{model_arg}",
@@ -623,10 +787,12 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         format!(
             "score: {}",
             match a.model {
-                ScoreModel::First | ScoreModel::Second =>
+                ScoreModel::First | ScoreModel::Second | ScoreModel::Third =>
                     "cosine similarity of L2-normalised embeddings",
                 ScoreModel::Fused =>
                     "fused log-odds w1*cos(first) + w2*cos(second) + b (crates/gallery/data/fusion.txt)",
+                ScoreModel::Fused3 =>
+                    "fused log-odds w1*cos(first) + w2*cos(second) + w3*cos(third) + b (crates/gallery/data/fusion3.txt)",
             }
         ),
         format!(
@@ -657,11 +823,65 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         };
         println!("{fmr:>8.0e} {t:>10.4} {tar:>21.4}{note}");
     }
+    // 1:N: the threshold that keeps the false-positive identification rate at FPIR
+    // against a gallery of N (per-comparison FMR 1 − (1 − FPIR)^(1/N), read off the
+    // same impostor table), as the gallery sets it.
+    let mut one_n = format!(
+        "# facegate 1:N thresholds of {model_id}\n\
+         # from the impostor table {} (regenerate: {cmd})\n\
+         # a search answers a match when the best candidate's score > threshold; \
+         FPIR = false-positive identification rate of a never-enrolled probe\n\
+         # columns: fpir n per_comparison_fmr threshold\n",
+        out.display()
+    );
+    println!("1:N (FPIR against a gallery of N):");
+    println!(
+        "{:>8} {:>9} {:>14} {:>10}",
+        "FPIR", "N", "FMR per pair", "threshold"
+    );
+    for fpir in [1e-2, 1e-3, 1e-4, 1e-5] {
+        for n in [100usize, 1_000, 10_000, 100_000] {
+            let fmr = Calibration::fmr_for_fpir(fpir, n);
+            let t = cal.identification_threshold(fpir, n);
+            println!("{fpir:>8.0e} {n:>9} {fmr:>14.3e} {t:>10.4}");
+            one_n.push_str(&format!("{fpir:.0e} {n} {fmr:.3e} {t:.6}\n"));
+        }
+    }
+    if a.model == ScoreModel::Fused3 {
+        let path = out.with_file_name(
+            out.file_stem()
+                .map(|s| format!("{}-1n.txt", s.to_string_lossy()))
+                .unwrap_or_else(|| "calibration-1n.txt".into()),
+        );
+        std::fs::write(&path, one_n).with_context(|| path.display().to_string())?;
+        println!("wrote {}", path.display());
+    }
     println!("rebuild to embed it: the gallery crate reads it with include_str!");
     Ok(())
 }
 
 // ---------------------------------------------------------------- identify
+
+/// One score `bench identify` searches with: a single model's cosine, or a fusion of
+/// several (fitted on the calibration pairs).
+struct Scoring {
+    name: String,
+    /// Which of the three cosine scores it reads.
+    models: Vec<usize>,
+    fusion: Option<FusionN>,
+}
+
+impl Scoring {
+    fn score(&self, s: &[f32; 3]) -> f32 {
+        match &self.fusion {
+            Some(f) => {
+                let v: Vec<f32> = self.models.iter().map(|&i| s[i]).collect();
+                f.score(&v)
+            }
+            None => s[self.models[0]],
+        }
+    }
+}
 
 fn identify(a: IdentifyArgs) -> Result<()> {
     let pairs = lfw::read_pairs(&a.images, Path::new(&a.pairs))?;
@@ -683,21 +903,117 @@ fn identify(a: IdentifyArgs) -> Result<()> {
         per.push((p.clone(), f));
     }
     let all: Vec<PathBuf> = per.iter().flat_map(|p| p.1.clone()).collect();
-    eprintln!("embedding {} images of {} people ...", all.len(), per.len());
-    let both = !a.first_only;
-    let embs = embed_images(&all, a.threads, both)?;
+    // The calibration people (DevTrain): every fusion's weights and every score's
+    // impostor table come from them only.
+    let cal_pairs = lfw::read_pairs(&a.images, Path::new(&a.calibrate))?;
+    let mut cal_imgs: Vec<(String, u32)> = cal_pairs
+        .iter()
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .collect();
+    cal_imgs.sort();
+    cal_imgs.dedup();
+    if cal_imgs.iter().any(|i| people.binary_search(&i.0).is_ok()) {
+        bail!(
+            "{} and {} share people: the calibration must not see the test people",
+            a.calibrate,
+            a.pairs
+        );
+    }
+    let cal_paths: Vec<PathBuf> = cal_imgs
+        .iter()
+        .map(|i| lfw::image_path(&a.images, i))
+        .collect();
+    let (second, third) = (!a.first_only, a.third && !a.first_only);
+    eprintln!(
+        "embedding {} images of {} people, and {} calibration images of {} ...",
+        all.len(),
+        per.len(),
+        cal_paths.len(),
+        a.calibrate
+    );
+    let both: Vec<PathBuf> = all.iter().chain(&cal_paths).cloned().collect();
+    let mut embs = embed_images(&both, a.threads, second, third, a.cache.as_deref())?;
+    let cal_embs = embs.split_off(all.len());
     let mut emb: HashMap<PathBuf, Vecs> = HashMap::new();
     for (p, e) in all.iter().zip(embs) {
         if let Some(e) = e {
             emb.insert(p.clone(), e);
         }
     }
-    let calibration = match &a.calibration {
-        Some(p) => Calibration::parse(&std::fs::read_to_string(p)?)?,
-        None => Calibration::builtin().context(
-            "the embedded calibration is missing: run `facegate bench calibrate` and rebuild",
-        )?,
+
+    // The scores searched with, each fusion fitted on the calibration pairs.
+    let cal_pos: HashMap<&(String, u32), usize> =
+        cal_imgs.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let fit = |models: &[usize]| -> Result<FusionN> {
+        let labelled: Vec<(Vec<f32>, bool)> = cal_pairs
+            .iter()
+            .map(|p| {
+                let s = match (&cal_embs[cal_pos[&p.a]], &cal_embs[cal_pos[&p.b]]) {
+                    (Some(x), Some(y)) => x.scores(y),
+                    _ => [-1.0; 3],
+                };
+                (models.iter().map(|&i| s[i]).collect(), p.same())
+            })
+            .collect();
+        Ok(FusionN::fit(&labelled)?)
     };
+    let single = |name: &str, i: usize| Scoring {
+        name: name.into(),
+        models: vec![i],
+        fusion: None,
+    };
+    let mut scorings = vec![single("first", 0)];
+    if second {
+        scorings.push(single("second", 1));
+    }
+    if third {
+        scorings.push(single("third", 2));
+    }
+    let mut fusions: Vec<(&str, Vec<usize>)> = vec![];
+    if second {
+        fusions.push(("fused12", vec![0, 1]));
+    }
+    if third {
+        fusions.push(("fused13", vec![0, 2]));
+        fusions.push(("fused123", vec![0, 1, 2]));
+    }
+    for (name, models) in fusions {
+        scorings.push(Scoring {
+            name: name.into(),
+            fusion: Some(fit(&models)?),
+            models,
+        });
+    }
+    // Impostor tables: every cross-identity pair of calibration images.
+    let cal_ok: Vec<(&str, &Vecs)> = cal_imgs
+        .iter()
+        .zip(&cal_embs)
+        .filter_map(|(i, e)| e.as_ref().map(|e| (i.0.as_str(), e)))
+        .collect();
+    let mut impostors: Vec<Vec<f32>> = scorings.iter().map(|_| vec![]).collect();
+    for (x, &(pi, ei)) in cal_ok.iter().enumerate() {
+        for &(pj, ej) in &cal_ok[x + 1..] {
+            if pi != pj {
+                let s = ei.scores(ej);
+                for (imp, sc) in impostors.iter_mut().zip(&scorings) {
+                    imp.push(sc.score(&s));
+                }
+            }
+        }
+    }
+    let n_impostors = impostors[0].len();
+    let cmd = format!(
+        "facegate bench identify --images {} --pairs {} --calibrate {}",
+        a.images.display(),
+        a.pairs,
+        a.calibrate
+    );
+    let tables: Vec<Calibration> = scorings
+        .iter()
+        .zip(impostors)
+        .map(|(sc, mut imp)| Ok(Calibration::from_impostor_scores(&sc.name, &mut imp, &cmd)?))
+        .collect::<Result<_>>()?;
+
     let model = facegate_vision::MODEL_ID;
     let scenario = ScenarioId::new();
     let opts = GalleryOptions {
@@ -705,10 +1021,14 @@ fn identify(a: IdentifyArgs) -> Result<()> {
         target_fpir: a.fpir,
         ..Default::default()
     };
-    let mut g = Gallery::new(scenario, model, DIM, calibration, opts)?;
+    let first_table = match &a.calibration {
+        Some(p) => Calibration::parse(&std::fs::read_to_string(p)?)?,
+        None => Calibration::builtin()?,
+    };
+    let mut g = Gallery::new(scenario, model, DIM, first_table, opts)?;
     // Enrol every other person with 2+ embedded images (one gallery image each); the
     // rest of the people are never enrolled.
-    let mut enrolled: HashMap<PersonId, &Vecs> = HashMap::new();
+    let mut enrolled: Vec<(PersonId, &Vecs)> = vec![];
     let mut mated: Vec<(PersonId, &Vecs)> = vec![];
     let mut non_mated: Vec<&Vecs> = vec![];
     let mut multi = 0usize;
@@ -725,7 +1045,7 @@ fn identify(a: IdentifyArgs) -> Result<()> {
                     &got[0].first,
                     Encoding::Int8,
                 )?)?;
-                enrolled.insert(pid, got[0]);
+                enrolled.push((pid, got[0]));
                 got[1..].iter().for_each(|e| mated.push((pid, e)));
                 continue;
             }
@@ -733,81 +1053,90 @@ fn identify(a: IdentifyArgs) -> Result<()> {
         non_mated.extend(got);
     }
     let n = g.len();
-    // Each scorer answers a probe with its best candidate and the threshold it
-    // calls a match above.
-    type Scorer<'s> = Box<dyn Fn(&Vecs) -> Result<(PersonId, f32, f32)> + 's>;
-    let mut scorers: Vec<(&str, &str, Scorer)> = vec![(
-        "first",
-        "int8 exact search of the first model's embedding",
-        Box::new(|e: &Vecs| {
-            let r = g.identify(&e.first, 1)?;
-            Ok((r.candidates[0].person, r.candidates[0].score, r.threshold))
-        }),
-    )];
-    if both {
-        let second_cal = Calibration::builtin_for(facegate_vision::SECOND_MODEL_ID)?;
-        let fused_cal = Calibration::builtin_for(facegate_vision::FUSED_MODEL_ID)?;
-        let fusion = Fusion::builtin()?;
-        let t2 = second_cal.identification_threshold(a.fpir, n);
-        let tf = fused_cal.identification_threshold(a.fpir, n);
-        let sec = |x: &Vecs, y: &Vecs| match (&x.second, &y.second) {
-            (Some(p), Some(q)) => dot(p, q),
-            _ => -1.0,
-        };
-        let enrolled = &enrolled;
-        scorers.push((
-            "second",
-            "exact f32 scan of the second model's embedding",
-            Box::new(move |e: &Vecs| {
-                let best = enrolled
-                    .iter()
-                    .map(|(p, v)| (*p, sec(e, v)))
-                    .max_by(|x, y| x.1.total_cmp(&y.1))
-                    .context("empty gallery")?;
-                Ok((best.0, best.1, t2))
-            }),
-        ));
-        let (g, k) = (&g, a.rerank.clamp(1, n.max(1)));
-        scorers.push((
-            "fused",
-            "first model's top candidates re-ranked by the fused score",
-            Box::new(move |e: &Vecs| {
-                let r = g.identify(&e.first, k)?;
-                let best = r
-                    .candidates
-                    .iter()
-                    .map(|c| {
-                        let v = enrolled[&c.person];
-                        (c.person, fusion.score(dot(&e.first, &v.first), sec(e, v)))
-                    })
-                    .max_by(|x, y| x.1.total_cmp(&y.1))
-                    .context("empty gallery")?;
-                Ok((best.0, best.1, tf))
-            }),
-        ));
+    let by_person: HashMap<PersonId, &Vecs> = enrolled.iter().copied().collect();
+    let k = a.rerank.clamp(1, n.max(1));
+    // Each row answers a probe with its best candidate and score: a single model by
+    // an exact scan (the first model by the gallery's int8 search), a fusion by an
+    // exact scan of the fused score over every enrolled person, and again as the
+    // gallery runs it: the first model's top k re-ranked by the fused score.
+    struct Row<'s> {
+        name: String,
+        how: &'static str,
+        scoring: &'s Scoring,
+        table: &'s Calibration,
+        rerank: bool,
     }
-    let mut rows = vec![];
-    for (name, how, scorer) in &scorers {
+    let mut rows: Vec<Row> = vec![];
+    for (sc, t) in scorings.iter().zip(&tables) {
+        let fused = sc.fusion.is_some();
+        rows.push(Row {
+            name: sc.name.clone(),
+            how: if sc.name == "first" {
+                "int8 exact search of the first model's embedding"
+            } else if fused {
+                "exact scan of the fused score over every enrolled person"
+            } else {
+                "exact f32 scan of this model's embedding"
+            },
+            scoring: sc,
+            table: t,
+            rerank: false,
+        });
+        if fused {
+            rows.push(Row {
+                name: format!("{}/rr{k}", sc.name),
+                how: "first model's int8 top k re-ranked by the fused score",
+                scoring: sc,
+                table: t,
+                rerank: true,
+            });
+        }
+    }
+    let answer = |r: &Row, e: &Vecs| -> Result<(PersonId, f32)> {
+        if r.scoring.name == "first" {
+            let res = g.identify(&e.first, 1)?;
+            return Ok((res.candidates[0].person, res.candidates[0].score));
+        }
+        let cands: Vec<(PersonId, &Vecs)> = if r.rerank {
+            g.identify(&e.first, k)?
+                .candidates
+                .iter()
+                .map(|c| (c.person, by_person[&c.person]))
+                .collect()
+        } else {
+            enrolled.clone()
+        };
+        cands
+            .into_iter()
+            .map(|(p, v)| (p, r.scoring.score(&e.scores(v))))
+            .max_by(|x, y| x.1.total_cmp(&y.1))
+            .context("empty gallery")
+    };
+    let mut out_rows = vec![];
+    let mut decisions: Vec<Vec<(PersonId, bool)>> = vec![];
+    for r in &rows {
+        let threshold = r.table.identification_threshold(a.fpir, n);
         let mut rank1 = 0usize;
         let mut fn_miss = 0usize;
         let mut mated_scores = vec![];
-        let mut threshold = 0.0;
+        let mut dec = vec![];
         for (pid, e) in &mated {
-            let (p, s, t) = scorer(e)?;
-            threshold = t;
+            let (p, s) = answer(r, e)?;
             let hit = p == *pid;
             rank1 += hit as usize;
             mated_scores.push(if hit { s } else { f32::NEG_INFINITY });
-            if !(hit && s > t) {
+            if !(hit && s > threshold) {
                 fn_miss += 1;
             }
+            dec.push((p, s > threshold));
         }
         let mut fp = 0usize;
         let mut nm_scores = vec![];
         for e in &non_mated {
-            let (_, s, t) = scorer(e)?;
+            let (p, s) = answer(r, e)?;
             nm_scores.push(s);
-            fp += (s > t) as usize;
+            fp += (s > threshold) as usize;
+            dec.push((p, s > threshold));
         }
         // Oracle figure: the threshold chosen on these very non-mated scores for FPIR = target.
         nm_scores.sort_by(|x, y| y.total_cmp(x));
@@ -815,24 +1144,40 @@ fn identify(a: IdentifyArgs) -> Result<()> {
         let oracle_t = nm_scores[kq];
         let oracle_fnir =
             mated_scores.iter().filter(|&&s| s <= oracle_t).count() as f64 / mated.len() as f64;
-        rows.push(serde_json::json!({
-            "model": name, "search": how, "threshold": threshold,
+        // Against the exhaustive row just before it: probes whose answer (person and
+        // accept/reject) differs.
+        let differs = r.rerank.then(|| {
+            decisions.last().map_or(0, |prev: &Vec<(PersonId, bool)>| {
+                prev.iter()
+                    .zip(&dec)
+                    .filter(|(x, y)| x.1 != y.1 || (x.1 && x.0 != y.0))
+                    .count()
+            })
+        });
+        decisions.push(dec);
+        out_rows.push(serde_json::json!({
+            "model": r.name, "search": r.how, "threshold": threshold,
             "rank1": rank1 as f64 / mated.len() as f64,
             "fnir_at_target": fn_miss as f64 / mated.len() as f64,
             "fpir_measured": fp as f64 / non_mated.len() as f64, "false_positives": fp,
             "oracle_threshold": oracle_t, "fnir_at_oracle_threshold": oracle_fnir,
+            "weights": r.scoring.fusion.as_ref().map(|f| f.weights.clone()),
+            "bias": r.scoring.fusion.as_ref().map(|f| f.bias),
+            "decisions_differing_from_exhaustive": differs,
         }));
     }
-    let last = rows.last().cloned().unwrap_or_default();
+    let last = out_rows.last().cloned().unwrap_or_default();
     let out = serde_json::json!({
         "people": per.len(), "images": all.len(), "embedded": emb.len(),
         "gallery": n, "mated_probes": mated.len(), "non_mated_probes": non_mated.len(),
-        "target_fpir": a.fpir, "threshold": last["threshold"],
+        "target_fpir": a.fpir, "calibration": a.calibrate, "calibration_images": cal_ok.len(),
+        "calibration_impostor_pairs": n_impostors,
+        "threshold": last["threshold"],
         "rank1": last["rank1"], "fnir_at_target": last["fnir_at_target"],
         "fpir_measured": last["fpir_measured"], "false_positives": last["false_positives"],
         "oracle_threshold": last["oracle_threshold"],
         "fnir_at_oracle_threshold": last["fnir_at_oracle_threshold"],
-        "models": rows,
+        "models": out_rows,
     });
     if a.json {
         println!("{}", serde_json::to_string(&out)?);
@@ -847,16 +1192,21 @@ fn identify(a: IdentifyArgs) -> Result<()> {
     println!("gallery: {n} enrolled people, one image each; {} mated probes, {} probes of {} never-enrolled people",
         mated.len(), non_mated.len(), per.len() - n);
     println!(
+        "calibration: {} ({} images, {n_impostors} impostor pairs): fusion weights and every score's impostor table",
+        a.calibrate,
+        cal_ok.len()
+    );
+    println!(
         "target FPIR {:.2} % at N={n}; FNIR and FPIR at the calibrated threshold",
         a.fpir * 100.0
     );
     println!(
-        "{:<7} {:>10} {:>8} {:>8} {:>14} {:>12}  search",
-        "model", "threshold", "rank-1", "FNIR", "FPIR measured", "oracle FNIR"
+        "{:<13} {:>10} {:>8} {:>8} {:>14} {:>12} {:>8}  search",
+        "model", "threshold", "rank-1", "FNIR", "FPIR measured", "oracle FNIR", "differ"
     );
-    for r in &rows {
+    for r in &out_rows {
         println!(
-            "{:<7} {:>10.4} {:>8.4} {:>8.4} {:>8.4} ({:>3}) {:>12.4}  {}",
+            "{:<13} {:>10.4} {:>8.4} {:>8.4} {:>8.4} ({:>3}) {:>12.4} {:>8}  {}",
             r["model"].as_str().unwrap_or_default(),
             r["threshold"].as_f64().unwrap_or(f64::NAN),
             r["rank1"].as_f64().unwrap_or(f64::NAN),
@@ -864,8 +1214,26 @@ fn identify(a: IdentifyArgs) -> Result<()> {
             r["fpir_measured"].as_f64().unwrap_or(f64::NAN),
             r["false_positives"].as_u64().unwrap_or(0),
             r["fnir_at_oracle_threshold"].as_f64().unwrap_or(f64::NAN),
+            r["decisions_differing_from_exhaustive"]
+                .as_u64()
+                .map_or("-".into(), |d| d.to_string()),
             r["search"].as_str().unwrap_or_default(),
         );
+    }
+    for r in &out_rows {
+        if let (Some(w), Some(b)) = (r["weights"].as_array(), r["bias"].as_f64()) {
+            let w: Vec<String> = w
+                .iter()
+                .map(|x| format!("{:.4}", x.as_f64().unwrap_or(f64::NAN)))
+                .collect();
+            if !r["model"].as_str().unwrap_or_default().contains("/rr") {
+                println!(
+                    "{:<13} weights {} bias {b:.4}",
+                    r["model"].as_str().unwrap_or_default(),
+                    w.join(" ")
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -22,6 +22,9 @@ pub const SECOND_TABLE: &str = include_str!("../data/calibration-second.txt");
 /// The embedded impostor table of the fused score (see [`crate::Fusion`]).
 pub const FUSED_TABLE: &str = include_str!("../data/calibration-fused.txt");
 
+/// The embedded impostor table of the three-model fused score (see [`crate::FusionN`]).
+pub const FUSED3_TABLE: &str = include_str!("../data/calibration-fused3.txt");
+
 /// Thresholds for target false-match rates, for one embedding model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
@@ -41,9 +44,9 @@ impl Calibration {
     }
 
     /// The embedded calibration for a model id (the first model, the second,
-    /// or the fused pair).
+    /// the fused pair, or the three-model fusion).
     pub fn builtin_for(model_id: &str) -> Result<Self, Error> {
-        for table in [BUILTIN_TABLE, SECOND_TABLE, FUSED_TABLE] {
+        for table in [BUILTIN_TABLE, SECOND_TABLE, FUSED_TABLE, FUSED3_TABLE] {
             let c = Self::parse(table)?;
             if c.model_id == model_id {
                 return Ok(c);

@@ -18,6 +18,10 @@ use crate::{Encoding, Error, PersonId, ScenarioId, Template};
 /// The embedded fusion weights.
 pub const BUILTIN_FUSION: &str = include_str!("../data/fusion.txt");
 
+/// The embedded three-model fusion weights (`data/fusion3.txt`, written by
+/// `facegate bench calibrate --model fused3` from LFW View 1 DevTrain only).
+pub const BUILTIN_FUSION3: &str = include_str!("../data/fusion3.txt");
+
 /// A fitted logistic fusion of two scores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fusion {
@@ -291,6 +295,65 @@ impl FusionN {
     }
 }
 
+impl FusionN {
+    /// The text form (`data/fusion3.txt`): `model`, `source`, `weights w1 … wk`, `bias`.
+    pub fn to_text(&self, model_id: &str, source: &str, comment: &str) -> String {
+        let mut s = String::new();
+        for line in comment.lines() {
+            s.push_str(&format!("# {line}\n"));
+        }
+        let w: Vec<String> = self.weights.iter().map(|w| format!("{w:.6}")).collect();
+        s.push_str(&format!(
+            "model {model_id}\nsource {source}\nweights {}\nbias {:.6}\n",
+            w.join(" "),
+            self.bias
+        ));
+        s
+    }
+
+    /// The embedded three-model fusion (first, second, third cosine) and its model id.
+    pub fn builtin3() -> Result<(String, FusionN), Error> {
+        FusionN::parse(BUILTIN_FUSION3)
+    }
+
+    /// Reads the text form: the model id and the fusion.
+    pub fn parse(text: &str) -> Result<(String, FusionN), Error> {
+        let bad = |m: &str| Error::Format(format!("fusion: {m}"));
+        let (mut model, mut weights, mut bias) = (None, None, None);
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line.split_once(' ').ok_or_else(|| bad(line))?;
+            let num = |s: &str| s.parse::<f64>().map_err(|_| bad(s));
+            match k {
+                "model" => model = Some(v.to_string()),
+                "source" => {}
+                "weights" => {
+                    weights = Some(
+                        v.split_whitespace()
+                            .map(num)
+                            .collect::<Result<Vec<_>, _>>()?,
+                    )
+                }
+                "bias" => bias = Some(num(v)?),
+                _ => return Err(bad(k)),
+            }
+        }
+        let weights = weights.ok_or_else(|| bad("no weights line"))?;
+        if weights.is_empty() {
+            return Err(bad("no weights"));
+        }
+        Ok((
+            model.ok_or_else(|| bad("no model line"))?,
+            FusionN {
+                weights,
+                bias: bias.ok_or_else(|| bad("no bias line"))?,
+            },
+        ))
+    }
+}
+
 /// Solves a square linear system by Gaussian elimination with partial pivoting.
 #[allow(clippy::needless_range_loop)]
 fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
@@ -443,6 +506,25 @@ mod tests {
         assert!(c.threshold(1e-8) >= c.threshold(1e-5));
         assert!(c.threshold(1e-8) > 1.0, "log-odds are not cosines");
         assert!(crate::Calibration::builtin_for("no-such-model").is_err());
+    }
+
+    #[test]
+    fn builtin_three_model_fusion_round_trips_and_has_its_calibration() {
+        let (id, f) = FusionN::builtin3().unwrap();
+        assert_eq!(f.weights.len(), 3);
+        // Every model's cosine raises the log-odds of "same person".
+        assert!(f.weights.iter().all(|w| *w > 0.0), "{:?}", f.weights);
+        let text = f.to_text(&id, "test", "a comment");
+        assert_eq!(FusionN::parse(&text).unwrap(), (id.clone(), f.clone()));
+        let cal = crate::Calibration::builtin_for(&id).unwrap();
+        assert!(cal.threshold(1e-5) > cal.threshold(1e-4));
+        assert!(cal.threshold(1e-4) > cal.threshold(1e-3));
+        // A pair all three models call near-identical is far above the 1e-5 threshold;
+        // one they call unrelated is far below the 1e-3 one.
+        assert!(f.score(&[0.9, 0.99, 0.9]) > cal.threshold(1e-5));
+        assert!(f.score(&[0.0, 0.8, 0.1]) < cal.threshold(1e-3));
+        assert!(FusionN::parse("model x\nweights\nbias 1").is_err());
+        assert!(FusionN::parse("weights 1 2\nbias 1").is_err());
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub mod synthetic;
 mod template;
 mod topk;
 
-pub use calibration::{Calibration, BUILTIN_TABLE, FUSED_TABLE, SECOND_TABLE};
-pub use fusion::{pair_template, split_pair, Fusion, FusionN, BUILTIN_FUSION};
+pub use calibration::{Calibration, BUILTIN_TABLE, FUSED3_TABLE, FUSED_TABLE, SECOND_TABLE};
+pub use fusion::{pair_template, split_pair, Fusion, FusionN, BUILTIN_FUSION, BUILTIN_FUSION3};
 pub use gallery::{Candidate, Decision, Gallery, GalleryOptions, Identification, Match, Search};
 pub use hnsw::HnswParams;
 pub use ids::{PersonId, ScenarioId, TemplateId};

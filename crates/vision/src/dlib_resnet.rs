@@ -21,7 +21,6 @@
 //! landmarks onto dlib's mean face (see [`MEAN_FACE`]).
 
 use image::RgbImage;
-use zeroize::Zeroize;
 
 use crate::imgops::{box_shrink, similarity, warp_affine};
 use crate::VisionError;
@@ -88,59 +87,14 @@ const MEAN_FACE: [(usize, f32, f32); 33] = [
 /// (read from the file and checked against these); it then divides by 256.
 const INPUT_MEAN: [f32; 3] = [122.782, 117.001, 104.298];
 
-/// A second-model embedding: [`SECOND_DIM`] finite floats with unit L2 norm,
-/// zeroised on drop; `Debug` never prints the values.
-#[derive(Clone, PartialEq)]
-pub struct SecondEmbedding(Vec<f32>);
-
-impl SecondEmbedding {
-    /// Checks length and finiteness and L2-normalises.
-    pub fn from_vec(mut v: Vec<f32>) -> Result<SecondEmbedding, VisionError> {
-        let bad = |v: &mut Vec<f32>, why: String| {
-            v.zeroize();
-            Err(VisionError::InvalidEmbedding(why))
-        };
-        if v.len() != SECOND_DIM {
-            let n = v.len();
-            return bad(&mut v, format!("expected {SECOND_DIM} values, got {n}"));
-        }
-        if v.iter().any(|x| !x.is_finite()) {
-            return bad(&mut v, "a value is NaN or infinite".into());
-        }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm < 1e-6 {
-            return bad(&mut v, "the vector is zero".into());
-        }
-        v.iter_mut().for_each(|x| *x /= norm);
-        Ok(SecondEmbedding(v))
-    }
-
-    /// The unit-length values.
-    pub fn as_slice(&self) -> &[f32] {
-        &self.0
-    }
-}
-
-impl Drop for SecondEmbedding {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl std::fmt::Debug for SecondEmbedding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SecondEmbedding({SECOND_DIM} values, redacted)")
-    }
-}
-
-/// Cosine similarity of two second-model embeddings, in -1..=1.
-pub fn compare_second(a: &SecondEmbedding, b: &SecondEmbedding) -> f32 {
-    a.0.iter()
-        .zip(&b.0)
-        .map(|(x, y)| x * y)
-        .sum::<f32>()
-        .clamp(-1.0, 1.0)
-}
+crate::embedding::unit_embedding!(
+    /// A second-model embedding: [`SECOND_DIM`] finite floats with unit L2 norm,
+    /// zeroised on drop; `Debug` never prints the values.
+    SecondEmbedding,
+    SECOND_DIM,
+    /// Cosine similarity of two second-model embeddings, in -1..=1.
+    fn compare_second
+);
 
 /// The 150×150 face chip dlib's network expects, from the 68 landmarks.
 pub fn chip(img: &RgbImage, lm68: &[[f32; 2]]) -> RgbImage {

@@ -20,62 +20,80 @@ pub const MODEL_ID: &str = "faceplugin-fr_feature-0.0.1/87aacdfe/arcface112-umey
 /// `pairsDevTest.txt`.
 pub const DEFAULT_THRESHOLD: f32 = 0.287;
 
-/// A face embedding: [`EMBEDDING_DIM`] finite floats with unit L2 norm. The
-/// buffer is zeroised when dropped; `Debug` never prints the values.
-#[derive(Clone, PartialEq)]
-pub struct Embedding(Vec<f32>);
+/// Declares an embedding type of one model — `$dim` finite floats with unit L2
+/// norm, zeroised on drop, a `Debug` that never prints the values — and its
+/// cosine comparison. The three models' embeddings are the same type apart from
+/// their length, so they share this one definition.
+macro_rules! unit_embedding {
+    ($(#[$doc:meta])* $name:ident, $dim:expr, $(#[$cdoc:meta])* fn $compare:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq)]
+        pub struct $name(Vec<f32>);
 
-impl Embedding {
-    /// Checks length and finiteness and L2-normalises.
-    pub fn from_vec(mut v: Vec<f32>) -> Result<Embedding, VisionError> {
-        if v.len() != EMBEDDING_DIM {
-            let n = v.len();
-            v.zeroize();
-            return Err(VisionError::InvalidEmbedding(format!(
-                "expected {EMBEDDING_DIM} values, got {n}"
-            )));
+        impl $name {
+            /// Checks length and finiteness and L2-normalises.
+            pub fn from_vec(mut v: Vec<f32>) -> Result<$name, $crate::VisionError> {
+                $crate::embedding::make_unit(&mut v, $dim)?;
+                Ok($name(v))
+            }
+
+            /// The unit-length values.
+            pub fn as_slice(&self) -> &[f32] {
+                &self.0
+            }
         }
-        if v.iter().any(|x| !x.is_finite()) {
-            v.zeroize();
-            return Err(VisionError::InvalidEmbedding(
-                "a value is NaN or infinite".into(),
-            ));
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                zeroize::Zeroize::zeroize(&mut self.0);
+            }
         }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm < 1e-6 {
-            v.zeroize();
-            return Err(VisionError::InvalidEmbedding("the vector is zero".into()));
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({} values, redacted)", stringify!($name), $dim)
+            }
         }
-        v.iter_mut().for_each(|x| *x /= norm);
-        Ok(Embedding(v))
-    }
 
-    /// The unit-length values.
-    pub fn as_slice(&self) -> &[f32] {
-        &self.0
+        $(#[$cdoc])*
+        pub fn $compare(a: &$name, b: &$name) -> f32 {
+            a.0.iter()
+                .zip(&b.0)
+                .map(|(x, y)| x * y)
+                .sum::<f32>()
+                .clamp(-1.0, 1.0)
+        }
+    };
+}
+pub(crate) use unit_embedding;
+
+/// Checks that `v` has `dim` finite values, not all zero, and scales it to unit
+/// length; on failure it is zeroised first.
+pub(crate) fn make_unit(v: &mut Vec<f32>, dim: usize) -> Result<(), VisionError> {
+    let why = if v.len() != dim {
+        Some(format!("expected {dim} values, got {}", v.len()))
+    } else if v.iter().any(|x| !x.is_finite()) {
+        Some("a value is NaN or infinite".to_string())
+    } else {
+        None
+    };
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if let Some(why) = why.or_else(|| (norm < 1e-6).then(|| "the vector is zero".to_string())) {
+        v.zeroize();
+        return Err(VisionError::InvalidEmbedding(why));
     }
+    v.iter_mut().for_each(|x| *x /= norm);
+    Ok(())
 }
 
-impl Drop for Embedding {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl std::fmt::Debug for Embedding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Embedding({EMBEDDING_DIM} values, redacted)")
-    }
-}
-
-/// Cosine similarity of two embeddings (their dot product: both are unit length), in -1..=1.
-pub fn compare(a: &Embedding, b: &Embedding) -> f32 {
-    a.0.iter()
-        .zip(&b.0)
-        .map(|(x, y)| x * y)
-        .sum::<f32>()
-        .clamp(-1.0, 1.0)
-}
+unit_embedding!(
+    /// A face embedding: [`EMBEDDING_DIM`] finite floats with unit L2 norm. The
+    /// buffer is zeroised when dropped; `Debug` never prints the values.
+    Embedding,
+    EMBEDDING_DIM,
+    /// Cosine similarity of two embeddings (their dot product: both are unit length), in -1..=1.
+    fn compare
+);
 
 #[cfg(test)]
 mod tests {

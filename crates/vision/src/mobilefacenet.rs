@@ -10,7 +10,6 @@
 //! floats, L2-normalised here.
 
 use image::RgbImage;
-use zeroize::Zeroize;
 
 use crate::onnx_graph::tfjs;
 use crate::VisionError;
@@ -37,59 +36,14 @@ pub(crate) const OPTIONS: tfjs::Options = tfjs::Options {
     as_trained: true,
 };
 
-/// A third-model embedding: [`THIRD_DIM`] finite floats with unit L2 norm,
-/// zeroised on drop; `Debug` never prints the values.
-#[derive(Clone, PartialEq)]
-pub struct ThirdEmbedding(Vec<f32>);
-
-impl ThirdEmbedding {
-    /// Checks length and finiteness and L2-normalises.
-    pub fn from_vec(mut v: Vec<f32>) -> Result<ThirdEmbedding, VisionError> {
-        let bad = |v: &mut Vec<f32>, why: String| {
-            v.zeroize();
-            Err(VisionError::InvalidEmbedding(why))
-        };
-        if v.len() != THIRD_DIM {
-            let n = v.len();
-            return bad(&mut v, format!("expected {THIRD_DIM} values, got {n}"));
-        }
-        if v.iter().any(|x| !x.is_finite()) {
-            return bad(&mut v, "a value is NaN or infinite".into());
-        }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm < 1e-6 {
-            return bad(&mut v, "the vector is zero".into());
-        }
-        v.iter_mut().for_each(|x| *x /= norm);
-        Ok(ThirdEmbedding(v))
-    }
-
-    /// The unit-length values.
-    pub fn as_slice(&self) -> &[f32] {
-        &self.0
-    }
-}
-
-impl Drop for ThirdEmbedding {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl std::fmt::Debug for ThirdEmbedding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ThirdEmbedding({THIRD_DIM} values, redacted)")
-    }
-}
-
-/// Cosine similarity of two third-model embeddings, in -1..=1.
-pub fn compare_third(a: &ThirdEmbedding, b: &ThirdEmbedding) -> f32 {
-    a.0.iter()
-        .zip(&b.0)
-        .map(|(x, y)| x * y)
-        .sum::<f32>()
-        .clamp(-1.0, 1.0)
-}
+crate::embedding::unit_embedding!(
+    /// A third-model embedding: [`THIRD_DIM`] finite floats with unit L2 norm,
+    /// zeroised on drop; `Debug` never prints the values.
+    ThirdEmbedding,
+    THIRD_DIM,
+    /// Cosine similarity of two third-model embeddings, in -1..=1.
+    fn compare_third
+);
 
 /// The network input of an aligned 112×112 chip: planar RGB, `(x − 127.5) / 128`.
 pub(crate) fn input_of(aligned: &RgbImage) -> Vec<f32> {
