@@ -210,9 +210,11 @@ def main():
     fits = {}
     for label, tr_x, te_x in [("raw", tr_raw, te_raw), ("s-norm", tr_sn, te_sn)]:
         for models in ([0, 1], [0, 2], [0, 1, 2]):
-            sel = lambda v: [v[i] for i in models]  # noqa: E731
-            w, b = logistic([sel(x) for x in tr_x], tr_y)
-            f = lambda v: sum(wi * vi for wi, vi in zip(w, sel(v))) + b  # noqa: E731
+            w, b = logistic([[x[i] for i in models] for x in tr_x], tr_y)
+
+            def f(v, w=w, b=b, models=tuple(models)):
+                return sum(wi * v[i] for wi, i in zip(w, models)) + b
+
             name = "fused" + "".join(str(i + 1) for i in models) + " " + label
             t = report(name, [f(x) for x in tr_x], [f(x) for x in te_x])
             fits[name] = (f, t, w, b)

@@ -46,3 +46,27 @@ fn fused_calibration_and_fusion_match_the_vision_models() {
         assert!(t3 < t4 && t4 < t5, "{id}: not monotone: {t3} {t4} {t5}");
     }
 }
+
+/// The three-model fusion's weights and its 1:1 table belong to the vision crate's
+/// model ids (first + second + third). Regenerate both with `facegate bench calibrate
+/// --images ../shared/eval/lfw-view1 --pairs pairsDevTrain.txt --model fused3`.
+#[test]
+fn three_model_fusion_and_its_calibration_match_the_vision_models() {
+    let (id, fusion) = facegate_gallery::FusionN::builtin3().expect("embedded fusion3 parses");
+    assert_eq!(
+        id,
+        format!(
+            "{}+{}",
+            facegate_vision::FUSED_MODEL_ID,
+            facegate_vision::THIRD_MODEL_ID
+        )
+    );
+    assert_eq!(fusion.weights.len(), 3);
+    let cal = facegate_gallery::Calibration::builtin_for(&id).expect("embedded table");
+    let (t3, t4, t5) = (
+        cal.threshold(1e-3),
+        cal.threshold(1e-4),
+        cal.threshold(1e-5),
+    );
+    assert!(t3 < t4 && t4 < t5, "{id}: not monotone: {t3} {t4} {t5}");
+}
