@@ -831,7 +831,8 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
          # from the impostor table {} (regenerate: {cmd})\n\
          # a search answers a match when the best candidate's score > threshold; \
          FPIR = false-positive identification rate of a never-enrolled probe\n\
-         # columns: fpir n per_comparison_fmr threshold\n",
+         # columns: fpir n per_comparison_fmr threshold source (measured: read off the table; \
+         tail: below its lowest measured FMR, from its Gaussian tail fit)\n",
         out.display()
     );
     println!("1:N (FPIR against a gallery of N):");
@@ -843,8 +844,13 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
         for n in [100usize, 1_000, 10_000, 100_000] {
             let fmr = Calibration::fmr_for_fpir(fpir, n);
             let t = cal.identification_threshold(fpir, n);
-            println!("{fpir:>8.0e} {n:>9} {fmr:>14.3e} {t:>10.4}");
-            one_n.push_str(&format!("{fpir:.0e} {n} {fmr:.3e} {t:.6}\n"));
+            let source = if fmr < cal.min_measured_fmr() {
+                "tail"
+            } else {
+                "measured"
+            };
+            println!("{fpir:>8.0e} {n:>9} {fmr:>14.3e} {t:>10.4} {source}");
+            one_n.push_str(&format!("{fpir:.0e} {n} {fmr:.3e} {t:.6} {source}\n"));
         }
     }
     if a.model == ScoreModel::Fused3 {
