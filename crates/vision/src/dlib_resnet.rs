@@ -738,9 +738,7 @@ pub(crate) fn to_onnx(layers: &[Layer]) -> Result<Vec<u8>, VisionError> {
 
 /// Reads the pinned weights and returns the ONNX graph.
 pub(crate) fn onnx_from_weights() -> Result<(std::path::PathBuf, Vec<u8>), VisionError> {
-    let path = facegate_assets::model(WEIGHTS).map_err(|e| VisionError::Asset(e.to_string()))?;
-    let raw = std::fs::read(&path)
-        .map_err(|e| VisionError::Asset(format!("cannot read {}: {e}", path.display())))?;
+    let (path, raw) = crate::embedding::read_model_asset(WEIGHTS)?;
     let layers = parse(&raw)?;
     Ok((path, to_onnx(&layers)?))
 }

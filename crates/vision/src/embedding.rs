@@ -86,6 +86,15 @@ pub(crate) fn make_unit(v: &mut Vec<f32>, dim: usize) -> Result<(), VisionError>
     Ok(())
 }
 
+/// Reads a pinned model file (fetched and sha256-checked by `facegate-assets`):
+/// its path and bytes. The second and third models build their ONNX graphs from these.
+pub(crate) fn read_model_asset(name: &str) -> Result<(std::path::PathBuf, Vec<u8>), VisionError> {
+    let path = facegate_assets::model(name).map_err(|e| VisionError::Asset(e.to_string()))?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| VisionError::Asset(format!("cannot read {}: {e}", path.display())))?;
+    Ok((path, bytes))
+}
+
 unit_embedding!(
     /// A face embedding: [`EMBEDDING_DIM`] finite floats with unit L2 norm. The
     /// buffer is zeroised when dropped; `Debug` never prints the values.

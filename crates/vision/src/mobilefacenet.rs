@@ -59,14 +59,8 @@ pub(crate) fn input_of(aligned: &RgbImage) -> Vec<f32> {
 
 /// Reads the pinned graph and weights and returns the ONNX graph.
 pub(crate) fn onnx_with(opts: tfjs::Options) -> Result<(std::path::PathBuf, Vec<u8>), VisionError> {
-    let read = |name: &str| -> Result<(std::path::PathBuf, Vec<u8>), VisionError> {
-        let path = facegate_assets::model(name).map_err(|e| VisionError::Asset(e.to_string()))?;
-        let bytes = std::fs::read(&path)
-            .map_err(|e| VisionError::Asset(format!("cannot read {}: {e}", path.display())))?;
-        Ok((path, bytes))
-    };
-    let (_, json) = read(GRAPH)?;
-    let (path, bin) = read(WEIGHTS)?;
+    let (_, json) = crate::embedding::read_model_asset(GRAPH)?;
+    let (path, bin) = crate::embedding::read_model_asset(WEIGHTS)?;
     let onnx = tfjs::to_onnx(&json, &bin, OUTPUT_NODE, INPUT, OUTPUT, opts)
         .map_err(|e| VisionError::Runtime(e.to_string()))?;
     Ok((path, onnx))
