@@ -292,3 +292,142 @@ pub fn drop_db(base: &str, url: &str) {
         .await;
     });
 }
+
+/// A site process with what it printed: its address and the admin and
+/// kiosk keys it issued at its first start.
+pub struct SiteProc {
+    pub proc: Proc,
+    pub addr: String,
+    pub admin: Option<String>,
+    pub kiosk: Option<String>,
+}
+
+/// Start a site attached to the hub on `hub_port`, pinning the hub's
+/// manifest key (`manifest.pub`), with `extra` arguments (e.g.
+/// `--scenario FILE`).
+pub fn site_serve(s: &Site, hub_port: u16, hubdir: &Path, extra: &[&std::ffi::OsStr]) -> SiteProc {
+    let mut c = bin();
+    c.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&s.dir)
+        .arg("--hub")
+        .arg(format!("https://localhost:{hub_port}"))
+        .args(["--hub-site-id", &s.id, "--hub-site-key"])
+        .arg(&s.key)
+        .arg("--hub-pseudonym-key")
+        .arg(hubdir.join("pseudonym.key"))
+        .arg("--hub-ca")
+        .arg(hubdir.join("hub.crt"))
+        .arg("--hub-manifest-key")
+        .arg(hubdir.join("manifest.pub"))
+        .args(["--hub-interval-ms", "200"])
+        .args(extra);
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut addr, mut admin, mut kiosk) = (None, None, None);
+    for line in out.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("portal:  http://") {
+            addr = Some(rest.trim_end_matches("/portal").to_string());
+        }
+        if let Some(i) = line.find("&key=") {
+            kiosk = Some(line[i + 5..].trim().to_string());
+        }
+        if line.starts_with("admin key (shown once") {
+            admin = line.rsplit(' ').next().map(str::to_string);
+        }
+        if line.starts_with("API:") {
+            break;
+        }
+    }
+    std::thread::spawn(move || out.for_each(drop));
+    SiteProc {
+        proc: Proc(child),
+        addr: addr.expect("serve printed its address"),
+        admin,
+        kiosk,
+    }
+}
+
+/// One HTTP/1.1 request to a site (plain HTTP on loopback); the JSON body
+/// (or the text as a JSON string).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<String>,
+) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let body = body.unwrap_or_default();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status: u16 = resp[9..12].parse().unwrap();
+    let body = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    let start = body.find(['{', '[']).unwrap_or(0);
+    let end = body.rfind(['}', ']']).map(|i| i + 1).unwrap_or(body.len());
+    let v = serde_json::from_str(&body[start..end]).unwrap_or(Value::String(body.into()));
+    (status, v)
+}
+
+/// A still frame with a tail of its own (the server refuses an exact
+/// replay, R20), base64.
+pub fn fresh(raw: &[u8]) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut b = raw.to_vec();
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    b.extend_from_slice(&n.to_le_bytes());
+    b64(&b)
+}
+
+/// Run SQL on a PostgreSQL database; the first column of each row as text.
+pub fn pg(url: &str, sql: &str) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::{Connection, Row};
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
+        rows.iter()
+            .map(|r| {
+                r.try_get::<String, _>(0)
+                    .or_else(|_| r.try_get::<i64, _>(0).map(|i| i.to_string()))
+                    .unwrap_or_default()
+            })
+            .collect()
+    })
+}
+
+impl Admin {
+    /// POST a text body (a manifest) to the hub.
+    pub fn call_text(&self, port: u16, path: &str, text: &str) -> (u16, Value) {
+        self.rt.block_on(async {
+            let url = HubUrl::parse(&format!("https://localhost:{port}")).unwrap();
+            let mut c = HubConn::connect(&url, keys::client_tls(&self.ca).unwrap())
+                .await
+                .unwrap();
+            let (s, b) = c
+                .send(
+                    "POST",
+                    path,
+                    &[("authorization", format!("Bearer {}", self.token))],
+                    text.as_bytes().to_vec(),
+                )
+                .await
+                .unwrap();
+            (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+        })
+    }
+}
