@@ -61,6 +61,7 @@ pub async fn run(
         pseudonym_key: pkey.clone(),
         processor_name: "bench processor".into(),
         body_log: None,
+        manifest_key: None,
     };
     let listener = facegate_hub::tls_http::bind("127.0.0.1:0".parse()?)
         .await

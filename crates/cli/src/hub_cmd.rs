@@ -42,6 +42,12 @@ pub struct SiteArgs {
     /// once with the admin token; the id is kept in `hub-site.id`.
     #[arg(long, requires = "hub")]
     pub hub_dir: Option<PathBuf>,
+    /// The hub's manifest public key file (`manifest.pub`, written by
+    /// `facegate hub init`; from --hub-dir by default). Pinned at the site:
+    /// it then deploys only manifests the hub signed, and refuses a local
+    /// upload.
+    #[arg(long, requires = "hub")]
+    pub hub_manifest_key: Option<PathBuf>,
 }
 
 impl SiteArgs {
@@ -54,6 +60,10 @@ impl SiteArgs {
         self.hub_ca.get_or_insert(dir.join("hub.crt"));
         self.hub_pseudonym_key
             .get_or_insert(dir.join("pseudonym.key"));
+        if dir.join("manifest.pub").exists() {
+            self.hub_manifest_key
+                .get_or_insert(dir.join("manifest.pub"));
+        }
         if self.hub_site_id.is_some() {
             return Ok(());
         }
@@ -115,6 +125,7 @@ impl SiteArgs {
             pseudonym_key: need(&self.hub_pseudonym_key, "--hub-pseudonym-key")?,
             hub_ca: need(&self.hub_ca, "--hub-ca")?,
             interval: Duration::from_millis(self.hub_interval_ms.max(10)),
+            manifest_key: self.hub_manifest_key.clone(),
         }))
     }
 }
@@ -126,8 +137,24 @@ pub async fn spawn_site_sync(core: Arc<facegate_core::Core>, args: &SiteArgs) ->
     if let Some(cfg) = args.config()? {
         let s =
             facegate_hub::site::SiteSync::new(core, &cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("hub:     {} (site {})", cfg.hub, cfg.site_id);
+        let redeployed = s.start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "hub:     {} (site {}; manifests {}, {redeployed} hub manifest(s) deployed)",
+            cfg.hub,
+            cfg.site_id,
+            if cfg.manifest_key.is_some() {
+                "only as signed by the hub"
+            } else {
+                "not taken from the hub (no --hub-manifest-key)"
+            }
+        );
         tokio::spawn(s.run(cfg.interval));
+    } else {
+        // Alone: no hub key pinned, local uploads deploy as before.
+        core.store
+            .hub_unpin_manifest_key()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(())
 }
@@ -212,6 +239,16 @@ pub enum HubCmd {
     },
     /// Check an inspection dossier's integrity manifest.
     CheckDossier { file: PathBuf },
+    /// Upload a scenario manifest (TOML) to the hub, which lints and signs
+    /// it, and push it to each --site (its id); `hub show manifests` shows
+    /// which version each site runs and what is pending.
+    PushManifest {
+        #[command(flatten)]
+        client: Client,
+        file: PathBuf,
+        #[arg(long = "site")]
+        sites: Vec<Uuid>,
+    },
 }
 
 /// `facegate bench hub`.
@@ -298,6 +335,28 @@ pub fn run(cmd: Cmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 Ok(())
             }
+            HubCmd::PushManifest {
+                client,
+                file,
+                sites,
+            } => {
+                let text = std::fs::read(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let v = call_bytes(&client, "POST", "/v1/manifests", text).await?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                if !sites.is_empty() {
+                    let id = v["id"].as_str().unwrap_or_default();
+                    let a = call(
+                        &client,
+                        "POST",
+                        &format!("/v1/manifests/{id}/assign"),
+                        Some(json!({ "sites": sites })),
+                    )
+                    .await?;
+                    println!("{}", serde_json::to_string_pretty(&a)?);
+                }
+                Ok(())
+            }
             HubCmd::CheckDossier { file } => {
                 let v: Value = serde_json::from_slice(&std::fs::read(&file)?)?;
                 match facegate_hub::dossier::check(&v) {
@@ -323,7 +382,8 @@ fn init(dir: &Path, names: &[String]) -> Result<()> {
     let token = hex::encode(rand_bytes());
     std::fs::write(dir.join("admin.token"), format!("{token}\n"))?;
     PseudonymKey::create_file(&dir.join("pseudonym.key")).map_err(hub_err)?;
-    println!("wrote {0}/hub.crt, hub.key, admin.token, pseudonym.key (give pseudonym.key and hub.crt to every site)", dir.display());
+    facegate_hub::manifests::ManifestKey::load_or_create(dir).map_err(hub_err)?;
+    println!("wrote {0}/hub.crt, hub.key, admin.token, pseudonym.key, manifest.key, manifest.pub (give pseudonym.key, hub.crt and manifest.pub to every site)", dir.display());
     Ok(())
 }
 
@@ -349,6 +409,9 @@ async fn serve(url: &str, bind: SocketAddr, dir: &Path, processor_name: String) 
         pseudonym_key: PseudonymKey::load(&dir.join("pseudonym.key")).map_err(hub_err)?,
         processor_name,
         body_log: std::env::var_os("FACEGATE_HUB_BODY_LOG").map(PathBuf::from),
+        manifest_key: Some(
+            facegate_hub::manifests::ManifestKey::load_or_create(dir).map_err(hub_err)?,
+        ),
     };
     let tls = keys::server_tls(&dir.join("hub.crt"), &dir.join("hub.key")).map_err(hub_err)?;
     let listener = facegate_hub::tls_http::bind(bind).await.map_err(hub_err)?;
@@ -359,6 +422,16 @@ async fn serve(url: &str, bind: SocketAddr, dir: &Path, processor_name: String) 
 }
 
 async fn call(c: &Client, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+    call_bytes(
+        c,
+        method,
+        path,
+        body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+    )
+    .await
+}
+
+async fn call_bytes(c: &Client, method: &str, path: &str, body: Vec<u8>) -> Result<Value> {
     let url = HubUrl::parse(&c.hub).map_err(hub_err)?;
     let tls = keys::client_tls(&c.ca).map_err(hub_err)?;
     let mut conn = HubConn::connect(&url, tls).await.map_err(hub_err)?;
@@ -368,7 +441,7 @@ async fn call(c: &Client, method: &str, path: &str, body: Option<Value>) -> Resu
             method,
             path,
             &[("authorization", format!("Bearer {}", token.trim()))],
-            body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+            body,
         )
         .await
         .map_err(hub_err)?;

@@ -107,6 +107,7 @@ fn cmd_word(k: CommandKind) -> &'static str {
     match k {
         CommandKind::Withdraw => "withdraw",
         CommandKind::Erase => "erase",
+        CommandKind::Deploy => "deploy",
     }
 }
 
@@ -183,7 +184,7 @@ impl HubDb {
         sqlx::query("SELECT pg_advisory_xact_lock(716016)")
             .execute(&mut *tx)
             .await?;
-        for s in SCHEMA {
+        for s in SCHEMA.iter().chain(crate::manifests::SCHEMA) {
             sqlx::query(s).execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -378,6 +379,8 @@ impl HubDb {
             .bind(match r.status {
                 ReceiptStatus::Applied => "applied",
                 ReceiptStatus::NothingHeld => "nothing_held",
+                ReceiptStatus::Deployed => "deployed",
+                ReceiptStatus::Refused => "refused",
             })
             .bind(r.templates_deleted)
             .bind(r.site_receipt_id.map(|u| u.to_string()))
@@ -456,25 +459,27 @@ impl HubDb {
                 .execute(&mut *tx)
                 .await?;
         }
-        let cmds = sqlx::query("SELECT id, seq, kind, pseudonym, request_id FROM hub_commands WHERE site_id = $1 AND receipted_at IS NULL ORDER BY seq LIMIT 500")
+        let cmds = sqlx::query("SELECT id, seq, kind, pseudonym, COALESCE(request_id, manifest_id) FROM hub_commands WHERE site_id = $1 AND receipted_at IS NULL ORDER BY seq LIMIT 500")
             .bind(&sid)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        let commands = cmds
+        let mut commands: Vec<HubCommand> = cmds
             .iter()
             .map(|r| HubCommand {
                 id: Uuid::parse_str(r.get::<&str, _>(0)).expect("uuid column"),
                 seq: r.get(1),
-                kind: if r.get::<&str, _>(2) == "erase" {
-                    CommandKind::Erase
-                } else {
-                    CommandKind::Withdraw
+                kind: match r.get::<&str, _>(2) {
+                    "erase" => CommandKind::Erase,
+                    "deploy" => CommandKind::Deploy,
+                    _ => CommandKind::Withdraw,
                 },
                 pseudonym: Hash32::parse(r.get::<&str, _>(3)).expect("hex column"),
                 request_id: Uuid::parse_str(r.get::<&str, _>(4)).expect("uuid column"),
+                manifest: None,
             })
             .collect();
+        crate::manifests::attach(&self.pool, &mut commands).await?;
         Ok(SyncResponse {
             next_seq: next,
             recheck_from: from,

@@ -19,6 +19,7 @@
 pub mod db;
 pub mod dossier;
 pub mod keys;
+pub mod manifests;
 pub mod proto;
 pub mod server;
 pub mod site;
@@ -41,6 +42,14 @@ pub enum HubError {
     Conflict(String),
     #[error("transport: {0}")]
     Transport(String),
+    /// Refused by the Measures (a manifest the linter refuses): the message
+    /// names each requirement and article, in Chinese and English.
+    #[error("{en}")]
+    Refused {
+        rule: Option<String>,
+        zh: String,
+        en: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, HubError>;

@@ -101,6 +101,13 @@ pub enum ReceiptStatus {
     Applied,
     /// The site holds nothing of this person (nothing to do).
     NothingHeld,
+    /// A pushed manifest: its hub signature checked and deployed through
+    /// the core's deploy path.
+    Deployed,
+    /// A pushed manifest the site refused (a signature that does not
+    /// verify with the pinned hub key, an older version than the one it
+    /// runs, or the core's deploy refused it).
+    Refused,
 }
 
 /// A site's deletion receipt for one hub command.
@@ -138,6 +145,31 @@ pub enum CommandKind {
     Withdraw,
     /// Erase the person (deletion request, R14).
     Erase,
+    /// Deploy the hub-signed scenario manifest in `manifest`.
+    Deploy,
+}
+
+/// A scenario manifest authored, linted and signed at the hub (Ed25519,
+/// the hub's manifest key, whose public half the site pins). Travels only
+/// hub → site: the manifest is the operator's text, never face
+/// information, and no site message carries one back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedManifest {
+    /// The hub's id of this manifest upload.
+    pub manifest_id: Uuid,
+    /// The scenario id the manifest declares.
+    pub scenario: String,
+    /// The hub's version of this scenario (1, 2, …).
+    pub version: i64,
+    /// The notice version the manifest renders (R4/R5), as the hub
+    /// computed it; the site checks its own deploy gives the same.
+    pub notice_version: String,
+    /// The manifest text (TOML), exactly as uploaded.
+    pub manifest: String,
+    /// Ed25519 signature (128 hex digits) over
+    /// [`SignedManifest::signed_bytes`].
+    pub signature: String,
 }
 
 /// A command for one site; `id` is the idempotency key, `seq` the order.
@@ -147,8 +179,13 @@ pub struct HubCommand {
     pub id: Uuid,
     pub seq: i64,
     pub kind: CommandKind,
+    /// The person's pseudonym; for `deploy`, the SHA-256 of the manifest.
     pub pseudonym: Hash32,
+    /// The person's request; for `deploy`, the manifest's id.
     pub request_id: Uuid,
+    /// For `deploy` only: the signed manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<SignedManifest>,
 }
 
 /// The hub's answer to a sync.
@@ -234,10 +271,48 @@ mod tests {
                 kind: CommandKind::Erase,
                 pseudonym: Hash32([1; 32]),
                 request_id: Uuid::now_v7(),
+                manifest: None,
             }],
         })
         .unwrap();
         assert_no_free_form(&resp, "sync_response");
+    }
+
+    /// A pushed manifest travels hub → site only: a deploy command carries
+    /// it and round-trips; nothing a site sends can (a receipt with a
+    /// manifest, or any extra key, is a parse error).
+    #[test]
+    fn r11_a_manifest_travels_only_from_the_hub() {
+        let m = SignedManifest {
+            manifest_id: Uuid::now_v7(),
+            scenario: "gate".into(),
+            version: 2,
+            notice_version: "ab".repeat(32),
+            manifest: "id = \"gate\"\n".into(),
+            signature: "cd".repeat(64),
+        };
+        let resp = SyncResponse {
+            next_seq: 1,
+            recheck_from: 1,
+            recheck_to: 0,
+            commands: vec![HubCommand {
+                id: Uuid::now_v7(),
+                seq: 1,
+                kind: CommandKind::Deploy,
+                pseudonym: Hash32([3; 32]),
+                request_id: m.manifest_id,
+                manifest: Some(m.clone()),
+            }],
+        };
+        let back: SyncResponse =
+            serde_json::from_value(serde_json::to_value(&resp).unwrap()).unwrap();
+        assert_eq!(back, resp);
+        let mut req = serde_json::to_value(sample()).unwrap();
+        req["receipts"][0]["manifest"] = serde_json::to_value(&m).unwrap();
+        assert!(serde_json::from_value::<SyncRequest>(req).is_err());
+        let mut req = serde_json::to_value(sample()).unwrap();
+        req["receipts"][0]["status"] = serde_json::json!("deployed");
+        serde_json::from_value::<SyncRequest>(req).unwrap();
     }
 
     #[test]

@@ -34,12 +34,24 @@ pub struct HubConfig {
     /// Append every request body received here (diagnostics and the
     /// no-biometrics test); off by default.
     pub body_log: Option<PathBuf>,
+    /// The key manifests pushed to sites are signed with (none: manifests
+    /// cannot be uploaded here).
+    pub manifest_key: Option<crate::manifests::ManifestKey>,
 }
 
 pub type HubState = Arc<HubConfig>;
 
 impl IntoResponse for HubError {
     fn into_response(self) -> Response {
+        if let HubError::Refused { rule, zh, en } = &self {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(
+                    json!({ "error": "refused", "rule": rule, "message_zh": zh, "message_en": en }),
+                ),
+            )
+                .into_response();
+        }
         let (status, code, zh) = match &self {
             HubError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "身份验证失败"),
             HubError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "未找到"),
@@ -72,6 +84,7 @@ pub fn router(state: HubState) -> Router {
         .route("/v1/pending", get(pending))
         .route("/v1/anchors", get(anchors))
         .route("/v1/dossier", get(dossier))
+        .merge(crate::manifests::routes())
         .fallback(|| async { HubError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -90,6 +103,11 @@ fn log_body(s: &HubConfig, path: &str, body: &[u8]) {
             let _ = f.write_all(b"\n");
         }
     }
+}
+
+/// The admin bearer token check, for handlers in other modules.
+pub(crate) fn admin_check(s: &HubConfig, h: &HeaderMap) -> R<()> {
+    admin(s, h)
 }
 
 fn admin(s: &HubConfig, h: &HeaderMap) -> R<()> {

@@ -31,6 +31,10 @@ pub struct SiteConfig {
     /// The hub's certificate (or its CA), PEM.
     pub hub_ca: PathBuf,
     pub interval: Duration,
+    /// The hub's manifest-signing public key (64 hex digits in a file),
+    /// pinned in the store: manifests are then taken only signed by it.
+    /// Without it every pushed manifest is refused.
+    pub manifest_key: Option<PathBuf>,
 }
 
 /// What one sync did.
@@ -54,6 +58,8 @@ pub struct SiteSync {
     /// the hub's copy is the truth, so a restart only costs one round trip).
     cursor: Option<i64>,
     recheck: (i64, i64),
+    /// The hub's manifest public key, as configured.
+    manifest_pub: Option<String>,
 }
 
 impl SiteSync {
@@ -68,7 +74,125 @@ impl SiteSync {
             conn: None,
             cursor: None,
             recheck: (1, 0),
+            manifest_pub: match &cfg.manifest_key {
+                Some(p) => {
+                    let k = std::fs::read_to_string(p).map_err(|e| {
+                        HubError::Config(format!("hub manifest key {}: {e}", p.display()))
+                    })?;
+                    let k = k.trim().to_string();
+                    if Hash32::parse(&k).is_none() {
+                        return Err(HubError::Config(format!(
+                            "hub manifest key {}: 64 hex digits expected",
+                            p.display()
+                        )));
+                    }
+                    Some(k)
+                }
+                None => None,
+            },
         })
+    }
+
+    /// Before the first sync: pin the hub's manifest key in the store (while
+    /// pinned, the site's own `POST /v1/scenarios` is refused: manifests
+    /// come signed from the hub), and deploy again, after checking its
+    /// signature again, the newest hub manifest of each scenario (a restart
+    /// runs what the hub last sent, not only the startup manifest). Needs
+    /// no hub: an offline site starts the same way.
+    pub async fn start(&self) -> Result<usize> {
+        let store = &self.core.store;
+        match &self.manifest_pub {
+            Some(k) => store.hub_pin_manifest_key(k).await.map_err(Self::se)?,
+            None => store.hub_unpin_manifest_key().await.map_err(Self::se)?,
+        }
+        let mut n = 0;
+        for m in store.hub_manifests_deployed().await.map_err(Self::se)? {
+            let sm = SignedManifest {
+                manifest_id: m.manifest_id,
+                scenario: m.scenario,
+                version: m.version,
+                notice_version: m.notice_version,
+                manifest: m.manifest,
+                signature: m.signature,
+            };
+            let ok = self
+                .manifest_pub
+                .as_deref()
+                .is_some_and(|k| crate::manifests::verify(k, &sm));
+            if !ok {
+                tracing::warn!(
+                    scenario = sm.scenario,
+                    "a stored hub manifest no longer verifies with the pinned key; not deployed"
+                );
+                continue;
+            }
+            match self.core.deploy_scenario(&sm.manifest).await {
+                Ok(_) => n += 1,
+                Err(e) => tracing::warn!(scenario = sm.scenario, "hub manifest: {e}"),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deploy the signed manifest a `deploy` command carried: refused
+    /// unless it verifies with the pinned hub key and is not older than the
+    /// version of its scenario the site runs; then the core's own deploy
+    /// (lint, notice change, PIA). Returns the receipt status.
+    async fn apply_manifest(&self, command: Uuid) -> Result<&'static str> {
+        let store = &self.core.store;
+        let refuse = |why: String| async move {
+            tracing::warn!("hub manifest refused: {why}");
+            store
+                .hub_manifest_outcome(command, Some(&why))
+                .await
+                .map_err(Self::se)?;
+            Ok::<_, HubError>("refused")
+        };
+        let Some(m) = store.hub_manifest(command).await.map_err(Self::se)? else {
+            return refuse("the command carried no manifest".into()).await;
+        };
+        let pinned = store.hub_manifest_key().await.map_err(Self::se)?;
+        let sm = SignedManifest {
+            manifest_id: m.manifest_id,
+            scenario: m.scenario.clone(),
+            version: m.version,
+            notice_version: m.notice_version.clone(),
+            manifest: m.manifest.clone(),
+            signature: m.signature.clone(),
+        };
+        let Some(pinned) = pinned else {
+            return refuse("no hub manifest key is pinned at this site".into()).await;
+        };
+        if !crate::manifests::verify(&pinned, &sm) {
+            return refuse("the signature does not verify with the pinned hub key".into()).await;
+        }
+        let running = store.hub_manifests_deployed().await.map_err(Self::se)?;
+        if let Some(r) = running
+            .iter()
+            .find(|r| r.scenario == m.scenario && r.version > m.version)
+        {
+            return refuse(format!(
+                "version {} is older than version {} this site runs",
+                m.version, r.version
+            ))
+            .await;
+        }
+        match self.core.deploy_scenario(&m.manifest).await {
+            Ok(d) => {
+                if d.notice_version != m.notice_version {
+                    tracing::warn!(
+                        "hub manifest {}: the site's notice version differs from the hub's",
+                        m.manifest_id
+                    );
+                }
+                store
+                    .hub_manifest_outcome(command, None)
+                    .await
+                    .map_err(Self::se)?;
+                Ok("deployed")
+            }
+            Err(e) => refuse(format!("deploy: {e}")).await,
+        }
     }
 
     /// Sync forever, every `interval`; errors are logged and retried.
@@ -153,6 +277,17 @@ impl SiteSync {
         let store = &self.core.store;
         let mut n = 0;
         for c in store.hub_inbox_unapplied().await.map_err(Self::se)? {
+            if c.kind == "deploy" {
+                let status = self.apply_manifest(c.command_id).await?;
+                if store
+                    .hub_inbox_applied(c.command_id, status, 0, None)
+                    .await
+                    .map_err(Self::se)?
+                {
+                    n += 1;
+                }
+                continue;
+            }
             let persons = store.hub_persons_of(&c.pseudonym).await.map_err(Self::se)?;
             let mut deleted = 0i64;
             let mut receipt = None;
@@ -232,10 +367,11 @@ impl SiteSync {
             .iter()
             .map(|c| CommandReceipt {
                 command_id: c.command_id,
-                status: if c.status.as_deref() == Some("nothing_held") {
-                    ReceiptStatus::NothingHeld
-                } else {
-                    ReceiptStatus::Applied
+                status: match c.status.as_deref() {
+                    Some("nothing_held") => ReceiptStatus::NothingHeld,
+                    Some("deployed") => ReceiptStatus::Deployed,
+                    Some("refused") => ReceiptStatus::Refused,
+                    _ => ReceiptStatus::Applied,
                 },
                 templates_deleted: c.templates_deleted.unwrap_or(0),
                 site_receipt_id: c.site_receipt_id,
@@ -260,6 +396,21 @@ impl SiteSync {
             .await
             .map_err(Self::se)?;
         for c in &resp.commands {
+            // The manifest first, so the inbox row never lacks it.
+            if let Some(m) = &c.manifest {
+                store
+                    .hub_manifest_receive(
+                        c.id,
+                        m.manifest_id,
+                        &m.scenario,
+                        m.version,
+                        &m.notice_version,
+                        &m.manifest,
+                        &m.signature,
+                    )
+                    .await
+                    .map_err(Self::se)?;
+            }
             store
                 .hub_inbox_receive(
                     c.id,
@@ -267,9 +418,17 @@ impl SiteSync {
                     match c.kind {
                         CommandKind::Erase => "erase",
                         CommandKind::Withdraw => "withdraw",
+                        CommandKind::Deploy => "deploy",
                     },
                     &c.pseudonym.hex(),
                 )
+                .await
+                .map_err(Self::se)?;
+            // Delivered again after it was applied and its receipt
+            // acknowledged (the hub lost track of the receipt): applied
+            // once still; the receipt is sent again.
+            store
+                .hub_inbox_resend_receipt(c.id)
                 .await
                 .map_err(Self::se)?;
         }

@@ -44,6 +44,7 @@ mod access;
 mod audit;
 mod desk;
 mod error;
+mod hub_manifests;
 mod hub_sync;
 mod keys;
 mod liveness;
@@ -62,6 +63,7 @@ pub use audit::{
 };
 pub use desk::{room_key, CheckRow, Resident, StaffedCheck};
 pub use error::{Refusal, Result, StoreError};
+pub use hub_manifests::HubManifestRow;
 pub use hub_sync::HubInboxRow;
 pub use keys::{StoreKeys, IDENTITY_KEY_ENV};
 pub use liveness::LivenessChallenge;

@@ -371,4 +371,31 @@ Migration {
             acknowledged_at TEXT)",
     ],
 },
+Migration {
+    version: 9,
+    name: "hub_manifests",
+    statements: &[
+        // Scenario manifests pushed by the hub (issue 16). The hub's
+        // manifest-signing public key is pinned here when the site starts
+        // attached to a hub (while a pin exists, a local upload is refused:
+        // manifests come signed from the hub); each signed manifest is kept
+        // with its signature, keyed by the hub command that carried it, so
+        // a restart re-deploys what the hub sent and re-checks it.
+        "CREATE TABLE hub_manifest_pin (
+            id INTEGER PRIMARY KEY,
+            public_key TEXT NOT NULL,
+            pinned_at TEXT NOT NULL)",
+        "CREATE TABLE hub_manifests (
+            command_id TEXT PRIMARY KEY,
+            manifest_id TEXT NOT NULL,
+            scenario TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            notice_version TEXT NOT NULL,
+            manifest TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            deployed_at TEXT,
+            refused TEXT)",
+    ],
+},
 ];

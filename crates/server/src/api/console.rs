@@ -230,6 +230,19 @@ pub async fn upload_scenario(
     body: String,
 ) -> ApiResult<axum::response::Response> {
     caller.require_operator()?;
+    // A site attached to a hub (its manifest key pinned) takes manifests
+    // only as the hub signed and pushed them (issue 16).
+    if s.core
+        .store
+        .hub_manifest_key()
+        .await
+        .map_err(ApiError::internal)?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(
+            "this site is attached to a hub: scenario manifests are deployed only as the hub signs and pushes them (本站点已接入管理中心：场景清单仅接受管理中心签名下发的版本)".into(),
+        ));
+    }
     let report = policy::lint(&body, "scenario.toml");
     let diagnostics: Vec<serde_json::Value> = report
         .diagnostics
