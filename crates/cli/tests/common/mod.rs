@@ -1,0 +1,294 @@
+//! Scaffolding shared by the hub tests (`hub.rs`, `hub_offline.rs`): the
+//! `facegate` binary with a clean environment, child processes killed on
+//! drop, a hub and a site started on loopback, enrolment from fixtures, the
+//! hub's admin API over TLS, a fresh PostgreSQL database per test.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use facegate_hub::keys;
+use facegate_hub::tls_http::{HubConn, HubUrl};
+use serde_json::{json, Value};
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_facegate"));
+    c.env_remove("FACEGATE_DATABASE_URL")
+        .env_remove("FACEGATE_IDENTITY_KEY")
+        .env_remove("FACEGATE_KEK")
+        .env_remove("FACEGATE_DATA");
+    c
+}
+
+pub struct Proc(pub Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+impl Proc {
+    /// SIGKILL, as `kill -9`.
+    pub fn kill9(mut self) {
+        self.0.kill().unwrap();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start a process and read its stdout until a line starting with `until`;
+/// returns that line.
+pub fn start(mut c: Command, until: &str) -> (Proc, String) {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut found = None;
+    for line in out.by_ref() {
+        let line = line.unwrap();
+        if line.starts_with(until) {
+            found = Some(line);
+            break;
+        }
+    }
+    // Keep reading, so later lines never meet a closed pipe.
+    std::thread::spawn(move || out.for_each(drop));
+    let line = found.unwrap_or_else(|| panic!("process ended before printing {until:?}"));
+    (Proc(child), line)
+}
+
+pub fn hub(url: &str, dir: &Path, port: u16, bodies: &Path) -> (Proc, u16) {
+    let mut c = bin();
+    c.args(["hub", "serve", "--database-url", url, "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--dir")
+        .arg(dir)
+        .env("FACEGATE_HUB_BODY_LOG", bodies);
+    let (p, line) = start(c, "hub: https://");
+    let port = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.rsplit(':').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (p, port)
+}
+
+pub struct Site {
+    pub dir: PathBuf,
+    pub id: String,
+    pub key: PathBuf,
+}
+
+pub fn site(s: &Site, hub_port: u16, hubdir: &Path) -> Proc {
+    let mut c = bin();
+    c.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&s.dir)
+        .arg("--hub")
+        .arg(format!("https://localhost:{hub_port}"))
+        .args(["--hub-site-id", &s.id, "--hub-site-key"])
+        .arg(&s.key)
+        .arg("--hub-pseudonym-key")
+        .arg(hubdir.join("pseudonym.key"))
+        .arg("--hub-ca")
+        .arg(hubdir.join("hub.crt"))
+        .args(["--hub-interval-ms", "200"]);
+    start(c, "API:").0
+}
+
+pub fn enrol(data: &Path, root: &Path, files: &[(&str, &str, &str)]) {
+    let images = root.join(format!("img-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&images).unwrap();
+    let mut csv = String::from("file,name,date_of_birth,channel,evidence\n");
+    for (f, name, dob) in files {
+        std::fs::copy(
+            facegate_assets::fixture(f).expect("fixture"),
+            images.join(f),
+        )
+        .unwrap();
+        csv.push_str(&format!("{f},{name},{dob},paper,signed form\n"));
+    }
+    let p = images.join("consents.csv");
+    std::fs::write(&p, csv).unwrap();
+    let st = bin()
+        .arg("enrol")
+        .arg(&images)
+        .arg("--consents")
+        .arg(&p)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "enrol at {}", data.display());
+}
+
+pub struct Admin {
+    pub rt: tokio::runtime::Runtime,
+    pub ca: PathBuf,
+    pub token: String,
+}
+
+impl Admin {
+    pub fn call(&self, port: u16, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.rt.block_on(async {
+            let url = HubUrl::parse(&format!("https://localhost:{port}")).unwrap();
+            let mut c = HubConn::connect(&url, keys::client_tls(&self.ca).unwrap())
+                .await
+                .unwrap();
+            let (s, b) = c
+                .send(
+                    method,
+                    path,
+                    &[("authorization", format!("Bearer {}", self.token))],
+                    body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+                )
+                .await
+                .unwrap();
+            (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+        })
+    }
+    pub fn get(&self, port: u16, path: &str) -> Value {
+        let (s, v) = self.call(port, "GET", path, None);
+        assert_eq!(s, 200, "{path}: {v}");
+        v
+    }
+}
+
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub fn sqlite(rt: &tokio::runtime::Runtime, path: &Path, sql: &str) -> Vec<String> {
+    rt.block_on(async {
+        use sqlx::{Connection, Row};
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap();
+        let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
+        rows.iter()
+            .map(|r| {
+                r.try_get::<String, _>(0)
+                    .or_else(|_| r.try_get::<i64, _>(0).map(|i| i.to_string()))
+                    .or_else(|_| r.try_get::<Vec<u8>, _>(0).map(hex::encode))
+                    .unwrap_or_default()
+            })
+            .collect()
+    })
+}
+
+pub fn fresh_db(base: &str) -> String {
+    let name = format!("fg_hub_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(base).await.unwrap();
+        sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+    });
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h.to_string(), format!("?{q}")),
+        None => (base.to_string(), String::new()),
+    };
+    let scheme_end = head.find("://").unwrap() + 3;
+    let host_end = head[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(head.len());
+    format!("{}/{name}{query}", &head[..host_end])
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                T[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// `facegate hub init` in `root/hub`; returns that directory and an admin
+/// client holding the hub's CA certificate and admin token.
+pub fn init_hub(root: &Path) -> (PathBuf, Admin) {
+    let hubdir = root.join("hub");
+    assert!(bin()
+        .args(["hub", "init"])
+        .arg(&hubdir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let admin = Admin {
+        rt: tokio::runtime::Runtime::new().unwrap(),
+        ca: hubdir.join("hub.crt"),
+        token: std::fs::read_to_string(hubdir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .into(),
+    };
+    (hubdir, admin)
+}
+
+/// A site key made with `facegate hub site-key` in `root/site{i}`, the site
+/// registered at the hub on `port` with one non-public gate.
+pub fn register_site(admin: &Admin, port: u16, root: &Path, i: usize) -> Site {
+    let dir = root.join(format!("site{i}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("site.key");
+    let out = bin().args(["hub", "site-key"]).arg(&key).output().unwrap();
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let (s, v) = admin.call(
+        port,
+        "POST",
+        "/v1/sites",
+        Some(json!({"name": format!("compound {i}"), "public_key": public,
+            "devices": [{"device_id": "gate-1", "placement": "non_public", "location": format!("compound {i} north gate")}]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    Site {
+        dir,
+        id: v["id"].as_str().unwrap().into(),
+        key,
+    }
+}
+
+/// Drop a database `fresh_db` made (tests that create databases drop them).
+pub fn drop_db(base: &str, url: &str) {
+    let name = url
+        .split('?')
+        .next()
+        .and_then(|h| h.rsplit('/').next())
+        .unwrap()
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(base).await.unwrap();
+        let _ = sqlx::Executor::execute(
+            &mut c,
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+        )
+        .await;
+    });
+}
