@@ -142,6 +142,7 @@ pub async fn run(
                         head,
                         recheck: vec![],
                         receipts: vec![],
+                        consents: vec![],
                     })?;
                     let (st, out) = signed_post(&mut conn, &s.key, s.id, "/v1/sync", body).await;
                     if st.map_err(crate::hub_cmd::herr)? != 200 {
@@ -195,6 +196,7 @@ pub async fn run(
                             head: None,
                             recheck: vec![],
                             receipts: receipts.clone(),
+                            consents: vec![],
                         })?;
                         let (st, out) =
                             signed_post(&mut conn, &s.key, s.id, "/v1/sync", body).await;

@@ -119,17 +119,31 @@ impl SiteArgs {
     }
 }
 
-/// Start the site's background sync (called by `facegate serve`).
-pub async fn spawn_site_sync(core: Arc<facegate_core::Core>, args: &SiteArgs) -> Result<()> {
+/// Start the site's background sync (called by `facegate serve`); returns
+/// the site's route that issues hub portal tokens to its signed-in persons.
+pub async fn spawn_site_sync(
+    core: Arc<facegate_core::Core>,
+    args: &SiteArgs,
+) -> Result<Option<facegate_hub::portal::SiteRouter>> {
     let mut args = args.clone();
     args.resolve(&core.data_dir).await?;
     if let Some(cfg) = args.config()? {
-        let s =
-            facegate_hub::site::SiteSync::new(core, &cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let s = facegate_hub::site::SiteSync::new(core.clone(), &cfg)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!("hub:     {} (site {})", cfg.hub, cfg.site_id);
         tokio::spawn(s.run(cfg.interval));
+        let issuer = facegate_hub::portal::TokenIssuer {
+            core,
+            site_id: cfg.site_id,
+            key: facegate_hub::keys::SiteKey::load(&cfg.site_key)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            pseudonym_key: facegate_hub::keys::PseudonymKey::load(&cfg.pseudonym_key)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            hub: cfg.hub.clone(),
+        };
+        return Ok(Some(facegate_hub::portal::site_router(issuer)));
     }
-    Ok(())
+    Ok(None)
 }
 
 #[derive(clap::Subcommand)]

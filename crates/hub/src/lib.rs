@@ -19,6 +19,7 @@
 pub mod db;
 pub mod dossier;
 pub mod keys;
+pub mod portal;
 pub mod proto;
 pub mod server;
 pub mod site;
