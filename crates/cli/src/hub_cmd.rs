@@ -226,6 +226,19 @@ pub enum HubCmd {
     },
     /// Check an inspection dossier's integrity manifest.
     CheckDossier { file: PathBuf },
+    /// Answer a request or complaint (the person reads it in the central
+    /// portal); it is closed unless --keep-open.
+    Answer {
+        #[command(flatten)]
+        client: Client,
+        /// The request's id (`facegate hub show desk/requests?open=true`).
+        #[arg(long)]
+        id: Uuid,
+        #[arg(long)]
+        reply: String,
+        #[arg(long)]
+        keep_open: bool,
+    },
 }
 
 /// `facegate bench hub`.
@@ -309,6 +322,22 @@ pub fn run(cmd: Cmd) -> Result<()> {
             }
             HubCmd::Show { client, what } => {
                 let v = call(&client, "GET", &format!("/v1/{what}"), None).await?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                Ok(())
+            }
+            HubCmd::Answer {
+                client,
+                id,
+                reply,
+                keep_open,
+            } => {
+                let v = call(
+                    &client,
+                    "POST",
+                    &format!("/v1/desk/requests/{id}/answer"),
+                    Some(json!({"reply": reply, "close": !keep_open})),
+                )
+                .await?;
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 Ok(())
             }

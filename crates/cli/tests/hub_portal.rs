@@ -183,6 +183,8 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
     );
     assert_eq!(st, 200, "{ps}");
     let site_session = ps["token"].as_str().unwrap().to_string();
+    let (st, v) = site_http(&addr0, "GET", "/v1/hub", None, json!({}));
+    assert_eq!(st, 200, "the site's portal learns it has a hub: {v}");
     let (st, v) = site_http(&addr0, "POST", "/v1/hub/portal-token", None, json!({}));
     assert_eq!(st, 401, "no site session, no token: {v}");
     assert!(v["message_zh"].is_string() && v["message_en"].is_string());

@@ -568,7 +568,14 @@ pub type SiteRouter = Router;
 pub fn site_router(issuer: TokenIssuer) -> SiteRouter {
     Router::new()
         .route("/v1/hub/portal-token", post(site_issue))
+        .route("/v1/hub", get(site_hub))
         .with_state(Arc::new(issuer))
+}
+
+/// Where this site's hub is (the site's portal shows the central portal
+/// only when there is one).
+async fn site_hub(State(i): State<Arc<TokenIssuer>>) -> Json<Value> {
+    Json(json!({ "hub": i.hub, "portal": format!("{}/portal", i.hub.trim_end_matches('/')) }))
 }
 
 async fn site_issue(
