@@ -131,6 +131,7 @@ pub async fn run(
                             pseudonym: Some(*p),
                             still_holds: false,
                             at: chrono::Utc::now(),
+                            event: facegate_hub::proto::EventWord::parse("enrol"),
                         })
                         .collect();
                     let head = events.last().map(|e| ChainHead {

@@ -463,6 +463,30 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
         1,
         "one person, one pseudonym at both sites"
     );
+    // Processing records: each site's events by name (an enrolment, the
+    // consent given and withdrawn, the deletion).
+    for s in &sites {
+        let recs = dossier["files"][format!("records/{}.jsonl", s.id)]
+            .as_str()
+            .unwrap();
+        let events: Vec<String> = recs
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["event"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        for want in [
+            "enrol",
+            "consent_given",
+            "consent_withdrawn",
+            "face_data_deleted",
+        ] {
+            assert!(events.iter().any(|e| e == want), "{want} in {events:?}");
+        }
+    }
     let text = dossier.to_string().to_lowercase();
     assert!(!text.contains("obama"), "no name in the dossier");
     assert!(text.contains("requests_and_complaints.json"));

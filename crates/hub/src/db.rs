@@ -112,6 +112,8 @@ const SCHEMA: &[&str] = &[
         withdrawn_at TEXT,
         received_at TEXT NOT NULL,
         PRIMARY KEY (site_id, consent_id))",
+    // The site's event name of each record (processing records, R24).
+    "ALTER TABLE hub_events ADD COLUMN IF NOT EXISTS event TEXT",
 ];
 
 /// Working days a request or complaint is due in (R13/R14 practice: 15).
@@ -421,6 +423,7 @@ impl HubDb {
             .execute(&mut *tx)
             .await?;
         }
+        crate::portal::record_event_words(&mut tx, &sid, &accepted).await?;
         crate::portal::record_consents(&mut tx, &sid, &req.consents, now).await?;
         // Anchor the head, and compare rechecked hashes with what the hub
         // was sent when each record was new.

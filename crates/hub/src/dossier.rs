@@ -63,16 +63,7 @@ pub async fn build(s: &HubConfig) -> Result<Value> {
         Value::String(serde_json::to_string_pretty(&anchors).expect("json")),
     );
     for x in &sites {
-        let mut lines = String::new();
-        for (seq, kind, hash, at) in s.db.events(x.id).await? {
-            lines.push_str(
-                &serde_json::to_string(
-                    &json!({"seq": seq, "kind": kind, "record_hash": hash, "at": at}),
-                )
-                .expect("json"),
-            );
-            lines.push('\n');
-        }
+        let lines = crate::portal::record_lines(s, x.id).await?;
         files.insert(format!("records/{}.jsonl", x.id), Value::String(lines));
         files.insert(
             format!("consents/{}.jsonl", x.id),

@@ -497,6 +497,59 @@ pub(crate) async fn record_consents(
     Ok(())
 }
 
+/// Keep the event name of each record accepted in a sync (inside its
+/// transaction).
+pub(crate) async fn record_event_words(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    sid: &str,
+    accepted: &[&crate::proto::SiteEvent],
+) -> Result<()> {
+    let named: Vec<_> = accepted
+        .iter()
+        .filter_map(|e| e.event.as_ref().map(|w| (e.seq, w.as_str().to_string())))
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE hub_events e SET event = x.event FROM UNNEST($2::bigint[], $3::text[]) AS x(seq, event)
+         WHERE e.site_id = $1 AND e.seq = x.seq",
+    )
+    .bind(sid)
+    .bind(named.iter().map(|x| x.0).collect::<Vec<_>>())
+    .bind(named.iter().map(|x| x.1.clone()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One site's processing records as the dossier lists them (JSON lines:
+/// seq, what kind for the headcount, the site's event name, record hash,
+/// time).
+pub async fn record_lines(s: &HubConfig, site: Uuid) -> Result<String> {
+    let rows = sqlx::query(
+        "SELECT seq, kind, event, record_hash, at FROM hub_events WHERE site_id = $1 ORDER BY seq",
+    )
+    .bind(site.to_string())
+    .fetch_all(&s.db.pool)
+    .await?;
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(
+            &json!({
+                "seq": r.get::<i64, _>(0),
+                "kind": r.get::<String, _>(1),
+                "event": r.get::<Option<String>, _>(2),
+                "record_hash": r.get::<String, _>(3),
+                "at": r.get::<String, _>(4),
+            })
+            .to_string(),
+        );
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// One site's consent records as the dossier lists them (JSON lines).
 pub async fn consent_lines(s: &HubConfig, site: Uuid) -> Result<String> {
     let rows = sqlx::query(

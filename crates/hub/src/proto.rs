@@ -83,6 +83,36 @@ pub struct SiteEvent {
     /// the person.
     pub still_holds: bool,
     pub at: DateTime<Utc>,
+    /// What the record is (the site's event name): the dossier's processing
+    /// records. Absent from a site that predates it.
+    #[serde(default)]
+    pub event: Option<EventWord>,
+}
+
+/// The name of a site's audit event ("verify", "enrol", "consent_given"…),
+/// for the dossier's processing records: 1 to 40 characters of `a-z`,
+/// `0-9` and `_`, starting with a letter; nothing else parses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventWord(String);
+
+impl EventWord {
+    pub fn parse(s: &str) -> Option<EventWord> {
+        let ok = (1..=40).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        ok.then(|| EventWord(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for EventWord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        EventWord::parse(&s).ok_or_else(|| serde::de::Error::custom("expected an event name"))
+    }
 }
 
 /// The site's audit chain head, anchored at the hub.
@@ -209,6 +239,7 @@ mod tests {
                 pseudonym: Some(Hash32([9; 32])),
                 still_holds: false,
                 at: Utc::now(),
+                event: EventWord::parse("verify"),
             }],
             head: Some(ChainHead {
                 seq: 1,

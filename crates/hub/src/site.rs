@@ -190,6 +190,7 @@ impl SiteSync {
                 at: chrono::DateTime::parse_from_rfc3339(&r.at)
                     .map(|t| t.with_timezone(&chrono::Utc))
                     .unwrap_or_else(|_| chrono::Utc::now()),
+                event: EventWord::parse(&r.event),
             });
         }
         Ok((out, consents))
