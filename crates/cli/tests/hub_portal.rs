@@ -390,6 +390,9 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
             .any(|r| r["id"] == wid.as_str()),
         "the receipted withdrawal is not open: {open}"
     );
+    let (st, v) = admin.call(pb, "GET", "/v1/desk/requests?open=maybe", None);
+    assert_eq!(st, 400, "a JSON error body: {v}");
+    assert!(v["message_en"].is_string());
     let (st, v) = as_bearer(&ca, &session).call(
         pb,
         "POST",

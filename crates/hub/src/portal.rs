@@ -34,7 +34,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -391,20 +391,24 @@ async fn person_request(
     Ok(Json(case_view(&s, v.id).await?))
 }
 
-#[derive(Deserialize)]
-struct DeskQuery {
-    #[serde(default)]
-    open: Option<bool>,
-}
-
 /// The operator's list of requests and complaints with their due dates,
 /// oldest due first.
 async fn desk_list(
     State(s): State<HubState>,
     h: HeaderMap,
-    Query(q): Query<DeskQuery>,
+    RawQuery(q): RawQuery,
 ) -> Result<Json<Value>> {
     admin(&s, &h)?;
+    // Parsed here, so a bad query is the JSON error body too.
+    let only_open = match q.as_deref().unwrap_or("") {
+        "" | "open=false" => false,
+        "open=true" => true,
+        other => {
+            return Err(HubError::Bad(format!(
+                "query {other:?}: only open=true or open=false"
+            )))
+        }
+    };
     let ids: Vec<String> =
         sqlx::query_scalar("SELECT id FROM hub_requests ORDER BY due_date, created_at, id")
             .fetch_all(&s.db.pool)
@@ -412,7 +416,7 @@ async fn desk_list(
     let mut out = Vec::new();
     for id in ids {
         let v = case_view(&s, Uuid::parse_str(&id).expect("uuid column")).await?;
-        if q.open != Some(true) || v["open"] == true {
+        if !only_open || v["open"] == true {
             out.push(v);
         }
     }
@@ -434,11 +438,12 @@ fn yes() -> bool {
 async fn desk_answer(
     State(s): State<HubState>,
     h: HeaderMap,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>> {
     log_body(&s, "/v1/desk/requests/answer", &body);
     admin(&s, &h)?;
+    let id = Uuid::parse_str(&id).map_err(|_| HubError::NotFound("request".into()))?;
     let a: Answer = serde_json::from_slice(&body).map_err(|e| HubError::Bad(e.to_string()))?;
     let reply = check_text(&a.reply)?;
     if reply.is_empty() {
