@@ -132,6 +132,7 @@ pub async fn run(
                             pseudonym: Some(*p),
                             still_holds: false,
                             at: chrono::Utc::now(),
+                            event: facegate_hub::proto::EventWord::parse("enrol"),
                         })
                         .collect();
                     let head = events.last().map(|e| ChainHead {
@@ -143,6 +144,7 @@ pub async fn run(
                         head,
                         recheck: vec![],
                         receipts: vec![],
+                        consents: vec![],
                     })?;
                     let (st, out) = signed_post(&mut conn, &s.key, s.id, "/v1/sync", body).await;
                     if st.map_err(crate::hub_cmd::herr)? != 200 {
@@ -196,6 +198,7 @@ pub async fn run(
                             head: None,
                             recheck: vec![],
                             receipts: receipts.clone(),
+                            consents: vec![],
                         })?;
                         let (st, out) =
                             signed_post(&mut conn, &s.key, s.id, "/v1/sync", body).await;

@@ -130,13 +130,17 @@ impl SiteArgs {
     }
 }
 
-/// Start the site's background sync (called by `facegate serve`).
-pub async fn spawn_site_sync(core: Arc<facegate_core::Core>, args: &SiteArgs) -> Result<()> {
+/// Start the site's background sync (called by `facegate serve`); returns
+/// the site's route that issues hub portal tokens to its signed-in persons.
+pub async fn spawn_site_sync(
+    core: Arc<facegate_core::Core>,
+    args: &SiteArgs,
+) -> Result<Option<facegate_hub::portal::SiteRouter>> {
     let mut args = args.clone();
     args.resolve(&core.data_dir).await?;
     if let Some(cfg) = args.config()? {
-        let s =
-            facegate_hub::site::SiteSync::new(core, &cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let s = facegate_hub::site::SiteSync::new(core.clone(), &cfg)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let redeployed = s.start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         println!(
             "hub:     {} (site {}; manifests {}, {redeployed} hub manifest(s) deployed)",
@@ -149,14 +153,23 @@ pub async fn spawn_site_sync(core: Arc<facegate_core::Core>, args: &SiteArgs) ->
             }
         );
         tokio::spawn(s.run(cfg.interval));
-    } else {
-        // Alone: no hub key pinned, local uploads deploy as before.
-        core.store
-            .hub_unpin_manifest_key()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let issuer = facegate_hub::portal::TokenIssuer {
+            core,
+            site_id: cfg.site_id,
+            key: facegate_hub::keys::SiteKey::load(&cfg.site_key)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            pseudonym_key: facegate_hub::keys::PseudonymKey::load(&cfg.pseudonym_key)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            hub: cfg.hub.clone(),
+        };
+        return Ok(Some(facegate_hub::portal::site_router(issuer)));
     }
-    Ok(())
+    // Alone: no hub key pinned, local uploads deploy as before.
+    core.store
+        .hub_unpin_manifest_key()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(None)
 }
 
 #[derive(clap::Subcommand)]
@@ -248,6 +261,19 @@ pub enum HubCmd {
         file: PathBuf,
         #[arg(long = "site")]
         sites: Vec<Uuid>,
+    },
+    /// Answer a request or complaint (the person reads it in the central
+    /// portal); it is closed unless --keep-open.
+    Answer {
+        #[command(flatten)]
+        client: Client,
+        /// The request's id (`facegate hub show desk/requests?open=true`).
+        #[arg(long)]
+        id: Uuid,
+        #[arg(long)]
+        reply: String,
+        #[arg(long)]
+        keep_open: bool,
     },
 }
 
@@ -355,6 +381,22 @@ pub fn run(cmd: Cmd) -> Result<()> {
                     .await?;
                     println!("{}", serde_json::to_string_pretty(&a)?);
                 }
+                Ok(())
+            }
+            HubCmd::Answer {
+                client,
+                id,
+                reply,
+                keep_open,
+            } => {
+                let v = call(
+                    &client,
+                    "POST",
+                    &format!("/v1/desk/requests/{id}/answer"),
+                    Some(json!({"reply": reply, "close": !keep_open})),
+                )
+                .await?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
                 Ok(())
             }
             HubCmd::CheckDossier { file } => {

@@ -506,8 +506,8 @@ async fn serve(
         None => println!("admin key: issued at first start (use --new-admin-key for another)"),
     }
     println!("API:     http://{addr}/v1/openapi.json   metrics: http://{addr}/metrics");
-    crate::hub_cmd::spawn_site_sync(s.core.clone(), &hub).await?;
-    facegate_server::serve(s, listener).await?;
+    let extra = crate::hub_cmd::spawn_site_sync(s.core.clone(), &hub).await?;
+    facegate_server::serve_with(s, listener, extra).await?;
     Ok(())
 }
 

@@ -79,6 +79,41 @@ const SCHEMA: &[&str] = &[
         applied_at TEXT,
         receipted_at TEXT,
         UNIQUE (site_id, seq))",
+    // The central portal (crate::portal): single-use site-issued tokens,
+    // person sessions (any instance serves them), the text, answer and
+    // closing of requests and complaints, and the sites' consent records.
+    "CREATE TABLE IF NOT EXISTS hub_portal_token_uses (
+        jti TEXT PRIMARY KEY,
+        site_id TEXT NOT NULL REFERENCES hub_sites(id),
+        expires_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS hub_portal_sessions (
+        token_sha256 TEXT PRIMARY KEY,
+        pseudonym TEXT NOT NULL,
+        site_id TEXT NOT NULL REFERENCES hub_sites(id),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS hub_request_cases (
+        request_id TEXT PRIMARY KEY REFERENCES hub_requests(id),
+        origin TEXT NOT NULL,
+        text TEXT,
+        reply TEXT,
+        replied_at TEXT,
+        closed_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS hub_consents (
+        site_id TEXT NOT NULL REFERENCES hub_sites(id),
+        consent_id TEXT NOT NULL,
+        pseudonym TEXT,
+        scenario_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        notice_id TEXT,
+        notice_version BIGINT,
+        notice_sha256 TEXT,
+        given_at TEXT NOT NULL,
+        withdrawn_at TEXT,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (site_id, consent_id))",
+    // The site's event name of each record (processing records, R24).
+    "ALTER TABLE hub_events ADD COLUMN IF NOT EXISTS event TEXT",
 ];
 
 /// Working days a request or complaint is due in (R13/R14 practice: 15).
@@ -391,6 +426,8 @@ impl HubDb {
             .execute(&mut *tx)
             .await?;
         }
+        crate::portal::record_event_words(&mut tx, &sid, &accepted).await?;
+        crate::portal::record_consents(&mut tx, &sid, &req.consents, now).await?;
         // Anchor the head, and compare rechecked hashes with what the hub
         // was sent when each record was new.
         if let Some(h) = req.head {

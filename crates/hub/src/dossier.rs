@@ -1,5 +1,7 @@
 //! The inspection dossier (R24): filing pack, PIA, device placements,
-//! processing records (each site's event log as the hub holds it) and the
+//! processing records (each site's event log as the hub holds it), consent
+//! records (per site: scenario, kind, notice version, given / withdrawn,
+//! pseudonym), requests and complaints with their due dates, and the
 //! audit anchors of every site, as one archive with an integrity manifest
 //! (SHA-256 of every file, and of the manifest itself) that
 //! [`check`] verifies.
@@ -61,18 +63,20 @@ pub async fn build(s: &HubConfig) -> Result<Value> {
         Value::String(serde_json::to_string_pretty(&anchors).expect("json")),
     );
     for x in &sites {
-        let mut lines = String::new();
-        for (seq, kind, hash, at) in s.db.events(x.id).await? {
-            lines.push_str(
-                &serde_json::to_string(
-                    &json!({"seq": seq, "kind": kind, "record_hash": hash, "at": at}),
-                )
-                .expect("json"),
-            );
-            lines.push('\n');
-        }
+        let lines = crate::portal::record_lines(s, x.id).await?;
         files.insert(format!("records/{}.jsonl", x.id), Value::String(lines));
+        files.insert(
+            format!("consents/{}.jsonl", x.id),
+            Value::String(crate::portal::consent_lines(s, x.id).await?),
+        );
     }
+    files.insert(
+        "requests_and_complaints.json".into(),
+        Value::String(
+            serde_json::to_string_pretty(&crate::portal::cases_for_dossier(s).await?)
+                .expect("json"),
+        ),
+    );
     files.insert(
         "requests.json".into(),
         Value::String(serde_json::to_string_pretty(&s.db.pending().await?).expect("json")),

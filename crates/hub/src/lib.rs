@@ -20,6 +20,7 @@ pub mod db;
 pub mod dossier;
 pub mod keys;
 pub mod manifests;
+pub mod portal;
 pub mod proto;
 pub mod server;
 pub mod site;

@@ -406,7 +406,7 @@ pub fn routes() -> Router<HubState> {
 }
 
 async fn upload_h(State(s): State<HubState>, h: HeaderMap, body: Bytes) -> Result<Json<Value>> {
-    crate::server::admin_check(&s, &h)?;
+    crate::server::admin(&s, &h)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| HubError::Bad("the manifest is not UTF-8 text".into()))?;
     Ok(Json(upload(&s, text).await?))
@@ -424,13 +424,13 @@ async fn assign_h(
     UrlPath(id): UrlPath<Uuid>,
     body: Bytes,
 ) -> Result<Json<Value>> {
-    crate::server::admin_check(&s, &h)?;
+    crate::server::admin(&s, &h)?;
     let a: Assign = serde_json::from_slice(&body).map_err(|e| HubError::Bad(e.to_string()))?;
     Ok(Json(assign(&s, id, &a.sites).await?))
 }
 
 async fn overview_h(State(s): State<HubState>, h: HeaderMap) -> Result<Json<Value>> {
-    crate::server::admin_check(&s, &h)?;
+    crate::server::admin(&s, &h)?;
     Ok(Json(overview(&s).await?))
 }
 

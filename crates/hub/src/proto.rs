@@ -83,6 +83,36 @@ pub struct SiteEvent {
     /// the person.
     pub still_holds: bool,
     pub at: DateTime<Utc>,
+    /// What the record is (the site's event name): the dossier's processing
+    /// records. Absent from a site that predates it.
+    #[serde(default)]
+    pub event: Option<EventWord>,
+}
+
+/// The name of a site's audit event ("verify", "enrol", "consent_given"…),
+/// for the dossier's processing records: 1 to 40 characters of `a-z`,
+/// `0-9` and `_`, starting with a letter; nothing else parses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventWord(String);
+
+impl EventWord {
+    pub fn parse(s: &str) -> Option<EventWord> {
+        let ok = (1..=40).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        ok.then(|| EventWord(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for EventWord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        EventWord::parse(&s).ok_or_else(|| serde::de::Error::custom("expected an event name"))
+    }
 }
 
 /// The site's audit chain head, anchored at the hub.
@@ -135,6 +165,37 @@ pub struct SyncRequest {
     pub recheck: Vec<ChainHead>,
     /// Receipts for commands applied since the last sync.
     pub receipts: Vec<CommandReceipt>,
+    /// The consent records that the events in this batch gave or withdrew
+    /// (R24 dossier); absent from a site that predates them.
+    #[serde(default)]
+    pub consents: Vec<ConsentRecord>,
+}
+
+/// Which consent (the store's kinds, as closed words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentKindWord {
+    Processing,
+    Transmission,
+    ImageRetention,
+}
+
+/// One consent record as the hub keeps it for the inspection dossier: who
+/// (a pseudonym, never a name or a face), which scenario, which kind, under
+/// which notice, given and withdrawn when. Identifiers, times, a version
+/// number and a 32-byte notice hash only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRecord {
+    pub consent_id: Uuid,
+    pub pseudonym: Option<Hash32>,
+    pub scenario_id: Uuid,
+    pub kind: ConsentKindWord,
+    pub notice_id: Option<Uuid>,
+    pub notice_version: Option<i64>,
+    pub notice_sha256: Option<Hash32>,
+    pub given_at: DateTime<Utc>,
+    pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
 /// What the hub wants done at a site.
@@ -215,6 +276,7 @@ mod tests {
                 pseudonym: Some(Hash32([9; 32])),
                 still_holds: false,
                 at: Utc::now(),
+                event: EventWord::parse("verify"),
             }],
             head: Some(ChainHead {
                 seq: 1,
@@ -227,6 +289,17 @@ mod tests {
                 templates_deleted: 1,
                 site_receipt_id: Some(Uuid::now_v7()),
                 applied_at: Utc::now(),
+            }],
+            consents: vec![ConsentRecord {
+                consent_id: Uuid::now_v7(),
+                pseudonym: Some(Hash32([9; 32])),
+                scenario_id: Uuid::now_v7(),
+                kind: ConsentKindWord::Processing,
+                notice_id: Some(Uuid::now_v7()),
+                notice_version: Some(1),
+                notice_sha256: Some(Hash32([3; 32])),
+                given_at: Utc::now(),
+                withdrawn_at: Some(Utc::now()),
             }],
         }
     }
@@ -366,6 +439,9 @@ mod tests {
         for key in ["image", "embedding", "template", "sealed_template", "note"] {
             let mut v = good.clone();
             v["events"][0][key] = payloads[1].clone();
+            assert!(serde_json::from_value::<SyncRequest>(v.clone()).is_err());
+            let mut v = good.clone();
+            v["consents"][0][key] = payloads[1].clone();
             assert!(serde_json::from_value::<SyncRequest>(v.clone()).is_err());
             let mut v = good.clone();
             v[key] = payloads[0].clone();

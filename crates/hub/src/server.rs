@@ -85,11 +85,12 @@ pub fn router(state: HubState) -> Router {
         .route("/v1/anchors", get(anchors))
         .route("/v1/dossier", get(dossier))
         .merge(crate::manifests::routes())
+        .merge(crate::portal::routes())
         .fallback(|| async { HubError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
 
-fn log_body(s: &HubConfig, path: &str, body: &[u8]) {
+pub(crate) fn log_body(s: &HubConfig, path: &str, body: &[u8]) {
     if let Some(dir) = &s.body_log {
         use std::io::Write;
         let f = dir.join(format!("bodies-{}.log", std::process::id()));
@@ -105,12 +106,7 @@ fn log_body(s: &HubConfig, path: &str, body: &[u8]) {
     }
 }
 
-/// The admin bearer token check, for handlers in other modules.
-pub(crate) fn admin_check(s: &HubConfig, h: &HeaderMap) -> R<()> {
-    admin(s, h)
-}
-
-fn admin(s: &HubConfig, h: &HeaderMap) -> R<()> {
+pub(crate) fn admin(s: &HubConfig, h: &HeaderMap) -> R<()> {
     let tok = h
         .get("authorization")
         .and_then(|v| v.to_str().ok())

@@ -236,11 +236,60 @@ impl SiteSync {
         Ok(Some(h))
     }
 
-    async fn events_from(&self, from: i64) -> Result<Vec<SiteEvent>> {
+    /// The consent record an audit record gave or withdrew, as the hub
+    /// keeps it (pseudonym, scenario, kind, notice; nothing else).
+    async fn consent_of(&self, details: &str) -> Result<Option<ConsentRecord>> {
+        let store = &self.core.store;
+        let Some(id) = serde_json::from_str::<serde_json::Value>(details)
+            .ok()
+            .and_then(|d| {
+                d["consent_id"]
+                    .as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+            })
+        else {
+            return Ok(None);
+        };
+        let Ok(c) = store.consent(id).await else {
+            return Ok(None);
+        };
+        let notice = match c.notice_id {
+            Some(n) => store
+                .notices(c.scenario_id)
+                .await
+                .map_err(Self::se)?
+                .into_iter()
+                .find(|x| x.id == n),
+            None => None,
+        };
+        Ok(Some(ConsentRecord {
+            consent_id: c.id,
+            pseudonym: self.pseudonym_of(c.person_id).await?,
+            scenario_id: c.scenario_id,
+            kind: match c.kind {
+                facegate_store::ConsentKind::Processing => ConsentKindWord::Processing,
+                facegate_store::ConsentKind::Transmission => ConsentKindWord::Transmission,
+                facegate_store::ConsentKind::ImageRetention => ConsentKindWord::ImageRetention,
+            },
+            notice_id: c.notice_id,
+            notice_version: notice.as_ref().map(|n| n.version),
+            notice_sha256: notice.as_ref().and_then(|n| Hash32::parse(&n.sha256)),
+            given_at: c.given_at,
+            withdrawn_at: c.withdrawn_at,
+        }))
+    }
+
+    async fn events_from(&self, from: i64) -> Result<(Vec<SiteEvent>, Vec<ConsentRecord>)> {
         let store = &self.core.store;
         let recs = store.audit_records(from, BATCH).await.map_err(Self::se)?;
         let mut out = Vec::with_capacity(recs.len());
+        let mut consents = Vec::new();
         for r in recs {
+            if matches!(r.event.as_str(), "consent_given" | "consent_withdrawn") {
+                if let Some(c) = self.consent_of(&r.details).await? {
+                    consents.push(c);
+                }
+            }
             let subject = r.subject.as_deref().and_then(|s| Uuid::parse_str(s).ok());
             let kind = match r.event.as_str() {
                 "enrol" => EventKind::FaceStored,
@@ -265,9 +314,10 @@ impl SiteSync {
                 at: chrono::DateTime::parse_from_rfc3339(&r.at)
                     .map(|t| t.with_timezone(&chrono::Utc))
                     .unwrap_or_else(|_| chrono::Utc::now()),
+                event: EventWord::parse(&r.event),
             });
         }
-        Ok(out)
+        Ok((out, consents))
     }
 
     /// Apply every received, unapplied command in order (exactly once: the
@@ -339,9 +389,9 @@ impl SiteSync {
     pub async fn sync_once(&mut self) -> Result<SyncOutcome> {
         let store = self.core.store.clone();
         self.apply_inbox().await?;
-        let events = match self.cursor {
+        let (events, consents) = match self.cursor {
             Some(c) => self.events_from(c).await?,
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new()),
         };
         let head = store.audit_head().await.map_err(Self::se)?;
         let head = Hash32::parse(&head.hash)
@@ -383,6 +433,7 @@ impl SiteSync {
             head,
             recheck,
             receipts,
+            consents,
         };
         let body = serde_json::to_vec(&req).expect("serialises");
         let resp = self.post_sync(body).await?;

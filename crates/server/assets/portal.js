@@ -44,7 +44,18 @@ async function load() {
   $("s-me").classList.remove("hidden");
   $("btn-logout").classList.remove("hidden");
   render();
+  // A site connected to a governance hub offers its central portal.
+  FG.api("GET", "/v1/hub").then(() => $("s-hub").classList.remove("hidden"), () => {});
 }
+// The site vouches for the signed-in person with a short-lived token the
+// hub checks against this site's key; the hub's page opens with it.
+$("btn-hub").onclick = async () => {
+  msg("hub-msg");
+  try {
+    const t = await FG.api("POST", "/v1/hub/portal-token");
+    location.assign(t.portal_url);
+  } catch (e) { msg("hub-msg", e); }
+};
 function logout(keepMsg) {
   // Ends the session on the server where it can (DELETE /v1/portal/session),
   // and always here.

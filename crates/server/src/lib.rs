@@ -35,8 +35,21 @@ pub use state::{AppState, ServerConfig};
 /// Bind, print nothing, and serve until the process ends. A retention sweep
 /// (R12) runs at start and then every hour.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    serve_with(state, listener, None).await
+}
+
+/// [`serve`], with extra routes of another crate beside the API (the hub's
+/// site-issued portal token under `facegate serve --hub`).
+pub async fn serve_with(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    extra: Option<axum::Router>,
+) -> std::io::Result<()> {
     let sweeper = tokio::spawn(sweep_forever(state.clone()));
-    let app = routes::router(state);
+    let app = match extra {
+        Some(x) => x.merge(routes::router(state)),
+        None => routes::router(state),
+    };
     // The peer address reaches handlers (portal-code limits per source).
     let r = axum::serve(
         listener,

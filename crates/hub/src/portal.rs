@@ -1,0 +1,745 @@
+//! The central portal: a person withdraws, asks for deletion or access, or
+//! complains **once**, for every site of the processor, and sees each
+//! site's progress and receipt and the processor's answer.
+//!
+//! **How a person signs in without the hub knowing who they are.** The hub
+//! holds no face and no identity in the clear, so it cannot check a person
+//! itself. A site can: the person signs in to any site's own portal (a
+//! one-time code after a face check at a gate or an identity check at the
+//! desk — the site's existing portal code), and that site issues a
+//! **hub access token**: the person's hub pseudonym (HMAC under the
+//! processor key, computed at the site from the identity it holds), the
+//! site id, issue and expiry times (at most [`TOKEN_MAX_SECS`] apart) and a
+//! random id, signed with the **site's Ed25519 key** that the hub already
+//! knows. The hub checks the signature against the registered key, the
+//! expiry, and spends the token id once (a table, so a replay at another
+//! instance is refused too), then opens a **session** bound to the
+//! pseudonym, stored (hashed) in PostgreSQL so any hub instance serves it.
+//! No new secret is shared, no password exists at the hub, and a token is
+//! useless after minutes or after one use. The portal page is
+//! `GET /portal#token=…` (the site links to it).
+//!
+//! **Requests and complaints.** A withdrawal or deletion is routed to every
+//! site that holds the person's face information through the existing
+//! inbox ([`crate::db::HubDb::add_request`]); access requests and
+//! complaints go to the processor's operator at the hub, who lists them
+//! with their due date (15 working days on the official calendar, the
+//! policy crate's [`facegate_policy::filing::WorkCalendar`]), answers and
+//! closes them; the person reads the answer in the portal.
+//!
+//! Free text (a complaint, an answer) is bounded and refused when it looks
+//! like encoded data, so the hub cannot become a place where a face is
+//! kept (R11).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::keys::{self, PseudonymKey, SiteKey};
+use crate::proto::{ConsentKindWord, ConsentRecord, Hash32};
+use crate::server::{admin, log_body, HubConfig, HubState};
+use crate::{ts, HubError, Result};
+
+/// Longest life of a site-issued hub access token.
+pub const TOKEN_MAX_SECS: i64 = 300;
+/// How long a portal session at the hub lasts.
+pub const SESSION_MINUTES: i64 = 30;
+/// Longest complaint, request note or answer, in characters.
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+const TOKEN_PREFIX: &str = "fght_";
+const SESSION_PREFIX: &str = "fghs_";
+/// The signed "method" and "path" of a token: not an HTTP request, so a
+/// token's signature can never stand for a sync's, nor the reverse.
+const SIGN_METHOD: &str = "PORTAL-TOKEN";
+const SIGN_PATH: &str = "/portal/v1/session";
+
+/// What a site vouches for in a hub access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenClaims {
+    pub site: Uuid,
+    pub pseudonym: Hash32,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+/// Issue a hub access token at a site (valid `secs`, at most
+/// [`TOKEN_MAX_SECS`]).
+pub fn issue_token(key: &SiteKey, site: Uuid, pseudonym: Hash32, secs: i64) -> String {
+    let now = Utc::now().timestamp();
+    let claims = TokenClaims {
+        site,
+        pseudonym,
+        iat: now,
+        exp: now + secs.clamp(1, TOKEN_MAX_SECS),
+        jti: Uuid::new_v4(),
+    };
+    sign_claims(key, &claims)
+}
+
+/// Sign any claims (tests use it to make expired or odd tokens).
+pub fn sign_claims(key: &SiteKey, claims: &TokenClaims) -> String {
+    let payload = serde_json::to_vec(claims).expect("serialises");
+    let sig = key.sign(SIGN_METHOD, SIGN_PATH, claims.iat, &payload);
+    format!("{TOKEN_PREFIX}{}.{sig}", hex::encode(&payload))
+}
+
+fn unauthorized(why: &str) -> HubError {
+    HubError::Unauthorized(format!("hub access token refused: {why}"))
+}
+
+/// Check a token's form, signature and times (not its single use).
+async fn check_token(s: &HubState, token: &str) -> Result<TokenClaims> {
+    let body = token
+        .trim()
+        .strip_prefix(TOKEN_PREFIX)
+        .ok_or_else(|| unauthorized("not a hub access token"))?;
+    let (payload_hex, sig) = body
+        .split_once('.')
+        .ok_or_else(|| unauthorized("malformed"))?;
+    if payload_hex.len() > 1024 {
+        return Err(unauthorized("malformed"));
+    }
+    let payload = hex::decode(payload_hex).map_err(|_| unauthorized("malformed"))?;
+    let claims: TokenClaims =
+        serde_json::from_slice(&payload).map_err(|_| unauthorized("malformed"))?;
+    let pk =
+        s.db.site_key(claims.site)
+            .await?
+            .ok_or_else(|| unauthorized("unknown site"))?;
+    if !keys::verify_signature(&pk, SIGN_METHOD, SIGN_PATH, claims.iat, &payload, sig) {
+        return Err(unauthorized("bad signature"));
+    }
+    let now = Utc::now().timestamp();
+    if claims.exp <= now {
+        return Err(unauthorized("expired"));
+    }
+    if claims.exp - claims.iat > TOKEN_MAX_SECS || claims.iat > now + keys::MAX_SKEW_SECS {
+        return Err(unauthorized("lifetime out of range"));
+    }
+    Ok(claims)
+}
+
+fn sha(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// A portal session: the pseudonym it is bound to.
+struct Person {
+    pseudonym: Hash32,
+}
+
+async fn person(s: &HubState, h: &HeaderMap) -> Result<Person> {
+    let tok = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|t| t.starts_with(SESSION_PREFIX) && t.len() <= 128)
+        .ok_or_else(|| HubError::Unauthorized("portal session required".into()))?;
+    let p: Option<String> = sqlx::query_scalar(
+        "SELECT pseudonym FROM hub_portal_sessions WHERE token_sha256 = $1 AND expires_at > $2",
+    )
+    .bind(sha(tok))
+    .bind(ts(Utc::now()))
+    .fetch_optional(&s.db.pool)
+    .await?;
+    let p = p.ok_or_else(|| HubError::Unauthorized("no such session, or it expired".into()))?;
+    Ok(Person {
+        pseudonym: Hash32::parse(&p).expect("hex column"),
+    })
+}
+
+/// Refuse text that is too long or looks like encoded data (an image or a
+/// template in base64 or hex): the hub keeps words, not face information.
+pub fn check_text(t: &str) -> Result<String> {
+    let t = t.trim();
+    if t.chars().count() > MAX_TEXT_CHARS {
+        return Err(HubError::Bad(format!(
+            "text longer than {MAX_TEXT_CHARS} characters / 文字超过 {MAX_TEXT_CHARS} 字"
+        )));
+    }
+    let mut run = 0;
+    let mut longest = 0;
+    for c in t.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_') {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    if longest >= 64 || t.contains("data:") || t.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(HubError::Bad(
+            "R11 (第八条 / Art. 8): the hub keeps no face information; text that looks like encoded data is refused / 中心不保存人脸信息，疑似编码数据的文字不予接收".into(),
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// The routes of the portal (person) and the operator's request desk.
+pub fn routes() -> Router<HubState> {
+    Router::new()
+        .route("/portal", get(page))
+        .route("/portal/v1/session", post(open_session))
+        .route("/portal/v1/logout", post(logout))
+        .route("/portal/v1/me", get(me))
+        .route("/portal/v1/requests", post(person_request))
+        .route("/v1/desk/requests", get(desk_list))
+        .route("/v1/desk/requests/{id}/answer", post(desk_answer))
+}
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(PAGE),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenSession {
+    token: String,
+}
+
+async fn open_session(State(s): State<HubState>, body: Bytes) -> Result<Json<Value>> {
+    log_body(&s, "/portal/v1/session", &body);
+    let b: OpenSession = serde_json::from_slice(&body).map_err(|e| HubError::Bad(e.to_string()))?;
+    let c = check_token(&s, &b.token).await?;
+    let session = format!(
+        "{SESSION_PREFIX}{}",
+        hex::encode(rand::random::<[u8; 32]>())
+    );
+    let now = Utc::now();
+    let expires = now + chrono::Duration::minutes(SESSION_MINUTES);
+    let mut tx = s.db.pool.begin().await?;
+    let fresh = sqlx::query(
+        "INSERT INTO hub_portal_token_uses (jti, site_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(c.jti.to_string())
+    .bind(c.site.to_string())
+    .bind(ts(DateTime::from_timestamp(c.exp, 0).unwrap_or(now)))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if fresh == 0 {
+        return Err(unauthorized("already used"));
+    }
+    sqlx::query(
+        "INSERT INTO hub_portal_sessions (token_sha256, pseudonym, site_id, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)",
+    )
+    .bind(sha(&session))
+    .bind(c.pseudonym.hex())
+    .bind(c.site.to_string())
+    .bind(ts(now))
+    .bind(ts(expires))
+    .execute(&mut *tx)
+    .await?;
+    // Spent token ids and sessions are kept only while they could matter.
+    sqlx::query("DELETE FROM hub_portal_token_uses WHERE expires_at < $1")
+        .bind(ts(now
+            - chrono::Duration::seconds(
+                keys::MAX_SKEW_SECS + TOKEN_MAX_SECS,
+            )))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM hub_portal_sessions WHERE expires_at < $1")
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({ "session": session, "expires_at": ts(expires) }),
+    ))
+}
+
+async fn logout(State(s): State<HubState>, h: HeaderMap) -> Result<Json<Value>> {
+    let _ = person(&s, &h).await?;
+    let tok = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    sqlx::query("DELETE FROM hub_portal_sessions WHERE token_sha256 = $1")
+        .bind(sha(tok))
+        .execute(&s.db.pool)
+        .await?;
+    Ok(Json(json!({ "ended": true })))
+}
+
+/// A request with its case (text, answer, closing) and each site's progress.
+async fn case_view(s: &HubConfig, id: Uuid) -> Result<Value> {
+    let r = s.db.request(id).await?;
+    let c = sqlx::query(
+        "SELECT origin, text, reply, replied_at, closed_at FROM hub_request_cases WHERE request_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(&s.db.pool)
+    .await?;
+    let (origin, text, reply, replied_at, closed_at): (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = match c {
+        Some(c) => (c.get(0), c.get(1), c.get(2), c.get(3), c.get(4)),
+        None => ("desk".into(), None, None, None, None),
+    };
+    let routed = matches!(r.kind.as_str(), "withdraw" | "erase");
+    let today = facegate_policy::authorize::china_offset();
+    let today = Utc::now().with_timezone(&today).date_naive().to_string();
+    let open = if routed { !r.done } else { closed_at.is_none() };
+    Ok(json!({
+        "id": r.id,
+        "kind": r.kind,
+        "origin": origin,
+        "created_at": r.created_at,
+        "due_date": r.due_date,
+        "overdue": open && r.due_date < today,
+        "open": open,
+        "text": text,
+        "reply": reply,
+        "replied_at": replied_at,
+        "closed_at": closed_at,
+        "sites": r.sites,
+        "done": r.done,
+    }))
+}
+
+async fn me(State(s): State<HubState>, h: HeaderMap) -> Result<Json<Value>> {
+    let p = person(&s, &h).await?;
+    let holding = sqlx::query(
+        "SELECT h.site_id, s.name, h.since FROM hub_holdings h JOIN hub_sites s ON s.id = h.site_id
+         WHERE h.pseudonym = $1 ORDER BY s.name",
+    )
+    .bind(p.pseudonym.hex())
+    .fetch_all(&s.db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        json!({"site_id": r.get::<String, _>(0), "site_name": r.get::<String, _>(1), "since": r.get::<String, _>(2)})
+    })
+    .collect::<Vec<_>>();
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM hub_requests WHERE pseudonym = $1 ORDER BY created_at DESC, id",
+    )
+    .bind(p.pseudonym.hex())
+    .fetch_all(&s.db.pool)
+    .await?;
+    let mut requests = Vec::new();
+    for id in ids {
+        requests.push(case_view(&s, Uuid::parse_str(&id).expect("uuid column")).await?);
+    }
+    Ok(Json(json!({ "sites": holding, "requests": requests })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonRequest {
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+async fn person_request(
+    State(s): State<HubState>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    log_body(&s, "/portal/v1/requests", &body);
+    let p = person(&s, &h).await?;
+    let b: PersonRequest =
+        serde_json::from_slice(&body).map_err(|e| HubError::Bad(e.to_string()))?;
+    let text = match b.text.as_deref().map(check_text).transpose()? {
+        Some(t) if t.is_empty() => None,
+        t => t,
+    };
+    if b.kind == "complaint" && text.is_none() {
+        return Err(HubError::Bad(
+            "a complaint needs its text / 投诉需填写内容".into(),
+        ));
+    }
+    let v = s.db.add_request(&b.kind, p.pseudonym).await?;
+    sqlx::query(
+        "INSERT INTO hub_request_cases (request_id, origin, text) VALUES ($1, 'portal', $2)",
+    )
+    .bind(v.id.to_string())
+    .bind(&text)
+    .execute(&s.db.pool)
+    .await?;
+    Ok(Json(case_view(&s, v.id).await?))
+}
+
+/// The operator's list of requests and complaints with their due dates,
+/// oldest due first.
+async fn desk_list(
+    State(s): State<HubState>,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>> {
+    admin(&s, &h)?;
+    // Parsed here, so a bad query is the JSON error body too.
+    let only_open = match q.as_deref().unwrap_or("") {
+        "" | "open=false" => false,
+        "open=true" => true,
+        other => {
+            return Err(HubError::Bad(format!(
+                "query {other:?}: only open=true or open=false"
+            )))
+        }
+    };
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM hub_requests ORDER BY due_date, created_at, id")
+            .fetch_all(&s.db.pool)
+            .await?;
+    let mut out = Vec::new();
+    for id in ids {
+        let v = case_view(&s, Uuid::parse_str(&id).expect("uuid column")).await?;
+        if !only_open || v["open"] == true {
+            out.push(v);
+        }
+    }
+    Ok(Json(json!({ "requests": out })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Answer {
+    reply: String,
+    #[serde(default = "yes")]
+    close: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn desk_answer(
+    State(s): State<HubState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    log_body(&s, "/v1/desk/requests/answer", &body);
+    admin(&s, &h)?;
+    let id = Uuid::parse_str(&id).map_err(|_| HubError::NotFound("request".into()))?;
+    let a: Answer = serde_json::from_slice(&body).map_err(|e| HubError::Bad(e.to_string()))?;
+    let reply = check_text(&a.reply)?;
+    if reply.is_empty() {
+        return Err(HubError::Bad("an empty answer / 答复为空".into()));
+    }
+    s.db.request(id).await?;
+    let now = ts(Utc::now());
+    sqlx::query(
+        "INSERT INTO hub_request_cases (request_id, origin, reply, replied_at, closed_at)
+         VALUES ($1, 'desk', $2, $3, CASE WHEN $4 THEN $3 END)
+         ON CONFLICT (request_id) DO UPDATE SET reply = EXCLUDED.reply, replied_at = EXCLUDED.replied_at,
+           closed_at = COALESCE(hub_request_cases.closed_at, EXCLUDED.closed_at)",
+    )
+    .bind(id.to_string())
+    .bind(&reply)
+    .bind(&now)
+    .bind(a.close)
+    .execute(&s.db.pool)
+    .await?;
+    Ok(Json(case_view(&s, id).await?))
+}
+
+/// Keep the consent records a sync carried (inside the sync's
+/// transaction; a record sent again only updates its withdrawal time).
+pub(crate) async fn record_consents(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    sid: &str,
+    consents: &[ConsentRecord],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for c in consents {
+        sqlx::query(
+            "INSERT INTO hub_consents (site_id, consent_id, pseudonym, scenario_id, kind, notice_id, notice_version, notice_sha256, given_at, withdrawn_at, received_at)
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
+             ON CONFLICT (site_id, consent_id) DO UPDATE SET withdrawn_at = COALESCE(EXCLUDED.withdrawn_at, hub_consents.withdrawn_at),
+               pseudonym = COALESCE(hub_consents.pseudonym, EXCLUDED.pseudonym)",
+        )
+        .bind(sid)
+        .bind(c.consent_id.to_string())
+        .bind(c.pseudonym.map(|p| p.hex()))
+        .bind(c.scenario_id.to_string())
+        .bind(match c.kind {
+            ConsentKindWord::Processing => "processing",
+            ConsentKindWord::Transmission => "transmission",
+            ConsentKindWord::ImageRetention => "image_retention",
+        })
+        .bind(c.notice_id.map(|n| n.to_string()))
+        .bind(c.notice_version)
+        .bind(c.notice_sha256.map(|h| h.hex()))
+        .bind(ts(c.given_at))
+        .bind(c.withdrawn_at.map(ts))
+        .bind(ts(now))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Keep the event name of each record accepted in a sync (inside its
+/// transaction).
+pub(crate) async fn record_event_words(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    sid: &str,
+    accepted: &[&crate::proto::SiteEvent],
+) -> Result<()> {
+    let named: Vec<_> = accepted
+        .iter()
+        .filter_map(|e| e.event.as_ref().map(|w| (e.seq, w.as_str().to_string())))
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE hub_events e SET event = x.event FROM UNNEST($2::bigint[], $3::text[]) AS x(seq, event)
+         WHERE e.site_id = $1 AND e.seq = x.seq",
+    )
+    .bind(sid)
+    .bind(named.iter().map(|x| x.0).collect::<Vec<_>>())
+    .bind(named.iter().map(|x| x.1.clone()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One site's processing records as the dossier lists them (JSON lines:
+/// seq, what kind for the headcount, the site's event name, record hash,
+/// time).
+pub async fn record_lines(s: &HubConfig, site: Uuid) -> Result<String> {
+    let rows = sqlx::query(
+        "SELECT seq, kind, event, record_hash, at FROM hub_events WHERE site_id = $1 ORDER BY seq",
+    )
+    .bind(site.to_string())
+    .fetch_all(&s.db.pool)
+    .await?;
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(
+            &json!({
+                "seq": r.get::<i64, _>(0),
+                "kind": r.get::<String, _>(1),
+                "event": r.get::<Option<String>, _>(2),
+                "record_hash": r.get::<String, _>(3),
+                "at": r.get::<String, _>(4),
+            })
+            .to_string(),
+        );
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// One site's consent records as the dossier lists them (JSON lines).
+pub async fn consent_lines(s: &HubConfig, site: Uuid) -> Result<String> {
+    let rows = sqlx::query(
+        "SELECT consent_id, pseudonym, scenario_id, kind, notice_id, notice_version, notice_sha256, given_at, withdrawn_at
+         FROM hub_consents WHERE site_id = $1 ORDER BY given_at, consent_id",
+    )
+    .bind(site.to_string())
+    .fetch_all(&s.db.pool)
+    .await?;
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(
+            &json!({
+                "consent_id": r.get::<String, _>(0),
+                "pseudonym": r.get::<Option<String>, _>(1),
+                "scenario_id": r.get::<String, _>(2),
+                "kind": r.get::<String, _>(3),
+                "notice_id": r.get::<Option<String>, _>(4),
+                "notice_version": r.get::<Option<i64>, _>(5),
+                "notice_sha256": r.get::<Option<String>, _>(6),
+                "given_at": r.get::<String, _>(7),
+                "withdrawn_at": r.get::<Option<String>, _>(8),
+            })
+            .to_string(),
+        );
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The requests and complaints of the processor for the dossier (no text:
+/// kinds, dates, answers given and closing times).
+pub async fn cases_for_dossier(s: &HubConfig) -> Result<Value> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM hub_requests ORDER BY created_at, id")
+            .fetch_all(&s.db.pool)
+            .await?;
+    let mut out = Vec::new();
+    for id in ids {
+        let v = case_view(s, Uuid::parse_str(&id).expect("uuid column")).await?;
+        out.push(json!({
+            "id": v["id"], "kind": v["kind"], "origin": v["origin"], "created_at": v["created_at"],
+            "due_date": v["due_date"], "overdue": v["overdue"], "answered": !v["reply"].is_null(),
+            "replied_at": v["replied_at"], "closed_at": v["closed_at"], "done": v["done"],
+            "sites": v["sites"],
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+// ---------------------------------------------------------------------
+// The site side: `POST /v1/hub/portal-token`, for a person signed in to
+// this site's own portal.
+
+/// What a site needs to issue hub access tokens.
+pub struct TokenIssuer {
+    pub core: Arc<facegate_core::Core>,
+    pub site_id: Uuid,
+    pub key: SiteKey,
+    pub pseudonym_key: PseudonymKey,
+    /// The hub's base URL (`https://host:port`), for the portal link.
+    pub hub: String,
+}
+
+/// A router with its state applied (the site merges it beside its API).
+pub type SiteRouter = Router;
+
+/// The site's extra route (merged into `facegate serve --hub`).
+pub fn site_router(issuer: TokenIssuer) -> SiteRouter {
+    Router::new()
+        .route("/v1/hub/portal-token", post(site_issue))
+        .route("/v1/hub", get(site_hub))
+        .with_state(Arc::new(issuer))
+}
+
+/// Where this site's hub is (the site's portal shows the central portal
+/// only when there is one).
+async fn site_hub(State(i): State<Arc<TokenIssuer>>) -> Json<Value> {
+    Json(json!({ "hub": i.hub, "portal": format!("{}/portal", i.hub.trim_end_matches('/')) }))
+}
+
+async fn site_issue(
+    State(i): State<Arc<TokenIssuer>>,
+    h: HeaderMap,
+) -> std::result::Result<Json<Value>, Response> {
+    let se =
+        |e: &dyn std::fmt::Display| HubError::Transport(format!("site store: {e}")).into_response();
+    let tok = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|t| t.starts_with("fgp_") && t.len() <= 128)
+        .ok_or_else(|| {
+            HubError::Unauthorized("a portal session of this site is required".into())
+                .into_response()
+        })?;
+    let store = &i.core.store;
+    let pid = store
+        .portal_session(&sha(tok))
+        .await
+        .map_err(|e| se(&e))?
+        .ok_or_else(|| {
+            HubError::Unauthorized("no such portal session, or it expired".into()).into_response()
+        })?;
+    let pseudonym = match store.hub_pseudonym_of(pid).await.map_err(|e| se(&e))? {
+        Some(p) => Hash32::parse(&p),
+        None => {
+            let p = store.person(pid).await.map_err(|e| se(&e))?;
+            p.identity.map(|id| {
+                let dob = id.date_of_birth.map(|d| d.to_string());
+                i.pseudonym_key
+                    .pseudonym(&id.display_name, id.contact.as_deref(), dob.as_deref())
+            })
+        }
+    };
+    let Some(pseudonym) = pseudonym else {
+        return Err(HubError::Conflict(
+            "this site holds no identity for the person, so the hub cannot know them / 本站点无此人的身份信息".into(),
+        )
+        .into_response());
+    };
+    let token = issue_token(&i.key, i.site_id, pseudonym, TOKEN_MAX_SECS);
+    let expires = Utc::now() + chrono::Duration::seconds(TOKEN_MAX_SECS);
+    Ok(Json(json!({
+        "token": token,
+        "expires_at": ts(expires),
+        "portal_url": format!("{}/portal#token={token}", i.hub.trim_end_matches('/')),
+    })))
+}
+
+const PAGE: &str = include_str!("portal.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r11_text_that_looks_like_an_image_or_template_is_refused() {
+        assert!(check_text("门禁识别错了我，请删除 / the gate misread me").is_ok());
+        assert!(check_text(&"a".repeat(MAX_TEXT_CHARS + 1)).is_err());
+        assert!(
+            check_text("/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDAoIChQNDAsLDA")
+                .is_err()
+        );
+        assert!(check_text(&format!("x {}", hex::encode([0xa5u8; 40]))).is_err());
+        assert!(check_text("see data:image/png;base64,AAAA").is_err());
+    }
+
+    #[test]
+    fn a_token_is_signed_by_the_site_key_and_nothing_else() {
+        let k = SiteKey::generate();
+        let other = SiteKey::generate();
+        let t = issue_token(&k, Uuid::now_v7(), Hash32([1; 32]), 60);
+        let (p, sig) = t
+            .strip_prefix(TOKEN_PREFIX)
+            .unwrap()
+            .split_once('.')
+            .unwrap();
+        let payload = hex::decode(p).unwrap();
+        let c: TokenClaims = serde_json::from_slice(&payload).unwrap();
+        assert!(c.exp - c.iat <= TOKEN_MAX_SECS);
+        assert!(keys::verify_signature(
+            &k.public_hex(),
+            SIGN_METHOD,
+            SIGN_PATH,
+            c.iat,
+            &payload,
+            sig
+        ));
+        assert!(!keys::verify_signature(
+            &other.public_hex(),
+            SIGN_METHOD,
+            SIGN_PATH,
+            c.iat,
+            &payload,
+            sig
+        ));
+        // Not a sync signature either.
+        assert!(!keys::verify_signature(
+            &k.public_hex(),
+            "POST",
+            "/v1/sync",
+            c.iat,
+            &payload,
+            sig
+        ));
+    }
+}
