@@ -16,7 +16,10 @@
 //!   first frame (same-person anchor) and on the best frame, passive liveness
 //!   on the best frame only. Six frames cost about one full frame plus five
 //!   times 5 ms (plus 5 ms for each frame that gets `fr_pose`), against six
-//!   full frames before.
+//!   full frames before. With [`CaptureOptions::track`] (the default) the
+//!   detector runs only on the anchor, last and best frames and where
+//!   tracking is lost; the frames between follow the face with two landmark
+//!   calls (see [`Engine::challenge`]).
 
 use image::RgbImage;
 
@@ -643,7 +646,7 @@ impl Engine {
     /// With [`CaptureOptions::track`] the detector sees the anchor frame (and
     /// the frames before it), the last frame, the best (embedded) frame and
     /// every frame where tracking was lost; the other frames find the face
-    /// from the previous frame's box ([`Engine::track`]: two landmark calls,
+    /// from the previous frame's box (two landmark calls,
     /// about 1 ms, instead of the detector's 4 ms) when it has the previous
     /// frame's size. So a second person is caught on the first, the embedded
     /// and the last frame, and on any frame where the tracked face jumps or
