@@ -65,6 +65,19 @@ enum BenchCmd {
     Hub(hub_cmd::Bench),
 }
 
+/// The engine's settings from the environment, read once, here (the one
+/// configuration path of the CLI; every command that loads an engine or a
+/// server starts from these): `FACEGATE_ORT_TUNING=plain` runs every model
+/// as shipped at every optimisation, `FACEGATE_DENORMALS=keep` loads the
+/// models as shipped with IEEE subnormals (both for comparisons).
+pub(crate) fn engine_options() -> facegate_vision::EngineOptions {
+    facegate_vision::EngineOptions {
+        ort_tuning: std::env::var("FACEGATE_ORT_TUNING").as_deref() != Ok("plain"),
+        flush_denormals: std::env::var("FACEGATE_DENORMALS").as_deref() != Ok("keep"),
+        ..Default::default()
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {

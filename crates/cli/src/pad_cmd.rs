@@ -337,7 +337,7 @@ fn bench_pad(
         pose: false,
         eyes: false,
         embedding: false,
-        ..Default::default()
+        ..crate::engine_options()
     })?;
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))

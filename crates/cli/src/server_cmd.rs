@@ -32,7 +32,7 @@ impl DataArgs {
 
     /// Every setting read once, here; the server library takes values.
     fn config(&self) -> Result<ServerConfig> {
-        let mut c = ServerConfig::new(self.dir());
+        let mut c = engine_config(self.dir());
         c.database_url = Some(self.loc.url());
         // FACEGATE_IDENTITY_KEY or --key-file, as `audit verify` reads them;
         // else the server's default file in the data directory.
@@ -115,6 +115,11 @@ pub enum Cmd {
         /// sends them; 0 sends the fixture files as they are (up to 2333×1434).
         #[arg(long, default_value_t = 640)]
         frame_width: u32,
+        /// Hold each photo for this many frames, moved by a few pixels a
+        /// frame, as a gate camera sends a person between poses (1: a new
+        /// photo every frame).
+        #[arg(long, default_value_t = 1)]
+        hold: usize,
         #[arg(long)]
         json: bool,
     },
@@ -156,15 +161,26 @@ fn imported(images: &[String]) -> facegate_core::ops::Frames<'_> {
     }
 }
 
+/// A server configuration in `dir` with the engine settings of the
+/// environment ([`crate::engine_options`]).
+fn engine_config(dir: PathBuf) -> ServerConfig {
+    let e = crate::engine_options();
+    let mut c = ServerConfig::new(dir);
+    (c.engine_ort_tuning, c.engine_flush_denormals) = (e.ort_tuning, e.flush_denormals);
+    c
+}
+
 /// The gate benchmark (`load-test --gates N`).
 async fn gate_benchmark(
     seconds: u64,
     max_gates: usize,
     frames: usize,
     frame_width: u32,
+    hold: usize,
     json: bool,
 ) -> Result<()> {
     anyhow::ensure!((2..=8).contains(&frames), "--frames must be 2 to 8");
+    anyhow::ensure!(hold >= 1, "--hold must be at least 1");
     let dir = std::env::temp_dir().join(format!("facegate-gates-{}", std::process::id()));
     // Real photos of one person, in turn: the gate's frames.
     let photos = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
@@ -188,14 +204,37 @@ async fn gate_benchmark(
             Ok(out)
         })
         .collect::<Result<Vec<_>>>()?;
-    let seq: Vec<Vec<u8>> = photos.iter().cycle().take(frames).cloned().collect();
+    // Frame k shows photo (k / hold) mod 3, moved by (6, 3) px for each
+    // frame it has been held.
+    let seq: Vec<Vec<u8>> = (0..frames)
+        .map(|k| {
+            let (photo, step) = (&photos[(k / hold) % photos.len()], (k % hold) as i64);
+            if step == 0 {
+                return Ok(photo.clone());
+            }
+            let img = image::load_from_memory(photo)?.to_rgb8();
+            let mut moved =
+                image::RgbImage::from_pixel(img.width(), img.height(), image::Rgb([40, 40, 40]));
+            image::imageops::overlay(&mut moved, &img, 6 * step, 3 * step);
+            let mut out = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+                .encode_image(&moved)?;
+            Ok(out)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut levels: Vec<usize> = [1, 4, 8].into_iter().filter(|&g| g <= max_gates).collect();
     if !levels.contains(&max_gates.max(1)) {
         levels.push(max_gates.max(1));
     }
-    let r = facegate_server::loadgen::run_gates(&dir, &photos[0], &seq, &levels, seconds)
-        .await
-        .map_err(api_err);
+    let r = facegate_server::loadgen::run_gates(
+        engine_config(dir.clone()),
+        &photos[0],
+        &seq,
+        &levels,
+        seconds,
+    )
+    .await
+    .map_err(api_err);
     let _ = std::fs::remove_dir_all(&dir);
     let r = r?;
     if json {
@@ -204,7 +243,7 @@ async fn gate_benchmark(
     }
     println!("{}", r.cpu);
     println!(
-        "gate benchmark: verify of {} frames without a server-issued challenge (obama.jpg, obama2.jpg, obama3.jpg in turn, {}; {} bytes a request) over HTTP on loopback, {} s per level",
+        "gate benchmark: verify of {} frames without a server-issued challenge (obama.jpg, obama2.jpg, obama3.jpg in turn, each held {hold} frame(s), {}; {} bytes a request) over HTTP on loopback, {} s per level",
         r.frames,
         if frame_width == 0 {
             "as fetched".to_string()
@@ -240,20 +279,22 @@ async fn gate_benchmark(
         "the same {} frames straight into the engine (blocking pool, no HTTP, no decision):",
         r.frames
     );
-    for ((full, every), least) in r
+    for (((full, every), least), untracked) in r
         .engine_full
         .iter()
         .zip(&r.engine_pose_every_frame)
         .zip(&r.engine_least_work)
+        .zip(&r.engine_untracked)
     {
         row(format!("{} gate(s) full", full.gates), full);
         row(format!("{} gate(s) pose6", every.gates), every);
+        row(format!("{} gate(s) untrack", untracked.gates), untracked);
         row(format!("{} gate(s) least", least.gates), least);
     }
     row("1 frame, all".into(), &r.engine_single_all_cues);
     row("1 frame, verify".into(), &r.engine_single_verify);
     println!(
-        "  full: every frame fully analysed (Engine::analyze); pose6: Engine::challenge_bytes with fr_pose on every frame; least: with the server's capture options (fr_pose only where the decision reads it)\n  1 frame: Engine::one_face_bytes with every cue, and with OneFaceOptions::VERIFY (no pose or eye model), 2 callers"
+        "  full: every frame fully analysed (Engine::analyze); pose6: Engine::challenge_bytes with fr_pose on every frame; untrack: the server's capture options without detector tracking (the detector on every frame); least: the server's capture options (fr_pose only where the decision reads it, detector tracking)\n  1 frame: Engine::one_face_bytes with every cue, and with OneFaceOptions::VERIFY (no pose or eye model), 2 callers"
     );
     Ok(())
 }
@@ -341,9 +382,17 @@ pub fn run(cmd: Cmd) -> Result<()> {
             gates: Some(gates),
             frames,
             frame_width,
+            hold,
             json,
             ..
-        } => rt.block_on(gate_benchmark(seconds, gates, frames, frame_width, json)),
+        } => rt.block_on(gate_benchmark(
+            seconds,
+            gates,
+            frames,
+            frame_width,
+            hold,
+            json,
+        )),
         Cmd::LoadTest {
             seconds,
             concurrency,
@@ -353,9 +402,15 @@ pub fn run(cmd: Cmd) -> Result<()> {
             let dir = std::env::temp_dir().join(format!("facegate-load-{}", std::process::id()));
             let a = std::fs::read(facegate_assets::fixture("obama.jpg")?)?;
             let b = std::fs::read(facegate_assets::fixture("obama2.jpg")?)?;
-            let r = facegate_server::loadgen::run(&dir, &a, &b, seconds, concurrency.max(1))
-                .await
-                .map_err(api_err);
+            let r = facegate_server::loadgen::run(
+                engine_config(dir.clone()),
+                &a,
+                &b,
+                seconds,
+                concurrency.max(1),
+            )
+            .await
+            .map_err(api_err);
             let _ = std::fs::remove_dir_all(&dir);
             let r = r?;
             if json {

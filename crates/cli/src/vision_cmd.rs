@@ -148,7 +148,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 fn detect(images: &[PathBuf], tiles: bool, json: bool) -> Result<()> {
     let engine = Engine::new(EngineOptions {
         detect_tiles: tiles,
-        ..Default::default()
+        ..crate::engine_options()
     })?;
     let mut failed = 0;
     for path in images {
@@ -214,7 +214,7 @@ fn compare_cmd(a: &Path, b: &Path, threshold: f32, json: bool) -> Result<()> {
         pose: false,
         eyes: false,
         liveness: false,
-        ..Default::default()
+        ..crate::engine_options()
     })?;
     let ea = lfw::embed_main(&engine, a)?
         .with_context(|| format!("no face found in {}", a.display()))?;
@@ -460,7 +460,7 @@ fn bench_lfw(a: &LfwArgs, json: bool) -> Result<()> {
         liveness: false,
         second_embedding: !a.first_only,
         third_embedding: a.third && !a.first_only,
-        ..Default::default()
+        ..crate::engine_options()
     })?;
     let jobs = a
         .jobs
@@ -800,14 +800,14 @@ fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bo
     let bytes: Vec<Vec<u8>> = images.iter().map(|p| read(p)).collect::<Result<_>>()?;
     let all = Engine::new(EngineOptions {
         intra_threads: threads,
-        ..Default::default()
+        ..crate::engine_options()
     })?;
     let e2e = Engine::new(EngineOptions {
         intra_threads: threads,
         pose: false,
         eyes: false,
         try_rotations: false,
-        ..Default::default()
+        ..crate::engine_options()
     })?;
     let limits = facegate_vision::DecodeLimits::default();
     let names = [
@@ -904,7 +904,7 @@ fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bo
     let six_full_ms = median(&mut six_full);
     bar.finish_and_clear();
     let cpu = facegate_vision::CpuInfo::detect();
-    let denormals = if std::env::var("FACEGATE_DENORMALS").as_deref() == Ok("keep") {
+    let denormals = if !all.options().flush_denormals {
         "kept (FACEGATE_DENORMALS=keep: weights as shipped, FTZ/DAZ off)"
     } else {
         "flushed (subnormal weights set to 0 at load, FTZ/DAZ on every model call)"

@@ -178,6 +178,10 @@ pub struct CoreConfig {
     pub manifest: String,
     /// ONNX Runtime threads per model call.
     pub engine_threads: usize,
+    /// [`facegate_vision::EngineOptions::ort_tuning`].
+    pub engine_ort_tuning: bool,
+    /// [`facegate_vision::EngineOptions::flush_denormals`].
+    pub engine_flush_denormals: bool,
     /// Limits on one capture request.
     pub capture: CaptureLimits,
 }
@@ -274,17 +278,17 @@ impl Core {
         let engine = match engine {
             Some(e) => e,
             None => {
-                let threads = config.engine_threads.max(1);
+                let opts = facegate_vision::EngineOptions {
+                    intra_threads: config.engine_threads.max(1),
+                    ort_tuning: config.engine_ort_tuning,
+                    flush_denormals: config.engine_flush_denormals,
+                    ..Default::default()
+                };
                 Arc::new(
-                    tokio::task::spawn_blocking(move || {
-                        facegate_vision::Engine::new(facegate_vision::EngineOptions {
-                            intra_threads: threads,
-                            ..Default::default()
-                        })
-                    })
-                    .await
-                    .map_err(CoreError::internal)?
-                    .map_err(CoreError::internal)?,
+                    tokio::task::spawn_blocking(move || facegate_vision::Engine::new(opts))
+                        .await
+                        .map_err(CoreError::internal)?
+                        .map_err(CoreError::internal)?,
                 )
             }
         };

@@ -181,6 +181,8 @@ async fn open(
             kek: None,
             manifest: manifest.to_string(),
             engine_threads: 1,
+            engine_ort_tuning: true,
+            engine_flush_denormals: true,
             capture: Default::default(),
         },
         Arc::new(SystemClock),

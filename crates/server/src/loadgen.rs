@@ -155,11 +155,11 @@ impl Cost {
     }
 }
 
-/// A throwaway server state in `data_dir` with one consenting person
+/// A throwaway server state in `config.data_dir` with one consenting person
 /// enrolled from `enrol_image` at `gate-north-1` (through the same handlers
 /// a client reaches), the operator caller that did it, and the person's id.
 async fn enrolled_state(
-    data_dir: &std::path::Path,
+    mut config: ServerConfig,
     display_name: &str,
     enrol_image: &[u8],
 ) -> Result<(AppState, Caller, String), ApiError> {
@@ -167,15 +167,14 @@ async fn enrolled_state(
     // photos cannot perform a server-chosen random action sequence (that
     // path is tested, not timed); the frames are analysed as a challenge's
     // are, the judge (landmark arithmetic) aside.
-    std::fs::create_dir_all(data_dir).map_err(ApiError::internal)?;
-    let manifest = data_dir.join("load-test-scenario.toml");
+    std::fs::create_dir_all(&config.data_dir).map_err(ApiError::internal)?;
+    let manifest = config.data_dir.join("load-test-scenario.toml");
     let demo = facegate_core::deploy::demo_manifest().replacen(
         "\nliveness = \"active\"",
         "\nliveness = \"passive\"",
         1,
     );
     std::fs::write(&manifest, demo).map_err(ApiError::internal)?;
-    let mut config = ServerConfig::new(data_dir);
     config.scenario = Some(manifest);
     let s = AppState::open(config).await?;
     let op = Caller::Key {
@@ -226,13 +225,13 @@ async fn enrolled_state(
 /// Enrol `enrol_image`, then verify `probe_image` against it for `seconds`
 /// in process and `seconds` over HTTP, with `concurrency` workers each.
 pub async fn run(
-    data_dir: &std::path::Path,
+    config: ServerConfig,
     enrol_image: &[u8],
     probe_image: &[u8],
     seconds: u64,
     concurrency: usize,
 ) -> Result<LoadReport, ApiError> {
-    let (s, op, person_id) = enrolled_state(data_dir, "load", enrol_image).await?;
+    let (s, op, person_id) = enrolled_state(config, "load", enrol_image).await?;
     let probe = FreshFrames::new(&[probe_image.to_vec()]);
     let dur = Duration::from_secs(seconds);
 
@@ -427,6 +426,9 @@ pub struct GatesReport {
     /// capture options before the pose model ran only where the decision
     /// reads it).
     pub engine_pose_every_frame: Vec<GateLevel>,
+    /// The least-work path without detector tracking (the detector on every
+    /// frame: the server's capture before tracking).
+    pub engine_untracked: Vec<GateLevel>,
     /// The first frame alone into the engine, 2 callers: `Engine::one_face`
     /// with every cue (pose, eyes: the single-frame path before) and with
     /// `OneFaceOptions::VERIFY` (what the server's verify runs now).
@@ -613,13 +615,13 @@ async fn level(
 /// connections. Uses only the public HTTP API (`POST /v1/verify`) with a
 /// device key, as a gate would.
 pub async fn run_gates(
-    data_dir: &std::path::Path,
+    config: ServerConfig,
     enrol_image: &[u8],
     frames: &[Vec<u8>],
     gates: &[usize],
     seconds: u64,
 ) -> Result<GatesReport, ApiError> {
-    let (s, _op, person_id) = enrolled_state(data_dir, "gate load", enrol_image).await?;
+    let (s, _op, person_id) = enrolled_state(config, "gate load", enrol_image).await?;
     let key = s
         .auth
         .issue(
@@ -691,6 +693,19 @@ pub async fn run_gates(
         )
     });
     let (engine, f) = (s.engine.clone(), frames_arc.clone());
+    let untracked_opts = facegate_vision::CaptureOptions {
+        track: false,
+        ..capture
+    };
+    let untracked: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || {
+        let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+        let budget = facegate_vision::Budget::unlimited();
+        matches!(
+            engine.challenge_bytes(&refs, &untracked_opts, &budget),
+            Ok(facegate_vision::CaptureResult::Captured(_))
+        )
+    });
+    let (engine, f) = (s.engine.clone(), frames_arc.clone());
     let every: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || {
         let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
         let budget = facegate_vision::Budget::unlimited();
@@ -701,6 +716,7 @@ pub async fn run_gates(
     });
     let (mut engine_full, mut engine_least_work, mut engine_pose_every_frame) =
         (vec![], vec![], vec![]);
+    let mut engine_untracked = vec![];
     for &g in gates {
         let cost = Cost::start(&s.engine);
         engine_full.push(cost.finish(engine_level(g.max(1), dur, full.clone()).await));
@@ -708,6 +724,8 @@ pub async fn run_gates(
         engine_pose_every_frame.push(cost.finish(engine_level(g.max(1), dur, every.clone()).await));
         let cost = Cost::start(&s.engine);
         engine_least_work.push(cost.finish(engine_level(g.max(1), dur, least.clone()).await));
+        let cost = Cost::start(&s.engine);
+        engine_untracked.push(cost.finish(engine_level(g.max(1), dur, untracked.clone()).await));
     }
     let one = |opts: facegate_vision::OneFaceOptions| -> Arc<dyn Fn() -> bool + Send + Sync> {
         let (engine, f) = (s.engine.clone(), frames_arc.clone());
@@ -738,6 +756,7 @@ pub async fn run_gates(
         engine_full,
         engine_least_work,
         engine_pose_every_frame,
+        engine_untracked,
         engine_single_all_cues,
         engine_single_verify,
     })

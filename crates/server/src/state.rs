@@ -23,6 +23,12 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// ONNX Runtime threads per model call.
     pub engine_threads: usize,
+    /// Per-model ONNX Runtime tuning (the CLI turns it off with
+    /// `FACEGATE_ORT_TUNING=plain`): [`facegate_vision::EngineOptions::ort_tuning`].
+    pub engine_ort_tuning: bool,
+    /// Subnormals flushed (the CLI keeps them with `FACEGATE_DENORMALS=keep`):
+    /// [`facegate_vision::EngineOptions::flush_denormals`].
+    pub engine_flush_denormals: bool,
     /// The identity key (`FACEGATE_IDENTITY_KEY` or `--key-file`, resolved
     /// by the caller); default: `data_dir/identity.key`, created if missing.
     pub identity_key: Option<StoreKeys>,
@@ -39,6 +45,8 @@ impl ServerConfig {
             scenario: None,
             limits: Limits::default(),
             engine_threads: 1,
+            engine_ort_tuning: true,
+            engine_flush_denormals: true,
             identity_key: None,
             kek: None,
         }
@@ -101,6 +109,8 @@ impl AppState {
                 kek: config.kek.clone(),
                 manifest,
                 engine_threads: config.engine_threads,
+                engine_ort_tuning: config.engine_ort_tuning,
+                engine_flush_denormals: config.engine_flush_denormals,
                 capture: CaptureLimits {
                     max_image_bytes: config.limits.max_body_bytes,
                     max_image_pixels: config.limits.max_image_pixels,

@@ -216,6 +216,16 @@ pub struct EngineOptions {
     pub try_rotations: bool,
     /// Limits for [`Engine::analyze`].
     pub decode_limits: DecodeLimits,
+    /// ONNX Runtime settings per model as measured fastest (the NCHWc rewrite
+    /// for `fr_feature` and `fr_liveness`); `false` runs every model as
+    /// shipped at every optimisation, for comparisons (the CLI sets it from
+    /// `FACEGATE_ORT_TUNING=plain`).
+    pub ort_tuning: bool,
+    /// Subnormal weights set to zero at load and FTZ/DAZ on every thread that
+    /// runs a model; `false` loads the models as shipped and runs them with
+    /// IEEE subnormals, to measure what the flush saves (the CLI sets it from
+    /// `FACEGATE_DENORMALS=keep`).
+    pub flush_denormals: bool,
 }
 
 impl Default for EngineOptions {
@@ -236,6 +246,8 @@ impl Default for EngineOptions {
             eyes: true,
             try_rotations: true,
             decode_limits: DecodeLimits::default(),
+            ort_tuning: true,
+            flush_denormals: true,
         }
     }
 }
@@ -258,27 +270,34 @@ pub struct Engine {
 impl Engine {
     /// Loads the models the options ask for (fetching them if missing).
     pub fn new(opts: EngineOptions) -> Result<Engine, VisionError> {
-        let t = opts.intra_threads;
-        let load = |on: bool, name| {
-            if on {
-                Model::load(name, t).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
+        let (t, tuned, flush) = (opts.intra_threads, opts.ort_tuning, opts.flush_denormals);
+        let one = |name| Model::load(name, t, tuned, flush);
+        let load = |on: bool, name| if on { one(name).map(Some) } else { Ok(None) };
         Ok(Engine {
-            detect: Model::load("fr_detect.onnx", t)?,
-            landmark: Model::load("fr_landmark.onnx", t)?,
-            feature: Model::load("fr_feature.onnx", t)?,
+            detect: one("fr_detect.onnx")?,
+            landmark: one("fr_landmark.onnx")?,
+            feature: one("fr_feature.onnx")?,
             second: if opts.second_embedding {
                 let (path, graph) = dlib_resnet::onnx_from_weights()?;
-                Some(Model::from_graph(dlib_resnet::WEIGHTS, path, graph, t)?)
+                Some(Model::from_graph_with(
+                    dlib_resnet::WEIGHTS,
+                    path,
+                    graph,
+                    t,
+                    flush,
+                )?)
             } else {
                 None
             },
             third: if opts.third_embedding {
                 let (path, graph) = mobilefacenet::onnx_from_weights()?;
-                Some(Model::from_graph(mobilefacenet::WEIGHTS, path, graph, t)?)
+                Some(Model::from_graph_with(
+                    mobilefacenet::WEIGHTS,
+                    path,
+                    graph,
+                    t,
+                    flush,
+                )?)
             } else {
                 None
             },

@@ -61,9 +61,10 @@ impl Tuning {
     ///   rewritten (15 blocks padded) 3.09 ms at `All`;
     /// - the other models have no `PRelu` and fit the blocks: as shipped at `All`.
     ///
-    /// `FACEGATE_ORT_TUNING=plain` turns this off (for comparisons).
-    pub(crate) fn for_model(name: &str) -> Tuning {
-        if std::env::var("FACEGATE_ORT_TUNING").as_deref() == Ok("plain") {
+    /// `tuned: false` ([`crate::EngineOptions::ort_tuning`], which the CLI
+    /// sets from `FACEGATE_ORT_TUNING=plain`) turns this off (for comparisons).
+    pub(crate) fn for_model(name: &str, tuned: bool) -> Tuning {
+        if !tuned {
             return Tuning::PLAIN;
         }
         match name {
@@ -103,11 +104,17 @@ impl Model {
     /// Loads the named model and builds one session (so that a broken model
     /// or runtime fails at start-up, not on the first request).
     ///
-    /// `FACEGATE_DENORMALS=keep` loads the model as shipped and runs it with
-    /// IEEE subnormals (FTZ/DAZ cleared), to measure what the flush saves.
-    pub(crate) fn load(name: &'static str, intra_threads: usize) -> Result<Model, VisionError> {
-        let flush = std::env::var("FACEGATE_DENORMALS").as_deref() != Ok("keep");
-        Model::load_with(name, intra_threads, Tuning::for_model(name), flush)
+    /// `flush: false` ([`crate::EngineOptions::flush_denormals`], which the
+    /// CLI sets from `FACEGATE_DENORMALS=keep`) loads the model as shipped and
+    /// runs it with IEEE subnormals (FTZ/DAZ cleared), to measure what the
+    /// flush saves; `tuned` as in [`Tuning::for_model`].
+    pub(crate) fn load(
+        name: &'static str,
+        intra_threads: usize,
+        tuned: bool,
+        flush: bool,
+    ) -> Result<Model, VisionError> {
+        Model::load_with(name, intra_threads, Tuning::for_model(name, tuned), flush)
     }
 
     /// [`Model::load`] with the given tuning.
@@ -158,13 +165,25 @@ impl Model {
     /// A model whose ONNX graph was built in memory (from weights in another
     /// format, read from `_path`), every optimisation on; subnormal weights
     /// flushed like every other model's (see [`Model::load`]).
+    #[cfg(test)]
     pub(crate) fn from_graph(
+        name: &'static str,
+        path: PathBuf,
+        graph: Vec<u8>,
+        intra_threads: usize,
+    ) -> Result<Model, VisionError> {
+        Model::from_graph_with(name, path, graph, intra_threads, true)
+    }
+
+    /// [`Model::from_graph`], with subnormals flushed (`flush`) or left as
+    /// shipped (see [`Model::load`]).
+    pub(crate) fn from_graph_with(
         name: &'static str,
         _path: PathBuf,
         graph: Vec<u8>,
         intra_threads: usize,
+        flush: bool,
     ) -> Result<Model, VisionError> {
-        let flush = std::env::var("FACEGATE_DENORMALS").as_deref() != Ok("keep");
         let mut bytes = graph;
         let mut flushed = 0;
         if flush {
@@ -370,8 +389,9 @@ mod tests {
     /// calling thread, the runtime's denormal option off.
     fn shipped_engine() -> Engine {
         let mut e = Engine::new(Default::default()).expect("engine loads");
-        let m =
-            |name: &'static str| Model::load_with(name, 1, Tuning::for_model(name), false).unwrap();
+        let m = |name: &'static str| {
+            Model::load_with(name, 1, Tuning::for_model(name, true), false).unwrap()
+        };
         e.detect = m(ALL[0]);
         e.landmark = m(ALL[1]);
         e.feature = m(ALL[2]);

@@ -145,9 +145,14 @@ fn a_six_frame_challenge_costs_little_more_than_one_frame() {
     let frames = vec![a.clone(), m.clone(), a.clone(), m, a.clone(), a.clone()];
     let per_face = per_face_calls();
     let before: HashMap<_, _> = engine().model_calls_by_model().into_iter().collect();
+    // The detector on every frame (tracking is compared with this below).
+    let untracked = CaptureOptions {
+        track: false,
+        ..Default::default()
+    };
     let (r, n) = calls(|| {
         engine()
-            .challenge(&frames, &CaptureOptions::default(), &Budget::unlimited())
+            .challenge(&frames, &untracked, &Budget::unlimited())
             .unwrap()
     });
     let by_model: HashMap<&str, u64> = engine()
@@ -198,8 +203,14 @@ fn a_six_frame_challenge_costs_little_more_than_one_frame() {
 fn a_second_person_in_a_frame_stops_the_challenge() {
     let _serial = serial();
     let frames = vec![image("obama.jpg"), two_people(), image("obama.jpg")];
+    // The detector on every frame (with tracking, see
+    // `with_tracking_a_second_person_is_still_caught`).
+    let untracked = CaptureOptions {
+        track: false,
+        ..Default::default()
+    };
     let r = engine()
-        .challenge(&frames, &CaptureOptions::default(), &Budget::unlimited())
+        .challenge(&frames, &untracked, &Budget::unlimited())
         .unwrap();
     assert!(
         matches!(r, CaptureResult::SeveralFaces { frame: 1, .. }),
@@ -267,6 +278,7 @@ fn turning_clips() -> Vec<(String, Vec<RgbImage>)> {
 fn captured(frames: &[RgbImage], pose: PoseFrames) -> (Box<facegate_vision::Captured>, u64) {
     let opts = CaptureOptions {
         pose,
+        track: false,
         ..Default::default()
     };
     let pose_calls = || {
@@ -377,5 +389,210 @@ fn the_pose_model_runs_only_where_the_decision_reads_it_and_decides_the_same() {
                 assert!(s > 0.99999, "{name}: {s}");
             }
         }
+    }
+}
+
+/// `img` moved right by `dx` and down by `dy` pixels (dark grey where it uncovers).
+fn shifted(img: &RgbImage, dx: u32, dy: u32) -> RgbImage {
+    let mut out = RgbImage::from_pixel(img.width(), img.height(), image::Rgb([40, 40, 40]));
+    image::imageops::overlay(&mut out, img, dx as i64, dy as i64);
+    out
+}
+
+/// `frames` as the kiosk's camera sends them: letterboxed onto 640×480 (the
+/// e2e canvas) and through JPEG at quality 90.
+fn as_camera(frames: &[RgbImage]) -> Vec<RgbImage> {
+    frames
+        .iter()
+        .map(|f| {
+            let img = facegate_vision::challenge::clip::letterbox(f, 640, 480);
+            let mut jpg = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpg, 90)
+                .encode_image(&img)
+                .unwrap();
+            facegate_vision::decode(&jpg, &Default::default()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn detector_tracking_decides_the_same_with_fewer_detector_calls() {
+    use facegate_vision::challenge::{judge, Action, FrameCues};
+    let _serial = serial();
+    let mut clips = turning_clips();
+    let camera: Vec<_> = clips
+        .iter()
+        .map(|(name, f)| (format!("{name} (e2e canvas)"), as_camera(f)))
+        .collect();
+    clips.extend(camera);
+    // What a camera sends between poses: each frame held for two more,
+    // moved by a few pixels (the tracker follows the face there).
+    let held: Vec<_> = clips
+        .iter()
+        .map(|(name, f)| {
+            let frames = f
+                .iter()
+                .flat_map(|img| [img.clone(), shifted(img, 6, 3), shifted(img, 11, 5)])
+                .take(8)
+                .collect::<Vec<_>>();
+            (format!("{name} (held, moving)"), frames)
+        })
+        .collect();
+    clips.extend(held);
+    let detector_calls = || {
+        engine()
+            .model_calls_by_model()
+            .into_iter()
+            .find(|(m, _)| *m == "fr_detect.onnx")
+            .unwrap()
+            .1
+    };
+    let judge_cues = |c: &facegate_vision::Captured| -> Vec<FrameCues> {
+        c.frames
+            .iter()
+            .flatten()
+            .map(|f| {
+                FrameCues::from_parts(&f.landmarks68, f.pitch, [f.left_eye_open, f.right_eye_open])
+                    .unwrap()
+            })
+            .collect()
+    };
+    let mut sequences: Vec<Vec<Action>> = Vec::new();
+    for a in Action::ALL {
+        sequences.push(vec![a]);
+        for b in Action::ALL.into_iter().filter(|&b| b != a) {
+            sequences.push(vec![a, b]);
+        }
+    }
+    let (mut with_total, mut without_total) = (0, 0);
+    for (name, frames) in &clips {
+        for pose in [PoseFrames::Every, PoseFrames::First] {
+            let run = |track: bool| {
+                let opts = CaptureOptions {
+                    pose,
+                    track,
+                    ..Default::default()
+                };
+                let before = detector_calls();
+                let (r, n) = calls(|| {
+                    engine()
+                        .challenge(frames, &opts, &Budget::unlimited())
+                        .unwrap()
+                });
+                let CaptureResult::Captured(c) = r else {
+                    panic!("{name}: {r:?}")
+                };
+                (c, n, detector_calls() - before)
+            };
+            let (with, n_with, d_with) = run(true);
+            let (without, n_without, d_without) = run(false);
+            println!(
+                "{name} {pose:?}: model calls {n_without} → {n_with}, detector {d_without} → {d_with}; \
+                 best {} / {}",
+                without.best, with.best
+            );
+            with_total += n_with;
+            without_total += n_without;
+            assert!(d_with <= d_without, "{name}");
+            // At most two landmark calls more for each frame the tracker
+            // tried (the photos jump: it gives up and the detector runs).
+            let tried = frames.len().saturating_sub(2) as u64;
+            assert!(
+                n_with <= n_without + 2 * tried,
+                "{name}: {n_with} > {n_without} calls"
+            );
+            let close = |a: &facegate_vision::Face, b: &facegate_vision::Face| {
+                let (ea, eb) = (a.embedding.as_ref().unwrap(), b.embedding.as_ref().unwrap());
+                assert!(
+                    ea.as_slice()
+                        .iter()
+                        .zip(eb.as_slice())
+                        .all(|(x, y)| (x - y).abs() <= 1e-5),
+                    "{name}: embedding"
+                );
+                if with.best == without.best {
+                    match (a.liveness, b.liveness) {
+                        (Some(x), Some(y)) => {
+                            assert!((x - y).abs() <= 1e-5, "{name}: {x} vs {y}")
+                        }
+                        (x, y) => assert_eq!(x, y, "{name}"),
+                    }
+                }
+            };
+            let held = name.contains("held");
+            if held {
+                assert!(d_with < d_without, "{name}: tracking never held");
+            }
+            // The same frames are anchored and embedded, with the same
+            // results. (A held pose gives near-equal frames: the best may be
+            // another of them, by the tracked frames' cues, which come from
+            // another crop; the decisions must still be the same.)
+            assert_eq!(with.first, without.first, "{name}");
+            if held && with.best != without.best {
+                let s = compare(
+                    with.best_face.embedding.as_ref().unwrap(),
+                    without.best_face.embedding.as_ref().unwrap(),
+                );
+                println!("  another held frame embedded: similarity {s}");
+                assert!(s >= facegate_vision::DEFAULT_THRESHOLD, "{name}: {s}");
+                assert_eq!(
+                    with.best_face
+                        .liveness
+                        .map(|l| l >= facegate_vision::LIVENESS_THRESHOLD),
+                    without
+                        .best_face
+                        .liveness
+                        .map(|l| l >= facegate_vision::LIVENESS_THRESHOLD),
+                    "{name}"
+                );
+            } else {
+                assert_eq!(with.best, without.best, "{name}");
+                close(&with.best_face, &without.best_face);
+            }
+            close(&with.first_face, &without.first_face);
+            assert_eq!(
+                with.similarity >= facegate_vision::DEFAULT_THRESHOLD,
+                without.similarity >= facegate_vision::DEFAULT_THRESHOLD,
+                "{name}"
+            );
+            assert_eq!(with.frames.len(), without.frames.len());
+            assert!(
+                with.frames
+                    .iter()
+                    .zip(&without.frames)
+                    .all(|(a, b)| a.is_some() == b.is_some()),
+                "{name}: the same frames have a face"
+            );
+            // The judge decides every sequence the same (a nod only where
+            // the pose model ran on every frame, as the server runs it).
+            let (jw, jo) = (judge_cues(&with), judge_cues(&without));
+            for seq in &sequences {
+                if PoseFrames::for_actions(seq) == pose {
+                    assert_eq!(judge(seq, &jw), judge(seq, &jo), "{name} {seq:?}");
+                }
+            }
+        }
+    }
+    println!("all clips: {without_total} model calls without tracking, {with_total} with");
+}
+
+#[test]
+fn with_tracking_a_second_person_is_still_caught() {
+    let _serial = serial();
+    let a = image("obama.jpg");
+    let two = two_people();
+    let m = image::imageops::flip_horizontal(&a);
+    // A second person on the last frame; on the first; on a middle frame
+    // (another picture size: tracking stops, the detector runs).
+    for frames in [
+        vec![a.clone(), a.clone(), a.clone(), two.clone()],
+        vec![two.clone(), a.clone(), a.clone()],
+        vec![m.clone(), m.clone(), two.clone(), m.clone(), m.clone()],
+        vec![m.clone(), two.clone(), m.clone()],
+    ] {
+        let r = engine()
+            .challenge(&frames, &CaptureOptions::default(), &Budget::unlimited())
+            .unwrap();
+        assert!(matches!(r, CaptureResult::SeveralFaces { .. }), "{r:?}");
     }
 }
