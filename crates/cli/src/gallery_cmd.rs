@@ -597,7 +597,7 @@ fn embed_images(
             eyes: false,
             second_embedding: second || third,
             third_embedding: third,
-            ..Default::default()
+            ..crate::engine_options()
         })?;
         let fresh = lfw::embed_all_both(&engine, &todo, jobs)?;
         let mut lines = String::new();
