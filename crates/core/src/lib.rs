@@ -12,6 +12,7 @@
 //! No HTTP and no environment variables: callers pass values
 //! ([`CoreConfig`]).
 
+pub mod cards;
 pub mod deploy;
 pub mod evidence;
 pub mod liveness;

@@ -1,5 +1,6 @@
 //! Handlers, one small async function per route, grouped by area.
 
+pub mod cards;
 pub mod console;
 pub mod desk;
 pub mod documents;
