@@ -275,18 +275,27 @@ await step("'Done' resets the kiosk: no receipt, number, language or text size l
   assert.equal(await page.evaluate(() => document.documentElement.classList.contains("large")), false);
 });
 
-await step("a resident identified by a wedge 'card' (keyboard input ending in Enter) verifies by face", async () => {
+await step("a resident identified by a wedge card alone (fast keystrokes ending in Enter, no resident number first) passes as `card` with a signed receipt", async () => {
+  // The console's route issues the card; only its keyed hash is stored.
+  const issued = await api("POST", `/v1/persons/${PEOPLE.adult}/cards`, ADMIN_KEY, { kind: "card", secret: "0004512345" });
+  assert.equal(issued.outcome, "enrolled", JSON.stringify(issued));
   await kioskHome();
   await page.locator("#h-start").focus();
-  await page.keyboard.type(PEOPLE.adult, { delay: 5 });
+  await page.keyboard.type("0004512345", { delay: 5 });
   await page.keyboard.press("Enter");
-  await visible("#s-notice");
-  await page.click("#btn-agree-face");
-  const r = await faceCapture();
+  const r = await resultNow();
   assert.equal(r.outcome, "pass");
-  assert.equal(r.method, "face");
-  faceGrants = r.grants;
-  assert.ok(faceGrants);
+  assert.equal(r.method, "card");
+  assert.match((await text("#receipt-code")).trim(), /^FG1-/, "the signed code, with its QR");
+  assert.ok(await page.getAttribute("#receipt-qr-img", "src"));
+  // A card nobody holds: told on the start screen, nothing about anyone.
+  await kioskHome();
+  await page.locator("#h-start").focus();
+  await page.keyboard.type("0004500000", { delay: 5 });
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => document.querySelector("#s-start [data-err]").textContent);
+  assert.ok(await page.locator("#s-result").isHidden());
+  await sweep("kiosk-22-card-unknown");
 });
 
 await step("a resident identified by the on-screen keypad (short resident number, no UUID) verifies by face", async () => {
@@ -302,6 +311,8 @@ await step("a resident identified by the on-screen keypad (short resident number
   const r = await faceCapture();
   assert.equal(r.outcome, "pass");
   assert.equal(r.method, "face");
+  faceGrants = r.grants;
+  assert.ok(faceGrants);
   // A number nobody has: said before any camera, in words.
   await kioskHome();
   await keypadType("9", "#kp-number");

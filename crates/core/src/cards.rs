@@ -62,8 +62,21 @@ impl Core {
         kind: &str,
         secret: &str,
     ) -> CoreResult<Outcome> {
-        let (kind, method) = credential_method(kind)?;
-        if kind == store::CredentialKind::Pin {
+        // `wedge`: what a reader typed, which may be a card or a QR code
+        // (both present themselves as a keyboard): each kind the scenario
+        // offers is looked up, under one reservation.
+        let asked: Vec<(store::CredentialKind, policy::Method)> = if kind == "wedge" {
+            ["card", "qr"]
+                .iter()
+                .map(|k| credential_method(k))
+                .collect::<CoreResult<Vec<_>>>()?
+                .into_iter()
+                .filter(|(_, m)| d.scenario.methods.contains(m))
+                .collect()
+        } else {
+            vec![credential_method(kind)?]
+        };
+        if asked.iter().any(|(k, _)| *k == store::CredentialKind::Pin) {
             return Err(CoreError::bad(
                 "PIN 不能单独识别人员，请先输入住户编号。",
                 "a PIN does not identify anyone on its own: give the resident number first",
@@ -77,7 +90,11 @@ impl Core {
             ));
         }
         let mut attempt = Attempt::new(self, d, None, who.device, who.actor);
-        if !d.scenario.methods.contains(&method) {
+        let (_, mut method) = asked
+            .first()
+            .copied()
+            .unwrap_or((store::CredentialKind::Card, policy::Method::Card));
+        if asked.is_empty() || !d.scenario.methods.contains(&method) {
             // Record and return the refusal the usual way (R2).
             attempt
                 .authorize(
@@ -105,7 +122,14 @@ impl Core {
         {
             return Err(CoreError::Locked { until });
         }
-        let holder = self.store.find_by_credential(kind, secret).await?;
+        let mut holder = None;
+        for (k, m) in &asked {
+            if let Some(p) = self.store.find_by_credential(*k, secret).await? {
+                holder = Some(p);
+                method = *m;
+                break;
+            }
+        }
         let mut grants = None;
         let mut person: Option<Uuid> = None;
         if let Some(pid) = holder {

@@ -247,7 +247,31 @@ function showPerson(p) {
   $("pc-minor").textContent = FG.t(p.minor ? "yes_minor" : "no");
   $("pc-no").textContent = p.resident_no || "—";
   $("pc-room").textContent = p.room || "—";
+  showCards().catch(e => msg("pc-card-msg", e));
 }
+// Cards and QR codes: issue (replacing the active one of the kind), list
+// (never the number: only its keyed hash is kept), revoke.
+async function showCards() {
+  if (!selected) return;
+  const cs = await FG.api("GET", `/v1/persons/${selected.id}/cards`);
+  table("pc-cards", ["col_kind", "col_created", "col_status", "col_actions"], cs.map(c => [T(c.kind === "card" ? "method_card" : "method_qr_code"), FG.time(c.created_at), T(c.revoked_at ? "revoked" : "active"),
+    c.revoked_at ? "" : { html: `<button type="button" class="card-revoke" data-id="${FG.esc(c.id)}">${FG.esc(T("revoke"))}</button>` }]));
+  for (const b of document.querySelectorAll("#pc-cards button.card-revoke")) b.onclick = async () => {
+    try { await FG.api("DELETE", `/v1/persons/${selected.id}/cards/${b.dataset.id}`); await showCards(); ok("pc-card-msg", "card_revoked_ok"); } catch (e) { msg("pc-card-msg", e); }
+  };
+}
+$("btn-pc-card").onclick = async () => {
+  msg("pc-card-msg");
+  const secret = $("pc-card-no").value.trim();
+  if (!selected) return;
+  if (!secret) { msg("pc-card-msg", { key: "card_need_number" }); $("pc-card-no").focus(); return; }
+  try {
+    await FG.api("POST", `/v1/persons/${selected.id}/cards`, { kind: $("pc-card-kind").value, secret });
+    $("pc-card-no").value = "";
+    await showCards();
+    ok("pc-card-msg", "card_issued_ok");
+  } catch (e) { msg("pc-card-msg", e); }
+};
 // Erase (R14: consent and audit records stay), after a confirmation.
 $("btn-pc-erase").onclick = async () => {
   msg("pc-msg");

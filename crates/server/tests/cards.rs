@@ -70,6 +70,20 @@ async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled(
     assert_eq!(r.decision, "match");
     assert_eq!(r.device.as_deref(), Some("gate-north-1"));
 
+    // What a reader typed, not saying whether card or QR (the kiosk's
+    // wedge): looked up as each kind the scenario offers.
+    let (s, w) = t
+        .call(
+            "POST",
+            "/v1/identify/credential",
+            Some(&t.device),
+            Some(json!({"device_id": "gate-north-1", "kind": "wedge", "secret": "0004512345"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{w}");
+    assert_eq!(w["outcome"], "pass");
+    assert_eq!(w["method"], "card");
+
     // An unknown card: the same answer shape, no person, a receipt too.
     let (s, unknown) = present("0004500000").await;
     assert_eq!(s, StatusCode::OK, "{unknown}");
@@ -201,5 +215,5 @@ async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled(
         .iter()
         .filter(|e| e["method"] == "card" && e["result"] == "match")
         .count();
-    assert_eq!(passes, 3, "{me}");
+    assert_eq!(passes, 4, "{me}");
 }

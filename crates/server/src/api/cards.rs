@@ -18,8 +18,9 @@ use crate::state::AppState;
 pub struct CardInput {
     pub scenario: Option<String>,
     pub device_id: Option<String>,
-    /// `card` (default) or `qr`.
-    #[schema(pattern = "^(card|qr|qr_code)$")]
+    /// `card` (default), `qr`, or (to identify only) `wedge`: what a reader
+    /// typed, looked up as each kind the scenario offers.
+    #[schema(pattern = "^(card|qr|qr_code|wedge)$")]
     pub kind: Option<String>,
     /// What the reader typed (without the final Enter). 1 to 256 characters.
     #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
@@ -28,7 +29,7 @@ pub struct CardInput {
 
 fn card_kind(k: &Option<String>) -> ApiResult<&str> {
     match k.as_deref().unwrap_or("card") {
-        k @ ("card" | "qr" | "qr_code") => Ok(k),
+        k @ ("card" | "qr" | "qr_code" | "wedge") => Ok(k),
         _ => Err(ApiError::bad("类型应为 card 或 qr。", "kind is card or qr")),
     }
 }
