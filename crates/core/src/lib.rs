@@ -14,6 +14,7 @@
 
 pub mod cards;
 pub mod deploy;
+pub mod devices;
 pub mod evidence;
 pub mod liveness;
 pub mod ops;
@@ -271,7 +272,8 @@ impl Core {
                     .id
             }
         };
-        let d = deploy::deploy(&store, processor_id, &config.manifest, &dir).await?;
+        let manifest = devices::startup_manifest(&store, processor_id, &config.manifest).await?;
+        let d = deploy::deploy(&store, processor_id, &manifest, &dir).await?;
         let engine = match engine {
             Some(e) => e,
             None => {

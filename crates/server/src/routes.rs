@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::{
-    cards, console, desk, documents, frontline, keys, liveness, people, receipts, system,
+    cards, console, desk, devices, documents, frontline, keys, liveness, people, receipts, system,
 };
 use crate::state::AppState;
 use crate::{assets, extract};
@@ -74,7 +74,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(documents::filing_pack))
         .routes(routes!(documents::upload_signage))
         .routes(routes!(console::scenarios, console::upload_scenario))
-        .routes(routes!(console::devices))
+        .routes(routes!(console::devices, devices::add))
+        .routes(routes!(devices::revoke))
         .routes(routes!(console::requests))
         .routes(routes!(desk::close_request))
         .routes(routes!(desk::headcount))

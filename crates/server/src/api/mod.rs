@@ -3,6 +3,7 @@
 pub mod cards;
 pub mod console;
 pub mod desk;
+pub mod devices;
 pub mod documents;
 pub mod frontline;
 pub mod keys;
