@@ -182,7 +182,20 @@ async function scen() {
 }
 async function dev() {
   const ds = await FG.api("GET", "/v1/devices");
-  table("devices", ["col_device", "col_scenario", "col_placement", "col_location", "col_status"], ds.map(d => [raw(d.id), raw(d.scenario), FG.v("placement", d.placement), zhOnly(d.location_zh), d.status === "ok" ? T("device_ok") : `${d.status}: ${FG.lang === "zh" ? d.status_zh : d.status_en}`]));
+  // Added and revoked here: the server amends the deployed manifest and
+  // lints it (a private place is refused with its rule, R19), so the
+  // notice, PIA and filing pack list exactly these devices.
+  table("devices", ["col_device", "col_scenario", "col_placement", "col_location", "col_status", "col_actions"], ds.map(d => [raw(d.id), raw(d.scenario), FG.v("placement", d.placement), zhOnly(d.location_zh),
+    !d.active ? T("revoked") : d.status === "ok" ? T("device_ok") : `${d.status}: ${FG.lang === "zh" ? d.status_zh : d.status_en}`,
+    d.active ? { html: `<button type="button" class="dev-revoke" data-s="${FG.esc(d.scenario)}" data-id="${FG.esc(d.id)}" aria-label="${FG.esc(T("revoke") + " " + d.id)}">${FG.esc(T("revoke"))}</button>` } : ""]));
+  for (const b of document.querySelectorAll("#devices button.dev-revoke")) b.onclick = async () => {
+    if (!confirm(FG.t("dev_revoke_confirm"))) return;
+    try { await FG.api("POST", `/v1/scenarios/${encodeURIComponent(b.dataset.s)}/devices/${encodeURIComponent(b.dataset.id)}/revoke`); await dev(); ok("dev-msg", "dev_revoked_ok"); } catch (e) { msg("dev-msg", e); }
+  };
+  const sel = $("d-scenario"), keep = sel.value;
+  const ss = await FG.api("GET", "/v1/scenarios");
+  sel.innerHTML = ss.map(s => `<option value="${FG.esc(s.id)}">${FG.esc(s.id)}</option>`).join("");
+  if (keep) sel.value = keep;
   try {
     const ks = await FG.api("GET", "/v1/keys");
     table("keys", ["col_key", "col_role", "col_device", "col_label", "col_created", "col_status", "col_actions"], ks.map(k => [raw(k.id), FG.v("role", k.role), raw(k.device_id || ""), raw(k.label), FG.time(k.created_at), T(k.revoked ? "key_revoked" : "key_active"),
@@ -192,6 +205,17 @@ async function dev() {
     };
   } catch (e) { table("keys", ["col_key"], [[T("keys_admin_only")]]); }
 }
+$("btn-dev-add").onclick = async () => {
+  msg("dev-add-msg");
+  const id = $("d-id").value.trim(), zh = $("d-loc-zh").value.trim();
+  if (!id || !zh) { msg("dev-add-msg", { key: "dev_need" }); return; }
+  try {
+    await FG.api("POST", "/v1/devices", { scenario: $("d-scenario").value || null, id, placement: $("d-placement").value, location_zh: zh, location_en: $("d-loc-en").value.trim() || null });
+    for (const x of ["d-id", "d-loc-zh", "d-loc-en"]) $(x).value = "";
+    await dev();
+    ok("dev-add-msg", "dev_added_ok");
+  } catch (e) { msg("dev-add-msg", e); }
+};
 function channel(c) { return FG.t(c === "portal" ? "channel_portal" : (c || "").startsWith("kiosk") ? "channel_kiosk" : "channel_api"); }
 // The outcomes the server writes for requests answered at once, in the
 // reader's language; anything else as written.
