@@ -46,6 +46,8 @@ async function step(name, fn) {
   catch (e) { failures++; console.log(`FAIL ${name}\n${e.stack || e}`); await page.screenshot({ path: join(ART, "FAIL-" + name.replace(/\W+/g, "_") + ".png"), fullPage: true }).catch(() => {}); }
 }
 const shot = name => page.screenshot({ path: join(ART, name + ".png"), fullPage: true });
+// Every screenshot of a checked screen, listed in index.txt.
+const screens = [];
 
 // Pages of a PDF: pdfinfo when present, else the page objects Chromium writes.
 function pageCount(file) {
@@ -94,11 +96,12 @@ async function axe(name) {
 }
 // zh, en and large text for the current screen; `prepare` re-renders it.
 async function variants(name, prepare) {
-  for (const [lang, large] of [["zh", false], ["en", false], ["zh", true]]) {
+  for (const [lang, large] of [["zh", false], ["en", false], ["zh", true], ["en", true]]) {
     await page.evaluate(([l, big]) => { FG.setLang(l); FG.setMode("large", big); }, [lang, large]);
     if (prepare) await prepare();
     await axe(`${name} ${lang}${large ? " large" : ""}`);
     await shot(`${name}-${lang}${large ? "-large" : ""}`);
+    screens.push(`${name}-${lang}${large ? "-large" : ""}.png`);
   }
   await page.evaluate(() => { FG.setLang("zh"); FG.setMode("large", false); });
 }
@@ -110,7 +113,10 @@ for (const [kind, path] of [["filing-pack", "/v1/documents/filing-pack"], ["pia"
       const r = await page.request.get(`${BASE}${path}?lang=${lang}`, { headers: { Authorization: `Bearer ${ADMIN_KEY}` } });
       assert.equal(r.status(), 200);
       await page.setContent(await r.text(), { waitUntil: "load" });
+      // The document as served is a screen too: axe in its language.
+      await axe(`${kind} ${lang}`);
       await shot(`${kind}-${lang}`);
+      screens.push(`${kind}-${lang}.png`);
       await checkPdf(`${kind}-${lang}`, lang, { headcount: true });
     });
   }
@@ -169,6 +175,6 @@ await step("portal: the evidence file shows signed receipts and prints to PDF", 
 });
 
 await browser.close();
-writeFileSync(join(ART, "index.txt"), "Printed documents (PDF) and screenshots of the receipt, evidence and documents screens.\n");
+writeFileSync(join(ART, "index.txt"), "Printed documents (PDF) and screenshots of the receipt, evidence and documents screens (axe: zh, en, zh large, en large).\n" + screens.join("\n") + "\n");
 if (failures) { console.log(`${failures} document scenario(s) failed`); process.exit(1); }
 console.log("all document scenarios passed");

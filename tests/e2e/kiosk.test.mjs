@@ -275,18 +275,27 @@ await step("'Done' resets the kiosk: no receipt, number, language or text size l
   assert.equal(await page.evaluate(() => document.documentElement.classList.contains("large")), false);
 });
 
-await step("a resident identified by a wedge 'card' (keyboard input ending in Enter) verifies by face", async () => {
+await step("a resident identified by a wedge card alone (fast keystrokes ending in Enter, no resident number first) passes as `card` with a signed receipt", async () => {
+  // The console's route issues the card; only its keyed hash is stored.
+  const issued = await api("POST", `/v1/persons/${PEOPLE.adult}/cards`, ADMIN_KEY, { kind: "card", secret: "0004512345" });
+  assert.equal(issued.outcome, "enrolled", JSON.stringify(issued));
   await kioskHome();
   await page.locator("#h-start").focus();
-  await page.keyboard.type(PEOPLE.adult, { delay: 5 });
+  await page.keyboard.type("0004512345", { delay: 5 });
   await page.keyboard.press("Enter");
-  await visible("#s-notice");
-  await page.click("#btn-agree-face");
-  const r = await faceCapture();
+  const r = await resultNow();
   assert.equal(r.outcome, "pass");
-  assert.equal(r.method, "face");
-  faceGrants = r.grants;
-  assert.ok(faceGrants);
+  assert.equal(r.method, "card");
+  assert.match((await text("#receipt-code")).trim(), /^FG1-/, "the signed code, with its QR");
+  assert.ok(await page.getAttribute("#receipt-qr-img", "src"));
+  // A card nobody holds: told on the start screen, nothing about anyone.
+  await kioskHome();
+  await page.locator("#h-start").focus();
+  await page.keyboard.type("0004500000", { delay: 5 });
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => document.querySelector("#s-start [data-err]").textContent);
+  assert.ok(await page.locator("#s-result").isHidden());
+  await sweep("kiosk-22-card-unknown");
 });
 
 await step("a resident identified by the on-screen keypad (short resident number, no UUID) verifies by face", async () => {
@@ -302,6 +311,8 @@ await step("a resident identified by the on-screen keypad (short resident number
   const r = await faceCapture();
   assert.equal(r.outcome, "pass");
   assert.equal(r.method, "face");
+  faceGrants = r.grants;
+  assert.ok(faceGrants);
   // A number nobody has: said before any camera, in words.
   await kioskHome();
   await keypadType("9", "#kp-number");
@@ -684,6 +695,25 @@ for (const [tab, name] of [["scen", "console-04-scenarios"], ["dev", "console-05
       await desk.waitForFunction(k => document.querySelectorAll("#keys button.revoke").length === k - 1, n);
       const after = await fetch(`${BASE}/v1/decline-face`, { method: "POST", headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/json" }, body: JSON.stringify({ person_id: PEOPLE.second, device_id: "gate-south-2" }) });
       assert.equal(after.status, 401, "a revoked key is refused at once");
+      // Devices: a private place is refused on the server (R19, with its
+      // article); a plain one is added to the deployed manifest, then revoked.
+      await desk.fill("#d-id", "wc-1");
+      await desk.fill("#d-loc-zh", "一楼卫生间内");
+      await desk.click("#btn-dev-add");
+      await desk.waitForFunction(() => document.getElementById("dev-add-msg").textContent.includes("R19"));
+      await desk.fill("#d-id", "gate-east-1");
+      await desk.fill("#d-loc-zh", "东门人行通道");
+      await desk.fill("#d-loc-en", "East gate, pedestrian lane");
+      await desk.click("#btn-dev-add");
+      await desk.waitForFunction(() => document.querySelector("#devices button.dev-revoke[data-id='gate-east-1']"));
+      const pack = await (await fetch(`${BASE}/v1/documents/filing-pack?lang=zh`, { headers: { Authorization: `Bearer ${ADMIN_KEY}` } })).text();
+      assert.ok(pack.includes("东门人行通道"), "the filing pack lists the device added in the console");
+      await sweep("console-05b-device-added", desk, 900);
+      desk.once("dialog", d => d.accept());
+      await desk.click("#devices button.dev-revoke[data-id='gate-east-1']");
+      await desk.waitForFunction(() => !document.querySelector("#devices button.dev-revoke[data-id='gate-east-1']") && document.getElementById("dev-msg").classList.contains("ok"));
+      const devs = await api("GET", "/v1/devices", ADMIN_KEY);
+      assert.equal(devs.find(d => d.id === "gate-east-1").active, false, "revoked in the deployed manifest");
     }
     await sweep(name, desk, 900);
     if (tab === "scen") {
@@ -753,6 +783,17 @@ await step("console: add a resident and issue portal access only once the identi
   await desk.click("#btn-find");
   await desk.waitForFunction(() => document.querySelector("#people-found button.pick"));
   assert.match(await text("#people-found", desk), /张伟/);
+  // A card: issued, replaced (the old one revoked at once), listed without
+  // its number; the new one identifies the resident alone.
+  await desk.fill("#pc-card-no", "0004533333");
+  await desk.click("#btn-pc-card");
+  await desk.waitForFunction(() => document.querySelectorAll("#pc-cards button.card-revoke").length === 1);
+  await desk.fill("#pc-card-no", "0004544444");
+  await desk.click("#btn-pc-card");
+  await desk.waitForFunction(() => document.querySelectorAll("#pc-cards tbody tr").length === 2 && document.querySelectorAll("#pc-cards button.card-revoke").length === 1);
+  assert.doesNotMatch(await text("#pc-cards", desk), /0004533333|0004544444/, "never the number");
+  const byCard = async secret => (await fetch(`${BASE}/v1/identify/credential`, { method: "POST", headers: { Authorization: `Bearer ${DEVICE_KEY}`, "Content-Type": "application/json" }, body: JSON.stringify({ device_id: "gate-north-1", kind: "wedge", secret }) })).json();
+  assert.equal((await byCard("0004533333")).outcome, "unknown", "the replaced card no longer identifies");
   await sweep("console-09-residents", desk, 900);
   const p = await deskCtx.newPage();
   await p.goto(`${BASE}/portal`);
@@ -813,7 +854,7 @@ await step("active liveness: the kiosk shows the server's actions in its order w
       await page.click("#btn-agree-face");
     };
     await begin();
-    let passed = false, refused = false;
+    let passed = false, refused = false, promptsChecked = false;
     const seen = [];
     for (let i = 0; i < 30 && !(passed && refused); i++) {
       await cameraReady();
@@ -821,13 +862,33 @@ await step("active liveness: the kiosk shows the server's actions in its order w
       await page.waitForFunction(() => document.getElementById("challenge-step").dataset.actions);
       const actions = (await page.getAttribute("#challenge-step", "data-actions")).split(" ");
       assert.ok(actions.length >= 2 && actions.length <= 3, actions.join());
+      const doable = !actions.some(a => a === "blink" || a === "nod") && !(actions.includes("turn_left") && actions.includes("turn_right"));
       // Each action is shown, in the server's order, with its arrow.
       for (const a of actions) {
         await page.waitForFunction(a => document.getElementById("challenge-step").dataset.action === a, a);
         assert.ok(await page.locator("#challenge-arrow").isVisible());
-        if (!seen.includes(a)) { seen.push(a); await shot(`kiosk-20-challenge-${a}`); }
+        if (!seen.includes(a)) {
+          seen.push(a);
+          await shot(`kiosk-20-challenge-${a}`);
+          screens.push(`kiosk-20-challenge-${a}.png`);
+          // The step prompt (arrow, words, progress) in large text, both
+          // languages, while it is on screen: axe, catalogue, no leaks. On
+          // an attempt the fake camera cannot perform anyway, so the time
+          // axe takes cannot turn a pass into a refusal.
+          if (!promptsChecked && !doable) {
+            promptsChecked = true;
+            for (const lang of ["en", "zh"]) {
+              await page.evaluate(l => { if (FG.lang !== l) FG.setLang(l); FG.setMode("large", true); }, lang);
+              const problems = await audit(page, "challenge-step", lang);
+              await shot(`kiosk-20-challenge-step-${lang}-large`);
+              screens.push(`kiosk-20-challenge-step-${lang}-large.png`);
+              assert.deepEqual(problems, [], `challenge step prompt ${lang} large text`);
+            }
+            await page.evaluate(() => { FG.setMode("large", false); });
+            break; // the later steps of this attempt may have gone by meanwhile
+          }
+        }
       }
-      const doable = !actions.some(a => a === "blink" || a === "nod") && !(actions.includes("turn_left") && actions.includes("turn_right"));
       await page.waitForFunction(() => !document.getElementById("s-result").classList.contains("hidden") || !document.getElementById("camera-error").classList.contains("hidden"), null, { timeout: 60000 });
       const ok = !(await page.locator("#s-result").isHidden());
       if (doable) {

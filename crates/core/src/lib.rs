@@ -12,7 +12,9 @@
 //! No HTTP and no environment variables: callers pass values
 //! ([`CoreConfig`]).
 
+pub mod cards;
 pub mod deploy;
+pub mod devices;
 pub mod evidence;
 pub mod liveness;
 pub mod ops;
@@ -274,7 +276,8 @@ impl Core {
                     .id
             }
         };
-        let d = deploy::deploy(&store, processor_id, &config.manifest, &dir).await?;
+        let manifest = devices::startup_manifest(&store, processor_id, &config.manifest).await?;
+        let d = deploy::deploy(&store, processor_id, &manifest, &dir).await?;
         let engine = match engine {
             Some(e) => e,
             None => {

@@ -25,6 +25,10 @@ pub struct CheckState {
     /// `pending`, `decided`, `cancelled` or `expired` (as of the core's
     /// clock).
     pub status: &'static str,
+    /// Once decided: the signed receipt code of the decision, made again
+    /// from the stored event (Ed25519 is deterministic, so the kiosk's poll
+    /// gets the very code the guard's decision returned).
+    pub receipt_code: Option<String>,
 }
 
 impl Core {
@@ -35,7 +39,11 @@ impl Core {
             _ if check.expires_at <= self.now() => "expired",
             _ => "pending",
         };
-        CheckState { check, status }
+        CheckState {
+            check,
+            status,
+            receipt_code: None,
+        }
     }
 
     /// A kiosk asks for a guard's check of `person`: refused (and the
@@ -77,7 +85,13 @@ impl Core {
                 return Err(CoreError::NotFound("staffed check".into()));
             }
         }
-        Ok(self.state_of(c))
+        let mut state = self.state_of(c);
+        if let Some(rid) = state.check.receipt_id {
+            if let Some(ev) = self.store.verification_event(rid).await? {
+                state.receipt_code = Some(self.receipt(&ev).1);
+            }
+        }
+        Ok(state)
     }
 
     /// The kiosk withdraws its pending check (the person left or chose

@@ -182,7 +182,20 @@ async function scen() {
 }
 async function dev() {
   const ds = await FG.api("GET", "/v1/devices");
-  table("devices", ["col_device", "col_scenario", "col_placement", "col_location", "col_status"], ds.map(d => [raw(d.id), raw(d.scenario), FG.v("placement", d.placement), zhOnly(d.location_zh), d.status === "ok" ? T("device_ok") : `${d.status}: ${FG.lang === "zh" ? d.status_zh : d.status_en}`]));
+  // Added and revoked here: the server amends the deployed manifest and
+  // lints it (a private place is refused with its rule, R19), so the
+  // notice, PIA and filing pack list exactly these devices.
+  table("devices", ["col_device", "col_scenario", "col_placement", "col_location", "col_status", "col_actions"], ds.map(d => [raw(d.id), raw(d.scenario), FG.v("placement", d.placement), zhOnly(d.location_zh),
+    !d.active ? T("revoked") : d.status === "ok" ? T("device_ok") : `${d.status}: ${FG.lang === "zh" ? d.status_zh : d.status_en}`,
+    d.active ? { html: `<button type="button" class="dev-revoke" data-s="${FG.esc(d.scenario)}" data-id="${FG.esc(d.id)}" aria-label="${FG.esc(T("revoke") + " " + d.id)}">${FG.esc(T("revoke"))}</button>` } : ""]));
+  for (const b of document.querySelectorAll("#devices button.dev-revoke")) b.onclick = async () => {
+    if (!confirm(FG.t("dev_revoke_confirm"))) return;
+    try { await FG.api("POST", `/v1/scenarios/${encodeURIComponent(b.dataset.s)}/devices/${encodeURIComponent(b.dataset.id)}/revoke`); await dev(); ok("dev-msg", "dev_revoked_ok"); } catch (e) { msg("dev-msg", e); }
+  };
+  const sel = $("d-scenario"), keep = sel.value;
+  const ss = await FG.api("GET", "/v1/scenarios");
+  sel.innerHTML = ss.map(s => `<option value="${FG.esc(s.id)}">${FG.esc(s.id)}</option>`).join("");
+  if (keep) sel.value = keep;
   try {
     const ks = await FG.api("GET", "/v1/keys");
     table("keys", ["col_key", "col_role", "col_device", "col_label", "col_created", "col_status", "col_actions"], ks.map(k => [raw(k.id), FG.v("role", k.role), raw(k.device_id || ""), raw(k.label), FG.time(k.created_at), T(k.revoked ? "key_revoked" : "key_active"),
@@ -192,6 +205,17 @@ async function dev() {
     };
   } catch (e) { table("keys", ["col_key"], [[T("keys_admin_only")]]); }
 }
+$("btn-dev-add").onclick = async () => {
+  msg("dev-add-msg");
+  const id = $("d-id").value.trim(), zh = $("d-loc-zh").value.trim();
+  if (!id || !zh) { msg("dev-add-msg", { key: "dev_need" }); return; }
+  try {
+    await FG.api("POST", "/v1/devices", { scenario: $("d-scenario").value || null, id, placement: $("d-placement").value, location_zh: zh, location_en: $("d-loc-en").value.trim() || null });
+    for (const x of ["d-id", "d-loc-zh", "d-loc-en"]) $(x).value = "";
+    await dev();
+    ok("dev-add-msg", "dev_added_ok");
+  } catch (e) { msg("dev-add-msg", e); }
+};
 function channel(c) { return FG.t(c === "portal" ? "channel_portal" : (c || "").startsWith("kiosk") ? "channel_kiosk" : "channel_api"); }
 // The outcomes the server writes for requests answered at once, in the
 // reader's language; anything else as written.
@@ -247,7 +271,31 @@ function showPerson(p) {
   $("pc-minor").textContent = FG.t(p.minor ? "yes_minor" : "no");
   $("pc-no").textContent = p.resident_no || "—";
   $("pc-room").textContent = p.room || "—";
+  showCards().catch(e => msg("pc-card-msg", e));
 }
+// Cards and QR codes: issue (replacing the active one of the kind), list
+// (never the number: only its keyed hash is kept), revoke.
+async function showCards() {
+  if (!selected) return;
+  const cs = await FG.api("GET", `/v1/persons/${selected.id}/cards`);
+  table("pc-cards", ["col_kind", "col_created", "col_status", "col_actions"], cs.map(c => [T(c.kind === "card" ? "method_card" : "method_qr_code"), FG.time(c.created_at), T(c.revoked_at ? "revoked" : "active"),
+    c.revoked_at ? "" : { html: `<button type="button" class="card-revoke" data-id="${FG.esc(c.id)}">${FG.esc(T("revoke"))}</button>` }]));
+  for (const b of document.querySelectorAll("#pc-cards button.card-revoke")) b.onclick = async () => {
+    try { await FG.api("DELETE", `/v1/persons/${selected.id}/cards/${b.dataset.id}`); await showCards(); ok("pc-card-msg", "card_revoked_ok"); } catch (e) { msg("pc-card-msg", e); }
+  };
+}
+$("btn-pc-card").onclick = async () => {
+  msg("pc-card-msg");
+  const secret = $("pc-card-no").value.trim();
+  if (!selected) return;
+  if (!secret) { msg("pc-card-msg", { key: "card_need_number" }); $("pc-card-no").focus(); return; }
+  try {
+    await FG.api("POST", `/v1/persons/${selected.id}/cards`, { kind: $("pc-card-kind").value, secret });
+    $("pc-card-no").value = "";
+    await showCards();
+    ok("pc-card-msg", "card_issued_ok");
+  } catch (e) { msg("pc-card-msg", e); }
+};
 // Erase (R14: consent and audit records stay), after a confirmation.
 $("btn-pc-erase").onclick = async () => {
   msg("pc-msg");

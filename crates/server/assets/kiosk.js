@@ -145,20 +145,31 @@ $("btn-mode-enrol").onclick = () => begin("enrol");
 $("btn-mode-verify").onclick = () => begin("verify");
 $("person-id").addEventListener("keydown", e => { if (e.key === "Enter") begin("verify"); });
 // A card or QR reader presents itself as a keyboard: characters arrive fast
-// and end with Enter. On the start screen that identifies the resident
-// (the card carries the resident number or id).
+// (under 50 ms apart) and end with Enter. On the start screen that alone
+// identifies the resident and completes the check as that method: the
+// server looks the value up (keyed hash, misses throttled per device) and
+// answers with the person id only, or "unknown" in the same shape.
 let wedgeBuf = "", wedgeAt = 0;
 document.addEventListener("keydown", e => {
-  if (current().id !== "s-start" || e.target === $("person-id")) return;
+  if (current().id !== "s-start" || e.target === $("person-id") || e.target === $("number")) return;
   const now = Date.now();
-  if (now - wedgeAt > 300) wedgeBuf = "";
+  if (now - wedgeAt > 50) wedgeBuf = "";
   wedgeAt = now;
   if (e.key === "Enter" && wedgeBuf.length >= 4) {
     const v = wedgeBuf; wedgeBuf = "";
-    if (UUID.test(v)) $("person-id").value = v; else $("number").value = v.replace(/\D/g, "").slice(0, 8);
-    begin("verify");
+    e.preventDefault();
+    if (UUID.test(v)) { $("person-id").value = v; begin("verify"); } else cardAlone(v);
   } else if (e.key.length === 1) wedgeBuf += e.key;
 });
+async function cardAlone(secret) {
+  err();
+  try {
+    const out = await FG.api("POST", "/v1/identify/credential", { device_id: device, kind: "wedge", secret });
+    if (out.outcome !== "pass") { err({ key: "card_unknown" }); return; }
+    st.mode = "verify"; st.person = out.person_id; st.method = out.method;
+    result(out);
+  } catch (e) { err(e); }
+}
 
 // ---- notice: a short summary, sections to open, the full text one tap away ----
 async function loadNotice() {

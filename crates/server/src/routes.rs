@@ -10,7 +10,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{console, desk, documents, frontline, keys, liveness, people, receipts, system};
+use crate::api::{
+    cards, console, desk, devices, documents, frontline, keys, liveness, people, receipts, system,
+};
 use crate::state::AppState;
 use crate::{assets, extract};
 
@@ -38,6 +40,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(frontline::add_credential))
         .routes(routes!(frontline::verify_credential))
         .routes(routes!(frontline::portal_code))
+        // cards and QR codes: identify by one alone; issue, replace, revoke
+        .routes(routes!(cards::identify))
+        .routes(routes!(cards::list, cards::issue))
+        .routes(routes!(cards::revoke))
         // the front desk: keypad numbers, the guard's check (人工核验)
         .routes(routes!(desk::lookup))
         .routes(routes!(desk::pending_checks, desk::request_check))
@@ -68,7 +74,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(documents::filing_pack))
         .routes(routes!(documents::upload_signage))
         .routes(routes!(console::scenarios, console::upload_scenario))
-        .routes(routes!(console::devices))
+        .routes(routes!(console::devices, devices::add))
+        .routes(routes!(devices::revoke))
         .routes(routes!(console::requests))
         .routes(routes!(desk::close_request))
         .routes(routes!(desk::headcount))

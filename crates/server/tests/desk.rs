@@ -249,6 +249,23 @@ async fn r15_the_guards_check_is_an_alternative_decided_once_with_a_receipt() {
     assert_eq!(s, StatusCode::OK, "{got}");
     assert_eq!(got["status"], "decided");
     assert_eq!(got["outcome"]["receipt_id"], receipt.as_str());
+    // The poll carries the signed code (the kiosk shows it with its QR): the
+    // very code the guard's decision gave, and it verifies with the
+    // deployment's public key alone.
+    let polled = got["outcome"]["receipt_code"].as_str().unwrap();
+    assert!(polled.starts_with("FG1-"), "{got}");
+    assert_eq!(Some(polled), d["outcome"]["receipt_code"].as_str());
+    let (_, k) = t2.call("GET", "/v1/receipts/public-key", None, None).await;
+    let key = facegate_core::receipts::parse_public_key(k["public_key"].as_str().unwrap()).unwrap();
+    let r = facegate_core::receipts::verify(polled, &key).unwrap();
+    assert_eq!(r.receipt_id.to_string(), receipt);
+    assert_eq!(r.method, "staffed_check");
+    assert_eq!(r.decision, "match");
+    assert_eq!(r.device.as_deref(), Some("gate-north-1"));
+    let mut altered = polled.to_string();
+    let last = if altered.ends_with('A') { "B" } else { "A" };
+    altered.replace_range(altered.len() - 1.., last);
+    assert!(facegate_core::receipts::verify(&altered, &key).is_err());
     // The receipt is in the person's record and the audit log.
     let tok = t2.portal_token(&pid).await;
     let (_, me) = t2.call("GET", "/v1/me", Some(&tok), None).await;

@@ -524,6 +524,21 @@ impl Store {
         Ok(())
     }
 
+    /// Take back one attempt counted on `key` (atomically, never below
+    /// zero, never lifting a lock): for counters of lookups where only the
+    /// misses should count, a hit gives back what it reserved without
+    /// wiping the misses counted beside it (as [`Store::attempt_succeeded`]
+    /// would, letting one good card reset a guesser's budget).
+    pub async fn attempt_refunded(&self, key: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE attempt_counters SET failures = failures - 1 WHERE key = $1 AND failures > 0 AND locked_until IS NULL",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Failures counted in the current window on `key` (0 if none).
     pub async fn attempt_failures(&self, key: &str) -> Result<i64> {
         let r = sqlx::query("SELECT failures FROM attempt_counters WHERE key = $1")

@@ -472,7 +472,6 @@ impl Store {
         person_id: Uuid,
         limit: i64,
     ) -> Result<Vec<VerificationEvent>> {
-        use sqlx::Row;
         let rows = sqlx::query(
             "SELECT id, at, person_id, scenario_id, device_id, method, result, score, threshold, refusal_rule
              FROM verification_events WHERE person_id = $1 ORDER BY at DESC LIMIT $2",
@@ -481,24 +480,19 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(VerificationEvent {
-                    id: r.id("id")?,
-                    at: r.t("at")?,
-                    event: NewVerificationEvent {
-                        person_id: r.oid("person_id")?,
-                        scenario_id: r.id("scenario_id")?,
-                        device_id: r.oid("device_id")?,
-                        method: r.s("method")?,
-                        result: r.s("result")?,
-                        score: r.try_get::<Option<f64>, _>("score")?,
-                        threshold: r.try_get::<Option<f64>, _>("threshold")?,
-                        refusal_rule: r.os("refusal_rule")?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(event_from).collect()
+    }
+
+    /// One verification event by its id (the receipt id), if it exists.
+    pub async fn verification_event(&self, id: Uuid) -> Result<Option<VerificationEvent>> {
+        let row = sqlx::query(
+            "SELECT id, at, person_id, scenario_id, device_id, method, result, score, threshold, refusal_rule
+             FROM verification_events WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(event_from).transpose()
     }
 
     /// Record a person's request (access, copy, delete, correct).
@@ -847,4 +841,22 @@ impl Store {
             })
             .collect()
     }
+}
+
+fn event_from(r: &sqlx::any::AnyRow) -> Result<VerificationEvent> {
+    use sqlx::Row;
+    Ok(VerificationEvent {
+        id: r.id("id")?,
+        at: r.t("at")?,
+        event: NewVerificationEvent {
+            person_id: r.oid("person_id")?,
+            scenario_id: r.id("scenario_id")?,
+            device_id: r.oid("device_id")?,
+            method: r.s("method")?,
+            result: r.s("result")?,
+            score: r.try_get::<Option<f64>, _>("score")?,
+            threshold: r.try_get::<Option<f64>, _>("threshold")?,
+            refusal_rule: r.os("refusal_rule")?,
+        },
+    })
 }

@@ -295,3 +295,49 @@ async fn receipts_with_and_without_scores_alternate(db: Db) {
     }
 }
 both!(receipts_with_and_without_scores_alternate);
+
+async fn a_refund_takes_back_one_attempt_and_never_a_lock(db: Db) {
+    // Card lookups: every lookup is reserved, a hit gives back its own
+    // reservation only (the misses beside it stay counted), concurrently
+    // and across a restart, and a refund never lifts a lock.
+    let policy = AttemptPolicy::per_15_minutes(4);
+    let now = Utc::now();
+    let key = "card-lookup:s:device:gate-1";
+    for _ in 0..3 {
+        db.store.reserve_attempt(key, policy, now).await.unwrap();
+    }
+    db.store.attempt_refunded(key).await.unwrap();
+    assert_eq!(db.store.attempt_failures(key).await.unwrap(), 2);
+    let other = db.reopen().await;
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let s = other.clone();
+        tasks.push(tokio::spawn(async move {
+            s.attempt_refunded(key).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        other.attempt_failures(key).await.unwrap(),
+        0,
+        "never below zero"
+    );
+    for _ in 0..4 {
+        other.reserve_attempt(key, policy, now).await.unwrap();
+    }
+    assert!(matches!(
+        other.reserve_attempt(key, policy, now).await.unwrap(),
+        Attempt::Locked { .. }
+    ));
+    other.attempt_refunded(key).await.unwrap();
+    assert!(
+        matches!(
+            other.reserve_attempt(key, policy, now).await.unwrap(),
+            Attempt::Locked { .. }
+        ),
+        "a refund does not lift the lock"
+    );
+}
+both!(a_refund_takes_back_one_attempt_and_never_a_lock);

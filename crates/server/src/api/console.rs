@@ -169,7 +169,7 @@ pub struct ScenarioView {
     pub lint: Vec<serde_json::Value>,
 }
 
-fn scenario_view(d: &crate::deploy::Deployed) -> ScenarioView {
+pub(crate) fn scenario_view(d: &crate::deploy::Deployed) -> ScenarioView {
     ScenarioView {
         id: d.scenario.id.clone(),
         name_zh: d.scenario.name.zh.clone(),

@@ -182,9 +182,9 @@ fn check_view(c: &facegate_core::staffed::CheckState, name: Option<String>) -> S
             method: facegate_core::staffed::METHOD.into(),
             grants: k.grants.clone().unwrap_or_default(),
             receipt_id: receipt.to_string(),
-            // The signed code comes with the guard's decision (`decide`);
-            // the kiosk's poll shows the receipt id.
-            receipt_code: String::new(),
+            // The signed code, made again from the stored event: the
+            // kiosk's poll shows the same code the guard's decision gave.
+            receipt_code: c.receipt_code.clone().unwrap_or_default(),
             at,
             person_id: Some(k.person_id.to_string()),
             score: None,

@@ -1,7 +1,9 @@
 //! Handlers, one small async function per route, grouped by area.
 
+pub mod cards;
 pub mod console;
 pub mod desk;
+pub mod devices;
 pub mod documents;
 pub mod frontline;
 pub mod keys;

@@ -1,0 +1,243 @@
+//! A card or QR code identifies a resident on its own (R6, R9, R15): the
+//! kiosk reads it as keyboard-wedge input and sends it with no resident
+//! number first.
+//!
+//! Card numbers and QR tokens are stored only as a keyed hash (HMAC-SHA256
+//! under a key derived from the deployment's identity key, see
+//! `facegate_store::StoreKeys`), unique across the deployment and so within
+//! each scenario. A lookup by an unknown identifier must not become an
+//! oracle for guessing valid ones:
+//!
+//! - every lookup is reserved in the store *before* the hash is looked up,
+//!   on two counters: this device's (or, without a device, this caller's)
+//!   and the scenario's whole identifier space, so neither more devices
+//!   nor a restart widens the budget;
+//! - a card that is found (and passes policy) gives back what it reserved
+//!   ([`facegate_store::Store::attempt_refunded`]): only misses count, and a
+//!   guesser holding one good card cannot reset the misses counted beside
+//!   it;
+//! - a known and an unknown card get the same answer shape (an `Outcome`
+//!   with its signed receipt, both audited), and a card whose holder policy
+//!   refuses is answered as unknown, as face identification does; the
+//!   device gets back only the person id the kiosk needs, never a name or a
+//!   date of birth.
+
+use facegate_policy as policy;
+use facegate_store::{self as store, Attempt as Reserved, AttemptPolicy};
+use uuid::Uuid;
+
+use crate::ops::{credential_method, Outcome, Who};
+use crate::pipeline::{self, Attempt};
+use crate::{Core, CoreError, CoreResult, Deployed};
+
+/// Unknown cards one device may present per 15 minutes before it is locked
+/// out (with back-off, as PINs are).
+pub const DEVICE_MISSES: i64 = 10;
+/// Unknown cards all devices of a scenario together may present per 15
+/// minutes (the identifier space's budget).
+pub const SCENARIO_MISSES: i64 = 100;
+
+/// The store keys of the two lookup counters.
+pub fn counter_keys(d: &Deployed, who: Who<'_>) -> (String, String) {
+    let by = match who.device {
+        Some(dv) => format!("device:{dv}"),
+        None => format!("caller:{}", who.actor),
+    };
+    let mut by_key = format!("card-lookup:{}:{by}", d.store_id);
+    by_key.truncate(200);
+    (by_key, format!("card-lookup:{}:*", d.store_id))
+}
+
+impl Core {
+    /// Identify by a card or QR code alone and complete the check as that
+    /// method: `pass` (with what passing grants and the person id) for a
+    /// card issued to a person policy lets pass here, `unknown` otherwise;
+    /// both with a signed, audited receipt. Refused (recorded, naming the
+    /// rule) where the scenario does not offer the method; `Locked` once
+    /// the device or the scenario has used its misses.
+    pub async fn identify_by_credential(
+        &self,
+        d: &Deployed,
+        who: Who<'_>,
+        kind: &str,
+        secret: &str,
+    ) -> CoreResult<Outcome> {
+        // `wedge`: what a reader typed, which may be a card or a QR code
+        // (both present themselves as a keyboard): each kind the scenario
+        // offers is looked up, under one reservation.
+        let asked: Vec<(store::CredentialKind, policy::Method)> = if kind == "wedge" {
+            ["card", "qr"]
+                .iter()
+                .map(|k| credential_method(k))
+                .collect::<CoreResult<Vec<_>>>()?
+                .into_iter()
+                .filter(|(_, m)| d.scenario.methods.contains(m))
+                .collect()
+        } else {
+            vec![credential_method(kind)?]
+        };
+        if asked.iter().any(|(k, _)| *k == store::CredentialKind::Pin) {
+            return Err(CoreError::bad(
+                "PIN 不能单独识别人员，请先输入住户编号。",
+                "a PIN does not identify anyone on its own: give the resident number first",
+            ));
+        }
+        let secret = secret.trim();
+        if secret.is_empty() || secret.len() > 256 {
+            return Err(CoreError::bad(
+                "卡号或二维码内容应为 1 到 256 个字符。",
+                "a card number or QR token is 1 to 256 characters",
+            ));
+        }
+        let mut attempt = Attempt::new(self, d, None, who.device, who.actor);
+        let (_, mut method) = asked
+            .first()
+            .copied()
+            .unwrap_or((store::CredentialKind::Card, policy::Method::Card));
+        if asked.is_empty() || !d.scenario.methods.contains(&method) {
+            // Record and return the refusal the usual way (R2).
+            attempt
+                .authorize(
+                    policy::Action::Verify,
+                    method,
+                    policy::PersonFacts::default(),
+                    Some(d.notice_version.clone()),
+                )
+                .await?;
+        }
+        let (by_key, space_key) = counter_keys(d, who);
+        let rule = AttemptPolicy::per_15_minutes(DEVICE_MISSES);
+        if let Reserved::Locked { until } = self
+            .store
+            .reserve_attempt(&by_key, rule, self.now())
+            .await?
+        {
+            return Err(CoreError::Locked { until });
+        }
+        let rule = AttemptPolicy::per_15_minutes(SCENARIO_MISSES);
+        if let Reserved::Locked { until } = self
+            .store
+            .reserve_attempt(&space_key, rule, self.now())
+            .await?
+        {
+            return Err(CoreError::Locked { until });
+        }
+        let mut holder = None;
+        for (k, m) in &asked {
+            if let Some(p) = self.store.find_by_credential(*k, secret).await? {
+                holder = Some(p);
+                method = *m;
+                break;
+            }
+        }
+        let mut grants = None;
+        let mut person: Option<Uuid> = None;
+        if let Some(pid) = holder {
+            // The holder's facts and policy, silently: a refusal would tell
+            // the presenter the card exists, so it is answered as unknown.
+            let permitted = match pipeline::person_facts(self, d, pid).await {
+                Ok(facts) => {
+                    let device = who
+                        .device
+                        .and_then(|id| d.scenario.device(id))
+                        .map(|dv| dv.facts());
+                    policy::authorize_with_notice(
+                        &d.scenario,
+                        &d.notice_version,
+                        &policy::Processing {
+                            action: policy::Action::Verify,
+                            method,
+                            purpose_id: d.scenario.purpose_id.clone(),
+                            person: facts,
+                            device,
+                            at: self.now(),
+                            notice_version: Some(d.notice_version.clone()),
+                            pia: d.pia_status,
+                        },
+                    )
+                    .ok()
+                }
+                Err(CoreError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(p) = permitted {
+                grants = Some(p.grants);
+                person = Some(pid);
+            }
+        }
+        attempt.person = person;
+        let result = if person.is_some() { "match" } else { "unknown" };
+        let event = attempt
+            .record(method.key(), result, None, None, None)
+            .await?;
+        if person.is_some() {
+            self.store.attempt_refunded(&by_key).await?;
+            self.store.attempt_refunded(&space_key).await?;
+        }
+        Ok(Outcome {
+            outcome: if person.is_some() { "pass" } else { "unknown" },
+            event,
+            grants,
+            liveness: None,
+        })
+    }
+}
+
+impl Core {
+    /// A person's cards and QR codes, active and revoked (never the secret
+    /// nor its hash): what the console lists.
+    pub async fn person_cards(&self, person: Uuid) -> CoreResult<Vec<store::Credential>> {
+        self.store.person(person).await?;
+        Ok(self
+            .store
+            .credentials(person)
+            .await?
+            .into_iter()
+            .filter(|c| c.kind != store::CredentialKind::Pin)
+            .collect())
+    }
+
+    /// Issue a card or QR code to a person, replacing (revoking) any other
+    /// active one of the same kind once the new one is stored: a lost card
+    /// stops opening the gate the moment its successor is issued. Policy is
+    /// asked as for every registration (R15), and the issue is a receipt.
+    pub async fn issue_card(
+        &self,
+        d: &Deployed,
+        person: Uuid,
+        who: Who<'_>,
+        kind: &str,
+        secret: &str,
+    ) -> CoreResult<Outcome> {
+        let (k, _) = credential_method(kind)?;
+        if k == store::CredentialKind::Pin {
+            return Err(CoreError::bad(
+                "此处只发放卡或二维码；PIN 在自助机上设置。",
+                "only a card or QR code is issued here; a PIN is set at the kiosk",
+            ));
+        }
+        let before = self.person_cards(person).await?;
+        let o = self.add_credential(d, person, who, kind, secret).await?;
+        for c in before
+            .iter()
+            .filter(|c| c.kind == k && c.revoked_at.is_none())
+        {
+            self.store.revoke_credential(c.id, who.actor).await?;
+        }
+        Ok(o)
+    }
+
+    /// Revoke one of a person's cards or QR codes (audited); it stops
+    /// identifying them at once on every instance (the store is asked on
+    /// every presentation).
+    pub async fn revoke_card(&self, person: Uuid, id: Uuid, actor: &str) -> CoreResult<()> {
+        let c = self
+            .person_cards(person)
+            .await?
+            .into_iter()
+            .find(|c| c.id == id && c.revoked_at.is_none())
+            .ok_or_else(|| CoreError::NotFound("active card".into()))?;
+        self.store.revoke_credential(c.id, actor).await?;
+        Ok(())
+    }
+}

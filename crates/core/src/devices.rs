@@ -1,0 +1,273 @@
+//! Devices added and revoked from the console (or any caller), without
+//! hand-editing a manifest.
+//!
+//! The deployed manifest stays the one record of what is deployed: adding
+//! a device appends a `[[devices]]` table to the scenario's current
+//! manifest, revoking one sets its `active = false`, and either goes
+//! through the linter and [`Core::deploy_scenario`] like an uploaded
+//! manifest. So every rule (R19's private places, R18/R20 and the rest) is
+//! checked on the server for every caller, the change is a new audited
+//! scenario version, and the notice, PIA and filing pack (all made from the
+//! manifest) list exactly the devices in force. Revoking also revokes the
+//! device's API keys in the store, so they stop working at once on every
+//! instance (each request reads its key from the store).
+
+use std::sync::Arc;
+
+use facegate_policy as policy;
+
+use crate::{Core, CoreError, CoreResult, Deployed};
+
+/// A device to add: its manifest id, where it is, and how the place is
+/// classed (`non_public`, `public_area`, …; R18/R19).
+#[derive(Debug, Clone)]
+pub struct NewDevice<'a> {
+    pub id: &'a str,
+    pub placement: &'a str,
+    pub location_zh: &'a str,
+    pub location_en: Option<&'a str>,
+}
+
+/// The comment a console-amended manifest carries: the SHA-256 of the
+/// manifest it was first amended from (the configured file, or an upload).
+pub const BASE_MARK: &str = "# facegate-console-base-sha256: ";
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// The manifest with its base mark (added on the first amendment, kept on
+/// later ones).
+fn marked(manifest: &str) -> String {
+    if manifest.lines().any(|l| l.starts_with(BASE_MARK)) {
+        manifest.to_string()
+    } else {
+        format!("{BASE_MARK}{}\n{manifest}", sha256_hex(manifest))
+    }
+}
+
+/// What to deploy at start-up for the configured manifest `file`: the
+/// latest stored version of its scenario when that version amends this
+/// very file in the console (devices added or revoked), so a restart keeps
+/// them; otherwise the file (an edited file supersedes the amendments).
+pub async fn startup_manifest(
+    store: &facegate_store::Store,
+    processor_id: uuid::Uuid,
+    file: &str,
+) -> CoreResult<String> {
+    let Some(sc) = policy::lint(file, "scenario.toml").scenario else {
+        return Ok(file.to_string());
+    };
+    let latest = store
+        .scenarios()
+        .await?
+        .into_iter()
+        .filter(|v| v.name == sc.id && v.processor_id == processor_id)
+        .max_by_key(|v| v.version);
+    let want = format!("{BASE_MARK}{}", sha256_hex(file));
+    Ok(match latest {
+        Some(v) if v.manifest.lines().any(|l| l == want) => v.manifest,
+        _ => file.to_string(),
+    })
+}
+
+/// A TOML basic string (JSON string escapes are a subset of TOML's).
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The manifest with device `id` marked inactive, or `None` if no
+/// `[[devices]]` table has that id.
+pub fn deactivate(manifest: &str, id: &str) -> Option<String> {
+    let lines: Vec<&str> = manifest.lines().collect();
+    let is_header = |l: &str| l.trim_start().starts_with('[');
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].trim() == "[[devices]]" {
+            let end = (i + 1..lines.len())
+                .find(|&j| is_header(lines[j]))
+                .unwrap_or(lines.len());
+            let id_line = (i + 1..end).find(|&j| {
+                let l = lines[j].split('#').next().unwrap_or("").trim();
+                l.strip_prefix("id")
+                    .map(|r| r.trim_start())
+                    .and_then(|r| r.strip_prefix('='))
+                    .map(|r| r.trim() == toml_str(id))
+                    .unwrap_or(false)
+            });
+            if let Some(at) = id_line {
+                let mut out: Vec<String> = vec![];
+                for (j, l) in lines.iter().enumerate() {
+                    let in_block = j > i && j < end;
+                    if in_block && l.trim_start().starts_with("active") {
+                        let rest = l.trim_start()["active".len()..].trim_start();
+                        if rest.starts_with('=') {
+                            continue;
+                        }
+                    }
+                    out.push(l.to_string());
+                    if j == at {
+                        out.push("active = false".into());
+                    }
+                }
+                return Some(out.join("\n") + "\n");
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// The first error the linter finds, as the refusal (naming the rule and
+/// its article) or, for a finding without a rule, a bad request.
+fn lint_refusal(src: &str) -> CoreResult<()> {
+    let report = policy::lint(src, "scenario.toml");
+    let Some(e) = report
+        .diagnostics
+        .iter()
+        .find(|d| d.severity == policy::Severity::Error)
+    else {
+        return Ok(());
+    };
+    Err(match e.rule {
+        Some(rule) => CoreError::Refused(policy::Refusal::new(
+            rule,
+            format!("{} ({}): {}", e.message_en, e.path, e.hint_en),
+            format!("{}（{}）：{}", e.message_zh, e.path, e.hint_zh),
+        )),
+        None => CoreError::bad(
+            format!("{}（{}）", e.message_zh, e.path),
+            format!("{} ({})", e.message_en, e.path),
+        ),
+    })
+}
+
+impl Core {
+    fn deployed(&self, scenario: &str) -> CoreResult<Arc<Deployed>> {
+        self.scenarios
+            .read()
+            .unwrap()
+            .iter()
+            .find(|d| d.scenario.id == scenario)
+            .cloned()
+            .ok_or_else(|| CoreError::NotFound(format!("scenario {scenario}")))
+    }
+
+    /// Add a device to a scenario: the manifest is amended, linted (R19's
+    /// private places and every other rule, refused with the rule and its
+    /// article) and deployed as a new version.
+    pub async fn add_device(
+        &self,
+        scenario: &str,
+        dev: NewDevice<'_>,
+    ) -> CoreResult<Arc<Deployed>> {
+        if !valid_id(dev.id) {
+            return Err(CoreError::bad(
+                "设备编号应为 1 到 64 个字母、数字、- 或 _。",
+                "a device id is 1 to 64 letters, digits, - or _",
+            ));
+        }
+        let place = dev.placement.trim();
+        if place.is_empty() || place.len() > 40 {
+            return Err(CoreError::bad(
+                "请选择安装场所类型。",
+                "choose the placement",
+            ));
+        }
+        let zh = dev.location_zh.trim();
+        let en = dev.location_en.map(str::trim).filter(|s| !s.is_empty());
+        if zh.is_empty() || zh.chars().count() > 200 || en.is_some_and(|e| e.chars().count() > 200)
+        {
+            return Err(CoreError::bad(
+                "请填写设备安装位置（不超过 200 字）。",
+                "give where the device is (at most 200 characters)",
+            ));
+        }
+        let d = self.deployed(scenario)?;
+        if d.scenario.devices.iter().any(|x| x.id == dev.id) {
+            return Err(CoreError::Conflict(format!(
+                "device {} is already in scenario {scenario}",
+                dev.id
+            )));
+        }
+        let location = match en {
+            Some(en) => format!("{{ zh = {}, en = {} }}", toml_str(zh), toml_str(en)),
+            None => format!("{{ zh = {} }}", toml_str(zh)),
+        };
+        let mut src = marked(&d.manifest).trim_end().to_string();
+        src.push_str(&format!(
+            "\n\n[[devices]]\nid = {}\nplacement = {}\nlocation = {location}\n",
+            toml_str(dev.id),
+            toml_str(place)
+        ));
+        lint_refusal(&src)?;
+        self.deploy_scenario(&src).await
+    }
+
+    /// Revoke a device: marked inactive in a new manifest version (so it
+    /// may not capture, and the documents list it as such) and its API
+    /// keys revoked in the store.
+    pub async fn revoke_device(
+        &self,
+        scenario: &str,
+        id: &str,
+        actor: &str,
+    ) -> CoreResult<Arc<Deployed>> {
+        let d = self.deployed(scenario)?;
+        let dev = d
+            .scenario
+            .devices
+            .iter()
+            .find(|x| x.id == id)
+            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        if !dev.active {
+            return Err(CoreError::Conflict(format!(
+                "device {id} is already revoked"
+            )));
+        }
+        let src = deactivate(&marked(&d.manifest), id).ok_or_else(|| {
+            CoreError::Conflict(format!(
+                "device {id} is not a [[devices]] table of the manifest; upload an edited manifest"
+            ))
+        })?;
+        lint_refusal(&src)?;
+        for k in self.store.api_keys().await? {
+            if k.device_id.as_deref() == Some(id) && k.revoked_at.is_none() {
+                self.store.revoke_api_key(&k.id, actor).await?;
+            }
+        }
+        self.deploy_scenario(&src).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deactivate_marks_only_that_device() {
+        let m = "id = \"s\"\n[[devices]]\nid = \"a\"\nactive = true\n[[devices]]\nid = \"b\" # x\nplacement = \"non_public\"\n[filing]\nx = 1\n";
+        let out = deactivate(m, "b").unwrap();
+        assert_eq!(
+            out,
+            "id = \"s\"\n[[devices]]\nid = \"a\"\nactive = true\n[[devices]]\nid = \"b\" # x\nactive = false\nplacement = \"non_public\"\n[filing]\nx = 1\n"
+        );
+        let out = deactivate(m, "a").unwrap();
+        assert!(
+            out.contains("id = \"a\"\nactive = false\n[[devices]]"),
+            "{out}"
+        );
+        assert!(deactivate(m, "c").is_none());
+    }
+}

@@ -1,0 +1,219 @@
+//! R15 with R6/R9: a card or QR code identifies a resident on its own at
+//! the kiosk (no resident number first), completing the check as that
+//! method with a signed receipt; the console issues, replaces and revokes
+//! cards; a device's misses are counted in the store and survive a restart,
+//! and an unknown card is answered in the same shape as a known one.
+
+mod common;
+
+use axum::http::StatusCode;
+use facegate_core::receipts;
+use serde_json::{json, Value};
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[tokio::test]
+async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled() {
+    let t = common::server().await;
+    let pid = t.consenting_person("李四", "1950-02-02").await;
+    let present = |secret: &'static str| {
+        let t = &t;
+        async move {
+            t.call(
+                "POST",
+                "/v1/identify/credential",
+                Some(&t.device),
+                Some(json!({"device_id": "gate-north-1", "kind": "card", "secret": secret})),
+            )
+            .await
+        }
+    };
+    // The console issues a card; only its keyed hash is kept.
+    let (s, o) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{pid}/cards"),
+            Some(&t.admin),
+            Some(json!({"kind": "card", "secret": "0004512345"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    assert_eq!(o["outcome"], "enrolled");
+    // A device may not issue through the console's route.
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{pid}/cards"),
+            Some(&t.device),
+            Some(json!({"kind": "card", "secret": "0004577777", "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The card alone: a pass as method `card`, with only the person id.
+    let (s, known) = present("0004512345").await;
+    assert_eq!(s, StatusCode::OK, "{known}");
+    assert_eq!(known["outcome"], "pass");
+    assert_eq!(known["method"], "card");
+    assert_eq!(known["person_id"], pid.as_str());
+    assert!(!known["grants"].as_str().unwrap().is_empty(), "{known}");
+    let text = known.to_string();
+    assert!(!text.contains("李四") && !text.contains("1950"), "{text}");
+    let (_, k) = t.call("GET", "/v1/receipts/public-key", None, None).await;
+    let key = receipts::parse_public_key(k["public_key"].as_str().unwrap()).unwrap();
+    let r = receipts::verify(known["receipt_code"].as_str().unwrap(), &key).unwrap();
+    assert_eq!(r.method, "card");
+    assert_eq!(r.decision, "match");
+    assert_eq!(r.device.as_deref(), Some("gate-north-1"));
+
+    // What a reader typed, not saying whether card or QR (the kiosk's
+    // wedge): looked up as each kind the scenario offers.
+    let (s, w) = t
+        .call(
+            "POST",
+            "/v1/identify/credential",
+            Some(&t.device),
+            Some(json!({"device_id": "gate-north-1", "kind": "wedge", "secret": "0004512345"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{w}");
+    assert_eq!(w["outcome"], "pass");
+    assert_eq!(w["method"], "card");
+
+    // An unknown card: the same answer shape, no person, a receipt too.
+    let (s, unknown) = present("0004500000").await;
+    assert_eq!(s, StatusCode::OK, "{unknown}");
+    assert_eq!(unknown["outcome"], "unknown");
+    assert!(unknown["person_id"].is_null(), "{unknown}");
+    assert_eq!(keys(&known), keys(&unknown));
+    let r = receipts::verify(unknown["receipt_code"].as_str().unwrap(), &key).unwrap();
+    assert_eq!(r.decision, "unknown");
+    assert!(r.person.is_none());
+    // A PIN identifies no one on its own.
+    let (s, _) = t
+        .call(
+            "POST",
+            "/v1/identify/credential",
+            Some(&t.device),
+            Some(json!({"device_id": "gate-north-1", "kind": "pin", "secret": "1234"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The console lists cards without their numbers; replacing revokes
+    // the old one at once.
+    let (s, list) = t
+        .call(
+            "GET",
+            &format!("/v1/persons/{pid}/cards"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert!(!list.to_string().contains("0004512345"), "{list}");
+    let (s, o) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{pid}/cards"),
+            Some(&t.admin),
+            Some(json!({"kind": "card", "secret": "0004599999"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    let (_, list) = t
+        .call(
+            "GET",
+            &format!("/v1/persons/{pid}/cards"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    assert!(!list[0]["revoked_at"].is_null(), "the old card is revoked");
+    assert!(list[1]["revoked_at"].is_null());
+    let (_, o) = present("0004512345").await;
+    assert_eq!(o["outcome"], "unknown", "a replaced card no longer opens");
+    let (_, o) = present("0004599999").await;
+    assert_eq!(o["outcome"], "pass", "{o}");
+    // Revoked in the console: it stops identifying at once.
+    let new_id = list[1]["id"].as_str().unwrap();
+    let (s, _) = t
+        .call(
+            "DELETE",
+            &format!("/v1/persons/{pid}/cards/{new_id}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, o) = present("0004599999").await;
+    assert_eq!(o["outcome"], "unknown");
+    let (s, _) = t
+        .call(
+            "DELETE",
+            &format!("/v1/persons/{pid}/cards/{new_id}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A guesser is stopped: misses are counted per device in the store
+    // (three so far), a good card does not reset them, and the lock-out
+    // survives a restart.
+    let (_, o) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{pid}/cards"),
+            Some(&t.admin),
+            Some(json!({"kind": "card", "secret": "0004588888"})),
+        )
+        .await;
+    assert_eq!(o["outcome"], "enrolled", "{o}");
+    let mut misses = 3;
+    let mut locked = false;
+    for i in 0..20 {
+        let guess: &'static str = Box::leak(format!("99{i:08}").into_boxed_str());
+        let (s, _) = present(guess).await;
+        if i == 2 {
+            let (s, o) = present("0004588888").await;
+            assert_eq!(s, StatusCode::OK, "{o}");
+            assert_eq!(o["outcome"], "pass");
+        }
+        if s == StatusCode::TOO_MANY_REQUESTS {
+            locked = true;
+            break;
+        }
+        assert_eq!(s, StatusCode::OK);
+        misses += 1;
+    }
+    assert!(locked, "the device is locked out");
+    assert_eq!(misses, facegate_core::cards::DEVICE_MISSES);
+    let t2 = t.restart().await;
+    let (s, e) = t2
+        .call(
+            "POST",
+            "/v1/identify/credential",
+            Some(&t.device),
+            Some(json!({"device_id": "gate-north-1", "kind": "card", "secret": "0004588888"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{e}");
+    // The passes are the person's receipts, as every other check's.
+    let tok = t2.portal_token(&pid).await;
+    let (_, me) = t2.call("GET", "/v1/me", Some(&tok), None).await;
+    let passes = me["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["method"] == "card" && e["result"] == "match")
+        .count();
+    assert_eq!(passes, 4, "{me}");
+}

@@ -1,0 +1,132 @@
+//! R19 with R18: an operator adds and revokes devices without editing a
+//! manifest. The core amends the deployed manifest, lints it (a private
+//! place is refused naming R19 and its article, for every caller) and
+//! deploys it as a new version, so the filing pack lists what is in force;
+//! a revoked device's keys stop working at once, on every instance, and a
+//! restart keeps the amendments.
+
+mod common;
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+async fn present(t: &common::T, key: &str) -> StatusCode {
+    t.call(
+        "POST",
+        "/v1/identify/credential",
+        Some(key),
+        Some(json!({"device_id": "gate-east-1", "kind": "card", "secret": "00000001"})),
+    )
+    .await
+    .0
+}
+
+#[tokio::test]
+async fn r19_devices_are_added_and_revoked_through_the_core_and_private_places_refused() {
+    let t = common::server().await;
+    let add = |body: serde_json::Value| {
+        let t = &t;
+        async move {
+            t.call("POST", "/v1/devices", Some(&t.admin), Some(body))
+                .await
+        }
+    };
+    // A private place is refused on the server, naming R19 and its article.
+    let (s, e) =
+        add(json!({"id": "wc-1", "placement": "non_public", "location_zh": "一楼卫生间内"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["rule"], "R19", "{e}");
+    assert!(e["article"].as_str().is_some_and(|a| !a.is_empty()), "{e}");
+    assert!(
+        e["article_zh"].as_str().is_some_and(|a| !a.is_empty()),
+        "{e}"
+    );
+    assert!(!e["message_zh"].as_str().unwrap().is_empty());
+    // A device may not add devices.
+    let (s, _) = t
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(&t.device),
+            Some(json!({"id": "gate-x", "placement": "non_public", "location_zh": "东门"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let (s, v) = add(json!({"id": "gate-east-1", "placement": "non_public", "location_zh": "东门人行通道", "location_en": "East gate, pedestrian lane"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) =
+        add(json!({"id": "gate-east-1", "placement": "non_public", "location_zh": "东门"})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (_, devs) = t.call("GET", "/v1/devices", Some(&t.admin), None).await;
+    let east = devs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "gate-east-1")
+        .cloned()
+        .expect("listed");
+    assert_eq!(east["active"], true);
+    assert_eq!(east["status"], "ok");
+    // The filing pack is made from the deployed manifest: it lists the device.
+    let (s, pack) = t
+        .call(
+            "GET",
+            "/v1/documents/filing-pack?lang=zh",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        pack.as_str().unwrap().contains("东门人行通道"),
+        "the pack lists the new device"
+    );
+
+    // A key for the new device works…
+    let (s, k) = t
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(&t.admin),
+            Some(json!({"role": "device", "device_id": "gate-east-1", "label": "east"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    let key = k["key"].as_str().unwrap().to_string();
+    let t2 = t.restart().await;
+    assert_eq!(present(&t, &key).await, StatusCode::OK);
+    assert_eq!(present(&t2, &key).await, StatusCode::OK);
+    // …until the device is revoked: at once, on both instances.
+    let (s, v) = t
+        .call(
+            "POST",
+            "/v1/scenarios/residential-gate/devices/gate-east-1/revoke",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(present(&t, &key).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(present(&t2, &key).await, StatusCode::UNAUTHORIZED);
+    let (s, _) = t
+        .call(
+            "POST",
+            "/v1/scenarios/residential-gate/devices/gate-east-1/revoke",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // A restart keeps the amended manifest (the device, now inactive).
+    let t3 = t.restart().await;
+    let (_, devs) = t3.call("GET", "/v1/devices", Some(&t3.admin), None).await;
+    let east = devs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "gate-east-1")
+        .cloned()
+        .expect("still listed after a restart");
+    assert_eq!(east["active"], false);
+}
