@@ -212,7 +212,7 @@ impl Core {
             toml_str(place)
         ));
         lint_refusal(&src)?;
-        self.deploy_scenario(&src).await
+        self.deploy_local(&src).await
     }
 
     /// Revoke a device: marked inactive in a new manifest version (so it
@@ -247,7 +247,7 @@ impl Core {
                 self.store.revoke_api_key(&k.id, actor).await?;
             }
         }
-        self.deploy_scenario(&src).await
+        self.deploy_local(&src).await
     }
 }
 

@@ -388,6 +388,20 @@ impl Core {
             .find_map(|d| d.devices.get(device).copied())
     }
 
+    /// Deploy a manifest an operator of this site authored (console upload,
+    /// a device added or revoked): refused while the site is attached to a
+    /// hub, whose signed manifests are then the only ones deployed (issue
+    /// 16). Decided here, so every operator path (API, console, CLI) gets
+    /// the same answer.
+    pub async fn deploy_local(&self, manifest: &str) -> CoreResult<Arc<Deployed>> {
+        if self.store.hub_manifest_key().await?.is_some() {
+            return Err(CoreError::Conflict(
+                "this site is attached to a hub: scenario manifests are deployed only as the hub signs and pushes them (本站点已接入管理中心：场景清单仅接受管理中心签名下发的版本)".into(),
+            ));
+        }
+        self.deploy_scenario(manifest).await
+    }
+
     /// Deploy (or re-deploy) a manifest. A scenario keeps its identity and
     /// place: re-uploading replaces it where it is, and never changes the
     /// default. Its gallery is opened if it is new.

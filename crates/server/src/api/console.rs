@@ -223,6 +223,7 @@ pub struct LintResult {
     responses(
         (status = 200, description = "Deployed as a new version", body = LintResult),
         (status = 400, description = "The body is not UTF-8 text, or the manifest cannot be deployed", body = crate::ErrorBody),
+        (status = 409, description = "This site is attached to a hub: manifests come only as the hub signs and pushes them", body = crate::ErrorBody),
         (status = 422, description = "The linter found errors: nothing was deployed", body = LintResult)))]
 pub async fn upload_scenario(
     State(s): State<AppState>,
@@ -230,19 +231,6 @@ pub async fn upload_scenario(
     body: String,
 ) -> ApiResult<axum::response::Response> {
     caller.require_operator()?;
-    // A site attached to a hub (its manifest key pinned) takes manifests
-    // only as the hub signed and pushed them (issue 16).
-    if s.core
-        .store
-        .hub_manifest_key()
-        .await
-        .map_err(ApiError::internal)?
-        .is_some()
-    {
-        return Err(ApiError::Conflict(
-            "this site is attached to a hub: scenario manifests are deployed only as the hub signs and pushes them (本站点已接入管理中心：场景清单仅接受管理中心签名下发的版本)".into(),
-        ));
-    }
     let report = policy::lint(&body, "scenario.toml");
     let diagnostics: Vec<serde_json::Value> = report
         .diagnostics
@@ -260,7 +248,9 @@ pub async fn upload_scenario(
         )
             .into_response());
     }
-    let d = s.core.deploy_scenario(&body).await?;
+    // A site attached to a hub takes manifests only as the hub signed them
+    // (refused in the core, 409, for every operator path).
+    let d = s.core.deploy_local(&body).await?;
     let view = scenario_view(&d);
     Ok(Json(LintResult {
         ok: true,

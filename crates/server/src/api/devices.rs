@@ -38,7 +38,7 @@ pub struct NewDeviceInput {
         (status = 400, description = "A bad id, placement or location", body = crate::ErrorBody),
         (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
         (status = 404, description = "No such scenario", body = crate::ErrorBody),
-        (status = 409, description = "The scenario already has a device with this id", body = crate::ErrorBody)))]
+        (status = 409, description = "The scenario already has a device with this id, or the site is attached to a hub (manifests come from the hub)", body = crate::ErrorBody)))]
 pub async fn add(
     State(s): State<AppState>,
     caller: Caller,
@@ -71,7 +71,7 @@ pub async fn add(
         (status = 200, description = "Deployed as a new scenario version with the device inactive", body = ScenarioView),
         (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
         (status = 404, description = "No such scenario or device", body = crate::ErrorBody),
-        (status = 409, description = "Already revoked", body = crate::ErrorBody)))]
+        (status = 409, description = "Already revoked, or the site is attached to a hub (manifests come from the hub)", body = crate::ErrorBody)))]
 pub async fn revoke(
     State(s): State<AppState>,
     caller: Caller,
