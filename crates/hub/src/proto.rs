@@ -138,6 +138,13 @@ pub enum ReceiptStatus {
     /// verify with the pinned hub key, an older version than the one it
     /// runs, or the core's deploy refused it).
     Refused,
+    /// An access request: opened in the site's own request queue (the
+    /// site's request id is `site_receipt_id`, due in 15 working days).
+    Received,
+    /// An access request answered at the site (`applied_at` is when); the
+    /// person reads the export at that site's portal, so no personal data
+    /// travels to the hub.
+    Answered,
 }
 
 /// A site's deletion receipt for one hub command.
@@ -208,6 +215,9 @@ pub enum CommandKind {
     Erase,
     /// Deploy the hub-signed scenario manifest in `manifest`.
     Deploy,
+    /// The person asks for access to (a copy of) their information: the
+    /// site opens a request in its own queue and answers it there.
+    Access,
 }
 
 /// A scenario manifest authored, linted and signed at the hub (Ed25519,
