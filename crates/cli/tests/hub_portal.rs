@@ -342,7 +342,7 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|x| x["kind"] == "access" && x["channel"] == "hub")
+            .filter(|x| x["kind"] == "access" && x["channel"].as_str().unwrap().starts_with("hub:"))
             .collect();
         assert_eq!(mine.len(), 1, "one request at the site, made once: {list}");
         assert_eq!(mine[0]["id"], site_req, "{list}");

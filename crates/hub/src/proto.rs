@@ -348,17 +348,35 @@ mod tests {
             next_seq: 2,
             recheck_from: 1,
             recheck_to: 1,
-            commands: vec![HubCommand {
-                id: Uuid::now_v7(),
-                seq: 1,
-                kind: CommandKind::Erase,
-                pseudonym: Hash32([1; 32]),
-                request_id: Uuid::now_v7(),
-                manifest: None,
-            }],
+            commands: vec![
+                HubCommand {
+                    id: Uuid::now_v7(),
+                    seq: 1,
+                    kind: CommandKind::Erase,
+                    pseudonym: Hash32([1; 32]),
+                    request_id: Uuid::now_v7(),
+                    manifest: None,
+                },
+                HubCommand {
+                    id: Uuid::now_v7(),
+                    seq: 2,
+                    kind: CommandKind::Access,
+                    pseudonym: Hash32([1; 32]),
+                    request_id: Uuid::now_v7(),
+                    manifest: None,
+                },
+            ],
         })
         .unwrap();
         assert_no_free_form(&resp, "sync_response");
+        // An access request's receipts: received, then answered (a time),
+        // never the data.
+        let mut req = sample();
+        req.receipts[0].status = ReceiptStatus::Received;
+        let mut answered = req.receipts[0].clone();
+        answered.status = ReceiptStatus::Answered;
+        req.receipts.push(answered);
+        assert_no_free_form(&serde_json::to_value(&req).unwrap(), "sync_request");
     }
 
     /// A pushed manifest travels hub → site only: a deploy command carries

@@ -346,18 +346,31 @@ impl SiteSync {
                     // A request in this site's own queue, due in 15 working
                     // days, answered here (the person reads the export at
                     // this site's portal): the hub only learns received,
-                    // then answered.
-                    match self
-                        .core
-                        .open_request(
-                            *p,
-                            facegate_store::RequestKind::Access,
-                            "hub",
-                            "hub:access",
-                            facegate_core::requests::Due::WorkingDays,
-                        )
+                    // then answered. Its channel names the command, so a
+                    // crash before the inbox row is marked applied finds
+                    // the request again instead of opening a second one.
+                    let channel = format!("hub:{}", c.command_id);
+                    let existing = store
+                        .requests()
                         .await
-                    {
+                        .map_err(Self::se)?
+                        .into_iter()
+                        .find(|r| r.channel == channel && r.person_id == Some(*p));
+                    let opened = match existing {
+                        Some(r) => Ok(r),
+                        None => {
+                            self.core
+                                .open_request(
+                                    *p,
+                                    facegate_store::RequestKind::Access,
+                                    &channel,
+                                    "hub:access",
+                                    facegate_core::requests::Due::WorkingDays,
+                                )
+                                .await
+                        }
+                    };
+                    match opened {
                         Ok(r) => receipt = receipt.or(Some(r.id)),
                         Err(facegate_core::CoreError::NotFound(_)) => {}
                         Err(e) => return Err(Self::se(e)),
