@@ -192,7 +192,7 @@ async function dev() {
     };
   } catch (e) { table("keys", ["col_key"], [[T("keys_admin_only")]]); }
 }
-function channel(c) { return FG.t(c === "portal" ? "channel_portal" : (c || "").startsWith("kiosk") ? "channel_kiosk" : "channel_api"); }
+function channel(c) { return FG.t(c === "portal" ? "channel_portal" : (c || "").startsWith("kiosk") ? "channel_kiosk" : (c || "").startsWith("hub:") ? "channel_hub" : "channel_api"); }
 // The outcomes the server writes for requests answered at once, in the
 // reader's language; anything else as written.
 function outcome(o) {
