@@ -130,6 +130,82 @@ impl SiteArgs {
     }
 }
 
+/// A site attached to a hub: its local manifest (`--scenario` or the demo)
+/// is only the first bootstrap. When the store already holds a deployed
+/// hub-signed manifest of the same scenario whose signature still verifies
+/// with the hub's manifest key, `serve` starts with the newest of those and
+/// skips the local file (else every restart would deploy the local file
+/// as a new scenario version before the hub's was deployed again).
+/// Returns that manifest's text, or `None` to use the local file.
+pub async fn hub_bootstrap(
+    cfg: &facegate_server::ServerConfig,
+    args: &SiteArgs,
+) -> Result<Option<String>> {
+    if args.hub.is_none() {
+        return Ok(None);
+    }
+    let key_file = args.hub_manifest_key.clone().or_else(|| {
+        args.hub_dir
+            .as_ref()
+            .map(|d| d.join("manifest.pub"))
+            .filter(|p| p.exists())
+    });
+    let Some(key_file) = key_file else {
+        return Ok(None);
+    };
+    let key = std::fs::read_to_string(&key_file)
+        .with_context(|| format!("hub manifest key {}", key_file.display()))?;
+    let local = match &cfg.scenario {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("scenario manifest {}", p.display()))?,
+        None => facegate_core::deploy::demo_manifest(),
+    };
+    // A local file that does not parse is reported by the deploy itself.
+    let Ok(local) = facegate_policy::parse_manifest(&local) else {
+        return Ok(None);
+    };
+    let url = cfg
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite:{}", cfg.data_dir.join("facegate.db").display()));
+    let keys = match cfg.identity_key.clone() {
+        Some(k) => k,
+        None => {
+            let f = cfg.data_dir.join("identity.key");
+            if !f.exists() {
+                return Ok(None);
+            }
+            facegate_store::StoreKeys::from_file(&f)?
+        }
+    };
+    let store = facegate_store::Store::open(&url, keys).await?;
+    let rows = store.hub_manifests_deployed().await;
+    store.close().await;
+    let Some(m) = rows?.into_iter().find(|m| m.scenario == local.id) else {
+        return Ok(None);
+    };
+    let sm = facegate_hub::proto::SignedManifest {
+        manifest_id: m.manifest_id,
+        scenario: m.scenario,
+        version: m.version,
+        notice_version: m.notice_version,
+        manifest: m.manifest,
+        signature: m.signature,
+    };
+    if !facegate_hub::manifests::verify(key.trim(), &sm) {
+        println!(
+            "scenario: the stored hub manifest of {} (hub version {}) no longer verifies with the hub key; bootstrapping from the local manifest",
+            sm.scenario, sm.version
+        );
+        return Ok(None);
+    }
+    println!(
+        "scenario: {} runs hub-signed version {} (signature checked); the local manifest is only the first bootstrap and is not deployed",
+        sm.scenario, sm.version
+    );
+    Ok(Some(sm.manifest))
+}
+
 /// Start the site's background sync (called by `facegate serve`); returns
 /// the site's route that issues hub portal tokens to its signed-in persons.
 pub async fn spawn_site_sync(

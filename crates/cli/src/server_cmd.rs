@@ -485,7 +485,14 @@ async fn serve(
     hub: crate::hub_cmd::SiteArgs,
 ) -> Result<()> {
     println!("facegate: opening {} …", data.dir().display());
-    let s = open(&data).await?;
+    std::fs::create_dir_all(data.dir())
+        .with_context(|| format!("creating {}", data.dir().display()))?;
+    let mut config = data.config()?;
+    config.manifest_text = crate::hub_cmd::hub_bootstrap(&config, &hub).await?;
+    let s = AppState::open(config)
+        .await
+        .map_err(api_err)
+        .with_context(|| format!("opening facegate data in {}", data.dir().display()))?;
     let d = s.scenario(None).map_err(|e| api_err(e.into()))?;
     let mut printed_admin = None;
     if new_admin_key || !s.auth.has_admin().await.map_err(api_err)? {

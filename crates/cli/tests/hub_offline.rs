@@ -255,16 +255,45 @@ fn hub_offline_site_keeps_serving_and_takes_only_signed_manifests() {
     let (st, v) = verify_pin(&s.addr);
     assert_eq!((st, v["outcome"].as_str()), (200, Some("pass")), "{v}");
     // The site restarts with its hub down: it starts, runs the hub's v3
-    // again (checked against the pinned key) and serves.
+    // again (checked against the pinned key) and serves. The local
+    // `--scenario` file was only the first bootstrap: the restart deploys
+    // no local version over the hub's, so no new scenario version.
+    let versions = || {
+        sqlite(
+            &rt,
+            &site0.dir.join("facegate.db"),
+            "SELECT COUNT(*) FROM scenario_versions",
+        )
+    };
+    let before = versions();
     let SiteProc { proc, .. } = s;
     proc.kill9();
     let s = site_serve(&site0, port, &hubdir, &extra);
+    assert!(
+        s.startup
+            .iter()
+            .any(|l| l.contains("hub-signed version 3") && l.contains("not deployed")),
+        "serve says it skipped the local file: {:?}",
+        s.startup
+    );
+
     let (st, v) = verify_face(&s.addr);
     assert_eq!((st, v["outcome"].as_str()), (200, Some("pass")), "{v}");
     let (st, v) = verify_pin(&s.addr);
     assert_eq!((st, v["outcome"].as_str()), (200, Some("pass")), "{v}");
     let (_, n) = http(&s.addr, "GET", "/v1/notice", None, None);
     assert_eq!(n["version"], nv.as_str());
+    // Serving answers only after the start-up deploys: counted now.
+    assert_eq!(versions(), before, "a restart creates no scenario version");
+    let latest = sqlite(
+        &rt,
+        &site0.dir.join("facegate.db"),
+        "SELECT manifest FROM scenario_versions ORDER BY version DESC LIMIT 1",
+    );
+    assert!(
+        latest[0].ends_with("# v3\n"),
+        "the hub's v3 is still the newest"
+    );
     // A withdrawal taken locally, queued for the hub.
     let (st, w) = http(
         &s.addr,

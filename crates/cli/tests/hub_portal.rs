@@ -146,7 +146,7 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
     }
     assert_eq!(sealed.len(), 2);
     let (s0, addr0, key0) = site_with_key(&sites[0], pa, &hubdir);
-    let (s1, _addr1, _) = site_with_key(&sites[1], pb, &hubdir);
+    let (s1, addr1, key1) = site_with_key(&sites[1], pb, &hubdir);
     wait_for("both sites hold the person at the hub", 60, || {
         let h = admin.get(pb, "/v1/headcount");
         let synced = admin.get(pb, "/v1/anchors")["sites"]
@@ -289,6 +289,94 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
     let (st, _) = anyone.call(pa, "GET", "/portal", None);
     assert_eq!(st, 200);
 
+    // Ask for access once, at hub A: the request reaches both holding
+    // sites through the inbox and becomes a request in each site's own
+    // queue (due in 15 working days there); each site answers it (the
+    // person reads the export at that site's portal) and the hub shows
+    // received, then answered with the time, never the data itself.
+    let (st, a) = me_client.call(
+        pa,
+        "POST",
+        "/portal/v1/requests",
+        Some(json!({"kind": "access"})),
+    );
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["sites"].as_array().unwrap().len(), 2, "{a}");
+    assert_eq!(a["open"], true, "{a}");
+    let aid = a["id"].as_str().unwrap().to_string();
+    let access_of = |me: &Value| {
+        me["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == aid.as_str())
+            .expect("the access request is listed")
+            .clone()
+    };
+    wait_for("both sites received the access request", 60, || {
+        let r = access_of(&me_client.get(pa, "/portal/v1/me"));
+        r["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "received" && x["site_receipt_id"].is_string())
+    });
+    let r = access_of(&me_client.get(pb, "/portal/v1/me"));
+    assert_eq!(r["done"], false, "received is not answered: {r}");
+    assert_eq!(r["open"], true, "{r}");
+    let today = chrono::Utc::now()
+        .with_timezone(&facegate_policy::authorize::china_offset())
+        .date_naive();
+    let (due, _) = facegate_policy::filing::WorkCalendar::official().add_working_days(today, 15);
+    for p in r["sites"].as_array().unwrap() {
+        let (addr, key) = if p["site_id"] == sites[0].id.as_str() {
+            (&addr0, &key0)
+        } else {
+            assert_eq!(p["site_id"], sites[1].id.as_str(), "{p}");
+            (&addr1, &key1)
+        };
+        let site_req = p["site_receipt_id"].as_str().unwrap();
+        let (st, list) = http(addr, "GET", "/v1/requests", Some(key), None);
+        assert_eq!(st, 200, "{list}");
+        let mine: Vec<&Value> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["kind"] == "access" && x["channel"].as_str().unwrap().starts_with("hub:"))
+            .collect();
+        assert_eq!(mine.len(), 1, "one request at the site, made once: {list}");
+        assert_eq!(mine[0]["id"], site_req, "{list}");
+        assert_eq!(mine[0]["status"], "open");
+        assert_eq!(mine[0]["due_date"], due.to_string(), "15 working days");
+        // The site answers in its own queue.
+        let (st, v) = site_http(
+            addr,
+            "POST",
+            &format!("/v1/requests/{site_req}/close"),
+            Some(key),
+            json!({"status": "done", "outcome": "导出已在本站门户提供 / the export is ready in this site's portal"}),
+        );
+        assert_eq!(st, 200, "{v}");
+    }
+    wait_for("both sites answered the access request", 60, || {
+        access_of(&me_client.get(pb, "/portal/v1/me"))["done"] == true
+    });
+    let r = access_of(&me_client.get(pa, "/portal/v1/me"));
+    assert_eq!(r["open"], false, "{r}");
+    for p in r["sites"].as_array().unwrap() {
+        assert_eq!(p["status"], "answered", "{r}");
+        assert!(p["answered_at"].is_string(), "{r}");
+        assert!(p["applied_at"].is_string(), "the received time stays: {r}");
+    }
+    assert!(
+        !admin.get(pb, "/v1/desk/requests?open=true")["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == aid.as_str()),
+        "the answered access request is not open at the hub"
+    );
+
     // Withdraw once, at hub B: both holding sites delete.
     let (st, w) = me_client.call(
         pb,
@@ -363,10 +451,6 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
         Some(json!({"kind": "complaint", "text": "北门闸机两次没认出我 / the north gate failed me twice"})),
     );
     assert_eq!(st, 200, "{c}");
-    let today = chrono::Utc::now()
-        .with_timezone(&facegate_policy::authorize::china_offset())
-        .date_naive();
-    let (due, _) = facegate_policy::filing::WorkCalendar::official().add_working_days(today, 15);
     assert_eq!(c["due_date"], due.to_string());
     assert_eq!(c["open"], true);
     let cid = c["id"].as_str().unwrap().to_string();

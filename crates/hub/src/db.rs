@@ -114,6 +114,8 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (site_id, consent_id))",
     // The site's event name of each record (processing records, R24).
     "ALTER TABLE hub_events ADD COLUMN IF NOT EXISTS event TEXT",
+    // When a site answered an access request (its second receipt).
+    "ALTER TABLE hub_commands ADD COLUMN IF NOT EXISTS answered_at TEXT",
 ];
 
 /// Working days a request or complaint is due in (R13/R14 practice: 15).
@@ -143,6 +145,7 @@ fn cmd_word(k: CommandKind) -> &'static str {
         CommandKind::Withdraw => "withdraw",
         CommandKind::Erase => "erase",
         CommandKind::Deploy => "deploy",
+        CommandKind::Access => "access",
     }
 }
 
@@ -183,6 +186,8 @@ pub struct CommandProgress {
     pub site_receipt_id: Option<String>,
     pub applied_at: Option<String>,
     pub receipted_at: Option<String>,
+    /// For an access request: when the site answered it.
+    pub answered_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -408,14 +413,20 @@ impl HubDb {
         }
         for r in &req.receipts {
             sqlx::query(
-                "UPDATE hub_commands SET status = $1, templates_deleted = $2, site_receipt_id = $3, applied_at = $4, receipted_at = $5
-                 WHERE id = $6 AND site_id = $7 AND receipted_at IS NULL",
+                // An access request is receipted twice: received, then
+                // answered (a late or repeated "received" changes nothing).
+                "UPDATE hub_commands SET status = $1, templates_deleted = $2, site_receipt_id = COALESCE($3, site_receipt_id),
+                   applied_at = CASE WHEN $1 = 'answered' THEN COALESCE(applied_at, $4) ELSE $4 END,
+                   answered_at = CASE WHEN $1 = 'answered' THEN $4 END, receipted_at = $5
+                 WHERE id = $6 AND site_id = $7 AND (receipted_at IS NULL OR (status = 'received' AND $1 = 'answered'))",
             )
             .bind(match r.status {
                 ReceiptStatus::Applied => "applied",
                 ReceiptStatus::NothingHeld => "nothing_held",
                 ReceiptStatus::Deployed => "deployed",
                 ReceiptStatus::Refused => "refused",
+                ReceiptStatus::Received => "received",
+                ReceiptStatus::Answered => "answered",
             })
             .bind(r.templates_deleted)
             .bind(r.site_receipt_id.map(|u| u.to_string()))
@@ -509,6 +520,7 @@ impl HubDb {
                 kind: match r.get::<&str, _>(2) {
                     "erase" => CommandKind::Erase,
                     "deploy" => CommandKind::Deploy,
+                    "access" => CommandKind::Access,
                     _ => CommandKind::Withdraw,
                 },
                 pseudonym: Hash32::parse(r.get::<&str, _>(3)).expect("hex column"),
@@ -573,13 +585,15 @@ impl HubDb {
     }
 
     /// Record a person's request once and route a command to every site
-    /// that holds their face information (withdraw / erase); access
-    /// requests and complaints are recorded with their due date.
+    /// that holds their face information (withdraw / erase / access);
+    /// complaints stay with the processor's operator here. Every request is
+    /// recorded with its due date.
     pub async fn add_request(&self, kind: &str, pseudonym: Hash32) -> Result<RequestView> {
         let cmd = match kind {
             "withdraw" => Some(CommandKind::Withdraw),
             "erase" => Some(CommandKind::Erase),
-            "access" | "complaint" => None,
+            "access" => Some(CommandKind::Access),
+            "complaint" => None,
             _ => return Err(HubError::Bad(format!("unknown request kind {kind:?}"))),
         };
         let now = Utc::now();
@@ -645,7 +659,10 @@ impl HubDb {
             kind: r.get(0),
             created_at: r.get(1),
             due_date: r.get(2),
-            done: sites.iter().all(|s| s.receipted_at.is_some()),
+            // An access request is done when every site has answered it.
+            done: sites
+                .iter()
+                .all(|s| s.receipted_at.is_some() && s.status.as_deref() != Some("received")),
             sites,
         })
     }
@@ -657,7 +674,7 @@ impl HubDb {
 
     async fn progress(&self, filter: &str, arg: Option<String>) -> Result<Vec<CommandProgress>> {
         let q = format!(
-            "SELECT c.id, c.site_id, s.name, c.kind, c.created_at, c.status, c.templates_deleted, c.site_receipt_id, c.applied_at, c.receipted_at
+            "SELECT c.id, c.site_id, s.name, c.kind, c.created_at, c.status, c.templates_deleted, c.site_receipt_id, c.applied_at, c.receipted_at, c.answered_at
              FROM hub_commands c JOIN hub_sites s ON s.id = c.site_id {filter} ORDER BY c.created_at, s.name"
         );
         let mut q = sqlx::query(&q);
@@ -678,6 +695,7 @@ impl HubDb {
                 site_receipt_id: r.get(7),
                 applied_at: r.get(8),
                 receipted_at: r.get(9),
+                answered_at: r.get(10),
             })
             .collect())
     }

@@ -19,11 +19,15 @@
 //! useless after minutes or after one use. The portal page is
 //! `GET /portal#token=…` (the site links to it).
 //!
-//! **Requests and complaints.** A withdrawal or deletion is routed to every
-//! site that holds the person's face information through the existing
-//! inbox ([`crate::db::HubDb::add_request`]); access requests and
-//! complaints go to the processor's operator at the hub, who lists them
-//! with their due date (15 working days on the official calendar, the
+//! **Requests and complaints.** A withdrawal, deletion or access request
+//! is routed to every site that holds the person's face information
+//! through the existing ordered, applied-once inbox
+//! ([`crate::db::HubDb::add_request`]). An access request becomes a request
+//! in each site's own queue (due in 15 working days there), answered at
+//! that site, where the person reads the export in the site's portal; the
+//! hub only learns "received" then "answered" (with the time), never the
+//! data. Complaints stay with the processor's operator at the hub, who
+//! lists them with their due date (15 working days on the official calendar, the
 //! policy crate's [`facegate_policy::filing::WorkCalendar`]), answers and
 //! closes them; the person reads the answer in the portal.
 //!
@@ -306,7 +310,7 @@ async fn case_view(s: &HubConfig, id: Uuid) -> Result<Value> {
         Some(c) => (c.get(0), c.get(1), c.get(2), c.get(3), c.get(4)),
         None => ("desk".into(), None, None, None, None),
     };
-    let routed = matches!(r.kind.as_str(), "withdraw" | "erase");
+    let routed = matches!(r.kind.as_str(), "withdraw" | "erase" | "access");
     let today = facegate_policy::authorize::china_offset();
     let today = Utc::now().with_timezone(&today).date_naive().to_string();
     let open = if routed { !r.done } else { closed_at.is_none() };
@@ -701,6 +705,18 @@ mod tests {
         );
         assert!(check_text(&format!("x {}", hex::encode([0xa5u8; 40]))).is_err());
         assert!(check_text("see data:image/png;base64,AAAA").is_err());
+    }
+
+    /// The page tells the person where each kind of request goes: access
+    /// answered at each site's own portal, complaints at the hub.
+    #[test]
+    fn r25_the_portal_says_complaints_stay_with_the_processor_at_the_hub() {
+        assert!(PAGE.contains(
+            "Complaints are handled and answered by the processor's operator here at the hub"
+        ));
+        assert!(PAGE.contains("投诉由处理者在本中心的经办人员处理并答复"));
+        assert!(PAGE.contains("in that site's own portal"));
+        assert!(PAGE.contains("received: \"received by the site\""));
     }
 
     #[test]

@@ -138,6 +138,13 @@ pub enum ReceiptStatus {
     /// verify with the pinned hub key, an older version than the one it
     /// runs, or the core's deploy refused it).
     Refused,
+    /// An access request: opened in the site's own request queue (the
+    /// site's request id is `site_receipt_id`, due in 15 working days).
+    Received,
+    /// An access request answered at the site (`applied_at` is when); the
+    /// person reads the export at that site's portal, so no personal data
+    /// travels to the hub.
+    Answered,
 }
 
 /// A site's deletion receipt for one hub command.
@@ -208,6 +215,9 @@ pub enum CommandKind {
     Erase,
     /// Deploy the hub-signed scenario manifest in `manifest`.
     Deploy,
+    /// The person asks for access to (a copy of) their information: the
+    /// site opens a request in its own queue and answers it there.
+    Access,
 }
 
 /// A scenario manifest authored, linted and signed at the hub (Ed25519,
@@ -338,17 +348,35 @@ mod tests {
             next_seq: 2,
             recheck_from: 1,
             recheck_to: 1,
-            commands: vec![HubCommand {
-                id: Uuid::now_v7(),
-                seq: 1,
-                kind: CommandKind::Erase,
-                pseudonym: Hash32([1; 32]),
-                request_id: Uuid::now_v7(),
-                manifest: None,
-            }],
+            commands: vec![
+                HubCommand {
+                    id: Uuid::now_v7(),
+                    seq: 1,
+                    kind: CommandKind::Erase,
+                    pseudonym: Hash32([1; 32]),
+                    request_id: Uuid::now_v7(),
+                    manifest: None,
+                },
+                HubCommand {
+                    id: Uuid::now_v7(),
+                    seq: 2,
+                    kind: CommandKind::Access,
+                    pseudonym: Hash32([1; 32]),
+                    request_id: Uuid::now_v7(),
+                    manifest: None,
+                },
+            ],
         })
         .unwrap();
         assert_no_free_form(&resp, "sync_response");
+        // An access request's receipts: received, then answered (a time),
+        // never the data.
+        let mut req = sample();
+        req.receipts[0].status = ReceiptStatus::Received;
+        let mut answered = req.receipts[0].clone();
+        answered.status = ReceiptStatus::Answered;
+        req.receipts.push(answered);
+        assert_no_free_form(&serde_json::to_value(&req).unwrap(), "sync_request");
     }
 
     /// A pushed manifest travels hub → site only: a deploy command carries

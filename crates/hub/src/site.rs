@@ -342,7 +342,40 @@ impl SiteSync {
             let mut deleted = 0i64;
             let mut receipt = None;
             for p in &persons {
-                if c.kind == "erase" {
+                if c.kind == "access" {
+                    // A request in this site's own queue, due in 15 working
+                    // days, answered here (the person reads the export at
+                    // this site's portal): the hub only learns received,
+                    // then answered. Its channel names the command, so a
+                    // crash before the inbox row is marked applied finds
+                    // the request again instead of opening a second one.
+                    let channel = format!("hub:{}", c.command_id);
+                    let existing = store
+                        .requests()
+                        .await
+                        .map_err(Self::se)?
+                        .into_iter()
+                        .find(|r| r.channel == channel && r.person_id == Some(*p));
+                    let opened = match existing {
+                        Some(r) => Ok(r),
+                        None => {
+                            self.core
+                                .open_request(
+                                    *p,
+                                    facegate_store::RequestKind::Access,
+                                    &channel,
+                                    "hub:access",
+                                    facegate_core::requests::Due::WorkingDays,
+                                )
+                                .await
+                        }
+                    };
+                    match opened {
+                        Ok(r) => receipt = receipt.or(Some(r.id)),
+                        Err(facegate_core::CoreError::NotFound(_)) => {}
+                        Err(e) => return Err(Self::se(e)),
+                    }
+                } else if c.kind == "erase" {
                     match self.core.erase_person(*p, "hub:erase").await {
                         Ok(r) => {
                             deleted += r.templates_deleted as i64;
@@ -369,8 +402,10 @@ impl SiteSync {
                     }
                 }
             }
-            let status = if persons.is_empty() {
+            let status = if persons.is_empty() || (c.kind == "access" && receipt.is_none()) {
                 "nothing_held"
+            } else if c.kind == "access" {
+                "received"
             } else {
                 "applied"
             };
@@ -385,10 +420,37 @@ impl SiteSync {
         Ok(n)
     }
 
+    /// Access requests from the hub that this site has answered since the
+    /// last look: their "answered" receipt (with the time) goes next.
+    pub async fn note_answers(&self) -> Result<usize> {
+        let store = &self.core.store;
+        let mut n = 0;
+        for c in store.hub_inbox_awaiting_answer().await.map_err(Self::se)? {
+            let Some(id) = c.site_receipt_id else {
+                continue;
+            };
+            let r = match self.core.request(id).await {
+                Ok(r) => r,
+                Err(facegate_core::CoreError::NotFound(_)) => continue,
+                Err(e) => return Err(Self::se(e)),
+            };
+            if r.status != "open" {
+                let at = r.completed_at.unwrap_or_else(chrono::Utc::now);
+                store
+                    .hub_inbox_answered(c.command_id, at)
+                    .await
+                    .map_err(Self::se)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// One round trip with the hub.
     pub async fn sync_once(&mut self) -> Result<SyncOutcome> {
         let store = self.core.store.clone();
         self.apply_inbox().await?;
+        self.note_answers().await?;
         let (events, consents) = match self.cursor {
             Some(c) => self.events_from(c).await?,
             None => (Vec::new(), Vec::new()),
@@ -421,6 +483,8 @@ impl SiteSync {
                     Some("nothing_held") => ReceiptStatus::NothingHeld,
                     Some("deployed") => ReceiptStatus::Deployed,
                     Some("refused") => ReceiptStatus::Refused,
+                    Some("received") => ReceiptStatus::Received,
+                    Some("answered") => ReceiptStatus::Answered,
                     _ => ReceiptStatus::Applied,
                 },
                 templates_deleted: c.templates_deleted.unwrap_or(0),
@@ -470,6 +534,7 @@ impl SiteSync {
                         CommandKind::Erase => "erase",
                         CommandKind::Withdraw => "withdraw",
                         CommandKind::Deploy => "deploy",
+                        CommandKind::Access => "access",
                     },
                     &c.pseudonym.hex(),
                 )

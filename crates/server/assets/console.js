@@ -216,7 +216,7 @@ $("btn-dev-add").onclick = async () => {
     ok("dev-add-msg", "dev_added_ok");
   } catch (e) { msg("dev-add-msg", e); }
 };
-function channel(c) { return FG.t(c === "portal" ? "channel_portal" : (c || "").startsWith("kiosk") ? "channel_kiosk" : "channel_api"); }
+function channel(c) { return FG.t(c === "portal" ? "channel_portal" : (c || "").startsWith("kiosk") ? "channel_kiosk" : (c || "").startsWith("hub:") ? "channel_hub" : "channel_api"); }
 // The outcomes the server writes for requests answered at once, in the
 // reader's language; anything else as written.
 function outcome(o) {

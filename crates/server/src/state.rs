@@ -20,6 +20,9 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     /// A scenario manifest (TOML); default: the built-in demo (小区门禁).
     pub scenario: Option<PathBuf>,
+    /// The manifest as text, in place of `scenario` (a site attached to a
+    /// hub starts with the newest hub-signed manifest its store holds).
+    pub manifest_text: Option<String>,
     pub limits: Limits,
     /// ONNX Runtime threads per model call.
     pub engine_threads: usize,
@@ -43,6 +46,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             database_url: None,
             scenario: None,
+            manifest_text: None,
             limits: Limits::default(),
             engine_threads: 1,
             engine_ort_tuning: true,
@@ -91,14 +95,15 @@ impl AppState {
     pub async fn open(config: ServerConfig) -> Result<Self, ApiError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
-        let manifest = match &config.scenario {
-            Some(p) => std::fs::read_to_string(p).map_err(|e| {
+        let manifest = match (&config.manifest_text, &config.scenario) {
+            (Some(m), _) => m.clone(),
+            (None, Some(p)) => std::fs::read_to_string(p).map_err(|e| {
                 ApiError::bad(
                     format!("无法读取场景清单 {}：{e}", p.display()),
                     format!("cannot read scenario manifest {}: {e}", p.display()),
                 )
             })?,
-            None => deploy::demo_manifest(),
+            (None, None) => deploy::demo_manifest(),
         };
         let metrics = Arc::new(Metrics::new());
         let core = Core::open(

@@ -2,6 +2,7 @@
 //! pseudonym a person was announced under, and the inbox of hub commands.
 //! Nothing here holds face information.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -149,6 +150,28 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Access requests from the hub opened here and not yet answered
+    /// (`site_receipt_id` is this site's request).
+    pub async fn hub_inbox_awaiting_answer(&self) -> Result<Vec<HubInboxRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM hub_inbox WHERE kind = 'access' AND status = 'received' ORDER BY seq"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row).collect()
+    }
+
+    /// The site answered a hub access request at `at`: its second receipt
+    /// (answered, with the time) goes to the hub at the next sync.
+    pub async fn hub_inbox_answered(&self, command_id: Uuid, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE hub_inbox SET status = 'answered', applied_at = $1, acknowledged_at = NULL WHERE command_id = $2 AND status = 'received'")
+            .bind(ts(at))
+            .bind(command_id.to_string())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

@@ -300,6 +300,8 @@ pub struct SiteProc {
     pub addr: String,
     pub admin: Option<String>,
     pub kiosk: Option<String>,
+    /// What serve printed up to its `API:` line.
+    pub startup: Vec<String>,
 }
 
 /// Start a site attached to the hub on `hub_port`, pinning the hub's
@@ -328,8 +330,10 @@ pub fn site_serve(s: &Site, hub_port: u16, hubdir: &Path, extra: &[&std::ffi::Os
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut addr, mut admin, mut kiosk) = (None, None, None);
+    let mut startup = Vec::new();
     for line in out.by_ref() {
         let line = line.unwrap();
+        startup.push(line.clone());
         if let Some(rest) = line.strip_prefix("portal:  http://") {
             addr = Some(rest.trim_end_matches("/portal").to_string());
         }
@@ -349,6 +353,7 @@ pub fn site_serve(s: &Site, hub_port: u16, hubdir: &Path, extra: &[&std::ffi::Os
         addr: addr.expect("serve printed its address"),
         admin,
         kiosk,
+        startup,
     }
 }
 
