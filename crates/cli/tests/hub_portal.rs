@@ -14,9 +14,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 
 use common::*;
 use facegate_hub::keys::SiteKey;
@@ -27,65 +25,17 @@ use serde_json::{json, Value};
 /// A site attached to the hub, with the address and first admin key it
 /// printed.
 fn site_with_key(s: &Site, hub_port: u16, hubdir: &Path) -> (Proc, String, String) {
-    let mut c = bin();
-    c.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(&s.dir)
-        .arg("--hub")
-        .arg(format!("https://localhost:{hub_port}"))
-        .args(["--hub-site-id", &s.id, "--hub-site-key"])
-        .arg(&s.key)
-        .arg("--hub-pseudonym-key")
-        .arg(hubdir.join("pseudonym.key"))
-        .arg("--hub-ca")
-        .arg(hubdir.join("hub.crt"))
-        .args(["--hub-interval-ms", "200"]);
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut key) = (None, None);
-    for line in out.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("portal:  http://") {
-            addr = Some(rest.trim_end_matches("/portal").to_string());
-        }
-        if line.starts_with("admin key (shown once") {
-            key = line.rsplit(' ').next().map(str::to_string);
-        }
-        if line.starts_with("API:") {
-            break;
-        }
-    }
-    std::thread::spawn(move || out.for_each(drop));
-    (Proc(child), addr.unwrap(), key.unwrap())
+    let p = site_serve(s, hub_port, hubdir, &[]);
+    (
+        p.proc,
+        p.addr,
+        p.admin.expect("the first start prints an admin key"),
+    )
 }
 
-/// One plain HTTP/1.1 request to a site on loopback.
+/// One plain HTTP/1.1 request to a site on loopback, with a JSON body.
 fn site_http(addr: &str, method: &str, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let body = body.to_string();
-    let auth = key
-        .map(|k| format!("Authorization: Bearer {k}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status: u16 = resp[9..12].parse().unwrap();
-    let body = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    let start = body.find('{').unwrap_or(0);
-    let end = body.rfind('}').map(|i| i + 1).unwrap_or(body.len());
-    (
-        status,
-        serde_json::from_str(&body[start..end]).unwrap_or(Value::Null),
-    )
+    http(addr, method, path, key, Some(body.to_string()))
 }
 
 /// A client of the hub holding a person's session (or any bearer).
@@ -94,14 +44,6 @@ fn as_bearer(ca: &Path, bearer: &str) -> Admin {
         rt: tokio::runtime::Runtime::new().unwrap(),
         ca: ca.to_path_buf(),
         token: bearer.into(),
-    }
-}
-
-/// Drops the test's database however the test ends.
-struct DropDb(String, String);
-impl Drop for DropDb {
-    fn drop(&mut self) {
-        drop_db(&self.0, &self.1);
     }
 }
 

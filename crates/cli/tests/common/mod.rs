@@ -436,3 +436,11 @@ impl Admin {
         })
     }
 }
+
+/// Drops the test's database however the test ends.
+pub struct DropDb(pub String, pub String);
+impl Drop for DropDb {
+    fn drop(&mut self) {
+        drop_db(&self.0, &self.1);
+    }
+}
