@@ -66,14 +66,7 @@ fn hub_two_instances_three_sites_no_face_at_the_hub() {
         &[("biden.jpg", "Joe Biden", "1942-11-20")],
     );
     // The sealed templates, to look for at the hub later.
-    let mut sealed = Vec::new();
-    for s in &sites {
-        sealed.extend(sqlite(
-            &rt,
-            &s.dir.join("facegate.biometric.db"),
-            "SELECT sealed FROM templates",
-        ));
-    }
+    let sealed = sealed_templates(&rt, &sites);
     assert_eq!(sealed.len(), 3);
 
     // Sites 0 and 1 sync with A; site 2 stays offline for now.
@@ -181,20 +174,7 @@ fn hub_two_instances_three_sites_no_face_at_the_hub() {
             &s.dir.join("facegate.db"),
             "SELECT hash FROM audit_log ORDER BY seq",
         );
-        let recs = dossier2["files"][format!("records/{}.jsonl", s.id)]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let at_hub: Vec<(i64, String)> = recs
-            .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap();
-                (
-                    v["seq"].as_i64().unwrap(),
-                    v["record_hash"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
+        let at_hub = dossier_records(&dossier2, &s.id);
         for (i, (seq, h)) in at_hub.iter().enumerate() {
             assert_eq!(*seq, i as i64 + 1, "in order, no gap");
             assert_eq!(h, &mine[i], "the site's own hash");
@@ -251,65 +231,17 @@ fn hub_two_instances_three_sites_no_face_at_the_hub() {
     });
 
     // Nothing biometric at the hub: scan every table and every body.
-    let mut text = String::new();
-    rt.block_on(async {
-        use sqlx::{Connection, Row};
-        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
-        )
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
-        assert!(tables.len() >= 9, "{tables:?}");
-        for t in tables {
-            for r in sqlx::query(&format!("SELECT row_to_json(x)::text FROM {t} x"))
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-            {
-                text.push_str(&r.get::<String, _>(0));
-                text.push('\n');
-            }
-        }
-    });
-    let mut body_bytes = Vec::new();
-    for e in std::fs::read_dir(&bodies).unwrap() {
-        body_bytes.extend(std::fs::read(e.unwrap().path()).unwrap());
-    }
+    let (tables, text) = hub_tables_text(&rt, &url);
+    assert!(tables.len() >= 9, "{tables:?}");
+    let body_bytes = logged_bodies(&bodies);
     assert!(
         body_bytes.len() > 1000,
         "the hubs logged the bodies they received"
     );
     let bodies_text = String::from_utf8_lossy(&body_bytes).to_string();
-    for (name, hay) in [("hub database", &text), ("request bodies", &bodies_text)] {
-        for img in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
-            let bytes = std::fs::read(facegate_assets::fixture(img).unwrap()).unwrap();
-            for needle in [hex::encode(&bytes[..24]), b64(&bytes[..24])] {
-                assert!(!hay.contains(&needle), "{name}: image bytes of {img}");
-            }
-        }
-        assert!(
-            !hay.contains("/9j/") && !hay.contains("iVBORw0KGgo"),
-            "{name}: an encoded image"
-        );
-        for s in &sealed {
-            let raw = hex::decode(s).unwrap();
-            for needle in [s[..48].to_string(), b64(&raw[..36])] {
-                assert!(!hay.contains(&needle), "{name}: sealed template bytes");
-            }
-        }
-        // No run of 16 or more numbers (an embedding).
-        let mut run = 0;
-        for tok in hay.split([',', '[', ']']) {
-            if tok.trim().parse::<f64>().is_ok() && tok.contains('.') {
-                run += 1;
-                assert!(run < 16, "{name}: a run of floats");
-            } else {
-                run = 0;
-            }
-        }
-    }
+    let images = ["obama.jpg", "obama2.jpg", "biden.jpg"];
+    assert_nothing_biometric("hub database", &text, &images, &sealed);
+    assert_nothing_biometric("request bodies", &bodies_text, &images, &sealed);
     assert!(
         !body_bytes.windows(3).any(|w| w == [0xff, 0xd8, 0xff]),
         "JPEG bytes in a body"

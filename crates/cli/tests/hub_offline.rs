@@ -326,20 +326,7 @@ fn hub_offline_site_keeps_serving_and_takes_only_signed_manifests() {
         events >= mine.len() as i64 && admin.get(port, "/v1/headcount")["headcount"] == 0
     });
     let d = admin.get(port, "/v1/dossier");
-    let recs = d["files"][format!("records/{}.jsonl", site0.id)]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let at_hub: Vec<(i64, String)> = recs
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["seq"].as_i64().unwrap(),
-                v["record_hash"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let at_hub = dossier_records(&d, &site0.id);
     assert!(at_hub.len() >= mine.len());
     for (i, (seq, h)) in at_hub.iter().take(mine.len()).enumerate() {
         assert_eq!(*seq, i as i64 + 1, "in order, no gap");

@@ -78,14 +78,7 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
         &root,
         &[("obama2.jpg", "Barack  obama", "1961-08-04")],
     );
-    let mut sealed = Vec::new();
-    for s in &sites {
-        sealed.extend(sqlite(
-            &rt,
-            &s.dir.join("facegate.biometric.db"),
-            "SELECT sealed FROM templates",
-        ));
-    }
+    let sealed = sealed_templates(&rt, &sites);
     assert_eq!(sealed.len(), 2);
     let (s0, addr0, key0) = site_with_key(&sites[0], pa, &hubdir);
     let (s1, addr1, key1) = site_with_key(&sites[1], pb, &hubdir);
@@ -543,51 +536,16 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
         .success());
 
     // Nothing biometric and no name at the hub: every table, every body.
-    let mut hay = String::new();
-    rt.block_on(async {
-        use sqlx::{Connection, Row};
-        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
-        )
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
-        for t in ["hub_portal_sessions", "hub_request_cases", "hub_consents"] {
-            assert!(tables.iter().any(|x| x == t), "{t} scanned");
-        }
-        for t in tables {
-            for r in sqlx::query(&format!("SELECT row_to_json(x)::text FROM {t} x"))
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-            {
-                hay.push_str(&r.get::<String, _>(0));
-                hay.push('\n');
-            }
-        }
-    });
-    let mut raw = Vec::new();
-    for e in std::fs::read_dir(&bodies).unwrap() {
-        raw.extend(std::fs::read(e.unwrap().path()).unwrap());
+    let (tables, hay) = hub_tables_text(&rt, &url);
+    for t in ["hub_portal_sessions", "hub_request_cases", "hub_consents"] {
+        assert!(tables.iter().any(|x| x == t), "{t} scanned");
     }
-    let bodies_text = String::from_utf8_lossy(&raw).to_string();
+    let bodies_text = String::from_utf8_lossy(&logged_bodies(&bodies)).to_string();
     assert!(bodies_text.contains("/portal/v1/requests"));
     assert!(bodies_text.contains("\"consents\":[{"), "consents synced");
     for (name, hay) in [("hub database", &hay), ("request bodies", &bodies_text)] {
         assert!(!hay.to_lowercase().contains("obama"), "{name}: a name");
-        for img in ["obama.jpg", "obama2.jpg"] {
-            let bytes = std::fs::read(facegate_assets::fixture(img).unwrap()).unwrap();
-            for needle in [hex::encode(&bytes[..24]), b64(&bytes[..24])] {
-                assert!(!hay.contains(&needle), "{name}: image bytes of {img}");
-            }
-        }
-        for s in &sealed {
-            let raw = hex::decode(s).unwrap();
-            for needle in [s[..48].to_string(), b64(&raw[..36])] {
-                assert!(!hay.contains(&needle), "{name}: sealed template bytes");
-            }
-        }
+        assert_nothing_biometric(name, hay, &["obama.jpg", "obama2.jpg"], &sealed);
     }
     drop((s0, s1, hub_a, hub_b));
     let _ = std::fs::remove_dir_all(&root);

@@ -444,3 +444,100 @@ impl Drop for DropDb {
         drop_db(&self.0, &self.1);
     }
 }
+
+/// The sealed templates (hex) every site holds, to look for at the hub.
+pub fn sealed_templates(rt: &tokio::runtime::Runtime, sites: &[Site]) -> Vec<String> {
+    sites
+        .iter()
+        .flat_map(|s| {
+            sqlite(
+                rt,
+                &s.dir.join("facegate.biometric.db"),
+                "SELECT sealed FROM templates",
+            )
+        })
+        .collect()
+}
+
+/// Every row of every table of the hub's database as JSON text, one row a
+/// line, and the tables' names.
+pub fn hub_tables_text(rt: &tokio::runtime::Runtime, url: &str) -> (Vec<String>, String) {
+    rt.block_on(async {
+        use sqlx::{Connection, Row};
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        let mut text = String::new();
+        for t in &tables {
+            for r in sqlx::query(&format!("SELECT row_to_json(x)::text FROM {t} x"))
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+            {
+                text.push_str(&r.get::<String, _>(0));
+                text.push('\n');
+            }
+        }
+        (tables, text)
+    })
+}
+
+/// Every request body the hubs logged under `dir`, concatenated.
+pub fn logged_bodies(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        all.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    all
+}
+
+/// `hay` (named `name` in failures) holds none of the fixture `images`'
+/// bytes (hex or base64), no encoded JPEG or PNG, none of the `sealed`
+/// templates' bytes, and no run of 16 or more decimals (an embedding).
+pub fn assert_nothing_biometric(name: &str, hay: &str, images: &[&str], sealed: &[String]) {
+    for img in images {
+        let bytes = std::fs::read(facegate_assets::fixture(img).unwrap()).unwrap();
+        for needle in [hex::encode(&bytes[..24]), b64(&bytes[..24])] {
+            assert!(!hay.contains(&needle), "{name}: image bytes of {img}");
+        }
+    }
+    assert!(
+        !hay.contains("/9j/") && !hay.contains("iVBORw0KGgo"),
+        "{name}: an encoded image"
+    );
+    for s in sealed {
+        let raw = hex::decode(s).unwrap();
+        for needle in [s[..48].to_string(), b64(&raw[..36])] {
+            assert!(!hay.contains(&needle), "{name}: sealed template bytes");
+        }
+    }
+    let mut run = 0;
+    for tok in hay.split([',', '[', ']']) {
+        if tok.trim().parse::<f64>().is_ok() && tok.contains('.') {
+            run += 1;
+            assert!(run < 16, "{name}: a run of floats");
+        } else {
+            run = 0;
+        }
+    }
+}
+
+/// The dossier's processing records of site `site`: (seq, record hash).
+pub fn dossier_records(dossier: &Value, site: &str) -> Vec<(i64, String)> {
+    dossier["files"][format!("records/{site}.jsonl")]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["seq"].as_i64().unwrap(),
+                v["record_hash"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
