@@ -11,48 +11,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use axum::http::StatusCode;
 use serde_json::json;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn skip_reason() -> Option<String> {
-    let chromium = match std::env::var("FACEGATE_CHROMIUM") {
-        Ok(c) if !c.is_empty() => c,
-        _ => {
-            return Some(
-                "FACEGATE_CHROMIUM is not set (scripts/test.sh sets it to Debian's chromium)"
-                    .into(),
-            )
-        }
-    };
-    if !Path::new(&chromium).exists() {
-        return Some(format!("FACEGATE_CHROMIUM={chromium} does not exist"));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node is not installed".into());
-    }
-    for module in ["playwright-core", "axe-core"] {
-        if !repo_root()
-            .join("tests/e2e/node_modules")
-            .join(module)
-            .exists()
-        {
-            return Some(format!(
-                "tests/e2e/node_modules/{module} is missing: run `npm ci` in tests/e2e"
-            ));
-        }
-    }
-    None
-}
 
 /// The fake camera's pictures, 640×480 PNG files made from the fixture
 /// photos (see `facegate_vision::challenge::clip`): `still` and `still2`
@@ -89,7 +51,7 @@ fn fake_camera_faces(dir: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kiosk_portal_console_in_chromium() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = common::browser_skip_reason() {
         println!("SKIPPED browser tests: {why}");
         return;
     }
@@ -112,10 +74,7 @@ async fn kiosk_portal_console_in_chromium() {
         assert_eq!(s, StatusCode::OK);
         ids.push(p["id"].as_str().unwrap().to_string());
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = t.state.clone();
-    tokio::spawn(async move { facegate_server::serve(state, listener).await });
+    let addr = common::listen(t.state.clone()).await;
 
     // A second server running the demo as it ships (liveness = active),
     // with one resident enrolled through a performed challenge: the kiosk's
@@ -124,15 +83,12 @@ async fn kiosk_portal_console_in_chromium() {
     let active_person = ta.consenting_person("王芳", "1985-05-06").await;
     let (s, b) = ta.enrol_with_challenge(&active_person).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let listener_a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr_a = listener_a.local_addr().unwrap();
-    let state_a = ta.state.clone();
-    tokio::spawn(async move { facegate_server::serve(state_a, listener_a).await });
+    let addr_a = common::listen(ta.state.clone()).await;
 
     let work = t.dir.join("e2e");
     std::fs::create_dir_all(&work).unwrap();
     let faces = fake_camera_faces(&work);
-    let root = repo_root();
+    let root = common::repo_root();
     let artifacts = root.join("test-artifacts/e2e");
     let out = tokio::process::Command::new("node")
         .arg(root.join("tests/e2e/kiosk.test.mjs"))

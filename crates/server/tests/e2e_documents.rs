@@ -15,52 +15,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use axum::http::StatusCode;
 use serde_json::json;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn skip_reason() -> Option<String> {
-    let chromium = match std::env::var("FACEGATE_CHROMIUM") {
-        Ok(c) if !c.is_empty() => c,
-        _ => {
-            return Some(
-                "FACEGATE_CHROMIUM is not set (scripts/test.sh sets it to Debian's chromium)"
-                    .into(),
-            )
-        }
-    };
-    if !Path::new(&chromium).exists() {
-        return Some(format!("FACEGATE_CHROMIUM={chromium} does not exist"));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node is not installed".into());
-    }
-    for module in ["playwright-core", "axe-core"] {
-        if !repo_root()
-            .join("tests/e2e/node_modules")
-            .join(module)
-            .exists()
-        {
-            return Some(format!(
-                "tests/e2e/node_modules/{module} is missing: run `npm ci` in tests/e2e"
-            ));
-        }
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_print_to_pdf_in_chromium() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = common::browser_skip_reason() {
         println!("SKIPPED document browser tests: {why}");
         return;
     }
@@ -88,12 +48,9 @@ async fn documents_print_to_pdf_in_chromium() {
     let headcount = f["headcount"].as_i64().unwrap();
     assert!(headcount >= 1);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = t.state.clone();
-    tokio::spawn(async move { facegate_server::serve(state, listener).await });
+    let addr = common::listen(t.state.clone()).await;
 
-    let root = repo_root();
+    let root = common::repo_root();
     let artifacts = root.join("test-artifacts/e2e/documents");
     let out = tokio::process::Command::new("node")
         .arg(root.join("tests/e2e/documents.test.mjs"))

@@ -288,3 +288,55 @@ impl Drop for T {
         }
     }
 }
+
+/// The repository's root folder.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Why the browser tests cannot run here (Chromium, node or the npm
+/// modules missing), or `None`.
+pub fn browser_skip_reason() -> Option<String> {
+    let chromium = match std::env::var("FACEGATE_CHROMIUM") {
+        Ok(c) if !c.is_empty() => c,
+        _ => {
+            return Some(
+                "FACEGATE_CHROMIUM is not set (scripts/test.sh sets it to Debian's chromium)"
+                    .into(),
+            )
+        }
+    };
+    if !std::path::Path::new(&chromium).exists() {
+        return Some(format!("FACEGATE_CHROMIUM={chromium} does not exist"));
+    }
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some("node is not installed".into());
+    }
+    for module in ["playwright-core", "axe-core"] {
+        if !repo_root()
+            .join("tests/e2e/node_modules")
+            .join(module)
+            .exists()
+        {
+            return Some(format!(
+                "tests/e2e/node_modules/{module} is missing: run `npm ci` in tests/e2e"
+            ));
+        }
+    }
+    None
+}
+
+/// Serve `state` over HTTP on a free loopback port; its address.
+pub async fn listen(state: AppState) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { facegate_server::serve(state, listener).await });
+    addr
+}
