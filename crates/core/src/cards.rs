@@ -135,33 +135,13 @@ impl Core {
         if let Some(pid) = holder {
             // The holder's facts and policy, silently: a refusal would tell
             // the presenter the card exists, so it is answered as unknown.
-            let permitted = match pipeline::person_facts(self, d, pid).await {
-                Ok(facts) => {
-                    let device = who
-                        .device
-                        .and_then(|id| d.scenario.device(id))
-                        .map(|dv| dv.facts());
-                    policy::authorize_with_notice(
-                        &d.scenario,
-                        &d.notice_version,
-                        &policy::Processing {
-                            action: policy::Action::Verify,
-                            method,
-                            purpose_id: d.scenario.purpose_id.clone(),
-                            person: facts,
-                            device,
-                            at: self.now(),
-                            notice_version: Some(d.notice_version.clone()),
-                            pia: d.pia_status,
-                        },
-                    )
-                    .ok()
-                }
-                Err(CoreError::NotFound(_)) => None,
-                Err(e) => return Err(e),
-            };
-            if let Some(p) = permitted {
-                grants = Some(p.grants);
+            let device = who
+                .device
+                .and_then(|id| d.scenario.device(id))
+                .map(|dv| dv.facts());
+            let permitted = pipeline::quiet_grants(self, d, pid, method, device).await?;
+            if let Some(g) = permitted {
+                grants = Some(g);
                 person = Some(pid);
             }
         }

@@ -406,30 +406,10 @@ impl Core {
         };
         let mut grants = None;
         if let Some(pid) = person {
-            let permitted = match pipeline::person_facts(self, d, pid).await {
-                Ok(facts) => {
-                    let ack = pipeline::acknowledged_notice(&facts);
-                    policy::authorize_with_notice(
-                        &d.scenario,
-                        &d.notice_version,
-                        &policy::Processing {
-                            action: policy::Action::Verify,
-                            method: policy::Method::Face,
-                            purpose_id: d.scenario.purpose_id.clone(),
-                            person: facts,
-                            device: device_facts,
-                            at: self.now(),
-                            notice_version: ack,
-                            pia: d.pia_status,
-                        },
-                    )
-                    .ok()
-                }
-                Err(CoreError::NotFound(_)) => None,
-                Err(e) => return Err(e),
-            };
+            let permitted =
+                pipeline::quiet_grants(self, d, pid, policy::Method::Face, device_facts).await?;
             match permitted {
-                Some(p) => grants = Some(p.grants),
+                Some(g) => grants = Some(g),
                 None => {
                     person = None;
                     score = None;

@@ -100,6 +100,47 @@ pub async fn person_facts(
     Ok(facts)
 }
 
+/// Whether policy lets a 1:N answer name `person` (verification by
+/// `method` at `device`), asked silently: a refusal must not tell the
+/// presenter the person exists, so it comes back as `None` (answered
+/// "unknown"), as does a person no longer in the store. For a face the
+/// notice is the one the person last agreed to; for a card or code the
+/// one shown at the kiosk now (as for every credential check).
+pub async fn quiet_grants(
+    s: &Core,
+    d: &Deployed,
+    person: Uuid,
+    method: policy::Method,
+    device: Option<policy::DeviceFacts>,
+) -> Result<Option<String>, CoreError> {
+    let facts = match person_facts(s, d, person).await {
+        Ok(f) => f,
+        Err(CoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let notice_version = if method == policy::Method::Face {
+        acknowledged_notice(&facts)
+    } else {
+        Some(d.notice_version.clone())
+    };
+    Ok(policy::authorize_with_notice(
+        &d.scenario,
+        &d.notice_version,
+        &policy::Processing {
+            action: policy::Action::Verify,
+            method,
+            purpose_id: d.scenario.purpose_id.clone(),
+            person: facts,
+            device,
+            at: s.now(),
+            notice_version,
+            pia: d.pia_status,
+        },
+    )
+    .ok()
+    .map(|p| p.grants))
+}
+
 /// The notice version the person last agreed to (for steps after consent).
 pub fn acknowledged_notice(facts: &policy::PersonFacts) -> Option<String> {
     facts
