@@ -154,16 +154,6 @@ fn lint_refusal(src: &str) -> CoreResult<()> {
 }
 
 impl Core {
-    fn deployed(&self, scenario: &str) -> CoreResult<Arc<Deployed>> {
-        self.scenarios
-            .read()
-            .unwrap()
-            .iter()
-            .find(|d| d.scenario.id == scenario)
-            .cloned()
-            .ok_or_else(|| CoreError::NotFound(format!("scenario {scenario}")))
-    }
-
     /// Add a device to a scenario: the manifest is amended, linted (R19's
     /// private places and every other rule, refused with the rule and its
     /// article) and deployed as a new version.
@@ -194,7 +184,7 @@ impl Core {
                 "give where the device is (at most 200 characters)",
             ));
         }
-        let d = self.deployed(scenario)?;
+        let d = self.scenario(Some(scenario))?;
         if d.scenario.devices.iter().any(|x| x.id == dev.id) {
             return Err(CoreError::Conflict(format!(
                 "device {} is already in scenario {scenario}",
@@ -224,7 +214,7 @@ impl Core {
         id: &str,
         actor: &str,
     ) -> CoreResult<Arc<Deployed>> {
-        let d = self.deployed(scenario)?;
+        let d = self.scenario(Some(scenario))?;
         let dev = d
             .scenario
             .devices
@@ -242,12 +232,16 @@ impl Core {
             ))
         })?;
         lint_refusal(&src)?;
+        // Deployed first: if the deploy is refused (a site attached to a
+        // hub) or fails, the device keeps its keys and stays as it was,
+        // never half revoked.
+        let deployed = self.deploy_local(&src).await?;
         for k in self.store.api_keys().await? {
             if k.device_id.as_deref() == Some(id) && k.revoked_at.is_none() {
                 self.store.revoke_api_key(&k.id, actor).await?;
             }
         }
-        self.deploy_local(&src).await
+        Ok(deployed)
     }
 }
 
