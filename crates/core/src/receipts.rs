@@ -120,7 +120,7 @@ impl ReceiptSigner {
     /// The public key, as 64 hex characters (what the notice and the filing
     /// pack print, and what `facegate receipt verify --public-key` takes).
     pub fn public_key_hex(&self) -> String {
-        hex_encode(self.key.verifying_key().as_bytes())
+        hex::encode(self.key.verifying_key().as_bytes())
     }
 
     /// The person's pseudonym on receipts (hex).
@@ -128,7 +128,7 @@ impl ReceiptSigner {
         let mut h = Sha256::new();
         h.update(self.pseudonym_key);
         h.update(person.as_bytes());
-        hex_encode(&h.finalize()[..PSEUDONYM_LEN])
+        hex::encode(&h.finalize()[..PSEUDONYM_LEN])
     }
 
     /// Sign a receipt and encode it as a text code. Ed25519 is
@@ -147,7 +147,7 @@ impl ReceiptSigner {
 pub fn parse_public_key(s: &str) -> Result<VerifyingKey, ReceiptError> {
     let s = s.trim();
     let s = s.strip_prefix("ed25519:").unwrap_or(s);
-    let bytes = hex_decode(s).ok_or(ReceiptError::PublicKey)?;
+    let bytes = hex::decode(s).ok().ok_or(ReceiptError::PublicKey)?;
     let arr: [u8; 32] = bytes.try_into().map_err(|_| ReceiptError::PublicKey)?;
     VerifyingKey::from_bytes(&arr).map_err(|_| ReceiptError::PublicKey)
 }
@@ -225,7 +225,7 @@ fn encode_payload(r: &Receipt) -> Vec<u8> {
     put_str(&mut out, &r.scenario);
     put_opt(&mut out, r.device.as_deref());
     put_opt(&mut out, r.refusal_rule.as_deref());
-    match r.person.as_deref().and_then(hex_decode) {
+    match r.person.as_deref().and_then(|p| hex::decode(p).ok()) {
         Some(p) if p.len() == PSEUDONYM_LEN => {
             out.push(1);
             out.extend_from_slice(&p);
@@ -282,7 +282,7 @@ fn decode_payload(p: &[u8]) -> Result<Receipt, ReceiptError> {
     let refusal_rule = r.opt()?;
     let person = match r.byte()? {
         0 => None,
-        1 => Some(hex_encode(r.take(PSEUDONYM_LEN)?)),
+        1 => Some(hex::encode(r.take(PSEUDONYM_LEN)?)),
         _ => return Err(ReceiptError::Malformed),
     };
     if !r.0.is_empty() {
@@ -341,20 +341,6 @@ fn base32_decode(s: &str) -> Option<Vec<u8>> {
         return None;
     }
     Some(out)
-}
-
-fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
