@@ -440,36 +440,12 @@ fn devices(d: &mut Doc, s: &Scenario, signage: &[SignagePhoto]) {
     d.raw(&html);
 }
 
-/// The five Art. 14 measures, and which are missing from `measures`.
+/// The Art. 14 (R20) measures missing from `measures`, in language `l`
+/// (the PIA's list and words: one rule, two renderings).
 fn art14_gaps(measures: &[String], l: Lang) -> Vec<String> {
-    const ART14: [(&str, &str, &[&str]); 5] = [
-        ("数据加密", "data encryption", &["加密", "encrypt"]),
-        ("安全审计", "security audit", &["审计", "audit"]),
-        (
-            "访问控制",
-            "access control",
-            &["访问控制", "access control"],
-        ),
-        (
-            "授权管理",
-            "authorisation management",
-            &["授权", "authoris", "authoriz"],
-        ),
-        (
-            "入侵检测和防御",
-            "intrusion detection and prevention",
-            &["入侵", "intrusion"],
-        ),
-    ];
-    ART14
-        .iter()
-        .filter(|(_, _, words)| {
-            !measures.iter().any(|m| {
-                let low = m.to_lowercase();
-                words.iter().any(|w| low.contains(w))
-            })
-        })
-        .map(|(zh, en, _)| pick(l, zh, en).to_string())
+    crate::pia::art14_missing(measures)
+        .into_iter()
+        .map(|(zh, en)| pick(l, zh, en).to_string())
         .collect()
 }
 
@@ -628,13 +604,16 @@ fn measures(d: &mut Doc, m: &[String]) {
     let gaps = art14_gaps(m, l);
     if gaps.is_empty() {
         d.para(d.p(
-            "第十四条规定的五项措施均已具备。",
-            "All five Art. 14 measures are in place.",
+            "第十四条（R20）规定的五项措施均已具备。",
+            "All five Art. 14 (R20) measures are in place.",
         ));
     } else {
         d.para(&format!(
             "{}{}",
-            d.p("缺少第十四条规定的措施：", "Missing Art. 14 measures: "),
+            d.p(
+                "缺少第十四条（R20）规定的措施：",
+                "Missing Art. 14 (R20) measures: "
+            ),
             gaps.join(pick(l, "；", "; "))
         ));
     }
@@ -860,7 +839,7 @@ mod tests {
             "PIA-1",
             "法定代表人",
             "签字、盖章与日期",
-            "缺少第十四条规定的措施",
+            "缺少第十四条（R20）规定的措施",
         ] {
             assert!(zh.contains(want), "zh PIA lacks {want}");
         }

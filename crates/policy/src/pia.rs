@@ -173,7 +173,8 @@ const ART14: [(&str, &str, &[&str]); 5] = [
     ),
 ];
 
-fn art14_gaps(measures: &[String]) -> Vec<String> {
+/// The Art. 14 (R20) measures missing from `measures`: (zh, en) names.
+pub(crate) fn art14_missing(measures: &[String]) -> Vec<(&'static str, &'static str)> {
     ART14
         .iter()
         .filter(|(_, _, words)| {
@@ -182,7 +183,14 @@ fn art14_gaps(measures: &[String]) -> Vec<String> {
                 words.iter().any(|w| l.contains(w))
             })
         })
-        .map(|(zh, en, _)| format!("{zh} / {en}"))
+        .map(|(zh, en, _)| (*zh, *en))
+        .collect()
+}
+
+fn art14_gaps(measures: &[String]) -> Vec<String> {
+    art14_missing(measures)
+        .into_iter()
+        .map(|(zh, en)| format!("{zh} / {en}"))
         .collect()
 }
 
@@ -381,10 +389,11 @@ pub fn pia_report(s: &Scenario, inp: &PiaInputs) -> PiaReport {
         inp.security_measures.clone()
     }));
     b.push(Block::P(if gaps.is_empty() {
-        "第十四条规定的五项措施均已具备 / all five Art. 14 measures are in place.".into()
+        "第十四条（R20）规定的五项措施均已具备 / all five Art. 14 (R20) measures are in place."
+            .into()
     } else {
         format!(
-            "缺少第十四条规定的措施 / missing Art. 14 measures: {}",
+            "缺少第十四条（R20）规定的措施 / missing Art. 14 (R20) measures: {}",
             gaps.join("；")
         )
     }));
@@ -536,7 +545,7 @@ pub fn filing_pack(
     let gaps = art14_gaps(&inp.security_measures);
     if !gaps.is_empty() {
         b.push(Block::P(format!(
-            "缺少第十四条规定的措施 / missing Art. 14 measures: {}",
+            "缺少第十四条（R20）规定的措施 / missing Art. 14 (R20) measures: {}",
             gaps.join("；")
         )));
     }
