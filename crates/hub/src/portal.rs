@@ -663,17 +663,9 @@ async fn site_issue(
         .ok_or_else(|| {
             HubError::Unauthorized("no such portal session, or it expired".into()).into_response()
         })?;
-    let pseudonym = match store.hub_pseudonym_of(pid).await.map_err(|e| se(&e))? {
-        Some(p) => Hash32::parse(&p),
-        None => {
-            let p = store.person(pid).await.map_err(|e| se(&e))?;
-            p.identity.map(|id| {
-                let dob = id.date_of_birth.map(|d| d.to_string());
-                i.pseudonym_key
-                    .pseudonym(&id.display_name, id.contact.as_deref(), dob.as_deref())
-            })
-        }
-    };
+    let pseudonym = crate::site::person_pseudonym(store, &i.pseudonym_key, pid)
+        .await
+        .map_err(|e| se(&e))?;
     let Some(pseudonym) = pseudonym else {
         return Err(HubError::Conflict(
             "this site holds no identity for the person, so the hub cannot know them / 本站点无此人的身份信息".into(),

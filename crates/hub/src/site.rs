@@ -215,25 +215,9 @@ impl SiteSync {
     }
 
     async fn pseudonym_of(&self, person: Uuid) -> Result<Option<Hash32>> {
-        let store = &self.core.store;
-        if let Some(p) = store.hub_pseudonym_of(person).await.map_err(Self::se)? {
-            return Ok(Hash32::parse(&p));
-        }
-        let Ok(p) = store.person(person).await else {
-            return Ok(None);
-        };
-        let Some(id) = p.identity else {
-            return Ok(None);
-        };
-        let dob = id.date_of_birth.map(|d| d.to_string());
-        let h = self
-            .pkey
-            .pseudonym(&id.display_name, id.contact.as_deref(), dob.as_deref());
-        store
-            .hub_remember_pseudonym(person, &h.hex())
+        person_pseudonym(&self.core.store, &self.pkey, person)
             .await
-            .map_err(Self::se)?;
-        Ok(Some(h))
+            .map_err(Self::se)
     }
 
     /// The consent record an audit record gave or withdrew, as the hub
@@ -608,4 +592,28 @@ pub async fn signed_post(
         Ok((s, b)) => (Ok(s), b),
         Err(e) => (Err(e), Vec::new()),
     }
+}
+
+/// The hub pseudonym of a person at this site: the one remembered, or made
+/// from their identity under the processor's key and remembered (so the
+/// hub sees one pseudonym even if the identity is later corrected). `None`
+/// if the site holds no identity for them.
+pub async fn person_pseudonym(
+    store: &facegate_store::Store,
+    key: &PseudonymKey,
+    person: Uuid,
+) -> facegate_store::Result<Option<Hash32>> {
+    if let Some(p) = store.hub_pseudonym_of(person).await? {
+        return Ok(Hash32::parse(&p));
+    }
+    let Ok(p) = store.person(person).await else {
+        return Ok(None);
+    };
+    let Some(id) = p.identity else {
+        return Ok(None);
+    };
+    let dob = id.date_of_birth.map(|d| d.to_string());
+    let h = key.pseudonym(&id.display_name, id.contact.as_deref(), dob.as_deref());
+    store.hub_remember_pseudonym(person, &h.hex()).await?;
+    Ok(Some(h))
 }
