@@ -143,10 +143,13 @@ pub fn verify(public_hex: &str, m: &SignedManifest) -> bool {
     let Ok(vk) = VerifyingKey::from_bytes(&pk.0) else {
         return false;
     };
-    let Some(sig) = (m.signature.len() == 128)
-        .then(|| hex::decode(&m.signature).ok())
-        .flatten()
-    else {
+    // Only the canonical form (128 lowercase hex digits): the same
+    // signature in capitals is another text, and a signed manifest has one.
+    let canonical = m.signature.len() == 128
+        && m.signature
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let Some(sig) = canonical.then(|| hex::decode(&m.signature).ok()).flatten() else {
         return false;
     };
     let Ok(sig) = ed25519_dalek::Signature::from_slice(&sig) else {
