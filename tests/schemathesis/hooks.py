@@ -3,11 +3,33 @@
 `POST /v1/scenarios` takes a scenario manifest as TOML text
 (`application/toml`); schemathesis has no serializer for that media type,
 so send the generated text as UTF-8, as any TOML file is.
+
+CPython 3.11 keeps the AST builder's recursion counter in state shared by
+every thread, so two threads parsing at once can fail with "AST constructor
+recursion depth mismatch" (python/cpython#106905). schemathesis runs two
+workers, and hypothesis parses source with `ast.parse` to describe its
+strategies: that failed one CI run as a "Runtime Error" that had nothing to
+do with facegate. One lock around `ast.parse` keeps the two workers and
+takes that race away (re-entrant, in case a finalizer run by the
+collector mid-parse parses too).
 """
 
+import ast
 import json
+import threading
 
 import schemathesis
+
+_ast_parse = ast.parse
+_ast_lock = threading.RLock()
+
+
+def _parse_one_at_a_time(*args, **kwargs):
+    with _ast_lock:
+        return _ast_parse(*args, **kwargs)
+
+
+ast.parse = _parse_one_at_a_time
 
 
 @schemathesis.serializer("application/toml")
