@@ -659,7 +659,7 @@ fn first_seed() -> u64 {
         .unwrap_or(1)
 }
 
-async fn run_all(backend: &str, url_for: impl Fn(u64) -> String) {
+async fn run_all(backend: &str, url_for: impl Fn(u64) -> String, drop_db: impl Fn(&str)) {
     let engine = Arc::new(
         tokio::task::spawn_blocking(|| {
             facegate_vision::Engine::new(facegate_vision::EngineOptions {
@@ -702,8 +702,10 @@ async fn run_all(backend: &str, url_for: impl Fn(u64) -> String) {
             chain: ChainCursor::default(),
         };
         let r = run_sequence(&mut w, seed, master).await;
+        let url = w.url.clone();
         drop(w);
         let _ = std::fs::remove_dir_all(&dir);
+        drop_db(&url);
         if let Err(m) = r {
             panic!("{backend}: {m}");
         }
@@ -733,7 +735,7 @@ fn base64_std(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_based_sequences_sqlite() {
-    run_all("sqlite", |_| unreachable!()).await;
+    run_all("sqlite", |_| unreachable!(), |_| {}).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -745,13 +747,19 @@ async fn model_based_sequences_postgres() {
     // One fresh schema set per sequence would need a database each; the
     // store's tables are per database, so each sequence gets its own.
     let base = Arc::new(base);
-    run_all("postgres", move |seed| fresh_pg_db(&base, seed)).await;
+    let base2 = base.clone();
+    run_all(
+        "postgres",
+        move |seed| fresh_pg_db(&base, seed),
+        move |url| drop_pg_db(&base2, url),
+    )
+    .await;
 }
 
-fn fresh_pg_db(base: &str, seed: u64) -> String {
-    let name = format!("fg_mbt_{}_{seed}", Uuid::new_v4().simple());
-    let base2 = base.to_string();
-    let name2 = name.clone();
+/// Runs one statement on the server's maintenance connection (`base`), on a
+/// thread of its own: the test's runtime may be busy.
+fn on_base(base: &str, sql: String) {
+    let base = base.to_string();
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -759,14 +767,31 @@ fn fresh_pg_db(base: &str, seed: u64) -> String {
             .unwrap()
             .block_on(async move {
                 use sqlx::Connection;
-                let mut c = sqlx::PgConnection::connect(&base2).await.expect("connect");
-                sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name2}").as_str())
+                let mut c = sqlx::PgConnection::connect(&base).await.expect("connect");
+                sqlx::Executor::execute(&mut c, sql.as_str())
                     .await
-                    .expect("create database");
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
             })
     })
     .join()
     .unwrap();
+}
+
+/// Drops the database a sequence used (each sequence made its own, and 500
+/// of them were left behind on a developer's server before this).
+fn drop_pg_db(base: &str, url: &str) {
+    let path = url.split('?').next().unwrap_or_default();
+    let name = path.rsplit('/').next().unwrap_or_default();
+    assert!(
+        name.starts_with("fg_mbt_"),
+        "not a model-test database: {name}"
+    );
+    on_base(base, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+fn fresh_pg_db(base: &str, seed: u64) -> String {
+    let name = format!("fg_mbt_{}_{seed}", Uuid::new_v4().simple());
+    on_base(base, format!("CREATE DATABASE {name}"));
     let (head, query) = match base.split_once('?') {
         Some((h, q)) => (h.to_string(), format!("?{q}")),
         None => (base.to_string(), String::new()),
