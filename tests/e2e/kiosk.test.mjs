@@ -12,7 +12,7 @@
 //   person} of a second server at liveness = active, the person enrolled),
 //   FACEGATE_CHROMIUM, FACEGATE_ARTIFACTS (screenshot folder).
 import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import assert from "node:assert/strict";
@@ -26,9 +26,12 @@ const ADMIN_KEY = env("FACEGATE_ADMIN_KEY");
 const PEOPLE = JSON.parse(env("FACEGATE_PEOPLE"));
 const ART = env("FACEGATE_ARTIFACTS");
 const ONLY = process.env.FACEGATE_E2E_ONLY || "";
-// Only this run's screenshots in the folder.
-rmSync(ART, { recursive: true, force: true });
+// Only this run's screenshots in the folder; `documents/` belongs to the
+// documents test (e2e_documents.rs), which may run before or after this one.
 mkdirSync(ART, { recursive: true });
+for (const name of readdirSync(ART)) {
+  if (name !== "documents") rmSync(join(ART, name), { recursive: true, force: true });
+}
 
 const browser = await chromium.launch({
   executablePath: env("FACEGATE_CHROMIUM"),
