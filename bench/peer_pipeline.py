@@ -321,7 +321,7 @@ def liveness(rgb, box):
 
 def analyse(blob):
     bgr = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
-    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     faces = []
     for box, score in detect(rgb):
         lm = landmarks(rgb, box)
