@@ -158,7 +158,15 @@ mod tests {
         let f = &faces[0];
         let plain = |file: &str, name: &'static str| {
             let bytes = std::fs::read(dir.join(file)).unwrap();
-            Model::from_graph_with(name, dir.join(file), bytes, 1, false).expect("loads in ORT")
+            Model::from_graph_with(
+                name,
+                dir.join(file),
+                bytes,
+                1,
+                false,
+                crate::runtime::Tuning::PLAIN,
+            )
+            .expect("loads in ORT")
         };
         let unit = |mut v: Vec<f32>| {
             let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();

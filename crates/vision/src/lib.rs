@@ -287,6 +287,7 @@ impl Engine {
                     graph,
                     t,
                     flush,
+                    runtime::Tuning::for_model(dlib_resnet::WEIGHTS, tuned),
                 )?)
             } else {
                 None
@@ -299,6 +300,7 @@ impl Engine {
                     graph,
                     t,
                     flush,
+                    runtime::Tuning::for_model(mobilefacenet::WEIGHTS, tuned),
                 )?)
             } else {
                 None
