@@ -84,6 +84,27 @@ pub enum Bench {
         /// Passes over the images.
         #[arg(long, default_value_t = 10)]
         iterations: usize,
+        /// Embedding models per face: `first` (the default pipeline) or
+        /// `fused3` (first, dlib and MobileFaceNet on every face, as
+        /// enrolment and the fused 1:N re-rank need them).
+        #[arg(long, default_value = "first", value_parser = ["first", "fused3"])]
+        models: String,
+        /// Write each face's embeddings (JSON lines: image, face, box, first,
+        /// second, third) of the fixtures to this file, so that a peer can
+        /// check it computes the same vectors.
+        #[arg(long)]
+        embeddings_out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every model the engine loads as a plain ONNX file (the shipped
+    /// `fr_*.onnx` as they are, the dlib and MobileFaceNet graphs as built
+    /// from their published weights, before facegate's load-time rewrites),
+    /// for a peer to run the very same networks.
+    ExportModels {
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -136,8 +157,18 @@ pub fn bench(b: Bench) -> Result<()> {
             images,
             threads,
             iterations,
+            models,
+            embeddings_out,
             json,
-        } => bench_speed(images, threads, iterations, json),
+        } => bench_speed(&SpeedArgs {
+            images,
+            threads,
+            iterations,
+            fused3: models == "fused3",
+            embeddings_out,
+            json,
+        }),
+        Bench::ExportModels { out, json } => export_models(&out, json),
     }
 }
 
@@ -781,8 +812,66 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bool) -> Result<()> {
-    let images = if images.is_empty() {
+/// What `bench speed` measures.
+struct SpeedArgs {
+    images: Vec<PathBuf>,
+    threads: usize,
+    iterations: usize,
+    /// All three embedding models on every face.
+    fused3: bool,
+    embeddings_out: Option<PathBuf>,
+    json: bool,
+}
+
+fn export_models(out: &Path, json: bool) -> Result<()> {
+    let written = facegate_vision::export_models(out)?;
+    if json {
+        println!("{}", serde_json::to_string(&written)?);
+        return Ok(());
+    }
+    for m in &written {
+        println!(
+            "{:<48} {:>9} B  {:<7} from {}",
+            m.file, m.bytes, m.origin, m.source
+        );
+    }
+    println!(
+        "written to {} (with models.json): the published networks as plain ONNX, \
+         without facegate's load-time rewrites (subnormal flush, NCHWc)",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Writes each face's embeddings as JSON lines (fixtures only: a benchmark's
+/// check that a peer computes the same vectors).
+fn write_embeddings(
+    engine: &Engine,
+    images: &[PathBuf],
+    bytes: &[Vec<u8>],
+    out: &Path,
+) -> Result<()> {
+    let mut lines = String::new();
+    for (p, b) in images.iter().zip(bytes) {
+        for (i, f) in engine.analyze(b)?.iter().enumerate() {
+            let v = |s: Option<&[f32]>| s.map(|s| s.to_vec());
+            lines.push_str(&serde_json::to_string(&serde_json::json!({
+                "image": p.file_name().map(|n| n.to_string_lossy().to_string()),
+                "face": i,
+                "bbox": [f.bbox.x1, f.bbox.y1, f.bbox.x2, f.bbox.y2],
+                "first": v(f.embedding.as_ref().map(|e| e.as_slice())),
+                "second": v(f.second_embedding.as_ref().map(|e| e.as_slice())),
+                "third": v(f.third_embedding.as_ref().map(|e| e.as_slice())),
+            }))?);
+            lines.push('\n');
+        }
+    }
+    std::fs::write(out, lines).with_context(|| format!("cannot write {}", out.display()))
+}
+
+fn bench_speed(a: &SpeedArgs) -> Result<()> {
+    let (threads, iterations, json) = (a.threads, a.iterations, a.json);
+    let images = if a.images.is_empty() {
         [
             "obama.jpg",
             "obama2.jpg",
@@ -795,11 +884,13 @@ fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bo
         .map(|n| facegate_assets::fixture(n).map_err(anyhow::Error::from))
         .collect::<Result<Vec<_>>>()?
     } else {
-        images
+        a.images.clone()
     };
     let bytes: Vec<Vec<u8>> = images.iter().map(|p| read(p)).collect::<Result<_>>()?;
     let all = Engine::new(EngineOptions {
         intra_threads: threads,
+        second_embedding: a.fused3,
+        third_embedding: a.fused3,
         ..crate::engine_options()
     })?;
     let e2e = Engine::new(EngineOptions {
@@ -807,8 +898,13 @@ fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bo
         pose: false,
         eyes: false,
         try_rotations: false,
+        second_embedding: a.fused3,
+        third_embedding: a.fused3,
         ..crate::engine_options()
     })?;
+    if let Some(out) = &a.embeddings_out {
+        write_embeddings(&e2e, &images, &bytes, out)?;
+    }
     let limits = facegate_vision::DecodeLimits::default();
     let names = [
         "decode",
@@ -819,6 +915,9 @@ fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bo
         "liveness",
         "pose",
         "eyes",
+        "second_chip",
+        "second_embed",
+        "third_embed",
     ];
     let mut stages: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
@@ -858,6 +957,17 @@ fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bo
                 let t = Instant::now();
                 all.eyes(&img, &lm)?;
                 stages[7].push(ms(t));
+                if a.fused3 {
+                    let t = Instant::now();
+                    let chip = facegate_vision::dlib_chip(&img, &lm);
+                    stages[8].push(ms(t));
+                    let t = Instant::now();
+                    all.embed_second_chip(&chip)?;
+                    stages[9].push(ms(t));
+                    let t = Instant::now();
+                    all.embed_third(&al)?;
+                    stages[10].push(ms(t));
+                }
             }
         }
         bar.inc(1);
@@ -913,8 +1023,14 @@ fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bo
     let medians: Vec<(&str, f64)> = names
         .iter()
         .zip(stages.iter_mut())
+        .filter(|(_, v)| !v.is_empty())
         .map(|(n, v)| (*n, median(v)))
         .collect();
+    let models = if a.fused3 {
+        "fused3 (first, dlib, MobileFaceNet on every face)"
+    } else {
+        "first"
+    };
     let e2e_min = per_face.iter().cloned().fold(f64::INFINITY, f64::min);
     let e2e_ms = median(&mut per_face);
     if json {
@@ -948,6 +1064,7 @@ fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bo
                 .map(|(n, c)| (n.to_string(), serde_json::json!(c)))
                 .collect::<serde_json::Map<_, _>>()),
         );
+        m.insert("models".into(), serde_json::json!(models));
         m.insert("threads".into(), serde_json::json!(threads));
         m.insert("images".into(), serde_json::json!(images.len()));
         m.insert("iterations".into(), serde_json::json!(iterations));
@@ -963,13 +1080,18 @@ fn bench_speed(images: Vec<PathBuf>, threads: usize, iterations: usize, json: bo
                 .join(", ")
         );
         println!(
-            "{} image(s) × {iterations} iterations, {threads} ONNX Runtime thread(s)",
+            "{} image(s) × {iterations} iterations, {threads} ONNX Runtime thread(s), models: {models}",
             images.len()
         );
         for (n, v) in &medians {
             println!("  {n:<10} {v:8.2} ms (median)");
         }
-        println!("  end-to-end {e2e_ms:8.2} ms per face (decode → detect → landmarks → align → embed → liveness)");
+        let embed = if a.fused3 {
+            "embed ×3 (first, dlib chip + second, third)"
+        } else {
+            "embed"
+        };
+        println!("  end-to-end {e2e_ms:8.2} ms per face (decode → detect → landmarks → align → {embed} → liveness)");
         println!("             {e2e_min:8.2} ms per face (best pass)");
         println!(
             "             {:8.1} faces/s",

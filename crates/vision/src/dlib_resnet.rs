@@ -22,7 +22,7 @@
 
 use image::RgbImage;
 
-use crate::imgops::{box_shrink, similarity, warp_affine};
+use crate::imgops::{box_shrink_blocks, similarity, warp_affine, warp_affine_window};
 use crate::VisionError;
 
 /// Length of a [`SecondEmbedding`].
@@ -112,15 +112,39 @@ pub fn chip(img: &RgbImage, lm68: &[[f32; 2]]) -> RgbImage {
     let scale = (m[0][0] * m[0][0] + m[1][0] * m[1][0]).sqrt();
     let k = (1.0 / scale).floor() as u32;
     if k >= 2 {
-        let small = box_shrink(img, k);
         let src: Vec<[f32; 2]> = src
             .iter()
             .map(|p| [(p[0] + 0.5) / k as f32 - 0.5, (p[1] + 0.5) / k as f32 - 0.5])
             .collect();
         let m = similarity(&src, &dst);
-        return warp_affine(&small, &m, CHIP, CHIP);
+        // Only the blocks the chip samples are shrunk (the rest of the image
+        // is not read): the same chip as shrinking the whole image, bit for bit.
+        let (x0, y0, w, h) = chip_window(&m, img.width() / k, img.height() / k);
+        let small = box_shrink_blocks(img, k, (x0, y0), (w, h));
+        return warp_affine_window(&small, (x0, y0), &m, CHIP, CHIP);
     }
     warp_affine(img, &m, CHIP, CHIP)
+}
+
+/// The pixels of a `w × h` image a [`CHIP`]-sized warp by `m` can sample:
+/// `(x, y, width, height)`, the box around the chip's corners mapped back
+/// (an affine map keeps every point inside it), widened by two pixels for the
+/// bilinear taps and rounding, and clipped to the image.
+fn chip_window(m: &crate::Affine, w: u32, h: u32) -> (u32, u32, u32, u32) {
+    let inv = crate::imgops::invert(m);
+    let c = (CHIP - 1) as f32;
+    let (mut lo, mut hi) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
+    for (u, v) in [(0.0, 0.0), (c, 0.0), (0.0, c), (c, c)] {
+        for (i, row) in inv.iter().enumerate() {
+            let p = row[0] * u + row[1] * v + row[2];
+            lo[i] = lo[i].min(p);
+            hi[i] = hi[i].max(p);
+        }
+    }
+    let clip = |v: f32, n: u32| (v.max(0.0) as u32).min(n);
+    let (x0, x1) = (clip(lo[0].floor() - 2.0, w), clip(hi[0].ceil() + 3.0, w));
+    let (y0, y1) = (clip(lo[1].floor() - 2.0, h), clip(hi[1].ceil() + 3.0, h));
+    (x0, y0, x1 - x0, y1 - y0)
 }
 
 /// The network input of a chip: planar RGB, `(x - mean) / 256`.
@@ -815,6 +839,99 @@ mod tests {
         ));
         let onnx = to_onnx(&layers).unwrap();
         assert!(onnx.len() > 20_000_000, "the graph carries the weights");
+    }
+
+    /// The chip as first written: the whole image shrunk, then warped.
+    fn chip_by_whole_shrink(img: &RgbImage, lm68: &[[f32; 2]]) -> RgbImage {
+        let size = CHIP as f32;
+        let (src, dst): (Vec<[f32; 2]>, Vec<[f32; 2]>) = MEAN_FACE
+            .iter()
+            .map(|&(i, x, y)| {
+                let t = |m: f32| (CHIP_PADDING + m) / (2.0 * CHIP_PADDING + 1.0) * size;
+                (lm68[i], [t(x), t(y)])
+            })
+            .unzip();
+        let m = similarity(&src, &dst);
+        let scale = (m[0][0] * m[0][0] + m[1][0] * m[1][0]).sqrt();
+        let k = (1.0 / scale).floor() as u32;
+        if k >= 2 {
+            let small = crate::imgops::box_shrink(img, k);
+            let src: Vec<[f32; 2]> = src
+                .iter()
+                .map(|p| [(p[0] + 0.5) / k as f32 - 0.5, (p[1] + 0.5) / k as f32 - 0.5])
+                .collect();
+            return warp_affine(&small, &similarity(&src, &dst), CHIP, CHIP);
+        }
+        warp_affine(img, &m, CHIP, CHIP)
+    }
+
+    /// Shrinking only the blocks the chip samples gives the chip of the whole
+    /// shrunk image bit for bit: on the fixture faces (most large enough to be
+    /// shrunk 2–4×), and on the same landmarks moved so that the face is cut
+    /// by each border, turned, or outside the image.
+    #[test]
+    fn chip_from_the_sampled_blocks_equals_the_whole_shrink() {
+        let e = crate::Engine::new(crate::EngineOptions {
+            liveness: false,
+            pose: false,
+            eyes: false,
+            ..Default::default()
+        })
+        .expect("engine loads");
+        let mut shrunk = 0;
+        for name in [
+            "obama.jpg",
+            "obama2.jpg",
+            "obama3.jpg",
+            "biden.jpg",
+            "astronaut.png",
+        ] {
+            let img = image::open(facegate_assets::fixture(name).unwrap())
+                .unwrap()
+                .to_rgb8();
+            let faces = e.analyze_image(&img).unwrap();
+            let lm = faces[0].landmarks68.clone();
+            let (w, h) = (img.width() as f32, img.height() as f32);
+            let (cx, cy) = (
+                lm.iter().map(|p| p[0]).sum::<f32>() / 68.0,
+                lm.iter().map(|p| p[1]).sum::<f32>() / 68.0,
+            );
+            let moved = |dx: f32, dy: f32, turn: f32| -> Vec<[f32; 2]> {
+                let (s, c) = turn.sin_cos();
+                lm.iter()
+                    .map(|p| {
+                        let (x, y) = (p[0] - cx, p[1] - cy);
+                        [cx + c * x - s * y + dx, cy + s * x + c * y + dy]
+                    })
+                    .collect()
+            };
+            let cases = [
+                moved(0.0, 0.0, 0.0),
+                moved(0.0, 0.0, 0.6),
+                moved(-cx, 0.0, 0.0),
+                moved(w - cx, 0.0, -0.3),
+                moved(0.0, -cy, 0.2),
+                moved(0.0, h - cy, 0.0),
+                moved(-cx - 0.3 * w, -cy, 0.0),
+                moved(2.0 * w, 2.0 * h, 0.0),
+            ];
+            for (i, l) in cases.iter().enumerate() {
+                let (a, b) = (chip(&img, l), chip_by_whole_shrink(&img, l));
+                assert!(
+                    a.as_raw() == b.as_raw(),
+                    "{name}, case {i}: the chips differ"
+                );
+            }
+            let m = similarity(
+                &MEAN_FACE.iter().map(|&(i, _, _)| lm[i]).collect::<Vec<_>>(),
+                &MEAN_FACE
+                    .iter()
+                    .map(|&(_, x, y)| [x, y])
+                    .collect::<Vec<_>>(),
+            );
+            shrunk += usize::from(((m[0][0].hypot(m[1][0])) * 150.0 / 1.5).recip() >= 2.0);
+        }
+        assert!(shrunk >= 3, "the fixtures exercise the shrink ({shrunk})");
     }
 
     #[test]

@@ -138,12 +138,26 @@ pub(crate) fn resize_region(
 /// Rows are summed first (a plain loop over whole rows, which vectorises), then
 /// each output pixel adds `k` column sums; same rounding as the straightforward form.
 pub(crate) fn box_shrink(img: &RgbImage, k: u32) -> RgbImage {
-    let (w, h) = (img.width() / k, img.height() / k);
+    box_shrink_blocks(img, k, (0, 0), (img.width() / k, img.height() / k))
+}
+
+/// The part of [`box_shrink`]`(img, k)` that starts at block `(bx, by)` and is
+/// `w × h` blocks large (each must lie inside the shrunk image), computed
+/// without shrinking the rest: the same pixels, bit for bit.
+pub(crate) fn box_shrink_blocks(
+    img: &RgbImage,
+    k: u32,
+    (bx, by): (u32, u32),
+    (w, h): (u32, u32),
+) -> RgbImage {
+    debug_assert!(bx + w <= img.width() / k || w == 0);
+    debug_assert!(by + h <= img.height() / k || h == 0);
     let src = img.as_raw();
     let stride = img.width() as usize * 3;
     let mut out = RgbImage::new(w.max(1), h.max(1));
     let (k, kk) = (k as usize, k * k);
     let used = w as usize * k * 3; // columns that fall into whole blocks
+    let first_col = bx as usize * k * 3;
     let mut col = vec![0u32; used];
     for (oy, dst) in out
         .as_mut()
@@ -153,7 +167,7 @@ pub(crate) fn box_shrink(img: &RgbImage, k: u32) -> RgbImage {
     {
         col.iter_mut().for_each(|s| *s = 0);
         for yy in 0..k {
-            let row = &src[(oy * k + yy) * stride..][..used];
+            let row = &src[((by as usize + oy) * k + yy) * stride + first_col..][..used];
             for (s, &v) in col.iter_mut().zip(row) {
                 *s += v as u32;
             }
@@ -255,6 +269,22 @@ pub fn invert(m: &Affine) -> Affine {
 /// Warps `img` by `m` (source → destination) into an `out_w × out_h` image,
 /// bilinear, black outside the source (as `cv2.warpAffine` with a constant border).
 pub fn warp_affine(img: &RgbImage, m: &Affine, out_w: u32, out_h: u32) -> RgbImage {
+    warp_affine_window(img, (0, 0), m, out_w, out_h)
+}
+
+/// [`warp_affine`] of a larger image of which `img` is the window whose top-left
+/// pixel is `(ox, oy)`: `m` maps the larger image's coordinates. Where every
+/// sample the warp takes lies in the window (or outside the larger image), the
+/// result is [`warp_affine`] of the larger image bit for bit (the source
+/// coordinates are shifted by whole pixels, which is exact in `f32`).
+pub(crate) fn warp_affine_window(
+    img: &RgbImage,
+    (ox, oy): (u32, u32),
+    m: &Affine,
+    out_w: u32,
+    out_h: u32,
+) -> RgbImage {
+    let (ox, oy) = (ox as f32, oy as f32);
     let inv = invert(m);
     let (iw, ih) = (img.width() as i64, img.height() as i64);
     let src = img.as_raw();
@@ -264,8 +294,8 @@ pub fn warp_affine(img: &RgbImage, m: &Affine, out_w: u32, out_h: u32) -> RgbIma
     for v in 0..out_h as usize {
         for u in 0..out_w as usize {
             let (uf, vf) = (u as f32, v as f32);
-            let x = inv[0][0] * uf + inv[0][1] * vf + inv[0][2];
-            let y = inv[1][0] * uf + inv[1][1] * vf + inv[1][2];
+            let x = inv[0][0] * uf + inv[0][1] * vf + inv[0][2] - ox;
+            let y = inv[1][0] * uf + inv[1][1] * vf + inv[1][2] - oy;
             let (x0, y0) = (x.floor(), y.floor());
             let (fx, fy) = (x - x0, y - y0);
             let (x0, y0) = (x0 as i64, y0 as i64);

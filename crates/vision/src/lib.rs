@@ -28,6 +28,7 @@ mod decode;
 mod denormals;
 mod dlib_resnet;
 mod embedding;
+mod export;
 mod imgops;
 mod mobilefacenet;
 mod onnx_graph;
@@ -47,6 +48,7 @@ pub use dlib_resnet::{
     chip as dlib_chip, compare_second, SecondEmbedding, FUSED_MODEL_ID, SECOND_DIM, SECOND_MODEL_ID,
 };
 pub use embedding::{compare, Embedding, DEFAULT_THRESHOLD, EMBEDDING_DIM, MODEL_ID};
+pub use export::{export_models, ExportedModel, SECOND_ONNX, THIRD_ONNX};
 pub use image::RgbImage;
 pub use imgops::{similarity, warp_affine, Affine};
 pub use mobilefacenet::{compare_third, ThirdEmbedding, THIRD_DIM, THIRD_MODEL_ID};
@@ -285,6 +287,7 @@ impl Engine {
                     graph,
                     t,
                     flush,
+                    runtime::Tuning::for_model(dlib_resnet::WEIGHTS, tuned),
                 )?)
             } else {
                 None
@@ -297,6 +300,7 @@ impl Engine {
                     graph,
                     t,
                     flush,
+                    runtime::Tuning::for_model(mobilefacenet::WEIGHTS, tuned),
                 )?)
             } else {
                 None

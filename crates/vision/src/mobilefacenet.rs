@@ -149,6 +149,65 @@ mod tests {
         );
     }
 
+    /// The NCHWc rewrite the engine applies to the third model
+    /// ([`crate::runtime::Tuning::for_model`]) keeps every embedding value
+    /// within 1e-5 of the graph as built, on every fixture face; prints both
+    /// speeds (a figure, not asserted).
+    #[test]
+    fn nchwc_rewrite_keeps_the_third_embedding_within_1e5() {
+        use crate::runtime::{Model, Tuning};
+        let (path, g) = onnx_from_weights().unwrap();
+        let (_, padded, prelus) = crate::onnx_graph::for_nchwc(&g).unwrap();
+        println!("third model: {padded} blocks padded, {prelus} PRelus rewritten");
+        assert!(prelus > 0, "the folded graph has PRelus to rewrite");
+        let load =
+            |t| Model::from_graph_with(WEIGHTS, path.clone(), g.clone(), 1, true, t).unwrap();
+        let (plain, fast) = (load(Tuning::PLAIN), load(Tuning::NCHWC));
+        let e = engine();
+        let mut faces = 0;
+        for name in ["obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png"] {
+            let img = image::open(facegate_assets::fixture(name).unwrap())
+                .unwrap()
+                .to_rgb8();
+            for f in e.analyze_image(&img).unwrap() {
+                let input = input_of(&crate::align(&img, &f.landmarks5));
+                let run = |m: &Model| {
+                    m.run(&[1, 3, 112, 112], &input, &[OUTPUT])
+                        .unwrap()
+                        .remove(0)
+                };
+                let (a, b) = (run(&plain), run(&fast));
+                let worst = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f32::max);
+                assert!(worst < 1e-5, "{name}: the rewrite moves a value by {worst}");
+                faces += 1;
+            }
+        }
+        assert!(faces >= 4);
+        let input = vec![0.1f32; 3 * 112 * 112];
+        let time = |m: &Model| {
+            let mut v: Vec<f64> = (0..60)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    m.run(&[1, 3, 112, 112], &input, &[OUTPUT]).unwrap();
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        for _ in 0..2 {
+            println!(
+                "third model, 1 thread, median of 60 calls: as built {:.2} ms, NCHWc rewrite {:.2} ms",
+                time(&plain),
+                time(&fast)
+            );
+        }
+    }
+
     #[test]
     fn third_embedding_separates_the_fixtures() {
         let e = engine();
