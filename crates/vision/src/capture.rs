@@ -109,7 +109,9 @@ pub struct CaptureOptions {
     /// the anchor frame, on the best (embedded) frame and whenever tracking
     /// is lost; the frames between find the face from the previous frame's
     /// box with the landmark model (two 0.5 ms calls instead of a 4 ms
-    /// detector call). Off: the detector on every frame.
+    /// detector call). A track the detector does not confirm on the best
+    /// frame is re-detected from the frame where it was lost, not the
+    /// whole challenge. Off: the detector on every frame.
     pub track: bool,
 }
 
@@ -285,8 +287,9 @@ pub struct Captured {
     /// Cosine similarity of the first and best frames' embeddings (1 when
     /// they are the same frame); compare with [`crate::DEFAULT_THRESHOLD`].
     pub similarity: f32,
-    /// Every frame's face box overlaps the previous frame's (no swap between
-    /// frames without an embedding).
+    /// Every frame's face box is the previous frame's face by
+    /// [`same_face`] (no jump between frames without an embedding; not
+    /// required by the server, whose gates may send sparse frames).
     pub continuous: bool,
     /// Frames where the detector did not confirm a tracked face and the
     /// frame loop resumed with the detector ([`Engine::challenge`]); empty
