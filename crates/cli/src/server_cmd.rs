@@ -105,7 +105,8 @@ pub enum Cmd {
         /// Concurrent workers (connections) per phase.
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
-        /// Run the gate benchmark at 1, 4, 8 … gates, up to this many.
+        /// Run the gate benchmark at 1, 4, 8 … gates, up to this many (0:
+        /// only the single-frame verify phases).
         #[arg(long)]
         gates: Option<usize>,
         /// Frames per active-challenge request (2–8).
@@ -222,9 +223,10 @@ async fn gate_benchmark(
             Ok(out)
         })
         .collect::<Result<Vec<_>>>()?;
+    // `--gates 0`: the single-frame phases alone (the multi-frame levels skipped).
     let mut levels: Vec<usize> = [1, 4, 8].into_iter().filter(|&g| g <= max_gates).collect();
-    if !levels.contains(&max_gates.max(1)) {
-        levels.push(max_gates.max(1));
+    if max_gates > 0 && !levels.contains(&max_gates) {
+        levels.push(max_gates);
     }
     let r = facegate_server::loadgen::run_gates(
         engine_config(dir.clone()),

@@ -157,6 +157,26 @@ impl Core {
                 Some(serde_json::from_str::<Vec<Action>>(&c.actions).map_err(CoreError::internal)?)
             }
         };
+        self.refuse_replay(images).await?;
+        Ok(LivenessPlan { required, actions })
+    }
+
+    /// The level a capture without a challenge (passive-only) must meet at
+    /// this device: the part of [`Core::plan_liveness`] that reads no store
+    /// and takes no challenge, for a single frame sent without a nonce.
+    pub fn passive_plan(&self, d: &Deployed, device: Option<&str>) -> CoreResult<LivenessPlan> {
+        let dev = device_of(d, device)?;
+        let required = policy::check_liveness(&d.scenario, dev, policy::LivenessLevel::Passive)?;
+        Ok(LivenessPlan {
+            required,
+            actions: None,
+        })
+    }
+
+    /// Remember the frames' hashes for the replay window and refuse the
+    /// capture if one of them was sent in a recent capture (an exact replay).
+    pub async fn refuse_replay(&self, images: &[Vec<u8>]) -> CoreResult<()> {
+        let now = self.now();
         let hashes: Vec<String> = images.iter().map(|b| sha256_hex(b)).collect();
         let replay = self
             .store
@@ -169,6 +189,6 @@ impl Core {
                 "本次采集的图像与近期已提交的图像完全相同，疑似重放攻击，已拒绝",
             ));
         }
-        Ok(LivenessPlan { required, actions })
+        Ok(())
     }
 }

@@ -38,16 +38,18 @@ pub async fn live_person(s: &Core, person: Uuid) -> Result<store::Person, CoreEr
 
 /// Everything policy needs to know about a person in one scenario. The three
 /// reads are independent, so they go to the store together rather than one
-/// after another (this runs before every verification).
+/// after another (this runs before every verification). The person's
+/// guardians are read only when a consent in this scenario was given by a
+/// guardian (their relationship is all that is read from them): one store
+/// round trip fewer on every other verification.
 pub async fn person_facts(
     s: &Core,
     d: &Deployed,
     person: Uuid,
 ) -> Result<policy::PersonFacts, CoreError> {
-    let (p, consents, guardians, declined) = tokio::try_join!(
+    let (p, consents, declined) = tokio::try_join!(
         live_person(s, person),
         async { s.store.consents(person).await.map_err(CoreError::from) },
-        async { s.store.guardians(person).await.map_err(CoreError::from) },
         async {
             s.store
                 .active_decline(person, d.store_id)
@@ -55,6 +57,14 @@ pub async fn person_facts(
                 .map_err(CoreError::from)
         },
     )?;
+    let by_guardian = consents.iter().any(|c| {
+        c.scenario_id == d.store_id && matches!(c.given_by, store::ConsentGiver::Guardian(_))
+    });
+    let guardians = if by_guardian {
+        s.store.guardians(person).await?
+    } else {
+        Vec::new()
+    };
     let mut facts = policy::PersonFacts {
         date_of_birth: p.identity.as_ref().and_then(|i| i.date_of_birth),
         last_face_refusal_at: declined,
@@ -195,7 +205,10 @@ pub const ENROL_MIN_FACE_PX: f32 = 80.0;
 
 fn decode_b64(s: &str, max_bytes: usize) -> Result<Vec<u8>, CoreError> {
     let s = s.trim();
-    let s = match s.find(";base64,") {
+    // A `data:` URL's header (`data:image/jpeg;base64,`); plain base64 is
+    // not searched (base64 has no ';' or ','), which saved a scan of the
+    // whole image text on every frame.
+    let s = match s.starts_with("data:").then(|| s.find(";base64,")).flatten() {
         Some(i) => &s[i + 8..],
         None => s,
     };
@@ -226,6 +239,87 @@ fn vision_error(e: facegate_vision::VisionError) -> CoreError {
         ),
         e => CoreError::internal(e),
     }
+}
+
+/// The engine's work on a capture's frames (on a blocking thread): one frame
+/// with [`facegate_vision::OneFaceOptions::VERIFY`], several with the
+/// challenge's capture `options`. The best face, its frame and the cues the
+/// challenge judge reads.
+fn analyse(
+    engine: &facegate_vision::Engine,
+    images: &[Vec<u8>],
+    options: Option<facegate_vision::CaptureOptions>,
+    budget: &facegate_vision::Budget,
+) -> Result<
+    (
+        facegate_vision::Face,
+        usize,
+        Vec<facegate_vision::challenge::FrameCues>,
+    ),
+    CoreError,
+> {
+    use facegate_vision::{CaptureResult, OneFace};
+    let several = || {
+        CoreError::bad(
+            "画面中有多张人脸，请一人一次。",
+            "more than one face in view; one person at a time",
+        )
+    };
+    let no_face = || {
+        CoreError::bad(
+            "未检测到人脸，请正对摄像头，或选择其他方式。",
+            "no face found; face the camera, or choose another method",
+        )
+    };
+    if images.len() == 1 {
+        // One frame: the detector counts faces first and the work stops
+        // at the second, before any landmark or embedding.
+        return match engine.one_face_bytes_with(
+            &images[0],
+            &facegate_vision::OneFaceOptions::VERIFY,
+            budget,
+        ) {
+            Ok(OneFace::One(f)) => Ok((f, 0, Vec::new())),
+            Ok(OneFace::None) => Err(no_face()),
+            Ok(OneFace::Several(_)) => Err(several()),
+            Err(e) => Err(vision_error(e)),
+        };
+    }
+    // Several frames: detection, landmarks, pose and eyes on every frame;
+    // embedding on the first and the best only, liveness on the best.
+    let options = options.unwrap_or_else(|| capture_options(&[]));
+    let refs: Vec<&[u8]> = images.iter().map(|v| v.as_slice()).collect();
+    let c = match engine.challenge_bytes(&refs, &options, budget) {
+        Ok(CaptureResult::Captured(c)) => c,
+        Ok(CaptureResult::NoFace) => return Err(no_face()),
+        Ok(CaptureResult::SeveralFaces { .. }) => return Err(several()),
+        Err(e) => return Err(vision_error(e)),
+    };
+    // The anchor and the best frame must be one person. (`c.continuous`,
+    // the boxes overlapping frame to frame, is not required: a gate
+    // that sends sparse frames of a moving person has gaps.)
+    if c.similarity < facegate_vision::DEFAULT_THRESHOLD {
+        return Err(CoreError::bad(
+            "检测过程中更换了人，请重新开始。",
+            "the person changed during the check; start again",
+        ));
+    }
+    // The frames with a face, in capture order, reduced to the cues
+    // the challenge judge reads.
+    let cues: Vec<facegate_vision::challenge::FrameCues> = c
+        .frames
+        .iter()
+        .flatten()
+        .filter_map(|f| {
+            facegate_vision::challenge::FrameCues::from_parts(
+                &f.landmarks68,
+                f.pitch,
+                [f.left_eye_open, f.right_eye_open],
+            )
+        })
+        .collect();
+    let best_index = c.best;
+    Ok((c.best_face, best_index, cues))
 }
 
 /// Analyse 1–8 frames off the async runtime; the images are dropped here and
@@ -264,97 +358,56 @@ async fn capture(
         }
         dims.push((w, h));
     }
+    // The bound on one request's work: the engine checks it between frames
+    // and stages, and the guard cancels it when this future is dropped (the
+    // client went away, or the capture was refused while the engine ran).
+    let budget = facegate_vision::Budget::within(CAPTURE_BUDGET);
+    let _cancel_on_drop = CancelOnDrop(budget.clone());
+    let images = Arc::new(images);
+    let n = images.len();
+    let t0 = std::time::Instant::now();
     // The server decides how live the capture must be shown to be, before
-    // any pixel is analysed (the level, the challenge, replay).
-    let plan = if frames.operator_import {
-        crate::liveness::LivenessPlan {
+    // any pixel is analysed (the level, the challenge, replay). A single
+    // frame without a challenge reads no challenge from the store: its level
+    // is checked first, then the engine starts while the frame's hash is
+    // recorded against replay (a store write, with its fsync), and the
+    // replay answer is awaited before the engine's, so a replay is refused
+    // exactly as before.
+    let (plan, analysis) = if frames.operator_import {
+        let plan = crate::liveness::LivenessPlan {
             required: policy::LivenessLevel::Passive,
             actions: None,
-        }
+        };
+        (plan, None)
+    } else if n == 1 && frames.nonce.is_none() {
+        let plan = s.passive_plan(a.d, a.device)?;
+        let engine = Arc::clone(&s.engine);
+        let (imgs, b) = (Arc::clone(&images), budget.clone());
+        let task = tokio::task::spawn_blocking(move || analyse(&engine, &imgs, None, &b));
+        s.refuse_replay(&images).await?;
+        (plan, Some(task))
     } else {
-        s.plan_liveness(a.d, a.device, a.person, &images, frames.nonce)
-            .await?
+        let plan = s
+            .plan_liveness(a.d, a.device, a.person, &images, frames.nonce)
+            .await?;
+        (plan, None)
     };
-    if plan.actions.is_some() && images.len() < 2 {
+    if plan.actions.is_some() && n < 2 {
         return Err(crate::liveness::refusal(
             "an active liveness challenge needs the frames that show its actions (2 to 8)",
             "动作活体检测需要提交完成动作的多帧图像（2 到 8 张）",
         ));
     }
-    // The bound on one request's work: the engine checks it between frames
-    // and stages, and the guard cancels it when this future is dropped (the
-    // client went away).
-    let budget = facegate_vision::Budget::within(CAPTURE_BUDGET);
-    let _cancel_on_drop = CancelOnDrop(budget.clone());
-    let engine = Arc::clone(&s.engine);
-    let t0 = std::time::Instant::now();
-    let several = || {
-        CoreError::bad(
-            "画面中有多张人脸，请一人一次。",
-            "more than one face in view; one person at a time",
-        )
-    };
-    let no_face = || {
-        CoreError::bad(
-            "未检测到人脸，请正对摄像头，或选择其他方式。",
-            "no face found; face the camera, or choose another method",
-        )
-    };
-    let n = images.len();
-    let options = capture_options(plan.actions.as_deref().unwrap_or(&[]));
-    let (best, best_index, cues) = tokio::task::spawn_blocking(move || {
-        use facegate_vision::{CaptureResult, OneFace};
-        if images.len() == 1 {
-            // One frame: the detector counts faces first and the work stops
-            // at the second, before any landmark or embedding.
-            return match engine.one_face_bytes_with(
-                &images[0],
-                &facegate_vision::OneFaceOptions::VERIFY,
-                &budget,
-            ) {
-                Ok(OneFace::One(f)) => Ok((f, 0, Vec::new())),
-                Ok(OneFace::None) => Err(no_face()),
-                Ok(OneFace::Several(_)) => Err(several()),
-                Err(e) => Err(vision_error(e)),
-            };
+    let analysis = match analysis {
+        Some(task) => task,
+        None => {
+            let engine = Arc::clone(&s.engine);
+            let options = capture_options(plan.actions.as_deref().unwrap_or(&[]));
+            let (imgs, b) = (Arc::clone(&images), budget.clone());
+            tokio::task::spawn_blocking(move || analyse(&engine, &imgs, Some(options), &b))
         }
-        // Several frames: detection, landmarks, pose and eyes on every frame;
-        // embedding on the first and the best only, liveness on the best.
-        let refs: Vec<&[u8]> = images.iter().map(|v| v.as_slice()).collect();
-        let c = match engine.challenge_bytes(&refs, &options, &budget) {
-            Ok(CaptureResult::Captured(c)) => c,
-            Ok(CaptureResult::NoFace) => return Err(no_face()),
-            Ok(CaptureResult::SeveralFaces { .. }) => return Err(several()),
-            Err(e) => return Err(vision_error(e)),
-        };
-        // The anchor and the best frame must be one person. (`c.continuous`,
-        // the boxes overlapping frame to frame, is not required: a gate
-        // that sends sparse frames of a moving person has gaps.)
-        if c.similarity < facegate_vision::DEFAULT_THRESHOLD {
-            return Err(CoreError::bad(
-                "检测过程中更换了人，请重新开始。",
-                "the person changed during the check; start again",
-            ));
-        }
-        // The frames with a face, in capture order, reduced to the cues
-        // the challenge judge reads.
-        let cues: Vec<facegate_vision::challenge::FrameCues> = c
-            .frames
-            .iter()
-            .flatten()
-            .filter_map(|f| {
-                facegate_vision::challenge::FrameCues::from_parts(
-                    &f.landmarks68,
-                    f.pitch,
-                    [f.left_eye_open, f.right_eye_open],
-                )
-            })
-            .collect();
-        let best_index = c.best;
-        Ok((c.best_face, best_index, cues))
-    })
-    .await
-    .map_err(CoreError::internal)??;
+    };
+    let (best, best_index, cues) = analysis.await.map_err(CoreError::internal)??;
     s.observe("facegate_frames_analyzed_total", &[]);
     tracing::debug!(ms = t0.elapsed().as_millis() as u64, frames = n, "analyzed");
 

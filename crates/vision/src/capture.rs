@@ -109,7 +109,9 @@ pub struct CaptureOptions {
     /// the anchor frame, on the best (embedded) frame and whenever tracking
     /// is lost; the frames between find the face from the previous frame's
     /// box with the landmark model (two 0.5 ms calls instead of a 4 ms
-    /// detector call). Off: the detector on every frame.
+    /// detector call). A track the detector does not confirm on the best
+    /// frame is re-detected from the frame where it was lost, not the
+    /// whole challenge. Off: the detector on every frame.
     pub track: bool,
 }
 
@@ -285,9 +287,14 @@ pub struct Captured {
     /// Cosine similarity of the first and best frames' embeddings (1 when
     /// they are the same frame); compare with [`crate::DEFAULT_THRESHOLD`].
     pub similarity: f32,
-    /// Every frame's face box overlaps the previous frame's (no swap between
-    /// frames without an embedding).
+    /// Every frame's face box is the previous frame's face by
+    /// [`same_face`] (no jump between frames without an embedding; not
+    /// required by the server, whose gates may send sparse frames).
     pub continuous: bool,
+    /// Frames where the detector did not confirm a tracked face and the
+    /// frame loop resumed with the detector ([`Engine::challenge`]); empty
+    /// without tracking or when every check confirmed the track.
+    pub lost: Vec<usize>,
 }
 
 /// What [`Engine::complete`] adds to a gated face.
@@ -380,9 +387,123 @@ enum Redetected {
     Lost,
 }
 
-/// Whether two boxes overlap (the same face moving between frames).
-fn overlaps(a: &BBox, b: &BBox) -> bool {
-    a.iou(b) > 0.1
+/// The least intersection over union of two boxes that are one face: the
+/// same face on consecutive frames, and the tracker's box against the
+/// detector's on one frame. The one rule for both, chosen between what one
+/// face gives and what two faces give:
+/// - one face moving as far as tracking allows between two frames
+///   ([`TRACK_MAX_MOVE`] and [`TRACK_MAX_SCALE`]) keeps an IoU of about 0.6,
+///   and the tracker's box against the detector's on a partly covered face
+///   was measured at 0.50 (a bar over the eyes; 0.83–0.90 uncovered);
+///   a person at a gate who moves half a box side between two sparse
+///   frames keeps 0.33;
+/// - two people's faces cannot share much of a box: two equal boxes whose
+///   centres are 0.8 of a side apart (heads touching) have an IoU of 0.11.
+///
+/// So 0.3: one face passes with margin, a neighbour's face is refused with
+/// margin. (It replaces 0.1 for the frame-to-frame rule, which a neighbour
+/// cheek to cheek could pass, and 0.5 for the re-detection, which a partly
+/// covered face could fail.) Tested by `same_face_is_one_rule`.
+pub const SAME_FACE_IOU: f32 = 0.3;
+
+/// Whether two boxes are one face (on consecutive frames, or the tracker's
+/// and the detector's on one frame): see [`SAME_FACE_IOU`].
+pub fn same_face(a: &BBox, b: &BBox) -> bool {
+    a.iou(b) >= SAME_FACE_IOU
+}
+
+/// The state of a challenge's frame loop after each frame, so that the
+/// loop can resume from any frame (where a track was lost) without
+/// redoing the frames before it, and what the detector found on each frame
+/// it saw (kept across a resume: no frame is detected twice, nor are the
+/// cues of the same detection made twice).
+struct Scan {
+    /// The detector's hits per frame it saw.
+    seen: Vec<Option<Vec<Detection>>>,
+    /// The cues made from a detection per frame (the last one chosen there).
+    made: Vec<Option<(Detection, FrameCues)>>,
+    /// Frames the detector must see (where a track was lost).
+    force: Vec<bool>,
+    /// Cues per frame (`None`: no face).
+    cues: Vec<Option<FrameCues>>,
+    /// The face's box per frame (the detector's, or the tracker's).
+    dets: Vec<Option<Detection>>,
+    /// Which frames the full detector saw.
+    detected: Vec<bool>,
+    /// The face followed after each frame.
+    tracks: Vec<Option<Track>>,
+    /// The anchor: the first frame with a recognisable face, gated.
+    anchor: Option<(usize, Detection, Gated)>,
+}
+
+impl Scan {
+    fn new(n: usize) -> Scan {
+        Scan {
+            seen: vec![None; n],
+            made: vec![None; n],
+            force: vec![false; n],
+            cues: Vec::with_capacity(n),
+            dets: Vec::with_capacity(n),
+            detected: Vec::with_capacity(n),
+            tracks: Vec::with_capacity(n),
+            anchor: None,
+        }
+    }
+
+    /// Mark frame `i` seen by the detector with its face `d` and cues `c`.
+    fn confirm(&mut self, i: usize, d: Detection, c: FrameCues) {
+        self.tracks[i] = Some(Track::new(d.bbox, d.score, &c.landmarks68));
+        (self.dets[i], self.cues[i], self.detected[i]) = (Some(d), Some(c), true);
+    }
+
+    /// Forget every frame from `i` on.
+    fn truncate(&mut self, i: usize) {
+        self.cues.truncate(i);
+        self.dets.truncate(i);
+        self.detected.truncate(i);
+        self.tracks.truncate(i);
+        if self.anchor.as_ref().is_some_and(|a| a.0 >= i) {
+            self.anchor = None;
+        }
+    }
+
+    fn push(&mut self, face: Option<(Detection, FrameCues)>, detected: bool, track: Option<Track>) {
+        let (d, c) = face.unzip();
+        self.dets.push(d);
+        self.cues.push(c);
+        self.detected.push(detected);
+        self.tracks.push(track);
+    }
+
+    /// The last face box before frame `i`.
+    fn prev(&self, i: usize) -> Option<BBox> {
+        self.dets[..i].iter().rev().flatten().next().map(|d| d.bbox)
+    }
+}
+
+/// The best frame from `first` on: the most frontal (|yaw| + |pitch|/2),
+/// then the detector score; by the pose every frame has from the same
+/// source (the landmark pose unless the model ran on every frame). The
+/// earliest frame within 0.01 (degrees) of the most frontal: frames that
+/// tie (a face held still) keep their order whatever the rounding of a
+/// tracked frame's landmarks adds.
+fn best_frame(cues: &[Option<FrameCues>], first: usize, pose: PoseFrames) -> usize {
+    let frontal = |c: &FrameCues| {
+        let (yaw, pitch) = if pose == PoseFrames::Every {
+            (c.yaw, c.pitch)
+        } else {
+            let p = pose_from_landmarks(&c.landmarks68);
+            (p[0], p[1])
+        };
+        yaw.abs() + pitch.abs() / 2.0 - c.det_score
+    };
+    let score = |i: usize| cues[i].as_ref().map(frontal);
+    let most = (first..cues.len())
+        .filter_map(score)
+        .fold(f32::INFINITY, f32::min);
+    (first..cues.len())
+        .find(|&i| score(i).is_some_and(|s| s <= most + 0.01))
+        .unwrap_or(first)
 }
 
 impl Engine {
@@ -595,15 +716,21 @@ impl Engine {
         )))
     }
 
-    /// Cues of one frame's face from its landmarks (+ `fr_eye`, + `fr_pose`
-    /// with [`CueSource::Models`]).
+    /// The cues of one frame's face: its landmarks (given, or found in the
+    /// box) and what they give, `fr_eye`, and `fr_pose` with
+    /// [`CueSource::Models`]. The one place a frame's cues are made, for a
+    /// detected, a tracked and a re-detected frame alike.
     fn cues(
         &self,
         img: &RgbImage,
         det: &Detection,
-        lm: Vec<[f32; 2]>,
+        lm: Option<Vec<[f32; 2]>>,
         source: CueSource,
     ) -> Result<FrameCues, VisionError> {
+        let lm = match lm {
+            Some(lm) => lm,
+            None => self.landmarks(img, &det.bbox)?,
+        };
         let pose_model = source == CueSource::Models && self.pose.is_some();
         let [yaw, pitch, roll] = if pose_model {
             self.pose(img, &det.bbox)?
@@ -639,9 +766,10 @@ impl Engine {
     /// [`Engine::one_face`] and embedded (the same-person anchor); the best
     /// frame (most frontal, then sharpest by detector score) is embedded and
     /// gets passive liveness. Frames between them are tied to the anchor by
-    /// box overlap (`continuous`). Two or more sure detections in a frame the
-    /// detector sees stop the work ([`CaptureResult::SeveralFaces`]). The
-    /// budget is checked between frames and stages.
+    /// box overlap (`continuous`, [`same_face`]). Two or more sure detections
+    /// in a frame the detector sees stop the work
+    /// ([`CaptureResult::SeveralFaces`]). The budget is checked between
+    /// frames and stages.
     ///
     /// With [`CaptureOptions::track`] the detector sees the anchor frame (and
     /// the frames before it), the last frame, the best (embedded) frame and
@@ -652,9 +780,17 @@ impl Engine {
     /// and the last frame, and on any frame where the tracked face jumps or
     /// the picture size changes; one who passes through only frames in
     /// between is not (the decision reads only the tracked face's cues
-    /// there). Should the detector not find the tracked face on the best
-    /// frame, the challenge is analysed again with the detector on every
-    /// frame.
+    /// there).
+    ///
+    /// The best frame is always seen by the detector; should it not confirm
+    /// the tracked face there, the track was lost somewhere since the last
+    /// detected frame: the detector checks the tracked frames from there in
+    /// order, each one it confirms gets the detector's box and cues, and at
+    /// the first it does not (the frame where the track was lost) the frame
+    /// loop resumes with the detector, as without tracking, and re-seeds the
+    /// track there. The frames before it are kept. Every frame the detector
+    /// sees again may stop the work on a second face. ([`Captured::lost`]
+    /// names the frames where the loop resumed.)
     pub fn challenge(
         &self,
         frames: &[RgbImage],
@@ -668,152 +804,72 @@ impl Engine {
             PoseFrames::Every => opts.cues,
             _ => CueSource::Landmarks,
         };
-        let mut cues: Vec<Option<FrameCues>> = Vec::with_capacity(frames.len());
-        let mut dets_of: Vec<Option<Detection>> = Vec::with_capacity(frames.len());
-        let mut anchor: Option<(usize, Detection, Gated)> = None;
-        let mut prev: Option<BBox> = None;
-        let mut continuous = true;
-        // The face followed from the previous frame, and which frames the
-        // full detector saw.
-        let mut track: Option<Track> = None;
-        let mut detected = vec![false; frames.len()];
-        for (i, img) in frames.iter().enumerate() {
-            budget.check()?;
-            // The last frame always gets the detector (a second person who
-            // came in during the challenge is seen there).
-            // A frame of another size is from another source, not motion.
-            let last_frame = i + 1 == frames.len();
-            let same_size = i > 0 && frames[i - 1].dimensions() == img.dimensions();
-            if let (true, false, true, Some(_), Some(t)) =
-                (opts.track, last_frame, same_size, &anchor, &track)
-            {
-                if let Some((d, lm)) = self.track(img, t)? {
-                    if let Some(p) = &prev {
-                        continuous &= overlaps(p, &d.bbox);
-                    }
-                    prev = Some(d.bbox);
-                    track = Some(Track { bbox: d.bbox, ..*t });
-                    budget.check()?;
-                    cues.push(Some(self.cues(img, &d, lm, per_frame)?));
-                    dets_of.push(Some(d));
-                    continue;
-                }
+        let n = frames.len();
+        let mut s = Scan::new(n);
+        let mut lost: Vec<usize> = Vec::new();
+        let mut from = 0;
+        let best = loop {
+            s.truncate(from);
+            if let Some(stop) = self.scan(frames, opts, per_frame, from, &mut s, budget)? {
+                return Ok(stop);
             }
-            detected[i] = true;
-            let dets = self.detect(img)?;
-            let sure = self.sure(&dets);
-            if sure >= 2 {
-                return Ok(CaptureResult::SeveralFaces {
-                    frame: i,
-                    faces: sure,
-                });
-            }
-            let chosen = if anchor.is_none() {
-                // The anchor frame: gate every candidate, stop at the second face.
-                let mut found: Option<(Detection, Gated)> = None;
-                for d in &dets {
-                    budget.check()?;
-                    if let Some(g) = self.gated(img, d)? {
-                        if found.is_some() {
-                            return Ok(CaptureResult::SeveralFaces { frame: i, faces: 2 });
-                        }
-                        found = Some((*d, g));
-                    }
-                }
-                match found {
-                    Some((d, g)) => {
-                        let lm = g.lm.clone();
-                        anchor = Some((i, d, g));
-                        Some((d, lm))
-                    }
-                    None => None,
-                }
-            } else {
-                // Later frames: the detection that continues the face (or the
-                // most confident one), no embedding.
-                let d = dets
-                    .iter()
-                    .find(|d| prev.as_ref().is_some_and(|p| overlaps(p, &d.bbox)))
-                    .or_else(|| dets.first())
-                    .copied();
-                match d {
-                    Some(d) => {
-                        budget.check()?;
-                        Some((d, self.landmarks(img, &d.bbox)?))
-                    }
-                    None => None,
-                }
+            let Some(first) = s.anchor.as_ref().map(|a| a.0) else {
+                return Ok(CaptureResult::NoFace);
             };
-            match chosen {
-                Some((d, lm)) => {
-                    if let Some(p) = &prev {
-                        continuous &= overlaps(p, &d.bbox);
-                    }
-                    prev = Some(d.bbox);
-                    track = Some(Track::new(d.bbox, d.score, &lm));
-                    budget.check()?;
-                    cues.push(Some(self.cues(img, &d, lm, per_frame)?));
-                    dets_of.push(Some(d));
-                }
-                None => {
-                    track = None;
-                    cues.push(None);
-                    dets_of.push(None);
-                }
+            let best = best_frame(&s.cues, first, opts.pose);
+            if !opts.track || s.detected[best] {
+                break best;
             }
-        }
-        let Some((first, first_det, first_g)) = anchor else {
-            return Ok(CaptureResult::NoFace);
-        };
-        if opts.pose != PoseFrames::Every && opts.cues == CueSource::Models && self.pose.is_some() {
-            self.model_pose_where_needed(frames, &dets_of, &mut cues, opts.pose, budget)?;
-        }
-        // The best frame: most frontal (|yaw| + |pitch|/2), then detector
-        // score; by the pose every frame has from the same source (the
-        // landmark pose unless the model ran on every frame).
-        let frontal = |c: &FrameCues| {
-            let (yaw, pitch) = if opts.pose == PoseFrames::Every {
-                (c.yaw, c.pitch)
-            } else {
-                let p = pose_from_landmarks(&c.landmarks68);
-                (p[0], p[1])
-            };
-            yaw.abs() + pitch.abs() / 2.0 - c.det_score
-        };
-        // The earliest frame within 0.01 (degrees) of the most frontal:
-        // frames that tie (a face held still) keep their order whatever the
-        // rounding of a tracked frame's landmarks adds.
-        let score = |i: usize| cues[i].as_ref().map(frontal);
-        let most = (first..frames.len())
-            .filter_map(score)
-            .fold(f32::INFINITY, f32::min);
-        let best = (first..frames.len())
-            .find(|&i| score(i).is_some_and(|s| s <= most + 0.01))
-            .unwrap_or(first);
-        if opts.track {
-            // The full detector on the embedded frame too: its embedding
+            // The embedded frame gets the full detector too: its embedding
             // and liveness are those of the detector's box, and a second
             // person there stops the work.
-            if !detected[best] {
-                let i = best;
+            budget.check()?;
+            match self.redetect(frames, best, per_frame, &mut s)? {
+                Redetected::Same(d, c) => {
+                    s.confirm(best, d, c);
+                    break best;
+                }
+                Redetected::Several(faces) => {
+                    return Ok(CaptureResult::SeveralFaces { frame: best, faces })
+                }
+                Redetected::Lost => {}
+            }
+            // The track was lost on the way from the last detected frame:
+            // the detector checks the tracked frames since then in order;
+            // the loop resumes with the detector from the first it does not
+            // confirm (the embedded frame when it confirms them all),
+            // re-seeding the track there.
+            let seed = (0..best).rev().find(|&i| s.detected[i]).unwrap_or(first);
+            let mut at = best;
+            for i in seed + 1..best {
                 budget.check()?;
-                match self.redetect(&frames[i], &dets_of[i], &cues[i], per_frame)? {
-                    Redetected::Same(d, c) => (dets_of[i], cues[i]) = (Some(d), Some(c)),
+                match self.redetect(frames, i, per_frame, &mut s)? {
+                    Redetected::Same(d, c) => s.confirm(i, d, c),
                     Redetected::Several(faces) => {
                         return Ok(CaptureResult::SeveralFaces { frame: i, faces })
                     }
-                    // The tracker followed something the detector does not
-                    // see there: every frame again with the detector.
                     Redetected::Lost => {
-                        let untracked = CaptureOptions {
-                            track: false,
-                            ..*opts
-                        };
-                        return self.challenge(frames, &untracked, budget);
+                        at = i;
+                        break;
                     }
                 }
             }
+            s.force[at] = true;
+            lost.push(at);
+            from = at;
+        };
+        let Scan {
+            mut cues,
+            dets: dets_of,
+            anchor,
+            ..
+        } = s;
+        let (first, first_det, first_g) = anchor.expect("the loop ends with an anchor");
+        if opts.pose != PoseFrames::Every && opts.cues == CueSource::Models && self.pose.is_some() {
+            self.model_pose_where_needed(frames, &dets_of, &mut cues, opts.pose, budget)?;
         }
+        let boxes: Vec<&BBox> = dets_of.iter().flatten().map(|d| &d.bbox).collect();
+        let continuous = boxes.windows(2).all(|w| same_face(w[0], w[1]));
         budget.check()?;
         let first_face = self.complete(
             &frames[first],
@@ -888,36 +944,149 @@ impl Engine {
             best_face,
             similarity,
             continuous,
+            lost,
         })))
     }
 
-    /// The full detector on a tracked frame: its face (the detection that
-    /// overlaps the tracked box) with the cues recomputed from the detector's
+    /// The challenge's frame loop from frame `from` on, into `s` (which
+    /// holds the frames before it). `Some` when the work stops (a second
+    /// face).
+    #[allow(clippy::too_many_arguments)]
+    fn scan(
+        &self,
+        frames: &[RgbImage],
+        opts: &CaptureOptions,
+        per_frame: CueSource,
+        from: usize,
+        s: &mut Scan,
+        budget: &Budget,
+    ) -> Result<Option<CaptureResult>, VisionError> {
+        for (i, img) in frames.iter().enumerate().skip(from) {
+            budget.check()?;
+            // The last frame always gets the detector (a second person who
+            // came in during the challenge is seen there).
+            // A frame of another size is from another source, not motion.
+            let last_frame = i + 1 == frames.len();
+            let same_size = i > 0 && frames[i - 1].dimensions() == img.dimensions();
+            let track = if i > 0 { s.tracks[i - 1] } else { None };
+            if let (true, false, true, false, true, Some(t)) = (
+                opts.track,
+                last_frame,
+                same_size,
+                s.force[i],
+                s.anchor.is_some(),
+                track,
+            ) {
+                if let Some((d, lm)) = self.track(img, &t)? {
+                    budget.check()?;
+                    let c = self.cues(img, &d, Some(lm), per_frame)?;
+                    s.push(Some((d, c)), false, Some(Track { bbox: d.bbox, ..t }));
+                    continue;
+                }
+            }
+            let dets = self.hits(img, i, s)?;
+            let sure = self.sure(&dets);
+            if sure >= 2 {
+                return Ok(Some(CaptureResult::SeveralFaces {
+                    frame: i,
+                    faces: sure,
+                }));
+            }
+            let chosen = if s.anchor.is_none() {
+                // The anchor frame: gate every candidate, stop at the second face.
+                let mut found: Option<(Detection, Gated)> = None;
+                for d in &dets {
+                    budget.check()?;
+                    if let Some(g) = self.gated(img, d)? {
+                        if found.is_some() {
+                            return Ok(Some(CaptureResult::SeveralFaces { frame: i, faces: 2 }));
+                        }
+                        found = Some((*d, g));
+                    }
+                }
+                match found {
+                    Some((d, g)) => {
+                        let lm = g.lm.clone();
+                        s.anchor = Some((i, d, g));
+                        Some((d, Some(lm)))
+                    }
+                    None => None,
+                }
+            } else {
+                // Later frames: the detection that continues the face (or the
+                // most confident one), no embedding.
+                let prev = s.prev(i);
+                dets.iter()
+                    .find(|d| prev.as_ref().is_some_and(|p| same_face(p, &d.bbox)))
+                    .or_else(|| dets.first())
+                    .map(|d| (*d, None))
+            };
+            match chosen {
+                Some((d, lm)) => {
+                    budget.check()?;
+                    let c = self.detected_cues(img, i, &d, lm, per_frame, s)?;
+                    let t = Track::new(d.bbox, d.score, &c.landmarks68);
+                    s.push(Some((d, c)), true, Some(t));
+                }
+                None => s.push(None, true, None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The detector's hits on frame `i` (run once per frame: kept in `s`).
+    fn hits(&self, img: &RgbImage, i: usize, s: &mut Scan) -> Result<Vec<Detection>, VisionError> {
+        if let Some(h) = &s.seen[i] {
+            return Ok(h.clone());
+        }
+        let h = self.detect(img)?;
+        s.seen[i] = Some(h.clone());
+        Ok(h)
+    }
+
+    /// [`Engine::cues`] of a detection on frame `i`, made once per detection.
+    fn detected_cues(
+        &self,
+        img: &RgbImage,
+        i: usize,
+        d: &Detection,
+        lm: Option<Vec<[f32; 2]>>,
+        source: CueSource,
+        s: &mut Scan,
+    ) -> Result<FrameCues, VisionError> {
+        if let Some((d0, c)) = &s.made[i] {
+            if d0 == d {
+                return Ok(c.clone());
+            }
+        }
+        let c = self.cues(img, d, lm, source)?;
+        s.made[i] = Some((*d, c.clone()));
+        Ok(c)
+    }
+
+    /// The full detector on tracked frame `i`: its face (the detection that
+    /// is the tracked face, [`same_face`]) with the cues from the detector's
     /// box, as without tracking.
     fn redetect(
         &self,
-        img: &RgbImage,
-        tracked: &Option<Detection>,
-        cues: &Option<FrameCues>,
+        frames: &[RgbImage],
+        i: usize,
         per_frame: CueSource,
+        s: &mut Scan,
     ) -> Result<Redetected, VisionError> {
-        let (Some(t), Some(old)) = (tracked, cues) else {
-            return Ok(Redetected::Lost);
-        };
-        let dets = self.detect(img)?;
+        let img = &frames[i];
+        let dets = self.hits(img, i, s)?;
         let sure = self.sure(&dets);
         if sure >= 2 {
             return Ok(Redetected::Several(sure));
         }
-        let Some(d) = dets.iter().find(|d| d.bbox.iou(&t.bbox) >= 0.5).copied() else {
+        let Some(t) = s.dets[i] else {
             return Ok(Redetected::Lost);
         };
-        let lm = self.landmarks(img, &d.bbox)?;
-        let mut c = self.cues(img, &d, lm, per_frame)?;
-        if old.pose_model && !c.pose_model {
-            let [yaw, pitch, roll] = self.pose(img, &d.bbox)?;
-            (c.yaw, c.pitch, c.roll, c.pose_model) = (yaw, pitch, roll, true);
-        }
+        let Some(d) = dets.iter().find(|d| same_face(&t.bbox, &d.bbox)).copied() else {
+            return Ok(Redetected::Lost);
+        };
+        let c = self.detected_cues(img, i, &d, None, per_frame, s)?;
         Ok(Redetected::Same(d, c))
     }
 

@@ -219,11 +219,15 @@ fn check_pixels(
 /// neither marker can appear inside it; an EXIF thumbnail's own FF D9 comes
 /// before the main image's scans and does not count.
 fn jpeg_complete(bytes: &[u8]) -> bool {
-    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_sos {
-        None => false,
-        Some(p) => bytes[p..].windows(2).any(|w| w == [0xFF, 0xD9]),
-    }
+    // The same answer as "an EOI after the last SOS", found from the ends:
+    // the last EOI (at the very end of a normal file), no SOS after it, and
+    // an SOS before it (near the start). The straightforward form scanned
+    // the whole entropy-coded data twice per frame.
+    let marker = |m: u8| move |w: &[u8]| w == [0xFF, m];
+    let Some(eoi) = bytes.windows(2).rposition(marker(0xD9)) else {
+        return false;
+    };
+    !bytes[eoi..].windows(2).any(marker(0xDA)) && bytes[..eoi].windows(2).any(marker(0xDA))
 }
 
 /// Decodes JPEG, PNG, WebP or BMP bytes into an RGB image with EXIF orientation
@@ -287,5 +291,31 @@ fn classify(format: ImageFormat, e: image::ImageError) -> VisionError {
         other => VisionError::Corrupt(format!(
             "the {format:?} data is truncated or corrupt: {other}"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// The straightforward form [`super::jpeg_complete`] replaced.
+    fn eoi_after_last_sos(bytes: &[u8]) -> bool {
+        let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+        match last_sos {
+            None => false,
+            Some(p) => bytes[p..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        }
+    }
+
+    proptest! {
+        /// Byte strings drawn mostly from the marker bytes, so that SOS and
+        /// EOI markers occur, overlap and repeat in every order.
+        #[test]
+        fn jpeg_complete_is_eoi_after_the_last_sos(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(0xFFu8), Just(0xDA), Just(0xD9), any::<u8>()], 0..40)
+        ) {
+            prop_assert_eq!(super::jpeg_complete(&bytes), eoi_after_last_sos(&bytes));
+        }
     }
 }

@@ -37,8 +37,8 @@ mod stages;
 
 pub use budget::Budget;
 pub use capture::{
-    pose_from_landmarks, CaptureOptions, CaptureResult, Captured, CueSource,
-    FrameCues as CaptureCues, OneFace, OneFaceOptions, PoseFrames,
+    pose_from_landmarks, same_face, CaptureOptions, CaptureResult, Captured, CueSource,
+    FrameCues as CaptureCues, OneFace, OneFaceOptions, PoseFrames, SAME_FACE_IOU,
 };
 pub use challenge::{Action, ChallengeFailure, FrameCues, Framing, LIVENESS_THRESHOLD};
 pub use cpu::CpuInfo;

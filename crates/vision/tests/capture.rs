@@ -601,3 +601,219 @@ fn with_tracking_a_second_person_on_a_detector_frame_is_caught() {
         assert!(matches!(r, CaptureResult::SeveralFaces { .. }), "{r:?}");
     }
 }
+
+/// `img` darkened to 7 % (a camera's exposure dropping for a frame): the
+/// landmark tracker still follows the face there, the detector finds none.
+fn darkened(img: &RgbImage) -> RgbImage {
+    let mut out = img.clone();
+    for p in out.pixels_mut() {
+        for c in p.0.iter_mut() {
+            *c = (*c as f32 * 0.07) as u8;
+        }
+    }
+    out
+}
+
+/// `img` with a second person (biden.jpg's face, about 110 px) at its lower left.
+fn with_second_person(img: &RgbImage) -> RgbImage {
+    let other = as_camera(&[image("biden.jpg")]).remove(0);
+    let face = image::imageops::crop_imm(&other, 270, 10, 140, 150).to_image();
+    let face = image::imageops::resize(&face, 168, 180, image::imageops::FilterType::Triangle);
+    let mut out = img.clone();
+    image::imageops::replace(&mut out, &face, 20, 260);
+    out
+}
+
+/// A track lost mid-way (the detector does not confirm the tracked face on
+/// the embedded frame: a frame too dark for it, through which the landmark
+/// tracker held on) is re-detected from the frame where it was lost, not
+/// the whole challenge again: the same decision as without tracking, with
+/// fewer detector runs (full frame analyses) than without tracking, so
+/// fewer than re-running the challenge. A second person on a tracked frame
+/// that the re-detection walks over is seen, and a face swapped in after
+/// the lost frame still fails the same-person check.
+#[test]
+fn a_track_lost_mid_way_is_re_detected_from_there_only() {
+    use facegate_vision::challenge::{judge, Action, FrameCues};
+    let _serial = serial();
+    let detector_calls = || {
+        engine()
+            .model_calls_by_model()
+            .into_iter()
+            .find(|(m, _)| *m == "fr_detect.onnx")
+            .unwrap()
+            .1
+    };
+    let run = |frames: &[RgbImage], track: bool| {
+        let opts = CaptureOptions {
+            pose: PoseFrames::Every,
+            track,
+            ..Default::default()
+        };
+        let before = detector_calls();
+        let (r, n) = calls(|| {
+            engine()
+                .challenge(frames, &opts, &Budget::unlimited())
+                .unwrap()
+        });
+        (r, n, detector_calls() - before)
+    };
+    let judge_cues = |c: &facegate_vision::Captured| -> Vec<FrameCues> {
+        c.frames
+            .iter()
+            .flatten()
+            .map(|f| {
+                FrameCues::from_parts(&f.landmarks68, f.pitch, [f.left_eye_open, f.right_eye_open])
+                    .unwrap()
+            })
+            .collect()
+    };
+    let mut sequences: Vec<Vec<Action>> = Vec::new();
+    for a in Action::ALL {
+        sequences.push(vec![a]);
+        for b in Action::ALL.into_iter().filter(|&b| b != a) {
+            sequences.push(vec![a, b]);
+        }
+    }
+    let other = as_camera(&[image("astronaut.png")]).remove(0);
+    let mut lost_seen = 0;
+    for name in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
+        let base = as_camera(&[image(name)]).remove(0);
+        // Eight frames of a camera following a face that drifts by 3 px a
+        // frame; the third is too dark for the detector.
+        let at = |k: u32| shifted(&base, 3 * k, k);
+        let lost: Vec<RgbImage> = (0..8)
+            .map(|k| if k == 2 { darkened(&at(k)) } else { at(k) })
+            .collect();
+        let (with, n_with, d_with) = run(&lost, true);
+        let (without, n_without, d_without) = run(&lost, false);
+        let (CaptureResult::Captured(with), CaptureResult::Captured(without)) = (with, without)
+        else {
+            panic!("{name}: both capture")
+        };
+        println!(
+            "{name}, track lost: detector {d_without} → {d_with} (a re-run of the whole \
+             challenge: more than {}), model calls {n_without} → {n_with}, lost at {:?}",
+            lost.len(),
+            with.lost
+        );
+        if !with.lost.is_empty() {
+            lost_seen += 1;
+            assert_eq!(with.lost, [2], "{name}: lost where the frame is dark");
+        }
+        assert!(d_with < d_without, "{name}: {d_with} ≥ {d_without}");
+        assert_eq!(with.first, without.first, "{name}");
+        assert_eq!(with.best, without.best, "{name}");
+        for (a, b) in [
+            (&with.first_face, &without.first_face),
+            (&with.best_face, &without.best_face),
+        ] {
+            let (ea, eb) = (a.embedding.as_ref().unwrap(), b.embedding.as_ref().unwrap());
+            assert!(
+                ea.as_slice()
+                    .iter()
+                    .zip(eb.as_slice())
+                    .all(|(x, y)| (x - y).abs() <= 1e-5),
+                "{name}: embedding"
+            );
+            match (a.liveness, b.liveness) {
+                (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-5, "{name}: {x} vs {y}"),
+                (x, y) => assert_eq!(x, y, "{name}"),
+            }
+        }
+        assert!(
+            with.frames
+                .iter()
+                .zip(&without.frames)
+                .all(|(a, b)| a.is_some() == b.is_some()),
+            "{name}: the same frames have a face (none on the dark one)"
+        );
+        assert!(with.frames[2].is_none(), "{name}");
+        let (jw, jo) = (judge_cues(&with), judge_cues(&without));
+        for seq in &sequences {
+            assert_eq!(judge(seq, &jw), judge(seq, &jo), "{name} {seq:?}");
+        }
+
+        // A second person on a tracked frame before the lost one: the
+        // detector checks that frame on its way to the lost one.
+        let mut second = lost.clone();
+        second[1] = with_second_person(&second[1]);
+        for track in [true, false] {
+            let (r, _, _) = run(&second, track);
+            assert!(
+                matches!(r, CaptureResult::SeveralFaces { frame: 1, .. }),
+                "{name} track {track}: {r:?}"
+            );
+        }
+
+        // Another person from the frame after the lost one on: the
+        // decision (not the same person) is the one without tracking.
+        let swapped: Vec<RgbImage> = (0..8)
+            .map(|k| match k {
+                2 => darkened(&at(k)),
+                k if k > 2 => shifted(&other, 3 * k, k),
+                k => at(k),
+            })
+            .collect();
+        let (with, _, _) = run(&swapped, true);
+        let (without, _, _) = run(&swapped, false);
+        let (CaptureResult::Captured(with), CaptureResult::Captured(without)) = (with, without)
+        else {
+            panic!("{name}: both capture")
+        };
+        let same =
+            |c: &facegate_vision::Captured| c.similarity >= facegate_vision::DEFAULT_THRESHOLD;
+        println!(
+            "{name}, swapped after the lost frame: best {} / {}, similarity {} / {}",
+            with.best, without.best, with.similarity, without.similarity
+        );
+        assert_eq!(same(&with), same(&without), "{name}");
+        if with.best > 2 {
+            assert!(
+                !same(&with),
+                "{name}: the other person is embedded and refused"
+            );
+        }
+    }
+    assert!(
+        lost_seen >= 2,
+        "the dark frame lost the track in {lost_seen} of 3"
+    );
+}
+
+/// One rule decides whether two boxes are one face, on consecutive frames
+/// and between the tracker's and the detector's box: IoU ≥ 0.3
+/// ([`facegate_vision::SAME_FACE_IOU`]). One face moving as far as the
+/// tracker allows in a frame passes; two real people side by side do not.
+#[test]
+fn same_face_is_one_rule() {
+    use facegate_vision::{same_face, BBox, SAME_FACE_IOU};
+    let _serial = serial();
+    let sq = |cx: f32, cy: f32, side: f32| BBox {
+        x1: cx - side / 2.0,
+        y1: cy - side / 2.0,
+        x2: cx + side / 2.0,
+        y2: cy + side / 2.0,
+    };
+    let a = sq(100.0, 100.0, 100.0);
+    // The tracker's largest step: 0.15 of a side diagonally, 10 % larger.
+    let d = 15.0 / 2f32.sqrt();
+    assert!(same_face(&a, &sq(100.0 + d, 100.0 + d, 110.0)));
+    // A person at a gate moving half a side between sparse frames.
+    assert!(same_face(&a, &sq(150.0, 100.0, 100.0)));
+    // Two heads touching: centres 0.8 of a side apart (IoU 0.11).
+    assert!(!same_face(&a, &sq(180.0, 100.0, 100.0)));
+    assert!(SAME_FACE_IOU > sq(0.0, 0.0, 1.0).iou(&sq(0.8, 0.0, 1.0)));
+    // Real faces: the two people of a photo are not one face; one face
+    // detected, moved by 6 px and detected again is.
+    let two = two_people();
+    let dets = engine().detect(&two).unwrap();
+    assert_eq!(dets.len(), 2);
+    assert!(!same_face(&dets[0].bbox, &dets[1].bbox));
+    let one = as_camera(&[image("obama.jpg")]).remove(0);
+    let (b0, b1) = (
+        engine().detect(&one).unwrap()[0].bbox,
+        engine().detect(&shifted(&one, 6, 3)).unwrap()[0].bbox,
+    );
+    assert!(same_face(&b0, &b1), "{}", b0.iou(&b1));
+}
