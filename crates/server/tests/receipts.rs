@@ -255,3 +255,102 @@ async fn r21_official_documents_show_officers_headcount_signage_and_signature() 
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_evidence_file_matches_each_record_against_its_own_scenarios_notices() {
+    // The default scenario's notice changes (version 2); a second scenario
+    // is deployed (its notice is version 1). A person consents and is
+    // checked in both: each consent and decision names its own scenario and
+    // the version of that scenario's notice (before, every record was read
+    // against the default scenario's notices: version 2 for all).
+    let t = common::server().await;
+    let demo = facegate_server::deploy::demo_manifest();
+    let changed = demo.replacen("021-5555 0100，", "021-5555 0199，", 1);
+    assert_ne!(changed, demo, "the demo manifest's contact moved");
+    let east = demo.replacen(
+        "id = \"residential-gate\"",
+        "id = \"residential-gate-east\"",
+        1,
+    );
+    for m in [changed, east] {
+        let (s, b) = t
+            .send(
+                "POST",
+                "/v1/scenarios",
+                Some(&t.admin),
+                Some(("application/toml", m)),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (_, n) = t
+        .call(
+            "GET",
+            "/v1/notice?scenario=residential-gate-east",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(n["scenario"], "residential-gate-east", "{n}");
+    let (s, c) = t
+        .call(
+            "POST",
+            "/v1/consents",
+            Some(&t.device),
+            Some(
+                json!({"person_id": p, "notice_version": n["version"], "device_id": "gate-north-1",
+                        "scenario": "residential-gate-east"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    for scenario in ["residential-gate", "residential-gate-east"] {
+        let (s, b) = t
+            .call("POST", "/v1/credentials", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": scenario})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let (s, b) = t
+            .call("POST", "/v1/verify/credential", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": scenario})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let tok = t.portal_token(&p).await;
+    let (s, ev) = t.call("GET", "/v1/me/evidence", Some(&tok), None).await;
+    assert_eq!(s, StatusCode::OK, "{ev}");
+    let want = |scenario: &str| if scenario == "residential-gate" { 2 } else { 1 };
+    let decisions = ev["decisions"].as_array().unwrap();
+    for scenario in ["residential-gate", "residential-gate-east"] {
+        let mine: Vec<_> = decisions
+            .iter()
+            .filter(|d| d["scenario"] == scenario)
+            .collect();
+        assert!(!mine.is_empty(), "{scenario}: {ev}");
+        for d in mine {
+            assert_eq!(d["notice_version"], want(scenario), "{d}");
+        }
+    }
+    let consents = ev["consents"].as_array().unwrap();
+    assert_eq!(consents.len(), 2, "{ev}");
+    for c in consents {
+        assert_eq!(
+            c["notice_version"],
+            want(c["scenario"].as_str().unwrap()),
+            "{c}"
+        );
+    }
+    // Both scenarios' notices are in the file, each naming its scenario.
+    let notices = ev["notices"].as_array().unwrap();
+    for (scenario, version) in [
+        ("residential-gate", 1),
+        ("residential-gate", 2),
+        ("residential-gate-east", 1),
+    ] {
+        assert!(
+            notices
+                .iter()
+                .any(|n| n["scenario"] == scenario && n["version"] == version),
+            "{scenario} v{version}: {ev}"
+        );
+    }
+}
