@@ -34,6 +34,9 @@ pub struct Deployed {
     pub version: i64,
     /// Manifest device id → store device id.
     pub devices: HashMap<String, Uuid>,
+    /// Store device id → manifest device id: the inverse of `devices`, made
+    /// once here, so naming a decision's device on its receipt is one look-up.
+    pub device_names: HashMap<Uuid, String>,
     /// The PIA in force (generated from the manifest when it names none).
     pub pia: policy::PiaReport,
     /// Store notice id of the current zh-CN notice (consents point at it).
@@ -243,6 +246,7 @@ pub async fn deploy(
         lint: report.diagnostics,
         store_id: sv.scenario_id,
         version: sv.version,
+        device_names: devices.iter().map(|(n, id)| (*id, n.clone())).collect(),
         devices,
         pia,
         notice_id,

@@ -354,3 +354,42 @@ async fn the_evidence_file_matches_each_record_against_its_own_scenarios_notices
         );
     }
 }
+
+#[tokio::test]
+async fn a_receipt_names_its_device_through_the_deployments_device_index() {
+    // Every deployed scenario indexes its devices both ways (made once at
+    // deploy): the receipt's device name is one look-up, not a scan of the
+    // device map on every decision.
+    let t = common::server().await;
+    let east = facegate_server::deploy::demo_manifest().replacen(
+        "id = \"residential-gate\"",
+        "id = \"residential-gate-east\"",
+        1,
+    );
+    let (s, b) = t
+        .send(
+            "POST",
+            "/v1/scenarios",
+            Some(&t.admin),
+            Some(("application/toml", east)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    for d in t.state.scenarios.read().unwrap().iter() {
+        assert!(!d.devices.is_empty());
+        assert_eq!(d.devices.len(), d.device_names.len(), "{}", d.scenario.id);
+        for (name, id) in &d.devices {
+            assert_eq!(d.device_names.get(id), Some(name), "{}", d.scenario.id);
+        }
+    }
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t
+        .call("POST", "/v1/credentials", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": "residential-gate-east"})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, k) = t.call("GET", "/v1/receipts/public-key", None, None).await;
+    let key = receipts::parse_public_key(k["public_key"].as_str().unwrap()).unwrap();
+    let r = receipts::verify(b["receipt_code"].as_str().unwrap(), &key).unwrap();
+    assert_eq!(r.scenario, "residential-gate-east");
+    assert_eq!(r.device.as_deref(), Some("gate-north-1"));
+}

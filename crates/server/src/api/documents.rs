@@ -46,12 +46,9 @@ async fn inputs(s: &AppState) -> ApiResult<policy::DocInputs> {
     let signage = photos
         .iter()
         .filter_map(|p| {
-            let device = all.iter().find_map(|d| {
-                d.devices
-                    .iter()
-                    .find(|(_, id)| **id == p.device_id)
-                    .map(|(k, _)| k.clone())
-            })?;
+            let device = all
+                .iter()
+                .find_map(|d| d.device_names.get(&p.device_id).cloned())?;
             Some(policy::SignagePhoto {
                 device,
                 data_url: format!(
