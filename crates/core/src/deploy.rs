@@ -60,6 +60,57 @@ pub fn security_measures() -> Vec<String> {
     ]
 }
 
+/// Lint a manifest before it is deployed: the one check every path uses
+/// (an upload, a device added or revoked in the console, a manifest the hub
+/// pushes). Errors that name a requirement refuse it (403 through the API):
+/// the first one's rule and article, with every error's requirement,
+/// article and line in Chinese and English; errors that name none (the
+/// text is not a manifest) are a bad request (400). Passed: the scenario
+/// and the linter's other findings (warnings).
+pub fn lint_manifest(
+    manifest: &str,
+) -> Result<(policy::Scenario, Vec<policy::Diagnostic>), ApiError> {
+    let report = policy::lint(manifest, "scenario.toml");
+    if !report.has_errors() {
+        return match report.scenario {
+            Some(s) => Ok((s, report.diagnostics)),
+            None => Err(ApiError::bad(
+                "场景清单无法解析。",
+                "the manifest could not be parsed",
+            )),
+        };
+    }
+    let errors: Vec<&policy::Diagnostic> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == policy::Severity::Error)
+        .collect();
+    let (mut zh, mut en) = (Vec::new(), Vec::new());
+    for d in &errors {
+        let (code_zh, code_en) = match d.rule {
+            Some(r) => (
+                format!("{r} / {}", r.article_zh()),
+                format!("{r} / {}", r.article()),
+            ),
+            None => (d.code(), d.code()),
+        };
+        zh.push(format!(
+            "{code_zh}（第 {} 行，{}）：{}",
+            d.line, d.path, d.message_zh
+        ));
+        en.push(format!(
+            "{code_en} (line {}, {}): {}",
+            d.line, d.path, d.message_en
+        ));
+    }
+    let zh = format!("场景清单有错误：{}", zh.join("；"));
+    let en = format!("the scenario manifest has errors: {}", en.join("; "));
+    Err(match errors.iter().find_map(|d| d.rule) {
+        Some(rule) => ApiError::Refused(policy::Refusal::new(rule, en, zh)),
+        None => ApiError::bad(zh, en),
+    })
+}
+
 /// Lint, register and prepare one manifest.
 pub async fn deploy(
     store: &Store,
@@ -67,35 +118,7 @@ pub async fn deploy(
     manifest: &str,
     _data_dir: &Path,
 ) -> Result<Deployed, ApiError> {
-    let report = policy::lint(manifest, "scenario.toml");
-    if report.has_errors() {
-        // Each error names its requirement and article in its own language
-        // (not the diagnostics' Debug form, which mixed both into one blob).
-        let errors = report
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == policy::Severity::Error);
-        let (mut zh, mut en) = (Vec::new(), Vec::new());
-        for d in errors {
-            let (code_zh, code_en) = match d.rule {
-                Some(r) => (
-                    format!("{r} / {}", r.article_zh()),
-                    format!("{r} / {}", r.article()),
-                ),
-                None => (d.code(), d.code()),
-            };
-            zh.push(format!("{code_zh}（第 {} 行）：{}", d.line, d.message_zh));
-            en.push(format!("{code_en} (line {}): {}", d.line, d.message_en));
-        }
-        return Err(ApiError::bad(
-            format!("场景清单有错误：{}", zh.join("；")),
-            format!("the scenario manifest has errors: {}", en.join("; ")),
-        ));
-    }
-    let mut scenario = report
-        .scenario
-        .clone()
-        .ok_or_else(|| ApiError::bad("场景清单无法解析。", "the manifest could not be parsed"))?;
+    let (mut scenario, lint) = lint_manifest(manifest)?;
     let actor = "server:deploy";
     let st = |e: facegate_store::StoreError| ApiError::internal(e);
 
@@ -243,7 +266,7 @@ pub async fn deploy(
         pia_status,
         scenario,
         manifest: manifest.to_string(),
-        lint: report.diagnostics,
+        lint,
         store_id: sv.scenario_id,
         version: sv.version,
         device_names: devices.iter().map(|(n, id)| (*id, n.clone())).collect(),
