@@ -49,6 +49,29 @@ pub struct Deployed {
     pub pia_status: policy::PiaStatus,
 }
 
+/// The operating procedures this system follows beyond what each manifest
+/// says (they are in its code, whatever the scenario), for the filing pack's
+/// fourth content (Art. 15: processing rules and operating procedures).
+pub fn operating_procedures() -> Vec<String> {
+    vec![
+        format!(
+            "个人请求 requests: a person's access, withdrawal, erasure and complaint are recorded with their due date and answered within {} working days; a withdrawal or erasure deletes the person's templates at once",
+            crate::requests::ANSWER_WORKING_DAYS
+        ),
+        "替代方式 alternatives: wherever face is offered, the manifest's other methods (PIN, card, QR code, a guard's check) grant the same passage; a person's decline of face is kept in the store and honoured by every device of the scenario".into(),
+        format!(
+            "人工核验 guard's check: a kiosk asks, a named guard decides (a check waits at most {} minutes), and the decision is a signed receipt like any other",
+            crate::staffed::STAFFED_CHECK_SECONDS / 60
+        ),
+        format!(
+            "卡片查询 card look-ups: unknown cards are limited to {} per device and {} per scenario each 15 minutes, counted in the store",
+            crate::cards::DEVICE_MISSES,
+            crate::cards::SCENARIO_MISSES
+        ),
+        "回执 receipts: every decision carries a receipt signed by the deployment, which anyone can check offline with its public key".into(),
+    ]
+}
+
 /// The security measures this system has, for the PIA and the filing pack.
 pub fn security_measures() -> Vec<String> {
     vec![

@@ -177,6 +177,21 @@ async fn r21_official_documents_show_officers_headcount_signage_and_signature() 
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    // Read by the vision crate's sniff: a JPEG signature with no header
+    // behind it, and a BMP, are not signage photos.
+    let mut bmp = b"BM".to_vec();
+    bmp.extend_from_slice(&[0; 60]);
+    for bytes in [vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4], bmp] {
+        let (s, b) = t
+            .call(
+                "PUT",
+                "/v1/devices/gate-north-1/signage",
+                Some(&t.admin),
+                Some(json!({ "image": facegate_server::pipeline::encode_image(&bytes) })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    }
     let (s, _) = t
         .call(
             "PUT",
@@ -254,6 +269,24 @@ async fn r21_official_documents_show_officers_headcount_signage_and_signature() 
         .call("GET", "/v1/documents/pia?lang=fr", Some(&t.auditor), None)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Both filing packs (the console's and the official document) state
+    // the system's operating procedures (Art. 15's fourth content), from
+    // the one set of inputs; before, both were built with none.
+    let procedures = facegate_server::deploy::operating_procedures();
+    assert!(!procedures.is_empty());
+    for path in [
+        "/v1/filing/pack",
+        "/v1/documents/filing-pack?lang=zh",
+        "/v1/documents/filing-pack?lang=en",
+    ] {
+        let (s, html) = t.call("GET", path, Some(&t.auditor), None).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        let html = html.as_str().unwrap();
+        for p in &procedures {
+            let head = p.split(':').next().unwrap();
+            assert!(html.contains(head), "{path} lacks the procedure {head:?}");
+        }
+    }
 }
 
 #[tokio::test]
