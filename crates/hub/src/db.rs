@@ -140,15 +140,6 @@ fn kind_word(k: EventKind) -> &'static str {
     }
 }
 
-fn cmd_word(k: CommandKind) -> &'static str {
-    match k {
-        CommandKind::Withdraw => "withdraw",
-        CommandKind::Erase => "erase",
-        CommandKind::Deploy => "deploy",
-        CommandKind::Access => "access",
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct SiteRow {
     pub id: Uuid,
@@ -262,9 +253,9 @@ fn progress_at(r: &sqlx::postgres::PgRow, at: usize) -> CommandProgress {
 /// A request is done when every site has answered it (an access request:
 /// receipted with more than "received").
 fn all_answered(sites: &[CommandProgress]) -> bool {
-    sites
-        .iter()
-        .all(|s| s.receipted_at.is_some() && s.status.as_deref() != Some("received"))
+    sites.iter().all(|s| {
+        s.receipted_at.is_some() && s.status.as_deref() != Some(ReceiptStatus::Received.as_str())
+    })
 }
 
 impl HubDb {
@@ -475,14 +466,7 @@ impl HubDb {
                    answered_at = CASE WHEN $1 = 'answered' THEN $4 END, receipted_at = $5
                  WHERE id = $6 AND site_id = $7 AND (receipted_at IS NULL OR (status = 'received' AND $1 = 'answered'))",
             )
-            .bind(match r.status {
-                ReceiptStatus::Applied => "applied",
-                ReceiptStatus::NothingHeld => "nothing_held",
-                ReceiptStatus::Deployed => "deployed",
-                ReceiptStatus::Refused => "refused",
-                ReceiptStatus::Received => "received",
-                ReceiptStatus::Answered => "answered",
-            })
+            .bind(r.status.as_str())
             .bind(r.templates_deleted)
             .bind(r.site_receipt_id.map(|u| u.to_string()))
             .bind(ts(r.applied_at))
@@ -572,12 +556,7 @@ impl HubDb {
             .map(|r| HubCommand {
                 id: Uuid::parse_str(r.get::<&str, _>(0)).expect("uuid column"),
                 seq: r.get(1),
-                kind: match r.get::<&str, _>(2) {
-                    "erase" => CommandKind::Erase,
-                    "deploy" => CommandKind::Deploy,
-                    "access" => CommandKind::Access,
-                    _ => CommandKind::Withdraw,
-                },
+                kind: CommandKind::parse(r.get::<&str, _>(2)).expect("command kind column"),
                 pseudonym: Hash32::parse(r.get::<&str, _>(3)).expect("hex column"),
                 request_id: Uuid::parse_str(r.get::<&str, _>(4)).expect("uuid column"),
                 manifest: None,
@@ -644,12 +623,13 @@ impl HubDb {
     /// complaints stay with the processor's operator here. Every request is
     /// recorded with its due date.
     pub async fn add_request(&self, kind: &str, pseudonym: Hash32) -> Result<RequestView> {
-        let cmd = match kind {
-            "withdraw" => Some(CommandKind::Withdraw),
-            "erase" => Some(CommandKind::Erase),
-            "access" => Some(CommandKind::Access),
-            "complaint" => None,
-            _ => return Err(HubError::Bad(format!("unknown request kind {kind:?}"))),
+        // A person's request is a command of that kind (a deploy is not a
+        // person's), or a complaint that stays here.
+        let cmd = match CommandKind::parse(kind) {
+            Some(CommandKind::Deploy) | None if kind != "complaint" => {
+                return Err(HubError::Bad(format!("unknown request kind {kind:?}")))
+            }
+            k => k,
         };
         let now = Utc::now();
         let (due, _) = facegate_policy::filing::WorkCalendar::official()
@@ -688,7 +668,7 @@ impl HubDb {
                     .bind(&s)
                     .bind(seq)
                     .bind(id.to_string())
-                    .bind(cmd_word(c))
+                    .bind(c.as_str())
                     .bind(pseudonym.hex())
                     .bind(ts(now))
                     .execute(&mut *tx)

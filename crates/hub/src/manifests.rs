@@ -364,7 +364,7 @@ pub async fn overview(s: &HubState) -> Result<Value> {
                 i["pending_since"] = json!(r.get::<String, _>(6));
                 v["pending"].as_array_mut().expect("array").push(i);
             }
-            (Some("deployed"), Some(_)) => {
+            (Some(s), Some(_)) if s == crate::proto::ReceiptStatus::Deployed.as_str() => {
                 let mut i = item;
                 i["deployed_at"] = json!(r.get::<Option<String>, _>(8));
                 let scen = r.get::<String, _>(2);

@@ -300,7 +300,8 @@ async fn case_view(s: &HubConfig, id: Uuid) -> Result<Value> {
 /// A case as the desk and the person's page show it.
 fn case_json(c: &Case) -> Value {
     let r = &c.request;
-    let routed = matches!(r.kind.as_str(), "withdraw" | "erase" | "access");
+    // Routed to the sites (every person's request but a complaint).
+    let routed = crate::proto::CommandKind::parse(&r.kind).is_some();
     let today = facegate_policy::authorize::china_offset();
     let today = Utc::now().with_timezone(&today).date_naive().to_string();
     let open = if routed {
