@@ -168,15 +168,7 @@ async fn r15_the_guards_check_is_an_alternative_decided_once_with_a_receipt() {
         .call("GET", "/v1/staffed-checks/probe", Some(&t.device), None)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, c) = t
-        .call(
-            "POST",
-            "/v1/staffed-checks",
-            Some(&t.device),
-            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{c}");
+    let c = ask_check(&t, &pid).await;
     assert_eq!(c["status"], "pending");
     assert!(c["display_name"].is_null(), "never a name to a device: {c}");
     let cid = c["id"].as_str().unwrap().to_string();
@@ -279,15 +271,10 @@ async fn r15_the_guards_check_is_an_alternative_decided_once_with_a_receipt() {
     );
     // The kiosk withdraws a check when the person leaves: the guard no
     // longer sees it and cannot confirm it.
-    let (_, c2) = t2
-        .call(
-            "POST",
-            "/v1/staffed-checks",
-            Some(&t.device),
-            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
-        )
-        .await;
-    let c2 = c2["id"].as_str().unwrap().to_string();
+    let c2 = ask_check(&t2, &pid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, _) = t2
         .call(
             "DELETE",
@@ -502,15 +489,10 @@ async fn r15_a_guards_decision_is_signed_once_and_every_poll_returns_that_code()
     // event again, naming the device by the map in force at the poll.
     let t = common::server().await;
     let pid = t.consenting_person("王五", "1948-05-05").await;
-    let (_, c) = t
-        .call(
-            "POST",
-            "/v1/staffed-checks",
-            Some(&t.device),
-            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
-        )
-        .await;
-    let cid = c["id"].as_str().unwrap().to_string();
+    let cid = ask_check(&t, &pid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, d) = t
         .call(
             "POST",
@@ -533,15 +515,7 @@ async fn r15_a_guards_decision_is_signed_once_and_every_poll_returns_that_code()
         "id = \"gate-north-7\"",
         1,
     );
-    let (s, b) = t
-        .send(
-            "POST",
-            "/v1/scenarios",
-            Some(&t.admin),
-            Some(("application/toml", renamed)),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    t.deploy(renamed).await;
     // What signing at the poll would give now differs: the kept code is
     // what stays stable.
     let rid = uuid::Uuid::parse_str(d["outcome"]["receipt_id"].as_str().unwrap()).unwrap();
@@ -573,4 +547,18 @@ async fn poll(t: &common::T, cid: &str) -> String {
         .await;
     assert_eq!(s, StatusCode::OK, "{got}");
     got["outcome"]["receipt_code"].as_str().unwrap().to_string()
+}
+
+/// The kiosk asks for a guard's check of `pid`: the check as the kiosk sees it.
+async fn ask_check(t: &common::T, pid: &str) -> serde_json::Value {
+    let (s, c) = t
+        .call(
+            "POST",
+            "/v1/staffed-checks",
+            Some(&t.device),
+            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    c
 }

@@ -300,21 +300,8 @@ async fn the_evidence_file_matches_each_record_against_its_own_scenarios_notices
     let demo = facegate_server::deploy::demo_manifest();
     let changed = demo.replacen("021-5555 0100，", "021-5555 0199，", 1);
     assert_ne!(changed, demo, "the demo manifest's contact moved");
-    let east = demo.replacen(
-        "id = \"residential-gate\"",
-        "id = \"residential-gate-east\"",
-        1,
-    );
-    for m in [changed, east] {
-        let (s, b) = t
-            .send(
-                "POST",
-                "/v1/scenarios",
-                Some(&t.admin),
-                Some(("application/toml", m)),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
+    for m in [changed, common::east_manifest()] {
+        t.deploy(m).await;
     }
     let p = t.consenting_person("Obama", "1961-08-04").await;
     let (_, n) = t
@@ -394,20 +381,7 @@ async fn a_receipt_names_its_device_through_the_deployments_device_index() {
     // deploy): the receipt's device name is one look-up, not a scan of the
     // device map on every decision.
     let t = common::server().await;
-    let east = facegate_server::deploy::demo_manifest().replacen(
-        "id = \"residential-gate\"",
-        "id = \"residential-gate-east\"",
-        1,
-    );
-    let (s, b) = t
-        .send(
-            "POST",
-            "/v1/scenarios",
-            Some(&t.admin),
-            Some(("application/toml", east)),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    t.deploy(common::east_manifest()).await;
     for d in t.state.scenarios.read().unwrap().iter() {
         assert!(!d.devices.is_empty());
         assert_eq!(d.devices.len(), d.device_names.len(), "{}", d.scenario.id);
