@@ -9,9 +9,11 @@
 //! oracle for guessing valid ones:
 //!
 //! - every lookup is reserved in the store *before* the hash is looked up,
-//!   on two counters: this device's (or, without a device, this caller's)
-//!   and the scenario's whole identifier space, so neither more devices
-//!   nor a restart widens the budget;
+//!   on two counters at once ([`facegate_store::Store::reserve_attempts`]):
+//!   this device's (or, without a device, this caller's) and the scenario's
+//!   whole identifier space, so neither more devices nor a restart widens
+//!   the budget, and a lock on either charges neither (a scenario-wide
+//!   lock-out does not spend a device's own misses);
 //! - a card that is found (and passes policy) gives back what it reserved
 //!   ([`facegate_store::Store::attempt_refunded`]): only misses count, and a
 //!   guesser holding one good card cannot reset the misses counted beside
@@ -106,20 +108,19 @@ impl Core {
                 .await?;
         }
         let (by_key, space_key) = counter_keys(d, who);
-        let rule = AttemptPolicy::per_15_minutes(DEVICE_MISSES);
-        if let Reserved::Locked { until } = self
-            .store
-            .reserve_attempt(&by_key, rule, self.now())
-            .await?
-        {
-            return Err(CoreError::Locked { until });
-        }
-        let rule = AttemptPolicy::per_15_minutes(SCENARIO_MISSES);
-        if let Reserved::Locked { until } = self
-            .store
-            .reserve_attempt(&space_key, rule, self.now())
-            .await?
-        {
+        // Both budgets in one transaction, or neither: a scenario-wide lock
+        // does not spend the device's own misses.
+        let rules = [
+            (
+                by_key.as_str(),
+                AttemptPolicy::per_15_minutes(DEVICE_MISSES),
+            ),
+            (
+                space_key.as_str(),
+                AttemptPolicy::per_15_minutes(SCENARIO_MISSES),
+            ),
+        ];
+        if let Reserved::Locked { until } = self.store.reserve_attempts(&rules, self.now()).await? {
             return Err(CoreError::Locked { until });
         }
         let mut holder = None;

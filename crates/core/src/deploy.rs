@@ -34,6 +34,9 @@ pub struct Deployed {
     pub version: i64,
     /// Manifest device id → store device id.
     pub devices: HashMap<String, Uuid>,
+    /// Store device id → manifest device id: the inverse of `devices`, made
+    /// once here, so naming a decision's device on its receipt is one look-up.
+    pub device_names: HashMap<Uuid, String>,
     /// The PIA in force (generated from the manifest when it names none).
     pub pia: policy::PiaReport,
     /// Store notice id of the current zh-CN notice (consents point at it).
@@ -44,6 +47,29 @@ pub struct Deployed {
     /// The PIA's state against this manifest (R13), also fixed at deploy:
     /// every decision passes it to policy.
     pub pia_status: policy::PiaStatus,
+}
+
+/// The operating procedures this system follows beyond what each manifest
+/// says (they are in its code, whatever the scenario), for the filing pack's
+/// fourth content (Art. 15: processing rules and operating procedures).
+pub fn operating_procedures() -> Vec<String> {
+    vec![
+        format!(
+            "个人请求 requests: a person's access, withdrawal, erasure and complaint are recorded with their due date and answered within {} working days; a withdrawal or erasure deletes the person's templates at once",
+            crate::requests::ANSWER_WORKING_DAYS
+        ),
+        "替代方式 alternatives: wherever face is offered, the manifest's other methods (PIN, card, QR code, a guard's check) grant the same passage; a person's decline of face is kept in the store and honoured by every device of the scenario".into(),
+        format!(
+            "人工核验 guard's check: a kiosk asks, a named guard decides (a check waits at most {} minutes), and the decision is a signed receipt like any other",
+            crate::staffed::STAFFED_CHECK_SECONDS / 60
+        ),
+        format!(
+            "卡片查询 card look-ups: unknown cards are limited to {} per device and {} per scenario each 15 minutes, counted in the store",
+            crate::cards::DEVICE_MISSES,
+            crate::cards::SCENARIO_MISSES
+        ),
+        "回执 receipts: every decision carries a receipt signed by the deployment, which anyone can check offline with its public key".into(),
+    ]
 }
 
 /// The security measures this system has, for the PIA and the filing pack.
@@ -57,6 +83,57 @@ pub fn security_measures() -> Vec<String> {
     ]
 }
 
+/// Lint a manifest before it is deployed: the one check every path uses
+/// (an upload, a device added or revoked in the console, a manifest the hub
+/// pushes). Errors that name a requirement refuse it (403 through the API):
+/// the first one's rule and article, with every error's requirement,
+/// article and line in Chinese and English; errors that name none (the
+/// text is not a manifest) are a bad request (400). Passed: the scenario
+/// and the linter's other findings (warnings).
+pub fn lint_manifest(
+    manifest: &str,
+) -> Result<(policy::Scenario, Vec<policy::Diagnostic>), ApiError> {
+    let report = policy::lint(manifest, "scenario.toml");
+    if !report.has_errors() {
+        return match report.scenario {
+            Some(s) => Ok((s, report.diagnostics)),
+            None => Err(ApiError::bad(
+                "场景清单无法解析。",
+                "the manifest could not be parsed",
+            )),
+        };
+    }
+    let errors: Vec<&policy::Diagnostic> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == policy::Severity::Error)
+        .collect();
+    let (mut zh, mut en) = (Vec::new(), Vec::new());
+    for d in &errors {
+        let (code_zh, code_en) = match d.rule {
+            Some(r) => (
+                format!("{r} / {}", r.article_zh()),
+                format!("{r} / {}", r.article()),
+            ),
+            None => (d.code(), d.code()),
+        };
+        zh.push(format!(
+            "{code_zh}（第 {} 行，{}）：{}",
+            d.line, d.path, d.message_zh
+        ));
+        en.push(format!(
+            "{code_en} (line {}, {}): {}",
+            d.line, d.path, d.message_en
+        ));
+    }
+    let zh = format!("场景清单有错误：{}", zh.join("；"));
+    let en = format!("the scenario manifest has errors: {}", en.join("; "));
+    Err(match errors.iter().find_map(|d| d.rule) {
+        Some(rule) => ApiError::Refused(policy::Refusal::new(rule, en, zh)),
+        None => ApiError::bad(zh, en),
+    })
+}
+
 /// Lint, register and prepare one manifest.
 pub async fn deploy(
     store: &Store,
@@ -64,35 +141,7 @@ pub async fn deploy(
     manifest: &str,
     _data_dir: &Path,
 ) -> Result<Deployed, ApiError> {
-    let report = policy::lint(manifest, "scenario.toml");
-    if report.has_errors() {
-        // Each error names its requirement and article in its own language
-        // (not the diagnostics' Debug form, which mixed both into one blob).
-        let errors = report
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == policy::Severity::Error);
-        let (mut zh, mut en) = (Vec::new(), Vec::new());
-        for d in errors {
-            let (code_zh, code_en) = match d.rule {
-                Some(r) => (
-                    format!("{r} / {}", r.article_zh()),
-                    format!("{r} / {}", r.article()),
-                ),
-                None => (d.code(), d.code()),
-            };
-            zh.push(format!("{code_zh}（第 {} 行）：{}", d.line, d.message_zh));
-            en.push(format!("{code_en} (line {}): {}", d.line, d.message_en));
-        }
-        return Err(ApiError::bad(
-            format!("场景清单有错误：{}", zh.join("；")),
-            format!("the scenario manifest has errors: {}", en.join("; ")),
-        ));
-    }
-    let mut scenario = report
-        .scenario
-        .clone()
-        .ok_or_else(|| ApiError::bad("场景清单无法解析。", "the manifest could not be parsed"))?;
+    let (mut scenario, lint) = lint_manifest(manifest)?;
     let actor = "server:deploy";
     let st = |e: facegate_store::StoreError| ApiError::internal(e);
 
@@ -240,9 +289,10 @@ pub async fn deploy(
         pia_status,
         scenario,
         manifest: manifest.to_string(),
-        lint: report.diagnostics,
+        lint,
         store_id: sv.scenario_id,
         version: sv.version,
+        device_names: devices.iter().map(|(n, id)| (*id, n.clone())).collect(),
         devices,
         pia,
         notice_id,

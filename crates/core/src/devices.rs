@@ -129,30 +129,6 @@ pub fn deactivate(manifest: &str, id: &str) -> Option<String> {
     None
 }
 
-/// The first error the linter finds, as the refusal (naming the rule and
-/// its article) or, for a finding without a rule, a bad request.
-fn lint_refusal(src: &str) -> CoreResult<()> {
-    let report = policy::lint(src, "scenario.toml");
-    let Some(e) = report
-        .diagnostics
-        .iter()
-        .find(|d| d.severity == policy::Severity::Error)
-    else {
-        return Ok(());
-    };
-    Err(match e.rule {
-        Some(rule) => CoreError::Refused(policy::Refusal::new(
-            rule,
-            format!("{} ({}): {}", e.message_en, e.path, e.hint_en),
-            format!("{}（{}）：{}", e.message_zh, e.path, e.hint_zh),
-        )),
-        None => CoreError::bad(
-            format!("{}（{}）", e.message_zh, e.path),
-            format!("{} ({})", e.message_en, e.path),
-        ),
-    })
-}
-
 impl Core {
     /// Add a device to a scenario: the manifest is amended, linted (R19's
     /// private places and every other rule, refused with the rule and its
@@ -201,7 +177,7 @@ impl Core {
             toml_str(dev.id),
             toml_str(place)
         ));
-        lint_refusal(&src)?;
+        // Linted by the deploy (R19's private places refused there).
         self.deploy_local(&src).await
     }
 
@@ -231,8 +207,7 @@ impl Core {
                 "device {id} is not a [[devices]] table of the manifest; upload an edited manifest"
             ))
         })?;
-        lint_refusal(&src)?;
-        // Deployed first: if the deploy is refused (a site attached to a
+        // Linted and deployed first: if the deploy is refused (a site attached to a
         // hub) or fails, the device keeps its keys and stays as it was,
         // never half revoked.
         let deployed = self.deploy_local(&src).await?;

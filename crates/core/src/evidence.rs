@@ -27,13 +27,18 @@ pub struct EvidenceDecision {
     pub refusal_article_zh: Option<String>,
     /// The signed receipt code (`FG1-…`), the same the kiosk showed.
     pub receipt_code: String,
-    /// The version of the notice in force when the decision was made.
+    /// The scenario the decision was made under (manifest id).
+    pub scenario: String,
+    /// The version of that scenario's notice in force when the decision
+    /// was made.
     pub notice_version: Option<i64>,
 }
 
 /// A version of the notice: its number, language, hash and date.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvidenceNotice {
+    /// The scenario whose notice this is (versions count per scenario).
+    pub scenario: String,
     pub version: i64,
     pub language: String,
     /// SHA-256 of the notice text (hex): the text shown can be matched to it.
@@ -48,6 +53,9 @@ pub struct EvidenceConsent {
     pub given_at: DateTime<Utc>,
     pub given_by: String,
     pub channel: String,
+    /// The scenario the consent was given for (manifest id).
+    pub scenario: String,
+    /// The version of that scenario's notice it was given after.
     pub notice_version: Option<i64>,
     pub withdrawn_at: Option<DateTime<Utc>>,
 }
@@ -70,7 +78,9 @@ pub struct EvidenceFile {
     /// Ed25519 public key (hex) that checks every receipt here.
     pub public_key: String,
     pub decisions: Vec<EvidenceDecision>,
-    /// Every notice version of the scenario the person was or could have been shown.
+    /// Every notice version the person was or could have been shown: of
+    /// the default scenario and of every scenario of their decisions and
+    /// consents.
     pub notices: Vec<EvidenceNotice>,
     pub consents: Vec<EvidenceConsent>,
 }
@@ -85,12 +95,36 @@ impl Core {
             .verification_events(person, MAX_DECISIONS)
             .await?;
         let consents = self.store.consents(person).await?;
-        let mut notices = self.store.notices(d.store_id).await?;
-        notices.sort_by_key(|n| (n.version, n.language.clone()));
-        let zh_in_force = |at: DateTime<Utc>| {
+        // Each record is matched against its own scenario's notices.
+        let mut scenarios = vec![d.store_id];
+        for sid in events
+            .iter()
+            .map(|e| e.event.scenario_id)
+            .chain(consents.iter().map(|c| c.scenario_id))
+        {
+            if !scenarios.contains(&sid) {
+                scenarios.push(sid);
+            }
+        }
+        let mut notices = Vec::new();
+        for sid in &scenarios {
+            notices.extend(self.store.notices(*sid).await?);
+        }
+        let name = |sid: Uuid| {
+            self.scenario_by_store_id(sid)
+                .map(|s| s.scenario.id.clone())
+                .unwrap_or_else(|| sid.to_string())
+        };
+        let names: std::collections::HashMap<Uuid, String> =
+            scenarios.iter().map(|&sid| (sid, name(sid))).collect();
+        let rank = |sid: Uuid| scenarios.iter().position(|s| *s == sid);
+        notices.sort_by_key(|n| (rank(n.scenario_id), n.version, n.language.clone()));
+        let zh_in_force = |sid: Uuid, at: DateTime<Utc>| {
             notices
                 .iter()
-                .filter(|n| n.language.starts_with("zh") && n.published_at <= at)
+                .filter(|n| {
+                    n.scenario_id == sid && n.language.starts_with("zh") && n.published_at <= at
+                })
                 .map(|n| n.version)
                 .max()
         };
@@ -113,7 +147,8 @@ impl Core {
                     refusal_article: rule.map(|r| r.article().to_string()),
                     refusal_article_zh: rule.map(|r| r.article_zh().to_string()),
                     receipt_code: code,
-                    notice_version: zh_in_force(e.at),
+                    scenario: r.scenario,
+                    notice_version: zh_in_force(e.event.scenario_id, e.at),
                 }
             })
             .collect();
@@ -128,11 +163,16 @@ impl Core {
                 }
                 .to_string(),
                 channel: c.channel.clone(),
+                scenario: names[&c.scenario_id].clone(),
                 notice_version: c
                     .notice_id
-                    .and_then(|id| notices.iter().find(|n| n.id == id))
+                    .and_then(|id| {
+                        notices
+                            .iter()
+                            .find(|n| n.id == id && n.scenario_id == c.scenario_id)
+                    })
                     .map(|n| n.version)
-                    .or_else(|| zh_in_force(c.given_at)),
+                    .or_else(|| zh_in_force(c.scenario_id, c.given_at)),
                 withdrawn_at: c.withdrawn_at,
             })
             .collect();
@@ -154,6 +194,7 @@ impl Core {
             notices: notices
                 .iter()
                 .map(|n| EvidenceNotice {
+                    scenario: names[&n.scenario_id].clone(),
                     version: n.version,
                     language: n.language.clone(),
                     sha256: n.sha256.clone(),

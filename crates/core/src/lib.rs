@@ -323,12 +323,7 @@ impl Core {
         let device = ev.event.device_id.map(|d| {
             scenario
                 .as_ref()
-                .and_then(|s| {
-                    s.devices
-                        .iter()
-                        .find(|(_, v)| **v == d)
-                        .map(|(k, _)| k.clone())
-                })
+                .and_then(|s| s.device_names.get(&d).cloned())
                 .unwrap_or_else(|| d.to_string())
         });
         let r = receipts::Receipt {

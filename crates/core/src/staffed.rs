@@ -25,9 +25,9 @@ pub struct CheckState {
     /// `pending`, `decided`, `cancelled` or `expired` (as of the core's
     /// clock).
     pub status: &'static str,
-    /// Once decided: the signed receipt code of the decision, made again
-    /// from the stored event (Ed25519 is deterministic, so the kiosk's poll
-    /// gets the very code the guard's decision returned).
+    /// Once decided: the signed receipt code of the decision, signed once
+    /// when the guard decided and kept with the check, so every poll gets
+    /// the very code the guard's decision returned.
     pub receipt_code: Option<String>,
 }
 
@@ -86,7 +86,10 @@ impl Core {
             }
         }
         let mut state = self.state_of(c);
-        if let Some(rid) = state.check.receipt_id {
+        state.receipt_code = state.check.receipt_code.clone();
+        if let (None, Some(rid)) = (&state.receipt_code, state.check.receipt_id) {
+            // Decided before codes were kept with the check: made from the
+            // stored event, as it was then.
             if let Some(ev) = self.store.verification_event(rid).await? {
                 state.receipt_code = Some(self.receipt(&ev).1);
             }
@@ -199,8 +202,10 @@ impl Core {
             )
             .await?;
         let grants = passed.then(|| permit.grants.clone());
+        // Signed once, here; polls return the kept code.
+        let (_, code) = self.receipt(&event);
         self.store
-            .set_staffed_receipt(id, event.id, grants.as_deref())
+            .set_staffed_receipt(id, event.id, &code, grants.as_deref())
             .await?;
         let state = self.staffed_check(id, None).await?;
         Ok((

@@ -140,15 +140,6 @@ fn kind_word(k: EventKind) -> &'static str {
     }
 }
 
-fn cmd_word(k: CommandKind) -> &'static str {
-    match k {
-        CommandKind::Withdraw => "withdraw",
-        CommandKind::Erase => "erase",
-        CommandKind::Deploy => "deploy",
-        CommandKind::Access => "access",
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct SiteRow {
     pub id: Uuid,
@@ -200,6 +191,33 @@ pub struct RequestView {
     pub done: bool,
 }
 
+/// A request with its case (who raised it, the text, the operator's
+/// answer) and each site's progress: what the desk, the person's page and
+/// the dossier show.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub request: RequestView,
+    /// `portal` or `desk` (no case row: `desk`).
+    pub origin: String,
+    pub text: Option<String>,
+    pub reply: Option<String>,
+    pub replied_at: Option<String>,
+    pub closed_at: Option<String>,
+}
+
+/// Which cases [`HubDb::cases`] reads, in which order.
+#[derive(Debug, Clone, Copy)]
+pub enum Cases<'a> {
+    /// One request.
+    One(Uuid),
+    /// A person's (by pseudonym), newest first.
+    OfPerson(&'a Hash32),
+    /// Every request, the earliest due first (the desk).
+    DueFirst,
+    /// Every request, oldest first (the dossier).
+    Oldest,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AnchorReport {
     pub site_id: Uuid,
@@ -210,6 +228,34 @@ pub struct AnchorReport {
     pub rechecked_through: i64,
     pub faults: Vec<(i64, String, Option<String>, String)>,
     pub intact: bool,
+}
+
+/// The columns [`progress_at`] reads (commands `c` joined to sites `s`).
+const PROGRESS_COLS: &str = "c.id, c.site_id, s.name, c.kind, c.created_at, c.status, c.templates_deleted, c.site_receipt_id, c.applied_at, c.receipted_at, c.answered_at";
+
+/// One command's progress, read from [`PROGRESS_COLS`] starting at column `at`.
+fn progress_at(r: &sqlx::postgres::PgRow, at: usize) -> CommandProgress {
+    CommandProgress {
+        command_id: Uuid::parse_str(r.get::<&str, _>(at)).expect("uuid column"),
+        site_id: Uuid::parse_str(r.get::<&str, _>(at + 1)).expect("uuid column"),
+        site_name: r.get(at + 2),
+        kind: r.get(at + 3),
+        pending_since: r.get(at + 4),
+        status: r.get(at + 5),
+        templates_deleted: r.get(at + 6),
+        site_receipt_id: r.get(at + 7),
+        applied_at: r.get(at + 8),
+        receipted_at: r.get(at + 9),
+        answered_at: r.get(at + 10),
+    }
+}
+
+/// A request is done when every site has answered it (an access request:
+/// receipted with more than "received").
+fn all_answered(sites: &[CommandProgress]) -> bool {
+    sites.iter().all(|s| {
+        s.receipted_at.is_some() && s.status.as_deref() != Some(ReceiptStatus::Received.as_str())
+    })
 }
 
 impl HubDb {
@@ -420,14 +466,7 @@ impl HubDb {
                    answered_at = CASE WHEN $1 = 'answered' THEN $4 END, receipted_at = $5
                  WHERE id = $6 AND site_id = $7 AND (receipted_at IS NULL OR (status = 'received' AND $1 = 'answered'))",
             )
-            .bind(match r.status {
-                ReceiptStatus::Applied => "applied",
-                ReceiptStatus::NothingHeld => "nothing_held",
-                ReceiptStatus::Deployed => "deployed",
-                ReceiptStatus::Refused => "refused",
-                ReceiptStatus::Received => "received",
-                ReceiptStatus::Answered => "answered",
-            })
+            .bind(r.status.as_str())
             .bind(r.templates_deleted)
             .bind(r.site_receipt_id.map(|u| u.to_string()))
             .bind(ts(r.applied_at))
@@ -517,12 +556,7 @@ impl HubDb {
             .map(|r| HubCommand {
                 id: Uuid::parse_str(r.get::<&str, _>(0)).expect("uuid column"),
                 seq: r.get(1),
-                kind: match r.get::<&str, _>(2) {
-                    "erase" => CommandKind::Erase,
-                    "deploy" => CommandKind::Deploy,
-                    "access" => CommandKind::Access,
-                    _ => CommandKind::Withdraw,
-                },
+                kind: CommandKind::parse(r.get::<&str, _>(2)).expect("command kind column"),
                 pseudonym: Hash32::parse(r.get::<&str, _>(3)).expect("hex column"),
                 request_id: Uuid::parse_str(r.get::<&str, _>(4)).expect("uuid column"),
                 manifest: None,
@@ -589,12 +623,13 @@ impl HubDb {
     /// complaints stay with the processor's operator here. Every request is
     /// recorded with its due date.
     pub async fn add_request(&self, kind: &str, pseudonym: Hash32) -> Result<RequestView> {
-        let cmd = match kind {
-            "withdraw" => Some(CommandKind::Withdraw),
-            "erase" => Some(CommandKind::Erase),
-            "access" => Some(CommandKind::Access),
-            "complaint" => None,
-            _ => return Err(HubError::Bad(format!("unknown request kind {kind:?}"))),
+        // A person's request is a command of that kind (a deploy is not a
+        // person's), or a complaint that stays here.
+        let cmd = match CommandKind::parse(kind) {
+            Some(CommandKind::Deploy) | None if kind != "complaint" => {
+                return Err(HubError::Bad(format!("unknown request kind {kind:?}")))
+            }
+            k => k,
         };
         let now = Utc::now();
         let (due, _) = facegate_policy::filing::WorkCalendar::official()
@@ -633,7 +668,7 @@ impl HubDb {
                     .bind(&s)
                     .bind(seq)
                     .bind(id.to_string())
-                    .bind(cmd_word(c))
+                    .bind(c.as_str())
                     .bind(pseudonym.hex())
                     .bind(ts(now))
                     .execute(&mut *tx)
@@ -642,6 +677,73 @@ impl HubDb {
         }
         tx.commit().await?;
         self.request(id).await
+    }
+
+    /// Requests with their cases and each site's progress, in one query
+    /// (requests, cases, commands and sites joined; one row per command).
+    pub async fn cases(&self, which: Cases<'_>) -> Result<Vec<Case>> {
+        let (filter, order, arg) = match which {
+            Cases::One(id) => ("WHERE r.id = $1", "r.id", Some(id.to_string())),
+            Cases::OfPerson(p) => (
+                "WHERE r.pseudonym = $1",
+                "r.created_at DESC, r.id",
+                Some(p.hex()),
+            ),
+            Cases::DueFirst => ("", "r.due_date, r.created_at, r.id", None),
+            Cases::Oldest => ("", "r.created_at, r.id", None),
+        };
+        let q = format!(
+            "SELECT r.id, r.kind, r.created_at, r.due_date, k.origin, k.text, k.reply, k.replied_at, k.closed_at,
+                    {PROGRESS_COLS}
+             FROM hub_requests r
+             LEFT JOIN hub_request_cases k ON k.request_id = r.id
+             LEFT JOIN hub_commands c ON c.request_id = r.id
+             LEFT JOIN hub_sites s ON s.id = c.site_id
+             {filter} ORDER BY {order}, c.created_at, s.name"
+        );
+        let mut q = sqlx::query(&q);
+        if let Some(a) = arg {
+            q = q.bind(a);
+        }
+        let mut out: Vec<Case> = Vec::new();
+        for r in q.fetch_all(&self.pool).await? {
+            let id = Uuid::parse_str(r.get::<&str, _>(0)).expect("uuid column");
+            if out.last().is_none_or(|c| c.request.id != id) {
+                out.push(Case {
+                    request: RequestView {
+                        id,
+                        kind: r.get(1),
+                        created_at: r.get(2),
+                        due_date: r.get(3),
+                        sites: Vec::new(),
+                        done: false,
+                    },
+                    origin: r
+                        .get::<Option<String>, _>(4)
+                        .unwrap_or_else(|| "desk".into()),
+                    text: r.get(5),
+                    reply: r.get(6),
+                    replied_at: r.get(7),
+                    closed_at: r.get(8),
+                });
+            }
+            if r.get::<Option<&str>, _>(9).is_some() {
+                let c = out.last_mut().expect("pushed above");
+                c.request.sites.push(progress_at(&r, 9));
+            }
+        }
+        for c in &mut out {
+            c.request.done = all_answered(&c.request.sites);
+        }
+        Ok(out)
+    }
+
+    /// One request with its case.
+    pub async fn case(&self, id: Uuid) -> Result<Case> {
+        self.cases(Cases::One(id))
+            .await?
+            .pop()
+            .ok_or_else(|| HubError::NotFound("request".into()))
     }
 
     /// A request and each site's progress on it.
@@ -659,10 +761,7 @@ impl HubDb {
             kind: r.get(0),
             created_at: r.get(1),
             due_date: r.get(2),
-            // An access request is done when every site has answered it.
-            done: sites
-                .iter()
-                .all(|s| s.receipted_at.is_some() && s.status.as_deref() != Some("received")),
+            done: all_answered(&sites),
             sites,
         })
     }
@@ -674,7 +773,7 @@ impl HubDb {
 
     async fn progress(&self, filter: &str, arg: Option<String>) -> Result<Vec<CommandProgress>> {
         let q = format!(
-            "SELECT c.id, c.site_id, s.name, c.kind, c.created_at, c.status, c.templates_deleted, c.site_receipt_id, c.applied_at, c.receipted_at, c.answered_at
+            "SELECT {PROGRESS_COLS}
              FROM hub_commands c JOIN hub_sites s ON s.id = c.site_id {filter} ORDER BY c.created_at, s.name"
         );
         let mut q = sqlx::query(&q);
@@ -682,22 +781,7 @@ impl HubDb {
             q = q.bind(a);
         }
         let rows = q.fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(|r| CommandProgress {
-                command_id: Uuid::parse_str(r.get::<&str, _>(0)).expect("uuid column"),
-                site_id: Uuid::parse_str(r.get::<&str, _>(1)).expect("uuid column"),
-                site_name: r.get(2),
-                kind: r.get(3),
-                pending_since: r.get(4),
-                status: r.get(5),
-                templates_deleted: r.get(6),
-                site_receipt_id: r.get(7),
-                applied_at: r.get(8),
-                receipted_at: r.get(9),
-                answered_at: r.get(10),
-            })
-            .collect())
+        Ok(rows.iter().map(|r| progress_at(r, 0)).collect())
     }
 
     /// Each site's anchors and any mismatch found (R24 evidence).

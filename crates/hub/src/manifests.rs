@@ -158,40 +158,23 @@ pub fn verify(public_hex: &str, m: &SignedManifest) -> bool {
     vk.verify_strict(&signed_bytes(m), &sig).is_ok()
 }
 
-/// Lint a manifest as the site's deploy does; an error refuses it with
-/// every error's requirement and article in Chinese and English.
+/// Lint a manifest with the site's own deploy check
+/// ([`facegate_core::deploy::lint_manifest`]): an error refuses it with every
+/// error's requirement and article in Chinese and English.
 pub fn lint(manifest: &str) -> Result<facegate_policy::Scenario> {
-    use facegate_policy as policy;
-    let report = policy::lint(manifest, "scenario.toml");
-    if report.has_errors() {
-        let (mut zh, mut en, mut rules) = (Vec::new(), Vec::new(), Vec::new());
-        for d in report
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == policy::Severity::Error)
-        {
-            let (code_zh, code_en) = match d.rule {
-                Some(r) => {
-                    rules.push(r.to_string());
-                    (
-                        format!("{r} / {}", r.article_zh()),
-                        format!("{r} / {}", r.article()),
-                    )
-                }
-                None => (d.code(), d.code()),
-            };
-            zh.push(format!("{code_zh}（第 {} 行）：{}", d.line, d.message_zh));
-            en.push(format!("{code_en} (line {}): {}", d.line, d.message_en));
-        }
-        return Err(HubError::Refused {
-            rule: rules.first().cloned(),
-            zh: format!("场景清单有错误：{}", zh.join("；")),
-            en: format!("the scenario manifest has errors: {}", en.join("; ")),
-        });
-    }
-    report
-        .scenario
-        .ok_or_else(|| HubError::Bad("the manifest could not be parsed".into()))
+    facegate_core::deploy::lint_manifest(manifest)
+        .map(|(s, _)| s)
+        .map_err(|e| match e {
+            facegate_core::CoreError::Refused(r) => HubError::Refused {
+                rule: Some(r.rule.to_string()),
+                zh: r.message_zh,
+                en: r.message_en,
+            },
+            facegate_core::CoreError::BadRequest { zh, en } => {
+                HubError::Refused { rule: None, zh, en }
+            }
+            other => HubError::Bad(other.to_string()),
+        })
 }
 
 /// The hub's manifest tables (appended to the hub schema).
@@ -381,7 +364,7 @@ pub async fn overview(s: &HubState) -> Result<Value> {
                 i["pending_since"] = json!(r.get::<String, _>(6));
                 v["pending"].as_array_mut().expect("array").push(i);
             }
-            (Some("deployed"), Some(_)) => {
+            (Some(s), Some(_)) if s == crate::proto::ReceiptStatus::Deployed.as_str() => {
                 let mut i = item;
                 i["deployed_at"] = json!(r.get::<Option<String>, _>(8));
                 let scen = r.get::<String, _>(2);

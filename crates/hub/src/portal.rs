@@ -50,6 +50,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::db::{Case, Cases};
 use crate::keys::{self, PseudonymKey, SiteKey};
 use crate::proto::{ConsentKindWord, ConsentRecord, Hash32};
 use crate::server::{admin, log_body, HubConfig, HubState};
@@ -293,42 +294,36 @@ async fn logout(State(s): State<HubState>, h: HeaderMap) -> Result<Json<Value>> 
 
 /// A request with its case (text, answer, closing) and each site's progress.
 async fn case_view(s: &HubConfig, id: Uuid) -> Result<Value> {
-    let r = s.db.request(id).await?;
-    let c = sqlx::query(
-        "SELECT origin, text, reply, replied_at, closed_at FROM hub_request_cases WHERE request_id = $1",
-    )
-    .bind(id.to_string())
-    .fetch_optional(&s.db.pool)
-    .await?;
-    let (origin, text, reply, replied_at, closed_at): (
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    ) = match c {
-        Some(c) => (c.get(0), c.get(1), c.get(2), c.get(3), c.get(4)),
-        None => ("desk".into(), None, None, None, None),
-    };
-    let routed = matches!(r.kind.as_str(), "withdraw" | "erase" | "access");
+    Ok(case_json(&s.db.case(id).await?))
+}
+
+/// A case as the desk and the person's page show it.
+fn case_json(c: &Case) -> Value {
+    let r = &c.request;
+    // Routed to the sites (every person's request but a complaint).
+    let routed = crate::proto::CommandKind::parse(&r.kind).is_some();
     let today = facegate_policy::authorize::china_offset();
     let today = Utc::now().with_timezone(&today).date_naive().to_string();
-    let open = if routed { !r.done } else { closed_at.is_none() };
-    Ok(json!({
+    let open = if routed {
+        !r.done
+    } else {
+        c.closed_at.is_none()
+    };
+    json!({
         "id": r.id,
         "kind": r.kind,
-        "origin": origin,
+        "origin": c.origin,
         "created_at": r.created_at,
         "due_date": r.due_date,
         "overdue": open && r.due_date < today,
         "open": open,
-        "text": text,
-        "reply": reply,
-        "replied_at": replied_at,
-        "closed_at": closed_at,
+        "text": c.text,
+        "reply": c.reply,
+        "replied_at": c.replied_at,
+        "closed_at": c.closed_at,
         "sites": r.sites,
         "done": r.done,
-    }))
+    })
 }
 
 async fn me(State(s): State<HubState>, h: HeaderMap) -> Result<Json<Value>> {
@@ -345,16 +340,12 @@ async fn me(State(s): State<HubState>, h: HeaderMap) -> Result<Json<Value>> {
         json!({"site_id": r.get::<String, _>(0), "site_name": r.get::<String, _>(1), "since": r.get::<String, _>(2)})
     })
     .collect::<Vec<_>>();
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM hub_requests WHERE pseudonym = $1 ORDER BY created_at DESC, id",
-    )
-    .bind(p.pseudonym.hex())
-    .fetch_all(&s.db.pool)
-    .await?;
-    let mut requests = Vec::new();
-    for id in ids {
-        requests.push(case_view(&s, Uuid::parse_str(&id).expect("uuid column")).await?);
-    }
+    let requests: Vec<Value> =
+        s.db.cases(Cases::OfPerson(&p.pseudonym))
+            .await?
+            .iter()
+            .map(case_json)
+            .collect();
     Ok(Json(json!({ "sites": holding, "requests": requests })))
 }
 
@@ -413,17 +404,13 @@ async fn desk_list(
             )))
         }
     };
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM hub_requests ORDER BY due_date, created_at, id")
-            .fetch_all(&s.db.pool)
-            .await?;
-    let mut out = Vec::new();
-    for id in ids {
-        let v = case_view(&s, Uuid::parse_str(&id).expect("uuid column")).await?;
-        if !only_open || v["open"] == true {
-            out.push(v);
-        }
-    }
+    let out: Vec<Value> =
+        s.db.cases(Cases::DueFirst)
+            .await?
+            .iter()
+            .map(case_json)
+            .filter(|v| !only_open || v["open"] == true)
+            .collect();
     Ok(Json(json!({ "requests": out })))
 }
 
@@ -592,13 +579,9 @@ pub async fn consent_lines(s: &HubConfig, site: Uuid) -> Result<String> {
 /// The requests and complaints of the processor for the dossier (no text:
 /// kinds, dates, answers given and closing times).
 pub async fn cases_for_dossier(s: &HubConfig) -> Result<Value> {
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM hub_requests ORDER BY created_at, id")
-            .fetch_all(&s.db.pool)
-            .await?;
     let mut out = Vec::new();
-    for id in ids {
-        let v = case_view(s, Uuid::parse_str(&id).expect("uuid column")).await?;
+    for c in s.db.cases(Cases::Oldest).await? {
+        let v = case_json(&c);
         out.push(json!({
             "id": v["id"], "kind": v["kind"], "origin": v["origin"], "created_at": v["created_at"],
             "due_date": v["due_date"], "overdue": v["overdue"], "answered": !v["reply"].is_null(),
@@ -749,5 +732,237 @@ mod tests {
             &payload,
             sig
         ));
+    }
+
+    /// Counts the SQL statements sqlx runs on this thread (sqlx reports
+    /// each one as a `sqlx::query` event).
+    struct Statements(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl tracing::Subscriber for Statements {
+        fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+            m.target().starts_with("sqlx::query")
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, e: &tracing::Event<'_>) {
+            if e.metadata().target().starts_with("sqlx::query") {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// A fresh database on the test server, or `None` with a printed skip.
+    async fn fresh_database() -> Option<(String, String, String)> {
+        let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
+            println!(
+                "SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)"
+            );
+            return None;
+        };
+        let name = format!("fg_hubcases_{}", Uuid::new_v4().simple());
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let (head, query) = base.split_once('?').unwrap_or((base.as_str(), ""));
+        let at = head.rfind('/').unwrap();
+        let url = format!("{}/{name}?{query}", &head[..at]);
+        Some((base, name, url))
+    }
+
+    /// The case of one request read the way the desk read it before (its
+    /// request, then its progress, then its case row: three queries).
+    async fn case_one_by_one(s: &HubConfig, id: Uuid) -> Value {
+        let request = s.db.request(id).await.unwrap();
+        let c = sqlx::query(
+            "SELECT origin, text, reply, replied_at, closed_at FROM hub_request_cases WHERE request_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&s.db.pool)
+        .await
+        .unwrap();
+        let case = match c {
+            Some(c) => Case {
+                request,
+                origin: c.get(0),
+                text: c.get(1),
+                reply: c.get(2),
+                replied_at: c.get(3),
+                closed_at: c.get(4),
+            },
+            None => Case {
+                request,
+                origin: "desk".into(),
+                text: None,
+                reply: None,
+                replied_at: None,
+                closed_at: None,
+            },
+        };
+        case_json(&case)
+    }
+
+    #[tokio::test]
+    async fn the_desk_list_and_the_dossiers_cases_are_one_query_each() {
+        let Some((base, name, url)) = fresh_database().await else {
+            return;
+        };
+        let db = crate::db::HubDb::open(&url).await.unwrap();
+        let token = "admin-token-for-the-test";
+        let s = Arc::new(HubConfig {
+            db,
+            admin_token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
+            pseudonym_key: PseudonymKey::from_bytes([7; 32]),
+            processor_name: "test".into(),
+            body_log: None,
+            manifest_key: None,
+        });
+        // Two sites; three people holding at none, one or both; requests
+        // of every kind, some with a case row, answered or closed, and
+        // one site's command receipted.
+        let mut sites = Vec::new();
+        for (i, n) in ["east", "west"].iter().enumerate() {
+            let key = hex::encode([i as u8 + 1; 32]);
+            sites.push(s.db.add_site(n, &key, &[]).await.unwrap());
+        }
+        let people: Vec<Hash32> = (0..3u8).map(|i| Hash32([i + 10; 32])).collect();
+        for (p, holds) in people.iter().zip([0usize, 1, 2]) {
+            for site in &sites[..holds] {
+                sqlx::query(
+                    "INSERT INTO hub_holdings (site_id, pseudonym, since) VALUES ($1, $2, $3)",
+                )
+                .bind(site.to_string())
+                .bind(p.hex())
+                .bind(ts(Utc::now()))
+                .execute(&s.db.pool)
+                .await
+                .unwrap();
+            }
+        }
+        let mut ids = Vec::new();
+        for (k, p) in [
+            "withdraw",
+            "complaint",
+            "access",
+            "erase",
+            "complaint",
+            "withdraw",
+        ]
+        .iter()
+        .zip([1, 2, 2, 1, 0, 2].map(|i: usize| &people[i]))
+        {
+            ids.push(s.db.add_request(k, *p).await.unwrap().id);
+        }
+        sqlx::query("INSERT INTO hub_request_cases (request_id, origin, text) VALUES ($1, 'portal', 'the gate misread me')")
+            .bind(ids[1].to_string())
+            .execute(&s.db.pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO hub_request_cases (request_id, origin, reply, replied_at, closed_at) VALUES ($1, 'desk', 'answered', $2, $2)")
+            .bind(ids[4].to_string())
+            .bind(ts(Utc::now()))
+            .execute(&s.db.pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE hub_commands SET receipted_at = $1, status = 'applied' WHERE request_id = $2",
+        )
+        .bind(ts(Utc::now()))
+        .bind(ids[0].to_string())
+        .execute(&s.db.pool)
+        .await
+        .unwrap();
+        let mut due_first: Vec<(String, String, Uuid)> = Vec::new();
+        for id in &ids {
+            let r = s.db.request(*id).await.unwrap();
+            due_first.push((r.due_date, r.created_at, *id));
+        }
+        due_first.sort();
+        let mut want = Vec::new();
+        for (_, _, id) in &due_first {
+            want.push(case_one_by_one(&s, *id).await);
+        }
+        assert!(want
+            .iter()
+            .any(|v| v["sites"].as_array().unwrap().len() == 2));
+
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let _guard = tracing::subscriber::set_default(Statements(count.clone()));
+        let counted = || count.swap(0, std::sync::atomic::Ordering::SeqCst);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        counted();
+        let Json(all) = desk_list(State(s.clone()), h.clone(), RawQuery(None))
+            .await
+            .unwrap();
+        assert_eq!(counted(), 1, "the desk list is one query");
+        assert_eq!(all["requests"], Value::Array(want.clone()));
+        let Json(open) = desk_list(State(s.clone()), h, RawQuery(Some("open=true".into())))
+            .await
+            .unwrap();
+        assert_eq!(counted(), 1);
+        let open_want: Vec<Value> = want.iter().filter(|v| v["open"] == true).cloned().collect();
+        assert!(open_want.len() < want.len());
+        assert_eq!(open["requests"], Value::Array(open_want));
+
+        let dossier = cases_for_dossier(&s).await.unwrap();
+        assert_eq!(counted(), 1, "the dossier's cases are one query");
+        let oldest: Vec<&Value> = {
+            let mut v: Vec<&Value> = want.iter().collect();
+            v.sort_by_key(|v| {
+                (
+                    v["created_at"].as_str().unwrap().to_string(),
+                    v["id"].as_str().unwrap().to_string(),
+                )
+            });
+            v
+        };
+        let got = dossier.as_array().unwrap();
+        assert_eq!(got.len(), oldest.len());
+        for (g, w) in got.iter().zip(oldest) {
+            assert_eq!(g["id"], w["id"]);
+            assert_eq!(g["sites"], w["sites"]);
+            assert_eq!(g["done"], w["done"]);
+            assert_eq!(g["answered"], !w["reply"].is_null());
+        }
+
+        // One person's cases, newest first, read the same way.
+        let mine = s.db.cases(Cases::OfPerson(&people[1])).await.unwrap();
+        assert_eq!(counted(), 1);
+        let mut mine_want: Vec<&Value> = want
+            .iter()
+            .filter(|v| {
+                let id = Uuid::parse_str(v["id"].as_str().unwrap()).unwrap();
+                [0, 3].contains(&ids.iter().position(|x| *x == id).unwrap())
+            })
+            .collect();
+        mine_want.sort_by_key(|v| {
+            std::cmp::Reverse((
+                v["created_at"].as_str().unwrap().to_string(),
+                v["id"].as_str().unwrap().to_string(),
+            ))
+        });
+        let mine: Vec<Value> = mine.iter().map(case_json).collect();
+        assert_eq!(mine.iter().collect::<Vec<_>>(), mine_want);
+        drop(_guard);
+
+        s.db.pool.close().await;
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::Executor::execute(
+            &mut c,
+            format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+        )
+        .await
+        .unwrap();
     }
 }

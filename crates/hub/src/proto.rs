@@ -147,6 +147,35 @@ pub enum ReceiptStatus {
     Answered,
 }
 
+impl ReceiptStatus {
+    pub const ALL: [ReceiptStatus; 6] = [
+        ReceiptStatus::Applied,
+        ReceiptStatus::NothingHeld,
+        ReceiptStatus::Deployed,
+        ReceiptStatus::Refused,
+        ReceiptStatus::Received,
+        ReceiptStatus::Answered,
+    ];
+
+    /// The one word for it: on the wire (serde), in the hub's and the
+    /// site's tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptStatus::Applied => "applied",
+            ReceiptStatus::NothingHeld => "nothing_held",
+            ReceiptStatus::Deployed => "deployed",
+            ReceiptStatus::Refused => "refused",
+            ReceiptStatus::Received => "received",
+            ReceiptStatus::Answered => "answered",
+        }
+    }
+
+    /// The status a word names (as [`ReceiptStatus::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<ReceiptStatus> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// A site's deletion receipt for one hub command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,6 +249,31 @@ pub enum CommandKind {
     Access,
 }
 
+impl CommandKind {
+    pub const ALL: [CommandKind; 4] = [
+        CommandKind::Withdraw,
+        CommandKind::Erase,
+        CommandKind::Deploy,
+        CommandKind::Access,
+    ];
+
+    /// The one word for it: on the wire (serde), in the hub's and the
+    /// site's tables, and as a person's request kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Withdraw => "withdraw",
+            CommandKind::Erase => "erase",
+            CommandKind::Deploy => "deploy",
+            CommandKind::Access => "access",
+        }
+    }
+
+    /// The kind a word names (as [`CommandKind::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<CommandKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// A scenario manifest authored, linted and signed at the hub (Ed25519,
 /// the hub's manifest key, whose public half the site pins). Travels only
 /// hub → site: the manifest is the operator's text, never face
@@ -275,6 +329,22 @@ pub struct SyncResponse {
 
 #[cfg(test)]
 mod tests {
+    /// One mapping of kinds and statuses to their words: the same as the
+    /// wire's, and read back to the same value.
+    #[test]
+    fn command_kinds_and_receipt_statuses_have_one_word_each() {
+        for k in CommandKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(CommandKind::parse(k.as_str()), Some(k));
+        }
+        for r in ReceiptStatus::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+            assert_eq!(ReceiptStatus::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(CommandKind::parse("complaint"), None);
+        assert_eq!(ReceiptStatus::parse("Applied"), None);
+    }
+
     use super::*;
 
     fn sample() -> SyncRequest {

@@ -138,7 +138,7 @@ impl SiteSync {
     /// unless it verifies with the pinned hub key and is not older than the
     /// version of its scenario the site runs; then the core's own deploy
     /// (lint, notice change, PIA). Returns the receipt status.
-    async fn apply_manifest(&self, command: Uuid) -> Result<&'static str> {
+    async fn apply_manifest(&self, command: Uuid) -> Result<ReceiptStatus> {
         let store = &self.core.store;
         let refuse = |why: String| async move {
             tracing::warn!("hub manifest refused: {why}");
@@ -146,7 +146,7 @@ impl SiteSync {
                 .hub_manifest_outcome(command, Some(&why))
                 .await
                 .map_err(Self::se)?;
-            Ok::<_, HubError>("refused")
+            Ok::<_, HubError>(ReceiptStatus::Refused)
         };
         let Some(m) = store.hub_manifest(command).await.map_err(Self::se)? else {
             return refuse("the command carried no manifest".into()).await;
@@ -189,7 +189,7 @@ impl SiteSync {
                     .hub_manifest_outcome(command, None)
                     .await
                     .map_err(Self::se)?;
-                Ok("deployed")
+                Ok(ReceiptStatus::Deployed)
             }
             Err(e) => refuse(format!("deploy: {e}")).await,
         }
@@ -311,10 +311,13 @@ impl SiteSync {
         let store = &self.core.store;
         let mut n = 0;
         for c in store.hub_inbox_unapplied().await.map_err(Self::se)? {
-            if c.kind == "deploy" {
+            let kind = CommandKind::parse(&c.kind).ok_or_else(|| {
+                HubError::Transport(format!("site inbox: unknown command kind {:?}", c.kind))
+            })?;
+            if kind == CommandKind::Deploy {
                 let status = self.apply_manifest(c.command_id).await?;
                 if store
-                    .hub_inbox_applied(c.command_id, status, 0, None)
+                    .hub_inbox_applied(c.command_id, status.as_str(), 0, None)
                     .await
                     .map_err(Self::se)?
                 {
@@ -326,7 +329,7 @@ impl SiteSync {
             let mut deleted = 0i64;
             let mut receipt = None;
             for p in &persons {
-                if c.kind == "access" {
+                if kind == CommandKind::Access {
                     // A request in this site's own queue, due in 15 working
                     // days, answered here (the person reads the export at
                     // this site's portal): the hub only learns received,
@@ -359,7 +362,7 @@ impl SiteSync {
                         Err(facegate_core::CoreError::NotFound(_)) => {}
                         Err(e) => return Err(Self::se(e)),
                     }
-                } else if c.kind == "erase" {
+                } else if kind == CommandKind::Erase {
                     match self.core.erase_person(*p, "hub:erase").await {
                         Ok(r) => {
                             deleted += r.templates_deleted as i64;
@@ -386,15 +389,16 @@ impl SiteSync {
                     }
                 }
             }
-            let status = if persons.is_empty() || (c.kind == "access" && receipt.is_none()) {
-                "nothing_held"
-            } else if c.kind == "access" {
-                "received"
+            let access = kind == CommandKind::Access;
+            let status = if persons.is_empty() || (access && receipt.is_none()) {
+                ReceiptStatus::NothingHeld
+            } else if access {
+                ReceiptStatus::Received
             } else {
-                "applied"
+                ReceiptStatus::Applied
             };
             if store
-                .hub_inbox_applied(c.command_id, status, deleted, receipt)
+                .hub_inbox_applied(c.command_id, status.as_str(), deleted, receipt)
                 .await
                 .map_err(Self::se)?
             {
@@ -463,14 +467,11 @@ impl SiteSync {
             .iter()
             .map(|c| CommandReceipt {
                 command_id: c.command_id,
-                status: match c.status.as_deref() {
-                    Some("nothing_held") => ReceiptStatus::NothingHeld,
-                    Some("deployed") => ReceiptStatus::Deployed,
-                    Some("refused") => ReceiptStatus::Refused,
-                    Some("received") => ReceiptStatus::Received,
-                    Some("answered") => ReceiptStatus::Answered,
-                    _ => ReceiptStatus::Applied,
-                },
+                status: c
+                    .status
+                    .as_deref()
+                    .and_then(ReceiptStatus::parse)
+                    .unwrap_or(ReceiptStatus::Applied),
                 templates_deleted: c.templates_deleted.unwrap_or(0),
                 site_receipt_id: c.site_receipt_id,
                 applied_at: c.applied_at.unwrap_or_else(chrono::Utc::now),
@@ -511,17 +512,7 @@ impl SiteSync {
                     .map_err(Self::se)?;
             }
             store
-                .hub_inbox_receive(
-                    c.id,
-                    c.seq,
-                    match c.kind {
-                        CommandKind::Erase => "erase",
-                        CommandKind::Withdraw => "withdraw",
-                        CommandKind::Deploy => "deploy",
-                        CommandKind::Access => "access",
-                    },
-                    &c.pseudonym.hex(),
-                )
+                .hub_inbox_receive(c.id, c.seq, c.kind.as_str(), &c.pseudonym.hex())
                 .await
                 .map_err(Self::se)?;
             // Delivered again after it was applied and its receipt

@@ -6,10 +6,9 @@
 //! `/assets/messages.js`; the tests below fail on a key missing in either
 //! language or used by a page without being in the catalogue.
 //!
-//! In debug builds, `FACEGATE_ASSETS_DIR` (a folder holding these files)
-//! makes the server read them from disk on each request, so the browser tests
-//! can be re-run on edited pages without rebuilding; release builds always
-//! serve the embedded copies.
+//! The pages are served only as embedded in the binary, in every build:
+//! there is no second way to load them from disk (what the browser tests
+//! check is what ships).
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -45,22 +44,9 @@ const PAGES: &[(&str, &str)] = &[
     ("receipt.html", include_str!("../assets/receipt.html")),
 ];
 
-/// The embedded file, or in a debug build with `FACEGATE_ASSETS_DIR` set,
-/// the file of that name on disk.
-fn load(name: &str, embedded: &'static str) -> std::borrow::Cow<'static, str> {
-    #[cfg(debug_assertions)]
-    if let Some(dir) = std::env::var_os("FACEGATE_ASSETS_DIR") {
-        if let Ok(s) = std::fs::read_to_string(std::path::Path::new(&dir).join(name)) {
-            return s.into();
-        }
-    }
-    let _ = name;
-    embedded.into()
-}
-
 fn page(name: &str) -> Html<String> {
     let (_, body) = PAGES.iter().find(|(n, _)| *n == name).expect("known page");
-    Html(load(name, body).into_owned())
+    Html(body.to_string())
 }
 
 pub async fn index() -> Html<String> {
@@ -98,11 +84,11 @@ pub async fn file(Path(name): Path<String>) -> Response {
             .find(|(n, _, _)| *n == "messages.json")
             .unwrap()
             .2;
-        let body = format!("window.FG_MESSAGES = {};\n", load("messages.json", json));
+        let body = format!("window.FG_MESSAGES = {json};\n");
         return (headers(JS), body).into_response();
     }
     match FILES.iter().find(|(n, _, _)| *n == name) {
-        Some((n, ct, body)) => (headers(ct), load(n, body).into_owned()).into_response(),
+        Some((_, ct, body)) => (headers(ct), *body).into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }
@@ -119,6 +105,27 @@ mod tests {
             .unwrap()
             .2;
         serde_json::from_str(json).expect("messages.json is a map of {zh, en}")
+    }
+
+    /// The embedded pages are what is served, whatever the environment
+    /// says: the old debug switch `FACEGATE_ASSETS_DIR` no longer swaps in
+    /// files from disk.
+    #[tokio::test]
+    async fn pages_are_served_only_as_embedded() {
+        let dir = std::env::temp_dir().join(format!("fg-assets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("kiosk.html"), "not the embedded page").unwrap();
+        std::fs::write(dir.join("app.css"), "not the embedded css").unwrap();
+        std::env::set_var("FACEGATE_ASSETS_DIR", &dir);
+        let served = kiosk().await.0;
+        let css = file(Path("app.css".to_string())).await;
+        std::env::remove_var("FACEGATE_ASSETS_DIR");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(served, include_str!("../assets/kiosk.html"));
+        let body = axum::body::to_bytes(css.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], include_str!("../assets/app.css").as_bytes());
     }
 
     /// Every entry has a non-empty zh and en text, and nothing else.

@@ -516,7 +516,10 @@ async fn r15_a_face_only_manifest_is_refused_at_startup_naming_rule_and_article(
         Err(e) => e.body(),
     };
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(err.error, "bad_request");
+    // The deploy's one lint refuses it as a refusal of the Measures (as
+    // the device routes do), naming the rule and its article.
+    assert_eq!(err.error, "refused");
+    assert_eq!(err.rule.as_deref(), Some("R15"));
     assert!(
         err.message_en.contains("R15 / Art. 10"),
         "{}",

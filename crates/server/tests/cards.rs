@@ -217,3 +217,41 @@ async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled(
         .count();
     assert_eq!(passes, 4, "{me}");
 }
+
+#[tokio::test]
+async fn r15_a_scenario_wide_lock_out_does_not_spend_a_devices_own_misses() {
+    // The scenario's whole identifier space is used up (by other devices);
+    // lookups at this device are refused and charge nothing to it: once the
+    // scenario's lock ends, the device still has its full allowance.
+    let t = common::server().await;
+    let d = t.state.scenario(None).unwrap();
+    let who = facegate_core::ops::Who {
+        actor: "device:gate-north-1",
+        device: Some("gate-north-1"),
+    };
+    let (by_key, space_key) = facegate_core::cards::counter_keys(&d, who);
+    let rule = facegate_store::AttemptPolicy::per_15_minutes(facegate_core::cards::SCENARIO_MISSES);
+    for _ in 0..facegate_core::cards::SCENARIO_MISSES {
+        t.state
+            .store
+            .reserve_attempt(&space_key, rule, t.state.now())
+            .await
+            .unwrap();
+    }
+    for i in 0..facegate_core::cards::DEVICE_MISSES + 2 {
+        let (s, e) = t
+            .call(
+                "POST",
+                "/v1/identify/credential",
+                Some(&t.device),
+                Some(json!({"device_id": "gate-north-1", "kind": "card", "secret": format!("77{i:08}")})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{e}");
+    }
+    assert_eq!(
+        t.state.store.attempt_failures(&by_key).await.unwrap(),
+        0,
+        "the device's own misses are untouched"
+    );
+}

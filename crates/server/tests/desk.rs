@@ -168,15 +168,7 @@ async fn r15_the_guards_check_is_an_alternative_decided_once_with_a_receipt() {
         .call("GET", "/v1/staffed-checks/probe", Some(&t.device), None)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, c) = t
-        .call(
-            "POST",
-            "/v1/staffed-checks",
-            Some(&t.device),
-            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{c}");
+    let c = ask_check(&t, &pid).await;
     assert_eq!(c["status"], "pending");
     assert!(c["display_name"].is_null(), "never a name to a device: {c}");
     let cid = c["id"].as_str().unwrap().to_string();
@@ -279,15 +271,10 @@ async fn r15_the_guards_check_is_an_alternative_decided_once_with_a_receipt() {
     );
     // The kiosk withdraws a check when the person leaves: the guard no
     // longer sees it and cannot confirm it.
-    let (_, c2) = t2
-        .call(
-            "POST",
-            "/v1/staffed-checks",
-            Some(&t.device),
-            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
-        )
-        .await;
-    let c2 = c2["id"].as_str().unwrap().to_string();
+    let c2 = ask_check(&t2, &pid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, _) = t2
         .call(
             "DELETE",
@@ -491,4 +478,87 @@ async fn r21_the_headcount_series_follows_enrolments_day_by_day() {
         .call("GET", "/v1/stats/headcount", Some(&t.device), None)
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn r15_a_guards_decision_is_signed_once_and_every_poll_returns_that_code() {
+    // The code is signed when the guard decides and kept with the check:
+    // polls (before and after a restart, and after the kiosk is renamed in
+    // a re-deployed manifest, which changes what a re-made receipt would
+    // state) return that very code. Before, each poll signed the stored
+    // event again, naming the device by the map in force at the poll.
+    let t = common::server().await;
+    let pid = t.consenting_person("王五", "1948-05-05").await;
+    let cid = ask_check(&t, &pid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, d) = t
+        .call(
+            "POST",
+            &format!("/v1/staffed-checks/{cid}/decide"),
+            Some(&t.admin),
+            Some(json!({"result": "pass", "guard_name": "赵保安"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let code = d["outcome"]["receipt_code"].as_str().unwrap().to_string();
+    assert_eq!(d["check"]["outcome"]["receipt_code"], code.as_str(), "{d}");
+    let id = uuid::Uuid::parse_str(&cid).unwrap();
+    let kept = t.state.store.staffed_check(id).await.unwrap().receipt_code;
+    assert_eq!(kept.as_deref(), Some(code.as_str()), "kept with the check");
+    for _ in 0..3 {
+        assert_eq!(poll(&t, &cid).await, code);
+    }
+    let renamed = facegate_server::deploy::demo_manifest().replacen(
+        "id = \"gate-north-1\"",
+        "id = \"gate-north-7\"",
+        1,
+    );
+    t.deploy(renamed).await;
+    // What signing at the poll would give now differs: the kept code is
+    // what stays stable.
+    let rid = uuid::Uuid::parse_str(d["outcome"]["receipt_id"].as_str().unwrap()).unwrap();
+    let ev = t
+        .state
+        .store
+        .verification_event(rid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        t.state.receipt(&ev).1,
+        code,
+        "the test re-deploys nothing that matters"
+    );
+    assert_eq!(poll(&t, &cid).await, code, "after a re-deployment");
+    let t2 = t.restart().await;
+    assert_eq!(poll(&t2, &cid).await, code, "after a restart");
+}
+
+async fn poll(t: &common::T, cid: &str) -> String {
+    let (s, got) = t
+        .call(
+            "GET",
+            &format!("/v1/staffed-checks/{cid}"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{got}");
+    got["outcome"]["receipt_code"].as_str().unwrap().to_string()
+}
+
+/// The kiosk asks for a guard's check of `pid`: the check as the kiosk sees it.
+async fn ask_check(t: &common::T, pid: &str) -> serde_json::Value {
+    let (s, c) = t
+        .call(
+            "POST",
+            "/v1/staffed-checks",
+            Some(&t.device),
+            Some(json!({"person_id": pid, "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    c
 }

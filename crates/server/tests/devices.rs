@@ -130,3 +130,46 @@ async fn r19_devices_are_added_and_revoked_through_the_core_and_private_places_r
         .expect("still listed after a restart");
     assert_eq!(east["active"], false);
 }
+
+#[tokio::test]
+async fn r19_a_private_place_is_refused_alike_by_the_device_route_and_the_deploy() {
+    // One lint, one answer: the same finding (a device inside a toilet) is
+    // the same refusal, with the same status, whether an operator adds the
+    // device or the amended manifest is deployed directly. Before, the
+    // device route refused it (403, naming R19) and the deploy answered a
+    // bad request (400) for the very manifest.
+    let t = common::server().await;
+    let (s, e) = t
+        .call(
+            "POST",
+            "/v1/devices",
+            Some(&t.admin),
+            Some(json!({"id": "wc-1", "placement": "non_public", "location_zh": "一楼卫生间内"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["rule"], "R19", "{e}");
+    let d = t.state.scenario(None).unwrap();
+    let manifest = format!(
+        "{}\n\n[[devices]]\nid = \"wc-1\"\nplacement = \"non_public\"\nlocation = {{ zh = \"一楼卫生间内\" }}\n",
+        d.manifest.trim_end()
+    );
+    let err = t.state.core.deploy_scenario(&manifest).await.err().unwrap();
+    let api = facegate_server::ApiError::from(err);
+    let body = api.body();
+    assert_eq!(api.status(), StatusCode::FORBIDDEN, "{body:?}");
+    assert_eq!(body.rule.as_deref(), Some("R19"));
+    // The one message (its line numbers aside: the console's copy carries
+    // a first line naming its base).
+    for m in [body.message_en.as_str(), e["message_en"].as_str().unwrap()] {
+        assert!(
+            m.starts_with("the scenario manifest has errors: R19 / Art. 13 (line "),
+            "{m}"
+        );
+    }
+    assert!(
+        body.message_zh.contains("R19 / 第十三条"),
+        "{}",
+        body.message_zh
+    );
+}

@@ -177,6 +177,21 @@ async fn r21_official_documents_show_officers_headcount_signage_and_signature() 
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    // Read by the vision crate's sniff: a JPEG signature with no header
+    // behind it, and a BMP, are not signage photos.
+    let mut bmp = b"BM".to_vec();
+    bmp.extend_from_slice(&[0; 60]);
+    for bytes in [vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4], bmp] {
+        let (s, b) = t
+            .call(
+                "PUT",
+                "/v1/devices/gate-north-1/signage",
+                Some(&t.admin),
+                Some(json!({ "image": facegate_server::pipeline::encode_image(&bytes) })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    }
     let (s, _) = t
         .call(
             "PUT",
@@ -254,4 +269,134 @@ async fn r21_official_documents_show_officers_headcount_signage_and_signature() 
         .call("GET", "/v1/documents/pia?lang=fr", Some(&t.auditor), None)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Both filing packs (the console's and the official document) state
+    // the system's operating procedures (Art. 15's fourth content), from
+    // the one set of inputs; before, both were built with none.
+    let procedures = facegate_server::deploy::operating_procedures();
+    assert!(!procedures.is_empty());
+    for path in [
+        "/v1/filing/pack",
+        "/v1/documents/filing-pack?lang=zh",
+        "/v1/documents/filing-pack?lang=en",
+    ] {
+        let (s, html) = t.call("GET", path, Some(&t.auditor), None).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        let html = html.as_str().unwrap();
+        for p in &procedures {
+            let head = p.split(':').next().unwrap();
+            assert!(html.contains(head), "{path} lacks the procedure {head:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_evidence_file_matches_each_record_against_its_own_scenarios_notices() {
+    // The default scenario's notice changes (version 2); a second scenario
+    // is deployed (its notice is version 1). A person consents and is
+    // checked in both: each consent and decision names its own scenario and
+    // the version of that scenario's notice (before, every record was read
+    // against the default scenario's notices: version 2 for all).
+    let t = common::server().await;
+    let demo = facegate_server::deploy::demo_manifest();
+    let changed = demo.replacen("021-5555 0100，", "021-5555 0199，", 1);
+    assert_ne!(changed, demo, "the demo manifest's contact moved");
+    for m in [changed, common::east_manifest()] {
+        t.deploy(m).await;
+    }
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (_, n) = t
+        .call(
+            "GET",
+            "/v1/notice?scenario=residential-gate-east",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(n["scenario"], "residential-gate-east", "{n}");
+    let (s, c) = t
+        .call(
+            "POST",
+            "/v1/consents",
+            Some(&t.device),
+            Some(
+                json!({"person_id": p, "notice_version": n["version"], "device_id": "gate-north-1",
+                        "scenario": "residential-gate-east"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    for scenario in ["residential-gate", "residential-gate-east"] {
+        let (s, b) = t
+            .call("POST", "/v1/credentials", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": scenario})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let (s, b) = t
+            .call("POST", "/v1/verify/credential", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": scenario})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let tok = t.portal_token(&p).await;
+    let (s, ev) = t.call("GET", "/v1/me/evidence", Some(&tok), None).await;
+    assert_eq!(s, StatusCode::OK, "{ev}");
+    let want = |scenario: &str| if scenario == "residential-gate" { 2 } else { 1 };
+    let decisions = ev["decisions"].as_array().unwrap();
+    for scenario in ["residential-gate", "residential-gate-east"] {
+        let mine: Vec<_> = decisions
+            .iter()
+            .filter(|d| d["scenario"] == scenario)
+            .collect();
+        assert!(!mine.is_empty(), "{scenario}: {ev}");
+        for d in mine {
+            assert_eq!(d["notice_version"], want(scenario), "{d}");
+        }
+    }
+    let consents = ev["consents"].as_array().unwrap();
+    assert_eq!(consents.len(), 2, "{ev}");
+    for c in consents {
+        assert_eq!(
+            c["notice_version"],
+            want(c["scenario"].as_str().unwrap()),
+            "{c}"
+        );
+    }
+    // Both scenarios' notices are in the file, each naming its scenario.
+    let notices = ev["notices"].as_array().unwrap();
+    for (scenario, version) in [
+        ("residential-gate", 1),
+        ("residential-gate", 2),
+        ("residential-gate-east", 1),
+    ] {
+        assert!(
+            notices
+                .iter()
+                .any(|n| n["scenario"] == scenario && n["version"] == version),
+            "{scenario} v{version}: {ev}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_receipt_names_its_device_through_the_deployments_device_index() {
+    // Every deployed scenario indexes its devices both ways (made once at
+    // deploy): the receipt's device name is one look-up, not a scan of the
+    // device map on every decision.
+    let t = common::server().await;
+    t.deploy(common::east_manifest()).await;
+    for d in t.state.scenarios.read().unwrap().iter() {
+        assert!(!d.devices.is_empty());
+        assert_eq!(d.devices.len(), d.device_names.len(), "{}", d.scenario.id);
+        for (name, id) in &d.devices {
+            assert_eq!(d.device_names.get(id), Some(name), "{}", d.scenario.id);
+        }
+    }
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t
+        .call("POST", "/v1/credentials", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": "residential-gate-east"})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, k) = t.call("GET", "/v1/receipts/public-key", None, None).await;
+    let key = receipts::parse_public_key(k["public_key"].as_str().unwrap()).unwrap();
+    let r = receipts::verify(b["receipt_code"].as_str().unwrap(), &key).unwrap();
+    assert_eq!(r.scenario, "residential-gate-east");
+    assert_eq!(r.device.as_deref(), Some("gate-north-1"));
 }

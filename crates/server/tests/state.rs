@@ -548,21 +548,9 @@ async fn r12_r10_a_minors_template_older_than_the_minors_rule_is_swept() {
 async fn scenarios_keep_their_identity_and_reuploading_never_changes_the_default() {
     let t = common::server().await;
     let demo = facegate_server::deploy::demo_manifest();
-    let other = demo.replacen(
-        "id = \"residential-gate\"",
-        "id = \"residential-gate-east\"",
-        1,
-    );
+    let other = common::east_manifest();
     for m in [other.clone(), demo.clone(), other] {
-        let (s, b) = t
-            .send(
-                "POST",
-                "/v1/scenarios",
-                Some(&t.admin),
-                Some(("application/toml", m)),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
+        t.deploy(m).await;
         // A request without `scenario` still goes to the default.
         let (_, n) = t.call("GET", "/v1/notice", None, None).await;
         assert_eq!(n["scenario"], "residential-gate");

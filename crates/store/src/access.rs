@@ -75,6 +75,71 @@ pub enum Attempt {
     },
 }
 
+/// One lock-out counter's row.
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    start: DateTime<Utc>,
+    failures: i64,
+    lockouts: i64,
+    locked_until: Option<DateTime<Utc>>,
+}
+
+/// One reservation on a counter (`None`: no row yet): the row to write
+/// (`None`: nothing changes, it is still locked) and the answer.
+fn step_counter(
+    before: Option<Counter>,
+    policy: AttemptPolicy,
+    now: DateTime<Utc>,
+) -> (Option<Counter>, Attempt) {
+    let Counter {
+        mut start,
+        mut failures,
+        mut lockouts,
+        locked_until,
+    } = before.unwrap_or(Counter {
+        start: now,
+        failures: 0,
+        lockouts: 0,
+        locked_until: None,
+    });
+    if let Some(until) = locked_until {
+        if until > now {
+            return (None, Attempt::Locked { until });
+        }
+        // A lock that ran out opens a fresh window (back-off remembered).
+        start = now;
+        failures = 0;
+    }
+    if now - start >= policy.window {
+        start = now;
+        failures = 0;
+        // A quiet window forgets earlier lock-outs.
+        if locked_until.is_none_or(|u| now - u >= policy.window) {
+            lockouts = 0;
+        }
+    }
+    let mut new_lock = None;
+    let outcome = if failures >= policy.limit {
+        let factor = 1i32 << lockouts.clamp(0, 16);
+        let until = now + (policy.lock * factor).min(policy.max_lock);
+        lockouts += 1;
+        new_lock = Some(until);
+        Attempt::Locked { until }
+    } else {
+        failures += 1;
+        Attempt::Allowed {
+            remaining: policy.limit - failures,
+        }
+    };
+    let after = Counter {
+        start,
+        failures,
+        lockouts,
+        locked_until: new_lock,
+    };
+    (Some(after), outcome)
+}
+
 fn row_key_ok(s: &str) -> Result<()> {
     if s.is_empty() || s.len() > 200 {
         return Err(StoreError::Invalid("key must be 1..=200 characters".into()));
@@ -437,80 +502,92 @@ impl Store {
         policy: AttemptPolicy,
         now: DateTime<Utc>,
     ) -> Result<Attempt> {
-        row_key_ok(key)?;
+        self.reserve_attempts(&[(key, policy)], now).await
+    }
+
+    /// Count one attempt on every counter in `counters` at once, or on none
+    /// of them: in one write transaction, each counter is read and stepped
+    /// as [`Store::reserve_attempt`] does; if any of them is locked (or
+    /// locks now), only the lock is written and no other counter is
+    /// charged, so a lock-out on one budget (a whole scenario's) never
+    /// spends another (a device's own). A crash cannot leave one counter
+    /// charged and the other not. `Allowed` carries the fewest attempts
+    /// left; `Locked` the latest end of the locks met.
+    pub async fn reserve_attempts(
+        &self,
+        counters: &[(&str, AttemptPolicy)],
+        now: DateTime<Utc>,
+    ) -> Result<Attempt> {
+        for (key, _) in counters {
+            row_key_ok(key)?;
+        }
         let mut tx = self.begin().await?;
-        let r = sqlx::query(&format!(
-            "SELECT window_start, failures, lockouts, locked_until FROM attempt_counters WHERE key = $1{}",
-            self.for_update()
-        ))
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (mut start, mut failures, mut lockouts, locked_until) = match &r {
-            Some(r) => (
-                r.t("window_start")?,
-                r.i("failures")?,
-                r.i("lockouts")?,
-                r.ot("locked_until")?,
-            ),
-            None => (now, 0, 0, None),
-        };
-        if let Some(until) = locked_until {
-            if until > now {
-                return Ok(Attempt::Locked { until });
-            }
-            // A lock that ran out opens a fresh window (back-off remembered).
-            start = now;
-            failures = 0;
-        }
-        if now - start >= policy.window {
-            start = now;
-            failures = 0;
-            // A quiet window forgets earlier lock-outs.
-            if locked_until.is_none_or(|u| now - u >= policy.window) {
-                lockouts = 0;
-            }
-        }
-        let outcome;
-        let mut new_lock = None;
-        if failures >= policy.limit {
-            let factor = 1i32 << lockouts.clamp(0, 16);
-            let len = (policy.lock * factor).min(policy.max_lock);
-            let until = now + len;
-            lockouts += 1;
-            new_lock = Some(until);
-            outcome = Attempt::Locked { until };
-        } else {
-            failures += 1;
-            outcome = Attempt::Allowed {
-                remaining: policy.limit - failures,
+        let mut steps = Vec::with_capacity(counters.len());
+        for &(key, policy) in counters {
+            let r = sqlx::query(&format!(
+                "SELECT window_start, failures, lockouts, locked_until FROM attempt_counters WHERE key = $1{}",
+                self.for_update()
+            ))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let before = match &r {
+                Some(r) => Some(Counter {
+                    start: r.t("window_start")?,
+                    failures: r.i("failures")?,
+                    lockouts: r.i("lockouts")?,
+                    locked_until: r.ot("locked_until")?,
+                }),
+                None => None,
             };
+            steps.push((key, before.is_some(), step_counter(before, policy, now)));
         }
-        if r.is_some() {
-            sqlx::query(
-                "UPDATE attempt_counters SET window_start = $1, failures = $2, lockouts = $3, locked_until = $4 WHERE key = $5",
-            )
-            .bind(ts(start))
-            .bind(failures)
-            .bind(lockouts)
-            .bind(new_lock.map(ts))
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            sqlx::query(
-                "INSERT INTO attempt_counters (key, window_start, failures, lockouts, locked_until) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(key)
-            .bind(ts(start))
-            .bind(failures)
-            .bind(lockouts)
-            .bind(new_lock.map(ts))
-            .execute(&mut *tx)
-            .await?;
+        let locked = steps
+            .iter()
+            .filter_map(|(_, _, (_, o))| match o {
+                Attempt::Locked { until } => Some(*until),
+                Attempt::Allowed { .. } => None,
+            })
+            .max();
+        for (key, exists, (after, outcome)) in &steps {
+            // Under a lock only the locking counters change (a new lock and
+            // its back-off); the others are not charged.
+            let write = match (locked, after) {
+                (None, Some(_)) => true,
+                (Some(_), Some(_)) => matches!(outcome, Attempt::Locked { .. }),
+                (_, None) => false,
+            };
+            let Some(c) = after.filter(|_| write) else {
+                continue;
+            };
+            let sql = if *exists {
+                "UPDATE attempt_counters SET window_start = $1, failures = $2, lockouts = $3, locked_until = $4 WHERE key = $5"
+            } else {
+                "INSERT INTO attempt_counters (window_start, failures, lockouts, locked_until, key) VALUES ($1, $2, $3, $4, $5)"
+            };
+            sqlx::query(sql)
+                .bind(ts(c.start))
+                .bind(c.failures)
+                .bind(c.lockouts)
+                .bind(c.locked_until.map(ts))
+                .bind(*key)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
-        Ok(outcome)
+        Ok(match locked {
+            Some(until) => Attempt::Locked { until },
+            None => Attempt::Allowed {
+                remaining: steps
+                    .iter()
+                    .filter_map(|(_, _, (_, o))| match o {
+                        Attempt::Allowed { remaining } => Some(*remaining),
+                        Attempt::Locked { .. } => None,
+                    })
+                    .min()
+                    .unwrap_or(0),
+            },
+        })
     }
 
     /// The secret was right: forget the counter's failures (not its lock).

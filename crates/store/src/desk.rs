@@ -48,6 +48,9 @@ pub struct StaffedCheck {
     /// The verification event of the decision.
     pub receipt_id: Option<Uuid>,
     pub grants: Option<String>,
+    /// The decision's signed receipt code, made once when it was decided
+    /// (`None` before, and for checks decided before it was kept).
+    pub receipt_code: Option<String>,
 }
 
 /// One check as the charts count it.
@@ -65,7 +68,7 @@ pub fn room_key(room: &str) -> String {
 }
 
 const RESIDENT_COLS: &str = "person_id, resident_no, room, created_at, updated_at";
-const CHECK_COLS: &str = "id, code, person_id, scenario_id, device, requested_by, created_at, expires_at, status, passed, decided_at, decided_by, guard_name, how, receipt_id, grants";
+const CHECK_COLS: &str = "id, code, person_id, scenario_id, device, requested_by, created_at, expires_at, status, passed, decided_at, decided_by, guard_name, how, receipt_id, grants, receipt_code";
 
 fn resident_from(r: &sqlx::any::AnyRow) -> Result<Resident> {
     Ok(Resident {
@@ -95,6 +98,7 @@ fn check_from(r: &sqlx::any::AnyRow) -> Result<StaffedCheck> {
         how: r.os("how")?,
         receipt_id: r.oid("receipt_id")?,
         grants: r.os("grants")?,
+        receipt_code: r.os("receipt_code")?,
     })
 }
 
@@ -380,19 +384,24 @@ impl Store {
         Ok(true)
     }
 
-    /// The receipt of a decided check (its verification event).
+    /// The receipt of a decided check: its verification event and the
+    /// signed code, kept so every poll returns the code made at the decision.
     pub async fn set_staffed_receipt(
         &self,
         id: Uuid,
         receipt: Uuid,
+        code: &str,
         grants: Option<&str>,
     ) -> Result<()> {
-        sqlx::query("UPDATE staffed_checks SET receipt_id = $2, grants = $3 WHERE id = $1")
-            .bind(id.to_string())
-            .bind(receipt.to_string())
-            .bind(grants.map(str::to_string))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE staffed_checks SET receipt_id = $2, grants = $3, receipt_code = $4 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(receipt.to_string())
+        .bind(grants.map(str::to_string))
+        .bind(code.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

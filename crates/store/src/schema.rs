@@ -398,4 +398,14 @@ Migration {
             refused TEXT)",
     ],
 },
+Migration {
+    version: 10,
+    name: "staffed_receipt_code",
+    statements: &[
+        // A guard's decision is signed once, when it is made, and the code
+        // kept with the check: every poll returns that very code (a
+        // receipt's code never changes, whatever is re-deployed later).
+        "ALTER TABLE staffed_checks ADD COLUMN receipt_code TEXT",
+    ],
+},
 ];

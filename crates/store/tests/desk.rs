@@ -105,7 +105,7 @@ async fn a_staffed_check_is_decided_once_and_expires(db: Db) {
         .unwrap());
     let receipt = uuid::Uuid::now_v7();
     db.store
-        .set_staffed_receipt(c.id, receipt, Some("enter"))
+        .set_staffed_receipt(c.id, receipt, "FG1-CODE", Some("enter"))
         .await
         .unwrap();
     let got = other.staffed_check(c.id).await.unwrap();
@@ -113,6 +113,7 @@ async fn a_staffed_check_is_decided_once_and_expires(db: Db) {
     assert_eq!(got.passed, Some(true));
     assert_eq!(got.guard_name.as_deref(), Some("Guard Zhao"));
     assert_eq!(got.receipt_id, Some(receipt));
+    assert_eq!(got.receipt_code.as_deref(), Some("FG1-CODE"));
     assert!(other
         .pending_staffed_checks(Utc::now())
         .await

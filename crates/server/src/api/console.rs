@@ -489,19 +489,25 @@ pub async fn pia(State(s): State<AppState>, caller: Caller) -> ApiResult<Html<St
         (status = 200, description = "The filing pack as HTML", content_type = "text/html", body = String)))]
 pub async fn filing_pack(State(s): State<AppState>, caller: Caller) -> ApiResult<Html<String>> {
     caller.require_reader()?;
-    let f = filing_status(&s).await?;
+    let (inputs, _) = filing_inputs(&s).await?;
     let all = s.scenarios.read().unwrap().clone();
     let scenarios: Vec<policy::Scenario> = all.iter().map(|d| d.scenario.clone()).collect();
     let pias: Vec<policy::PiaReport> = all.iter().map(|d| d.pia.clone()).collect();
-    let pack = policy::filing_pack(
-        &scenarios,
-        &policy::FilingPackInputs {
-            headcount: f.headcount.max(0) as u64,
-            threshold_reached_on: f.threshold_reached_on,
-            security_measures: crate::deploy::security_measures(),
-            procedures: vec![],
-        },
-        &pias,
-    );
+    let pack = policy::filing_pack(&scenarios, &inputs, &pias);
     Ok(Html(pack.html))
+}
+
+/// What the filing pack states beyond the manifests, built once for the
+/// console's pack and the official documents: the headcount and threshold
+/// date from the store, the security measures and the operating procedures
+/// this system follows. Also the filing status it was read from.
+pub async fn filing_inputs(s: &AppState) -> ApiResult<(policy::FilingPackInputs, Filing)> {
+    let f = filing_status(s).await?;
+    let inputs = policy::FilingPackInputs {
+        headcount: f.headcount.max(0) as u64,
+        threshold_reached_on: f.threshold_reached_on,
+        security_measures: crate::deploy::security_measures(),
+        procedures: crate::deploy::operating_procedures(),
+    };
+    Ok((inputs, f))
 }

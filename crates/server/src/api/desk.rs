@@ -182,8 +182,8 @@ fn check_view(c: &facegate_core::staffed::CheckState, name: Option<String>) -> S
             method: facegate_core::staffed::METHOD.into(),
             grants: k.grants.clone().unwrap_or_default(),
             receipt_id: receipt.to_string(),
-            // The signed code, made again from the stored event: the
-            // kiosk's poll shows the same code the guard's decision gave.
+            // The signed code kept since the decision: the kiosk's poll
+            // shows the same code the guard's decision gave.
             receipt_code: c.receipt_code.clone().unwrap_or_default(),
             at,
             person_id: Some(k.person_id.to_string()),
@@ -363,7 +363,7 @@ pub async fn decide_check(
         .await?;
     Ok(Json(DecisionView {
         check: check_view(&c, None),
-        outcome: Outcome::signed(&s, o),
+        outcome: Outcome::with_code(o, c.receipt_code.clone().unwrap_or_default()),
     }))
 }
 

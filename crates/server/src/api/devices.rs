@@ -35,8 +35,8 @@ pub struct NewDeviceInput {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deployed as a new scenario version with the device", body = ScenarioView),
-        (status = 400, description = "A bad id, placement or location", body = crate::ErrorBody),
-        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 400, description = "A bad id, placement or location, or an amended manifest that is not a manifest (a lint error naming no requirement)", body = crate::ErrorBody),
+        (status = 403, description = "The role may not do this, or the amended manifest breaks a requirement of the Measures: the deploy's one lint (`facegate_core::deploy::lint_manifest`) refuses it as it refuses any manifest, `rule` and `article` naming the first such requirement and the message every one of them", body = crate::ErrorBody),
         (status = 404, description = "No such scenario", body = crate::ErrorBody),
         (status = 409, description = "The scenario already has a device with this id, or the site is attached to a hub (manifests come from the hub)", body = crate::ErrorBody)))]
 pub async fn add(
@@ -69,7 +69,7 @@ pub async fn add(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deployed as a new scenario version with the device inactive", body = ScenarioView),
-        (status = 403, description = "The role may not do this, or the Measures refuse it (`rule` and `article` say which)", body = crate::ErrorBody),
+        (status = 403, description = "The role may not do this, or the amended manifest breaks a requirement of the Measures: the deploy's one lint (`facegate_core::deploy::lint_manifest`) refuses it as it refuses any manifest, `rule` and `article` naming the first such requirement and the message every one of them", body = crate::ErrorBody),
         (status = 404, description = "No such scenario or device", body = crate::ErrorBody),
         (status = 409, description = "Already revoked, or the site is attached to a hub (manifests come from the hub)", body = crate::ErrorBody)))]
 pub async fn revoke(

@@ -40,18 +40,15 @@ fn lang(q: &DocQuery) -> ApiResult<policy::Lang> {
 
 /// Everything the documents need beyond the manifests, read from the store.
 async fn inputs(s: &AppState) -> ApiResult<policy::DocInputs> {
-    let f = crate::api::console::filing_status(s).await?;
+    let (filing, f) = crate::api::console::filing_inputs(s).await?;
     let photos = s.store.signage_photos().await?;
     let all = s.scenarios.read().unwrap().clone();
     let signage = photos
         .iter()
         .filter_map(|p| {
-            let device = all.iter().find_map(|d| {
-                d.devices
-                    .iter()
-                    .find(|(_, id)| **id == p.device_id)
-                    .map(|(k, _)| k.clone())
-            })?;
+            let device = all
+                .iter()
+                .find_map(|d| d.device_names.get(&p.device_id).cloned())?;
             Some(policy::SignagePhoto {
                 device,
                 data_url: format!(
@@ -63,12 +60,7 @@ async fn inputs(s: &AppState) -> ApiResult<policy::DocInputs> {
         })
         .collect();
     Ok(policy::DocInputs {
-        filing: policy::FilingPackInputs {
-            headcount: f.headcount.max(0) as u64,
-            threshold_reached_on: f.threshold_reached_on,
-            security_measures: crate::deploy::security_measures(),
-            procedures: vec![],
-        },
+        filing,
         dated: Some(policy::shanghai_date(s.now())),
         receipt_public_key: Some(s.receipts.public_key_hex()),
         filing_number: f.filing_number,
@@ -126,16 +118,20 @@ pub struct SignageView {
     pub bytes: usize,
 }
 
-/// The image type by its first bytes (the declared type is not trusted).
-pub fn image_type(b: &[u8]) -> Option<&'static str> {
-    if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some("image/jpeg")
-    } else if b.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
-        Some("image/png")
-    } else if b.len() >= 12 && &b[0..4] == b"RIFF" && &b[8..12] == b"WEBP" {
-        Some("image/webp")
-    } else {
-        None
+/// The photo's type, read by the vision crate's format sniff from its first
+/// bytes and header (the declared type is not trusted; a header without an
+/// image size is not a photo): JPEG, PNG or WebP.
+fn signage_type(b: &[u8]) -> ApiResult<&'static str> {
+    let refused = || {
+        ApiError::bad(
+            "照片须为 JPEG、PNG 或 WebP 图像",
+            "the photo must be a JPEG, PNG or WebP image",
+        )
+    };
+    let (format, _, _) = facegate_vision::header_dimensions(b).map_err(|_| refused())?;
+    match format.to_mime_type() {
+        m @ ("image/jpeg" | "image/png" | "image/webp") => Ok(m),
+        _ => Err(refused()),
     }
 }
 
@@ -178,12 +174,7 @@ pub async fn upload_signage(
             "signage photo over {MAX_SIGNAGE_BYTES} bytes"
         )));
     }
-    let ct = image_type(&bytes).ok_or_else(|| {
-        ApiError::bad(
-            "照片须为 JPEG、PNG 或 WebP 图像",
-            "the photo must be a JPEG, PNG or WebP image",
-        )
-    })?;
+    let ct = signage_type(&bytes)?;
     let p = s
         .store
         .put_signage_photo(id, ct, &bytes, &caller.actor())

@@ -385,9 +385,15 @@ impl Outcome {
     /// The answer with its signed receipt code.
     pub fn signed(s: &AppState, o: facegate_core::ops::Outcome) -> Self {
         let (_, code) = s.receipt(&o.event);
+        Self::with_code(o, code)
+    }
+
+    /// The answer with a code already signed (a guard's decision keeps the
+    /// code it was signed with).
+    pub fn with_code(o: facegate_core::ops::Outcome, receipt_code: String) -> Self {
         Outcome {
             liveness: o.liveness,
-            receipt_code: code,
+            receipt_code,
             ..Outcome::of(&o.event, o.outcome, o.grants)
         }
     }

@@ -26,6 +26,18 @@ pub async fn server() -> T {
     server_with_manifest(Some(passive_demo())).await
 }
 
+/// The demo manifest as a second scenario, `residential-gate-east`.
+pub fn east_manifest() -> String {
+    let m = facegate_server::deploy::demo_manifest();
+    let east = m.replacen(
+        "id = \"residential-gate\"",
+        "id = \"residential-gate-east\"",
+        1,
+    );
+    assert_ne!(east, m, "the demo manifest's id line moved");
+    east
+}
+
 /// The demo manifest with `liveness = "passive"`.
 pub fn passive_demo() -> String {
     let m = facegate_core::deploy::demo_manifest();
@@ -151,6 +163,20 @@ impl T {
         let v = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, v)
+    }
+
+    /// Upload and deploy a manifest as an operator; it must be deployed.
+    pub async fn deploy(&self, manifest: String) -> Value {
+        let (s, b) = self
+            .send(
+                "POST",
+                "/v1/scenarios",
+                Some(&self.admin),
+                Some(("application/toml", manifest)),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b
     }
 
     pub async fn notice_version(&self) -> String {
