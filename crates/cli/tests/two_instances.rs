@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
+mod common;
+
 struct Serve {
     child: Child,
     addr: String,
@@ -124,35 +126,14 @@ fn b64(bytes: &[u8]) -> String {
     out
 }
 
-fn fresh_db(base: &str) -> String {
-    let name = format!("fg_two_{}", uuid::Uuid::new_v4().simple());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(base).await.unwrap();
-        sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-    });
-    let (head, query) = match base.split_once('?') {
-        Some((h, q)) => (h.to_string(), format!("?{q}")),
-        None => (base.to_string(), String::new()),
-    };
-    let scheme_end = head.find("://").unwrap() + 3;
-    let host_end = head[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(head.len());
-    format!("{}/{name}{query}", &head[..host_end])
-}
-
 #[test]
 fn two_serve_processes_on_one_postgres_behave_as_one() {
     let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
         println!("SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)");
         return;
     };
-    let url = fresh_db(&base);
+    let url = common::fresh_db(&base);
+    let _drop = common::DropDb(base.clone(), url.clone());
     let root = std::env::temp_dir().join(format!("facegate-two-{}", uuid::Uuid::now_v7()));
     let id_key = "11".repeat(32);
     let kek = "22".repeat(32);

@@ -190,7 +190,7 @@ pub fn sqlite(rt: &tokio::runtime::Runtime, path: &Path, sql: &str) -> Vec<Strin
 }
 
 pub fn fresh_db(base: &str) -> String {
-    let name = format!("fg_hub_{}", uuid::Uuid::new_v4().simple());
+    let name = format!("fg_test_{}", uuid::Uuid::new_v4().simple());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use sqlx::Connection;

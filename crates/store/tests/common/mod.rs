@@ -13,6 +13,37 @@ pub struct Db {
     pub url: String,
     pub master: [u8; 32],
     _dir: Option<tempfile::TempDir>,
+    /// The server's own URL, for a PostgreSQL database this test made and
+    /// drops when it ends.
+    pg_base: Option<String>,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let Some(base) = self.pg_base.take() else {
+            return;
+        };
+        let path = self.url.split('?').next().unwrap_or_default();
+        let name = path.rsplit('/').next().unwrap_or_default().to_string();
+        // A thread of its own: the test's runtime may be the one dropping.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    use sqlx::Connection;
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+                        let _ = sqlx::Executor::execute(
+                            &mut c,
+                            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                        )
+                        .await;
+                    }
+                })
+        })
+        .join();
+    }
 }
 
 impl Db {
@@ -36,6 +67,7 @@ impl Db {
             url,
             master,
             _dir: Some(dir),
+            pg_base: None,
         }
     }
 
@@ -52,6 +84,7 @@ impl Db {
             url,
             master,
             _dir: None,
+            pg_base: std::env::var("FACEGATE_TEST_DATABASE_URL").ok(),
         })
     }
 }
