@@ -98,6 +98,23 @@ crate::embedding::unit_embedding!(
 
 /// The 150×150 face chip dlib's network expects, from the 68 landmarks.
 pub fn chip(img: &RgbImage, lm68: &[[f32; 2]]) -> RgbImage {
+    let (m, k, shrunk) = chip_transform(lm68);
+    if let Some(m) = shrunk {
+        // Only the blocks the chip samples are shrunk (the rest of the image
+        // is not read): the same chip as shrinking the whole image, bit for bit.
+        let (x0, y0, w, h) = chip_window(&m, img.width() / k, img.height() / k);
+        let small = box_shrink_blocks(img, k, (x0, y0), (w, h));
+        return warp_affine_window(&small, (x0, y0), &m, CHIP, CHIP);
+    }
+    warp_affine(img, &m, CHIP, CHIP)
+}
+
+/// Where the chip's pixels come from: the similarity that maps the image's
+/// landmarks onto dlib's mean face in the chip, the shrink factor `k`, and,
+/// when `k ≥ 2`, the similarity from the image shrunk `k`× instead (like
+/// dlib's extract_image_chip: a face much larger than the chip is first
+/// shrunk, dlib with an image pyramid, so the bilinear sampling does not alias).
+fn chip_transform(lm68: &[[f32; 2]]) -> (crate::Affine, u32, Option<crate::Affine>) {
     let size = CHIP as f32;
     let (src, dst): (Vec<[f32; 2]>, Vec<[f32; 2]>) = MEAN_FACE
         .iter()
@@ -107,23 +124,16 @@ pub fn chip(img: &RgbImage, lm68: &[[f32; 2]]) -> RgbImage {
         })
         .unzip();
     let m = similarity(&src, &dst);
-    // Like dlib's extract_image_chip: a face much larger than the chip is
-    // first shrunk (dlib uses an image pyramid) so the bilinear sampling does not alias.
     let scale = (m[0][0] * m[0][0] + m[1][0] * m[1][0]).sqrt();
     let k = (1.0 / scale).floor() as u32;
-    if k >= 2 {
-        let src: Vec<[f32; 2]> = src
-            .iter()
-            .map(|p| [(p[0] + 0.5) / k as f32 - 0.5, (p[1] + 0.5) / k as f32 - 0.5])
-            .collect();
-        let m = similarity(&src, &dst);
-        // Only the blocks the chip samples are shrunk (the rest of the image
-        // is not read): the same chip as shrinking the whole image, bit for bit.
-        let (x0, y0, w, h) = chip_window(&m, img.width() / k, img.height() / k);
-        let small = box_shrink_blocks(img, k, (x0, y0), (w, h));
-        return warp_affine_window(&small, (x0, y0), &m, CHIP, CHIP);
+    if k < 2 {
+        return (m, k, None);
     }
-    warp_affine(img, &m, CHIP, CHIP)
+    let src: Vec<[f32; 2]> = src
+        .iter()
+        .map(|p| [(p[0] + 0.5) / k as f32 - 0.5, (p[1] + 0.5) / k as f32 - 0.5])
+        .collect();
+    (m, k, Some(similarity(&src, &dst)))
 }
 
 /// The pixels of a `w × h` image a [`CHIP`]-sized warp by `m` can sample:
@@ -843,24 +853,10 @@ mod tests {
 
     /// The chip as first written: the whole image shrunk, then warped.
     fn chip_by_whole_shrink(img: &RgbImage, lm68: &[[f32; 2]]) -> RgbImage {
-        let size = CHIP as f32;
-        let (src, dst): (Vec<[f32; 2]>, Vec<[f32; 2]>) = MEAN_FACE
-            .iter()
-            .map(|&(i, x, y)| {
-                let t = |m: f32| (CHIP_PADDING + m) / (2.0 * CHIP_PADDING + 1.0) * size;
-                (lm68[i], [t(x), t(y)])
-            })
-            .unzip();
-        let m = similarity(&src, &dst);
-        let scale = (m[0][0] * m[0][0] + m[1][0] * m[1][0]).sqrt();
-        let k = (1.0 / scale).floor() as u32;
-        if k >= 2 {
+        let (m, k, shrunk) = chip_transform(lm68);
+        if let Some(m) = shrunk {
             let small = crate::imgops::box_shrink(img, k);
-            let src: Vec<[f32; 2]> = src
-                .iter()
-                .map(|p| [(p[0] + 0.5) / k as f32 - 0.5, (p[1] + 0.5) / k as f32 - 0.5])
-                .collect();
-            return warp_affine(&small, &similarity(&src, &dst), CHIP, CHIP);
+            return warp_affine(&small, &m, CHIP, CHIP);
         }
         warp_affine(img, &m, CHIP, CHIP)
     }

@@ -19,8 +19,9 @@ pub const SECOND_ONNX: &str = "dlib_face_recognition_resnet_model_v1.onnx";
 /// File name of the third model (MobileFaceNet) as written.
 pub const THIRD_ONNX: &str = "mobilefacenet.onnx";
 
-/// The shipped ONNX models, copied as they are.
-const SHIPPED: [&str; 6] = [
+/// The shipped ONNX models, copied as they are (detector, landmarks,
+/// embedding, liveness, pose, eyes: the order the engine loads them in).
+pub(crate) const SHIPPED: [&str; 6] = [
     "fr_detect.onnx",
     "fr_landmark.onnx",
     "fr_feature.onnx",

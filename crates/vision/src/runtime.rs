@@ -387,14 +387,7 @@ mod tests {
         }
     }
 
-    const ALL: [&str; 6] = [
-        "fr_detect.onnx",
-        "fr_landmark.onnx",
-        "fr_feature.onnx",
-        "fr_liveness.onnx",
-        "fr_pose.onnx",
-        "fr_eye.onnx",
-    ];
+    const ALL: [&str; 6] = crate::export::SHIPPED;
 
     /// Every model as shipped: subnormal weights kept, FTZ/DAZ cleared on the
     /// calling thread, the runtime's denormal option off.

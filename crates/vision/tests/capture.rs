@@ -313,7 +313,7 @@ fn model_yaw_span(c: &facegate_vision::Captured) -> f32 {
 
 #[test]
 fn the_pose_model_runs_only_where_the_decision_reads_it_and_decides_the_same() {
-    use facegate_vision::challenge::{judge, Action, FrameCues};
+    use facegate_vision::challenge::{judge, Action};
     let _serial = serial();
     let span = 12.0;
     for (name, frames) in turning_clips() {
@@ -350,20 +350,6 @@ fn the_pose_model_runs_only_where_the_decision_reads_it_and_decides_the_same() {
         }
         // The judge (landmark yaw, the model's pitch) decides every sequence
         // without a nod the same with the model on the first frame only.
-        let judge_cues = |c: &facegate_vision::Captured| -> Vec<FrameCues> {
-            c.frames
-                .iter()
-                .flatten()
-                .map(|f| {
-                    FrameCues::from_parts(
-                        &f.landmarks68,
-                        f.pitch,
-                        [f.left_eye_open, f.right_eye_open],
-                    )
-                    .unwrap()
-                })
-                .collect()
-        };
         let (je, jf) = (judge_cues(&every), judge_cues(&first));
         for a in Action::ALL.into_iter().filter(|&a| a != Action::Nod) {
             for b in Action::ALL
@@ -417,7 +403,7 @@ fn as_camera(frames: &[RgbImage]) -> Vec<RgbImage> {
 
 #[test]
 fn detector_tracking_decides_the_same_with_fewer_detector_calls() {
-    use facegate_vision::challenge::{judge, Action, FrameCues};
+    use facegate_vision::challenge::judge;
     let _serial = serial();
     let mut clips = turning_clips();
     let camera: Vec<_> = clips
@@ -447,23 +433,7 @@ fn detector_tracking_decides_the_same_with_fewer_detector_calls() {
             .unwrap()
             .1
     };
-    let judge_cues = |c: &facegate_vision::Captured| -> Vec<FrameCues> {
-        c.frames
-            .iter()
-            .flatten()
-            .map(|f| {
-                FrameCues::from_parts(&f.landmarks68, f.pitch, [f.left_eye_open, f.right_eye_open])
-                    .unwrap()
-            })
-            .collect()
-    };
-    let mut sequences: Vec<Vec<Action>> = Vec::new();
-    for a in Action::ALL {
-        sequences.push(vec![a]);
-        for b in Action::ALL.into_iter().filter(|&b| b != a) {
-            sequences.push(vec![a, b]);
-        }
-    }
+    let sequences = one_and_two_action_sequences();
     let (mut with_total, mut without_total) = (0, 0);
     for (name, frames) in &clips {
         for pose in [PoseFrames::Every, PoseFrames::First] {
@@ -634,7 +604,7 @@ fn with_second_person(img: &RgbImage) -> RgbImage {
 /// the lost frame still fails the same-person check.
 #[test]
 fn a_track_lost_mid_way_is_re_detected_from_there_only() {
-    use facegate_vision::challenge::{judge, Action, FrameCues};
+    use facegate_vision::challenge::judge;
     let _serial = serial();
     let detector_calls = || {
         engine()
@@ -658,23 +628,7 @@ fn a_track_lost_mid_way_is_re_detected_from_there_only() {
         });
         (r, n, detector_calls() - before)
     };
-    let judge_cues = |c: &facegate_vision::Captured| -> Vec<FrameCues> {
-        c.frames
-            .iter()
-            .flatten()
-            .map(|f| {
-                FrameCues::from_parts(&f.landmarks68, f.pitch, [f.left_eye_open, f.right_eye_open])
-                    .unwrap()
-            })
-            .collect()
-    };
-    let mut sequences: Vec<Vec<Action>> = Vec::new();
-    for a in Action::ALL {
-        sequences.push(vec![a]);
-        for b in Action::ALL.into_iter().filter(|&b| b != a) {
-            sequences.push(vec![a, b]);
-        }
-    }
+    let sequences = one_and_two_action_sequences();
     let other = as_camera(&[image("astronaut.png")]).remove(0);
     let mut lost_seen = 0;
     for name in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
@@ -816,4 +770,33 @@ fn same_face_is_one_rule() {
         engine().detect(&shifted(&one, 6, 3)).unwrap()[0].bbox,
     );
     assert!(same_face(&b0, &b1), "{}", b0.iou(&b1));
+}
+
+/// The cues the judge reads, from every frame a capture kept.
+fn judge_cues(c: &facegate_vision::Captured) -> Vec<facegate_vision::challenge::FrameCues> {
+    c.frames
+        .iter()
+        .flatten()
+        .map(|f| {
+            facegate_vision::challenge::FrameCues::from_parts(
+                &f.landmarks68,
+                f.pitch,
+                [f.left_eye_open, f.right_eye_open],
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// Every challenge of one action, and of two different actions in order.
+fn one_and_two_action_sequences() -> Vec<Vec<facegate_vision::challenge::Action>> {
+    use facegate_vision::challenge::Action;
+    let mut sequences: Vec<Vec<Action>> = Vec::new();
+    for a in Action::ALL {
+        sequences.push(vec![a]);
+        for b in Action::ALL.into_iter().filter(|&b| b != a) {
+            sequences.push(vec![a, b]);
+        }
+    }
+    sequences
 }
