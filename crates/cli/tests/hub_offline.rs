@@ -41,11 +41,7 @@ fn hub_offline_site_keeps_serving_and_takes_only_signed_manifests() {
 
     // The demo gate with single-frame (passive) liveness, so one still
     // frame verifies (challenges have their own tests).
-    let manifest = facegate_server::deploy::demo_manifest().replacen(
-        "\nliveness = \"active\"",
-        "\nliveness = \"passive\"",
-        1,
-    );
+    let manifest = facegate_server::deploy::passive_demo_manifest();
     let mfile = root.join("scenario.toml");
     std::fs::write(&mfile, &manifest).unwrap();
     let extra = [OsStr::new("--scenario"), mfile.as_os_str()];

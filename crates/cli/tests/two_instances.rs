@@ -143,15 +143,13 @@ fn two_serve_processes_on_one_postgres_behave_as_one() {
     let manifest = root.join("scenario.toml");
     std::fs::write(
         &manifest,
-        facegate_server::deploy::demo_manifest()
-            .replacen(
-                "mode = \"verification\"",
-                "mode = \"identification\"\nidentification_justification = { zh = \"住户走近闸机即可通行\", en = \"residents pass as they walk up\" }",
-                1,
-            )
-            // Single still frames below (server-issued challenges, taken
-            // across instances, are shown once; they have their own tests).
-            .replacen("\nliveness = \"active\"", "\nliveness = \"passive\"", 1),
+        // Single still frames below (server-issued challenges, taken
+        // across instances, are shown once; they have their own tests).
+        facegate_server::deploy::passive_demo_manifest().replacen(
+            "mode = \"verification\"",
+            "mode = \"identification\"\nidentification_justification = { zh = \"住户走近闸机即可通行\", en = \"residents pass as they walk up\" }",
+            1,
+        ),
     )
     .unwrap();
     let a = serve(&url, &root.join("a"), &id_key, &kek, &manifest);

@@ -24,6 +24,14 @@ pub fn demo_manifest() -> String {
     )
 }
 
+/// The demo manifest at `liveness = "passive"`: one still frame verifies.
+/// For the load generator, whose fixture photos cannot perform a
+/// server-chosen action sequence, and for tests that send single frames
+/// (server-issued challenges have their own tests).
+pub fn passive_demo_manifest() -> String {
+    demo_manifest().replacen("\nliveness = \"active\"", "\nliveness = \"passive\"", 1)
+}
+
 /// A scenario as deployed: the parsed manifest and its ids in the store.
 #[derive(Clone)]
 pub struct Deployed {
@@ -378,4 +386,21 @@ pub async fn load_gallery(
         );
     }
     Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The passive demo differs from the demo in its liveness level only,
+    /// and lints clean (the load generator and the tests rely on both).
+    #[test]
+    fn the_passive_demo_is_the_demo_at_passive_liveness() {
+        let (demo, passive) = (super::demo_manifest(), super::passive_demo_manifest());
+        assert!(demo.contains("\nliveness = \"active\""));
+        assert_eq!(
+            passive.replacen("\nliveness = \"passive\"", "\nliveness = \"active\"", 1),
+            demo
+        );
+        let (scenario, _) = super::lint_manifest(&passive).expect("the passive demo lints clean");
+        assert_eq!(scenario.liveness, facegate_policy::LivenessLevel::Passive);
+    }
 }

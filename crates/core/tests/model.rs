@@ -47,11 +47,7 @@ const MAX_STEPS: usize = 40;
 /// The demo at `liveness = "passive"`: the sequences send one still frame
 /// (server-issued challenges have their own tests).
 fn passive_demo() -> String {
-    let m = facegate_core::deploy::demo_manifest().replacen(
-        "\nliveness = \"active\"",
-        "\nliveness = \"passive\"",
-        1,
-    );
+    let m = facegate_core::deploy::passive_demo_manifest();
     assert!(m.contains("liveness = \"passive\""));
     m
 }

@@ -169,11 +169,7 @@ async fn enrolled_state(
     // are, the judge (landmark arithmetic) aside.
     std::fs::create_dir_all(&config.data_dir).map_err(ApiError::internal)?;
     let manifest = config.data_dir.join("load-test-scenario.toml");
-    let demo = facegate_core::deploy::demo_manifest().replacen(
-        "\nliveness = \"active\"",
-        "\nliveness = \"passive\"",
-        1,
-    );
+    let demo = facegate_core::deploy::passive_demo_manifest();
     std::fs::write(&manifest, demo).map_err(ApiError::internal)?;
     config.scenario = Some(manifest);
     let s = AppState::open(config).await?;

@@ -40,12 +40,12 @@ pub fn east_manifest() -> String {
 
 /// The demo manifest with `liveness = "passive"`.
 pub fn passive_demo() -> String {
-    let m = facegate_core::deploy::demo_manifest();
+    let m = facegate_core::deploy::passive_demo_manifest();
     assert!(
-        m.contains("\nliveness = \"active\""),
-        "the demo sets its liveness level"
+        m.contains("\nliveness = \"passive\""),
+        "the demo is passive"
     );
-    m.replacen("\nliveness = \"active\"", "\nliveness = \"passive\"", 1)
+    m
 }
 
 /// A fixture's bytes made unique to this call (a counter appended after the
