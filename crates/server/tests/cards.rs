@@ -23,13 +23,8 @@ async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled(
     let present = |secret: &'static str| {
         let t = &t;
         async move {
-            t.call(
-                "POST",
-                "/v1/identify/credential",
-                Some(&t.device),
-                Some(json!({"device_id": "gate-north-1", "kind": "card", "secret": secret})),
-            )
-            .await
+            t.present_credential(&t.device, "gate-north-1", "card", secret)
+                .await
         }
     };
     // The console issues a card; only its keyed hash is kept.
@@ -73,12 +68,7 @@ async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled(
     // What a reader typed, not saying whether card or QR (the kiosk's
     // wedge): looked up as each kind the scenario offers.
     let (s, w) = t
-        .call(
-            "POST",
-            "/v1/identify/credential",
-            Some(&t.device),
-            Some(json!({"device_id": "gate-north-1", "kind": "wedge", "secret": "0004512345"})),
-        )
+        .present_credential(&t.device, "gate-north-1", "wedge", "0004512345")
         .await;
     assert_eq!(s, StatusCode::OK, "{w}");
     assert_eq!(w["outcome"], "pass");
@@ -95,12 +85,7 @@ async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled(
     assert!(r.person.is_none());
     // A PIN identifies no one on its own.
     let (s, _) = t
-        .call(
-            "POST",
-            "/v1/identify/credential",
-            Some(&t.device),
-            Some(json!({"device_id": "gate-north-1", "kind": "pin", "secret": "1234"})),
-        )
+        .present_credential(&t.device, "gate-north-1", "pin", "1234")
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
@@ -198,12 +183,7 @@ async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled(
     assert_eq!(misses, facegate_core::cards::DEVICE_MISSES);
     let t2 = t.restart().await;
     let (s, e) = t2
-        .call(
-            "POST",
-            "/v1/identify/credential",
-            Some(&t.device),
-            Some(json!({"device_id": "gate-north-1", "kind": "card", "secret": "0004588888"})),
-        )
+        .present_credential(&t.device, "gate-north-1", "card", "0004588888")
         .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{e}");
     // The passes are the person's receipts, as every other check's.
@@ -240,12 +220,7 @@ async fn r15_a_scenario_wide_lock_out_does_not_spend_a_devices_own_misses() {
     }
     for i in 0..facegate_core::cards::DEVICE_MISSES + 2 {
         let (s, e) = t
-            .call(
-                "POST",
-                "/v1/identify/credential",
-                Some(&t.device),
-                Some(json!({"device_id": "gate-north-1", "kind": "card", "secret": format!("77{i:08}")})),
-            )
+            .present_credential(&t.device, "gate-north-1", "card", &format!("77{i:08}"))
             .await;
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{e}");
     }

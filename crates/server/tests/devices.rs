@@ -11,14 +11,9 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 async fn present(t: &common::T, key: &str) -> StatusCode {
-    t.call(
-        "POST",
-        "/v1/identify/credential",
-        Some(key),
-        Some(json!({"device_id": "gate-east-1", "kind": "card", "secret": "00000001"})),
-    )
-    .await
-    .0
+    t.present_credential(key, "gate-east-1", "card", "00000001")
+        .await
+        .0
 }
 
 #[tokio::test]

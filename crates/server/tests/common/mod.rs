@@ -184,6 +184,24 @@ impl T {
         n["version"].as_str().unwrap().to_string()
     }
 
+    /// A card, QR code or wedge read presented alone at a device
+    /// (`POST /v1/identify/credential`), with the given device key.
+    pub async fn present_credential(
+        &self,
+        key: &str,
+        device_id: &str,
+        kind: &str,
+        secret: &str,
+    ) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/v1/identify/credential",
+            Some(key),
+            Some(json!({"device_id": device_id, "kind": kind, "secret": secret})),
+        )
+        .await
+    }
+
     /// A person with a processing consent (given at the kiosk).
     pub async fn consenting_person(&self, name: &str, dob: &str) -> String {
         let (s, p) = self
