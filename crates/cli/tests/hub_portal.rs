@@ -370,8 +370,10 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
         "/portal/v1/requests",
         Some(json!({"kind": "complaint", "text": format!("photo: {}", b64(&[0xffu8; 90]))})),
     );
-    assert_eq!(st, 400, "{v}");
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(v["rule"], "R11", "{v}");
     assert!(v["message_en"].as_str().unwrap().contains("R11"), "{v}");
+    assert!(v["message_zh"].as_str().unwrap().contains("第八条"), "{v}");
     let (st, v) = me_client.call(
         pa,
         "POST",

@@ -404,8 +404,8 @@ impl HubDb {
         let mut headcount_changed = false;
         if !accepted.is_empty() {
             sqlx::query(
-                "INSERT INTO hub_events (site_id, seq, kind, pseudonym, still_holds, record_hash, at, received_at)
-                 SELECT $1, * , $8 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::text[])",
+                "INSERT INTO hub_events (site_id, seq, kind, pseudonym, still_holds, record_hash, at, event, received_at)
+                 SELECT $1, * , $9 FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::text[], $8::text[])",
             )
             .bind(&sid)
             .bind(accepted.iter().map(|e| e.seq).collect::<Vec<_>>())
@@ -414,6 +414,13 @@ impl HubDb {
             .bind(accepted.iter().map(|e| e.still_holds).collect::<Vec<_>>())
             .bind(accepted.iter().map(|e| e.record_hash.hex()).collect::<Vec<_>>())
             .bind(accepted.iter().map(|e| ts(e.at)).collect::<Vec<_>>())
+            // The site's own event name (the dossier's processing records).
+            .bind(
+                accepted
+                    .iter()
+                    .map(|e| e.event.as_ref().map(|w| w.as_str().to_string()))
+                    .collect::<Vec<_>>(),
+            )
             .bind(ts(now))
             .execute(&mut *tx)
             .await?;
@@ -476,7 +483,6 @@ impl HubDb {
             .execute(&mut *tx)
             .await?;
         }
-        crate::portal::record_event_words(&mut tx, &sid, &accepted).await?;
         crate::portal::record_consents(&mut tx, &sid, &req.consents, now).await?;
         // Anchor the head, and compare rechecked hashes with what the hub
         // was sent when each record was new.

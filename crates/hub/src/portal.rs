@@ -187,9 +187,20 @@ pub fn check_text(t: &str) -> Result<String> {
         }
     }
     if longest >= 64 || t.contains("data:") || t.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(HubError::Bad(
-            "R11 (第八条 / Art. 8): the hub keeps no face information; text that looks like encoded data is refused / 中心不保存人脸信息，疑似编码数据的文字不予接收".into(),
-        ));
+        // A refusal from the Measures (R11): the rule and its article in
+        // each language, like every other refusal.
+        let r = facegate_policy::RuleId::R11;
+        return Err(HubError::Refused {
+            rule: Some(r.to_string()),
+            zh: format!(
+                "{r} / {}：中心不保存人脸信息，疑似编码数据的文字不予接收。",
+                r.article_zh()
+            ),
+            en: format!(
+                "{r} / {}: the hub keeps no face information; text that looks like encoded data is refused",
+                r.article()
+            ),
+        });
     }
     Ok(t.to_string())
 }
@@ -490,32 +501,6 @@ pub(crate) async fn record_consents(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
-}
-
-/// Keep the event name of each record accepted in a sync (inside its
-/// transaction).
-pub(crate) async fn record_event_words(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    sid: &str,
-    accepted: &[&crate::proto::SiteEvent],
-) -> Result<()> {
-    let named: Vec<_> = accepted
-        .iter()
-        .filter_map(|e| e.event.as_ref().map(|w| (e.seq, w.as_str().to_string())))
-        .collect();
-    if named.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE hub_events e SET event = x.event FROM UNNEST($2::bigint[], $3::text[]) AS x(seq, event)
-         WHERE e.site_id = $1 AND e.seq = x.seq",
-    )
-    .bind(sid)
-    .bind(named.iter().map(|x| x.0).collect::<Vec<_>>())
-    .bind(named.iter().map(|x| x.1.clone()).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await?;
     Ok(())
 }
 
