@@ -64,6 +64,9 @@ impl Core {
         kind: &str,
         secret: &str,
     ) -> CoreResult<Outcome> {
+        // A device of another scenario is refused here, before anything is
+        // counted or looked up (as face identification refuses it).
+        let device = crate::liveness::device_of(d, who.device)?.map(|dv| dv.facts());
         // `wedge`: what a reader typed, which may be a card or a QR code
         // (both present themselves as a keyboard): each kind the scenario
         // offers is looked up, under one reservation.
@@ -136,10 +139,6 @@ impl Core {
         if let Some(pid) = holder {
             // The holder's facts and policy, silently: a refusal would tell
             // the presenter the card exists, so it is answered as unknown.
-            let device = who
-                .device
-                .and_then(|id| d.scenario.device(id))
-                .map(|dv| dv.facts());
             let permitted = pipeline::quiet_grants(self, d, pid, method, device).await?;
             if let Some(g) = permitted {
                 grants = Some(g);

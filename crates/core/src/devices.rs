@@ -32,18 +32,16 @@ pub struct NewDevice<'a> {
 /// manifest it was first amended from (the configured file, or an upload).
 pub const BASE_MARK: &str = "# facegate-console-base-sha256: ";
 
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
-
 /// The manifest with its base mark (added on the first amendment, kept on
 /// later ones).
 fn marked(manifest: &str) -> String {
     if manifest.lines().any(|l| l.starts_with(BASE_MARK)) {
         manifest.to_string()
     } else {
-        format!("{BASE_MARK}{}\n{manifest}", sha256_hex(manifest))
+        format!(
+            "{BASE_MARK}{}\n{manifest}",
+            crate::liveness::sha256_hex(manifest.as_bytes())
+        )
     }
 }
 
@@ -65,7 +63,10 @@ pub async fn startup_manifest(
         .into_iter()
         .filter(|v| v.name == sc.id && v.processor_id == processor_id)
         .max_by_key(|v| v.version);
-    let want = format!("{BASE_MARK}{}", sha256_hex(file));
+    let want = format!(
+        "{BASE_MARK}{}",
+        crate::liveness::sha256_hex(file.as_bytes())
+    );
     Ok(match latest {
         Some(v) if v.manifest.lines().any(|l| l == want) => v.manifest,
         _ => file.to_string(),

@@ -43,7 +43,7 @@ pub struct LivenessPlan {
     pub actions: Option<Vec<Action>>,
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub(crate) fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
@@ -52,7 +52,10 @@ pub fn refusal(en: impl Into<String>, zh: impl Into<String>) -> CoreError {
     CoreError::Refused(policy::Refusal::new(policy::RuleId::R20, en, zh))
 }
 
-fn device_of<'a>(d: &'a Deployed, device: Option<&str>) -> CoreResult<Option<&'a policy::Device>> {
+pub(crate) fn device_of<'a>(
+    d: &'a Deployed,
+    device: Option<&str>,
+) -> CoreResult<Option<&'a policy::Device>> {
     match device {
         Some(id) => {
             Ok(Some(d.scenario.device(id).ok_or_else(|| {

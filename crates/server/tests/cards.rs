@@ -230,3 +230,23 @@ async fn r15_a_scenario_wide_lock_out_does_not_spend_a_devices_own_misses() {
         "the device's own misses are untouched"
     );
 }
+
+#[tokio::test]
+async fn r19_a_card_read_at_a_device_the_scenario_lacks_is_refused_before_it_is_counted() {
+    // Face identification refuses a device its scenario does not have; a
+    // card read did not (it was answered `unknown` and charged to a counter
+    // of that device id). Now both refuse it, and nothing is counted.
+    let t = common::server().await;
+    let (s, e) = t
+        .present_credential(&t.admin, "gate-nowhere-9", "card", "0004512345")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    let d = t.state.scenario(None).unwrap();
+    let who = facegate_core::ops::Who {
+        actor: "device:gate-nowhere-9",
+        device: Some("gate-nowhere-9"),
+    };
+    let (by_key, space_key) = facegate_core::cards::counter_keys(&d, who);
+    assert_eq!(t.state.store.attempt_failures(&by_key).await.unwrap(), 0);
+    assert_eq!(t.state.store.attempt_failures(&space_key).await.unwrap(), 0);
+}
