@@ -969,14 +969,8 @@ impl Engine {
             let last_frame = i + 1 == frames.len();
             let same_size = i > 0 && frames[i - 1].dimensions() == img.dimensions();
             let track = if i > 0 { s.tracks[i - 1] } else { None };
-            if let (true, false, true, false, true, Some(t)) = (
-                opts.track,
-                last_frame,
-                same_size,
-                s.force[i],
-                s.anchor.is_some(),
-                track,
-            ) {
+            let trackable = opts.track && !last_frame && same_size && !s.force[i];
+            if let Some(t) = track.filter(|_| trackable && s.anchor.is_some()) {
                 if let Some((d, lm)) = self.track(img, &t)? {
                     budget.check()?;
                     let c = self.cues(img, &d, Some(lm), per_frame)?;
