@@ -151,8 +151,7 @@ impl Core {
             .record(method.key(), result, None, None, None)
             .await?;
         if person.is_some() {
-            self.store.attempt_refunded(&by_key).await?;
-            self.store.attempt_refunded(&space_key).await?;
+            self.store.attempts_refunded(&[&by_key, &space_key]).await?;
         }
         Ok(Outcome {
             outcome: if person.is_some() { "pass" } else { "unknown" },

@@ -607,12 +607,23 @@ impl Store {
     /// wiping the misses counted beside it (as [`Store::attempt_succeeded`]
     /// would, letting one good card reset a guesser's budget).
     pub async fn attempt_refunded(&self, key: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE attempt_counters SET failures = failures - 1 WHERE key = $1 AND failures > 0 AND locked_until IS NULL",
-        )
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
+        self.attempts_refunded(&[key]).await
+    }
+
+    /// [`Store::attempt_refunded`] for several counters in one transaction:
+    /// what [`Store::reserve_attempts`] reserved together is given back
+    /// together (a crash cannot refund one counter and not the other).
+    pub async fn attempts_refunded(&self, keys: &[&str]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for key in keys {
+            sqlx::query(
+                "UPDATE attempt_counters SET failures = failures - 1 WHERE key = $1 AND failures > 0 AND locked_until IS NULL",
+            )
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
