@@ -171,20 +171,7 @@ pub fn pair_template(
     second: &[f32],
     encoding: Encoding,
 ) -> Result<Template, Error> {
-    let unit = |v: &[f32]| -> Result<Vec<f32>, Error> {
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if !(n.is_finite() && n > 1e-6) {
-            return Err(Error::InvalidVector(
-                "a half of the pair is zero or not finite".into(),
-            ));
-        }
-        Ok(v.iter().map(|x| x / n).collect())
-    };
-    let mut both = unit(first)?;
-    both.extend(unit(second)?);
-    let t = Template::new(person, scenario, fused_model_id, &both, encoding);
-    zeroize::Zeroize::zeroize(&mut both);
-    t
+    crate::fused::parts_template(person, scenario, fused_model_id, &[first, second], encoding)
 }
 
 /// The two unit embeddings of a pair template's vector (first `first_dim` values, then the rest).
@@ -195,11 +182,10 @@ pub fn split_pair(v: &[f32], first_dim: usize) -> Result<(Vec<f32>, Vec<f32>), E
             got: v.len(),
         });
     }
-    let unit = |v: &[f32]| {
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        v.iter().map(|x| x / n).collect::<Vec<f32>>()
-    };
-    Ok((unit(&v[..first_dim]), unit(&v[first_dim..])))
+    let mut parts = crate::fused::split_parts(v, &[first_dim, v.len() - first_dim])?;
+    let second = std::mem::take(&mut *parts[1]);
+    let first = std::mem::take(&mut *parts[0]);
+    Ok((first, second))
 }
 
 impl Fusion {

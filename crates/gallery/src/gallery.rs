@@ -401,6 +401,24 @@ impl Gallery {
         out
     }
 
+    /// The top `k` people (each by their best template) for a prepared query.
+    pub(crate) fn people_for(&self, q: &Query, k: usize) -> Vec<Candidate> {
+        self.to_candidates(self.run(q, k.max(1), Search::Auto, true).into_vec())
+    }
+
+    /// Every template of `person` with its score against the prepared query
+    /// (the re-rank of [`crate::FusedGallery`] reads these).
+    pub(crate) fn person_template_scores(
+        &self,
+        person: PersonId,
+        q: &Query,
+    ) -> Vec<(TemplateId, f32)> {
+        self.person_slots(person)
+            .into_iter()
+            .map(|s| (self.ids[s as usize], self.query_sim(q, s)))
+            .collect()
+    }
+
     /// Adds a template (its vector is converted to the gallery's encoding). Fails if the
     /// scenario, model or dimension differ, or the id is already present.
     pub fn add(&mut self, t: &Template) -> Result<(), Error> {
