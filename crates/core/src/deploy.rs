@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use facegate_gallery::{Calibration, Gallery, GalleryOptions, ScenarioId, SealedTemplate};
+use facegate_gallery::{
+    Calibration, FusedGallery, FusedSpec, FusionN, GalleryOptions, ScenarioId, SealedTemplate,
+};
 use facegate_policy as policy;
 use facegate_store::{NewNotice, NewPia, NewScenarioVersion, Store};
 use uuid::Uuid;
@@ -331,16 +333,28 @@ fn model_id_uncached() -> String {
     }
 }
 
-/// The in-memory gallery of a scenario, opened from its sealed templates.
+/// What a scenario's gallery decides with: the first model (its id as
+/// [`model_id`] says, its table) and the shipped three-model fusion (its
+/// model id, weights and table, `crates/gallery/data/fusion3.txt`).
+pub fn fused_spec() -> Result<FusedSpec, ApiError> {
+    let (fused_model_id, fusion) = FusionN::builtin3().map_err(ApiError::internal)?;
+    Ok(FusedSpec {
+        first_model_id: model_id(),
+        first_dim: facegate_vision::EMBEDDING_DIM,
+        first_calibration: Calibration::builtin().map_err(ApiError::internal)?,
+        fused_calibration: Calibration::builtin_for(&fused_model_id).map_err(ApiError::internal)?,
+        fused_model_id,
+        other_dims: vec![facegate_vision::SECOND_DIM, facegate_vision::THIRD_DIM],
+        fusion,
+    })
+}
+
 /// An empty gallery for scenario `scenario_id` (the core fills it from the
 /// store, [`crate::Core::sync_gallery`]).
-pub fn empty_gallery(scenario_id: Uuid) -> Result<Gallery, ApiError> {
-    let cal = Calibration::builtin().map_err(ApiError::internal)?;
-    Gallery::new(
+pub fn empty_gallery(scenario_id: Uuid) -> Result<FusedGallery, ApiError> {
+    FusedGallery::new(
         ScenarioId(scenario_id),
-        &model_id(),
-        facegate_vision::EMBEDDING_DIM,
-        cal,
+        fused_spec()?,
         GalleryOptions {
             threads: 1,
             ..GalleryOptions::default()
@@ -349,23 +363,13 @@ pub fn empty_gallery(scenario_id: Uuid) -> Result<Gallery, ApiError> {
     .map_err(ApiError::internal)
 }
 
+/// The gallery of a scenario, opened from its sealed templates in the store.
 pub async fn load_gallery(
     store: &Store,
     keyring: &facegate_gallery::Keyring,
     scenario_id: Uuid,
-) -> Result<Gallery, ApiError> {
-    let cal = Calibration::builtin().map_err(ApiError::internal)?;
-    let mut g = Gallery::new(
-        ScenarioId(scenario_id),
-        &model_id(),
-        facegate_vision::EMBEDDING_DIM,
-        cal,
-        GalleryOptions {
-            threads: 1,
-            ..GalleryOptions::default()
-        },
-    )
-    .map_err(ApiError::internal)?;
+) -> Result<FusedGallery, ApiError> {
+    let mut g = empty_gallery(scenario_id)?;
     let rows = store
         .scenario_templates(scenario_id, "server:startup")
         .await
@@ -402,5 +406,24 @@ mod tests {
         );
         let (scenario, _) = super::lint_manifest(&passive).expect("the passive demo lints clean");
         assert_eq!(scenario.liveness, facegate_policy::LivenessLevel::Passive);
+    }
+
+    /// The shipped fusion was fitted for the very models the engine runs, in
+    /// the engine's order, and its table is embedded.
+    #[test]
+    fn the_gallery_fuses_the_engines_three_models() {
+        let spec = super::fused_spec().unwrap();
+        assert_eq!(
+            spec.fused_model_id,
+            format!(
+                "{}+{}+{}",
+                facegate_vision::MODEL_ID,
+                facegate_vision::SECOND_MODEL_ID,
+                facegate_vision::THIRD_MODEL_ID
+            )
+        );
+        assert_eq!(spec.first_model_id, facegate_vision::MODEL_ID);
+        assert_eq!(spec.fusion.weights.len(), 3);
+        super::empty_gallery(uuid::Uuid::now_v7()).unwrap();
     }
 }

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
-use facegate_gallery::{Gallery, Kek, Keyring, PersonId, SealedTemplate, WrappedKey};
+use facegate_gallery::{FusedGallery, Kek, Keyring, PersonId, SealedTemplate, WrappedKey};
 use facegate_policy as policy;
 use facegate_store::{Attempt, AttemptPolicy, Store, StoreError, StoreKeys};
 use uuid::Uuid;
@@ -184,6 +184,12 @@ pub struct CoreConfig {
     pub engine_ort_tuning: bool,
     /// [`facegate_vision::EngineOptions::flush_denormals`].
     pub engine_flush_denormals: bool,
+    /// Run the second and third embedding models on every face a decision
+    /// reads, so templates carry all three and decisions use the fusion
+    /// ([`facegate_gallery::FusedGallery`]); off, the first model alone
+    /// decides (about 5 ms less per face). Templates of either kind match
+    /// either way.
+    pub engine_fusion: bool,
     /// Limits on one capture request.
     pub capture: CaptureLimits,
 }
@@ -210,7 +216,7 @@ pub struct Core {
     /// compared with the one the gallery was brought to, and what another
     /// instance (or a sweep) added or deleted is applied
     /// ([`Core::sync_gallery`]).
-    pub galleries: RwLock<HashMap<Uuid, Gallery>>,
+    pub galleries: RwLock<HashMap<Uuid, FusedGallery>>,
     /// What each gallery holds from the store: generation and link → person.
     gallery_sync: tokio::sync::Mutex<HashMap<Uuid, GallerySync>>,
     pub clock: Arc<dyn Clock>,
@@ -285,6 +291,8 @@ impl Core {
                     intra_threads: config.engine_threads.max(1),
                     ort_tuning: config.engine_ort_tuning,
                     flush_denormals: config.engine_flush_denormals,
+                    second_embedding: config.engine_fusion,
+                    third_embedding: config.engine_fusion,
                     ..Default::default()
                 };
                 Arc::new(

@@ -262,13 +262,25 @@ impl Core {
             .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
             .await?;
         let cap = attempt.capture(frames, pipeline::ENROL_MIN_FACE_PX).await?;
-        let t = Template::new(
-            PersonId(person),
-            facegate_gallery::ScenarioId(d.store_id),
-            crate::deploy::model_id(),
-            cap.embedding.as_slice(),
-            Encoding::Int8,
-        )
+        // Every model's embedding when the engine runs them all (the
+        // template the fusion decides with), else the first model's.
+        let (p, s) = (PersonId(person), facegate_gallery::ScenarioId(d.store_id));
+        let t = match cap.other_parts() {
+            Some([second, third]) => facegate_gallery::parts_template(
+                p,
+                s,
+                &crate::deploy::fused_spec()?.fused_model_id,
+                &[cap.embedding.as_slice(), second, third],
+                Encoding::F32,
+            ),
+            None => Template::new(
+                p,
+                s,
+                crate::deploy::model_id(),
+                cap.embedding.as_slice(),
+                Encoding::Int8,
+            ),
+        }
         .map_err(CoreError::internal)?;
         self.ensure_data_key(d.store_id).await?;
         let sealed = self.keyring.seal(&t).map_err(CoreError::internal)?;
@@ -311,10 +323,15 @@ impl Core {
             .await?;
         let cap = attempt.capture(frames, 40.0).await?;
         self.sync_gallery(d.store_id).await?;
+        let others = cap.other_parts();
+        let probe = facegate_gallery::Probe {
+            first: cap.embedding.as_slice(),
+            others: others.as_ref().map(|o| o.as_slice()),
+        };
         let m = {
             let g = self.galleries.read().unwrap();
             g.get(&d.store_id)
-                .map(|g| g.verify(PersonId(person), cap.embedding.as_slice()))
+                .map(|g| g.verify(PersonId(person), &probe))
         };
         let (pass, score, threshold) = match m {
             Some(Ok(m)) => (m.accepted, Some(m.score), Some(m.threshold)),
@@ -385,13 +402,17 @@ impl Core {
         }
         let cap = attempt.capture(frames, 40.0).await?;
         self.sync_gallery(d.store_id).await?;
+        let others = cap.other_parts();
+        let probe = facegate_gallery::Probe {
+            first: cap.embedding.as_slice(),
+            others: others.as_ref().map(|o| o.as_slice()),
+        };
         let id = {
             let g = self.galleries.read().unwrap();
             match g.get(&d.store_id) {
-                Some(g) if !g.is_empty() => Some(
-                    g.identify(cap.embedding.as_slice(), 5)
-                        .map_err(CoreError::internal)?,
-                ),
+                Some(g) if !g.is_empty() => {
+                    Some(g.identify(&probe, 5).map_err(CoreError::internal)?)
+                }
                 _ => None,
             }
         };

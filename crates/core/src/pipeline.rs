@@ -176,11 +176,26 @@ pub fn capture_options(actions: &[facegate_vision::Action]) -> facegate_vision::
 /// wiped when this is dropped (it is `facegate_vision::Embedding`).
 pub struct Capture {
     pub embedding: facegate_vision::Embedding,
+    /// The second and third models' embeddings of the same face, when the
+    /// engine runs them ([`crate::CoreConfig::engine_fusion`]).
+    pub others: Option<(
+        facegate_vision::SecondEmbedding,
+        facegate_vision::ThirdEmbedding,
+    )>,
     pub liveness: Option<f32>,
     /// The challenge's actions the frames showed, in order (none for a
     /// passive-only capture).
     pub actions: Vec<facegate_vision::challenge::Action>,
     pub frames: usize,
+}
+
+impl Capture {
+    /// The other models' embeddings as the gallery reads them (fusion order).
+    pub fn other_parts(&self) -> Option<[&[f32]; 2]> {
+        self.others
+            .as_ref()
+            .map(|(second, third)| [second.as_slice(), third.as_slice()])
+    }
 }
 
 /// Minimum passive-liveness probability (class "live"), chosen on data by
@@ -455,8 +470,10 @@ async fn capture(
     let embedding = best
         .embedding
         .ok_or_else(|| CoreError::internal("engine returned no embedding"))?;
+    let others = best.second_embedding.zip(best.third_embedding);
     Ok(Capture {
         embedding,
+        others,
         liveness: best.liveness,
         actions: plan.actions.unwrap_or_default(),
         frames: n,

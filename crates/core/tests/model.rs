@@ -179,6 +179,7 @@ async fn open(
             engine_threads: 1,
             engine_ort_tuning: true,
             engine_flush_denormals: true,
+            engine_fusion: true,
             capture: Default::default(),
         },
         Arc::new(SystemClock),
@@ -660,6 +661,9 @@ async fn run_all(backend: &str, url_for: impl Fn(u64) -> String, drop_db: impl F
         tokio::task::spawn_blocking(|| {
             facegate_vision::Engine::new(facegate_vision::EngineOptions {
                 intra_threads: 1,
+                // The production engine: every model, decisions by the fusion.
+                second_embedding: true,
+                third_embedding: true,
                 ..Default::default()
             })
         })
@@ -805,6 +809,9 @@ async fn engine() -> Arc<facegate_vision::Engine> {
         tokio::task::spawn_blocking(|| {
             facegate_vision::Engine::new(facegate_vision::EngineOptions {
                 intra_threads: 1,
+                // The production engine: every model, decisions by the fusion.
+                second_embedding: true,
+                third_embedding: true,
                 ..Default::default()
             })
         })

@@ -610,3 +610,133 @@ async fn r7_identification_runs_over_the_consenting_gallery_and_keeps_nothing_of
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["outcome"], "unknown", "{b}");
 }
+
+/// The gate decides with the three-model fusion (issue 13, in production):
+/// enrolment seals every model's embedding under the fusion's model id, and
+/// 1:1 and 1:N answer with the fused log-odds against the fused table. A
+/// template made by the first model alone (enrolled before the fusion, or by
+/// an instance run with `FACEGATE_RECOGNITION=first`) keeps matching, on the
+/// first model's own scale, after a restart with the fusion on.
+#[tokio::test]
+async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matching() {
+    let manifest = common::passive_demo().replacen(
+        "mode = \"verification\"",
+        "mode = \"identification\"\nidentification_justification = { zh = \"住户走近闸机即可通行\", en = \"residents pass as they walk up\" }",
+        1,
+    );
+    let t = common::server_with_manifest(Some(manifest)).await;
+    let spec = facegate_server::deploy::fused_spec().unwrap();
+    let obama = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t.face("/v1/enrol", &obama, "obama.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let d = t.state.scenario(None).unwrap();
+    let sealed_models = |t: &common::T| {
+        let (t, sid) = (t.state.clone(), d.store_id);
+        async move {
+            let mut v: Vec<(String, usize)> = t
+                .store
+                .scenario_templates(sid, "test")
+                .await
+                .unwrap()
+                .iter()
+                .map(|(_, _, blob)| {
+                    let s = facegate_gallery::SealedTemplate::from_bytes(blob).unwrap();
+                    (s.model_id().to_string(), s.dim())
+                })
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    assert_eq!(
+        sealed_models(&t).await,
+        vec![(spec.fused_model_id.clone(), spec.fused_dim())]
+    );
+    // 1:1: the fused log-odds against the fused table (thresholds of
+    // log-odds lie above 1, where no cosine reaches).
+    let fused_t = spec.fused_calibration.threshold(1e-4);
+    let (s, b) = t.face("/v1/verify", &obama, "obama2.jpg").await;
+    assert_eq!(
+        (s, b["outcome"].as_str()),
+        (StatusCode::OK, Some("pass")),
+        "{b}"
+    );
+    let (score, threshold) = (
+        b["score"].as_f64().unwrap(),
+        b["threshold"].as_f64().unwrap(),
+    );
+    assert!((threshold - fused_t as f64).abs() < 1e-4, "{b}");
+    assert!(score > threshold && threshold > 1.0, "{b}");
+    let (_, b) = t.face("/v1/verify", &obama, "biden.jpg").await;
+    assert_eq!(b["outcome"], "fail", "{b}");
+    assert!(
+        b["score"].as_f64().unwrap() < 0.0,
+        "an impostor's log-odds: {b}"
+    );
+
+    // An instance with the first model alone enrols Biden: a first-model
+    // template, matched on the first model's scale by either instance.
+    let first_only = t.restart_with(|c| c.engine_fusion = false).await;
+    let biden = first_only.consenting_person("Biden", "1942-11-20").await;
+    let (s, b) = first_only.face("/v1/enrol", &biden, "biden.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, b) = first_only.face("/v1/verify", &obama, "obama2.jpg").await;
+    assert_eq!(
+        b["outcome"], "pass",
+        "the first model alone reads a fused template: {b}"
+    );
+    assert!(b["threshold"].as_f64().unwrap() < 1.0, "{b}");
+    drop(first_only);
+    assert_eq!(sealed_models(&t).await, {
+        let mut v = vec![
+            (spec.fused_model_id.clone(), spec.fused_dim()),
+            (spec.first_model_id.clone(), spec.first_dim),
+        ];
+        v.sort();
+        v
+    });
+    let t = t.restart().await;
+    let first_t = spec.first_calibration.threshold(1e-4);
+    let (s, b) = t.face("/v1/verify", &biden, "biden.jpg").await;
+    assert_eq!(
+        (s, b["outcome"].as_str()),
+        (StatusCode::OK, Some("pass")),
+        "{b}"
+    );
+    assert!(
+        (b["threshold"].as_f64().unwrap() - first_t as f64).abs() < 1e-4,
+        "{b}"
+    );
+    let (_, b) = t.face("/v1/verify", &biden, "obama2.jpg").await;
+    assert_eq!(b["outcome"], "fail", "{b}");
+    // 1:N over both kinds: each person is found on their own template's scale.
+    for (fixture, who, fused) in [("obama2.jpg", &obama, true), ("biden.jpg", &biden, false)] {
+        let bytes = common::fresh_frame(fixture);
+        let (s, b) = t
+            .call(
+                "POST",
+                "/v1/identify",
+                Some(&t.device),
+                Some(json!({"device_id": "gate-north-1",
+                            "images": [facegate_server::pipeline::encode_image(&bytes)]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(
+            (b["outcome"].as_str(), b["person_id"].as_str()),
+            (Some("known"), Some(who.as_str())),
+            "{b}"
+        );
+        // Each scale's threshold for FPIR 1 % over the two templates.
+        let fmr = facegate_gallery::Calibration::fmr_for_fpir(0.01, 2);
+        let want = if fused {
+            spec.fused_calibration.threshold(fmr)
+        } else {
+            spec.first_calibration.threshold(fmr)
+        };
+        assert!(
+            (b["threshold"].as_f64().unwrap() - want as f64).abs() < 1e-4,
+            "{b}"
+        );
+    }
+}

@@ -376,6 +376,11 @@ pub struct Outcome {
     pub receipt_code: String,
     pub at: DateTime<Utc>,
     pub person_id: Option<String>,
+    /// The face decision's score, matched when above `threshold`: the fused
+    /// log-odds of "same person" of the three embedding models when the
+    /// template and the capture carry all three, else the first model's
+    /// cosine (a template enrolled by the first model alone); each against
+    /// its own calibrated threshold.
     pub score: Option<f32>,
     pub threshold: Option<f32>,
     pub liveness: Option<f32>,

@@ -110,7 +110,13 @@ impl T {
     /// The same data directory opened again, as a restarted `serve` (or a
     /// second one on the same database) would: same keys, fresh process state.
     pub async fn restart(&self) -> T {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`T::restart`] with the configuration changed by `f` first.
+    pub async fn restart_with(&self, f: impl FnOnce(&mut ServerConfig)) -> T {
         let mut config = ServerConfig::new(&self.dir);
+        f(&mut config);
         let manifest = self.dir.join("scenario.toml");
         if manifest.exists() {
             config.scenario = Some(manifest);
