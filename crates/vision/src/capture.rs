@@ -24,7 +24,10 @@
 use image::RgbImage;
 
 use crate::stages::{align, five_points, sharpness};
-use crate::{compare, BBox, Budget, Detection, Embedding, Engine, Face, Quality, VisionError};
+use crate::{
+    compare, BBox, Budget, Detection, Embedding, Engine, Face, Quality, SecondEmbedding,
+    ThirdEmbedding, VisionError,
+};
 
 /// What [`Engine::one_face`] found.
 // One value per capture, moved once: boxing the face would only add an allocation.
@@ -541,6 +544,36 @@ impl Engine {
         }))
     }
 
+    /// The second and third embeddings of a face this engine found: the
+    /// ones already computed, or the deferred models run now on the kept
+    /// chips ([`EngineOptions::defer_other_embeddings`]). `None` when the
+    /// engine does not load both models (or the face was found without
+    /// them, e.g. the anchor frame of a challenge).
+    pub fn other_embeddings(
+        &self,
+        face: &Face,
+    ) -> Result<Option<(SecondEmbedding, ThirdEmbedding)>, VisionError> {
+        if let (Some(s), Some(t)) = (&face.second_embedding, &face.third_embedding) {
+            return Ok(Some((s.clone(), t.clone())));
+        }
+        crate::set_flush_denormals();
+        match face.deferred.as_ref() {
+            Some(crate::Deferred {
+                dlib_chip: Some(chip),
+                aligned: Some(aligned),
+            }) => Ok(Some((
+                self.embed_second_chip(chip)?,
+                self.embed_third(aligned)?,
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether this engine loads the second and third embedding models.
+    pub fn has_other_embeddings(&self) -> bool {
+        self.second.is_some() && self.third.is_some()
+    }
+
     /// A gated face with the cues the options and `extras` ask for.
     pub(crate) fn complete(
         &self,
@@ -567,12 +600,22 @@ impl Engine {
             }
             _ => (None, None),
         };
+        // The other embeddings now, or their inputs kept for later.
+        let defer = self.opts.defer_other_embeddings;
+        let others = extras.second && (self.second.is_some() || self.third.is_some());
+        let deferred = (others && defer).then(|| crate::Deferred {
+            dlib_chip: self
+                .second
+                .as_ref()
+                .map(|_| crate::dlib_resnet::chip(img, &g.lm)),
+            aligned: self.third.as_ref().map(|_| g.aligned.clone()),
+        });
         let second_embedding = match &self.second {
-            Some(_) if extras.second => Some(self.embed_second(img, &g.lm)?),
+            Some(_) if others && !defer => Some(self.embed_second(img, &g.lm)?),
             _ => None,
         };
         let third_embedding = match &self.third {
-            Some(_) if extras.second => Some(self.embed_third(&g.aligned)?),
+            Some(_) if others && !defer => Some(self.embed_third(&g.aligned)?),
             _ => None,
         };
         let bbox = det.bbox.clamp_to(img.width(), img.height());
@@ -584,6 +627,7 @@ impl Engine {
             embedding: self.opts.embedding.then_some(g.embedding),
             second_embedding,
             third_embedding,
+            deferred,
             quality: Quality {
                 face_px: bbox.width().min(bbox.height()),
                 sharpness: sharpness(&g.aligned),

@@ -147,6 +147,38 @@ pub struct Quality {
     pub right_eye_open: Option<f32>,
 }
 
+/// The second and third models' inputs for one face, kept when their runs
+/// are deferred ([`EngineOptions::defer_other_embeddings`]): dlib's 150×150
+/// chip and the 112×112 aligned face. Face information: the pixels are wiped
+/// when this is dropped, and `Debug` prints none of them.
+#[derive(Clone)]
+pub struct Deferred {
+    pub(crate) dlib_chip: Option<image::RgbImage>,
+    pub(crate) aligned: Option<image::RgbImage>,
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        for img in [&mut self.dlib_chip, &mut self.aligned]
+            .into_iter()
+            .flatten()
+        {
+            zeroize::Zeroize::zeroize(&mut **img);
+        }
+    }
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Deferred(second {}, third {}, redacted)",
+            self.dlib_chip.is_some(),
+            self.aligned.is_some()
+        )
+    }
+}
+
 /// One face found in an image.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Face {
@@ -169,6 +201,11 @@ pub struct Face {
     /// [`EngineOptions::third_embedding`] is on; never serialised.
     #[serde(skip)]
     pub third_embedding: Option<ThirdEmbedding>,
+    /// With [`EngineOptions::defer_other_embeddings`]: what the second and
+    /// third models need, kept for [`Engine::other_embeddings`] instead of
+    /// running them now; never serialised.
+    #[serde(skip)]
+    pub deferred: Option<Deferred>,
     pub quality: Quality,
     /// Passive liveness: probability that the face is live (not a photo or screen).
     pub liveness: Option<f32>,
@@ -207,6 +244,11 @@ pub struct EngineOptions {
     pub second_embedding: bool,
     /// Also compute the third embedding ([`Face::third_embedding`]).
     pub third_embedding: bool,
+    /// Load the second and third models but do not run them on a face:
+    /// keep their inputs ([`Face::deferred`], two small chips of the face)
+    /// so the caller runs them with [`Engine::other_embeddings`] only when
+    /// a decision needs them (the gallery's cascade). Off by default.
+    pub defer_other_embeddings: bool,
     /// Compute passive liveness.
     pub liveness: bool,
     /// Compute head pose.
@@ -243,6 +285,7 @@ impl Default for EngineOptions {
             embedding: true,
             second_embedding: false,
             third_embedding: false,
+            defer_other_embeddings: false,
             liveness: true,
             pose: true,
             eyes: true,
@@ -317,6 +360,8 @@ impl Engine {
     pub fn model_calls(&self) -> u64 {
         [&self.detect, &self.landmark, &self.feature]
             .into_iter()
+            .chain(&self.second)
+            .chain(&self.third)
             .chain(&self.liveness)
             .chain(&self.pose)
             .chain(&self.eye)
@@ -328,6 +373,8 @@ impl Engine {
     pub fn model_calls_by_model(&self) -> Vec<(&'static str, u64)> {
         [&self.detect, &self.landmark, &self.feature]
             .into_iter()
+            .chain(&self.second)
+            .chain(&self.third)
             .chain(&self.liveness)
             .chain(&self.pose)
             .chain(&self.eye)

@@ -800,3 +800,88 @@ fn one_and_two_action_sequences() -> Vec<Vec<facegate_vision::challenge::Action>
     }
     sequences
 }
+
+/// With the other embeddings deferred, a face carries their inputs and no
+/// embedding, costs no call of those models, and `other_embeddings` later
+/// gives exactly what the engine computes at once: for a single frame and
+/// for the best frame of a challenge.
+#[test]
+fn deferred_other_embeddings_are_the_eager_ones_and_cost_nothing_until_asked() {
+    let _serial = serial(); // it calls the shared engine once
+    let both = |defer| {
+        Engine::new(facegate_vision::EngineOptions {
+            second_embedding: true,
+            third_embedding: true,
+            defer_other_embeddings: defer,
+            pose: false,
+            eyes: false,
+            ..Default::default()
+        })
+        .expect("engine loads")
+    };
+    let (eager, lazy) = (both(false), both(true));
+    assert!(eager.has_other_embeddings() && lazy.has_other_embeddings());
+    assert!(!engine().has_other_embeddings());
+    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x == y);
+    let check = |e: &facegate_vision::Face, l: &facegate_vision::Face, name: &str| {
+        assert!(
+            e.deferred.is_none() && e.second_embedding.is_some(),
+            "{name}"
+        );
+        assert!(
+            l.deferred.is_some() && l.second_embedding.is_none(),
+            "{name}"
+        );
+        assert!(l.third_embedding.is_none(), "{name}");
+        let before = lazy.model_calls();
+        let (s, t) = lazy.other_embeddings(l).unwrap().expect("deferred inputs");
+        assert_eq!(
+            lazy.model_calls() - before,
+            2,
+            "{name}: the two models, once each"
+        );
+        let (es, et) = eager
+            .other_embeddings(e)
+            .unwrap()
+            .expect("computed at once");
+        assert!(same(s.as_slice(), es.as_slice()), "{name}: second");
+        assert!(same(t.as_slice(), et.as_slice()), "{name}: third");
+        // A face found by an engine without the models has none.
+        assert!(format!("{:?}", l.deferred).contains("redacted"));
+    };
+    for name in ["obama.jpg", "biden.jpg", "astronaut.png"] {
+        let img = image(name);
+        let one = |e: &Engine| {
+            let before = e.model_calls();
+            let f = e
+                .one_face_with(&img, &OneFaceOptions::VERIFY, &Budget::unlimited())
+                .unwrap();
+            let OneFace::One(f) = f else {
+                panic!("{name}: one face expected")
+            };
+            (f, e.model_calls() - before)
+        };
+        let ((fe, ne), (fl, nl)) = (one(&eager), one(&lazy));
+        assert_eq!(ne, nl + 2, "{name}: deferring saves the two model calls");
+        check(&fe, &fl, name);
+    }
+    for (name, frames) in turning_clips().into_iter().take(2) {
+        let opts = CaptureOptions::default();
+        let run = |e: &Engine| match e.challenge(&frames, &opts, &Budget::unlimited()).unwrap() {
+            CaptureResult::Captured(c) => c,
+            other => panic!("{name}: {other:?}"),
+        };
+        let (ce, cl) = (run(&eager), run(&lazy));
+        assert_eq!(ce.best, cl.best, "{name}");
+        check(&ce.best_face, &cl.best_face, &name);
+    }
+    let no_models = engine()
+        .one_face_with(
+            &image("obama.jpg"),
+            &OneFaceOptions::VERIFY,
+            &Budget::unlimited(),
+        )
+        .unwrap();
+    let OneFace::One(f) = no_models else { panic!() };
+    assert!(engine().other_embeddings(&f).unwrap().is_none());
+}
