@@ -252,93 +252,193 @@ impl FusedGallery {
             .map(Some)
     }
 
-    /// Each of `person`'s templates scored at the per-comparison false-match
-    /// rate `fmr`; the strongest answer (accepted first, then the rarest).
+    /// The cascade's first-model bounds at the per-comparison false-match
+    /// rate `fmr`: at or below `lo` no other models' scores can lift the
+    /// fused score over its threshold (every other cosine taken at its most
+    /// favourable, ±1), so the fusion would reject; above `hi` the first
+    /// model's own false-match rate is [`CASCADE_SHARE`] of `fmr`, so
+    /// accepting there without the others adds at most that share to the
+    /// false matches. In between the other models decide.
+    pub fn cascade_bounds(&self, fmr: f64) -> (f32, f32) {
+        let hi = self.spec.first_calibration.threshold(fmr * CASCADE_SHARE);
+        let w = &self.spec.fusion.weights;
+        let rest: f64 = w[1..].iter().map(|x| x.abs()).sum();
+        let tf = self.spec.fused_calibration.threshold(fmr) as f64;
+        let lo = if w[0] > 0.0 {
+            // A hair below the bound, against rounding in the fused sum.
+            ((tf - self.spec.fusion.bias - rest) / w[0]) as f32 - 1e-4
+        } else {
+            f32::NEG_INFINITY
+        };
+        (lo, hi.max(lo))
+    }
+
+    /// One template's answer at `fmr`; `None` when the cascade needs the
+    /// other models for it.
+    fn score_one(&self, template: TemplateId, s1: f32, how: &How, fmr: f64) -> Option<Scored> {
+        let first = &self.spec.first_calibration;
+        let on_first = |threshold: f32| Scored {
+            template,
+            score: s1,
+            threshold,
+            rarity: first.fmr_at(s1),
+            accepted: s1 > threshold,
+        };
+        let Some(stored) = self.others.get(&template) else {
+            // A first-model template: its own scale, whatever the probe.
+            return Some(on_first(first.threshold(fmr)));
+        };
+        match how {
+            How::First => Some(on_first(first.threshold(fmr))),
+            How::Cascade => {
+                let (lo, hi) = self.cascade_bounds(fmr);
+                (s1 <= lo || s1 > hi).then(|| on_first(hi))
+            }
+            How::Fused(probe) => {
+                let p: Vec<&[f32]> = probe.iter().map(|v| v.as_slice()).collect();
+                let score = self.fused_score(s1, stored, &p);
+                let threshold = self.spec.fused_calibration.threshold(fmr);
+                Some(Scored {
+                    template,
+                    score,
+                    threshold,
+                    rarity: self.spec.fused_calibration.fmr_at(score),
+                    accepted: score > threshold,
+                })
+            }
+        }
+    }
+
+    /// `person`'s strongest answer at `fmr` (accepted first, then the
+    /// rarest score); `Err(())` when the cascade needs the other models
+    /// (no template accepts without them, and one cannot be decided).
     fn best_of(
         &self,
         person: PersonId,
         q: &crate::gallery::Query,
-        others: Option<&Others>,
+        how: &How,
         fmr: f64,
-    ) -> Option<Scored> {
-        let probe: Option<Vec<&[f32]>> = others.map(|o| o.iter().map(|v| v.as_slice()).collect());
-        let first_t = self.spec.first_calibration.threshold(fmr);
-        let fused_t = self.spec.fused_calibration.threshold(fmr);
+    ) -> Result<Option<Scored>, ()> {
         let mut best: Option<Scored> = None;
+        let mut undecided = false;
         for (template, s1) in self.first.person_template_scores(person, q) {
-            let (score, threshold, cal) = match (self.others.get(&template), &probe) {
-                (Some(stored), Some(p)) => (
-                    self.fused_score(s1, stored, p),
-                    fused_t,
-                    &self.spec.fused_calibration,
-                ),
-                _ => (s1, first_t, &self.spec.first_calibration),
-            };
-            let s = Scored {
-                template,
-                score,
-                threshold,
-                rarity: cal.fmr_at(score),
-                accepted: score > threshold,
-            };
-            if best.is_none_or(|b| s.beats(&b)) {
-                best = Some(s);
+            match self.score_one(template, s1, how, fmr) {
+                Some(s) if best.is_none_or(|b| s.beats(&b)) => best = Some(s),
+                Some(_) => {}
+                None => undecided = true,
             }
         }
-        best
+        if undecided && !best.is_some_and(|b| b.accepted) {
+            return Err(());
+        }
+        Ok(best)
+    }
+
+    /// How a probe is scored.
+    fn how(&self, probe: &Probe) -> Result<How, Error> {
+        Ok(match self.probe_others(probe)? {
+            Some(o) => How::Fused(o),
+            None => How::First,
+        })
     }
 
     /// 1:1 verification against every template of `person` (see the module
     /// documentation). The threshold is set for the options' `verify_fmr`
     /// over the person's templates, as [`Gallery::verify`] does.
     pub fn verify(&self, person: PersonId, probe: &Probe) -> Result<Match, Error> {
+        let how = self.how(probe)?;
+        match self.verify_how(person, probe.first, &how)? {
+            Cascade::Decided(m) => Ok(m),
+            Cascade::NeedsOthers => unreachable!("only a cascade defers"),
+        }
+    }
+
+    /// [`FusedGallery::verify`] with the first model's embedding alone, as a
+    /// cascade: decided without the other models where the bounds allow
+    /// ([`FusedGallery::cascade_bounds`]: the score and threshold are then
+    /// the first model's cosine and `hi`), else `NeedsOthers`: run them and
+    /// call [`FusedGallery::verify`].
+    pub fn verify_cascade(&self, person: PersonId, first: &[f32]) -> Result<Cascade<Match>, Error> {
+        self.verify_how(person, first, &How::Cascade)
+    }
+
+    fn verify_how(
+        &self,
+        person: PersonId,
+        first: &[f32],
+        how: &How,
+    ) -> Result<Cascade<Match>, Error> {
         let n = self.first.templates_of(person).len();
         if n == 0 {
             return Err(Error::UnknownPerson(person));
         }
-        let q = self.first.prepare(probe.first)?;
-        let others = self.probe_others(probe)?;
+        let q = self.first.prepare(first)?;
         let fmr = Calibration::fmr_for_fpir(self.first.options().verify_fmr, n);
-        let b = self
-            .best_of(person, &q, others.as_ref(), fmr)
-            .ok_or(Error::UnknownPerson(person))?;
-        Ok(Match {
+        let Ok(best) = self.best_of(person, &q, how, fmr) else {
+            return Ok(Cascade::NeedsOthers);
+        };
+        let b = best.ok_or(Error::UnknownPerson(person))?;
+        Ok(Cascade::Decided(Match {
             person,
             score: b.score,
             threshold: b.threshold,
             fmr,
             templates_compared: n,
             accepted: b.accepted,
-        })
+        }))
     }
 
     /// 1:N identification with the open-set answer: the first model's search
     /// for the top `max(k, RERANK)` people, re-ranked (see the module
     /// documentation); `k` candidates are returned, best first.
     pub fn identify(&self, probe: &Probe, k: usize) -> Result<Identification, Error> {
+        let how = self.how(probe)?;
+        match self.identify_how(probe.first, k, &how)? {
+            Cascade::Decided(i) => Ok(i),
+            Cascade::NeedsOthers => unreachable!("only a cascade defers"),
+        }
+    }
+
+    /// [`FusedGallery::identify`] as a cascade (see
+    /// [`FusedGallery::verify_cascade`]): `NeedsOthers` when any searched
+    /// person cannot be decided without the other models.
+    pub fn identify_cascade(
+        &self,
+        first: &[f32],
+        k: usize,
+    ) -> Result<Cascade<Identification>, Error> {
+        self.identify_how(first, k, &How::Cascade)
+    }
+
+    fn identify_how(
+        &self,
+        first: &[f32],
+        k: usize,
+        how: &How,
+    ) -> Result<Cascade<Identification>, Error> {
         let n = self.first.len().max(1);
         let fpir = self.first.options().target_fpir;
         let fmr = Calibration::fmr_for_fpir(fpir, n);
-        let others = self.probe_others(probe)?;
-        let q = self.first.prepare(probe.first)?;
+        let q = self.first.prepare(first)?;
         let searched = self.first.people_for(&q, k.max(RERANK));
-        let mut ranked: Vec<(PersonId, Scored)> = searched
-            .iter()
-            .filter_map(|c| {
-                self.best_of(c.person, &q, others.as_ref(), fmr)
-                    .map(|s| (c.person, s))
-            })
-            .collect();
+        let mut ranked: Vec<(PersonId, Scored)> = Vec::with_capacity(searched.len());
+        for c in &searched {
+            match self.best_of(c.person, &q, how, fmr) {
+                Ok(Some(s)) => ranked.push((c.person, s)),
+                Ok(None) => {}
+                Err(()) => return Ok(Cascade::NeedsOthers),
+            }
+        }
         ranked.sort_by(|a, b| {
             (b.1.accepted, -b.1.rarity)
                 .partial_cmp(&(a.1.accepted, -a.1.rarity))
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
         ranked.truncate(k.max(1));
-        let threshold = match ranked.first() {
-            Some((_, s)) => s.threshold,
-            None if others.is_some() => self.spec.fused_calibration.threshold(fmr),
-            None => self.spec.first_calibration.threshold(fmr),
+        let threshold = match (ranked.first(), how) {
+            (Some((_, s)), _) => s.threshold,
+            (None, How::Fused(_)) => self.spec.fused_calibration.threshold(fmr),
+            (None, _) => self.spec.first_calibration.threshold(fmr),
         };
         let decision = match ranked.first() {
             Some((person, s)) if s.accepted => Decision::Known {
@@ -347,7 +447,7 @@ impl FusedGallery {
             },
             _ => Decision::Unknown,
         };
-        Ok(Identification {
+        Ok(Cascade::Decided(Identification {
             candidates: ranked
                 .iter()
                 .map(|(person, s)| Candidate {
@@ -361,9 +461,33 @@ impl FusedGallery {
             fmr,
             fpir,
             gallery_size: self.first.len(),
-        })
+        }))
     }
 }
+
+/// How a probe is scored against a fused template.
+enum How {
+    /// The first model's cosine against its own table (an engine without
+    /// the other models).
+    First,
+    /// The cascade: the first model's cosine where the bounds decide.
+    Cascade,
+    /// The fused log-odds with these unit embeddings of the other models.
+    Fused(Others),
+}
+
+/// A cascade's answer before the other models run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cascade<T> {
+    /// Decided without the other models.
+    Decided(T),
+    /// Run the other models and ask again with every embedding.
+    NeedsOthers,
+}
+
+/// The share of the target false-match rate the cascade may add by
+/// accepting on the first model alone (see [`FusedGallery::cascade_bounds`]).
+pub const CASCADE_SHARE: f64 = 0.01;
 
 /// A template that carries every model's embedding of one face, made under
 /// the fused model id: the unit vectors side by side, normalised together (so

@@ -56,7 +56,9 @@ mod template;
 mod topk;
 
 pub use calibration::{Calibration, BUILTIN_TABLE, FUSED3_TABLE, FUSED_TABLE, SECOND_TABLE};
-pub use fused::{parts_template, split_parts, FusedGallery, FusedSpec, Probe, RERANK};
+pub use fused::{
+    parts_template, split_parts, Cascade, FusedGallery, FusedSpec, Probe, CASCADE_SHARE, RERANK,
+};
 pub use fusion::{pair_template, split_pair, Fusion, FusionN, BUILTIN_FUSION, BUILTIN_FUSION3};
 pub use gallery::{Candidate, Decision, Gallery, GalleryOptions, Identification, Match, Search};
 pub use hnsw::HnswParams;

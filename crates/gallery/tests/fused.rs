@@ -288,3 +288,76 @@ proptest! {
         prop_assert_eq!(id.gallery_size, enrolled.len());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// The cascade (the first model alone where its bounds decide) never
+    /// rejects what the fusion would accept, accepts on the first model only
+    /// above a score whose first-model false-match rate is CASCADE_SHARE of
+    /// the target, and otherwise asks for the other models: 1:1 and 1:N,
+    /// over probes from close to far and strangers, with first-model-only
+    /// templates among the fused ones.
+    #[test]
+    fn the_cascade_rejects_only_what_the_fusion_rejects(
+        seed in any::<u64>(),
+        people in 3usize..40,
+        noise in 0.05f32..3.0,
+        others_noise in 0.05f32..1.0,
+        stranger in any::<bool>(),
+    ) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let spec = spec();
+        let s = ScenarioId::new();
+        let mut g = FusedGallery::new(s, spec.clone(), GalleryOptions::default()).unwrap();
+        let mut faces = vec![];
+        for i in 0..people {
+            let person = PersonId::new();
+            let f = face(&mut rng);
+            let t = if i % 4 == 3 {
+                Template::new(person, s, &spec.first_model_id, &f[0], Encoding::Int8).unwrap()
+            } else {
+                fused_template(person, s, &spec, &f)
+            };
+            g.add(&t).unwrap();
+            faces.push((person, f));
+        }
+        let (target, f) = faces[rng.gen_range(0..faces.len())].clone();
+        // The models disagree as they do on hard images: the first one's
+        // part moved by `noise`, the others' by `others_noise`.
+        let p = if stranger {
+            face(&mut rng)
+        } else {
+            let (a, b) = (near(&f, noise, &mut rng), near(&f, others_noise, &mut rng));
+            vec![a[0].clone(), b[1].clone(), b[2].clone()]
+        };
+        let (first, others) = probe_of(&p);
+        let fused = Probe { first: &first, others: Some(&others) };
+        // 1:1
+        let full = g.verify(target, &fused).unwrap();
+        match g.verify_cascade(target, &first).unwrap() {
+            Cascade::Decided(m) if m.accepted => {
+                let fmr = spec.first_calibration.fmr_at(m.score);
+                prop_assert!(fmr <= m.fmr * CASCADE_SHARE * 1.01 || !g.is_fused(g.templates_of(target)[0]),
+                    "accepted on the first model at FMR {fmr} (target {})", m.fmr);
+            }
+            Cascade::Decided(m) => {
+                prop_assert!(!full.accepted, "the cascade rejected {m:?}, the fusion accepts {full:?}");
+            }
+            Cascade::NeedsOthers => {
+                prop_assert!(g.is_fused(g.templates_of(target)[0]), "a first-model template never needs the others");
+            }
+        }
+        // 1:N
+        let full = g.identify(&fused, 5).unwrap();
+        match g.identify_cascade(&first, 5).unwrap() {
+            Cascade::Decided(id) => {
+                if id.decision == Decision::Unknown {
+                    prop_assert_eq!(&full.decision, &Decision::Unknown, "the cascade said unknown, the fusion knows");
+                }
+                prop_assert_eq!(id.gallery_size, full.gallery_size);
+            }
+            Cascade::NeedsOthers => {}
+        }
+    }
+}
