@@ -184,10 +184,11 @@ pub struct CoreConfig {
     pub engine_ort_tuning: bool,
     /// [`facegate_vision::EngineOptions::flush_denormals`].
     pub engine_flush_denormals: bool,
-    /// Run the second and third embedding models on every face a decision
-    /// reads, so templates carry all three and decisions use the fusion
-    /// ([`facegate_gallery::FusedGallery`]); off, the first model alone
-    /// decides (about 5 ms less per face). Templates of either kind match
+    /// Load the second and third embedding models: templates carry all
+    /// three embeddings and decisions use the fusion
+    /// ([`facegate_gallery::FusedGallery`]), as a cascade (the other models
+    /// run only where the first model's score leaves the answer open);
+    /// off, the first model alone decides. Templates of either kind match
     /// either way.
     pub engine_fusion: bool,
     /// Limits on one capture request.
@@ -293,6 +294,9 @@ impl Core {
                     flush_denormals: config.engine_flush_denormals,
                     second_embedding: config.engine_fusion,
                     third_embedding: config.engine_fusion,
+                    // Run on demand: enrolment always, a decision when the
+                    // gallery's cascade asks (FusedGallery::verify_cascade).
+                    defer_other_embeddings: true,
                     ..Default::default()
                 };
                 Arc::new(

@@ -2,7 +2,9 @@
 //! identify. Each asks policy, acts (vision, gallery, store) and writes its
 //! receipt in one place; the caller only says who and where.
 
-use facegate_gallery::{Decision as GalleryDecision, Encoding, PersonId, Template};
+use facegate_gallery::{
+    Cascade, Decision as GalleryDecision, Encoding, FusedGallery, PersonId, Probe, Template,
+};
 use facegate_policy as policy;
 use facegate_store as store;
 use uuid::Uuid;
@@ -237,6 +239,40 @@ impl Core {
         Ok(consent)
     }
 
+    /// A face decision against scenario `sid`'s gallery, the fusion run as
+    /// a cascade: `cascade` answers from the first model's embedding where
+    /// the gallery's bounds allow; otherwise the deferred second and third
+    /// models run (outside the gallery lock) and `full` answers with every
+    /// embedding. An engine that ran them already, or has none, goes to
+    /// `full` at once. `None` when the scenario has no gallery.
+    async fn decide<T>(
+        &self,
+        sid: uuid::Uuid,
+        cap: &mut pipeline::Capture,
+        cascade: impl Fn(&FusedGallery, &[f32]) -> Result<Cascade<T>, facegate_gallery::Error>,
+        full: impl Fn(&FusedGallery, &Probe) -> Result<T, facegate_gallery::Error>,
+    ) -> CoreResult<Option<Result<T, facegate_gallery::Error>>> {
+        if cap.can_run_others() {
+            let first = {
+                let g = self.galleries.read().unwrap();
+                g.get(&sid).map(|g| cascade(g, cap.embedding.as_slice()))
+            };
+            match first {
+                None => return Ok(None),
+                Some(Ok(Cascade::Decided(t))) => return Ok(Some(Ok(t))),
+                Some(Err(e)) => return Ok(Some(Err(e))),
+                Some(Ok(Cascade::NeedsOthers)) => cap.run_others(self).await?,
+            }
+        }
+        let others = cap.other_parts();
+        let probe = Probe {
+            first: cap.embedding.as_slice(),
+            others: others.as_ref().map(|o| o.as_slice()),
+        };
+        let g = self.galleries.read().unwrap();
+        Ok(g.get(&sid).map(|g| full(g, &probe)))
+    }
+
     /// Enrol a face (R4 notice, R7 consent, R10 guardian, R13 PIA, R17).
     pub async fn enrol_face(
         &self,
@@ -261,9 +297,10 @@ impl Core {
         let permit = attempt
             .authorize(policy::Action::Enrol, policy::Method::Face, facts, ack)
             .await?;
-        let cap = attempt.capture(frames, pipeline::ENROL_MIN_FACE_PX).await?;
-        // Every model's embedding when the engine runs them all (the
+        let mut cap = attempt.capture(frames, pipeline::ENROL_MIN_FACE_PX).await?;
+        // Every model's embedding when the engine has them all (the
         // template the fusion decides with), else the first model's.
+        cap.run_others(self).await?;
         let (p, s) = (PersonId(person), facegate_gallery::ScenarioId(d.store_id));
         let t = match cap.other_parts() {
             Some([second, third]) => facegate_gallery::parts_template(
@@ -321,18 +358,17 @@ impl Core {
         let permit = attempt
             .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
             .await?;
-        let cap = attempt.capture(frames, 40.0).await?;
+        let mut cap = attempt.capture(frames, 40.0).await?;
         self.sync_gallery(d.store_id).await?;
-        let others = cap.other_parts();
-        let probe = facegate_gallery::Probe {
-            first: cap.embedding.as_slice(),
-            others: others.as_ref().map(|o| o.as_slice()),
-        };
-        let m = {
-            let g = self.galleries.read().unwrap();
-            g.get(&d.store_id)
-                .map(|g| g.verify(PersonId(person), &probe))
-        };
+        let who = PersonId(person);
+        let m = self
+            .decide(
+                d.store_id,
+                &mut cap,
+                |g, first| g.verify_cascade(who, first),
+                |g, probe| g.verify(who, probe),
+            )
+            .await?;
         let (pass, score, threshold) = match m {
             Some(Ok(m)) => (m.accepted, Some(m.score), Some(m.threshold)),
             Some(Err(facegate_gallery::Error::UnknownPerson(_))) | None => (false, None, None),
@@ -400,22 +436,28 @@ impl Core {
                     .await?;
             }
         }
-        let cap = attempt.capture(frames, 40.0).await?;
+        let mut cap = attempt.capture(frames, 40.0).await?;
         self.sync_gallery(d.store_id).await?;
-        let others = cap.other_parts();
-        let probe = facegate_gallery::Probe {
-            first: cap.embedding.as_slice(),
-            others: others.as_ref().map(|o| o.as_slice()),
-        };
-        let id = {
-            let g = self.galleries.read().unwrap();
-            match g.get(&d.store_id) {
-                Some(g) if !g.is_empty() => {
-                    Some(g.identify(&probe, 5).map_err(CoreError::internal)?)
-                }
-                _ => None,
-            }
-        };
+        let id = self
+            .decide(
+                d.store_id,
+                &mut cap,
+                |g, first| match g.is_empty() {
+                    true => Ok(Cascade::Decided(None)),
+                    false => Ok(match g.identify_cascade(first, 5)? {
+                        Cascade::Decided(i) => Cascade::Decided(Some(i)),
+                        Cascade::NeedsOthers => Cascade::NeedsOthers,
+                    }),
+                },
+                |g, probe| match g.is_empty() {
+                    true => Ok(None),
+                    false => g.identify(probe, 5).map(Some),
+                },
+            )
+            .await?
+            .transpose()
+            .map_err(CoreError::internal)?
+            .flatten();
         let (mut person, mut score, threshold) = match &id {
             Some(i) => match i.decision {
                 GalleryDecision::Known { person, score } => {

@@ -177,11 +177,14 @@ pub fn capture_options(actions: &[facegate_vision::Action]) -> facegate_vision::
 pub struct Capture {
     pub embedding: facegate_vision::Embedding,
     /// The second and third models' embeddings of the same face, when the
-    /// engine runs them ([`crate::CoreConfig::engine_fusion`]).
+    /// engine ran them ([`crate::CoreConfig::engine_fusion`]) …
     pub others: Option<(
         facegate_vision::SecondEmbedding,
         facegate_vision::ThirdEmbedding,
     )>,
+    /// … or their inputs, kept to run them when a decision needs them
+    /// ([`Capture::run_others`]).
+    pub deferred: Option<facegate_vision::Deferred>,
     pub liveness: Option<f32>,
     /// The challenge's actions the frames showed, in order (none for a
     /// passive-only capture).
@@ -195,6 +198,27 @@ impl Capture {
         self.others
             .as_ref()
             .map(|(second, third)| [second.as_slice(), third.as_slice()])
+    }
+
+    /// Whether the other models can still be run on this face.
+    pub fn can_run_others(&self) -> bool {
+        self.others.is_none() && self.deferred.is_some()
+    }
+
+    /// Runs the deferred second and third models (off the async runtime);
+    /// afterwards [`Capture::other_parts`] has them. Nothing to do when they
+    /// ran already or the engine has none.
+    pub async fn run_others(&mut self, s: &Core) -> Result<(), CoreError> {
+        let Some(d) = self.deferred.take() else {
+            return Ok(());
+        };
+        let engine = Arc::clone(&s.engine);
+        self.others = tokio::task::spawn_blocking(move || engine.run_deferred(&d))
+            .await
+            .map_err(CoreError::internal)?
+            .map_err(vision_error)?;
+        s.observe("facegate_other_embeddings_total", &[]);
+        Ok(())
     }
 }
 
@@ -474,6 +498,7 @@ async fn capture(
     Ok(Capture {
         embedding,
         others,
+        deferred: best.deferred,
         liveness: best.liveness,
         actions: plan.actions.unwrap_or_default(),
         frames: n,

@@ -611,24 +611,50 @@ async fn r7_identification_runs_over_the_consenting_gallery_and_keeps_nothing_of
     assert_eq!(b["outcome"], "unknown", "{b}");
 }
 
-/// The gate decides with the three-model fusion (issue 13, in production):
-/// enrolment seals every model's embedding under the fusion's model id, and
-/// 1:1 and 1:N answer with the fused log-odds against the fused table. A
-/// template made by the first model alone (enrolled before the fusion, or by
-/// an instance run with `FACEGATE_RECOGNITION=first`) keeps matching, on the
-/// first model's own scale, after a restart with the fusion on.
-#[tokio::test]
-async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matching() {
-    let manifest = common::passive_demo().replacen(
+/// The identification demo: the passive demo in 1:N mode.
+fn identification_demo() -> String {
+    common::passive_demo().replacen(
         "mode = \"verification\"",
         "mode = \"identification\"\nidentification_justification = { zh = \"住户走近闸机即可通行\", en = \"residents pass as they walk up\" }",
         1,
-    );
-    let t = common::server_with_manifest(Some(manifest)).await;
+    )
+}
+
+/// The gallery's cascade bounds `(lo, hi)` at `fmr` for the shipped fusion.
+fn bounds(fmr: f64) -> (f32, f32) {
+    let spec = facegate_server::deploy::fused_spec().unwrap();
+    facegate_gallery::FusedGallery::new(
+        facegate_gallery::ScenarioId::new(),
+        spec,
+        Default::default(),
+    )
+    .unwrap()
+    .cascade_bounds(fmr)
+}
+
+/// Model calls the engine makes while `f` runs.
+async fn model_calls<F: std::future::Future>(t: &common::T, f: F) -> (F::Output, u64) {
+    let before = t.state.engine.model_calls();
+    let out = f.await;
+    (out, t.state.engine.model_calls() - before)
+}
+
+/// The gate decides with the three-model fusion (issue 13, in production),
+/// as a cascade: enrolment seals every model's embedding under the fusion's
+/// model id (the two other models run: 6 model calls, not 4); a clear
+/// resident or a clear stranger is decided by the first model alone within
+/// the gallery's bounds (4 calls). A template made by the first model alone
+/// (enrolled before the fusion, or by an instance run with
+/// `FACEGATE_RECOGNITION=first`) keeps matching, on the first model's own
+/// scale, after a restart with the fusion on; 1:N finds both kinds.
+#[tokio::test]
+async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matching() {
+    let t = common::server_with_manifest(Some(identification_demo())).await;
     let spec = facegate_server::deploy::fused_spec().unwrap();
     let obama = t.consenting_person("Obama", "1961-08-04").await;
-    let (s, b) = t.face("/v1/enrol", &obama, "obama.jpg").await;
+    let ((s, b), calls) = model_calls(&t, t.face("/v1/enrol", &obama, "obama.jpg")).await;
     assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(calls, 6, "detector, landmarks, three embeddings, liveness");
     let d = t.state.scenario(None).unwrap();
     let sealed_models = |t: &common::T| {
         let (t, sid) = (t.state.clone(), d.store_id);
@@ -652,27 +678,23 @@ async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matchin
         sealed_models(&t).await,
         vec![(spec.fused_model_id.clone(), spec.fused_dim())]
     );
-    // 1:1: the fused log-odds against the fused table (thresholds of
-    // log-odds lie above 1, where no cosine reaches).
-    let fused_t = spec.fused_calibration.threshold(1e-4);
-    let (s, b) = t.face("/v1/verify", &obama, "obama2.jpg").await;
+    // 1:1, clear cases: the first model's cosine, above the cascade's upper
+    // bound (pass) or below its lower one (fail); the other models not run.
+    let (lo, hi) = bounds(1e-4);
+    let ((s, b), calls) = model_calls(&t, t.face("/v1/verify", &obama, "obama2.jpg")).await;
     assert_eq!(
-        (s, b["outcome"].as_str()),
-        (StatusCode::OK, Some("pass")),
+        (s, b["outcome"].as_str(), calls),
+        (StatusCode::OK, Some("pass"), 4),
         "{b}"
     );
-    let (score, threshold) = (
-        b["score"].as_f64().unwrap(),
-        b["threshold"].as_f64().unwrap(),
-    );
-    assert!((threshold - fused_t as f64).abs() < 1e-4, "{b}");
-    assert!(score > threshold && threshold > 1.0, "{b}");
-    let (_, b) = t.face("/v1/verify", &obama, "biden.jpg").await;
-    assert_eq!(b["outcome"], "fail", "{b}");
     assert!(
-        b["score"].as_f64().unwrap() < 0.0,
-        "an impostor's log-odds: {b}"
+        (b["threshold"].as_f64().unwrap() - hi as f64).abs() < 1e-5,
+        "{b}"
     );
+    assert!(b["score"].as_f64().unwrap() > hi as f64, "{b}");
+    let ((_, b), calls) = model_calls(&t, t.face("/v1/verify", &obama, "biden.jpg")).await;
+    assert_eq!((b["outcome"].as_str(), calls), (Some("fail"), 4), "{b}");
+    assert!(b["score"].as_f64().unwrap() <= lo as f64, "{b}");
 
     // An instance with the first model alone enrols Biden: a first-model
     // template, matched on the first model's scale by either instance.
@@ -685,7 +707,11 @@ async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matchin
         b["outcome"], "pass",
         "the first model alone reads a fused template: {b}"
     );
-    assert!(b["threshold"].as_f64().unwrap() < 1.0, "{b}");
+    let first_t = spec.first_calibration.threshold(1e-4);
+    assert!(
+        (b["threshold"].as_f64().unwrap() - first_t as f64).abs() < 1e-5,
+        "{b}"
+    );
     drop(first_only);
     assert_eq!(sealed_models(&t).await, {
         let mut v = vec![
@@ -696,7 +722,6 @@ async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matchin
         v
     });
     let t = t.restart().await;
-    let first_t = spec.first_calibration.threshold(1e-4);
     let (s, b) = t.face("/v1/verify", &biden, "biden.jpg").await;
     assert_eq!(
         (s, b["outcome"].as_str()),
@@ -704,13 +729,18 @@ async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matchin
         "{b}"
     );
     assert!(
-        (b["threshold"].as_f64().unwrap() - first_t as f64).abs() < 1e-4,
+        (b["threshold"].as_f64().unwrap() - first_t as f64).abs() < 1e-5,
         "{b}"
     );
     let (_, b) = t.face("/v1/verify", &biden, "obama2.jpg").await;
     assert_eq!(b["outcome"], "fail", "{b}");
-    // 1:N over both kinds: each person is found on their own template's scale.
-    for (fixture, who, fused) in [("obama2.jpg", &obama, true), ("biden.jpg", &biden, false)] {
+    // 1:N over both kinds: each person is found on their own template's
+    // scale (Obama's fused template by the cascade's first-model bound).
+    let fmr = facegate_gallery::Calibration::fmr_for_fpir(0.01, 2);
+    for (fixture, who, want) in [
+        ("obama2.jpg", &obama, bounds(fmr).1),
+        ("biden.jpg", &biden, spec.first_calibration.threshold(fmr)),
+    ] {
         let bytes = common::fresh_frame(fixture);
         let (s, b) = t
             .call(
@@ -727,16 +757,101 @@ async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matchin
             (Some("known"), Some(who.as_str())),
             "{b}"
         );
-        // Each scale's threshold for FPIR 1 % over the two templates.
-        let fmr = facegate_gallery::Calibration::fmr_for_fpir(0.01, 2);
-        let want = if fused {
-            spec.fused_calibration.threshold(fmr)
-        } else {
-            spec.first_calibration.threshold(fmr)
-        };
         assert!(
-            (b["threshold"].as_f64().unwrap() - want as f64).abs() < 1e-4,
+            (b["threshold"].as_f64().unwrap() - want as f64).abs() < 1e-5,
             "{b}"
         );
     }
+}
+
+/// Where the first model's score leaves the answer open (between the
+/// cascade's bounds), the deferred second and third models run and the
+/// fused log-odds decide against the fused table. The resident here is one
+/// whose enrolled first-model embedding the first model reads poorly (it is
+/// Obama's, blended with an unrelated direction, so a new photo scores
+/// about 0.3), while the other two models' embeddings are Obama's own.
+#[tokio::test]
+async fn an_open_first_model_score_runs_the_other_models_and_the_fusion_decides() {
+    use facegate_gallery::{parts_template, Encoding, PersonId, ScenarioId};
+    let t = common::server().await;
+    let spec = facegate_server::deploy::fused_spec().unwrap();
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let face = |fixture: &str| {
+        let bytes = std::fs::read(facegate_assets::fixture(fixture).unwrap()).unwrap();
+        let f = t
+            .state
+            .engine
+            .one_face_bytes_with(
+                &bytes,
+                &facegate_vision::OneFaceOptions::VERIFY,
+                &facegate_vision::Budget::unlimited(),
+            )
+            .unwrap();
+        let facegate_vision::OneFace::One(f) = f else {
+            panic!("{fixture}: one face")
+        };
+        let (second, third) = t.state.engine.other_embeddings(&f).unwrap().unwrap();
+        (f.embedding.unwrap(), second, third)
+    };
+    let (first, second, third) = face("obama.jpg");
+    let (probe_first, ..) = face("obama2.jpg");
+    // Blend the first embedding towards a direction orthogonal to the
+    // probe's, until the probe's cosine with it is 0.3.
+    let (a, q) = (first.as_slice(), probe_first.as_slice());
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+    let r: Vec<f32> = (0..a.len())
+        .map(|i| ((i * 7919 % 101) as f32 - 50.0) / 50.0)
+        .collect();
+    let r: Vec<f32> = r.iter().zip(q).map(|(x, y)| x - dot(&r, q) * y).collect();
+    let unit = |v: Vec<f32>| {
+        let n = dot(&v, &v).sqrt();
+        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+    let r = unit(r);
+    let c = dot(a, q); // about 0.76
+    let w = (c * c / (0.3f32 * 0.3) - 1.0).max(0.0).sqrt(); // cos(a + w r, q) = 0.3 when r ⟂ a
+    let blended = unit(a.iter().zip(&r).map(|(x, y)| x + w * y).collect());
+    let cos = dot(&blended, q);
+    let (lo, hi) = bounds(1e-4);
+    assert!(
+        cos > lo && cos <= hi,
+        "{cos} must be between the bounds {lo} and {hi}"
+    );
+    let d = t.state.scenario(None).unwrap();
+    let template = parts_template(
+        PersonId(p.parse().unwrap()),
+        ScenarioId(d.store_id),
+        &spec.fused_model_id,
+        &[&blended, second.as_slice(), third.as_slice()],
+        Encoding::F32,
+    )
+    .unwrap();
+    let sealed = t.state.keyring.seal(&template).unwrap();
+    t.state
+        .store
+        .enrol(
+            &facegate_store::Enrolment {
+                person_id: p.parse().unwrap(),
+                scenario_id: d.store_id,
+                device_id: None,
+                sealed_template: sealed.to_bytes(),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let ((s, b), calls) = model_calls(&t, t.face("/v1/verify", &p, "obama2.jpg")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(calls, 6, "the other two models ran: {b}");
+    let fused_t = spec.fused_calibration.threshold(1e-4);
+    assert!(
+        (b["threshold"].as_f64().unwrap() - fused_t as f64).abs() < 1e-5,
+        "{b}"
+    );
+    let score = b["score"].as_f64().unwrap();
+    assert_eq!(b["outcome"] == "pass", score > fused_t as f64, "{b}");
+    // The first model alone would have rejected it (0.3 is under its own
+    // threshold at 1e-4); the other two models see the same person.
+    assert!(cos < spec.first_calibration.threshold(1e-4));
+    assert_eq!(b["outcome"], "pass", "the fusion accepts the resident: {b}");
 }

@@ -556,12 +556,21 @@ impl Engine {
         if let (Some(s), Some(t)) = (&face.second_embedding, &face.third_embedding) {
             return Ok(Some((s.clone(), t.clone())));
         }
+        match &face.deferred {
+            Some(d) => self.run_deferred(d),
+            None => Ok(None),
+        }
+    }
+
+    /// The second and third models run on a face's kept inputs
+    /// ([`Face::deferred`]); `None` when one of them was not kept.
+    pub fn run_deferred(
+        &self,
+        d: &crate::Deferred,
+    ) -> Result<Option<(SecondEmbedding, ThirdEmbedding)>, VisionError> {
         crate::set_flush_denormals();
-        match face.deferred.as_ref() {
-            Some(crate::Deferred {
-                dlib_chip: Some(chip),
-                aligned: Some(aligned),
-            }) => Ok(Some((
+        match (&d.dlib_chip, &d.aligned) {
+            (Some(chip), Some(aligned)) => Ok(Some((
                 self.embed_second_chip(chip)?,
                 self.embed_third(aligned)?,
             ))),
