@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use facegate_gallery::{
-    kernels, synthetic, Calibration, Candidate, Encoding, Fusion, FusionN, Gallery, GalleryOptions,
-    HnswParams, PersonId, ScenarioId, Search, Template, TemplateId,
+    kernels, synthetic, Calibration, Candidate, Decision, Encoding, Fusion, FusionN, Gallery,
+    GalleryOptions, HnswParams, PersonId, ScenarioId, Search, Template, TemplateId,
 };
 use std::collections::HashMap;
 use std::io::Write;
@@ -1172,6 +1172,21 @@ fn identify(a: IdentifyArgs) -> Result<()> {
             "decisions_differing_from_exhaustive": differs,
         }));
     }
+    // The production path: the shipped fusion and tables in the gallery the
+    // server decides with (FusedGallery), as the server runs it: the cascade
+    // on the first model's embedding, the other models only where it asks.
+    let production = if second {
+        let r = if third {
+            facegate_core::Recognition::Three
+        } else {
+            facegate_core::Recognition::Pair
+        };
+        Some(production_identify(
+            &enrolled, &mated, &non_mated, a.fpir, a.threads, r,
+        )?)
+    } else {
+        None
+    };
     let last = out_rows.last().cloned().unwrap_or_default();
     let out = serde_json::json!({
         "people": per.len(), "images": all.len(), "embedded": emb.len(),
@@ -1184,6 +1199,7 @@ fn identify(a: IdentifyArgs) -> Result<()> {
         "oracle_threshold": last["oracle_threshold"],
         "fnir_at_oracle_threshold": last["fnir_at_oracle_threshold"],
         "models": out_rows,
+        "production": production,
     });
     if a.json {
         println!("{}", serde_json::to_string(&out)?);
@@ -1226,6 +1242,24 @@ fn identify(a: IdentifyArgs) -> Result<()> {
             r["search"].as_str().unwrap_or_default(),
         );
     }
+    if let Some(p) = &production {
+        println!(
+            "production    {:>10} {:>8.4} {:>8.4} {:>8.4} ({:>3}) {:>12} {:>8}  the server's FusedGallery with the shipped fusion and tables, cascade: \
+             other models run for {:.1} % of probes ({} of {}); answers differing from always running them: {} ({})",
+            "-",
+            p["rank1"].as_f64().unwrap_or(f64::NAN),
+            p["fnir_at_target"].as_f64().unwrap_or(f64::NAN),
+            p["fpir_measured"].as_f64().unwrap_or(f64::NAN),
+            p["false_positives"].as_u64().unwrap_or(0),
+            "-",
+            "-",
+            100.0 * p["others_share"].as_f64().unwrap_or(f64::NAN),
+            p["others_run"].as_u64().unwrap_or(0),
+            p["probes"].as_u64().unwrap_or(0),
+            p["differ_from_always"].as_u64().unwrap_or(0),
+            p["recognition"].as_str().unwrap_or_default(),
+        );
+    }
     for r in &out_rows {
         if let (Some(w), Some(b)) = (r["weights"].as_array(), r["bias"].as_f64()) {
             let w: Vec<String> = w
@@ -1242,4 +1276,94 @@ fn identify(a: IdentifyArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `bench identify`'s production row: the enrolled people in the server's
+/// gallery ([`FusedGallery`], the shipped three-model fusion and tables),
+/// every probe answered as the server answers it: the cascade on the first
+/// model's embedding, and with every embedding where it asks. Also counts
+/// the answers (person, accept) that differ from running every model on
+/// every probe.
+fn production_identify(
+    enrolled: &[(PersonId, &Vecs)],
+    mated: &[(PersonId, &Vecs)],
+    non_mated: &[&Vecs],
+    fpir: f64,
+    threads: usize,
+    recognition: facegate_core::Recognition,
+) -> Result<serde_json::Value> {
+    let spec = facegate_core::deploy::fused_spec(recognition)?;
+    let scenario = ScenarioId::new();
+    let mut g = facegate_gallery::FusedGallery::new(
+        scenario,
+        spec.clone(),
+        GalleryOptions {
+            threads,
+            target_fpir: fpir,
+            ..Default::default()
+        },
+    )?;
+    // The other models' embeddings the spec fuses, in its order.
+    let three = spec.other_dims.len() == 2;
+    let others_of = |v: &'_ Vecs| -> Result<Vec<Vec<f32>>> {
+        let mut o = vec![v.second.clone().context("second embedding")?];
+        if three {
+            o.push(v.third.clone().context("third embedding")?);
+        }
+        Ok(o)
+    };
+    for (pid, v) in enrolled {
+        let o = others_of(v)?;
+        let mut parts: Vec<&[f32]> = vec![&v.first];
+        parts.extend(o.iter().map(|x| x.as_slice()));
+        g.add(&facegate_gallery::parts_template(
+            *pid,
+            scenario,
+            &spec.fused_model_id,
+            &parts,
+            Encoding::F32,
+        )?)?;
+    }
+    let answer = |v: &Vecs| -> Result<(Option<PersonId>, Option<PersonId>, bool)> {
+        let o = others_of(v)?;
+        let others: Vec<&[f32]> = o.iter().map(|x| x.as_slice()).collect();
+        let probe = facegate_gallery::Probe {
+            first: &v.first,
+            others: Some(&others),
+        };
+        let known = |i: &facegate_gallery::Identification| match i.decision {
+            Decision::Known { person, .. } => Some(person),
+            Decision::Unknown => None,
+        };
+        let always = known(&g.identify(&probe, 1)?);
+        let (cascade, ran) = match g.identify_cascade(&v.first, 1)? {
+            facegate_gallery::Cascade::Decided(i) => (known(&i), false),
+            facegate_gallery::Cascade::NeedsOthers => (always, true),
+        };
+        Ok((cascade, always, ran))
+    };
+    let (mut hits, mut fp, mut ran, mut differ) = (0usize, 0usize, 0usize, 0usize);
+    for (pid, v) in mated {
+        let (c, a, r) = answer(v)?;
+        hits += (c == Some(*pid)) as usize;
+        ran += r as usize;
+        differ += (c != a) as usize;
+    }
+    for v in non_mated {
+        let (c, a, r) = answer(v)?;
+        fp += c.is_some() as usize;
+        ran += r as usize;
+        differ += (c != a) as usize;
+    }
+    let probes = mated.len() + non_mated.len();
+    Ok(serde_json::json!({
+        "recognition": recognition.as_str(), "fused_model_id": spec.fused_model_id,
+        "rank1": hits as f64 / mated.len() as f64,
+        "fnir_at_target": 1.0 - hits as f64 / mated.len() as f64,
+        "fpir_measured": fp as f64 / non_mated.len() as f64,
+        "false_positives": fp,
+        "others_run": ran, "probes": probes,
+        "others_share": ran as f64 / probes as f64,
+        "differ_from_always": differ,
+    }))
 }

@@ -32,7 +32,7 @@ impl DataArgs {
 
     /// Every setting read once, here; the server library takes values.
     fn config(&self) -> Result<ServerConfig> {
-        let mut c = engine_config(self.dir());
+        let mut c = engine_config(self.dir())?;
         c.database_url = Some(self.loc.url());
         // FACEGATE_IDENTITY_KEY or --key-file, as `audit verify` reads them;
         // else the server's default file in the data directory.
@@ -163,15 +163,18 @@ fn imported(images: &[String]) -> facegate_core::ops::Frames<'_> {
 }
 
 /// A server configuration in `dir` with the engine settings of the
-/// environment ([`crate::engine_options`], and `FACEGATE_RECOGNITION`).
-fn engine_config(dir: PathBuf) -> ServerConfig {
+/// environment ([`crate::engine_options`], and `FACEGATE_RECOGNITION`:
+/// `first`, `pair` (the default) or `three`, see
+/// [`facegate_core::Recognition`]).
+fn engine_config(dir: PathBuf) -> Result<ServerConfig> {
     let e = crate::engine_options();
     let mut c = ServerConfig::new(dir);
     (c.engine_ort_tuning, c.engine_flush_denormals) = (e.ort_tuning, e.flush_denormals);
-    // `FACEGATE_RECOGNITION=first` serves with the first embedding model
-    // alone (decisions without the fusion, about 5 ms less per face).
-    c.engine_fusion = std::env::var("FACEGATE_RECOGNITION").as_deref() != Ok("first");
-    c
+    if let Ok(v) = std::env::var("FACEGATE_RECOGNITION") {
+        c.recognition = facegate_core::Recognition::parse(&v)
+            .with_context(|| format!("FACEGATE_RECOGNITION={v}: expected first, pair or three"))?;
+    }
+    Ok(c)
 }
 
 /// The gate benchmark (`load-test --gates N`).
@@ -232,7 +235,7 @@ async fn gate_benchmark(
         levels.push(max_gates);
     }
     let r = facegate_server::loadgen::run_gates(
-        engine_config(dir.clone()),
+        engine_config(dir.clone())?,
         &photos[0],
         &seq,
         &levels,
@@ -408,7 +411,7 @@ pub fn run(cmd: Cmd) -> Result<()> {
             let a = std::fs::read(facegate_assets::fixture("obama.jpg")?)?;
             let b = std::fs::read(facegate_assets::fixture("obama2.jpg")?)?;
             let r = facegate_server::loadgen::run(
-                engine_config(dir.clone()),
+                engine_config(dir.clone())?,
                 &a,
                 &b,
                 seconds,

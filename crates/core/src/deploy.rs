@@ -6,8 +6,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use facegate_gallery::{
-    Calibration, FusedGallery, FusedSpec, FusionN, GalleryOptions, ScenarioId, SealedTemplate,
+    Calibration, FusedGallery, FusedSpec, Fusion, FusionN, GalleryOptions, ScenarioId,
+    SealedTemplate,
 };
+
+use crate::Recognition;
 use facegate_policy as policy;
 use facegate_store::{NewNotice, NewPia, NewScenarioVersion, Store};
 use uuid::Uuid;
@@ -334,27 +337,51 @@ fn model_id_uncached() -> String {
 }
 
 /// What a scenario's gallery decides with: the first model (its id as
-/// [`model_id`] says, its table) and the shipped three-model fusion (its
-/// model id, weights and table, `crates/gallery/data/fusion3.txt`).
-pub fn fused_spec() -> Result<FusedSpec, ApiError> {
-    let (fused_model_id, fusion) = FusionN::builtin3().map_err(ApiError::internal)?;
+/// [`model_id`] says, its table) and the shipped fusion the recognition
+/// setting names (its model id, weights and table: the pair's
+/// `crates/gallery/data/fusion.txt`, the three models'
+/// `fusion3.txt`). [`Recognition::First`] keeps the pair's gallery, so
+/// pair templates enrolled before stay matchable (on the first model's
+/// scale, as every probe without the other embeddings is).
+pub fn fused_spec(recognition: Recognition) -> Result<FusedSpec, ApiError> {
+    let (fused_model_id, fusion, other_dims) = match recognition {
+        Recognition::Three => {
+            let (id, f) = FusionN::builtin3().map_err(ApiError::internal)?;
+            (
+                id,
+                f,
+                vec![facegate_vision::SECOND_DIM, facegate_vision::THIRD_DIM],
+            )
+        }
+        Recognition::First | Recognition::Pair => {
+            let f = Fusion::builtin().map_err(ApiError::internal)?;
+            let n = FusionN {
+                weights: f.weights.to_vec(),
+                bias: f.bias,
+            };
+            (f.model_id, n, vec![facegate_vision::SECOND_DIM])
+        }
+    };
     Ok(FusedSpec {
         first_model_id: model_id(),
         first_dim: facegate_vision::EMBEDDING_DIM,
         first_calibration: Calibration::builtin().map_err(ApiError::internal)?,
         fused_calibration: Calibration::builtin_for(&fused_model_id).map_err(ApiError::internal)?,
         fused_model_id,
-        other_dims: vec![facegate_vision::SECOND_DIM, facegate_vision::THIRD_DIM],
+        other_dims,
         fusion,
     })
 }
 
 /// An empty gallery for scenario `scenario_id` (the core fills it from the
 /// store, [`crate::Core::sync_gallery`]).
-pub fn empty_gallery(scenario_id: Uuid) -> Result<FusedGallery, ApiError> {
+pub fn empty_gallery(
+    scenario_id: Uuid,
+    recognition: Recognition,
+) -> Result<FusedGallery, ApiError> {
     FusedGallery::new(
         ScenarioId(scenario_id),
-        fused_spec()?,
+        fused_spec(recognition)?,
         GalleryOptions {
             threads: 1,
             ..GalleryOptions::default()
@@ -368,8 +395,9 @@ pub async fn load_gallery(
     store: &Store,
     keyring: &facegate_gallery::Keyring,
     scenario_id: Uuid,
+    recognition: Recognition,
 ) -> Result<FusedGallery, ApiError> {
-    let mut g = empty_gallery(scenario_id)?;
+    let mut g = empty_gallery(scenario_id, recognition)?;
     let rows = store
         .scenario_templates(scenario_id, "server:startup")
         .await
@@ -408,22 +436,34 @@ mod tests {
         assert_eq!(scenario.liveness, facegate_policy::LivenessLevel::Passive);
     }
 
-    /// The shipped fusion was fitted for the very models the engine runs, in
-    /// the engine's order, and its table is embedded.
+    /// Each shipped fusion was fitted for the very models the engine runs,
+    /// in the engine's order, and its table is embedded.
     #[test]
-    fn the_gallery_fuses_the_engines_three_models() {
-        let spec = super::fused_spec().unwrap();
-        assert_eq!(
-            spec.fused_model_id,
-            format!(
-                "{}+{}+{}",
-                facegate_vision::MODEL_ID,
-                facegate_vision::SECOND_MODEL_ID,
-                facegate_vision::THIRD_MODEL_ID
-            )
+    fn the_gallery_fuses_the_engines_models() {
+        use crate::Recognition;
+        let (first, second, third) = (
+            facegate_vision::MODEL_ID,
+            facegate_vision::SECOND_MODEL_ID,
+            facegate_vision::THIRD_MODEL_ID,
         );
-        assert_eq!(spec.first_model_id, facegate_vision::MODEL_ID);
-        assert_eq!(spec.fusion.weights.len(), 3);
-        super::empty_gallery(uuid::Uuid::now_v7()).unwrap();
+        for (r, id, dims) in [
+            (Recognition::Pair, format!("{first}+{second}"), 1),
+            (Recognition::First, format!("{first}+{second}"), 1),
+            (Recognition::Three, format!("{first}+{second}+{third}"), 2),
+        ] {
+            let spec = super::fused_spec(r).unwrap();
+            assert_eq!(spec.fused_model_id, id, "{r:?}");
+            assert_eq!(spec.first_model_id, first);
+            assert_eq!(
+                (spec.other_dims.len(), spec.fusion.weights.len()),
+                (dims, dims + 1)
+            );
+            super::empty_gallery(uuid::Uuid::now_v7(), r).unwrap();
+            assert_eq!(Recognition::parse(r.as_str()), Some(r));
+        }
+        let pair = super::fused_spec(Recognition::Pair).unwrap();
+        assert_eq!(pair.fused_model_id, facegate_vision::FUSED_MODEL_ID);
+        assert_eq!(Recognition::default(), Recognition::Pair);
+        assert_eq!(Recognition::parse("fused"), None);
     }
 }

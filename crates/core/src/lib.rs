@@ -184,15 +184,46 @@ pub struct CoreConfig {
     pub engine_ort_tuning: bool,
     /// [`facegate_vision::EngineOptions::flush_denormals`].
     pub engine_flush_denormals: bool,
-    /// Load the second and third embedding models: templates carry all
-    /// three embeddings and decisions use the fusion
-    /// ([`facegate_gallery::FusedGallery`]), as a cascade (the other models
-    /// run only where the first model's score leaves the answer open);
-    /// off, the first model alone decides. Templates of either kind match
-    /// either way.
-    pub engine_fusion: bool,
+    /// Which embedding models decide ([`Recognition`]; default the pair).
+    pub recognition: Recognition,
     /// Limits on one capture request.
     pub capture: CaptureLimits,
+}
+
+/// Which embedding models a deployment enrols and decides with. Templates
+/// of every kind stay matchable whichever is chosen
+/// ([`facegate_gallery::FusedGallery::add`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recognition {
+    /// The first model alone (about 1.5 ms less per enrolment; no fusion).
+    First,
+    /// The first model fused with dlib's ResNet descriptor (MIT and CC0
+    /// weights, which a company may ship): templates carry both
+    /// embeddings, decisions use the calibrated pair fusion as a cascade
+    /// (the second model runs only where the first model's score leaves
+    /// the answer open).
+    #[default]
+    Pair,
+    /// The pair plus MobileFaceNet. Its weights were trained on research-only
+    /// data (see the README's model licences): for evaluation, not for a
+    /// deployment that must use weights a company may ship.
+    Three,
+}
+
+impl Recognition {
+    pub const ALL: [Recognition; 3] = [Recognition::First, Recognition::Pair, Recognition::Three];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recognition::First => "first",
+            Recognition::Pair => "pair",
+            Recognition::Three => "three",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Recognition> {
+        Recognition::ALL.into_iter().find(|r| r.as_str() == s)
+    }
 }
 
 /// How recently a device must have verified a person to issue their portal code.
@@ -218,6 +249,8 @@ pub struct Core {
     /// instance (or a sweep) added or deleted is applied
     /// ([`Core::sync_gallery`]).
     pub galleries: RwLock<HashMap<Uuid, FusedGallery>>,
+    /// Which models decide; the galleries are made for it.
+    pub recognition: Recognition,
     /// What each gallery holds from the store: generation and link → person.
     gallery_sync: tokio::sync::Mutex<HashMap<Uuid, GallerySync>>,
     pub clock: Arc<dyn Clock>,
@@ -292,8 +325,8 @@ impl Core {
                     intra_threads: config.engine_threads.max(1),
                     ort_tuning: config.engine_ort_tuning,
                     flush_denormals: config.engine_flush_denormals,
-                    second_embedding: config.engine_fusion,
-                    third_embedding: config.engine_fusion,
+                    second_embedding: config.recognition != Recognition::First,
+                    third_embedding: config.recognition == Recognition::Three,
                     // Run on demand: enrolment always, a decision when the
                     // gallery's cascade asks (FusedGallery::verify_cascade).
                     defer_other_embeddings: true,
@@ -316,6 +349,7 @@ impl Core {
             default_scenario: d.scenario.id.clone(),
             scenarios: RwLock::new(vec![Arc::new(d)]),
             galleries: RwLock::new(HashMap::new()),
+            recognition: config.recognition,
             gallery_sync: Default::default(),
             clock,
             observer,
@@ -521,7 +555,7 @@ impl Core {
         let fresh = if have {
             None
         } else {
-            Some(deploy::empty_gallery(sid)?)
+            Some(deploy::empty_gallery(sid, self.recognition)?)
         };
         {
             let mut gs = self.galleries.write().unwrap();

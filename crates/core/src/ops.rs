@@ -267,7 +267,7 @@ impl Core {
         let others = cap.other_parts();
         let probe = Probe {
             first: cap.embedding.as_slice(),
-            others: others.as_ref().map(|o| o.as_slice()),
+            others: others.as_deref(),
         };
         let g = self.galleries.read().unwrap();
         Ok(g.get(&sid).map(|g| full(g, &probe)))
@@ -302,15 +302,14 @@ impl Core {
         // template the fusion decides with), else the first model's.
         cap.run_others(self).await?;
         let (p, s) = (PersonId(person), facegate_gallery::ScenarioId(d.store_id));
+        let spec = crate::deploy::fused_spec(self.recognition)?;
         let t = match cap.other_parts() {
-            Some([second, third]) => facegate_gallery::parts_template(
-                p,
-                s,
-                &crate::deploy::fused_spec()?.fused_model_id,
-                &[cap.embedding.as_slice(), second, third],
-                Encoding::F32,
-            ),
-            None => Template::new(
+            Some(others) if others.len() == spec.other_dims.len() => {
+                let mut parts = vec![cap.embedding.as_slice()];
+                parts.extend(others);
+                facegate_gallery::parts_template(p, s, &spec.fused_model_id, &parts, Encoding::F32)
+            }
+            _ => Template::new(
                 p,
                 s,
                 crate::deploy::model_id(),

@@ -176,12 +176,9 @@ pub fn capture_options(actions: &[facegate_vision::Action]) -> facegate_vision::
 /// wiped when this is dropped (it is `facegate_vision::Embedding`).
 pub struct Capture {
     pub embedding: facegate_vision::Embedding,
-    /// The second and third models' embeddings of the same face, when the
-    /// engine ran them ([`crate::CoreConfig::engine_fusion`]) …
-    pub others: Option<(
-        facegate_vision::SecondEmbedding,
-        facegate_vision::ThirdEmbedding,
-    )>,
+    /// The other models' embeddings of the same face, when the engine ran
+    /// them ([`crate::CoreConfig::recognition`]) …
+    pub others: Option<facegate_vision::OtherEmbeddings>,
     /// … or their inputs, kept to run them when a decision needs them
     /// ([`Capture::run_others`]).
     pub deferred: Option<facegate_vision::Deferred>,
@@ -193,11 +190,17 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// The other models' embeddings as the gallery reads them (fusion order).
-    pub fn other_parts(&self) -> Option<[&[f32]; 2]> {
-        self.others
-            .as_ref()
-            .map(|(second, third)| [second.as_slice(), third.as_slice()])
+    /// The other models' embeddings as the gallery reads them (fusion
+    /// order: second, then third, each the engine has); `None` without any.
+    pub fn other_parts(&self) -> Option<Vec<&[f32]>> {
+        let o = self.others.as_ref()?;
+        let parts: Vec<&[f32]> = o
+            .second
+            .iter()
+            .map(|e| e.as_slice())
+            .chain(o.third.iter().map(|e| e.as_slice()))
+            .collect();
+        (!parts.is_empty()).then_some(parts)
     }
 
     /// Whether the other models can still be run on this face.
@@ -213,10 +216,11 @@ impl Capture {
             return Ok(());
         };
         let engine = Arc::clone(&s.engine);
-        self.others = tokio::task::spawn_blocking(move || engine.run_deferred(&d))
+        let others = tokio::task::spawn_blocking(move || engine.run_deferred(&d))
             .await
             .map_err(CoreError::internal)?
             .map_err(vision_error)?;
+        self.others = Some(others);
         s.observe("facegate_other_embeddings_total", &[]);
         Ok(())
     }
@@ -494,7 +498,12 @@ async fn capture(
     let embedding = best
         .embedding
         .ok_or_else(|| CoreError::internal("engine returned no embedding"))?;
-    let others = best.second_embedding.zip(best.third_embedding);
+    let others = (best.second_embedding.is_some() || best.third_embedding.is_some()).then(|| {
+        facegate_vision::OtherEmbeddings {
+            second: best.second_embedding,
+            third: best.third_embedding,
+        }
+    });
     Ok(Capture {
         embedding,
         others,

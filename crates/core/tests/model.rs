@@ -179,7 +179,7 @@ async fn open(
             engine_threads: 1,
             engine_ort_tuning: true,
             engine_flush_denormals: true,
-            engine_fusion: true,
+            recognition: facegate_core::Recognition::Pair,
             capture: Default::default(),
         },
         Arc::new(SystemClock),
@@ -661,9 +661,10 @@ async fn run_all(backend: &str, url_for: impl Fn(u64) -> String, drop_db: impl F
         tokio::task::spawn_blocking(|| {
             facegate_vision::Engine::new(facegate_vision::EngineOptions {
                 intra_threads: 1,
-                // The production engine: every model, decisions by the fusion.
+                // The production engine: the pair, decisions by the
+                // fusion's cascade.
                 second_embedding: true,
-                third_embedding: true,
+                defer_other_embeddings: true,
                 ..Default::default()
             })
         })
@@ -809,9 +810,10 @@ async fn engine() -> Arc<facegate_vision::Engine> {
         tokio::task::spawn_blocking(|| {
             facegate_vision::Engine::new(facegate_vision::EngineOptions {
                 intra_threads: 1,
-                // The production engine: every model, decisions by the fusion.
+                // The production engine: the pair, decisions by the
+                // fusion's cascade.
                 second_embedding: true,
-                third_embedding: true,
+                defer_other_embeddings: true,
                 ..Default::default()
             })
         })

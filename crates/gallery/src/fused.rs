@@ -169,10 +169,35 @@ impl FusedGallery {
     }
 
     /// Adds a template made under the fused model id (every part) or the
-    /// first model's id (first part only); any other model id is refused.
+    /// first model's id (first part only). A template of another fusion of
+    /// the first model (its id `first+…`, e.g. made while the deployment
+    /// ran the three-model fusion) is kept as its first part alone, so the
+    /// person stays matchable on the first model's scale; any other model
+    /// id is refused.
     pub fn add(&mut self, t: &Template) -> Result<(), Error> {
         if t.model_id == self.spec.first_model_id {
             return self.first.add(t);
+        }
+        let other_fusion = t
+            .model_id
+            .strip_prefix(self.spec.first_model_id.as_str())
+            .is_some_and(|rest| rest.starts_with('+'));
+        if other_fusion && t.model_id != self.spec.fused_model_id {
+            let d = self.spec.first_dim;
+            let all = Zeroizing::new(t.vector.to_f32());
+            if all.len() <= d {
+                return Err(Error::DimensionMismatch {
+                    expected: d + 1,
+                    got: all.len(),
+                });
+            }
+            return self.first.add(&Template {
+                id: t.id,
+                person: t.person,
+                scenario: t.scenario,
+                model_id: self.spec.first_model_id.clone(),
+                vector: Vector::from_f32(&all[..d])?,
+            });
         }
         if t.model_id != self.spec.fused_model_id {
             return Err(Error::ModelMismatch {

@@ -195,6 +195,53 @@ fn a_template_of_the_first_model_alone_keeps_matching_on_its_own_scale() {
     assert_eq!(m2.templates_compared, 2);
 }
 
+/// A deployment that switches between the pair and the three-model fusion
+/// keeps every person: the other fusion's templates match by their first
+/// part, on the first model's scale.
+#[test]
+fn another_fusions_template_is_kept_as_its_first_part() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let three = spec();
+    let (pair_id, pair) = {
+        let f = Fusion::builtin().unwrap();
+        (
+            f.model_id.clone(),
+            FusionN {
+                weights: f.weights.to_vec(),
+                bias: f.bias,
+            },
+        )
+    };
+    let pair_spec = FusedSpec {
+        fused_calibration: Calibration::builtin_for(&pair_id).unwrap(),
+        fused_model_id: pair_id,
+        other_dims: vec![DIMS[1]],
+        fusion: pair,
+        ..three.clone()
+    };
+    let s = ScenarioId::new();
+    let mut g = FusedGallery::new(s, pair_spec.clone(), GalleryOptions::default()).unwrap();
+    let (p, f) = (PersonId::new(), face(&mut rng));
+    let t = fused_template(p, s, &three, &f);
+    g.add(&t).unwrap();
+    assert!(!g.is_fused(t.id));
+    let close = near(&f, 0.3, &mut rng);
+    let m = g
+        .verify(
+            p,
+            &Probe {
+                first: &close[0],
+                others: Some(&[close[1].as_slice()]),
+            },
+        )
+        .unwrap();
+    assert!(m.accepted && m.threshold < 1.0, "{m:?}");
+    assert!((m.score - cos(&close[0], &f[0])).abs() < 0.01, "{m:?}");
+    // Not a fusion of the first model: refused.
+    let alien = Template::new(p, s, "x+y", &f[0], Encoding::F32).unwrap();
+    assert!(matches!(g.add(&alien), Err(Error::ModelMismatch { .. })));
+}
+
 /// What an exhaustive scan answers: every template scored in f32 (fused
 /// where it carries every part), the rarest score first.
 fn exhaustive(

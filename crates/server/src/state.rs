@@ -32,10 +32,10 @@ pub struct ServerConfig {
     /// Subnormals flushed (the CLI keeps them with `FACEGATE_DENORMALS=keep`):
     /// [`facegate_vision::EngineOptions::flush_denormals`].
     pub engine_flush_denormals: bool,
-    /// All three embedding models on every face, decisions by their fusion
-    /// (the CLI turns it off with `FACEGATE_RECOGNITION=first`):
-    /// [`facegate_core::CoreConfig::engine_fusion`].
-    pub engine_fusion: bool,
+    /// Which embedding models decide (the CLI reads
+    /// `FACEGATE_RECOGNITION=first|pair|three`; default the pair):
+    /// [`facegate_core::Recognition`].
+    pub recognition: facegate_core::Recognition,
     /// The identity key (`FACEGATE_IDENTITY_KEY` or `--key-file`, resolved
     /// by the caller); default: `data_dir/identity.key`, created if missing.
     pub identity_key: Option<StoreKeys>,
@@ -55,7 +55,7 @@ impl ServerConfig {
             engine_threads: 1,
             engine_ort_tuning: true,
             engine_flush_denormals: true,
-            engine_fusion: true,
+            recognition: facegate_core::Recognition::default(),
             identity_key: None,
             kek: None,
         }
@@ -121,7 +121,7 @@ impl AppState {
                 engine_threads: config.engine_threads,
                 engine_ort_tuning: config.engine_ort_tuning,
                 engine_flush_denormals: config.engine_flush_denormals,
-                engine_fusion: config.engine_fusion,
+                recognition: config.recognition,
                 capture: CaptureLimits {
                     max_image_bytes: config.limits.max_body_bytes,
                     max_image_pixels: config.limits.max_image_pixels,

@@ -338,9 +338,14 @@ async fn data_keys_live_in_the_store_only_and_are_written_when_new() {
         .collect();
     let ring = facegate_gallery::Keyring::with_wrapped(kek, &wrapped).unwrap();
     let d = t.state.scenario(None).unwrap();
-    let g = facegate_server::deploy::load_gallery(&t.state.store, &ring, d.store_id)
-        .await
-        .unwrap();
+    let g = facegate_server::deploy::load_gallery(
+        &t.state.store,
+        &ring,
+        d.store_id,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(g.len(), 2);
 }
 

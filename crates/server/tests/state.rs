@@ -620,9 +620,9 @@ fn identification_demo() -> String {
     )
 }
 
-/// The gallery's cascade bounds `(lo, hi)` at `fmr` for the shipped fusion.
-fn bounds(fmr: f64) -> (f32, f32) {
-    let spec = facegate_server::deploy::fused_spec().unwrap();
+/// The gallery's cascade bounds `(lo, hi)` at `fmr` for a shipped fusion.
+fn bounds_of(fmr: f64, r: facegate_core::Recognition) -> (f32, f32) {
+    let spec = facegate_server::deploy::fused_spec(r).unwrap();
     facegate_gallery::FusedGallery::new(
         facegate_gallery::ScenarioId::new(),
         spec,
@@ -632,6 +632,11 @@ fn bounds(fmr: f64) -> (f32, f32) {
     .cascade_bounds(fmr)
 }
 
+/// [`bounds_of`] the default fusion (the pair).
+fn bounds(fmr: f64) -> (f32, f32) {
+    bounds_of(fmr, Default::default())
+}
+
 /// Model calls the engine makes while `f` runs.
 async fn model_calls<F: std::future::Future>(t: &common::T, f: F) -> (F::Output, u64) {
     let before = t.state.engine.model_calls();
@@ -639,9 +644,10 @@ async fn model_calls<F: std::future::Future>(t: &common::T, f: F) -> (F::Output,
     (out, t.state.engine.model_calls() - before)
 }
 
-/// The gate decides with the three-model fusion (issue 13, in production),
-/// as a cascade: enrolment seals every model's embedding under the fusion's
-/// model id (the two other models run: 6 model calls, not 4); a clear
+/// The gate decides with the pair fusion (issue 13, in production: the first
+/// model and dlib's ResNet, weights a company may ship), as a cascade:
+/// enrolment seals both embeddings under the pair's model id (the second
+/// model runs: 5 model calls, not 4); a clear
 /// resident or a clear stranger is decided by the first model alone within
 /// the gallery's bounds (4 calls). A template made by the first model alone
 /// (enrolled before the fusion, or by an instance run with
@@ -650,11 +656,11 @@ async fn model_calls<F: std::future::Future>(t: &common::T, f: F) -> (F::Output,
 #[tokio::test]
 async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matching() {
     let t = common::server_with_manifest(Some(identification_demo())).await;
-    let spec = facegate_server::deploy::fused_spec().unwrap();
+    let spec = facegate_server::deploy::fused_spec(Default::default()).unwrap();
     let obama = t.consenting_person("Obama", "1961-08-04").await;
     let ((s, b), calls) = model_calls(&t, t.face("/v1/enrol", &obama, "obama.jpg")).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(calls, 6, "detector, landmarks, three embeddings, liveness");
+    assert_eq!(calls, 5, "detector, landmarks, both embeddings, liveness");
     let d = t.state.scenario(None).unwrap();
     let sealed_models = |t: &common::T| {
         let (t, sid) = (t.state.clone(), d.store_id);
@@ -698,7 +704,9 @@ async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matchin
 
     // An instance with the first model alone enrols Biden: a first-model
     // template, matched on the first model's scale by either instance.
-    let first_only = t.restart_with(|c| c.engine_fusion = false).await;
+    let first_only = t
+        .restart_with(|c| c.recognition = facegate_core::Recognition::First)
+        .await;
     let biden = first_only.consenting_person("Biden", "1942-11-20").await;
     let (s, b) = first_only.face("/v1/enrol", &biden, "biden.jpg").await;
     assert_eq!(s, StatusCode::OK, "{b}");
@@ -765,16 +773,27 @@ async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matchin
 }
 
 /// Where the first model's score leaves the answer open (between the
-/// cascade's bounds), the deferred second and third models run and the
-/// fused log-odds decide against the fused table. The resident here is one
-/// whose enrolled first-model embedding the first model reads poorly (it is
-/// Obama's, blended with an unrelated direction, so a new photo scores
-/// about 0.3), while the other two models' embeddings are Obama's own.
+/// cascade's bounds), the deferred second model runs and the fused log-odds
+/// decide against the fused table. The resident here is one whose enrolled
+/// first-model embedding the first model reads poorly (it is Obama's,
+/// blended with an unrelated direction, so a new photo scores about 0.36),
+/// while the second model's embedding is Obama's own. The same with the
+/// three-model fusion (`FACEGATE_RECOGNITION=three`).
 #[tokio::test]
 async fn an_open_first_model_score_runs_the_other_models_and_the_fusion_decides() {
+    for r in [
+        facegate_core::Recognition::Pair,
+        facegate_core::Recognition::Three,
+    ] {
+        open_score_runs_the_other_models(r).await;
+    }
+}
+
+async fn open_score_runs_the_other_models(recognition: facegate_core::Recognition) {
     use facegate_gallery::{parts_template, Encoding, PersonId, ScenarioId};
     let t = common::server().await;
-    let spec = facegate_server::deploy::fused_spec().unwrap();
+    let t = t.restart_with(|c| c.recognition = recognition).await;
+    let spec = facegate_server::deploy::fused_spec(recognition).unwrap();
     let p = t.consenting_person("Obama", "1961-08-04").await;
     let face = |fixture: &str| {
         let bytes = std::fs::read(facegate_assets::fixture(fixture).unwrap()).unwrap();
@@ -790,13 +809,20 @@ async fn an_open_first_model_score_runs_the_other_models_and_the_fusion_decides(
         let facegate_vision::OneFace::One(f) = f else {
             panic!("{fixture}: one face")
         };
-        let (second, third) = t.state.engine.other_embeddings(&f).unwrap().unwrap();
-        (f.embedding.unwrap(), second, third)
+        let o = t.state.engine.other_embeddings(&f).unwrap();
+        let others: Vec<Vec<f32>> = o
+            .second
+            .iter()
+            .map(|e| e.as_slice().to_vec())
+            .chain(o.third.iter().map(|e| e.as_slice().to_vec()))
+            .collect();
+        (f.embedding.unwrap(), others)
     };
-    let (first, second, third) = face("obama.jpg");
+    let (first, others) = face("obama.jpg");
+    assert_eq!(others.len(), spec.other_dims.len(), "{recognition:?}");
     let (probe_first, ..) = face("obama2.jpg");
     // Blend the first embedding towards a direction orthogonal to the
-    // probe's, until the probe's cosine with it is 0.3.
+    // probe's, until the probe's cosine with it is 0.36.
     let (a, q) = (first.as_slice(), probe_first.as_slice());
     let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
     let r: Vec<f32> = (0..a.len())
@@ -809,10 +835,10 @@ async fn an_open_first_model_score_runs_the_other_models_and_the_fusion_decides(
     };
     let r = unit(r);
     let c = dot(a, q); // about 0.76
-    let w = (c * c / (0.3f32 * 0.3) - 1.0).max(0.0).sqrt(); // cos(a + w r, q) = 0.3 when r ⟂ a
+    let w = (c * c / (0.36f32 * 0.36) - 1.0).max(0.0).sqrt(); // cos(a + w r, q) = 0.36 (r ⟂ q, and nearly ⟂ a)
     let blended = unit(a.iter().zip(&r).map(|(x, y)| x + w * y).collect());
     let cos = dot(&blended, q);
-    let (lo, hi) = bounds(1e-4);
+    let (lo, hi) = bounds_of(1e-4, recognition);
     assert!(
         cos > lo && cos <= hi,
         "{cos} must be between the bounds {lo} and {hi}"
@@ -822,7 +848,9 @@ async fn an_open_first_model_score_runs_the_other_models_and_the_fusion_decides(
         PersonId(p.parse().unwrap()),
         ScenarioId(d.store_id),
         &spec.fused_model_id,
-        &[&blended, second.as_slice(), third.as_slice()],
+        &std::iter::once(blended.as_slice())
+            .chain(others.iter().map(|v| v.as_slice()))
+            .collect::<Vec<_>>(),
         Encoding::F32,
     )
     .unwrap();
@@ -842,7 +870,7 @@ async fn an_open_first_model_score_runs_the_other_models_and_the_fusion_decides(
         .unwrap();
     let ((s, b), calls) = model_calls(&t, t.face("/v1/verify", &p, "obama2.jpg")).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(calls, 6, "the other two models ran: {b}");
+    assert_eq!(calls, 4 + others.len() as u64, "the other models ran: {b}");
     let fused_t = spec.fused_calibration.threshold(1e-4);
     assert!(
         (b["threshold"].as_f64().unwrap() - fused_t as f64).abs() < 1e-5,
@@ -850,8 +878,8 @@ async fn an_open_first_model_score_runs_the_other_models_and_the_fusion_decides(
     );
     let score = b["score"].as_f64().unwrap();
     assert_eq!(b["outcome"] == "pass", score > fused_t as f64, "{b}");
-    // The first model alone would have rejected it (0.3 is under its own
-    // threshold at 1e-4); the other two models see the same person.
+    // The first model alone would have rejected it (0.36 is under its own
+    // threshold at 1e-4); the other models see the same person.
     assert!(cos < spec.first_calibration.threshold(1e-4));
     assert_eq!(b["outcome"], "pass", "the fusion accepts the resident: {b}");
 }

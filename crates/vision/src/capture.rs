@@ -25,8 +25,8 @@ use image::RgbImage;
 
 use crate::stages::{align, five_points, sharpness};
 use crate::{
-    compare, BBox, Budget, Detection, Embedding, Engine, Face, Quality, SecondEmbedding,
-    ThirdEmbedding, VisionError,
+    compare, BBox, Budget, Detection, Embedding, Engine, Face, OtherEmbeddings, Quality,
+    VisionError,
 };
 
 /// What [`Engine::one_face`] found.
@@ -544,43 +544,42 @@ impl Engine {
         }))
     }
 
-    /// The second and third embeddings of a face this engine found: the
-    /// ones already computed, or the deferred models run now on the kept
-    /// chips ([`EngineOptions::defer_other_embeddings`]). `None` when the
-    /// engine does not load both models (or the face was found without
-    /// them, e.g. the anchor frame of a challenge).
-    pub fn other_embeddings(
-        &self,
-        face: &Face,
-    ) -> Result<Option<(SecondEmbedding, ThirdEmbedding)>, VisionError> {
-        if let (Some(s), Some(t)) = (&face.second_embedding, &face.third_embedding) {
-            return Ok(Some((s.clone(), t.clone())));
-        }
+    /// The second and third embeddings of a face this engine found, each
+    /// where the engine loads its model: the ones already computed, or the
+    /// deferred models run now on the kept chips
+    /// ([`EngineOptions::defer_other_embeddings`]). Both `None` when the
+    /// face was found without them (e.g. the anchor frame of a challenge).
+    pub fn other_embeddings(&self, face: &Face) -> Result<OtherEmbeddings, VisionError> {
         match &face.deferred {
             Some(d) => self.run_deferred(d),
-            None => Ok(None),
+            None => Ok(OtherEmbeddings {
+                second: face.second_embedding.clone(),
+                third: face.third_embedding.clone(),
+            }),
         }
     }
 
     /// The second and third models run on a face's kept inputs
-    /// ([`Face::deferred`]); `None` when one of them was not kept.
-    pub fn run_deferred(
-        &self,
-        d: &crate::Deferred,
-    ) -> Result<Option<(SecondEmbedding, ThirdEmbedding)>, VisionError> {
+    /// ([`Face::deferred`]), each whose input was kept.
+    pub fn run_deferred(&self, d: &crate::Deferred) -> Result<OtherEmbeddings, VisionError> {
         crate::set_flush_denormals();
-        match (&d.dlib_chip, &d.aligned) {
-            (Some(chip), Some(aligned)) => Ok(Some((
-                self.embed_second_chip(chip)?,
-                self.embed_third(aligned)?,
-            ))),
-            _ => Ok(None),
-        }
+        Ok(OtherEmbeddings {
+            second: d
+                .dlib_chip
+                .as_ref()
+                .map(|c| self.embed_second_chip(c))
+                .transpose()?,
+            third: d
+                .aligned
+                .as_ref()
+                .map(|a| self.embed_third(a))
+                .transpose()?,
+        })
     }
 
-    /// Whether this engine loads the second and third embedding models.
-    pub fn has_other_embeddings(&self) -> bool {
-        self.second.is_some() && self.third.is_some()
+    /// Whether this engine loads the second and the third embedding model.
+    pub fn other_models(&self) -> (bool, bool) {
+        (self.second.is_some(), self.third.is_some())
     }
 
     /// A gated face with the cues the options and `extras` ask for.

@@ -179,6 +179,14 @@ impl std::fmt::Debug for Deferred {
     }
 }
 
+/// The second and third embeddings of one face, each where the engine
+/// loads its model ([`Engine::other_embeddings`]).
+#[derive(Debug, Clone, Default)]
+pub struct OtherEmbeddings {
+    pub second: Option<SecondEmbedding>,
+    pub third: Option<ThirdEmbedding>,
+}
+
 /// One face found in an image.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Face {

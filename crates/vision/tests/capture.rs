@@ -820,8 +820,11 @@ fn deferred_other_embeddings_are_the_eager_ones_and_cost_nothing_until_asked() {
         .expect("engine loads")
     };
     let (eager, lazy) = (both(false), both(true));
-    assert!(eager.has_other_embeddings() && lazy.has_other_embeddings());
-    assert!(!engine().has_other_embeddings());
+    assert_eq!(
+        (eager.other_models(), lazy.other_models()),
+        ((true, true), (true, true))
+    );
+    assert_eq!(engine().other_models(), (false, false));
     let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x == y);
     let check = |e: &facegate_vision::Face, l: &facegate_vision::Face, name: &str| {
         assert!(
@@ -834,16 +837,15 @@ fn deferred_other_embeddings_are_the_eager_ones_and_cost_nothing_until_asked() {
         );
         assert!(l.third_embedding.is_none(), "{name}");
         let before = lazy.model_calls();
-        let (s, t) = lazy.other_embeddings(l).unwrap().expect("deferred inputs");
+        let o = lazy.other_embeddings(l).unwrap();
+        let (s, t) = (o.second.unwrap(), o.third.unwrap());
         assert_eq!(
             lazy.model_calls() - before,
             2,
             "{name}: the two models, once each"
         );
-        let (es, et) = eager
-            .other_embeddings(e)
-            .unwrap()
-            .expect("computed at once");
+        let o = eager.other_embeddings(e).unwrap();
+        let (es, et) = (o.second.unwrap(), o.third.unwrap());
         assert!(same(s.as_slice(), es.as_slice()), "{name}: second");
         assert!(same(t.as_slice(), et.as_slice()), "{name}: third");
         // A face found by an engine without the models has none.
@@ -883,5 +885,29 @@ fn deferred_other_embeddings_are_the_eager_ones_and_cost_nothing_until_asked() {
         )
         .unwrap();
     let OneFace::One(f) = no_models else { panic!() };
-    assert!(engine().other_embeddings(&f).unwrap().is_none());
+    let o = engine().other_embeddings(&f).unwrap();
+    assert!(o.second.is_none() && o.third.is_none());
+    // The pair alone: only dlib's chip is kept, only its model runs.
+    let pair = Engine::new(facegate_vision::EngineOptions {
+        second_embedding: true,
+        defer_other_embeddings: true,
+        pose: false,
+        eyes: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let OneFace::One(f) = pair
+        .one_face_with(
+            &image("obama.jpg"),
+            &OneFaceOptions::VERIFY,
+            &Budget::unlimited(),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    let before = pair.model_calls();
+    let o = pair.other_embeddings(&f).unwrap();
+    assert!(o.second.is_some() && o.third.is_none());
+    assert_eq!(pair.model_calls() - before, 1);
 }
