@@ -50,7 +50,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::db::{Case, Cases};
+use crate::db::{Case, Cases, Raised};
 use crate::keys::{self, PseudonymKey, SiteKey};
 use crate::proto::{ConsentKindWord, ConsentRecord, Hash32};
 use crate::server::{admin, log_body, HubConfig, HubState};
@@ -386,14 +386,15 @@ async fn person_request(
             "a complaint needs its text / 投诉需填写内容".into(),
         ));
     }
-    let v = s.db.add_request(&b.kind, p.pseudonym).await?;
-    sqlx::query(
-        "INSERT INTO hub_request_cases (request_id, origin, text) VALUES ($1, 'portal', $2)",
-    )
-    .bind(v.id.to_string())
-    .bind(&text)
-    .execute(&s.db.pool)
-    .await?;
+    let v =
+        s.db.add_request(
+            &b.kind,
+            p.pseudonym,
+            Raised::Portal {
+                text: text.as_deref(),
+            },
+        )
+        .await?;
     Ok(Json(case_view(&s, v.id).await?))
 }
 
@@ -741,24 +742,148 @@ mod tests {
         fn exit(&self, _: &tracing::span::Id) {}
     }
 
-    /// A fresh database on the test server, or `None` with a printed skip.
-    async fn fresh_database() -> Option<(String, String, String)> {
-        let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
-            println!(
-                "SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)"
-            );
-            return None;
-        };
-        let name = format!("fg_hubcases_{}", Uuid::new_v4().simple());
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+    /// A hub on a fresh database of the test server (dropped by
+    /// [`TestHub::drop_database`]), or `None` with a printed skip.
+    struct TestHub {
+        base: String,
+        name: String,
+        s: HubState,
+    }
+
+    /// The admin token of a [`TestHub`].
+    const ADMIN: &str = "admin-token-for-the-test";
+
+    impl TestHub {
+        async fn open() -> Option<TestHub> {
+            let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
+                println!(
+                    "SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)"
+                );
+                return None;
+            };
+            let name = format!("fg_hubcases_{}", Uuid::new_v4().simple());
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+            sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+                .await
+                .unwrap();
+            let (head, query) = base.split_once('?').unwrap_or((base.as_str(), ""));
+            let at = head.rfind('/').unwrap();
+            let url = format!("{}/{name}?{query}", &head[..at]);
+            let db = crate::db::HubDb::open(&url).await.unwrap();
+            let s = Arc::new(HubConfig {
+                db,
+                admin_token_sha256: hex::encode(Sha256::digest(ADMIN.as_bytes())),
+                pseudonym_key: PseudonymKey::from_bytes([7; 32]),
+                processor_name: "test".into(),
+                body_log: None,
+                manifest_key: None,
+            });
+            Some(TestHub { base, name, s })
+        }
+
+        /// Run one statement of the test's own (fixtures, faults).
+        async fn exec(&self, sql: &str) {
+            sqlx::Executor::execute(&self.s.db.pool, sql).await.unwrap();
+        }
+
+        async fn count(&self, table: &str) -> i64 {
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&self.s.db.pool)
+                .await
+                .unwrap()
+        }
+
+        async fn drop_database(self) {
+            self.s.db.pool.close().await;
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&self.base).await.unwrap();
+            sqlx::Executor::execute(
+                &mut c,
+                format!("DROP DATABASE {} WITH (FORCE)", self.name).as_str(),
+            )
             .await
             .unwrap();
-        let (head, query) = base.split_once('?').unwrap_or((base.as_str(), ""));
-        let at = head.rfind('/').unwrap();
-        let url = format!("{}/{name}?{query}", &head[..at]);
-        Some((base, name, url))
+        }
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        h
+    }
+
+    /// A site holding the person's face, and a portal session of theirs.
+    async fn person_with_session(t: &TestHub, p: Hash32) -> (Uuid, HeaderMap) {
+        let site =
+            t.s.db
+                .add_site("east", &hex::encode([1u8; 32]), &[])
+                .await
+                .unwrap();
+        let now = Utc::now();
+        sqlx::query("INSERT INTO hub_holdings (site_id, pseudonym, since) VALUES ($1, $2, $3)")
+            .bind(site.to_string())
+            .bind(p.hex())
+            .bind(ts(now))
+            .execute(&t.s.db.pool)
+            .await
+            .unwrap();
+        let session = format!("{SESSION_PREFIX}{}", hex::encode([3u8; 32]));
+        sqlx::query("INSERT INTO hub_portal_sessions (token_sha256, pseudonym, site_id, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)")
+            .bind(sha(&session))
+            .bind(p.hex())
+            .bind(site.to_string())
+            .bind(ts(now))
+            .bind(ts(now + chrono::Duration::minutes(5)))
+            .execute(&t.s.db.pool)
+            .await
+            .unwrap();
+        (site, bearer(&session))
+    }
+
+    /// A portal request and its case row (origin, text) are one
+    /// transaction: when the case row cannot be written (a fault injected
+    /// by a trigger, as a crash between the two would), no request and no
+    /// command to a site is left behind. Before, the request was committed
+    /// first and the case row written after it.
+    #[tokio::test]
+    async fn a_portal_request_and_its_case_row_are_written_together_or_not_at_all() {
+        let Some(t) = TestHub::open().await else {
+            return;
+        };
+        let (_, h) = person_with_session(&t, Hash32([9; 32])).await;
+        let body = || Bytes::from_static(br#"{"kind":"withdraw","text":"please stop"}"#);
+        t.exec(
+            "CREATE FUNCTION fail_case() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'fault injected before the case row'; END $$",
+        )
+        .await;
+        t.exec("CREATE TRIGGER fail_case BEFORE INSERT ON hub_request_cases FOR EACH ROW EXECUTE FUNCTION fail_case()")
+            .await;
+        let r = person_request(State(t.s.clone()), h.clone(), body()).await;
+        assert!(r.is_err(), "the case row's fault fails the request");
+        assert_eq!(
+            t.count("hub_requests").await,
+            0,
+            "no request without its case"
+        );
+        assert_eq!(
+            t.count("hub_commands").await,
+            0,
+            "no command without its case"
+        );
+
+        t.exec("DROP TRIGGER fail_case ON hub_request_cases").await;
+        let Json(v) = person_request(State(t.s.clone()), h, body()).await.unwrap();
+        assert_eq!(v["origin"], "portal");
+        assert_eq!(v["text"], "please stop");
+        assert_eq!(v["sites"].as_array().unwrap().len(), 1);
+        assert_eq!(t.count("hub_requests").await, 1);
+        assert_eq!(t.count("hub_request_cases").await, 1);
+        t.drop_database().await;
     }
 
     /// The case of one request read the way the desk read it before (its
@@ -795,19 +920,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_desk_list_and_the_dossiers_cases_are_one_query_each() {
-        let Some((base, name, url)) = fresh_database().await else {
+        let Some(t) = TestHub::open().await else {
             return;
         };
-        let db = crate::db::HubDb::open(&url).await.unwrap();
-        let token = "admin-token-for-the-test";
-        let s = Arc::new(HubConfig {
-            db,
-            admin_token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
-            pseudonym_key: PseudonymKey::from_bytes([7; 32]),
-            processor_name: "test".into(),
-            body_log: None,
-            manifest_key: None,
-        });
+        let s = t.s.clone();
+        let token = ADMIN;
         // Two sites; three people holding at none, one or both; requests
         // of every kind, some with a case row, answered or closed, and
         // one site's command receipted.
@@ -842,7 +959,7 @@ mod tests {
         .iter()
         .zip([1, 2, 2, 1, 0, 2].map(|i: usize| &people[i]))
         {
-            ids.push(s.db.add_request(k, *p).await.unwrap().id);
+            ids.push(s.db.add_request(k, *p, Raised::Desk).await.unwrap().id);
         }
         sqlx::query("INSERT INTO hub_request_cases (request_id, origin, text) VALUES ($1, 'portal', 'the gate misread me')")
             .bind(ids[1].to_string())
@@ -880,11 +997,7 @@ mod tests {
         let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let _guard = tracing::subscriber::set_default(Statements(count.clone()));
         let counted = || count.swap(0, std::sync::atomic::Ordering::SeqCst);
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            format!("Bearer {token}").parse().unwrap(),
-        );
+        let h = bearer(token);
         counted();
         let Json(all) = desk_list(State(s.clone()), h.clone(), RawQuery(None))
             .await
@@ -939,15 +1052,6 @@ mod tests {
         let mine: Vec<Value> = mine.iter().map(case_json).collect();
         assert_eq!(mine.iter().collect::<Vec<_>>(), mine_want);
         drop(_guard);
-
-        s.db.pool.close().await;
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::Executor::execute(
-            &mut c,
-            format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
-        )
-        .await
-        .unwrap();
+        t.drop_database().await;
     }
 }
