@@ -338,27 +338,25 @@ impl SiteSync {
                     // the request again instead of opening a second one.
                     let channel = format!("hub:{}", c.command_id);
                     let existing = store
-                        .requests()
+                        .hub_request_opened(&channel, *p)
                         .await
-                        .map_err(Self::se)?
-                        .into_iter()
-                        .find(|r| r.channel == channel && r.person_id == Some(*p));
+                        .map_err(Self::se)?;
                     let opened = match existing {
-                        Some(r) => Ok(r),
-                        None => {
-                            self.core
-                                .open_request(
-                                    *p,
-                                    facegate_store::RequestKind::Access,
-                                    &channel,
-                                    "hub:access",
-                                    facegate_core::requests::Due::WorkingDays,
-                                )
-                                .await
-                        }
+                        Some(id) => Ok(id),
+                        None => self
+                            .core
+                            .open_request(
+                                *p,
+                                facegate_store::RequestKind::Access,
+                                &channel,
+                                "hub:access",
+                                facegate_core::requests::Due::WorkingDays,
+                            )
+                            .await
+                            .map(|r| r.id),
                     };
                     match opened {
-                        Ok(r) => receipt = receipt.or(Some(r.id)),
+                        Ok(id) => receipt = receipt.or(Some(id)),
                         Err(facegate_core::CoreError::NotFound(_)) => {}
                         Err(e) => return Err(Self::se(e)),
                     }
