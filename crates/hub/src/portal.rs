@@ -452,11 +452,12 @@ async fn desk_answer(
     if reply.is_empty() {
         return Err(HubError::Bad("an empty answer / 答复为空".into()));
     }
-    s.db.request(id).await?;
     let now = ts(Utc::now());
-    sqlx::query(
+    // The answer is written only for a request that exists (the statement
+    // reads it), so nothing reads the request before.
+    let written = sqlx::query(
         "INSERT INTO hub_request_cases (request_id, origin, reply, replied_at, closed_at)
-         VALUES ($1, 'desk', $2, $3, CASE WHEN $4 THEN $3 END)
+         SELECT id, 'desk', $2, $3, CASE WHEN $4 THEN $3 END FROM hub_requests WHERE id = $1
          ON CONFLICT (request_id) DO UPDATE SET reply = EXCLUDED.reply, replied_at = EXCLUDED.replied_at,
            closed_at = COALESCE(hub_request_cases.closed_at, EXCLUDED.closed_at)",
     )
@@ -465,7 +466,11 @@ async fn desk_answer(
     .bind(&now)
     .bind(a.close)
     .execute(&s.db.pool)
-    .await?;
+    .await?
+    .rows_affected();
+    if written == 0 {
+        return Err(HubError::NotFound("request".into()));
+    }
     Ok(Json(case_view(&s, id).await?))
 }
 
@@ -742,8 +747,8 @@ mod tests {
         fn exit(&self, _: &tracing::span::Id) {}
     }
 
-    /// A hub on a fresh database of the test server (dropped by
-    /// [`TestHub::drop_database`]), or `None` with a printed skip.
+    /// A hub on a fresh database of the test server (dropped when it
+    /// goes), or `None` with a printed skip.
     struct TestHub {
         base: String,
         name: String,
@@ -793,17 +798,30 @@ mod tests {
                 .await
                 .unwrap()
         }
+    }
 
-        async fn drop_database(self) {
-            self.s.db.pool.close().await;
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&self.base).await.unwrap();
-            sqlx::Executor::execute(
-                &mut c,
-                format!("DROP DATABASE {} WITH (FORCE)", self.name).as_str(),
-            )
-            .await
-            .unwrap();
+    /// The database goes when the test ends, failed or not (a thread of
+    /// its own: the test's runtime may be the one dropping).
+    impl Drop for TestHub {
+        fn drop(&mut self) {
+            let (base, name) = (self.base.clone(), self.name.clone());
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async move {
+                        use sqlx::Connection;
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+                            let _ = sqlx::Executor::execute(
+                                &mut c,
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await;
+                        }
+                    })
+            })
+            .join();
         }
     }
 
@@ -883,7 +901,58 @@ mod tests {
         assert_eq!(v["sites"].as_array().unwrap().len(), 1);
         assert_eq!(t.count("hub_requests").await, 1);
         assert_eq!(t.count("hub_request_cases").await, 1);
-        t.drop_database().await;
+    }
+
+    /// Answering reads the request once (the answer's own statement finds
+    /// it, then the case is read back): two statements, where it was four
+    /// (the request and its progress read first only to see it exists). An
+    /// unknown request is still 404, and a second answer replaces the first
+    /// but keeps the first closing time.
+    #[tokio::test]
+    async fn answering_a_request_reads_it_once() {
+        let Some(t) = TestHub::open().await else {
+            return;
+        };
+        let (_, h) = person_with_session(&t, Hash32([8; 32])).await;
+        let body = Bytes::from_static(br#"{"kind":"complaint","text":"the gate misread me"}"#);
+        let Json(c) = person_request(State(t.s.clone()), h, body).await.unwrap();
+        let id = c["id"].as_str().unwrap().to_string();
+
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let _guard = tracing::subscriber::set_default(Statements(count.clone()));
+        let counted = || count.swap(0, std::sync::atomic::Ordering::SeqCst);
+        let answer = |id: String, reply: &'static str| {
+            desk_answer(
+                State(t.s.clone()),
+                bearer(ADMIN),
+                Path(id),
+                Bytes::from(format!(r#"{{"reply":"{reply}"}}"#)),
+            )
+        };
+        counted();
+        let Json(v) = answer(id.clone(), "we checked the gate").await.unwrap();
+        assert_eq!(
+            counted(),
+            2,
+            "one write that finds the request, one read back"
+        );
+        assert_eq!(v["reply"], "we checked the gate");
+        assert_eq!(v["origin"], "portal", "the person's case keeps its origin");
+        assert_eq!(v["text"], "the gate misread me");
+        assert!(v["closed_at"].is_string());
+        let closed = v["closed_at"].clone();
+
+        let Json(v) = answer(id, "and fixed it").await.unwrap();
+        assert_eq!(v["reply"], "and fixed it");
+        assert_eq!(v["closed_at"], closed);
+
+        let e = answer(Uuid::now_v7().to_string(), "to nobody")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, HubError::NotFound(_)), "{e}");
+        assert_eq!(counted(), 3);
+        drop(_guard);
+        assert_eq!(t.count("hub_request_cases").await, 1);
     }
 
     /// The case of one request read the way the desk read it before (its
@@ -1052,6 +1121,5 @@ mod tests {
         let mine: Vec<Value> = mine.iter().map(case_json).collect();
         assert_eq!(mine.iter().collect::<Vec<_>>(), mine_want);
         drop(_guard);
-        t.drop_database().await;
     }
 }
