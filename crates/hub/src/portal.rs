@@ -142,9 +142,11 @@ fn sha(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-/// A portal session: the pseudonym it is bound to.
+/// A portal session: the pseudonym it is bound to, and the session's key
+/// (the SHA-256 of its bearer token, as stored).
 struct Person {
     pseudonym: Hash32,
+    session_sha256: String,
 }
 
 async fn person(s: &HubState, h: &HeaderMap) -> Result<Person> {
@@ -154,16 +156,18 @@ async fn person(s: &HubState, h: &HeaderMap) -> Result<Person> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .filter(|t| t.starts_with(SESSION_PREFIX) && t.len() <= 128)
         .ok_or_else(|| HubError::Unauthorized("portal session required".into()))?;
+    let session_sha256 = sha(tok);
     let p: Option<String> = sqlx::query_scalar(
         "SELECT pseudonym FROM hub_portal_sessions WHERE token_sha256 = $1 AND expires_at > $2",
     )
-    .bind(sha(tok))
+    .bind(&session_sha256)
     .bind(ts(Utc::now()))
     .fetch_optional(&s.db.pool)
     .await?;
     let p = p.ok_or_else(|| HubError::Unauthorized("no such session, or it expired".into()))?;
     Ok(Person {
         pseudonym: Hash32::parse(&p).expect("hex column"),
+        session_sha256,
     })
 }
 
@@ -290,14 +294,9 @@ async fn open_session(State(s): State<HubState>, body: Bytes) -> Result<Json<Val
 }
 
 async fn logout(State(s): State<HubState>, h: HeaderMap) -> Result<Json<Value>> {
-    let _ = person(&s, &h).await?;
-    let tok = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let p = person(&s, &h).await?;
     sqlx::query("DELETE FROM hub_portal_sessions WHERE token_sha256 = $1")
-        .bind(sha(tok))
+        .bind(&p.session_sha256)
         .execute(&s.db.pool)
         .await?;
     Ok(Json(json!({ "ended": true })))
@@ -901,6 +900,36 @@ mod tests {
         assert_eq!(v["sites"].as_array().unwrap().len(), 1);
         assert_eq!(t.count("hub_requests").await, 1);
         assert_eq!(t.count("hub_request_cases").await, 1);
+    }
+
+    /// Signing out ends the session it was called with (the key the
+    /// session check found, the bearer header read once), and only it.
+    #[tokio::test]
+    async fn signing_out_ends_that_session_only() {
+        let Some(t) = TestHub::open().await else {
+            return;
+        };
+        let p = Hash32([6; 32]);
+        let (site, h) = person_with_session(&t, p).await;
+        let other = format!("{SESSION_PREFIX}{}", hex::encode([4u8; 32]));
+        sqlx::query("INSERT INTO hub_portal_sessions (token_sha256, pseudonym, site_id, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)")
+            .bind(sha(&other))
+            .bind(p.hex())
+            .bind(site.to_string())
+            .bind(ts(Utc::now()))
+            .bind(ts(Utc::now() + chrono::Duration::minutes(5)))
+            .execute(&t.s.db.pool)
+            .await
+            .unwrap();
+        assert!(me(State(t.s.clone()), h.clone()).await.is_ok());
+        let Json(v) = logout(State(t.s.clone()), h.clone()).await.unwrap();
+        assert_eq!(v["ended"], true);
+        let e = me(State(t.s.clone()), h.clone()).await.unwrap_err();
+        assert!(matches!(e, HubError::Unauthorized(_)), "{e}");
+        let e = logout(State(t.s.clone()), h).await.unwrap_err();
+        assert!(matches!(e, HubError::Unauthorized(_)), "{e}");
+        assert!(me(State(t.s.clone()), bearer(&other)).await.is_ok());
+        assert_eq!(t.count("hub_portal_sessions").await, 1);
     }
 
     /// Answering reads the request once (the answer's own statement finds
