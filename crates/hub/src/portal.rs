@@ -52,7 +52,7 @@ use uuid::Uuid;
 
 use crate::db::{Case, Cases, Raised};
 use crate::keys::{self, PseudonymKey, SiteKey};
-use crate::proto::{ConsentKindWord, ConsentRecord, Hash32};
+use crate::proto::{ConsentRecord, Hash32};
 use crate::server::{admin, log_body, HubConfig, HubState};
 use crate::{ts, HubError, Result};
 
@@ -492,11 +492,7 @@ pub(crate) async fn record_consents(
         .bind(c.consent_id.to_string())
         .bind(c.pseudonym.map(|p| p.hex()))
         .bind(c.scenario_id.to_string())
-        .bind(match c.kind {
-            ConsentKindWord::Processing => "processing",
-            ConsentKindWord::Transmission => "transmission",
-            ConsentKindWord::ImageRetention => "image_retention",
-        })
+        .bind(c.kind.as_str())
         .bind(c.notice_id.map(|n| n.to_string()))
         .bind(c.notice_version)
         .bind(c.notice_sha256.map(|h| h.hex()))

@@ -246,15 +246,17 @@ impl SiteSync {
                 .find(|x| x.id == n),
             None => None,
         };
+        let kind = ConsentKindWord::parse(c.kind.as_str()).ok_or_else(|| {
+            HubError::Transport(format!(
+                "consent kind {:?} has no hub word",
+                c.kind.as_str()
+            ))
+        })?;
         Ok(Some(ConsentRecord {
             consent_id: c.id,
             pseudonym: self.pseudonym_of(c.person_id).await?,
             scenario_id: c.scenario_id,
-            kind: match c.kind {
-                facegate_store::ConsentKind::Processing => ConsentKindWord::Processing,
-                facegate_store::ConsentKind::Transmission => ConsentKindWord::Transmission,
-                facegate_store::ConsentKind::ImageRetention => ConsentKindWord::ImageRetention,
-            },
+            kind,
             notice_id: c.notice_id,
             notice_version: notice.as_ref().map(|n| n.version),
             notice_sha256: notice.as_ref().and_then(|n| Hash32::parse(&n.sha256)),
