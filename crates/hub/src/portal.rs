@@ -509,54 +509,63 @@ pub(crate) async fn record_consents(
 /// seq, what kind for the headcount, the site's event name, record hash,
 /// time).
 pub async fn record_lines(s: &HubConfig, site: Uuid) -> Result<String> {
-    let rows = sqlx::query(
-        "SELECT seq, kind, event, record_hash, at FROM hub_events WHERE site_id = $1 ORDER BY seq",
+    site_lines(
+        s,
+        "hub_events",
+        &["seq", "kind", "event", "record_hash", "at"],
+        "seq",
+        site,
     )
-    .bind(site.to_string())
-    .fetch_all(&s.db.pool)
-    .await?;
-    let mut out = String::new();
-    for r in rows {
-        out.push_str(
-            &json!({
-                "seq": r.get::<i64, _>(0),
-                "kind": r.get::<String, _>(1),
-                "event": r.get::<Option<String>, _>(2),
-                "record_hash": r.get::<String, _>(3),
-                "at": r.get::<String, _>(4),
-            })
-            .to_string(),
-        );
-        out.push('\n');
-    }
-    Ok(out)
+    .await
 }
 
 /// One site's consent records as the dossier lists them (JSON lines).
 pub async fn consent_lines(s: &HubConfig, site: Uuid) -> Result<String> {
-    let rows = sqlx::query(
-        "SELECT consent_id, pseudonym, scenario_id, kind, notice_id, notice_version, notice_sha256, given_at, withdrawn_at
-         FROM hub_consents WHERE site_id = $1 ORDER BY given_at, consent_id",
+    site_lines(
+        s,
+        "hub_consents",
+        &[
+            "consent_id",
+            "pseudonym",
+            "scenario_id",
+            "kind",
+            "notice_id",
+            "notice_version",
+            "notice_sha256",
+            "given_at",
+            "withdrawn_at",
+        ],
+        "given_at, consent_id",
+        site,
     )
+    .await
+}
+
+/// One site's rows of a hub table as JSON lines, one object of the named
+/// columns per row (PostgreSQL builds each; it is written out again the
+/// way every other JSON of the dossier is).
+async fn site_lines(
+    s: &HubConfig,
+    table: &str,
+    columns: &[&str],
+    order: &str,
+    site: Uuid,
+) -> Result<String> {
+    let object = columns
+        .iter()
+        .map(|c| format!("'{c}', {c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT json_build_object({object})::text FROM {table} WHERE site_id = $1 ORDER BY {order}"
+    ))
     .bind(site.to_string())
     .fetch_all(&s.db.pool)
     .await?;
     let mut out = String::new();
     for r in rows {
-        out.push_str(
-            &json!({
-                "consent_id": r.get::<String, _>(0),
-                "pseudonym": r.get::<Option<String>, _>(1),
-                "scenario_id": r.get::<String, _>(2),
-                "kind": r.get::<String, _>(3),
-                "notice_id": r.get::<Option<String>, _>(4),
-                "notice_version": r.get::<Option<i64>, _>(5),
-                "notice_sha256": r.get::<Option<String>, _>(6),
-                "given_at": r.get::<String, _>(7),
-                "withdrawn_at": r.get::<Option<String>, _>(8),
-            })
-            .to_string(),
-        );
+        let v: Value = serde_json::from_str(&r).expect("PostgreSQL builds JSON");
+        out.push_str(&v.to_string());
         out.push('\n');
     }
     Ok(out)
@@ -926,6 +935,62 @@ mod tests {
         assert!(matches!(e, HubError::Unauthorized(_)), "{e}");
         assert!(me(State(t.s.clone()), bearer(&other)).await.is_ok());
         assert_eq!(t.count("hub_portal_sessions").await, 1);
+    }
+
+    /// The dossier's processing and consent records: one JSON line per row
+    /// of the site's own, in order, each the object the dossier wrote
+    /// before (the same keys and values, nulls included, numbers as
+    /// numbers); a column left out (the event's pseudonym) stays out.
+    #[tokio::test]
+    async fn the_dossiers_records_and_consents_are_one_line_per_row_of_the_site() {
+        let Some(t) = TestHub::open().await else {
+            return;
+        };
+        let site =
+            t.s.db
+                .add_site("east", &hex::encode([1u8; 32]), &[])
+                .await
+                .unwrap();
+        let other =
+            t.s.db
+                .add_site("west", &hex::encode([2u8; 32]), &[])
+                .await
+                .unwrap();
+        let (a, b) = (site.to_string(), other.to_string());
+        let p = hex::encode([9u8; 32]);
+        t.exec(&format!(
+            "INSERT INTO hub_events (site_id, seq, kind, pseudonym, still_holds, record_hash, at, received_at, event) VALUES
+             ('{a}', 2, 'face_stored', '{p}', false, 'h2', 't2', 'r', 'enrol'),
+             ('{a}', 1, 'other', NULL, false, 'h1', 't1', 'r', NULL),
+             ('{b}', 1, 'other', NULL, false, 'hb', 'tb', 'r', 'verify')"
+        ))
+        .await;
+        t.exec(&format!(
+            "INSERT INTO hub_consents (site_id, consent_id, pseudonym, scenario_id, kind, notice_id, notice_version, notice_sha256, given_at, withdrawn_at, received_at) VALUES
+             ('{a}', 'c2', '{p}', 's', 'processing', 'n', 3, 'sha', 'g1', 'w', 'r'),
+             ('{a}', 'c1', NULL, 's', 'image_retention', NULL, NULL, NULL, 'g1', NULL, 'r'),
+             ('{b}', 'c3', NULL, 's', 'processing', NULL, NULL, NULL, 'g0', NULL, 'r')"
+        ))
+        .await;
+        let lines = |v: Vec<Value>| v.iter().map(|x| format!("{x}\n")).collect::<String>();
+        assert_eq!(
+            record_lines(&t.s, site).await.unwrap(),
+            lines(vec![
+                json!({"seq": 1, "kind": "other", "event": null, "record_hash": "h1", "at": "t1"}),
+                json!({"seq": 2, "kind": "face_stored", "event": "enrol", "record_hash": "h2", "at": "t2"}),
+            ])
+        );
+        assert_eq!(
+            consent_lines(&t.s, site).await.unwrap(),
+            lines(vec![
+                json!({"consent_id": "c1", "pseudonym": null, "scenario_id": "s", "kind": "image_retention",
+                       "notice_id": null, "notice_version": null, "notice_sha256": null, "given_at": "g1", "withdrawn_at": null}),
+                json!({"consent_id": "c2", "pseudonym": p, "scenario_id": "s", "kind": "processing",
+                       "notice_id": "n", "notice_version": 3, "notice_sha256": "sha", "given_at": "g1", "withdrawn_at": "w"}),
+            ])
+        );
+        assert_eq!(record_lines(&t.s, other).await.unwrap().lines().count(), 1);
+        assert_eq!(consent_lines(&t.s, Uuid::now_v7()).await.unwrap(), "");
     }
 
     /// Answering reads the request once (the answer's own statement finds
