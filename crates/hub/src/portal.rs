@@ -662,7 +662,7 @@ async fn site_issue(
 const PAGE: &str = include_str!("portal.html");
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -753,17 +753,17 @@ mod tests {
 
     /// A hub on a fresh database of the test server (dropped when it
     /// goes), or `None` with a printed skip.
-    struct TestHub {
+    pub(crate) struct TestHub {
         base: String,
         name: String,
-        s: HubState,
+        pub(crate) s: HubState,
     }
 
     /// The admin token of a [`TestHub`].
     const ADMIN: &str = "admin-token-for-the-test";
 
     impl TestHub {
-        async fn open() -> Option<TestHub> {
+        pub(crate) async fn open() -> Option<TestHub> {
             let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
                 println!(
                     "SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)"
@@ -839,7 +839,7 @@ mod tests {
     }
 
     /// A site holding the person's face, and a portal session of theirs.
-    async fn person_with_session(t: &TestHub, p: Hash32) -> (Uuid, HeaderMap) {
+    pub(crate) async fn person_with_session(t: &TestHub, p: Hash32) -> (Uuid, HeaderMap) {
         let site =
             t.s.db
                 .add_site("east", &hex::encode([1u8; 32]), &[])
