@@ -60,10 +60,7 @@ impl SiteArgs {
         self.hub_ca.get_or_insert(dir.join("hub.crt"));
         self.hub_pseudonym_key
             .get_or_insert(dir.join("pseudonym.key"));
-        if dir.join("manifest.pub").exists() {
-            self.hub_manifest_key
-                .get_or_insert(dir.join("manifest.pub"));
-        }
+        self.hub_manifest_key = self.manifest_key_file();
         if self.hub_site_id.is_some() {
             return Ok(());
         }
@@ -112,6 +109,17 @@ impl SiteArgs {
         Ok(())
     }
 
+    /// The hub's manifest key file: `--hub-manifest-key`, else the one in
+    /// `--hub-dir` if it is there.
+    fn manifest_key_file(&self) -> Option<PathBuf> {
+        self.hub_manifest_key.clone().or_else(|| {
+            self.hub_dir
+                .as_ref()
+                .map(|d| d.join("manifest.pub"))
+                .filter(|p| p.exists())
+        })
+    }
+
     pub fn config(&self) -> Result<Option<facegate_hub::site::SiteConfig>> {
         let Some(hub) = &self.hub else {
             return Ok(None);
@@ -144,17 +152,10 @@ pub async fn hub_bootstrap(
     if args.hub.is_none() {
         return Ok(None);
     }
-    let key_file = args.hub_manifest_key.clone().or_else(|| {
-        args.hub_dir
-            .as_ref()
-            .map(|d| d.join("manifest.pub"))
-            .filter(|p| p.exists())
-    });
-    let Some(key_file) = key_file else {
+    let Some(key_file) = args.manifest_key_file() else {
         return Ok(None);
     };
-    let key = std::fs::read_to_string(&key_file)
-        .with_context(|| format!("hub manifest key {}", key_file.display()))?;
+    let key = facegate_hub::site::load_manifest_key(&key_file)?;
     let local = match &cfg.scenario {
         Some(p) => std::fs::read_to_string(p)
             .with_context(|| format!("scenario manifest {}", p.display()))?,
@@ -179,20 +180,13 @@ pub async fn hub_bootstrap(
         }
     };
     let store = facegate_store::Store::open(&url, keys).await?;
-    let rows = store.hub_manifests_deployed().await;
+    let stored = facegate_hub::site::stored_hub_manifests(&store, Some(&key)).await;
     store.close().await;
-    let Some(m) = rows?.into_iter().find(|m| m.scenario == local.id) else {
+    let Some(m) = stored?.into_iter().find(|m| m.signed.scenario == local.id) else {
         return Ok(None);
     };
-    let sm = facegate_hub::proto::SignedManifest {
-        manifest_id: m.manifest_id,
-        scenario: m.scenario,
-        version: m.version,
-        notice_version: m.notice_version,
-        manifest: m.manifest,
-        signature: m.signature,
-    };
-    if !facegate_hub::manifests::verify(key.trim(), &sm) {
+    let sm = m.signed;
+    if !m.verifies {
         println!(
             "scenario: the stored hub manifest of {} (hub version {}) no longer verifies with the hub key; bootstrapping from the local manifest",
             sm.scenario, sm.version

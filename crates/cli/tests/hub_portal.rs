@@ -514,6 +514,10 @@ fn hub_portal_person_withdraws_once_with_a_site_token_and_reads_the_answer() {
     let text = dossier.to_string().to_lowercase();
     assert!(!text.contains("obama"), "no name in the dossier");
     assert!(text.contains("requests_and_complaints.json"));
+    assert!(
+        dossier["files"].get("requests.json").is_none(),
+        "requests are listed once, in requests_and_complaints.json"
+    );
     let dpath = root.join("dossier.json");
     std::fs::write(&dpath, dossier.to_string()).unwrap();
     let ok = bin()

@@ -205,6 +205,16 @@ pub struct Case {
     pub closed_at: Option<String>,
 }
 
+/// Who raised a request ([`HubDb::add_request`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Raised<'a> {
+    /// The operator's staff at the desk (`POST /v1/requests`): no case row.
+    Desk,
+    /// The person in the central portal, with their note (a complaint's
+    /// text), checked by [`crate::portal::check_text`].
+    Portal { text: Option<&'a str> },
+}
+
 /// Which cases [`HubDb::cases`] reads, in which order.
 #[derive(Debug, Clone, Copy)]
 pub enum Cases<'a> {
@@ -627,8 +637,15 @@ impl HubDb {
     /// Record a person's request once and route a command to every site
     /// that holds their face information (withdraw / erase / access);
     /// complaints stay with the processor's operator here. Every request is
-    /// recorded with its due date.
-    pub async fn add_request(&self, kind: &str, pseudonym: Hash32) -> Result<RequestView> {
+    /// recorded with its due date, and one raised in the portal with its
+    /// case row (origin and text), all in one transaction: a crash leaves
+    /// the request with its case or neither.
+    pub async fn add_request(
+        &self,
+        kind: &str,
+        pseudonym: Hash32,
+        raised: Raised<'_>,
+    ) -> Result<RequestView> {
         // A person's request is a command of that kind (a deploy is not a
         // person's), or a complaint that stays here.
         let cmd = match CommandKind::parse(kind) {
@@ -650,6 +667,15 @@ impl HubDb {
             .bind(due.to_string())
             .execute(&mut *tx)
             .await?;
+        if let Raised::Portal { text } = raised {
+            sqlx::query(
+                "INSERT INTO hub_request_cases (request_id, origin, text) VALUES ($1, 'portal', $2)",
+            )
+            .bind(id.to_string())
+            .bind(text)
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(c) = cmd {
             let sites: Vec<String> = sqlx::query_scalar(
                 "SELECT site_id FROM hub_holdings WHERE pseudonym = $1 ORDER BY site_id",

@@ -1,7 +1,8 @@
 //! The inspection dossier (R24): filing pack, PIA, device placements,
 //! processing records (each site's event log as the hub holds it), consent
 //! records (per site: scenario, kind, notice version, given / withdrawn,
-//! pseudonym), requests and complaints with their due dates, and the
+//! pseudonym), requests and complaints with their due dates and each
+//! site's progress (`requests_and_complaints.json`), and the
 //! audit anchors of every site, as one archive with an integrity manifest
 //! (SHA-256 of every file, and of the manifest itself) that
 //! [`check`] verifies.
@@ -70,16 +71,16 @@ pub async fn build(s: &HubConfig) -> Result<Value> {
             Value::String(crate::portal::consent_lines(s, x.id).await?),
         );
     }
+    // Every person's request and complaint with each site's progress, the
+    // pending ones included (there is no second list of pending commands:
+    // the only thing it held beyond these was a manifest push still on its
+    // way, which is no person's request; `hub show manifests` shows those).
     files.insert(
         "requests_and_complaints.json".into(),
         Value::String(
             serde_json::to_string_pretty(&crate::portal::cases_for_dossier(s).await?)
                 .expect("json"),
         ),
-    );
-    files.insert(
-        "requests.json".into(),
-        Value::String(serde_json::to_string_pretty(&s.db.pending().await?).expect("json")),
     );
     let manifest: Map<String, Value> = files
         .iter()
@@ -117,4 +118,38 @@ pub fn check(d: &Value) -> std::result::Result<usize, String> {
         }
     }
     Ok(files.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::Raised;
+    use crate::portal::tests::{person_with_session, TestHub};
+    use crate::proto::Hash32;
+
+    /// The dossier lists requests once: `requests_and_complaints.json`,
+    /// with a site's command still pending in it. Before, `requests.json`
+    /// listed the pending commands a second time.
+    #[tokio::test]
+    async fn r24_the_dossier_lists_each_request_once_with_its_pending_sites() {
+        let Some(t) = TestHub::open().await else {
+            return;
+        };
+        let p = Hash32([5; 32]);
+        let (site, _) = person_with_session(&t, p).await;
+        let r = t.s.db.add_request("erase", p, Raised::Desk).await.unwrap();
+        let d = super::build(&t.s).await.unwrap();
+        let files = d["files"].as_object().unwrap();
+        assert!(!files.contains_key("requests.json"), "one list of requests");
+        let cases: serde_json::Value =
+            serde_json::from_str(files["requests_and_complaints.json"].as_str().unwrap()).unwrap();
+        let cases = cases.as_array().unwrap();
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0]["id"], r.id.to_string());
+        assert_eq!(cases[0]["done"], false);
+        let sites = cases[0]["sites"].as_array().unwrap();
+        assert_eq!(sites.len(), 1);
+        assert_eq!(sites[0]["site_id"], site.to_string());
+        assert!(sites[0]["receipted_at"].is_null(), "pending at the site");
+        assert_eq!(super::check(&d), Ok(files.len()));
+    }
 }

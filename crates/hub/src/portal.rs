@@ -50,9 +50,9 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::db::{Case, Cases};
+use crate::db::{Case, Cases, Raised};
 use crate::keys::{self, PseudonymKey, SiteKey};
-use crate::proto::{ConsentKindWord, ConsentRecord, Hash32};
+use crate::proto::{ConsentRecord, Hash32};
 use crate::server::{admin, log_body, HubConfig, HubState};
 use crate::{ts, HubError, Result};
 
@@ -142,9 +142,11 @@ fn sha(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-/// A portal session: the pseudonym it is bound to.
+/// A portal session: the pseudonym it is bound to, and the session's key
+/// (the SHA-256 of its bearer token, as stored).
 struct Person {
     pseudonym: Hash32,
+    session_sha256: String,
 }
 
 async fn person(s: &HubState, h: &HeaderMap) -> Result<Person> {
@@ -154,16 +156,18 @@ async fn person(s: &HubState, h: &HeaderMap) -> Result<Person> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .filter(|t| t.starts_with(SESSION_PREFIX) && t.len() <= 128)
         .ok_or_else(|| HubError::Unauthorized("portal session required".into()))?;
+    let session_sha256 = sha(tok);
     let p: Option<String> = sqlx::query_scalar(
         "SELECT pseudonym FROM hub_portal_sessions WHERE token_sha256 = $1 AND expires_at > $2",
     )
-    .bind(sha(tok))
+    .bind(&session_sha256)
     .bind(ts(Utc::now()))
     .fetch_optional(&s.db.pool)
     .await?;
     let p = p.ok_or_else(|| HubError::Unauthorized("no such session, or it expired".into()))?;
     Ok(Person {
         pseudonym: Hash32::parse(&p).expect("hex column"),
+        session_sha256,
     })
 }
 
@@ -290,14 +294,9 @@ async fn open_session(State(s): State<HubState>, body: Bytes) -> Result<Json<Val
 }
 
 async fn logout(State(s): State<HubState>, h: HeaderMap) -> Result<Json<Value>> {
-    let _ = person(&s, &h).await?;
-    let tok = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let p = person(&s, &h).await?;
     sqlx::query("DELETE FROM hub_portal_sessions WHERE token_sha256 = $1")
-        .bind(sha(tok))
+        .bind(&p.session_sha256)
         .execute(&s.db.pool)
         .await?;
     Ok(Json(json!({ "ended": true })))
@@ -386,14 +385,15 @@ async fn person_request(
             "a complaint needs its text / 投诉需填写内容".into(),
         ));
     }
-    let v = s.db.add_request(&b.kind, p.pseudonym).await?;
-    sqlx::query(
-        "INSERT INTO hub_request_cases (request_id, origin, text) VALUES ($1, 'portal', $2)",
-    )
-    .bind(v.id.to_string())
-    .bind(&text)
-    .execute(&s.db.pool)
-    .await?;
+    let v =
+        s.db.add_request(
+            &b.kind,
+            p.pseudonym,
+            Raised::Portal {
+                text: text.as_deref(),
+            },
+        )
+        .await?;
     Ok(Json(case_view(&s, v.id).await?))
 }
 
@@ -451,11 +451,12 @@ async fn desk_answer(
     if reply.is_empty() {
         return Err(HubError::Bad("an empty answer / 答复为空".into()));
     }
-    s.db.request(id).await?;
     let now = ts(Utc::now());
-    sqlx::query(
+    // The answer is written only for a request that exists (the statement
+    // reads it), so nothing reads the request before.
+    let written = sqlx::query(
         "INSERT INTO hub_request_cases (request_id, origin, reply, replied_at, closed_at)
-         VALUES ($1, 'desk', $2, $3, CASE WHEN $4 THEN $3 END)
+         SELECT id, 'desk', $2, $3, CASE WHEN $4 THEN $3 END FROM hub_requests WHERE id = $1
          ON CONFLICT (request_id) DO UPDATE SET reply = EXCLUDED.reply, replied_at = EXCLUDED.replied_at,
            closed_at = COALESCE(hub_request_cases.closed_at, EXCLUDED.closed_at)",
     )
@@ -464,7 +465,11 @@ async fn desk_answer(
     .bind(&now)
     .bind(a.close)
     .execute(&s.db.pool)
-    .await?;
+    .await?
+    .rows_affected();
+    if written == 0 {
+        return Err(HubError::NotFound("request".into()));
+    }
     Ok(Json(case_view(&s, id).await?))
 }
 
@@ -487,11 +492,7 @@ pub(crate) async fn record_consents(
         .bind(c.consent_id.to_string())
         .bind(c.pseudonym.map(|p| p.hex()))
         .bind(c.scenario_id.to_string())
-        .bind(match c.kind {
-            ConsentKindWord::Processing => "processing",
-            ConsentKindWord::Transmission => "transmission",
-            ConsentKindWord::ImageRetention => "image_retention",
-        })
+        .bind(c.kind.as_str())
         .bind(c.notice_id.map(|n| n.to_string()))
         .bind(c.notice_version)
         .bind(c.notice_sha256.map(|h| h.hex()))
@@ -508,54 +509,63 @@ pub(crate) async fn record_consents(
 /// seq, what kind for the headcount, the site's event name, record hash,
 /// time).
 pub async fn record_lines(s: &HubConfig, site: Uuid) -> Result<String> {
-    let rows = sqlx::query(
-        "SELECT seq, kind, event, record_hash, at FROM hub_events WHERE site_id = $1 ORDER BY seq",
+    site_lines(
+        s,
+        "hub_events",
+        &["seq", "kind", "event", "record_hash", "at"],
+        "seq",
+        site,
     )
-    .bind(site.to_string())
-    .fetch_all(&s.db.pool)
-    .await?;
-    let mut out = String::new();
-    for r in rows {
-        out.push_str(
-            &json!({
-                "seq": r.get::<i64, _>(0),
-                "kind": r.get::<String, _>(1),
-                "event": r.get::<Option<String>, _>(2),
-                "record_hash": r.get::<String, _>(3),
-                "at": r.get::<String, _>(4),
-            })
-            .to_string(),
-        );
-        out.push('\n');
-    }
-    Ok(out)
+    .await
 }
 
 /// One site's consent records as the dossier lists them (JSON lines).
 pub async fn consent_lines(s: &HubConfig, site: Uuid) -> Result<String> {
-    let rows = sqlx::query(
-        "SELECT consent_id, pseudonym, scenario_id, kind, notice_id, notice_version, notice_sha256, given_at, withdrawn_at
-         FROM hub_consents WHERE site_id = $1 ORDER BY given_at, consent_id",
+    site_lines(
+        s,
+        "hub_consents",
+        &[
+            "consent_id",
+            "pseudonym",
+            "scenario_id",
+            "kind",
+            "notice_id",
+            "notice_version",
+            "notice_sha256",
+            "given_at",
+            "withdrawn_at",
+        ],
+        "given_at, consent_id",
+        site,
     )
+    .await
+}
+
+/// One site's rows of a hub table as JSON lines, one object of the named
+/// columns per row (PostgreSQL builds each; it is written out again the
+/// way every other JSON of the dossier is).
+async fn site_lines(
+    s: &HubConfig,
+    table: &str,
+    columns: &[&str],
+    order: &str,
+    site: Uuid,
+) -> Result<String> {
+    let object = columns
+        .iter()
+        .map(|c| format!("'{c}', {c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT json_build_object({object})::text FROM {table} WHERE site_id = $1 ORDER BY {order}"
+    ))
     .bind(site.to_string())
     .fetch_all(&s.db.pool)
     .await?;
     let mut out = String::new();
     for r in rows {
-        out.push_str(
-            &json!({
-                "consent_id": r.get::<String, _>(0),
-                "pseudonym": r.get::<Option<String>, _>(1),
-                "scenario_id": r.get::<String, _>(2),
-                "kind": r.get::<String, _>(3),
-                "notice_id": r.get::<Option<String>, _>(4),
-                "notice_version": r.get::<Option<i64>, _>(5),
-                "notice_sha256": r.get::<Option<String>, _>(6),
-                "given_at": r.get::<String, _>(7),
-                "withdrawn_at": r.get::<Option<String>, _>(8),
-            })
-            .to_string(),
-        );
+        let v: Value = serde_json::from_str(&r).expect("PostgreSQL builds JSON");
+        out.push_str(&v.to_string());
         out.push('\n');
     }
     Ok(out)
@@ -652,7 +662,7 @@ async fn site_issue(
 const PAGE: &str = include_str!("portal.html");
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -741,24 +751,298 @@ mod tests {
         fn exit(&self, _: &tracing::span::Id) {}
     }
 
-    /// A fresh database on the test server, or `None` with a printed skip.
-    async fn fresh_database() -> Option<(String, String, String)> {
-        let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
-            println!(
-                "SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)"
-            );
-            return None;
-        };
-        let name = format!("fg_hubcases_{}", Uuid::new_v4().simple());
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+    /// A hub on a fresh database of the test server (dropped when it
+    /// goes), or `None` with a printed skip.
+    pub(crate) struct TestHub {
+        base: String,
+        name: String,
+        pub(crate) s: HubState,
+    }
+
+    /// The admin token of a [`TestHub`].
+    const ADMIN: &str = "admin-token-for-the-test";
+
+    impl TestHub {
+        pub(crate) async fn open() -> Option<TestHub> {
+            let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
+                println!(
+                    "SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)"
+                );
+                return None;
+            };
+            let name = format!("fg_hubcases_{}", Uuid::new_v4().simple());
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+            sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+                .await
+                .unwrap();
+            let (head, query) = base.split_once('?').unwrap_or((base.as_str(), ""));
+            let at = head.rfind('/').unwrap();
+            let url = format!("{}/{name}?{query}", &head[..at]);
+            let db = crate::db::HubDb::open(&url).await.unwrap();
+            let s = Arc::new(HubConfig {
+                db,
+                admin_token_sha256: hex::encode(Sha256::digest(ADMIN.as_bytes())),
+                pseudonym_key: PseudonymKey::from_bytes([7; 32]),
+                processor_name: "test".into(),
+                body_log: None,
+                manifest_key: None,
+            });
+            Some(TestHub { base, name, s })
+        }
+
+        /// Run one statement of the test's own (fixtures, faults).
+        async fn exec(&self, sql: &str) {
+            sqlx::Executor::execute(&self.s.db.pool, sql).await.unwrap();
+        }
+
+        async fn count(&self, table: &str) -> i64 {
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&self.s.db.pool)
+                .await
+                .unwrap()
+        }
+    }
+
+    /// The database goes when the test ends, failed or not (a thread of
+    /// its own: the test's runtime may be the one dropping).
+    impl Drop for TestHub {
+        fn drop(&mut self) {
+            let (base, name) = (self.base.clone(), self.name.clone());
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async move {
+                        use sqlx::Connection;
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+                            let _ = sqlx::Executor::execute(
+                                &mut c,
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await;
+                        }
+                    })
+            })
+            .join();
+        }
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        h
+    }
+
+    /// A site holding the person's face, and a portal session of theirs.
+    pub(crate) async fn person_with_session(t: &TestHub, p: Hash32) -> (Uuid, HeaderMap) {
+        let site =
+            t.s.db
+                .add_site("east", &hex::encode([1u8; 32]), &[])
+                .await
+                .unwrap();
+        let now = Utc::now();
+        sqlx::query("INSERT INTO hub_holdings (site_id, pseudonym, since) VALUES ($1, $2, $3)")
+            .bind(site.to_string())
+            .bind(p.hex())
+            .bind(ts(now))
+            .execute(&t.s.db.pool)
             .await
             .unwrap();
-        let (head, query) = base.split_once('?').unwrap_or((base.as_str(), ""));
-        let at = head.rfind('/').unwrap();
-        let url = format!("{}/{name}?{query}", &head[..at]);
-        Some((base, name, url))
+        let session = format!("{SESSION_PREFIX}{}", hex::encode([3u8; 32]));
+        sqlx::query("INSERT INTO hub_portal_sessions (token_sha256, pseudonym, site_id, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)")
+            .bind(sha(&session))
+            .bind(p.hex())
+            .bind(site.to_string())
+            .bind(ts(now))
+            .bind(ts(now + chrono::Duration::minutes(5)))
+            .execute(&t.s.db.pool)
+            .await
+            .unwrap();
+        (site, bearer(&session))
+    }
+
+    /// A portal request and its case row (origin, text) are one
+    /// transaction: when the case row cannot be written (a fault injected
+    /// by a trigger, as a crash between the two would), no request and no
+    /// command to a site is left behind. Before, the request was committed
+    /// first and the case row written after it.
+    #[tokio::test]
+    async fn a_portal_request_and_its_case_row_are_written_together_or_not_at_all() {
+        let Some(t) = TestHub::open().await else {
+            return;
+        };
+        let (_, h) = person_with_session(&t, Hash32([9; 32])).await;
+        let body = || Bytes::from_static(br#"{"kind":"withdraw","text":"please stop"}"#);
+        t.exec(
+            "CREATE FUNCTION fail_case() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'fault injected before the case row'; END $$",
+        )
+        .await;
+        t.exec("CREATE TRIGGER fail_case BEFORE INSERT ON hub_request_cases FOR EACH ROW EXECUTE FUNCTION fail_case()")
+            .await;
+        let r = person_request(State(t.s.clone()), h.clone(), body()).await;
+        assert!(r.is_err(), "the case row's fault fails the request");
+        assert_eq!(
+            t.count("hub_requests").await,
+            0,
+            "no request without its case"
+        );
+        assert_eq!(
+            t.count("hub_commands").await,
+            0,
+            "no command without its case"
+        );
+
+        t.exec("DROP TRIGGER fail_case ON hub_request_cases").await;
+        let Json(v) = person_request(State(t.s.clone()), h, body()).await.unwrap();
+        assert_eq!(v["origin"], "portal");
+        assert_eq!(v["text"], "please stop");
+        assert_eq!(v["sites"].as_array().unwrap().len(), 1);
+        assert_eq!(t.count("hub_requests").await, 1);
+        assert_eq!(t.count("hub_request_cases").await, 1);
+    }
+
+    /// Signing out ends the session it was called with (the key the
+    /// session check found, the bearer header read once), and only it.
+    #[tokio::test]
+    async fn signing_out_ends_that_session_only() {
+        let Some(t) = TestHub::open().await else {
+            return;
+        };
+        let p = Hash32([6; 32]);
+        let (site, h) = person_with_session(&t, p).await;
+        let other = format!("{SESSION_PREFIX}{}", hex::encode([4u8; 32]));
+        sqlx::query("INSERT INTO hub_portal_sessions (token_sha256, pseudonym, site_id, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)")
+            .bind(sha(&other))
+            .bind(p.hex())
+            .bind(site.to_string())
+            .bind(ts(Utc::now()))
+            .bind(ts(Utc::now() + chrono::Duration::minutes(5)))
+            .execute(&t.s.db.pool)
+            .await
+            .unwrap();
+        assert!(me(State(t.s.clone()), h.clone()).await.is_ok());
+        let Json(v) = logout(State(t.s.clone()), h.clone()).await.unwrap();
+        assert_eq!(v["ended"], true);
+        let e = me(State(t.s.clone()), h.clone()).await.unwrap_err();
+        assert!(matches!(e, HubError::Unauthorized(_)), "{e}");
+        let e = logout(State(t.s.clone()), h).await.unwrap_err();
+        assert!(matches!(e, HubError::Unauthorized(_)), "{e}");
+        assert!(me(State(t.s.clone()), bearer(&other)).await.is_ok());
+        assert_eq!(t.count("hub_portal_sessions").await, 1);
+    }
+
+    /// The dossier's processing and consent records: one JSON line per row
+    /// of the site's own, in order, each the object the dossier wrote
+    /// before (the same keys and values, nulls included, numbers as
+    /// numbers); a column left out (the event's pseudonym) stays out.
+    #[tokio::test]
+    async fn the_dossiers_records_and_consents_are_one_line_per_row_of_the_site() {
+        let Some(t) = TestHub::open().await else {
+            return;
+        };
+        let site =
+            t.s.db
+                .add_site("east", &hex::encode([1u8; 32]), &[])
+                .await
+                .unwrap();
+        let other =
+            t.s.db
+                .add_site("west", &hex::encode([2u8; 32]), &[])
+                .await
+                .unwrap();
+        let (a, b) = (site.to_string(), other.to_string());
+        let p = hex::encode([9u8; 32]);
+        t.exec(&format!(
+            "INSERT INTO hub_events (site_id, seq, kind, pseudonym, still_holds, record_hash, at, received_at, event) VALUES
+             ('{a}', 2, 'face_stored', '{p}', false, 'h2', 't2', 'r', 'enrol'),
+             ('{a}', 1, 'other', NULL, false, 'h1', 't1', 'r', NULL),
+             ('{b}', 1, 'other', NULL, false, 'hb', 'tb', 'r', 'verify')"
+        ))
+        .await;
+        t.exec(&format!(
+            "INSERT INTO hub_consents (site_id, consent_id, pseudonym, scenario_id, kind, notice_id, notice_version, notice_sha256, given_at, withdrawn_at, received_at) VALUES
+             ('{a}', 'c2', '{p}', 's', 'processing', 'n', 3, 'sha', 'g1', 'w', 'r'),
+             ('{a}', 'c1', NULL, 's', 'image_retention', NULL, NULL, NULL, 'g1', NULL, 'r'),
+             ('{b}', 'c3', NULL, 's', 'processing', NULL, NULL, NULL, 'g0', NULL, 'r')"
+        ))
+        .await;
+        let lines = |v: Vec<Value>| v.iter().map(|x| format!("{x}\n")).collect::<String>();
+        assert_eq!(
+            record_lines(&t.s, site).await.unwrap(),
+            lines(vec![
+                json!({"seq": 1, "kind": "other", "event": null, "record_hash": "h1", "at": "t1"}),
+                json!({"seq": 2, "kind": "face_stored", "event": "enrol", "record_hash": "h2", "at": "t2"}),
+            ])
+        );
+        assert_eq!(
+            consent_lines(&t.s, site).await.unwrap(),
+            lines(vec![
+                json!({"consent_id": "c1", "pseudonym": null, "scenario_id": "s", "kind": "image_retention",
+                       "notice_id": null, "notice_version": null, "notice_sha256": null, "given_at": "g1", "withdrawn_at": null}),
+                json!({"consent_id": "c2", "pseudonym": p, "scenario_id": "s", "kind": "processing",
+                       "notice_id": "n", "notice_version": 3, "notice_sha256": "sha", "given_at": "g1", "withdrawn_at": "w"}),
+            ])
+        );
+        assert_eq!(record_lines(&t.s, other).await.unwrap().lines().count(), 1);
+        assert_eq!(consent_lines(&t.s, Uuid::now_v7()).await.unwrap(), "");
+    }
+
+    /// Answering reads the request once (the answer's own statement finds
+    /// it, then the case is read back): two statements, where it was four
+    /// (the request and its progress read first only to see it exists). An
+    /// unknown request is still 404, and a second answer replaces the first
+    /// but keeps the first closing time.
+    #[tokio::test]
+    async fn answering_a_request_reads_it_once() {
+        let Some(t) = TestHub::open().await else {
+            return;
+        };
+        let (_, h) = person_with_session(&t, Hash32([8; 32])).await;
+        let body = Bytes::from_static(br#"{"kind":"complaint","text":"the gate misread me"}"#);
+        let Json(c) = person_request(State(t.s.clone()), h, body).await.unwrap();
+        let id = c["id"].as_str().unwrap().to_string();
+
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let _guard = tracing::subscriber::set_default(Statements(count.clone()));
+        let counted = || count.swap(0, std::sync::atomic::Ordering::SeqCst);
+        let answer = |id: String, reply: &'static str| {
+            desk_answer(
+                State(t.s.clone()),
+                bearer(ADMIN),
+                Path(id),
+                Bytes::from(format!(r#"{{"reply":"{reply}"}}"#)),
+            )
+        };
+        counted();
+        let Json(v) = answer(id.clone(), "we checked the gate").await.unwrap();
+        assert_eq!(
+            counted(),
+            2,
+            "one write that finds the request, one read back"
+        );
+        assert_eq!(v["reply"], "we checked the gate");
+        assert_eq!(v["origin"], "portal", "the person's case keeps its origin");
+        assert_eq!(v["text"], "the gate misread me");
+        assert!(v["closed_at"].is_string());
+        let closed = v["closed_at"].clone();
+
+        let Json(v) = answer(id, "and fixed it").await.unwrap();
+        assert_eq!(v["reply"], "and fixed it");
+        assert_eq!(v["closed_at"], closed);
+
+        let e = answer(Uuid::now_v7().to_string(), "to nobody")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, HubError::NotFound(_)), "{e}");
+        assert_eq!(counted(), 3);
+        drop(_guard);
+        assert_eq!(t.count("hub_request_cases").await, 1);
     }
 
     /// The case of one request read the way the desk read it before (its
@@ -795,19 +1079,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_desk_list_and_the_dossiers_cases_are_one_query_each() {
-        let Some((base, name, url)) = fresh_database().await else {
+        let Some(t) = TestHub::open().await else {
             return;
         };
-        let db = crate::db::HubDb::open(&url).await.unwrap();
-        let token = "admin-token-for-the-test";
-        let s = Arc::new(HubConfig {
-            db,
-            admin_token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
-            pseudonym_key: PseudonymKey::from_bytes([7; 32]),
-            processor_name: "test".into(),
-            body_log: None,
-            manifest_key: None,
-        });
+        let s = t.s.clone();
+        let token = ADMIN;
         // Two sites; three people holding at none, one or both; requests
         // of every kind, some with a case row, answered or closed, and
         // one site's command receipted.
@@ -842,7 +1118,7 @@ mod tests {
         .iter()
         .zip([1, 2, 2, 1, 0, 2].map(|i: usize| &people[i]))
         {
-            ids.push(s.db.add_request(k, *p).await.unwrap().id);
+            ids.push(s.db.add_request(k, *p, Raised::Desk).await.unwrap().id);
         }
         sqlx::query("INSERT INTO hub_request_cases (request_id, origin, text) VALUES ($1, 'portal', 'the gate misread me')")
             .bind(ids[1].to_string())
@@ -880,11 +1156,7 @@ mod tests {
         let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let _guard = tracing::subscriber::set_default(Statements(count.clone()));
         let counted = || count.swap(0, std::sync::atomic::Ordering::SeqCst);
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            format!("Bearer {token}").parse().unwrap(),
-        );
+        let h = bearer(token);
         counted();
         let Json(all) = desk_list(State(s.clone()), h.clone(), RawQuery(None))
             .await
@@ -939,15 +1211,5 @@ mod tests {
         let mine: Vec<Value> = mine.iter().map(case_json).collect();
         assert_eq!(mine.iter().collect::<Vec<_>>(), mine_want);
         drop(_guard);
-
-        s.db.pool.close().await;
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::Executor::execute(
-            &mut c,
-            format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
-        )
-        .await
-        .unwrap();
     }
 }

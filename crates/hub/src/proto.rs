@@ -216,6 +216,29 @@ pub enum ConsentKindWord {
     ImageRetention,
 }
 
+impl ConsentKindWord {
+    pub const ALL: [ConsentKindWord; 3] = [
+        ConsentKindWord::Processing,
+        ConsentKindWord::Transmission,
+        ConsentKindWord::ImageRetention,
+    ];
+
+    /// The one word for it: on the wire (serde), in the hub's table and
+    /// the dossier, and the site store's own word for the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentKindWord::Processing => "processing",
+            ConsentKindWord::Transmission => "transmission",
+            ConsentKindWord::ImageRetention => "image_retention",
+        }
+    }
+
+    /// The kind a word names (as [`ConsentKindWord::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<ConsentKindWord> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// One consent record as the hub keeps it for the inspection dossier: who
 /// (a pseudonym, never a name or a face), which scenario, which kind, under
 /// which notice, given and withdrawn when. Identifiers, times, a version
@@ -343,6 +366,27 @@ mod tests {
         }
         assert_eq!(CommandKind::parse("complaint"), None);
         assert_eq!(ReceiptStatus::parse("Applied"), None);
+    }
+
+    /// One word per consent kind: the wire's, read back to the same kind,
+    /// and every kind a site's store records has its word here (the site
+    /// sends its store's word; the hub writes this one).
+    #[test]
+    fn consent_kinds_have_one_word_each_and_every_stored_kind_has_one() {
+        for k in ConsentKindWord::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(ConsentKindWord::parse(k.as_str()), Some(k));
+        }
+        use facegate_store::ConsentKind as Stored;
+        for k in [
+            Stored::Processing,
+            Stored::Transmission,
+            Stored::ImageRetention,
+        ] {
+            let w = ConsentKindWord::parse(k.as_str()).expect("a hub word for every stored kind");
+            assert_eq!(Stored::parse(w.as_str()).unwrap(), k);
+        }
+        assert_eq!(ConsentKindWord::parse("Processing"), None);
     }
 
     use super::*;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::db::{DeviceRow, HubDb};
+use crate::db::{DeviceRow, HubDb, Raised};
 use crate::keys::{self, PseudonymKey};
 use crate::proto::SyncRequest;
 use crate::HubError;
@@ -205,7 +205,7 @@ async fn add_request(State(s): State<HubState>, h: HeaderMap, body: Bytes) -> R<
         n.contact.as_deref(),
         n.date_of_birth.as_deref(),
     );
-    let v = s.db.add_request(&n.kind, p).await?;
+    let v = s.db.add_request(&n.kind, p, Raised::Desk).await?;
     Ok(Json(serde_json::to_value(v).expect("serialises")))
 }
 

@@ -74,22 +74,11 @@ impl SiteSync {
             conn: None,
             cursor: None,
             recheck: (1, 0),
-            manifest_pub: match &cfg.manifest_key {
-                Some(p) => {
-                    let k = std::fs::read_to_string(p).map_err(|e| {
-                        HubError::Config(format!("hub manifest key {}: {e}", p.display()))
-                    })?;
-                    let k = k.trim().to_string();
-                    if Hash32::parse(&k).is_none() {
-                        return Err(HubError::Config(format!(
-                            "hub manifest key {}: 64 hex digits expected",
-                            p.display()
-                        )));
-                    }
-                    Some(k)
-                }
-                None => None,
-            },
+            manifest_pub: cfg
+                .manifest_key
+                .as_deref()
+                .map(load_manifest_key)
+                .transpose()?,
         })
     }
 
@@ -106,20 +95,12 @@ impl SiteSync {
             None => store.hub_unpin_manifest_key().await.map_err(Self::se)?,
         }
         let mut n = 0;
-        for m in store.hub_manifests_deployed().await.map_err(Self::se)? {
-            let sm = SignedManifest {
-                manifest_id: m.manifest_id,
-                scenario: m.scenario,
-                version: m.version,
-                notice_version: m.notice_version,
-                manifest: m.manifest,
-                signature: m.signature,
-            };
-            let ok = self
-                .manifest_pub
-                .as_deref()
-                .is_some_and(|k| crate::manifests::verify(k, &sm));
-            if !ok {
+        for m in stored_hub_manifests(store, self.manifest_pub.as_deref())
+            .await
+            .map_err(Self::se)?
+        {
+            let sm = m.signed;
+            if !m.verifies {
                 tracing::warn!(
                     scenario = sm.scenario,
                     "a stored hub manifest no longer verifies with the pinned key; not deployed"
@@ -152,14 +133,7 @@ impl SiteSync {
             return refuse("the command carried no manifest".into()).await;
         };
         let pinned = store.hub_manifest_key().await.map_err(Self::se)?;
-        let sm = SignedManifest {
-            manifest_id: m.manifest_id,
-            scenario: m.scenario.clone(),
-            version: m.version,
-            notice_version: m.notice_version.clone(),
-            manifest: m.manifest.clone(),
-            signature: m.signature.clone(),
-        };
+        let sm = SignedManifest::from(&m);
         let Some(pinned) = pinned else {
             return refuse("no hub manifest key is pinned at this site".into()).await;
         };
@@ -246,15 +220,17 @@ impl SiteSync {
                 .find(|x| x.id == n),
             None => None,
         };
+        let kind = ConsentKindWord::parse(c.kind.as_str()).ok_or_else(|| {
+            HubError::Transport(format!(
+                "consent kind {:?} has no hub word",
+                c.kind.as_str()
+            ))
+        })?;
         Ok(Some(ConsentRecord {
             consent_id: c.id,
             pseudonym: self.pseudonym_of(c.person_id).await?,
             scenario_id: c.scenario_id,
-            kind: match c.kind {
-                facegate_store::ConsentKind::Processing => ConsentKindWord::Processing,
-                facegate_store::ConsentKind::Transmission => ConsentKindWord::Transmission,
-                facegate_store::ConsentKind::ImageRetention => ConsentKindWord::ImageRetention,
-            },
+            kind,
             notice_id: c.notice_id,
             notice_version: notice.as_ref().map(|n| n.version),
             notice_sha256: notice.as_ref().and_then(|n| Hash32::parse(&n.sha256)),
@@ -338,27 +314,25 @@ impl SiteSync {
                     // the request again instead of opening a second one.
                     let channel = format!("hub:{}", c.command_id);
                     let existing = store
-                        .requests()
+                        .hub_request_opened(&channel, *p)
                         .await
-                        .map_err(Self::se)?
-                        .into_iter()
-                        .find(|r| r.channel == channel && r.person_id == Some(*p));
+                        .map_err(Self::se)?;
                     let opened = match existing {
-                        Some(r) => Ok(r),
-                        None => {
-                            self.core
-                                .open_request(
-                                    *p,
-                                    facegate_store::RequestKind::Access,
-                                    &channel,
-                                    "hub:access",
-                                    facegate_core::requests::Due::WorkingDays,
-                                )
-                                .await
-                        }
+                        Some(id) => Ok(id),
+                        None => self
+                            .core
+                            .open_request(
+                                *p,
+                                facegate_store::RequestKind::Access,
+                                &channel,
+                                "hub:access",
+                                facegate_core::requests::Due::WorkingDays,
+                            )
+                            .await
+                            .map(|r| r.id),
                     };
                     match opened {
-                        Ok(r) => receipt = receipt.or(Some(r.id)),
+                        Ok(id) => receipt = receipt.or(Some(id)),
                         Err(facegate_core::CoreError::NotFound(_)) => {}
                         Err(e) => return Err(Self::se(e)),
                     }
@@ -557,6 +531,62 @@ impl SiteSync {
     }
 }
 
+/// The hub's manifest public key from its file (`manifest.pub`): 64 hex
+/// digits, or a configuration error.
+pub fn load_manifest_key(path: &std::path::Path) -> Result<String> {
+    let k = std::fs::read_to_string(path)
+        .map_err(|e| HubError::Config(format!("hub manifest key {}: {e}", path.display())))?;
+    let k = k.trim().to_string();
+    if Hash32::parse(&k).is_none() {
+        return Err(HubError::Config(format!(
+            "hub manifest key {}: 64 hex digits expected",
+            path.display()
+        )));
+    }
+    Ok(k)
+}
+
+impl From<&facegate_store::HubManifestRow> for SignedManifest {
+    fn from(m: &facegate_store::HubManifestRow) -> SignedManifest {
+        SignedManifest {
+            manifest_id: m.manifest_id,
+            scenario: m.scenario.clone(),
+            version: m.version,
+            notice_version: m.notice_version.clone(),
+            manifest: m.manifest.clone(),
+            signature: m.signature.clone(),
+        }
+    }
+}
+
+/// A hub-signed manifest this site deployed, and whether its signature
+/// verifies now with the hub key.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub signed: SignedManifest,
+    pub verifies: bool,
+}
+
+/// The newest deployed hub manifest of each scenario in this site's store,
+/// each with its signature checked again under `key` (none: nothing
+/// verifies). The one check a start makes, whether `serve` picks what it
+/// starts with or [`SiteSync::start`] deploys again.
+pub async fn stored_hub_manifests(
+    store: &facegate_store::Store,
+    key: Option<&str>,
+) -> facegate_store::Result<Vec<StoredManifest>> {
+    Ok(store
+        .hub_manifests_deployed()
+        .await?
+        .iter()
+        .map(|m| {
+            let signed = SignedManifest::from(m);
+            let verifies = key.is_some_and(|k| crate::manifests::verify(k, &signed));
+            StoredManifest { signed, verifies }
+        })
+        .collect())
+}
+
 /// Sign and send one site request (also used by the bench's simulated sites).
 pub async fn signed_post(
     conn: &mut HubConn,
@@ -607,4 +637,66 @@ pub async fn person_pseudonym(
     let h = key.pseudonym(&id.display_name, id.contact.as_deref(), dob.as_deref());
     store.hub_remember_pseudonym(person, &h.hex()).await?;
     Ok(Some(h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifests::ManifestKey;
+
+    /// The one check a site's start makes on the hub manifests it holds:
+    /// the newest deployed one of each scenario, verified under the hub
+    /// key; another key's, or any without a key, does not verify.
+    #[tokio::test]
+    async fn a_start_checks_the_newest_deployed_hub_manifest_of_each_scenario() {
+        let dir = std::env::temp_dir().join(format!("fg-hub-site-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite:{}", dir.join("facegate.db").display());
+        let store =
+            facegate_store::Store::open(&url, facegate_store::StoreKeys::from_master(&[3; 32]))
+                .await
+                .unwrap();
+        let hub = ManifestKey::from_seed([1; 32]);
+        let other = ManifestKey::from_seed([2; 32]);
+        let nv = "ab".repeat(32);
+        let put = |k: &ManifestKey, scenario: &str, version: i64, deployed: bool| {
+            let m = k.sign(Uuid::now_v7(), scenario, version, &nv, "id = \"x\"\n");
+            let store = &store;
+            async move {
+                let c = Uuid::now_v7();
+                store
+                    .hub_manifest_receive(
+                        c,
+                        m.manifest_id,
+                        &m.scenario,
+                        m.version,
+                        &m.notice_version,
+                        &m.manifest,
+                        &m.signature,
+                    )
+                    .await
+                    .unwrap();
+                if deployed {
+                    store.hub_manifest_outcome(c, None).await.unwrap();
+                }
+                m
+            }
+        };
+        put(&hub, "gate", 1, true).await;
+        let gate = put(&hub, "gate", 2, true).await;
+        put(&hub, "gate", 3, false).await;
+        let lobby = put(&other, "lobby", 1, true).await;
+
+        let got = stored_hub_manifests(&store, Some(&hub.public_hex()))
+            .await
+            .unwrap();
+        let got: Vec<(SignedManifest, bool)> =
+            got.into_iter().map(|m| (m.signed, m.verifies)).collect();
+        assert_eq!(got, vec![(gate.clone(), true), (lobby.clone(), false)]);
+        let none = stored_hub_manifests(&store, None).await.unwrap();
+        assert!(none.iter().all(|m| !m.verifies));
+        assert_eq!(none.len(), 2);
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

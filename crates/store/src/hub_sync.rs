@@ -153,6 +153,20 @@ impl Store {
         Ok(())
     }
 
+    /// The request this site opened for a hub access command (its channel
+    /// names the command) for one person, if it did: one lookup by channel
+    /// and person, so a re-applied command finds its request again.
+    pub async fn hub_request_opened(&self, channel: &str, person: Uuid) -> Result<Option<Uuid>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM requests WHERE channel = $1 AND person_id = $2 ORDER BY received_at, id LIMIT 1",
+        )
+        .bind(channel)
+        .bind(person.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        id.map(|i| crate::parse_id(&i, "requests.id")).transpose()
+    }
+
     /// Access requests from the hub opened here and not yet answered
     /// (`site_receipt_id` is this site's request).
     pub async fn hub_inbox_awaiting_answer(&self) -> Result<Vec<HubInboxRow>> {
@@ -173,5 +187,82 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewRequest, RequestKind, StoreKeys};
+
+    /// Two requests of one hub command (two persons), one of another
+    /// command, and one of the person's own: the lookup finds exactly the
+    /// request of the command and person asked for, and nothing else.
+    async fn finds_the_request_of_one_command_and_person(store: &Store) {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let due = chrono::NaiveDate::from_ymd_opt(2030, 1, 2).unwrap();
+        let open = |person, channel: &str| NewRequest {
+            person_id: Some(person),
+            kind: RequestKind::Access,
+            channel: channel.into(),
+            due_date: due,
+        };
+        let mine = store.add_request(&open(a, "hub:1"), "test").await.unwrap();
+        let theirs = store.add_request(&open(b, "hub:1"), "test").await.unwrap();
+        store.add_request(&open(a, "hub:2"), "test").await.unwrap();
+        store.add_request(&open(a, "portal"), "test").await.unwrap();
+        assert_eq!(
+            store.hub_request_opened("hub:1", a).await.unwrap(),
+            Some(mine.id)
+        );
+        assert_eq!(
+            store.hub_request_opened("hub:1", b).await.unwrap(),
+            Some(theirs.id)
+        );
+        assert_eq!(store.hub_request_opened("hub:3", a).await.unwrap(), None);
+        assert_eq!(
+            store
+                .hub_request_opened("hub:1", Uuid::now_v7())
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hub_access_commands_request_is_found_by_channel_and_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("facegate.db").display());
+        let store = Store::open(&url, StoreKeys::from_master(&[5; 32]))
+            .await
+            .unwrap();
+        finds_the_request_of_one_command_and_person(&store).await;
+        store.close().await;
+
+        let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
+            println!(
+                "SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)"
+            );
+            return;
+        };
+        use sqlx::Connection;
+        let name = format!("fg_hubreq_{}", Uuid::new_v4().simple());
+        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let (head, query) = base.split_once('?').unwrap_or((base.as_str(), ""));
+        let url = format!("{}/{name}?{query}", &head[..head.rfind('/').unwrap()]);
+        let store = Store::open(&url, StoreKeys::from_master(&[5; 32]))
+            .await
+            .unwrap();
+        finds_the_request_of_one_command_and_person(&store).await;
+        store.close().await;
+        sqlx::Executor::execute(
+            &mut c,
+            format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+        )
+        .await
+        .unwrap();
     }
 }
