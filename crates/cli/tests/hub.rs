@@ -97,7 +97,10 @@ fn hub_two_instances_three_sites_no_face_at_the_hub() {
     assert!(!hc["history"].as_array().unwrap().is_empty(), "{hc}");
 
     // Central withdrawal of the person held at sites 0 and 1; site 1 is
-    // killed -9 at once and hub A (their hub) during the sync.
+    // killed -9 just before (so its command is sure to wait for it: killed
+    // after the request, a 200 ms sync could apply it first) and hub A
+    // (their hub) during the sync.
+    s1.take().unwrap().kill9();
     let (s, req) = admin.call(
         pb,
         "POST",
@@ -108,7 +111,6 @@ fn hub_two_instances_three_sites_no_face_at_the_hub() {
     assert_eq!(req["sites"].as_array().unwrap().len(), 2, "{req}");
     assert!(req["due_date"].as_str().unwrap().len() == 10);
     let rid = req["id"].as_str().unwrap().to_string();
-    s1.take().unwrap().kill9();
     std::thread::sleep(Duration::from_millis(300));
     hub_a.kill9();
     let pending = admin.get(pb, "/v1/pending");
