@@ -77,11 +77,17 @@ impl Core {
         Ok(self.state_of(c))
     }
 
-    /// One check; a device sees only the checks asked for at it.
-    pub async fn staffed_check(&self, id: Uuid, device: Option<&str>) -> CoreResult<CheckState> {
+    /// One check; a device (`(scenario store id, device id)`) sees only the
+    /// checks asked for at it, not those of a same-named device of another
+    /// scenario.
+    pub async fn staffed_check(
+        &self,
+        id: Uuid,
+        device: Option<(Uuid, &str)>,
+    ) -> CoreResult<CheckState> {
         let c = self.store.staffed_check(id).await?;
-        if let Some(dv) = device {
-            if c.device.as_deref() != Some(dv) {
+        if let Some((scenario, dv)) = device {
+            if c.scenario_id != scenario || c.device.as_deref() != Some(dv) {
                 return Err(CoreError::NotFound("staffed check".into()));
             }
         }
@@ -102,7 +108,7 @@ impl Core {
     pub async fn cancel_staffed_check(
         &self,
         id: Uuid,
-        device: Option<&str>,
+        device: Option<(Uuid, &str)>,
         actor: &str,
     ) -> CoreResult<()> {
         let c = self.staffed_check(id, device).await?;

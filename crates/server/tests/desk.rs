@@ -562,3 +562,26 @@ async fn ask_check(t: &common::T, pid: &str) -> serde_json::Value {
     assert_eq!(s, StatusCode::OK, "{c}");
     c
 }
+
+/// A kiosk sees only the checks asked for at it: not those of the
+/// same-named device of another scenario, whose key is another device's.
+#[tokio::test]
+async fn a_kiosk_of_another_scenario_does_not_see_a_same_named_kiosks_check() {
+    let t = common::server().await;
+    t.deploy(common::east_manifest()).await;
+    let east = t.device_key("residential-gate-east", "gate-north-1").await;
+    let pid = t.consenting_person("赵六", "1950-06-06").await;
+    let cid = ask_check(&t, &pid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/staffed-checks/{cid}");
+    for method in ["GET", "DELETE"] {
+        let (s, e) = t.call(method, &path, Some(&east), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method}: {e}");
+        assert_eq!(e["error"], "not_found", "{e}");
+    }
+    let (s, c) = t.call("GET", &path, Some(&t.device), None).await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["status"], "pending", "not withdrawn by the other kiosk");
+}
