@@ -250,3 +250,63 @@ async fn r19_a_card_read_at_a_device_the_scenario_lacks_is_refused_before_it_is_
     assert_eq!(t.state.store.attempt_failures(&by_key).await.unwrap(), 0);
     assert_eq!(t.state.store.attempt_failures(&space_key).await.unwrap(), 0);
 }
+
+/// A card's holder who declined face (R17) and then withdrew their consent
+/// to face processing (R8) still passes by card: policy asks nothing of the
+/// person for a method that does not touch the face, so the card hit reads
+/// none of those facts, and the decision is the one it always was.
+#[tokio::test]
+async fn r15_r17_a_card_passes_whatever_the_holder_decided_about_face() {
+    let t = common::server().await;
+    let pid = t.consenting_person("周七", "1960-07-07").await;
+    let (s, o) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{pid}/cards"),
+            Some(&t.admin),
+            Some(json!({"kind": "card", "secret": "0004599999"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    let present = || t.present_credential(&t.device, "gate-north-1", "card", "0004599999");
+    let (s, v) = present().await;
+    assert_eq!(
+        (s, v["outcome"].clone()),
+        (StatusCode::OK, json!("pass")),
+        "{v}"
+    );
+    let grants = v["grants"].clone();
+
+    let (s, v) = t
+        .call(
+            "POST",
+            "/v1/decline-face",
+            Some(&t.admin),
+            Some(json!({"person_id": pid})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = present().await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "pass", "after declining face: {v}");
+    assert_eq!(v["grants"], grants);
+
+    let consent = t.consents(&pid).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = t
+        .call(
+            "POST",
+            &format!("/v1/consents/{consent}/withdraw"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = present().await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "pass", "after withdrawing consent: {v}");
+    assert_eq!(v["grants"], grants);
+    assert_eq!(v["person_id"], pid.as_str());
+}
