@@ -585,3 +585,56 @@ async fn a_kiosk_of_another_scenario_does_not_see_a_same_named_kiosks_check() {
     assert_eq!(s, StatusCode::OK, "{c}");
     assert_eq!(c["status"], "pending", "not withdrawn by the other kiosk");
 }
+
+/// A check decided before its code was kept with it (no `receipt_code` in
+/// the row): a poll makes the code from the stored event, and the
+/// decision's receipt has one source, the check's code, whichever way it
+/// came.
+#[tokio::test]
+async fn r15_a_check_decided_before_codes_were_kept_is_answered_from_its_event() {
+    use sqlx::Connection;
+    let t = common::server().await;
+    let pid = t.consenting_person("吴八", "1955-08-08").await;
+    let cid = ask_check(&t, &pid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, d) = t
+        .call(
+            "POST",
+            &format!("/v1/staffed-checks/{cid}/decide"),
+            Some(&t.admin),
+            Some(json!({"result": "fail", "guard_name": "钱保安"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let code = d["outcome"]["receipt_code"].as_str().unwrap().to_string();
+    assert!(!code.is_empty());
+    let url = format!("sqlite:{}", t.dir.join("facegate.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE staffed_checks SET receipt_code = NULL WHERE id = $1")
+        .bind(&cid)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let id = uuid::Uuid::parse_str(&cid).unwrap();
+    assert_eq!(
+        t.state.store.staffed_check(id).await.unwrap().receipt_code,
+        None,
+        "as a check decided before codes were kept"
+    );
+    // Nothing was re-deployed, so the code made again from the event is
+    // the one the decision gave.
+    assert_eq!(poll(&t, &cid).await, code);
+    let (s, kiosk) = t
+        .call(
+            "GET",
+            &format!("/v1/staffed-checks/{cid}"),
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{kiosk}");
+    assert_eq!(kiosk["outcome"]["receipt_code"], code.as_str());
+    assert_eq!(kiosk["outcome"]["outcome"], "fail");
+}

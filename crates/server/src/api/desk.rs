@@ -184,7 +184,7 @@ fn check_view(c: &facegate_core::staffed::CheckState, name: Option<String>) -> S
             receipt_id: receipt.to_string(),
             // The signed code kept since the decision: the kiosk's poll
             // shows the same code the guard's decision gave.
-            receipt_code: c.receipt_code.clone().unwrap_or_default(),
+            receipt_code: c.receipt_code().unwrap_or_default().to_string(),
             at,
             person_id: Some(k.person_id.to_string()),
             score: None,
@@ -373,7 +373,7 @@ pub async fn decide_check(
         .await?;
     Ok(Json(DecisionView {
         check: check_view(&c, None),
-        outcome: Outcome::with_code(o, c.receipt_code.clone().unwrap_or_default()),
+        outcome: Outcome::with_code(o, c.receipt_code().unwrap_or_default().to_string()),
     }))
 }
 
