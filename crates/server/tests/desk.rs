@@ -489,19 +489,7 @@ async fn r15_a_guards_decision_is_signed_once_and_every_poll_returns_that_code()
     // event again, naming the device by the map in force at the poll.
     let t = common::server().await;
     let pid = t.consenting_person("王五", "1948-05-05").await;
-    let cid = ask_check(&t, &pid).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, d) = t
-        .call(
-            "POST",
-            &format!("/v1/staffed-checks/{cid}/decide"),
-            Some(&t.admin),
-            Some(json!({"result": "pass", "guard_name": "赵保安"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{d}");
+    let (cid, d) = decided_check(&t, &pid, "pass").await;
     let code = d["outcome"]["receipt_code"].as_str().unwrap().to_string();
     assert_eq!(d["check"]["outcome"]["receipt_code"], code.as_str(), "{d}");
     let id = uuid::Uuid::parse_str(&cid).unwrap();
@@ -547,6 +535,22 @@ async fn poll(t: &common::T, cid: &str) -> String {
         .await;
     assert_eq!(s, StatusCode::OK, "{got}");
     got["outcome"]["receipt_code"].as_str().unwrap().to_string()
+}
+
+/// A guard's check of `pid` asked at the kiosk and decided (`pass` or
+/// `fail`) in the console: the check's id and the decision.
+async fn decided_check(t: &common::T, pid: &str, result: &str) -> (String, serde_json::Value) {
+    let cid = ask_check(t, pid).await["id"].as_str().unwrap().to_string();
+    let (s, d) = t
+        .call(
+            "POST",
+            &format!("/v1/staffed-checks/{cid}/decide"),
+            Some(&t.admin),
+            Some(json!({"result": result, "guard_name": "赵保安"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    (cid, d)
 }
 
 /// The kiosk asks for a guard's check of `pid`: the check as the kiosk sees it.
@@ -595,19 +599,7 @@ async fn r15_a_check_decided_before_codes_were_kept_is_answered_from_its_event()
     use sqlx::Connection;
     let t = common::server().await;
     let pid = t.consenting_person("吴八", "1955-08-08").await;
-    let cid = ask_check(&t, &pid).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, d) = t
-        .call(
-            "POST",
-            &format!("/v1/staffed-checks/{cid}/decide"),
-            Some(&t.admin),
-            Some(json!({"result": "fail", "guard_name": "钱保安"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{d}");
+    let (cid, d) = decided_check(&t, &pid, "fail").await;
     let code = d["outcome"]["receipt_code"].as_str().unwrap().to_string();
     assert!(!code.is_empty());
     let url = format!("sqlite:{}", t.dir.join("facegate.db").display());

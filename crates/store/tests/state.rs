@@ -41,36 +41,9 @@ both!(api_keys_survive_a_restart_and_revocation_is_seen_at_once);
 /// A second scenario of the world's processor with devices named `names`
 /// (the world's own device is `north gate`).
 async fn second_scenario(db: &Db, w: &World, names: &[&str]) -> Uuid {
-    let s = db
-        .store
-        .put_scenario(
-            &NewScenarioVersion {
-                processor_id: w.processor,
-                name: "gate-2".into(),
-                manifest: "purpose = \"building access\"\n".into(),
-                template_retention_days: 365,
-                inactivity_days: Some(90),
-            },
-            "test",
-        )
+    scenario_with_devices(&db.store, w.processor, "gate-2", names)
         .await
-        .unwrap();
-    for name in names {
-        db.store
-            .add_device(
-                &NewDevice {
-                    processor_id: w.processor,
-                    scenario_id: Some(s.scenario_id),
-                    name: (*name).into(),
-                    placement: "public_area".into(),
-                    location: "Building B".into(),
-                },
-                "test",
-            )
-            .await
-            .unwrap();
-    }
-    s.scenario_id
+        .0
 }
 
 fn device_key(id: &str, device: &str, scenario: Option<Uuid>) -> ApiKeyRecord {
