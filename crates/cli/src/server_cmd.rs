@@ -538,7 +538,7 @@ async fn serve(
                 s.auth
                     .issue(
                         Role::Device,
-                        Some(dev.clone()),
+                        Some(facegate_server::BoundDevice::of(&d, dev)),
                         "kiosk (facegate serve)",
                         "cli:serve",
                     )

@@ -220,3 +220,68 @@ impl Core {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, NaiveDate, Utc};
+    use facegate_policy as policy;
+
+    /// Why [`crate::pipeline::quiet_grants`] reads no facts of a card's or
+    /// code's holder: for every method that does not touch the face, policy
+    /// decides the same whatever the person's facts are (no consent, a
+    /// withdrawn one, a minor, a decline of face in its quiet period). If
+    /// policy ever read them for such a method, this fails, and
+    /// `quiet_grants` must read them again.
+    #[test]
+    fn r15_r17_policy_decides_a_non_face_method_without_the_persons_facts() {
+        let scenario = policy::lint(&crate::deploy::demo_manifest(), "scenario.toml")
+            .scenario
+            .expect("the demo manifest lints");
+        let notice = scenario.notice_version();
+        let now = Utc::now();
+        let mut withdrawn = policy::ConsentRecord::given(
+            &scenario,
+            policy::ConsentKind::Processing,
+            now - Duration::days(3),
+            "kiosk",
+            "test",
+        );
+        withdrawn.withdraw(now - Duration::days(1));
+        let refusing = policy::PersonFacts {
+            date_of_birth: NaiveDate::from_ymd_opt(2020, 1, 1),
+            consents: vec![withdrawn],
+            guardian_consent: None,
+            last_face_refusal_at: Some(now - Duration::hours(1)),
+            face_opt_in_at: None,
+        };
+        let decide = |method, person: &policy::PersonFacts| {
+            policy::authorize_with_notice(
+                &scenario,
+                &notice,
+                &policy::Processing {
+                    action: policy::Action::Verify,
+                    method,
+                    purpose_id: scenario.purpose_id.clone(),
+                    person: person.clone(),
+                    device: None,
+                    at: now,
+                    notice_version: Some(notice.clone()),
+                    pia: policy::PiaStatus::Current,
+                },
+            )
+            .map(|p| p.grants)
+            .map_err(|r| r.rule)
+        };
+        let none = policy::PersonFacts::default();
+        let mut offered = 0;
+        for method in policy::Method::ALL {
+            if method.is_face() {
+                continue;
+            }
+            let decision = decide(method, &none);
+            offered += usize::from(decision.is_ok());
+            assert_eq!(decide(method, &refusing), decision, "{method:?}");
+        }
+        assert!(offered >= 2, "the demo offers card and QR code at least");
+    }
+}

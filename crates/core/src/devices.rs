@@ -9,8 +9,9 @@
 //! checked on the server for every caller, the change is a new audited
 //! scenario version, and the notice, PIA and filing pack (all made from the
 //! manifest) list exactly the devices in force. Revoking also revokes the
-//! device's API keys in the store, so they stop working at once on every
-//! instance (each request reads its key from the store).
+//! device's API keys in the store (that scenario's keys for that device
+//! only), so they stop working at once on every instance (each request
+//! reads its key from the store).
 
 use std::sync::Arc;
 
@@ -184,7 +185,7 @@ impl Core {
 
     /// Revoke a device: marked inactive in a new manifest version (so it
     /// may not capture, and the documents list it as such) and its API
-    /// keys revoked in the store.
+    /// keys (bound to this scenario's device) revoked in the store.
     pub async fn revoke_device(
         &self,
         scenario: &str,
@@ -212,11 +213,9 @@ impl Core {
         // hub) or fails, the device keeps its keys and stays as it was,
         // never half revoked.
         let deployed = self.deploy_local(&src).await?;
-        for k in self.store.api_keys().await? {
-            if k.device_id.as_deref() == Some(id) && k.revoked_at.is_none() {
-                self.store.revoke_api_key(&k.id, actor).await?;
-            }
-        }
+        // This scenario's keys for the device only: a device of the same
+        // name in another scenario is another device and keeps its keys.
+        self.store.revoke_device_keys(d.store_id, id, actor).await?;
         Ok(deployed)
     }
 }

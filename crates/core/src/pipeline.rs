@@ -116,6 +116,11 @@ pub async fn person_facts(
 /// "unknown"), as does a person no longer in the store. For a face the
 /// notice is the one the person last agreed to; for a card or code the
 /// one shown at the kiosk now (as for every credential check).
+///
+/// Policy reads none of the person's facts (consents, decline, age) for a
+/// method that does not touch the face (R15, R17: the alternative is never
+/// blocked by them), so for such a method only the person's existence is
+/// read, not their consents and decline.
 pub async fn quiet_grants(
     s: &Core,
     d: &Deployed,
@@ -123,12 +128,19 @@ pub async fn quiet_grants(
     method: policy::Method,
     device: Option<policy::DeviceFacts>,
 ) -> Result<Option<String>, CoreError> {
-    let facts = match person_facts(s, d, person).await {
+    let facts = if method.is_face() {
+        person_facts(s, d, person).await
+    } else {
+        live_person(s, person)
+            .await
+            .map(|_| policy::PersonFacts::default())
+    };
+    let facts = match facts {
         Ok(f) => f,
         Err(CoreError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let notice_version = if method == policy::Method::Face {
+    let notice_version = if method.is_face() {
         acknowledged_notice(&facts)
     } else {
         Some(d.notice_version.clone())

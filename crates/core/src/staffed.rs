@@ -25,10 +25,16 @@ pub struct CheckState {
     /// `pending`, `decided`, `cancelled` or `expired` (as of the core's
     /// clock).
     pub status: &'static str,
+}
+
+impl CheckState {
     /// Once decided: the signed receipt code of the decision, signed once
-    /// when the guard decided and kept with the check, so every poll gets
-    /// the very code the guard's decision returned.
-    pub receipt_code: Option<String>,
+    /// when the guard decided and kept with the check
+    /// (`check.receipt_code`), so every poll gets the very code the guard's
+    /// decision returned.
+    pub fn receipt_code(&self) -> Option<&str> {
+        self.check.receipt_code.as_deref()
+    }
 }
 
 impl Core {
@@ -39,11 +45,7 @@ impl Core {
             _ if check.expires_at <= self.now() => "expired",
             _ => "pending",
         };
-        CheckState {
-            check,
-            status,
-            receipt_code: None,
-        }
+        CheckState { check, status }
     }
 
     /// A kiosk asks for a guard's check of `person`: refused (and the
@@ -77,24 +79,28 @@ impl Core {
         Ok(self.state_of(c))
     }
 
-    /// One check; a device sees only the checks asked for at it.
-    pub async fn staffed_check(&self, id: Uuid, device: Option<&str>) -> CoreResult<CheckState> {
-        let c = self.store.staffed_check(id).await?;
-        if let Some(dv) = device {
-            if c.device.as_deref() != Some(dv) {
+    /// One check; a device (`(scenario store id, device id)`) sees only the
+    /// checks asked for at it, not those of a same-named device of another
+    /// scenario.
+    pub async fn staffed_check(
+        &self,
+        id: Uuid,
+        device: Option<(Uuid, &str)>,
+    ) -> CoreResult<CheckState> {
+        let mut c = self.store.staffed_check(id).await?;
+        if let Some((scenario, dv)) = device {
+            if c.scenario_id != scenario || c.device.as_deref() != Some(dv) {
                 return Err(CoreError::NotFound("staffed check".into()));
             }
         }
-        let mut state = self.state_of(c);
-        state.receipt_code = state.check.receipt_code.clone();
-        if let (None, Some(rid)) = (&state.receipt_code, state.check.receipt_id) {
+        if let (None, Some(rid)) = (&c.receipt_code, c.receipt_id) {
             // Decided before codes were kept with the check: made from the
             // stored event, as it was then.
             if let Some(ev) = self.store.verification_event(rid).await? {
-                state.receipt_code = Some(self.receipt(&ev).1);
+                c.receipt_code = Some(self.receipt(&ev).1);
             }
         }
-        Ok(state)
+        Ok(self.state_of(c))
     }
 
     /// The kiosk withdraws its pending check (the person left or chose
@@ -102,7 +108,7 @@ impl Core {
     pub async fn cancel_staffed_check(
         &self,
         id: Uuid,
-        device: Option<&str>,
+        device: Option<(Uuid, &str)>,
         actor: &str,
     ) -> CoreResult<()> {
         let c = self.staffed_check(id, device).await?;

@@ -49,6 +49,10 @@ pub struct KeyRecord {
     pub role: Role,
     /// Set for `device` keys: the only device this key may act as.
     pub device_id: Option<String>,
+    /// Set for `device` keys: the scenario (store id) whose device it is
+    /// (absent in a key file written before keys had a scenario).
+    #[serde(default)]
+    pub scenario_id: Option<Uuid>,
     pub label: String,
     pub created_at: DateTime<Utc>,
     /// hex sha256 of the secret part.
@@ -64,6 +68,10 @@ pub enum Caller {
         key_id: String,
         role: Role,
         device_id: Option<String>,
+        /// For a device key: the scenario (store id) of its device; `None`
+        /// for a device key written before keys had a scenario whose device
+        /// name is in several scenarios (or none), which is refused.
+        scenario_id: Option<Uuid>,
     },
     /// A person in the self-service portal: sees only their own records.
     Person { person_id: String },
@@ -116,10 +124,14 @@ impl Caller {
             Caller::Key {
                 role: Role::Device,
                 device_id: Some(bound),
+                scenario_id,
                 ..
             } => match device_id {
                 Some(d) if d != bound => Err(ApiError::Forbidden(format!(
                     "this device key is bound to device {bound}, not {d}"
+                ))),
+                _ if scenario_id.is_none() => Err(ApiError::Forbidden(format!(
+                    "this device key was issued before keys named their scenario, and device {bound} is not in exactly one scenario: issue a new key for it"
                 ))),
                 _ => Ok(Some(bound.clone())),
             },
@@ -127,6 +139,19 @@ impl Caller {
                 self.require_operator()?;
                 Ok(device_id.map(str::to_string))
             }
+        }
+    }
+
+    /// The scenario (store id) a device key's device belongs to; `None` for
+    /// every other caller.
+    pub fn device_scenario(&self) -> Option<Uuid> {
+        match self {
+            Caller::Key {
+                role: Role::Device,
+                scenario_id,
+                ..
+            } => *scenario_id,
+            _ => None,
         }
     }
 
@@ -185,6 +210,8 @@ pub struct IssuedKey {
     pub id: String,
     pub role: Role,
     pub device_id: Option<String>,
+    /// For a device key: the scenario whose device it is.
+    pub scenario: Option<String>,
     pub label: String,
     /// The bearer token; store it now, it cannot be shown again.
     pub key: String,
@@ -206,10 +233,33 @@ impl From<facegate_store::ApiKeyRecord> for KeyRecord {
             role: role_of(&k.role).unwrap_or(Role::Auditor),
             id: k.id,
             device_id: k.device_id,
+            scenario_id: k.scenario_id,
             label: k.label,
             created_at: k.created_at,
             secret_sha256: k.secret_sha256,
             revoked: k.revoked_at.is_some(),
+        }
+    }
+}
+
+/// What a device key is bound to: one device of one scenario.
+#[derive(Debug, Clone)]
+pub struct BoundDevice {
+    /// The scenario's store id.
+    pub scenario_id: Uuid,
+    /// The scenario's manifest id, for the issued key's record.
+    pub scenario: String,
+    /// The device's manifest id.
+    pub device_id: String,
+}
+
+impl BoundDevice {
+    /// Device `device_id` of deployed scenario `d`.
+    pub fn of(d: &facegate_core::deploy::Deployed, device_id: &str) -> BoundDevice {
+        BoundDevice {
+            scenario_id: d.store_id,
+            scenario: d.scenario.id.clone(),
+            device_id: device_id.to_string(),
         }
     }
 }
@@ -238,12 +288,19 @@ impl Auth {
             if self.store.api_key(&k.id).await?.is_some() {
                 continue;
             }
+            // A device key of that time names no scenario: the one scenario
+            // with a device of that name, as migration 11 gave stored keys.
+            let scenario_id = match (&k.device_id, k.scenario_id) {
+                (Some(dv), None) => self.store.sole_scenario_of_device(dv).await?,
+                (_, sc) => sc,
+            };
             self.store
                 .add_api_key(
                     &facegate_store::ApiKeyRecord {
                         id: k.id.clone(),
                         role: k.role.as_str().into(),
                         device_id: k.device_id.clone(),
+                        scenario_id,
                         label: k.label.clone(),
                         secret_sha256: k.secret_sha256.clone(),
                         created_at: k.created_at,
@@ -271,10 +328,11 @@ impl Auth {
             .any(|k| k.role == Role::Admin && !k.revoked))
     }
 
+    /// Issue a key; a `device` key is bound to one device of one scenario.
     pub async fn issue(
         &self,
         role: Role,
-        device_id: Option<String>,
+        device: Option<BoundDevice>,
         label: &str,
         actor: &str,
     ) -> Result<IssuedKey, ApiError> {
@@ -285,7 +343,8 @@ impl Auth {
                 &facegate_store::ApiKeyRecord {
                     id: id.clone(),
                     role: role.as_str().into(),
-                    device_id: device_id.clone(),
+                    device_id: device.as_ref().map(|b| b.device_id.clone()),
+                    scenario_id: device.as_ref().map(|b| b.scenario_id),
                     label: label.to_string(),
                     secret_sha256: sha256_hex(&secret),
                     created_at: Utc::now(),
@@ -294,10 +353,12 @@ impl Auth {
                 actor,
             )
             .await?;
+        let (device_id, scenario) = device.map(|b| (b.device_id, b.scenario)).unzip();
         Ok(IssuedKey {
             id: id.clone(),
             role,
             device_id,
+            scenario,
             label: label.to_string(),
             key: format!("fgk_{id}_{secret}"),
         })
@@ -340,6 +401,7 @@ impl Auth {
                 key_id: k.id,
                 role,
                 device_id: k.device_id,
+                scenario_id: k.scenario_id,
             }));
         }
         if token.starts_with("fgp_") && token.len() <= 128 {

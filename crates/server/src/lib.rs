@@ -24,7 +24,7 @@ pub mod pipeline;
 pub mod routes;
 pub mod state;
 
-pub use auth::{Caller, IssuedKey, Role};
+pub use auth::{BoundDevice, Caller, IssuedKey, Role};
 /// Re-exported so the CLI can call handlers in process without its own axum dependency.
 pub use axum::extract::State;
 pub use error::{ApiError, ErrorBody};

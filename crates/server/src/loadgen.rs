@@ -177,6 +177,7 @@ async fn enrolled_state(
         key_id: "load".into(),
         role: Role::Operator,
         device_id: None,
+        scenario_id: None,
     };
     let p = crate::api::people::create(
         axum::extract::State(s.clone()),
@@ -272,7 +273,7 @@ pub async fn run(
         .auth
         .issue(
             Role::Device,
-            Some("gate-north-1".into()),
+            Some(crate::BoundDevice::of(&*s.scenario(None)?, "gate-north-1")),
             "load test",
             "server:load-test",
         )
@@ -622,7 +623,7 @@ pub async fn run_gates(
         .auth
         .issue(
             Role::Device,
-            Some("gate-north-1".into()),
+            Some(crate::BoundDevice::of(&*s.scenario(None)?, "gate-north-1")),
             "gate load test",
             "server:load-test",
         )

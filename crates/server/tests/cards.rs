@@ -16,6 +16,22 @@ fn keys(v: &Value) -> Vec<String> {
     k
 }
 
+/// The console issues `pid` a card numbered `secret` (replacing any active
+/// one): enrolled, with its receipt.
+async fn issue_card(t: &common::T, pid: &str, secret: &str) -> Value {
+    let (s, o) = t
+        .call(
+            "POST",
+            &format!("/v1/persons/{pid}/cards"),
+            Some(&t.admin),
+            Some(json!({"kind": "card", "secret": secret})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    assert_eq!(o["outcome"], "enrolled", "{o}");
+    o
+}
+
 #[tokio::test]
 async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled() {
     let t = common::server().await;
@@ -28,16 +44,7 @@ async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled(
         }
     };
     // The console issues a card; only its keyed hash is kept.
-    let (s, o) = t
-        .call(
-            "POST",
-            &format!("/v1/persons/{pid}/cards"),
-            Some(&t.admin),
-            Some(json!({"kind": "card", "secret": "0004512345"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{o}");
-    assert_eq!(o["outcome"], "enrolled");
+    issue_card(&t, &pid, "0004512345").await;
     // A device may not issue through the console's route.
     let (s, _) = t
         .call(
@@ -102,15 +109,7 @@ async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled(
     assert_eq!(s, StatusCode::OK, "{list}");
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert!(!list.to_string().contains("0004512345"), "{list}");
-    let (s, o) = t
-        .call(
-            "POST",
-            &format!("/v1/persons/{pid}/cards"),
-            Some(&t.admin),
-            Some(json!({"kind": "card", "secret": "0004599999"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{o}");
+    issue_card(&t, &pid, "0004599999").await;
     let (_, list) = t
         .call(
             "GET",
@@ -153,15 +152,7 @@ async fn r15_a_card_alone_identifies_a_resident_and_unknown_cards_are_throttled(
     // A guesser is stopped: misses are counted per device in the store
     // (three so far), a good card does not reset them, and the lock-out
     // survives a restart.
-    let (_, o) = t
-        .call(
-            "POST",
-            &format!("/v1/persons/{pid}/cards"),
-            Some(&t.admin),
-            Some(json!({"kind": "card", "secret": "0004588888"})),
-        )
-        .await;
-    assert_eq!(o["outcome"], "enrolled", "{o}");
+    issue_card(&t, &pid, "0004588888").await;
     let mut misses = 3;
     let mut locked = false;
     for i in 0..20 {
@@ -249,4 +240,56 @@ async fn r19_a_card_read_at_a_device_the_scenario_lacks_is_refused_before_it_is_
     let (by_key, space_key) = facegate_core::cards::counter_keys(&d, who);
     assert_eq!(t.state.store.attempt_failures(&by_key).await.unwrap(), 0);
     assert_eq!(t.state.store.attempt_failures(&space_key).await.unwrap(), 0);
+}
+
+/// A card's holder who declined face (R17) and then withdrew their consent
+/// to face processing (R8) still passes by card: policy asks nothing of the
+/// person for a method that does not touch the face, so the card hit reads
+/// none of those facts, and the decision is the one it always was.
+#[tokio::test]
+async fn r15_r17_a_card_passes_whatever_the_holder_decided_about_face() {
+    let t = common::server().await;
+    let pid = t.consenting_person("周七", "1960-07-07").await;
+    issue_card(&t, &pid, "0004599999").await;
+    let present = || t.present_credential(&t.device, "gate-north-1", "card", "0004599999");
+    let (s, v) = present().await;
+    assert_eq!(
+        (s, v["outcome"].clone()),
+        (StatusCode::OK, json!("pass")),
+        "{v}"
+    );
+    let grants = v["grants"].clone();
+
+    let (s, v) = t
+        .call(
+            "POST",
+            "/v1/decline-face",
+            Some(&t.admin),
+            Some(json!({"person_id": pid})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = present().await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "pass", "after declining face: {v}");
+    assert_eq!(v["grants"], grants);
+
+    let consent = t.consents(&pid).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = t
+        .call(
+            "POST",
+            &format!("/v1/consents/{consent}/withdraw"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = present().await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "pass", "after withdrawing consent: {v}");
+    assert_eq!(v["grants"], grants);
+    assert_eq!(v["person_id"], pid.as_str());
 }

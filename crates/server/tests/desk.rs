@@ -489,19 +489,7 @@ async fn r15_a_guards_decision_is_signed_once_and_every_poll_returns_that_code()
     // event again, naming the device by the map in force at the poll.
     let t = common::server().await;
     let pid = t.consenting_person("王五", "1948-05-05").await;
-    let cid = ask_check(&t, &pid).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, d) = t
-        .call(
-            "POST",
-            &format!("/v1/staffed-checks/{cid}/decide"),
-            Some(&t.admin),
-            Some(json!({"result": "pass", "guard_name": "赵保安"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{d}");
+    let (cid, d) = decided_check(&t, &pid, "pass").await;
     let code = d["outcome"]["receipt_code"].as_str().unwrap().to_string();
     assert_eq!(d["check"]["outcome"]["receipt_code"], code.as_str(), "{d}");
     let id = uuid::Uuid::parse_str(&cid).unwrap();
@@ -549,6 +537,22 @@ async fn poll(t: &common::T, cid: &str) -> String {
     got["outcome"]["receipt_code"].as_str().unwrap().to_string()
 }
 
+/// A guard's check of `pid` asked at the kiosk and decided (`pass` or
+/// `fail`) in the console: the check's id and the decision.
+async fn decided_check(t: &common::T, pid: &str, result: &str) -> (String, serde_json::Value) {
+    let cid = ask_check(t, pid).await["id"].as_str().unwrap().to_string();
+    let (s, d) = t
+        .call(
+            "POST",
+            &format!("/v1/staffed-checks/{cid}/decide"),
+            Some(&t.admin),
+            Some(json!({"result": result, "guard_name": "赵保安"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    (cid, d)
+}
+
 /// The kiosk asks for a guard's check of `pid`: the check as the kiosk sees it.
 async fn ask_check(t: &common::T, pid: &str) -> serde_json::Value {
     let (s, c) = t
@@ -561,4 +565,68 @@ async fn ask_check(t: &common::T, pid: &str) -> serde_json::Value {
         .await;
     assert_eq!(s, StatusCode::OK, "{c}");
     c
+}
+
+/// A kiosk sees only the checks asked for at it: not those of the
+/// same-named device of another scenario, whose key is another device's.
+#[tokio::test]
+async fn a_kiosk_of_another_scenario_does_not_see_a_same_named_kiosks_check() {
+    let t = common::server().await;
+    t.deploy(common::east_manifest()).await;
+    let east = t.device_key("residential-gate-east", "gate-north-1").await;
+    let pid = t.consenting_person("赵六", "1950-06-06").await;
+    let cid = ask_check(&t, &pid).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/staffed-checks/{cid}");
+    for method in ["GET", "DELETE"] {
+        let (s, e) = t.call(method, &path, Some(&east), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method}: {e}");
+        assert_eq!(e["error"], "not_found", "{e}");
+    }
+    let (s, c) = t.call("GET", &path, Some(&t.device), None).await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["status"], "pending", "not withdrawn by the other kiosk");
+}
+
+/// A check decided before its code was kept with it (no `receipt_code` in
+/// the row): a poll makes the code from the stored event, and the
+/// decision's receipt has one source, the check's code, whichever way it
+/// came.
+#[tokio::test]
+async fn r15_a_check_decided_before_codes_were_kept_is_answered_from_its_event() {
+    use sqlx::Connection;
+    let t = common::server().await;
+    let pid = t.consenting_person("吴八", "1955-08-08").await;
+    let (cid, d) = decided_check(&t, &pid, "fail").await;
+    let code = d["outcome"]["receipt_code"].as_str().unwrap().to_string();
+    assert!(!code.is_empty());
+    let url = format!("sqlite:{}", t.dir.join("facegate.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE staffed_checks SET receipt_code = NULL WHERE id = $1")
+        .bind(&cid)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let id = uuid::Uuid::parse_str(&cid).unwrap();
+    assert_eq!(
+        t.state.store.staffed_check(id).await.unwrap().receipt_code,
+        None,
+        "as a check decided before codes were kept"
+    );
+    // Nothing was re-deployed, so the code made again from the event is
+    // the one the decision gave.
+    assert_eq!(poll(&t, &cid).await, code);
+    let (s, kiosk) = t
+        .call(
+            "GET",
+            &format!("/v1/staffed-checks/{cid}"),
+            Some(&t.device),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{kiosk}");
+    assert_eq!(kiosk["outcome"]["receipt_code"], code.as_str());
+    assert_eq!(kiosk["outcome"]["outcome"], "fail");
 }

@@ -168,3 +168,168 @@ async fn r19_a_private_place_is_refused_alike_by_the_device_route_and_the_deploy
         body.message_zh
     );
 }
+
+/// A device key belongs to one device of one scenario. Two scenarios each
+/// with a `gate-north-1`: a key of one may not act as the other's (refused
+/// with the JSON error body), and revoking the device in one scenario
+/// revokes only that scenario's keys: the other's keep working.
+#[tokio::test]
+async fn a_device_key_acts_and_is_revoked_in_its_own_scenario_only() {
+    let t = common::server().await;
+    t.deploy(common::east_manifest()).await;
+    // Without `scenario`, the server's scenario (as for any request).
+    let (s, k) = t
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(&t.admin),
+            Some(json!({"role": "device", "device_id": "gate-north-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(k["device_id"], "gate-north-1", "{k}");
+    assert_eq!(k["scenario"], "residential-gate", "{k}");
+    let west = k["key"].as_str().unwrap().to_string();
+    let east = t.device_key("residential-gate-east", "gate-north-1").await;
+    let (_, keys) = t.call("GET", "/v1/keys", Some(&t.admin), None).await;
+    let listed = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| east.starts_with(&format!("fgk_{}_", x["id"].as_str().unwrap())))
+        .cloned()
+        .expect("listed");
+    assert_eq!(listed["scenario"], "residential-gate-east", "{listed}");
+    // A key for a device of a scenario that is not deployed is refused.
+    let (s, e) = t
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(&t.admin),
+            Some(json!({"role": "device", "device_id": "gate-north-1", "scenario": "nowhere"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    // Only a device key names a scenario.
+    let (s, e) = t
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(&t.admin),
+            Some(json!({"role": "auditor", "scenario": "residential-gate"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+
+    let read = |key: &str, scenario: Option<&str>| {
+        let (t, key) = (&t, key.to_string());
+        let mut body = json!({"device_id": "gate-north-1", "kind": "card", "secret": "00000001"});
+        if let Some(sc) = scenario {
+            body["scenario"] = json!(sc);
+        }
+        async move {
+            t.call("POST", "/v1/identify/credential", Some(&key), Some(body))
+                .await
+        }
+    };
+    // Each key acts in its own scenario: named, or by default.
+    for (key, own) in [
+        (&west, "residential-gate"),
+        (&east, "residential-gate-east"),
+    ] {
+        for scenario in [None, Some(own)] {
+            let (s, v) = read(key, scenario).await;
+            assert_eq!(s, StatusCode::OK, "{own} {scenario:?}: {v}");
+            assert_eq!(v["outcome"], "unknown", "{v}");
+        }
+    }
+    // Neither acts as the same-named device of the other scenario.
+    for (key, other) in [
+        (&west, "residential-gate-east"),
+        (&east, "residential-gate"),
+    ] {
+        let (s, e) = read(key, Some(other)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{other}: {e}");
+        assert_eq!(e["error"], "forbidden", "{e}");
+        assert!(!e["message_zh"].as_str().unwrap().is_empty(), "{e}");
+        assert!(e["message_en"].as_str().unwrap().contains(other), "{e}");
+    }
+
+    // Revoking the west scenario's gate-north-1 revokes its keys only.
+    let (s, v) = t
+        .call(
+            "POST",
+            "/v1/scenarios/residential-gate/devices/gate-north-1/revoke",
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for key in [&west, &t.device] {
+        assert_eq!(read(key, None).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (s, v) = read(&east, None).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the east scenario's key still works: {v}"
+    );
+    // So on a restarted instance too (once the east scenario is deployed
+    // there: a restart deploys only the configured manifest).
+    let t2 = t.restart().await;
+    t2.deploy(common::east_manifest()).await;
+    let (s, v) = t2
+        .call(
+            "POST",
+            "/v1/identify/credential",
+            Some(&east),
+            Some(json!({"device_id": "gate-north-1", "kind": "card", "secret": "00000001"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "unknown", "{v}");
+}
+
+/// A device key that migration 11 could give no scenario (its device name
+/// was in several scenarios, or none) is refused with the JSON error body
+/// until a new key is issued: it never acts in whichever scenario is asked.
+#[tokio::test]
+async fn a_device_key_without_a_scenario_is_refused() {
+    let t = common::server().await;
+    let secret = "legacysecret";
+    t.state
+        .store
+        .add_api_key(
+            &facegate_store::ApiKeyRecord {
+                id: "legacy1".into(),
+                role: "device".into(),
+                device_id: Some("gate-north-1".into()),
+                scenario_id: None,
+                label: "written before keys had a scenario".into(),
+                secret_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret)),
+                created_at: chrono::Utc::now(),
+                revoked_at: None,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let (s, e) = t
+        .present_credential(
+            &format!("fgk_legacy1_{secret}"),
+            "gate-north-1",
+            "card",
+            "00000001",
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"], "forbidden", "{e}");
+    assert!(
+        e["message_en"]
+            .as_str()
+            .unwrap()
+            .contains("issue a new key"),
+        "{e}"
+    );
+    assert!(!e["message_zh"].as_str().unwrap().is_empty(), "{e}");
+}

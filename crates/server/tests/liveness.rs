@@ -102,7 +102,10 @@ async fn r20_a_scenario_requiring_active_refuses_a_passive_only_request_from_any
         .auth
         .issue(
             facegate_server::Role::Device,
-            Some("gate-south-1".into()),
+            Some(facegate_server::BoundDevice::of(
+                &t.state.scenario(None).unwrap(),
+                "gate-south-1",
+            )),
             "test",
             "test",
         )

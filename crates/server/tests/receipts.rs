@@ -304,6 +304,15 @@ async fn the_evidence_file_matches_each_record_against_its_own_scenarios_notices
         t.deploy(m).await;
     }
     let p = t.consenting_person("Obama", "1961-08-04").await;
+    // Each scenario's gate-north-1 is its own device, with its own key.
+    let east = t.device_key("residential-gate-east", "gate-north-1").await;
+    let key = |scenario: &str| {
+        if scenario == "residential-gate-east" {
+            east.clone()
+        } else {
+            t.device.clone()
+        }
+    };
     let (_, n) = t
         .call(
             "GET",
@@ -317,7 +326,7 @@ async fn the_evidence_file_matches_each_record_against_its_own_scenarios_notices
         .call(
             "POST",
             "/v1/consents",
-            Some(&t.device),
+            Some(&east),
             Some(
                 json!({"person_id": p, "notice_version": n["version"], "device_id": "gate-north-1",
                         "scenario": "residential-gate-east"}),
@@ -327,11 +336,11 @@ async fn the_evidence_file_matches_each_record_against_its_own_scenarios_notices
     assert_eq!(s, StatusCode::OK, "{c}");
     for scenario in ["residential-gate", "residential-gate-east"] {
         let (s, b) = t
-            .call("POST", "/v1/credentials", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": scenario})))
+            .call("POST", "/v1/credentials", Some(&key(scenario)), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": scenario})))
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
         let (s, b) = t
-            .call("POST", "/v1/verify/credential", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": scenario})))
+            .call("POST", "/v1/verify/credential", Some(&key(scenario)), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": scenario})))
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
     }
@@ -390,8 +399,9 @@ async fn a_receipt_names_its_device_through_the_deployments_device_index() {
         }
     }
     let p = t.consenting_person("Obama", "1961-08-04").await;
+    let east = t.device_key("residential-gate-east", "gate-north-1").await;
     let (s, b) = t
-        .call("POST", "/v1/credentials", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": "residential-gate-east"})))
+        .call("POST", "/v1/credentials", Some(&east), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810", "scenario": "residential-gate-east"})))
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let (_, k) = t.call("GET", "/v1/receipts/public-key", None, None).await;

@@ -24,6 +24,9 @@ pub struct ApiKeyRecord {
     pub role: String,
     /// For device keys: the one device this key acts as.
     pub device_id: Option<String>,
+    /// For device keys: the scenario (store id) whose `device_id` it is; a
+    /// device of the same name in another scenario is another device.
+    pub scenario_id: Option<Uuid>,
     /// Free text.
     pub label: String,
     /// Hex SHA-256 of the secret part.
@@ -153,15 +156,21 @@ impl Store {
     /// Store a new API key (its secret already hashed).
     pub async fn add_api_key(&self, k: &ApiKeyRecord, actor: &str) -> Result<()> {
         row_key_ok(&k.id)?;
+        if k.scenario_id.is_some() && k.device_id.is_none() {
+            return Err(StoreError::Invalid(
+                "only a device key belongs to a scenario".into(),
+            ));
+        }
         let now = crate::now();
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, role, device_id, label, secret_sha256, created_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+            "INSERT INTO api_keys (id, role, device_id, scenario_id, label, secret_sha256, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
         )
         .bind(&k.id)
         .bind(&k.role)
         .bind(k.device_id.clone())
+        .bind(k.scenario_id.map(|s| s.to_string()))
         .bind(&k.label)
         .bind(&k.secret_sha256)
         .bind(ts(k.created_at))
@@ -173,7 +182,7 @@ impl Store {
             &AuditEntry::new(
                 "api_key_issued",
                 actor,
-                json!({ "key_id": k.id, "role": k.role, "device_id": k.device_id, "label": k.label }),
+                json!({ "key_id": k.id, "role": k.role, "device_id": k.device_id, "scenario_id": k.scenario_id, "label": k.label }),
             ),
             now,
         )
@@ -187,6 +196,7 @@ impl Store {
             id: r.s("id")?,
             role: r.s("role")?,
             device_id: r.os("device_id")?,
+            scenario_id: r.oid("scenario_id")?,
             label: r.s("label")?,
             secret_sha256: r.s("secret_sha256")?,
             created_at: r.t("created_at")?,
@@ -197,7 +207,7 @@ impl Store {
     /// One API key by id (revoked ones too).
     pub async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
         let r = sqlx::query(
-            "SELECT id, role, device_id, label, secret_sha256, created_at, revoked_at FROM api_keys WHERE id = $1",
+            "SELECT id, role, device_id, scenario_id, label, secret_sha256, created_at, revoked_at FROM api_keys WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -208,7 +218,7 @@ impl Store {
     /// Every API key, oldest first.
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
         let rows = sqlx::query(
-            "SELECT id, role, device_id, label, secret_sha256, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
+            "SELECT id, role, device_id, scenario_id, label, secret_sha256, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -238,6 +248,63 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Revoke every active key of device `device` of scenario `scenario`
+    /// (keys of a same-named device in another scenario are left alone), in
+    /// one statement and one transaction with their audit records; the ids
+    /// revoked.
+    pub async fn revoke_device_keys(
+        &self,
+        scenario: Uuid,
+        device: &str,
+        actor: &str,
+    ) -> Result<Vec<String>> {
+        let now = crate::now();
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1
+             WHERE scenario_id = $2 AND device_id = $3 AND revoked_at IS NULL
+             RETURNING id",
+        )
+        .bind(ts(now))
+        .bind(scenario.to_string())
+        .bind(device)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ids = rows.iter().map(|r| r.s("id")).collect::<Result<Vec<_>>>()?;
+        ids.sort();
+        for id in &ids {
+            append(
+                self,
+                &mut tx,
+                &AuditEntry::new(
+                    "api_key_revoked",
+                    actor,
+                    json!({ "key_id": id, "device_id": device, "scenario_id": scenario }),
+                ),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// The one scenario that has a device registered under `name`, or
+    /// `None` when no scenario or several do (how a device key written
+    /// before keys had a scenario is given one, as migration 11 does).
+    pub async fn sole_scenario_of_device(&self, name: &str) -> Result<Option<Uuid>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT scenario_id FROM devices WHERE name = $1 AND scenario_id IS NOT NULL",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        match rows.as_slice() {
+            [one] => Ok(Some(one.id("scenario_id")?)),
+            _ => Ok(None),
+        }
     }
 
     // ---- R17: declines and opting back in ---------------------------------

@@ -408,4 +408,25 @@ Migration {
         "ALTER TABLE staffed_checks ADD COLUMN receipt_code TEXT",
     ],
 },
+Migration {
+    version: 11,
+    name: "device_keys_per_scenario",
+    statements: &[
+        // A device key acts as one device of one scenario: two scenarios may
+        // each have a device of the same name, and revoking one revokes only
+        // its own keys. NULL for admin, operator and auditor keys.
+        "ALTER TABLE api_keys ADD COLUMN scenario_id TEXT REFERENCES scenarios(id)",
+        // Existing device keys: the scenario whose registered devices (one
+        // row per scenario and manifest device id, made at deploy) have that
+        // name, when exactly one scenario does. A name in several scenarios,
+        // or in none, leaves the key unscoped: the server refuses it until
+        // a new key is issued for the device of the scenario meant.
+        "UPDATE api_keys SET scenario_id = (
+            SELECT MIN(d.scenario_id) FROM devices d WHERE d.name = api_keys.device_id)
+         WHERE device_id IS NOT NULL
+           AND (SELECT COUNT(DISTINCT d.scenario_id) FROM devices d
+                WHERE d.name = api_keys.device_id) = 1",
+        "CREATE INDEX api_keys_device ON api_keys (scenario_id, device_id)",
+    ],
+},
 ];

@@ -8,12 +8,14 @@ mod common;
 use chrono::{Duration, Utc};
 use common::*;
 use facegate_store::*;
+use uuid::Uuid;
 
 async fn api_keys_survive_a_restart_and_revocation_is_seen_at_once(db: Db) {
     let k = ApiKeyRecord {
         id: "kiosk1".into(),
         role: "device".into(),
         device_id: Some("gate-north-1".into()),
+        scenario_id: None,
         label: "north gate".into(),
         secret_sha256: "ab".repeat(32),
         created_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
@@ -35,6 +37,160 @@ async fn api_keys_survive_a_restart_and_revocation_is_seen_at_once(db: Db) {
     assert_eq!(other.api_keys().await.unwrap().len(), 1);
 }
 both!(api_keys_survive_a_restart_and_revocation_is_seen_at_once);
+
+/// A second scenario of the world's processor with devices named `names`
+/// (the world's own device is `north gate`).
+async fn second_scenario(db: &Db, w: &World, names: &[&str]) -> Uuid {
+    scenario_with_devices(&db.store, w.processor, "gate-2", names)
+        .await
+        .0
+}
+
+fn device_key(id: &str, device: &str, scenario: Option<Uuid>) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.into(),
+        role: "device".into(),
+        device_id: Some(device.into()),
+        scenario_id: scenario,
+        label: id.into(),
+        secret_sha256: "ab".repeat(32),
+        created_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
+        revoked_at: None,
+    }
+}
+
+async fn revoking_a_device_revokes_only_its_scenarios_keys(db: Db) {
+    let w = world(&db.store).await;
+    let b = second_scenario(&db, &w, &["north gate"]).await;
+    for k in [
+        device_key("a1", "north gate", Some(w.scenario)),
+        device_key("a2", "north gate", Some(w.scenario)),
+        device_key("a-south", "south gate", Some(w.scenario)),
+        device_key("b1", "north gate", Some(b)),
+    ] {
+        db.store.add_api_key(&k, "test").await.unwrap();
+    }
+    // Only a device key belongs to a scenario.
+    let mut admin = device_key("adm", "north gate", Some(b));
+    (admin.role, admin.device_id) = ("admin".into(), None);
+    assert!(db.store.add_api_key(&admin, "test").await.is_err());
+    assert!(db.store.revoke_api_key("a2", "test").await.unwrap());
+
+    let revoked = db
+        .store
+        .revoke_device_keys(w.scenario, "north gate", "operator:o1")
+        .await
+        .unwrap();
+    assert_eq!(revoked, vec!["a1".to_string()], "a2 was revoked already");
+    let other = db.reopen().await;
+    let state = |id: &'static str| {
+        let other = &other;
+        async move {
+            other
+                .api_key(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_some()
+        }
+    };
+    assert!(state("a1").await);
+    assert!(!state("a-south").await, "another device of the scenario");
+    assert!(
+        !state("b1").await,
+        "the same-named device of another scenario"
+    );
+    assert_eq!(
+        other.api_key("b1").await.unwrap().unwrap().scenario_id,
+        Some(b)
+    );
+    assert!(other
+        .revoke_device_keys(w.scenario, "north gate", "operator:o1")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        other
+            .revoke_device_keys(b, "north gate", "operator:o1")
+            .await
+            .unwrap(),
+        vec!["b1".to_string()]
+    );
+}
+both!(revoking_a_device_revokes_only_its_scenarios_keys);
+
+/// Migration 11 gives each device key written before it the one scenario
+/// with a device of that name; a name in several scenarios, or in none,
+/// leaves the key without one (the server refuses it until a new key is
+/// issued). The database is put back to schema 10 (no `scenario_id`, no
+/// record of migration 11) and opened again, as an upgrade opens it.
+async fn migration_11_backfills_device_keys_with_their_sole_scenario(db: Db) {
+    use sqlx::Connection;
+    let w = world(&db.store).await;
+    let b = second_scenario(&db, &w, &["north gate", "lobby"]).await;
+    let mut admin = device_key("admin", "x", None);
+    (admin.role, admin.device_id) = ("admin".into(), None);
+    for k in [
+        device_key("both", "north gate", None),
+        device_key("lobby", "lobby", None),
+        device_key("none", "car park", None),
+        admin,
+    ] {
+        db.store.add_api_key(&k, "test").await.unwrap();
+    }
+    assert_eq!(
+        db.store.sole_scenario_of_device("lobby").await.unwrap(),
+        Some(b)
+    );
+    assert_eq!(
+        db.store
+            .sole_scenario_of_device("north gate")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        db.store.sole_scenario_of_device("car park").await.unwrap(),
+        None
+    );
+    db.store.clone().close().await;
+    sqlx::any::install_default_drivers();
+    let mut c = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    for stmt in [
+        "DROP INDEX api_keys_device",
+        "CREATE TABLE api_keys_v10 (
+            id TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            device_id TEXT,
+            label TEXT NOT NULL,
+            secret_sha256 TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT)",
+        "INSERT INTO api_keys_v10 SELECT id, role, device_id, label, secret_sha256, created_at, revoked_at FROM api_keys",
+        "DROP TABLE api_keys",
+        "ALTER TABLE api_keys_v10 RENAME TO api_keys",
+        "DELETE FROM schema_migrations WHERE version = 11",
+    ] {
+        sqlx::Executor::execute(&mut c, stmt).await.unwrap();
+    }
+    c.close().await.unwrap();
+    let upgraded = db.reopen().await;
+    assert_eq!(upgraded.schema_version().await.unwrap(), 11);
+    let scenario = |id: &'static str| {
+        let s = &upgraded;
+        async move { s.api_key(id).await.unwrap().unwrap().scenario_id }
+    };
+    assert_eq!(
+        scenario("lobby").await,
+        Some(b),
+        "its device is in one scenario"
+    );
+    assert_eq!(scenario("both").await, None, "its device is in two");
+    assert_eq!(scenario("none").await, None, "its device is in none");
+    assert_eq!(scenario("admin").await, None, "not a device key");
+}
+both!(migration_11_backfills_device_keys_with_their_sole_scenario);
 
 async fn r17_a_decline_is_kept_until_the_person_opts_back_in(db: Db) {
     let w = world(&db.store).await;

@@ -848,8 +848,8 @@ async fn records_round_trip(db: Db) {
     assert!(db.store.check_integrity().await.unwrap().is_ok());
     // Reopen: migrations are idempotent.
     let again = db.reopen().await;
-    // The newest migration (10: the guard's kept receipt code) is applied once.
-    assert_eq!(again.schema_version().await.unwrap(), 10);
+    // The newest migration (11: device keys per scenario) is applied once.
+    assert_eq!(again.schema_version().await.unwrap(), 11);
     assert!(again.verify_chain().await.unwrap().is_intact());
 }
 both!(records_round_trip);

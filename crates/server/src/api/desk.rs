@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::api::frontline::{FrontCall, Outcome};
 use crate::api::people::{complaint_view, person_view, ComplaintView, PersonView};
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::pipeline;
@@ -184,7 +184,7 @@ fn check_view(c: &facegate_core::staffed::CheckState, name: Option<String>) -> S
             receipt_id: receipt.to_string(),
             // The signed code kept since the decision: the kiosk's poll
             // shows the same code the guard's decision gave.
-            receipt_code: c.receipt_code.clone().unwrap_or_default(),
+            receipt_code: c.receipt_code().unwrap_or_default().to_string(),
             at,
             person_id: Some(k.person_id.to_string()),
             score: None,
@@ -230,6 +230,17 @@ pub async fn request_check(
     Ok(Json(check_view(&c, None)))
 }
 
+/// For a device key, the device it acts as (its scenario's store id and
+/// the device id): it sees only the checks asked for there. `None` for an
+/// operator, who sees any.
+fn device_of(caller: &Caller) -> ApiResult<Option<(Uuid, String)>> {
+    let device = caller.require_frontline(None)?;
+    Ok(match (caller.device_scenario(), device) {
+        (Some(scenario), Some(dv)) => Some((scenario, dv)),
+        _ => None,
+    })
+}
+
 /// One check: a kiosk polls the ones it asked for; operators see any.
 #[utoipa::path(get, path = "/v1/staffed-checks/{id}", tag = "recognition",
     params(("id" = String, Path, format = Uuid, description = "The check")),
@@ -241,13 +252,12 @@ pub async fn get_check(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<StaffedCheckView>> {
-    let device = caller.require_frontline(None)?;
-    let device = match caller.role() {
-        Some(Role::Device) => device,
-        _ => None,
-    };
+    let device = device_of(&caller)?;
     let id = path_id(&id, "check")?;
-    let c = s.core.staffed_check(id, device.as_deref()).await?;
+    let c = s
+        .core
+        .staffed_check(id, device.as_ref().map(|(sc, dv)| (*sc, dv.as_str())))
+        .await?;
     Ok(Json(check_view(&c, None)))
 }
 
@@ -264,14 +274,14 @@ pub async fn cancel_check(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let device = caller.require_frontline(None)?;
-    let device = match caller.role() {
-        Some(Role::Device) => device,
-        _ => None,
-    };
+    let device = device_of(&caller)?;
     let id = path_id(&id, "check")?;
     s.core
-        .cancel_staffed_check(id, device.as_deref(), &caller.actor())
+        .cancel_staffed_check(
+            id,
+            device.as_ref().map(|(sc, dv)| (*sc, dv.as_str())),
+            &caller.actor(),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -363,7 +373,7 @@ pub async fn decide_check(
         .await?;
     Ok(Json(DecisionView {
         check: check_view(&c, None),
-        outcome: Outcome::with_code(o, c.receipt_code.clone().unwrap_or_default()),
+        outcome: Outcome::with_code(o, c.receipt_code().unwrap_or_default().to_string()),
     }))
 }
 

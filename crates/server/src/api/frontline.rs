@@ -34,7 +34,7 @@ impl FrontCall {
         let device = caller.require_frontline(device_id)?;
         Ok(FrontCall {
             device,
-            scenario: s.scenario(scenario)?,
+            scenario: scenario_for(s, caller, scenario)?,
             actor: caller.actor(),
         })
     }
@@ -63,6 +63,34 @@ impl FrontCall {
             device: self.device.as_deref(),
         }
     }
+}
+
+/// The scenario a front-line request acts in: the one it names, else (for
+/// a device key) the key's own scenario or (for anyone else) the server's.
+/// A device key acts only in its own scenario: a device of the same name in
+/// another scenario is another device.
+pub(crate) fn scenario_for(
+    s: &AppState,
+    caller: &Caller,
+    scenario: Option<&str>,
+) -> ApiResult<std::sync::Arc<facegate_core::deploy::Deployed>> {
+    let Some(bound) = caller.device_scenario() else {
+        return Ok(s.scenario(scenario)?);
+    };
+    let d = match scenario {
+        Some(id) => s.scenario(Some(id))?,
+        None => s
+            .core
+            .scenario_by_store_id(bound)
+            .ok_or_else(|| crate::error::ApiError::NotFound("this device key's scenario".into()))?,
+    };
+    if d.store_id != bound {
+        return Err(crate::error::ApiError::Forbidden(format!(
+            "this device key is bound to a device of another scenario, not of scenario {}",
+            d.scenario.id
+        )));
+    }
+    Ok(d)
 }
 
 /// The frames of a face request, as the core takes them.

@@ -4,7 +4,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Caller, IssuedKey, KeyRecord, Role};
+use crate::auth::{BoundDevice, Caller, IssuedKey, KeyRecord, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -15,6 +15,9 @@ pub struct NewKey {
     pub role: Role,
     /// Required for `device` keys: the device this key is bound to.
     pub device_id: Option<String>,
+    /// For `device` keys: the scenario whose device it is (default: the
+    /// server's scenario). The key acts in that scenario only.
+    pub scenario: Option<String>,
     #[serde(default)]
     pub label: String,
 }
@@ -23,7 +26,8 @@ pub struct NewKey {
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKey,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The key, with its secret (shown only here)", body = IssuedKey)))]
+        (status = 200, description = "The key, with its secret (shown only here)", body = IssuedKey),
+        (status = 404, description = "No such scenario", body = crate::ErrorBody)))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -36,15 +40,19 @@ pub async fn create(
             "A device key must be bound to one device (device_id).",
         ));
     }
-    if req.role != Role::Device && req.device_id.is_some() {
+    if req.role != Role::Device && (req.device_id.is_some() || req.scenario.is_some()) {
         return Err(ApiError::bad(
-            "只有设备密钥可以绑定设备。",
-            "Only device keys are bound to a device.",
+            "只有设备密钥可以绑定设备及其场景。",
+            "Only device keys are bound to a device and its scenario.",
         ));
     }
+    let device = match &req.device_id {
+        Some(dv) => Some(BoundDevice::of(&*s.scenario(req.scenario.as_deref())?, dv)),
+        None => None,
+    };
     let k = s
         .auth
-        .issue(req.role, req.device_id, &req.label, &caller.actor())
+        .issue(req.role, device, &req.label, &caller.actor())
         .await?;
     Ok(Json(k))
 }
@@ -54,6 +62,9 @@ pub struct KeyView {
     pub id: String,
     pub role: Role,
     pub device_id: Option<String>,
+    /// For a device key: the scenario whose device it is (its store id
+    /// when that scenario is not deployed here).
+    pub scenario: Option<String>,
     pub label: String,
     pub created_at: DateTime<Utc>,
     pub revoked: bool,
@@ -65,7 +76,7 @@ impl utoipa::PartialSchema for NewKey {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         let label = serde_json::json!({"type": "string", "description": "A note for people (default empty)."});
         serde_json::from_value(serde_json::json!({
-            "description": "A key to issue: a `device` key names its device (`device_id`), no other key does.",
+            "description": "A key to issue: a `device` key names its device (`device_id`) and may name its scenario (`scenario`, default the server's), no other key does.",
             "oneOf": [
                 {
                     "type": "object",
@@ -73,6 +84,7 @@ impl utoipa::PartialSchema for NewKey {
                     "properties": {
                         "role": {"type": "string", "enum": ["device"]},
                         "device_id": {"type": "string", "description": "The device this key is bound to."},
+                        "scenario": {"type": ["string", "null"], "description": "The scenario whose device it is (default: the server's scenario)."},
                         "label": label,
                     }
                 },
@@ -82,6 +94,7 @@ impl utoipa::PartialSchema for NewKey {
                     "properties": {
                         "role": {"type": "string", "enum": ["admin", "operator", "auditor"]},
                         "device_id": {"type": "null"},
+                        "scenario": {"type": "null"},
                         "label": label,
                     }
                 }
@@ -93,9 +106,14 @@ impl utoipa::PartialSchema for NewKey {
 
 impl utoipa::ToSchema for NewKey {}
 
-impl From<KeyRecord> for KeyView {
-    fn from(k: KeyRecord) -> Self {
+impl KeyView {
+    fn of(s: &AppState, k: KeyRecord) -> Self {
         KeyView {
+            scenario: k.scenario_id.map(|id| {
+                s.core
+                    .scenario_by_store_id(id)
+                    .map_or_else(|| id.to_string(), |d| d.scenario.id.clone())
+            }),
             id: k.id,
             role: k.role,
             device_id: k.device_id,
@@ -117,7 +135,7 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<V
             .list()
             .await?
             .into_iter()
-            .map(KeyView::from)
+            .map(|k| KeyView::of(&s, k))
             .collect(),
     ))
 }

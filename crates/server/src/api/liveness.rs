@@ -63,8 +63,11 @@ pub async fn issue(
     caller: Caller,
     Json(req): Json<ChallengeInput>,
 ) -> ApiResult<Json<ChallengeView>> {
-    let device = caller.require_frontline(req.device_id.as_deref())?;
-    let d = s.scenario(req.scenario.as_deref())?;
+    let crate::api::frontline::FrontCall {
+        device,
+        scenario: d,
+        ..
+    } = crate::api::frontline::FrontCall::of(&s, &caller, &req.device_id, &req.scenario)?;
     let person = req
         .person_id
         .as_deref()

@@ -84,7 +84,15 @@ pub async fn server_with_manifest(manifest: Option<String>) -> T {
         .key;
     let device = state
         .auth
-        .issue(Role::Device, Some("gate-north-1".into()), "test", "test")
+        .issue(
+            Role::Device,
+            Some(facegate_server::BoundDevice::of(
+                &state.scenario(None).unwrap(),
+                "gate-north-1",
+            )),
+            "test",
+            "test",
+        )
         .await
         .unwrap()
         .key;
@@ -188,6 +196,22 @@ impl T {
     pub async fn notice_version(&self) -> String {
         let (_, n) = self.call("GET", "/v1/notice", None, None).await;
         n["version"].as_str().unwrap().to_string()
+    }
+
+    /// A new key for device `device` of scenario `scenario` (a device key
+    /// acts in its own scenario only), issued by the admin.
+    pub async fn device_key(&self, scenario: &str, device: &str) -> String {
+        let (s, k) = self
+            .call(
+                "POST",
+                "/v1/keys",
+                Some(&self.admin),
+                Some(json!({"role": "device", "device_id": device, "scenario": scenario})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{k}");
+        assert_eq!(k["scenario"], scenario, "{k}");
+        k["key"].as_str().unwrap().to_string()
     }
 
     /// A card, QR code or wedge read presented alone at a device

@@ -192,11 +192,27 @@ pub async fn world(store: &Store) -> World {
         .add_processor("Test Property Co.", Some("dpo@example.test"), "test")
         .await
         .unwrap();
+    let (scenario, devices) = scenario_with_devices(store, p.id, "gate", &["north gate"]).await;
+    World {
+        processor: p.id,
+        scenario,
+        device: devices[0],
+    }
+}
+
+/// A scenario `name` of `processor` with devices registered under `devices`
+/// (as a deploy registers a manifest's): its id and theirs.
+pub async fn scenario_with_devices(
+    store: &Store,
+    processor: Uuid,
+    name: &str,
+    devices: &[&str],
+) -> (Uuid, Vec<Uuid>) {
     let s = store
         .put_scenario(
             &NewScenarioVersion {
-                processor_id: p.id,
-                name: "gate".into(),
+                processor_id: processor,
+                name: name.into(),
                 manifest: "purpose = \"building access\"\n".into(),
                 template_retention_days: 365,
                 inactivity_days: Some(90),
@@ -205,24 +221,24 @@ pub async fn world(store: &Store) -> World {
         )
         .await
         .unwrap();
-    let d = store
-        .add_device(
-            &NewDevice {
-                processor_id: p.id,
-                scenario_id: Some(s.scenario_id),
-                name: "north gate".into(),
-                placement: "public_area".into(),
-                location: "Building A".into(),
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    World {
-        processor: p.id,
-        scenario: s.scenario_id,
-        device: d.id,
+    let mut ids = vec![];
+    for device in devices {
+        let d = store
+            .add_device(
+                &NewDevice {
+                    processor_id: processor,
+                    scenario_id: Some(s.scenario_id),
+                    name: (*device).into(),
+                    placement: "public_area".into(),
+                    location: "Building A".into(),
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        ids.push(d.id);
     }
+    (s.scenario_id, ids)
 }
 
 /// A person with an active processing consent for the world's scenario.
