@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use facegate_gallery::{
-    kernels, synthetic, Calibration, Candidate, Decision, Encoding, Fusion, FusionN, Gallery,
-    GalleryOptions, HnswParams, PersonId, ScenarioId, Search, Template, TemplateId,
+    kernels, synthetic, Calibration, Candidate, Decision, Encoding, FusedGallery, Fusion, FusionN,
+    Gallery, GalleryOptions, HnswParams, PersonId, ScenarioId, Search, Template, TemplateId,
 };
 use std::collections::HashMap;
 use std::io::Write;
@@ -1181,8 +1181,25 @@ fn identify(a: IdentifyArgs) -> Result<()> {
         } else {
             facegate_core::Recognition::Pair
         };
+        // The test pairs (1:1) whose two images have a face.
+        let test_pairs: Vec<(&Vecs, &Vecs, bool)> = pairs
+            .iter()
+            .filter_map(|p| {
+                let (x, y) = (
+                    emb.get(&lfw::image_path(&a.images, &p.a))?,
+                    emb.get(&lfw::image_path(&a.images, &p.b))?,
+                );
+                Some((x, y, p.same()))
+            })
+            .collect();
         Some(production_identify(
-            &enrolled, &mated, &non_mated, a.fpir, a.threads, r,
+            &enrolled,
+            &mated,
+            &non_mated,
+            &test_pairs,
+            a.fpir,
+            a.threads,
+            r,
         )?)
     } else {
         None
@@ -1244,10 +1261,10 @@ fn identify(a: IdentifyArgs) -> Result<()> {
     }
     if let Some(p) = &production {
         println!(
-            "production    {:>10} {:>8.4} {:>8.4} {:>8.4} ({:>3}) {:>12} {:>8}  the server's FusedGallery with the shipped fusion and tables, cascade: \
+            "production    {:>10} {:>8} {:>8.4} {:>8.4} ({:>3}) {:>12} {:>8}  the server's FusedGallery with the shipped fusion and tables, cascade: \
              other models run for {:.1} % of probes ({} of {}); answers differing from always running them: {} ({})",
             "-",
-            p["rank1"].as_f64().unwrap_or(f64::NAN),
+            "-",
             p["fnir_at_target"].as_f64().unwrap_or(f64::NAN),
             p["fpir_measured"].as_f64().unwrap_or(f64::NAN),
             p["false_positives"].as_u64().unwrap_or(0),
@@ -1258,6 +1275,17 @@ fn identify(a: IdentifyArgs) -> Result<()> {
             p["probes"].as_u64().unwrap_or(0),
             p["differ_from_always"].as_u64().unwrap_or(0),
             p["recognition"].as_str().unwrap_or_default(),
+        );
+        println!(
+            "production 1:1 on the {} test pairs (FMR 1e-4, as the server verifies): TAR {:.4} ({} genuine), \
+             {} false accepts of {} impostors; other models run for {} pairs; answers differing from always running them: {}",
+            p["verify_pairs"],
+            p["verify_tar_at_1e-4"].as_f64().unwrap_or(f64::NAN),
+            p["verify_genuine"],
+            p["verify_false_accepts"],
+            p["verify_impostor"],
+            p["verify_others_run"],
+            p["verify_differ_from_always"],
         );
     }
     for r in &out_rows {
@@ -1288,13 +1316,14 @@ fn production_identify(
     enrolled: &[(PersonId, &Vecs)],
     mated: &[(PersonId, &Vecs)],
     non_mated: &[&Vecs],
+    test_pairs: &[(&Vecs, &Vecs, bool)],
     fpir: f64,
     threads: usize,
     recognition: facegate_core::Recognition,
 ) -> Result<serde_json::Value> {
     let spec = facegate_core::deploy::fused_spec(recognition)?;
     let scenario = ScenarioId::new();
-    let mut g = facegate_gallery::FusedGallery::new(
+    let mut g = FusedGallery::new(
         scenario,
         spec.clone(),
         GalleryOptions {
@@ -1356,9 +1385,54 @@ fn production_identify(
         differ += (c != a) as usize;
     }
     let probes = mated.len() + non_mated.len();
+    // 1:1 on the test pairs, as the server verifies (FMR 1e-4, the gallery's
+    // default): the first image enrolled, the second verified.
+    let mut one = FusedGallery::new(scenario, spec.clone(), GalleryOptions::default())?;
+    let (mut tar, mut fa, mut ran1, mut differ1) = (0usize, 0usize, 0usize, 0usize);
+    let (mut genuine, mut impostor) = (0usize, 0usize);
+    for (x, y, same) in test_pairs {
+        let pid = PersonId::new();
+        let o = others_of(x)?;
+        let mut parts: Vec<&[f32]> = vec![&x.first];
+        parts.extend(o.iter().map(|v| v.as_slice()));
+        one.add(&facegate_gallery::parts_template(
+            pid,
+            scenario,
+            &spec.fused_model_id,
+            &parts,
+            Encoding::F32,
+        )?)?;
+        let o = others_of(y)?;
+        let others: Vec<&[f32]> = o.iter().map(|v| v.as_slice()).collect();
+        let probe = facegate_gallery::Probe {
+            first: &y.first,
+            others: Some(&others),
+        };
+        let always = one.verify(pid, &probe)?.accepted;
+        let cascade = match one.verify_cascade(pid, &y.first)? {
+            facegate_gallery::Cascade::Decided(m) => m.accepted,
+            facegate_gallery::Cascade::NeedsOthers => {
+                ran1 += 1;
+                always
+            }
+        };
+        differ1 += (cascade != always) as usize;
+        if *same {
+            genuine += 1;
+            tar += cascade as usize;
+        } else {
+            impostor += 1;
+            fa += cascade as usize;
+        }
+        one.remove_person(pid);
+    }
     Ok(serde_json::json!({
         "recognition": recognition.as_str(), "fused_model_id": spec.fused_model_id,
-        "rank1": hits as f64 / mated.len() as f64,
+        "verify_pairs": test_pairs.len(), "verify_genuine": genuine, "verify_impostor": impostor,
+        "verify_tar_at_1e-4": tar as f64 / genuine.max(1) as f64,
+        "verify_false_accepts": fa, "verify_others_run": ran1,
+        "verify_differ_from_always": differ1,
+        "rank1": serde_json::Value::Null,
         "fnir_at_target": 1.0 - hits as f64 / mated.len() as f64,
         "fpir_measured": fp as f64 / non_mated.len() as f64,
         "false_positives": fp,
