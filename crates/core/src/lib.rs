@@ -226,6 +226,17 @@ impl Recognition {
     }
 }
 
+/// A device a request comes from: its manifest id, and the scenario (store
+/// id) its key is bound to. Two scenarios may each have a device of the same
+/// name; a device key acts only as the one of its own scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceAt<'a> {
+    pub name: &'a str,
+    /// `None`: any scenario's device of that name (the model-based test's
+    /// single scenario; the server always binds a device key's scenario).
+    pub scenario: Option<Uuid>,
+}
+
 /// How recently a device must have verified a person to issue their portal code.
 pub const PORTAL_CODE_CHECK_SECONDS: i64 = 60;
 /// How recently a device must have verified a person to act for them (withdrawal).
@@ -421,6 +432,18 @@ impl Core {
     }
 
     /// The store id of a device (manifest id), in any deployed scenario.
+    /// The store id of a request's device: the one of its key's scenario
+    /// ([`DeviceAt`]), not a same-named device of another scenario.
+    pub fn device_at(&self, device: DeviceAt<'_>) -> Option<Uuid> {
+        let Some(sid) = device.scenario else {
+            return self.device_uuid(device.name);
+        };
+        self.scenario_by_store_id(sid)
+            .and_then(|d| d.devices.get(device.name).copied())
+    }
+
+    /// The store id of the first device of this manifest id in any scenario
+    /// (an operator naming a device).
     pub fn device_uuid(&self, device: &str) -> Option<Uuid> {
         self.scenarios
             .read()
@@ -677,8 +700,8 @@ impl Core {
             }
             ops::Acting::Device(dv) => {
                 let device = self
-                    .device_uuid(dv)
-                    .ok_or_else(|| CoreError::NotFound(format!("device {dv}")))?;
+                    .device_at(dv)
+                    .ok_or_else(|| CoreError::NotFound(format!("device {}", dv.name)))?;
                 let since = self.now() - Duration::seconds(DEVICE_SCOPE_SECONDS);
                 if !self
                     .store
@@ -718,13 +741,13 @@ impl Core {
     /// `seconds`: (receipt, method, when).
     pub async fn recent_pass(
         &self,
-        device: &str,
+        device: DeviceAt<'_>,
         person: Uuid,
         seconds: i64,
     ) -> CoreResult<Option<(Uuid, String, DateTime<Utc>)>> {
         let dv = self
-            .device_uuid(device)
-            .ok_or_else(|| CoreError::NotFound(format!("device {device}")))?;
+            .device_at(device)
+            .ok_or_else(|| CoreError::NotFound(format!("device {}", device.name)))?;
         Ok(self
             .store
             .recent_pass(dv, person, self.now() - Duration::seconds(seconds))
@@ -751,7 +774,7 @@ impl Core {
                     ));
                 };
                 Ok(
-                    serde_json::json!({ "device": dv, "check_receipt": receipt, "method": method, "at": at }),
+                    serde_json::json!({ "device": dv.name, "check_receipt": receipt, "method": method, "at": at }),
                 )
             }
             PortalIssuer::Operator { identity_check } => {
@@ -782,7 +805,11 @@ impl Core {
 
     /// A device acts only for the person in front of it: one it verified
     /// within [`DEVICE_SCOPE_SECONDS`].
-    pub async fn require_person_at_device(&self, device: &str, person: Uuid) -> CoreResult<()> {
+    pub async fn require_person_at_device(
+        &self,
+        device: DeviceAt<'_>,
+        person: Uuid,
+    ) -> CoreResult<()> {
         if self
             .recent_pass(device, person, DEVICE_SCOPE_SECONDS)
             .await?
@@ -803,7 +830,7 @@ impl Core {
         &self,
         person: Uuid,
         credential: &str,
-        device: Option<&str>,
+        device: Option<DeviceAt<'_>>,
         limit: i64,
     ) -> CoreResult<()> {
         if let Some(dv) = device {
@@ -848,8 +875,8 @@ struct GallerySync {
 /// Who issues a portal code.
 #[derive(Debug, Clone, Copy)]
 pub enum PortalIssuer<'a> {
-    /// A device key, at this device (manifest id).
-    Device(&'a str),
+    /// A device key, at this device.
+    Device(DeviceAt<'a>),
     /// An operator, with how the identity was checked.
     Operator { identity_check: Option<&'a str> },
 }

@@ -91,7 +91,7 @@ pub enum Acting<'a> {
     /// The person themself (portal session): only their own records.
     Person(Uuid),
     /// A device key: only for the person it has just verified.
-    Device(&'a str),
+    Device(crate::DeviceAt<'a>),
     /// An operator or admin (role already checked by the caller).
     Operator,
 }
@@ -558,7 +558,11 @@ impl Core {
         let (kind, method, attempt, permit) = self
             .authorize_credential(d, person, who, kind, policy::Action::Verify)
             .await?;
-        self.reserve_credential_attempt(person, method.key(), who.device, limit)
+        let at = who.device.map(|name| crate::DeviceAt {
+            name,
+            scenario: Some(d.store_id),
+        });
+        self.reserve_credential_attempt(person, method.key(), at, limit)
             .await?;
         let ok = match kind {
             store::CredentialKind::Pin => self.store.verify_pin(person, secret).await?,

@@ -432,7 +432,13 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
             Op::Decline(i, by_device) => {
                 let p = &mut people[i];
                 let (acting, actor) = if by_device {
-                    (Acting::Device(DEVICE), "device:mbt")
+                    (
+                        Acting::Device(facegate_core::DeviceAt {
+                            name: DEVICE,
+                            scenario: None,
+                        }),
+                        "device:mbt",
+                    )
                 } else {
                     (Acting::Operator, "operator:mbt")
                 };
@@ -470,7 +476,10 @@ async fn run_sequence(w: &mut World, seed: u64, master: [u8; 32]) -> Result<(), 
             Op::PortalDevice(i) | Op::PortalOperator(i) => {
                 let p = &people[i];
                 let issuer = match op {
-                    Op::PortalDevice(_) => PortalIssuer::Device(DEVICE),
+                    Op::PortalDevice(_) => PortalIssuer::Device(facegate_core::DeviceAt {
+                        name: DEVICE,
+                        scenario: None,
+                    }),
                     _ => PortalIssuer::Operator {
                         identity_check: Some("居民身份证 checked (mbt)"),
                     },

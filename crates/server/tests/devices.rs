@@ -333,3 +333,67 @@ async fn a_device_key_without_a_scenario_is_refused() {
     );
     assert!(!e["message_zh"].as_str().unwrap().is_empty(), "{e}");
 }
+
+/// A device acts for a person only after that person passed a check at
+/// that very device: a same-named device of another scenario does not
+/// count (before, the device was looked up by name across scenarios, so
+/// the east gate's key could issue a portal code, or withdraw a consent,
+/// for someone who had just passed at the west gate of the same name).
+#[tokio::test]
+async fn a_device_acts_only_for_who_passed_at_that_device_not_a_same_named_one() {
+    let t = common::server().await;
+    t.deploy(common::east_manifest()).await;
+    let east = t.device_key("residential-gate-east", "gate-north-1").await;
+    let p = t.consenting_person("Obama", "1961-08-04").await;
+    let (s, b) = t
+        .call("POST", "/v1/credentials", Some(&t.device), Some(json!({"person_id": p, "device_id": "gate-north-1", "kind": "pin", "secret": "246810"})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = t
+        .call(
+            "POST",
+            "/v1/verify/credential",
+            Some(&t.device),
+            Some(json!({"person_id": p, "device_id": "gate-north-1", "secret": "246810"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["outcome"].as_str()),
+        (StatusCode::OK, Some("pass")),
+        "{b}"
+    );
+    let portal_code = |key: &str| {
+        let (t, key, p) = (&t, key.to_string(), p.clone());
+        async move {
+            t.call(
+                "POST",
+                &format!("/v1/persons/{p}/portal-code"),
+                Some(&key),
+                Some(json!({"device_id": "gate-north-1"})),
+            )
+            .await
+        }
+    };
+    let (s, b) = portal_code(&east).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "the east gate did not check them: {b}"
+    );
+    assert_eq!(b["error"], "forbidden", "{b}");
+    let (s, b) = portal_code(&t.device).await;
+    assert_eq!(s, StatusCode::OK, "the west gate did: {b}");
+    // Nor may the east gate withdraw their consent.
+    let cs = t.consents(&p).await;
+    let cid = cs[0]["id"].as_str().unwrap();
+    let (s, b) = t
+        .call(
+            "POST",
+            &format!("/v1/consents/{cid}/withdraw"),
+            Some(&east),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(t.consents(&p).await[0]["withdrawn_at"].is_null());
+}

@@ -326,7 +326,10 @@ pub async fn decline_face(
             role: crate::Role::Device,
             device_id: Some(dv),
             ..
-        } => facegate_core::ops::Acting::Device(dv),
+        } => facegate_core::ops::Acting::Device(facegate_core::DeviceAt {
+            name: dv,
+            scenario: caller.device_scenario(),
+        }),
         _ => facegate_core::ops::Acting::Operator,
     };
     // Kept in the store (R17 on the server, across restarts and instances).
@@ -655,7 +658,10 @@ pub async fn portal_code(
                 ..
             },
             Some(dv),
-        ) => facegate_core::PortalIssuer::Device(dv),
+        ) => facegate_core::PortalIssuer::Device(facegate_core::DeviceAt {
+            name: dv,
+            scenario: caller.device_scenario(),
+        }),
         _ => facegate_core::PortalIssuer::Operator {
             identity_check: input.identity_check.as_deref(),
         },

@@ -163,7 +163,10 @@ pub async fn withdraw(
             role: crate::Role::Device,
             device_id: Some(dv),
             ..
-        } => facegate_core::ops::Acting::Device(dv),
+        } => facegate_core::ops::Acting::Device(facegate_core::DeviceAt {
+            name: dv,
+            scenario: caller.device_scenario(),
+        }),
         _ => {
             caller.require_frontline(None)?;
             facegate_core::ops::Acting::Operator
