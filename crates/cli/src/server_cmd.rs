@@ -557,6 +557,10 @@ async fn serve(
         d.scenario.name.get(facegate_policy::Lang::En),
         &d.notice_version[..12.min(d.notice_version.len())]
     );
+    println!(
+        "recognition: {} (FACEGATE_RECOGNITION=first|pair|three)",
+        s.core.recognition.describe()
+    );
     match (&device, &kiosk_key) {
         (Some(dev), Some(k)) => {
             println!("kiosk:   http://{addr}/kiosk#device={dev}&key={}", k.key)

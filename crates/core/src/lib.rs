@@ -224,6 +224,19 @@ impl Recognition {
     pub fn parse(s: &str) -> Option<Recognition> {
         Recognition::ALL.into_iter().find(|r| r.as_str() == s)
     }
+
+    /// One line for an operator: what decides.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Recognition::First => "first: the first embedding model alone",
+            Recognition::Pair => {
+                "pair: the first model fused with dlib's ResNet (the second runs only where the first leaves the answer open)"
+            }
+            Recognition::Three => {
+                "three: the pair plus MobileFaceNet (research-only weights: see the README's model licences)"
+            }
+        }
+    }
 }
 
 /// A device a request comes from: its manifest id, and the scenario (store
