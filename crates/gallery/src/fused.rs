@@ -84,10 +84,24 @@ struct Scored {
 }
 
 impl Scored {
-    /// Accepted first, then the rarer score.
-    fn beats(&self, other: &Scored) -> bool {
-        (self.accepted, -self.rarity) > (other.accepted, -other.rarity)
+    /// What ranks answers: accepted first, then the rarer score.
+    fn cmp_strength(&self, other: &Scored) -> std::cmp::Ordering {
+        self.accepted
+            .cmp(&other.accepted)
+            .then(other.rarity.total_cmp(&self.rarity))
     }
+
+    fn beats(&self, other: &Scored) -> bool {
+        self.cmp_strength(other) == std::cmp::Ordering::Greater
+    }
+}
+
+/// The thresholds one decision compares with (see [`FusedGallery::cascade_bounds`]).
+struct At {
+    first: f32,
+    fused: f32,
+    lo: f32,
+    hi: f32,
 }
 
 /// The other models' unit embeddings of one template (wiped on drop).
@@ -241,13 +255,14 @@ impl FusedGallery {
     }
 
     /// The fused log-odds of a template whose first-model cosine is `first`.
-    fn fused_score(&self, first: f32, stored: &Others, probe: &[&[f32]]) -> f32 {
-        let mut scores = Vec::with_capacity(1 + stored.len());
-        scores.push(first);
-        for (s, p) in stored.iter().zip(probe) {
-            scores.push(s.iter().zip(p.iter()).map(|(a, b)| a * b).sum());
-        }
-        self.spec.fusion.score(&scores)
+    fn fused_score(&self, first: f32, stored: &Others, probe: &Others) -> f32 {
+        let others = stored
+            .iter()
+            .zip(probe)
+            .map(|(s, p)| s.iter().zip(p.iter()).map(|(a, b)| a * b).sum::<f32>());
+        self.spec
+            .fusion
+            .score_of(std::iter::once(first).chain(others))
     }
 
     /// The probe's other parts as unit vectors, checked against the spec.
@@ -298,9 +313,20 @@ impl FusedGallery {
         (lo, hi.max(lo))
     }
 
-    /// One template's answer at `fmr`; `None` when the cascade needs the
-    /// other models for it.
-    fn score_one(&self, template: TemplateId, s1: f32, how: &How, fmr: f64) -> Option<Scored> {
+    /// The thresholds a decision at `fmr` compares with, read once.
+    fn at(&self, fmr: f64) -> At {
+        let (lo, hi) = self.cascade_bounds(fmr);
+        At {
+            first: self.spec.first_calibration.threshold(fmr),
+            fused: self.spec.fused_calibration.threshold(fmr),
+            lo,
+            hi,
+        }
+    }
+
+    /// One template's answer at thresholds `at`; `None` when the cascade
+    /// needs the other models for it.
+    fn score_one(&self, template: TemplateId, s1: f32, how: &How, at: &At) -> Option<Scored> {
         let first = &self.spec.first_calibration;
         let on_first = |threshold: f32| Scored {
             template,
@@ -311,43 +337,38 @@ impl FusedGallery {
         };
         let Some(stored) = self.others.get(&template) else {
             // A first-model template: its own scale, whatever the probe.
-            return Some(on_first(first.threshold(fmr)));
+            return Some(on_first(at.first));
         };
         match how {
-            How::First => Some(on_first(first.threshold(fmr))),
-            How::Cascade => {
-                let (lo, hi) = self.cascade_bounds(fmr);
-                (s1 <= lo || s1 > hi).then(|| on_first(hi))
-            }
+            How::First => Some(on_first(at.first)),
+            How::Cascade => (s1 <= at.lo || s1 > at.hi).then(|| on_first(at.hi)),
             How::Fused(probe) => {
-                let p: Vec<&[f32]> = probe.iter().map(|v| v.as_slice()).collect();
-                let score = self.fused_score(s1, stored, &p);
-                let threshold = self.spec.fused_calibration.threshold(fmr);
+                let score = self.fused_score(s1, stored, probe);
                 Some(Scored {
                     template,
                     score,
-                    threshold,
+                    threshold: at.fused,
                     rarity: self.spec.fused_calibration.fmr_at(score),
-                    accepted: score > threshold,
+                    accepted: score > at.fused,
                 })
             }
         }
     }
 
-    /// `person`'s strongest answer at `fmr` (accepted first, then the
-    /// rarest score); `Err(())` when the cascade needs the other models
-    /// (no template accepts without them, and one cannot be decided).
+    /// The strongest answer among one person's templates (their
+    /// first-model scores; accepted first, then the rarest score);
+    /// `Err(())` when the cascade needs the other models (no template
+    /// accepts without them, and one cannot be decided).
     fn best_of(
         &self,
-        person: PersonId,
-        q: &crate::gallery::Query,
+        scores: Vec<(TemplateId, f32)>,
         how: &How,
-        fmr: f64,
+        at: &At,
     ) -> Result<Option<Scored>, ()> {
         let mut best: Option<Scored> = None;
         let mut undecided = false;
-        for (template, s1) in self.first.person_template_scores(person, q) {
-            match self.score_one(template, s1, how, fmr) {
+        for (template, s1) in scores {
+            match self.score_one(template, s1, how, at) {
                 Some(s) if best.is_none_or(|b| s.beats(&b)) => best = Some(s),
                 Some(_) => {}
                 None => undecided = true,
@@ -393,13 +414,14 @@ impl FusedGallery {
         first: &[f32],
         how: &How,
     ) -> Result<Cascade<Match>, Error> {
-        let n = self.first.templates_of(person).len();
+        let q = self.first.prepare(first)?;
+        let scores = self.first.person_template_scores(person, &q);
+        let n = scores.len();
         if n == 0 {
             return Err(Error::UnknownPerson(person));
         }
-        let q = self.first.prepare(first)?;
         let fmr = Calibration::fmr_for_fpir(self.first.options().verify_fmr, n);
-        let Ok(best) = self.best_of(person, &q, how, fmr) else {
+        let Ok(best) = self.best_of(scores, how, &self.at(fmr)) else {
             return Ok(Cascade::NeedsOthers);
         };
         let b = best.ok_or(Error::UnknownPerson(person))?;
@@ -446,24 +468,22 @@ impl FusedGallery {
         let fmr = Calibration::fmr_for_fpir(fpir, n);
         let q = self.first.prepare(first)?;
         let searched = self.first.people_for(&q, k.max(RERANK));
+        let at = self.at(fmr);
         let mut ranked: Vec<(PersonId, Scored)> = Vec::with_capacity(searched.len());
         for c in &searched {
-            match self.best_of(c.person, &q, how, fmr) {
+            let scores = self.first.person_template_scores(c.person, &q);
+            match self.best_of(scores, how, &at) {
                 Ok(Some(s)) => ranked.push((c.person, s)),
                 Ok(None) => {}
                 Err(()) => return Ok(Cascade::NeedsOthers),
             }
         }
-        ranked.sort_by(|a, b| {
-            (b.1.accepted, -b.1.rarity)
-                .partial_cmp(&(a.1.accepted, -a.1.rarity))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
+        ranked.sort_by(|a, b| b.1.cmp_strength(&a.1));
         ranked.truncate(k.max(1));
         let threshold = match (ranked.first(), how) {
             (Some((_, s)), _) => s.threshold,
-            (None, How::Fused(_)) => self.spec.fused_calibration.threshold(fmr),
-            (None, _) => self.spec.first_calibration.threshold(fmr),
+            (None, How::Fused(_)) => at.fused,
+            (None, _) => at.first,
         };
         let decision = match ranked.first() {
             Some((person, s)) if s.accepted => Decision::Known {

@@ -216,11 +216,16 @@ pub struct FusionN {
 impl FusionN {
     /// The fused score of one pair's scores (one per weight).
     pub fn score(&self, scores: &[f32]) -> f32 {
+        self.score_of(scores.iter().copied())
+    }
+
+    /// [`FusionN::score`] of scores given one by one (no buffer).
+    pub fn score_of(&self, scores: impl Iterator<Item = f32>) -> f32 {
         (self
             .weights
             .iter()
             .zip(scores)
-            .map(|(w, s)| w * *s as f64)
+            .map(|(w, s)| w * s as f64)
             .sum::<f64>()
             + self.bias) as f32
     }
