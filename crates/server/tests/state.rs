@@ -854,6 +854,9 @@ async fn open_score_runs_the_other_models(recognition: facegate_core::Recognitio
         Encoding::F32,
     )
     .unwrap();
+    // Sealed as enrolment seals it: under the scenario's data key, which
+    // the store keeps (so a restart opens it).
+    t.state.ensure_data_key(d.store_id).await.unwrap();
     let sealed = t.state.keyring.seal(&template).unwrap();
     t.state
         .store
@@ -882,4 +885,20 @@ async fn open_score_runs_the_other_models(recognition: facegate_core::Recognitio
     // threshold at 1e-4); the other models see the same person.
     assert!(cos < spec.first_calibration.threshold(1e-4));
     assert_eq!(b["outcome"], "pass", "the fusion accepts the resident: {b}");
+    // The gallery (the other models' embeddings beside the first's) is a
+    // copy of the store's sealed templates: a restarted instance, and a
+    // second one on the same store, answer the same.
+    let (first_answer, first_score) = (b["outcome"].clone(), score);
+    let again = t.restart_with(|c| c.recognition = recognition).await;
+    let ((s, b), calls) = model_calls(&again, again.face("/v1/verify", &p, "obama2.jpg")).await;
+    assert_eq!((s, calls), (StatusCode::OK, 4 + others.len() as u64), "{b}");
+    assert_eq!(b["outcome"], first_answer, "{b}");
+    assert!(
+        (b["score"].as_f64().unwrap() - first_score).abs() < 1e-4,
+        "{b}"
+    );
+    assert!(
+        (b["threshold"].as_f64().unwrap() - fused_t as f64).abs() < 1e-5,
+        "{b}"
+    );
 }
