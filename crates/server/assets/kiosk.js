@@ -70,7 +70,7 @@ function touch() {
 function withdrawStaffed() {
   const c = st.staffed;
   st.staffed = null;
-  if (c) FG.api("DELETE", "/v1/staffed-checks/" + encodeURIComponent(c)).catch(() => {});
+  if (c) FG.api("POST", "/v1/staffed-checks/" + encodeURIComponent(c) + "/cancel").catch(() => {});
 }
 function reset() {
   stopCamera();

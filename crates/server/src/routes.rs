@@ -47,7 +47,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         // the front desk: keypad numbers, the guard's check (人工核验)
         .routes(routes!(desk::lookup))
         .routes(routes!(desk::pending_checks, desk::request_check))
-        .routes(routes!(desk::get_check, desk::cancel_check))
+        .routes(routes!(desk::get_check))
+        .routes(routes!(desk::cancel_check))
         .routes(routes!(desk::decide_check))
         // signed receipts: public key, public check, QR
         .routes(routes!(receipts::public_key))

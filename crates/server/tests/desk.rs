@@ -277,8 +277,8 @@ async fn r15_the_guards_check_is_an_alternative_decided_once_with_a_receipt() {
         .to_string();
     let (s, _) = t2
         .call(
-            "DELETE",
-            &format!("/v1/staffed-checks/{c2}"),
+            "POST",
+            &format!("/v1/staffed-checks/{c2}/cancel"),
             Some(&t.device),
             None,
         )
@@ -304,8 +304,8 @@ async fn r15_the_guards_check_is_an_alternative_decided_once_with_a_receipt() {
     assert_eq!(s, StatusCode::CONFLICT);
     let (s, _) = t2
         .call(
-            "DELETE",
-            &format!("/v1/staffed-checks/{c2}"),
+            "POST",
+            &format!("/v1/staffed-checks/{c2}/cancel"),
             Some(&t.device),
             None,
         )
@@ -580,7 +580,7 @@ async fn a_kiosk_of_another_scenario_does_not_see_a_same_named_kiosks_check() {
         .unwrap()
         .to_string();
     let path = format!("/v1/staffed-checks/{cid}");
-    for method in ["GET", "DELETE"] {
+    for (method, path) in [("GET", path.clone()), ("POST", format!("{path}/cancel"))] {
         let (s, e) = t.call(method, &path, Some(&east), None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{method}: {e}");
         assert_eq!(e["error"], "not_found", "{e}");

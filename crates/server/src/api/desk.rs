@@ -262,8 +262,10 @@ pub async fn get_check(
 }
 
 /// The kiosk withdraws its pending check (the person left or chose another
-/// method); operators may too.
-#[utoipa::path(delete, path = "/v1/staffed-checks/{id}", tag = "recognition",
+/// method); operators may too. The check stays readable as `cancelled` (the
+/// kiosk's poll and the audit see why it ended), so this is a state change,
+/// not a `DELETE`.
+#[utoipa::path(post, path = "/v1/staffed-checks/{id}/cancel", tag = "recognition",
     params(("id" = String, Path, format = Uuid, description = "The check")),
     security(("bearer" = [])), responses(
         (status = 204, description = "Withdrawn"),
