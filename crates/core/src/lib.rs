@@ -444,7 +444,39 @@ impl Core {
             .cloned()
     }
 
-    /// The store id of a device (manifest id), in any deployed scenario.
+    /// The store id of device `name` for an operator's act on it (its
+    /// signage photo): in `scenario` when named; otherwise in the one
+    /// deployed scenario that has a device of that name. A name that several
+    /// scenarios share is refused until the caller names the scenario, so
+    /// the act never lands on a same-named gate of another scenario.
+    /// Answers the scenario's id and the device's store id.
+    pub fn device_named(&self, name: &str, scenario: Option<&str>) -> CoreResult<(String, Uuid)> {
+        if let Some(id) = scenario {
+            let d = self.scenario(Some(id))?;
+            return d
+                .devices
+                .get(name)
+                .map(|u| (d.scenario.id.clone(), *u))
+                .ok_or_else(|| CoreError::NotFound(format!("device {name} in scenario {id}")));
+        }
+        let all = self.scenarios.read().unwrap();
+        let found: Vec<(&str, Uuid)> = all
+            .iter()
+            .filter_map(|d| d.devices.get(name).map(|u| (d.scenario.id.as_str(), *u)))
+            .collect();
+        match found.as_slice() {
+            [] => Err(CoreError::NotFound(format!("device {name}"))),
+            [(s, u)] => Ok((s.to_string(), *u)),
+            many => {
+                let list = many.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ");
+                Err(CoreError::bad(
+                    format!("设备 {name} 同时属于多个场景（{list}），请用 scenario 参数指明场景"),
+                    format!("device {name} is in several scenarios ({list}): name one with the scenario parameter"),
+                ))
+            }
+        }
+    }
+
     /// The store id of a request's device: the one of its key's scenario
     /// ([`DeviceAt`]), not a same-named device of another scenario.
     pub fn device_at(&self, device: DeviceAt<'_>) -> Option<Uuid> {

@@ -180,6 +180,7 @@ async function scen() {
     <dt>${FG.esc(T("pia_status"))}</dt><dd><span data-raw>${FG.esc(s.pia_id)}</span> (${FG.esc(FG.v("pia", s.pia_status))})</dd>
     <dt>${FG.esc(T("lint"))}</dt><dd>${s.lint.length ? s.lint.map(l => FG.esc(`${FG.v("severity", l.severity)} ${FG.ruleRef(l)} ${FG.t("line_col", { l: l.line, c: l.col })} ${zh ? l.message_zh : l.message_en}`)).join("<br>") : FG.esc(T("lint_clean"))}</dd></dl></div>`).join("");
 }
+let keyDevices = [];
 async function dev() {
   const ds = await FG.api("GET", "/v1/devices");
   // Added and revoked here: the server amends the deployed manifest and
@@ -196,9 +197,16 @@ async function dev() {
   const ss = await FG.api("GET", "/v1/scenarios");
   sel.innerHTML = ss.map(s => `<option value="${FG.esc(s.id)}">${FG.esc(s.id)}</option>`).join("");
   if (keep) sel.value = keep;
+  // A device key is bound to one device of one scenario (the server refuses
+  // a device key without its scenario): pick among the active devices, so
+  // a same-named gate of another scenario cannot be chosen by mistake.
+  const ksel = $("k-device"), kkeep = ksel.value;
+  keyDevices = ds.filter(d => d.active);
+  ksel.innerHTML = keyDevices.map((d, i) => `<option value="${i}">${FG.esc(d.id)} · ${FG.esc(d.scenario)}</option>`).join("");
+  if (kkeep && Number(kkeep) < keyDevices.length) ksel.value = kkeep;
   try {
     const ks = await FG.api("GET", "/v1/keys");
-    table("keys", ["col_key", "col_role", "col_device", "col_label", "col_created", "col_status", "col_actions"], ks.map(k => [raw(k.id), FG.v("role", k.role), raw(k.device_id || ""), raw(k.label), FG.time(k.created_at), T(k.revoked ? "key_revoked" : "key_active"),
+    table("keys", ["col_key", "col_role", "col_device", "col_scenario", "col_label", "col_created", "col_status", "col_actions"], ks.map(k => [raw(k.id), FG.v("role", k.role), raw(k.device_id || ""), raw(k.scenario || ""), raw(k.label), FG.time(k.created_at), T(k.revoked ? "key_revoked" : "key_active"),
       k.revoked ? "" : { html: `<span class="actions"><button type="button" class="revoke" data-id="${FG.esc(k.id)}">${FG.esc(T("revoke"))}</button></span>` }]));
     for (const b of document.querySelectorAll("#keys button.revoke")) b.onclick = async () => {
       try { await FG.api("DELETE", "/v1/keys/" + encodeURIComponent(b.dataset.id)); ok("keys-msg", "revoked_ok"); await dev(); } catch (e) { msg("keys-msg", e); }
@@ -229,15 +237,17 @@ function outcome(o) {
 // A new API key: its secret is shown here once (the server keeps a hash).
 $("btn-key-new").onclick = async () => {
   msg("key-new-msg"); $("key-secret").classList.add("hidden");
-  const role = $("k-role").value, dev = $("k-device").value.trim();
+  const role = $("k-role").value, dev = keyDevices[Number($("k-device").value)];
   if (role === "device" && !dev) { msg("key-new-msg", { key: "k_need_device" }); return; }
   try {
-    const k = await FG.api("POST", "/v1/keys", { role, device_id: role === "device" ? dev : null, label: $("k-label").value.trim() });
+    const bound = role === "device" ? { device_id: dev.id, scenario: dev.scenario } : { device_id: null };
+    const k = await FG.api("POST", "/v1/keys", { role, ...bound, label: $("k-label").value.trim() });
     ok("key-new-msg", "key_issued_ok");
     $("key-secret").textContent = k.key; $("key-secret").classList.remove("hidden");
     await dev_keys_refresh();
   } catch (e) { msg("key-new-msg", e); }
 };
+$("k-role").onchange = () => { $("k-device").disabled = $("k-role").value !== "device"; };
 async function dev_keys_refresh() { const s = $("key-secret").textContent; await dev(); $("key-secret").textContent = s; }
 async function req() {
   const rs = await FG.api("GET", "/v1/requests");

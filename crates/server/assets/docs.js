@@ -102,12 +102,16 @@ const FGDocs = (() => {
   $("btn-doc-pack").onclick = () => view("filing-pack");
   $("doc-lang").onchange = () => { if (shown) view(shown); };
   $("btn-doc-pdf").onclick = () => { if (frame.contentWindow) frame.contentWindow.print(); };
+  let signageDevices = [];
   async function devices() {
     try {
       const ds = await FG.api("GET", "/v1/devices");
       const sel = $("signage-device");
       const was = sel.value;
-      sel.innerHTML = ds.map(d => `<option data-raw value="${FG.esc(d.id)}">${FG.esc(d.id)}${d.location_zh ? " — " + FG.esc(d.location_zh) : ""}</option>`).join("");
+      // Each device with its scenario: two scenarios may both have a
+      // "gate-north-1", and the photo belongs to one of them.
+      signageDevices = ds.filter(d => d.active !== false);
+      sel.innerHTML = signageDevices.map((d, i) => `<option data-raw value="${i}">${FG.esc(d.id)} · ${FG.esc(d.scenario)}${d.location_zh ? " — " + FG.esc(d.location_zh) : ""}</option>`).join("");
       if (was) sel.value = was;
     } catch (e) { /* the docs tab shows the error when it loads */ }
   }
@@ -119,9 +123,10 @@ const FGDocs = (() => {
     if (f.size > 2 * 1024 * 1024) { FG.showErr(signMsg, "signage_too_big"); return; }
     const dataUrl = await new Promise((ok, bad) => { const r = new FileReader(); r.onload = () => ok(r.result); r.onerror = bad; r.readAsDataURL(f); });
     try {
-      const dev = $("signage-device").value;
-      await FG.api("PUT", `/v1/devices/${encodeURIComponent(dev)}/signage`, { image: dataUrl });
-      FG.setT(signMsg, "signage_ok", { d: dev });
+      const d = signageDevices[Number($("signage-device").value)];
+      if (!d) { FG.showErr(signMsg, "signage_no_device"); return; }
+      await FG.api("PUT", `/v1/devices/${encodeURIComponent(d.id)}/signage?scenario=${encodeURIComponent(d.scenario)}`, { image: dataUrl });
+      FG.setT(signMsg, "signage_ok", { d: d.id });
       if (shown === "filing-pack") view(shown);
     } catch (e) { FG.showErr(signMsg, e); }
   };

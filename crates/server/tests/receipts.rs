@@ -410,3 +410,62 @@ async fn a_receipt_names_its_device_through_the_deployments_device_index() {
     assert_eq!(r.scenario, "residential-gate-east");
     assert_eq!(r.device.as_deref(), Some("gate-north-1"));
 }
+
+/// R19's signage evidence belongs to one device of one scenario: when two
+/// deployed scenarios both have a `gate-north-1`, an upload that does not
+/// name the scenario is refused (naming both), and one that names it lands
+/// on that scenario's device, never on the same-named gate of the other.
+#[tokio::test]
+async fn r19_a_signage_photo_lands_on_the_named_scenarios_device_not_a_same_named_one() {
+    let t = common::server().await;
+    t.deploy(common::east_manifest()).await;
+    let east = t
+        .state
+        .scenario(Some("residential-gate-east"))
+        .unwrap()
+        .devices["gate-north-1"];
+    let home = t.state.scenario(None).unwrap();
+    let (home_id, home_dev) = (home.scenario.id.clone(), home.devices["gate-north-1"]);
+    assert_ne!(east, home_dev);
+    let jpeg = std::fs::read(facegate_assets::fixture("obama.jpg").unwrap()).unwrap();
+    let body = json!({ "image": facegate_server::pipeline::encode_image(&jpeg) });
+    let (s, e) = t
+        .call(
+            "PUT",
+            "/v1/devices/gate-north-1/signage",
+            Some(&t.admin),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let said = e.to_string();
+    assert!(
+        said.contains("residential-gate-east") && said.contains(&home_id),
+        "{e}"
+    );
+    assert!(t.state.store.signage_photos().await.unwrap().is_empty());
+    let (s, b) = t
+        .call(
+            "PUT",
+            "/v1/devices/gate-north-1/signage?scenario=residential-gate-east",
+            Some(&t.admin),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["scenario"], "residential-gate-east");
+    let photos = t.state.store.signage_photos().await.unwrap();
+    assert_eq!(
+        photos.iter().map(|p| p.device_id).collect::<Vec<_>>(),
+        vec![east]
+    );
+    let (s, e) = t
+        .call(
+            "PUT",
+            "/v1/devices/gate-north-1/signage?scenario=no-such-scenario",
+            Some(&t.admin),
+            Some(body),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+}

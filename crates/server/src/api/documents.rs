@@ -110,9 +110,19 @@ pub struct SignageUpload {
     pub image: String,
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SignageQuery {
+    /// The device's scenario; needed only when several deployed scenarios
+    /// have a device of this name.
+    pub scenario: Option<String>,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SignageView {
     pub device_id: String,
+    /// The scenario whose device it is.
+    pub scenario: String,
     pub content_type: String,
     pub sha256: String,
     pub bytes: usize,
@@ -137,21 +147,21 @@ fn signage_type(b: &[u8]) -> ApiResult<&'static str> {
 
 /// Upload the photo of a device's signage (R19 evidence, shown in the filing pack).
 #[utoipa::path(put, path = "/v1/devices/{device}/signage", tag = "filing", request_body = SignageUpload,
-    params(("device" = String, Path, description = "The device's manifest id")),
+    params(("device" = String, Path, description = "The device's manifest id"), SignageQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Stored (a previous photo is replaced)", body = SignageView),
+        (status = 400, description = "Not a JPEG, PNG or WebP photo, or a device name several scenarios share without `scenario`", body = crate::ErrorBody),
         (status = 404, description = "No such device", body = crate::ErrorBody)))]
 pub async fn upload_signage(
     State(s): State<AppState>,
     caller: Caller,
     Path(device): Path<String>,
+    Query(q): Query<SignageQuery>,
     Json(body): Json<SignageUpload>,
 ) -> ApiResult<Json<SignageView>> {
     caller.require_operator()?;
-    let id = s
-        .device_uuid(&device)
-        .ok_or_else(|| ApiError::NotFound(format!("device {device}")))?;
+    let (scenario, id) = s.device_named(&device, q.scenario.as_deref())?;
     let b64 = match body.image.split_once(";base64,") {
         Some((head, rest)) if head.starts_with("data:") => rest,
         _ => body.image.as_str(),
@@ -181,6 +191,7 @@ pub async fn upload_signage(
         .await?;
     Ok(Json(SignageView {
         device_id: device,
+        scenario,
         content_type: p.content_type,
         sha256: p.sha256,
         bytes: bytes.len(),
