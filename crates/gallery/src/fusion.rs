@@ -471,6 +471,7 @@ mod tests {
         let ta = pair_template(p, s, &f.model_id, &a1, &a2, Encoding::F32).unwrap();
         let tb = pair_template(p, s, &f.model_id, &b1, &b2, Encoding::F32).unwrap();
         let ring = Keyring::new(Kek::generate());
+        ring.data_key(s);
         let sealed = ring.seal(&ta).unwrap();
         assert_eq!(sealed.model_id(), f.model_id);
         assert_eq!(sealed.dim(), 640);

@@ -407,7 +407,12 @@ impl Keyring {
         self.wrapped_keys()
     }
 
-    /// Encrypts a template with its scenario's current data key (created if absent).
+    /// Encrypts a template with its scenario's current data key. A scenario
+    /// without one is refused ([`Error::NoDataKey`]), never given a key made
+    /// here: a key only this process holds would be lost with it, and every
+    /// template sealed with it unreadable after a restart. Make the key
+    /// with [`Keyring::data_key`] and persist it (the core's
+    /// `ensure_data_key`, [`Keyring::save`]) before the first seal.
     pub fn seal(&self, t: &Template) -> Result<SealedTemplate, Error> {
         check_model_id(&t.model_id)?;
         let dim = t.vector.dim();
@@ -416,7 +421,13 @@ impl Keyring {
                 "dimension {dim} out of range"
             )));
         }
-        let key_id = self.data_key(t.scenario).id;
+        let key_id = *self
+            .state
+            .read()
+            .unwrap()
+            .current
+            .get(&t.scenario)
+            .ok_or(Error::NoDataKey(t.scenario.0))?;
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut s = SealedTemplate {

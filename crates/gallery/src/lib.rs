@@ -92,6 +92,11 @@ pub enum Error {
     OpenFailed,
     #[error("data key {0} is not in the keyring")]
     UnknownKey(uuid::Uuid),
+    /// [`Keyring::seal`] for a scenario that has no data key yet: make it
+    /// with [`Keyring::data_key`] and persist it first, or the templates
+    /// sealed with it would not open after a restart.
+    #[error("scenario {0} has no data key yet: create it with Keyring::data_key and persist it before sealing")]
+    NoDataKey(uuid::Uuid),
     #[error("data key is wrapped under KEK {expected}, but the keyring holds KEK {got}")]
     WrongKek { expected: String, got: String },
     #[error("key error: {0}")]

@@ -28,9 +28,12 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 impl Gallery {
     /// Seals every template with `keyring` and writes them, with the wrapped data keys,
-    /// into `dir` (created if needed).
+    /// into `dir` (created if needed). The scenario's data key is made here
+    /// if it has none, and the keys file is written before the templates.
     pub fn save_sealed(&self, dir: &Path, keyring: &Keyring) -> Result<(), Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        keyring.data_key(self.scenario());
+        keyring.save(&dir.join(KEYS))?;
         let mut buf = Vec::from(&MAGIC[..]);
         for id in self.template_ids() {
             let t = self.template(id).expect("listed template exists");
@@ -38,7 +41,6 @@ impl Gallery {
             buf.extend_from_slice(&(b.len() as u32).to_le_bytes());
             buf.extend_from_slice(&b);
         }
-        keyring.save(&dir.join(KEYS))?;
         write_atomic(&dir.join(TEMPLATES), &buf)
     }
 

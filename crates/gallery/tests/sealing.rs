@@ -31,6 +31,7 @@ fn sealed_template_round_trips_in_both_encodings() {
             enc,
         )
         .unwrap();
+        ring.data_key(t.scenario);
         let s = ring.seal(&t).unwrap();
         let s = SealedTemplate::from_bytes(&s.to_bytes()).unwrap();
         assert_eq!(s.model_id(), MODEL);
@@ -53,6 +54,7 @@ fn sealed_template_fails_to_open_under_another_person_scenario_or_key() {
         Encoding::Int8,
     )
     .unwrap();
+    ring.data_key(t.scenario);
     let s = ring.seal(&t).unwrap();
     assert!(ring.open(&s, t.id, t.person, t.scenario).is_ok());
     // Another person.
@@ -135,6 +137,9 @@ fn kek_rotation_loses_nothing() {
             .unwrap()
         })
         .collect();
+    for s in scen {
+        ring.data_key(s);
+    }
     let sealed: Vec<Vec<u8>> = ts
         .iter()
         .map(|t| ring.seal(t).unwrap().to_bytes())
@@ -275,4 +280,28 @@ fn gallery_on_disk_contains_no_raw_embedding_bytes() {
             );
         }
     }
+}
+
+/// A scenario without a data key is refused, never given one only this
+/// process holds (a restart would lose it and every template sealed with
+/// it); once the key is made (and persisted by the caller) sealing works.
+#[test]
+fn sealing_without_a_data_key_is_refused_not_keyed_in_memory() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let ring = Keyring::new(Kek::generate());
+    let t = Template::new(
+        PersonId::new(),
+        ScenarioId::new(),
+        MODEL,
+        &unit(&mut rng),
+        Encoding::Int8,
+    )
+    .unwrap();
+    assert!(matches!(
+        ring.seal(&t),
+        Err(facegate_gallery::Error::NoDataKey(id)) if id == t.scenario.0
+    ));
+    assert!(ring.wrapped_keys().is_empty(), "no key was made");
+    let k = ring.data_key(t.scenario);
+    assert_eq!(ring.seal(&t).unwrap().key_id(), k.id);
 }
