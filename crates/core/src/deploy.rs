@@ -343,7 +343,20 @@ fn model_id_uncached() -> String {
 /// `fusion3.txt`). [`Recognition::First`] keeps the pair's gallery, so
 /// pair templates enrolled before stay matchable (on the first model's
 /// scale, as every probe without the other embeddings is).
+///
+/// Built once per setting (parsing the shipped tables) and cloned after.
 pub fn fused_spec(recognition: Recognition) -> Result<FusedSpec, ApiError> {
+    use std::sync::OnceLock;
+    static SPECS: [OnceLock<FusedSpec>; 2] = [OnceLock::new(), OnceLock::new()];
+    let slot = &SPECS[usize::from(recognition == Recognition::Three)];
+    if let Some(s) = slot.get() {
+        return Ok(s.clone());
+    }
+    let spec = build_fused_spec(recognition)?;
+    Ok(slot.get_or_init(|| spec).clone())
+}
+
+fn build_fused_spec(recognition: Recognition) -> Result<FusedSpec, ApiError> {
     let (fused_model_id, fusion, other_dims) = match recognition {
         Recognition::Three => {
             let (id, f) = FusionN::builtin3().map_err(ApiError::internal)?;

@@ -353,7 +353,7 @@ impl Core {
     ) -> CoreResult<Outcome> {
         let facts = pipeline::person_facts(self, d, person).await?;
         let ack = pipeline::acknowledged_notice(&facts).or(notice_version);
-        let attempt = Attempt::new(self, d, Some(person), who.device, who.actor);
+        let mut attempt = Attempt::new(self, d, Some(person), who.device, who.actor);
         let permit = attempt
             .authorize(policy::Action::Verify, policy::Method::Face, facts, ack)
             .await?;
@@ -368,6 +368,9 @@ impl Core {
                 |g, probe| g.verify(who, probe),
             )
             .await?;
+        if let Some(Ok(m)) = &m {
+            attempt.scored_by(m.fused)?;
+        }
         let (pass, score, threshold) = match m {
             Some(Ok(m)) => (m.accepted, Some(m.score), Some(m.threshold)),
             Some(Err(facegate_gallery::Error::UnknownPerson(_))) | None => (false, None, None),
@@ -457,6 +460,9 @@ impl Core {
             .transpose()
             .map_err(CoreError::internal)?
             .flatten();
+        if let Some(i) = &id {
+            attempt.scored_by(i.fused)?;
+        }
         let (mut person, mut score, threshold) = match &id {
             Some(i) => match i.decision {
                 GalleryDecision::Known { person, score } => {

@@ -536,9 +536,23 @@ pub struct Attempt<'a> {
     pub person: Option<Uuid>,
     pub device: Option<&'a str>,
     pub actor: String,
+    /// The model (or fusion) whose scale the recorded score and threshold
+    /// are on ([`Attempt::scored_by`]); kept with the event.
+    pub score_model: Option<String>,
 }
 
 impl<'a> Attempt<'a> {
+    /// Notes the scale the gallery's answer is on: the fusion's log-odds
+    /// (`fused`) or the first model's cosine.
+    pub fn scored_by(&mut self, fused: bool) -> Result<(), CoreError> {
+        self.score_model = Some(if fused {
+            crate::deploy::fused_spec(self.s.recognition)?.fused_model_id
+        } else {
+            crate::deploy::model_id()
+        });
+        Ok(())
+    }
+
     pub fn new(
         s: &'a Core,
         d: &'a Deployed,
@@ -552,6 +566,7 @@ impl<'a> Attempt<'a> {
             person,
             device,
             actor: actor.to_string(),
+            score_model: None,
         }
     }
 
@@ -667,6 +682,7 @@ impl<'a> Attempt<'a> {
                     score: score.map(f64::from),
                     threshold: threshold.map(f64::from),
                     refusal_rule: refusal.map(str::to_string),
+                    score_model: score.and(self.score_model.clone()),
                 },
                 &self.actor,
             )

@@ -81,6 +81,8 @@ struct Scored {
     /// How rare the score is among impostors on its own scale (lower: stronger).
     rarity: f64,
     accepted: bool,
+    /// On the fused scale (else the first model's).
+    fused: bool,
 }
 
 impl Scored {
@@ -334,6 +336,7 @@ impl FusedGallery {
             threshold,
             rarity: first.fmr_at(s1),
             accepted: s1 > threshold,
+            fused: false,
         };
         let Some(stored) = self.others.get(&template) else {
             // A first-model template: its own scale, whatever the probe.
@@ -350,6 +353,7 @@ impl FusedGallery {
                     threshold: at.fused,
                     rarity: self.spec.fused_calibration.fmr_at(score),
                     accepted: score > at.fused,
+                    fused: true,
                 })
             }
         }
@@ -432,6 +436,7 @@ impl FusedGallery {
             fmr,
             templates_compared: n,
             accepted: b.accepted,
+            fused: b.fused,
         }))
     }
 
@@ -480,10 +485,10 @@ impl FusedGallery {
         }
         ranked.sort_by(|a, b| b.1.cmp_strength(&a.1));
         ranked.truncate(k.max(1));
-        let threshold = match (ranked.first(), how) {
-            (Some((_, s)), _) => s.threshold,
-            (None, How::Fused(_)) => at.fused,
-            (None, _) => at.first,
+        let (threshold, fused) = match (ranked.first(), how) {
+            (Some((_, s)), _) => (s.threshold, s.fused),
+            (None, How::Fused(_)) => (at.fused, true),
+            (None, _) => (at.first, false),
         };
         let decision = match ranked.first() {
             Some((person, s)) if s.accepted => Decision::Known {
@@ -506,6 +511,7 @@ impl FusedGallery {
             fmr,
             fpir,
             gallery_size: self.first.len(),
+            fused,
         }))
     }
 }

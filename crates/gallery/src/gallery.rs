@@ -128,6 +128,9 @@ pub struct Identification {
     pub fpir: f64,
     /// Templates searched.
     pub gallery_size: usize,
+    /// The decision's score and threshold are the fused log-odds of a
+    /// [`crate::FusedGallery`] (else the first model's cosine).
+    pub fused: bool,
 }
 
 /// Result of [`Gallery::verify`].
@@ -142,6 +145,9 @@ pub struct Match {
     pub templates_compared: usize,
     /// `score > threshold`.
     pub accepted: bool,
+    /// `score` and `threshold` are the fused log-odds of a
+    /// [`crate::FusedGallery`] (else the first model's cosine).
+    pub fused: bool,
 }
 
 /// Search method for [`Gallery::search_with`].
@@ -1105,6 +1111,7 @@ impl Gallery {
             fmr,
             fpir,
             gallery_size: self.live,
+            fused: false,
         }
     }
 
@@ -1128,6 +1135,7 @@ impl Gallery {
             fmr,
             templates_compared: slots.len(),
             accepted: score > threshold,
+            fused: false,
         })
     }
 

@@ -698,9 +698,29 @@ async fn the_gate_decides_with_the_fusion_and_first_model_templates_keep_matchin
         "{b}"
     );
     assert!(b["score"].as_f64().unwrap() > hi as f64, "{b}");
+    // The answer, and the decision's record, name the scale: the first
+    // model's cosine here.
+    assert_eq!(b["score_model"], spec.first_model_id.as_str(), "{b}");
+    let kept = |t: &common::T, receipt: &serde_json::Value| {
+        let (st, id) = (t.state.clone(), receipt.as_str().unwrap().parse().unwrap());
+        async move {
+            st.store
+                .verification_event(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .event
+                .score_model
+        }
+    };
+    assert_eq!(
+        kept(&t, &b["receipt_id"]).await.as_deref(),
+        Some(spec.first_model_id.as_str())
+    );
     let ((_, b), calls) = model_calls(&t, t.face("/v1/verify", &obama, "biden.jpg")).await;
     assert_eq!((b["outcome"].as_str(), calls), (Some("fail"), 4), "{b}");
     assert!(b["score"].as_f64().unwrap() <= lo as f64, "{b}");
+    assert_eq!(b["score_model"], spec.first_model_id.as_str(), "{b}");
 
     // An instance with the first model alone enrols Biden: a first-model
     // template, matched on the first model's scale by either instance.
@@ -881,6 +901,14 @@ async fn open_score_runs_the_other_models(recognition: facegate_core::Recognitio
     );
     let score = b["score"].as_f64().unwrap();
     assert_eq!(b["outcome"] == "pass", score > fused_t as f64, "{b}");
+    // On the fusion's scale, and the decision's record says so.
+    assert_eq!(b["score_model"], spec.fused_model_id.as_str(), "{b}");
+    let id = b["receipt_id"].as_str().unwrap().parse().unwrap();
+    let ev = t.state.store.verification_event(id).await.unwrap().unwrap();
+    assert_eq!(
+        ev.event.score_model.as_deref(),
+        Some(spec.fused_model_id.as_str())
+    );
     // The first model alone would have rejected it (0.36 is under its own
     // threshold at 1e-4); the other models see the same person.
     assert!(cos < spec.first_calibration.threshold(1e-4));

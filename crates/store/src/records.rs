@@ -383,6 +383,12 @@ pub struct NewVerificationEvent {
     pub threshold: Option<f64>,
     /// Requirement ID of a refusal ("R8").
     pub refusal_rule: Option<String>,
+    /// The model (or fusion) whose scale `score` and `threshold` are on,
+    /// with its calibration table: the first model's id (a cosine) or a
+    /// fusion's (`…+…`, log-odds). `None` with no score, and for events
+    /// recorded before it was kept.
+    #[serde(default)]
+    pub score_model: Option<String>,
 }
 
 /// A stored verification event; `id` is the receipt ID.

@@ -417,13 +417,13 @@ impl Store {
         // that connection with a real score then fails ("incorrect binary
         // data format"; found by the core's model-based test).
         let sql = format!(
-            "INSERT INTO verification_events (id, at, person_id, scenario_id, device_id, method, result, score, threshold, refusal_rule)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, {}, {}, $8)",
-            if e.score.is_some() { "$9" } else { "NULL" },
+            "INSERT INTO verification_events (id, at, person_id, scenario_id, device_id, method, result, score, threshold, refusal_rule, score_model)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {}, {}, $8, $9)",
+            if e.score.is_some() { "$10" } else { "NULL" },
             match (e.score.is_some(), e.threshold.is_some()) {
                 (_, false) => "NULL",
-                (true, true) => "$10",
-                (false, true) => "$9",
+                (true, true) => "$11",
+                (false, true) => "$10",
             },
         );
         let mut q = sqlx::query(&sql)
@@ -434,7 +434,8 @@ impl Store {
             .bind(e.device_id.map(|d| d.to_string()))
             .bind(&e.method)
             .bind(&e.result)
-            .bind(e.refusal_rule.clone());
+            .bind(e.refusal_rule.clone())
+            .bind(e.score_model.clone());
         if let Some(x) = e.score {
             q = q.bind(x);
         }
@@ -452,7 +453,7 @@ impl Store {
         let mut entry = AuditEntry::new(
             "verification",
             actor,
-            json!({ "receipt_id": id, "method": e.method, "result": e.result, "score": e.score, "threshold": e.threshold, "refusal_rule": e.refusal_rule }),
+            json!({ "receipt_id": id, "method": e.method, "result": e.result, "score": e.score, "threshold": e.threshold, "score_model": e.score_model, "refusal_rule": e.refusal_rule }),
         )
         .scenario(e.scenario_id)
         .device(e.device_id);
@@ -473,7 +474,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<VerificationEvent>> {
         let rows = sqlx::query(
-            "SELECT id, at, person_id, scenario_id, device_id, method, result, score, threshold, refusal_rule
+            "SELECT id, at, person_id, scenario_id, device_id, method, result, score, threshold, refusal_rule, score_model
              FROM verification_events WHERE person_id = $1 ORDER BY at DESC LIMIT $2",
         )
         .bind(person_id.to_string())
@@ -486,7 +487,7 @@ impl Store {
     /// One verification event by its id (the receipt id), if it exists.
     pub async fn verification_event(&self, id: Uuid) -> Result<Option<VerificationEvent>> {
         let row = sqlx::query(
-            "SELECT id, at, person_id, scenario_id, device_id, method, result, score, threshold, refusal_rule
+            "SELECT id, at, person_id, scenario_id, device_id, method, result, score, threshold, refusal_rule, score_model
              FROM verification_events WHERE id = $1",
         )
         .bind(id.to_string())
@@ -857,6 +858,7 @@ fn event_from(r: &sqlx::any::AnyRow) -> Result<VerificationEvent> {
             score: r.try_get::<Option<f64>, _>("score")?,
             threshold: r.try_get::<Option<f64>, _>("threshold")?,
             refusal_rule: r.os("refusal_rule")?,
+            score_model: r.os("score_model")?,
         },
     })
 }

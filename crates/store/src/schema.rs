@@ -429,4 +429,15 @@ Migration {
         "CREATE INDEX api_keys_device ON api_keys (scenario_id, device_id)",
     ],
 },
+Migration {
+    version: 12,
+    name: "verification_score_model",
+    statements: &[
+        // The scale a decision's score and threshold are on: the first
+        // model's cosine or a fusion's log-odds (issue 13), so an auditor
+        // reads "3.2 against 3.5" and "0.42 against 0.33" against the right
+        // calibration table. NULL for events recorded before it was kept.
+        "ALTER TABLE verification_events ADD COLUMN score_model TEXT",
+    ],
+},
 ];

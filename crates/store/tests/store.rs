@@ -260,11 +260,19 @@ async fn r12_sweep_deletes_expired_templates_in_batches_and_logs_counts(db: Db) 
                 score: Some(0.82),
                 threshold: Some(0.5),
                 refusal_rule: None,
+                score_model: Some("first+second".into()),
             },
             "device",
         )
         .await
         .unwrap();
+    // The scale of the score is kept with it (migration 12).
+    let evs = db
+        .store
+        .verification_events(people[0].0.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(evs[0].event.score_model.as_deref(), Some("first+second"));
     let r = db
         .store
         .sweep(
@@ -848,8 +856,8 @@ async fn records_round_trip(db: Db) {
     assert!(db.store.check_integrity().await.unwrap().is_ok());
     // Reopen: migrations are idempotent.
     let again = db.reopen().await;
-    // The newest migration (11: device keys per scenario) is applied once.
-    assert_eq!(again.schema_version().await.unwrap(), 11);
+    // The newest migration (12: the scale of a decision's score) is applied once.
+    assert_eq!(again.schema_version().await.unwrap(), 12);
     assert!(again.verify_chain().await.unwrap().is_intact());
 }
 both!(records_round_trip);

@@ -189,6 +189,7 @@ fn check_view(c: &facegate_core::staffed::CheckState, name: Option<String>) -> S
             person_id: Some(k.person_id.to_string()),
             score: None,
             threshold: None,
+            score_model: None,
             liveness: None,
         }),
         _ => None,

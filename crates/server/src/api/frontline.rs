@@ -408,12 +408,17 @@ pub struct Outcome {
     pub at: DateTime<Utc>,
     pub person_id: Option<String>,
     /// The face decision's score, matched when above `threshold`: the fused
-    /// log-odds of "same person" of the three embedding models when the
-    /// template and the capture carry all three, else the first model's
-    /// cosine (a template enrolled by the first model alone); each against
-    /// its own calibrated threshold.
+    /// log-odds of "same person" when the template and the capture carry
+    /// every model's embedding (`score_model` then names the fusion), else
+    /// the first model's cosine (`score_model` names it: a template
+    /// enrolled by the first model alone, or a score the first model
+    /// decided alone in the cascade); each against its own calibrated
+    /// threshold.
     pub score: Option<f32>,
     pub threshold: Option<f32>,
+    /// The model or fusion whose scale `score` and `threshold` are on (kept
+    /// with the decision's record).
+    pub score_model: Option<String>,
     pub liveness: Option<f32>,
 }
 
@@ -449,6 +454,7 @@ impl Outcome {
             person_id: ev.event.person_id.map(|p| p.to_string()),
             score: ev.event.score.map(|x| x as f32),
             threshold: ev.event.threshold.map(|x| x as f32),
+            score_model: ev.event.score_model.clone(),
             liveness: None,
         }
     }
