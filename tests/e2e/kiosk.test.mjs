@@ -688,21 +688,21 @@ for (const [tab, name] of [["scen", "console-04-scenarios"], ["dev", "console-05
       assert.match(await text("#keys", desk), /终端设备/);
       // Issue a device key, then revoke it: both take effect at once.
       // The device is picked among the active devices, with its scenario.
-      const opt = await desk.locator("#k-device option", { hasText: "gate-south-2" }).first().getAttribute("value");
+      const opt = await desk.locator("#k-device option", { hasText: "gate-north-1" }).first().getAttribute("value");
       await desk.selectOption("#k-device", opt);
-      await desk.fill("#k-label", "南门");
+      await desk.fill("#k-label", "北门备用");
       await desk.click("#btn-key-new");
       await visible("#key-secret", desk);
       const secret = (await text("#key-secret", desk)).trim();
       assert.match(secret, /^fgk_/);
       const n = await desk.locator("#keys button.revoke").count();
-      const row = await desk.locator("#keys tr", { hasText: "南门" }).textContent();
-      assert.match(row, /gate-south-2/);
+      const row = await desk.locator("#keys tr", { hasText: "北门备用" }).textContent();
+      assert.match(row, /gate-north-1/);
       const scenarioIds = (await api("GET", "/v1/scenarios", ADMIN_KEY)).map(x => x.id);
       assert.ok(scenarioIds.some(id => row.includes(id)), `the key's scenario is shown: ${row}`);
-      await desk.locator("#keys tr", { hasText: "南门" }).locator("button.revoke").click();
+      await desk.locator("#keys tr", { hasText: "北门备用" }).locator("button.revoke").click();
       await desk.waitForFunction(k => document.querySelectorAll("#keys button.revoke").length === k - 1, n);
-      const after = await fetch(`${BASE}/v1/decline-face`, { method: "POST", headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/json" }, body: JSON.stringify({ person_id: PEOPLE.second, device_id: "gate-south-2" }) });
+      const after = await fetch(`${BASE}/v1/decline-face`, { method: "POST", headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/json" }, body: JSON.stringify({ person_id: PEOPLE.second, device_id: "gate-north-1" }) });
       assert.equal(after.status, 401, "a revoked key is refused at once");
       // Devices: a private place is refused on the server (R19, with its
       // article); a plain one is added to the deployed manifest, then revoked.

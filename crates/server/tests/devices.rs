@@ -210,6 +210,20 @@ async fn a_device_key_acts_and_is_revoked_in_its_own_scenario_only() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    // Only a device the scenario declares gets a key (R19: its place and
+    // notice are in the manifest).
+    for (device, scenario) in [
+        ("gate-nowhere-9", None),
+        ("gate-nowhere-9", Some("residential-gate-east")),
+    ] {
+        let mut body = json!({"role": "device", "device_id": device});
+        if let Some(sc) = scenario {
+            body["scenario"] = json!(sc);
+        }
+        let (s, e) = t.call("POST", "/v1/keys", Some(&t.admin), Some(body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{device}: {e}");
+        assert!(e.to_string().contains(device), "{e}");
+    }
     // Only a device key names a scenario.
     let (s, e) = t
         .call(

@@ -47,7 +47,19 @@ pub async fn create(
         ));
     }
     let device = match &req.device_id {
-        Some(dv) => Some(BoundDevice::of(&*s.scenario(req.scenario.as_deref())?, dv)),
+        Some(dv) => {
+            // Only a device the scenario declares (its place, its notice,
+            // R19): a key for any other name could act nowhere, or as a
+            // device that was revoked.
+            let d = s.scenario(req.scenario.as_deref())?;
+            if !d.devices.contains_key(dv.as_str()) {
+                return Err(ApiError::bad(
+                    format!("设备 {dv} 不在场景 {} 的清单中：请先添加该设备，再为其签发密钥。", d.scenario.id),
+                    format!("device {dv} is not a device of scenario {}: add the device first, then issue its key.", d.scenario.id),
+                ));
+            }
+            Some(BoundDevice::of(&d, dv))
+        }
         None => None,
     };
     let k = s
