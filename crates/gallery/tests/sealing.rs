@@ -12,6 +12,11 @@ fn unit(rng: &mut impl Rng) -> Vec<f32> {
     v.into_iter().map(|x| x / n).collect()
 }
 
+/// A template of a new person in `scenario` (a random unit vector).
+fn template(rng: &mut impl Rng, scenario: ScenarioId, enc: Encoding) -> Template {
+    Template::new(PersonId::new(), scenario, MODEL, &unit(rng), enc).unwrap()
+}
+
 fn calibration() -> Calibration {
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut s: Vec<f32> = (0..5000).map(|_| rng.gen_range(-0.15f32..0.15)).collect();
@@ -23,14 +28,7 @@ fn sealed_template_round_trips_in_both_encodings() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(2);
     let ring = Keyring::new(Kek::generate());
     for enc in [Encoding::F32, Encoding::Int8] {
-        let t = Template::new(
-            PersonId::new(),
-            ScenarioId::new(),
-            MODEL,
-            &unit(&mut rng),
-            enc,
-        )
-        .unwrap();
+        let t = template(&mut rng, ScenarioId::new(), enc);
         ring.data_key(t.scenario);
         let s = ring.seal(&t).unwrap();
         let s = SealedTemplate::from_bytes(&s.to_bytes()).unwrap();
@@ -46,14 +44,7 @@ fn sealed_template_round_trips_in_both_encodings() {
 fn sealed_template_fails_to_open_under_another_person_scenario_or_key() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let ring = Keyring::new(Kek::generate());
-    let t = Template::new(
-        PersonId::new(),
-        ScenarioId::new(),
-        MODEL,
-        &unit(&mut rng),
-        Encoding::Int8,
-    )
-    .unwrap();
+    let t = template(&mut rng, ScenarioId::new(), Encoding::Int8);
     ring.data_key(t.scenario);
     let s = ring.seal(&t).unwrap();
     assert!(ring.open(&s, t.id, t.person, t.scenario).is_ok());
@@ -126,16 +117,7 @@ fn kek_rotation_loses_nothing() {
     let mut ring = Keyring::new(old.clone());
     let scen = [ScenarioId::new(), ScenarioId::new()];
     let ts: Vec<Template> = (0..40)
-        .map(|i| {
-            Template::new(
-                PersonId::new(),
-                scen[i % 2],
-                MODEL,
-                &unit(&mut rng),
-                Encoding::Int8,
-            )
-            .unwrap()
-        })
+        .map(|i| template(&mut rng, scen[i % 2], Encoding::Int8))
         .collect();
     for s in scen {
         ring.data_key(s);
@@ -146,14 +128,7 @@ fn kek_rotation_loses_nothing() {
         .collect();
     // A data-key rotation in the middle: old templates must still open.
     ring.rotate_data_key(scen[0]);
-    let t_new = Template::new(
-        PersonId::new(),
-        scen[0],
-        MODEL,
-        &unit(&mut rng),
-        Encoding::Int8,
-    )
-    .unwrap();
+    let t_new = template(&mut rng, scen[0], Encoding::Int8);
     let s_new = ring.seal(&t_new).unwrap().to_bytes();
     let keys = dir.path().join("keys");
     ring.save(&keys).unwrap();
@@ -289,14 +264,7 @@ fn gallery_on_disk_contains_no_raw_embedding_bytes() {
 fn sealing_without_a_data_key_is_refused_not_keyed_in_memory() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let ring = Keyring::new(Kek::generate());
-    let t = Template::new(
-        PersonId::new(),
-        ScenarioId::new(),
-        MODEL,
-        &unit(&mut rng),
-        Encoding::Int8,
-    )
-    .unwrap();
+    let t = template(&mut rng, ScenarioId::new(), Encoding::Int8);
     assert!(matches!(
         ring.seal(&t),
         Err(facegate_gallery::Error::NoDataKey(id)) if id == t.scenario.0
