@@ -221,7 +221,7 @@ async fn a_device_key_acts_and_is_revoked_in_its_own_scenario_only() {
             body["scenario"] = json!(sc);
         }
         let (s, e) = t.call("POST", "/v1/keys", Some(&t.admin), Some(body)).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{device}: {e}");
+        assert_eq!(s, StatusCode::NOT_FOUND, "{device}: {e}");
         assert!(e.to_string().contains(device), "{e}");
     }
     // Only a device key names a scenario.

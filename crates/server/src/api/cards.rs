@@ -23,7 +23,7 @@ pub struct CardInput {
     #[schema(pattern = "^(card|qr|qr_code|wedge)$")]
     pub kind: Option<String>,
     /// What the reader typed (without the final Enter). 1 to 256 characters.
-    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 256, pattern = r"[^\s\u0085]")]
     pub secret: String,
 }
 

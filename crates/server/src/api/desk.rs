@@ -98,7 +98,7 @@ pub async fn find(
 #[derive(Deserialize, utoipa::ToSchema, Default)]
 pub struct CorrectPerson {
     /// Not blank when given.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(min_length = 1, pattern = r"[^\s\u0085]")]
     pub display_name: Option<String>,
     /// Empty clears it.
     pub contact: Option<String>,
@@ -325,7 +325,10 @@ pub struct DecideInput {
     #[schema(pattern = "^(pass|fail)$")]
     pub result: String,
     /// The guard who looked at the person. Not blank; at most 100 characters.
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    // Not blank as the server reads it (`str::trim`, Unicode White_Space):
+    // the schema's regex is ECMA-262's, whose `\s` lacks U+0085 (NEL),
+    // which `trim` removes, so every such pattern here excludes it too.
+    #[schema(min_length = 1, max_length = 100, pattern = r"[^\s\u0085]")]
     pub guard_name: String,
     /// How the person was checked (e.g. "known to me", "ID card").
     #[schema(max_length = 500)]
@@ -385,7 +388,7 @@ pub async fn decide_check(
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct AnswerInput {
     /// The reply the person reads in the portal. Not blank; at most 10,000 characters.
-    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 10000, pattern = r"[^\s\u0085]")]
     pub response: String,
 }
 
@@ -417,7 +420,7 @@ pub struct CloseInput {
     #[schema(pattern = "^(done|rejected)$")]
     pub status: String,
     /// What was done, or why not. Not blank; at most 10,000 characters.
-    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 10000, pattern = r"[^\s\u0085]")]
     pub outcome: String,
 }
 

@@ -22,7 +22,7 @@ pub struct NewDeviceInput {
     #[schema(min_length = 1, max_length = 40)]
     pub placement: String,
     /// Where it is, in Chinese (read for private-place terms, R19).
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
     pub location_zh: String,
     /// Where it is, in English.
     #[schema(max_length = 200)]

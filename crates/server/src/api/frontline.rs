@@ -169,10 +169,10 @@ pub async fn notice(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct GuardianInput {
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(min_length = 1, pattern = r"[^\s\u0085]")]
     pub name: String,
     /// 父母 / parent, 其他监护人 / other guardian.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(min_length = 1, pattern = r"[^\s\u0085]")]
     pub relationship: String,
     pub contact: Option<String>,
 }

@@ -27,7 +27,7 @@ pub struct NewKey {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The key, with its secret (shown only here)", body = IssuedKey),
-        (status = 404, description = "No such scenario", body = crate::ErrorBody)))]
+        (status = 404, description = "No such scenario, or no such device in it", body = crate::ErrorBody)))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -53,10 +53,10 @@ pub async fn create(
             // device that was revoked.
             let d = s.scenario(req.scenario.as_deref())?;
             if !d.devices.contains_key(dv.as_str()) {
-                return Err(ApiError::bad(
-                    format!("设备 {dv} 不在场景 {} 的清单中：请先添加该设备，再为其签发密钥。", d.scenario.id),
-                    format!("device {dv} is not a device of scenario {}: add the device first, then issue its key.", d.scenario.id),
-                ));
+                return Err(ApiError::NotFound(format!(
+                    "device {dv} in scenario {} (add the device first, then issue its key)",
+                    d.scenario.id
+                )));
             }
             Some(BoundDevice::of(&d, dv))
         }

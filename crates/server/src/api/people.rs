@@ -18,7 +18,7 @@ use crate::state::AppState;
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewPerson {
     /// Not blank.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(min_length = 1, pattern = r"[^\s\u0085]")]
     pub display_name: String,
     pub contact: Option<String>,
     /// Needed to apply the under-14 rule (R10). A calendar date, `YYYY-MM-DD`.
@@ -125,7 +125,7 @@ pub async fn consents(
 #[derive(Deserialize, utoipa::ToSchema, Default)]
 pub struct WithdrawInput {
     /// `portal`, `kiosk:<device>`… (default: from the caller). Not blank.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(min_length = 1, pattern = r"[^\s\u0085]")]
     pub channel: Option<String>,
 }
 
@@ -310,7 +310,7 @@ pub struct ComplaintInput {
     #[schema(format = Uuid)]
     pub person_id: Option<String>,
     /// Not blank; at most 10,000 characters.
-    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 10000, pattern = r"[^\s\u0085]")]
     pub body: String,
     pub channel: Option<String>,
 }
