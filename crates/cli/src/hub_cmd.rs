@@ -165,10 +165,7 @@ pub async fn hub_bootstrap(
     let Ok(local) = facegate_policy::parse_manifest(&local) else {
         return Ok(None);
     };
-    let url = cfg
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite:{}", cfg.data_dir.join("facegate.db").display()));
+    let url = facegate_core::store_url(&cfg.data_dir, cfg.database_url.as_deref());
     let keys = match cfg.identity_key.clone() {
         Some(k) => k,
         None => {

@@ -37,6 +37,16 @@ use uuid::Uuid;
 
 pub use deploy::Deployed;
 
+/// The store a data directory opens: `database_url` when given, else the
+/// directory's own SQLite file. One rule for the core and for anything that
+/// reads the same store before it starts (a hub-attached site's bootstrap).
+pub fn store_url(data_dir: &std::path::Path, database_url: Option<&str>) -> String {
+    database_url.map_or_else(
+        || format!("sqlite:{}", data_dir.join("facegate.db").display()),
+        str::to_string,
+    )
+}
+
 /// What a core operation can answer besides success. The server maps each
 /// variant to one HTTP status in one place.
 #[derive(Debug, thiserror::Error)]
@@ -319,10 +329,7 @@ impl Core {
             }
         };
         let receipt_signer = receipts::ReceiptSigner::from_seed(&store_keys.receipt_signing_seed());
-        let url = config
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite:{}", dir.join("facegate.db").display()));
+        let url = store_url(&dir, config.database_url.as_deref());
         let store = Store::open(&url, store_keys)
             .await
             .map_err(CoreError::internal)?;
