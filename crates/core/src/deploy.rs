@@ -62,6 +62,17 @@ pub struct Deployed {
     pub pia_status: policy::PiaStatus,
 }
 
+impl Deployed {
+    /// The store id of this scenario's device `name` (its manifest id), or
+    /// not found: a device the manifest does not declare has no place and
+    /// no notice here (R19).
+    pub fn device_id(&self, name: &str) -> Result<Uuid, ApiError> {
+        self.devices.get(name).copied().ok_or_else(|| {
+            ApiError::NotFound(format!("device {name} in scenario {}", self.scenario.id))
+        })
+    }
+}
+
 /// The operating procedures this system follows beyond what each manifest
 /// says (they are in its code, whatever the scenario), for the filing pack's
 /// fourth content (Art. 15: processing rules and operating procedures).
@@ -343,17 +354,23 @@ fn model_id_uncached() -> String {
 /// `fusion3.txt`). [`Recognition::First`] keeps the pair's gallery, so
 /// pair templates enrolled before stay matchable (on the first model's
 /// scale, as every probe without the other embeddings is).
-///
-/// Built once per setting (parsing the shipped tables) and cloned after.
+/// A copy, for a gallery to own; [`spec`] reads it without copying.
 pub fn fused_spec(recognition: Recognition) -> Result<FusedSpec, ApiError> {
+    spec(recognition).cloned()
+}
+
+/// The spec of [`fused_spec`], built once per setting (parsing the shipped
+/// tables) and read in place after: a decision names its scale from it
+/// without copying the tables.
+pub fn spec(recognition: Recognition) -> Result<&'static FusedSpec, ApiError> {
     use std::sync::OnceLock;
     static SPECS: [OnceLock<FusedSpec>; 2] = [OnceLock::new(), OnceLock::new()];
     let slot = &SPECS[usize::from(recognition == Recognition::Three)];
     if let Some(s) = slot.get() {
-        return Ok(s.clone());
+        return Ok(s);
     }
-    let spec = build_fused_spec(recognition)?;
-    Ok(slot.get_or_init(|| spec).clone())
+    let built = build_fused_spec(recognition)?;
+    Ok(slot.get_or_init(|| built))
 }
 
 fn build_fused_spec(recognition: Recognition) -> Result<FusedSpec, ApiError> {

@@ -255,8 +255,9 @@ impl Recognition {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceAt<'a> {
     pub name: &'a str,
-    /// `None`: any scenario's device of that name (the model-based test's
-    /// single scenario; the server always binds a device key's scenario).
+    /// `None`: the one deployed device of that name, if only one scenario
+    /// has it (the model-based test's single scenario; the server always
+    /// binds a device key's scenario).
     pub scenario: Option<Uuid>,
 }
 
@@ -460,22 +461,17 @@ impl Core {
     pub fn device_named(&self, name: &str, scenario: Option<&str>) -> CoreResult<(String, Uuid)> {
         if let Some(id) = scenario {
             let d = self.scenario(Some(id))?;
-            return d
-                .devices
-                .get(name)
-                .map(|u| (d.scenario.id.clone(), *u))
-                .ok_or_else(|| CoreError::NotFound(format!("device {name} in scenario {id}")));
+            return Ok((d.scenario.id.clone(), d.device_id(name)?));
         }
-        let all = self.scenarios.read().unwrap();
-        let found: Vec<(&str, Uuid)> = all
-            .iter()
-            .filter_map(|d| d.devices.get(name).map(|u| (d.scenario.id.as_str(), *u)))
-            .collect();
-        match found.as_slice() {
+        match self.devices_named(name).as_slice() {
             [] => Err(CoreError::NotFound(format!("device {name}"))),
-            [(s, u)] => Ok((s.to_string(), *u)),
+            [one] => Ok(one.clone()),
             many => {
-                let list = many.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ");
+                let list = many
+                    .iter()
+                    .map(|(s, _)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 Err(CoreError::bad(
                     format!("设备 {name} 同时属于多个场景（{list}），请用 scenario 参数指明场景"),
                     format!("device {name} is in several scenarios ({list}): name one with the scenario parameter"),
@@ -484,24 +480,29 @@ impl Core {
         }
     }
 
-    /// The store id of a request's device: the one of its key's scenario
-    /// ([`DeviceAt`]), not a same-named device of another scenario.
-    pub fn device_at(&self, device: DeviceAt<'_>) -> Option<Uuid> {
-        let Some(sid) = device.scenario else {
-            return self.device_uuid(device.name);
-        };
-        self.scenario_by_store_id(sid)
-            .and_then(|d| d.devices.get(device.name).copied())
-    }
-
-    /// The store id of the first device of this manifest id in any scenario
-    /// (an operator naming a device).
-    pub fn device_uuid(&self, device: &str) -> Option<Uuid> {
+    /// Every deployed scenario's device called `name`: (scenario id, store id).
+    fn devices_named(&self, name: &str) -> Vec<(String, Uuid)> {
         self.scenarios
             .read()
             .unwrap()
             .iter()
-            .find_map(|d| d.devices.get(device).copied())
+            .filter_map(|d| d.devices.get(name).map(|u| (d.scenario.id.clone(), *u)))
+            .collect()
+    }
+
+    /// The store id of a request's device: the one of its key's scenario
+    /// ([`DeviceAt`]), not a same-named device of another scenario.
+    /// Without a scenario, the one deployed device of that name; a name
+    /// several scenarios share is none of them (never the first one found).
+    pub fn device_at(&self, device: DeviceAt<'_>) -> Option<Uuid> {
+        let Some(sid) = device.scenario else {
+            return match self.devices_named(device.name).as_slice() {
+                [(_, u)] => Some(*u),
+                _ => None,
+            };
+        };
+        self.scenario_by_store_id(sid)
+            .and_then(|d| d.devices.get(device.name).copied())
     }
 
     /// Deploy a manifest an operator of this site authored (console upload,

@@ -302,7 +302,7 @@ impl Core {
         // template the fusion decides with), else the first model's.
         cap.run_others(self).await?;
         let (p, s) = (PersonId(person), facegate_gallery::ScenarioId(d.store_id));
-        let spec = crate::deploy::fused_spec(self.recognition)?;
+        let spec = crate::deploy::spec(self.recognition)?;
         let t = match cap.other_parts() {
             Some(others) if others.len() == spec.other_dims.len() => {
                 let mut parts = vec![cap.embedding.as_slice()];

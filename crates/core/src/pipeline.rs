@@ -546,7 +546,9 @@ impl<'a> Attempt<'a> {
     /// (`fused`) or the first model's cosine.
     pub fn scored_by(&mut self, fused: bool) -> Result<(), CoreError> {
         self.score_model = Some(if fused {
-            crate::deploy::fused_spec(self.s.recognition)?.fused_model_id
+            crate::deploy::spec(self.s.recognition)?
+                .fused_model_id
+                .clone()
         } else {
             crate::deploy::model_id()
         });

@@ -421,10 +421,8 @@ impl Keyring {
                 "dimension {dim} out of range"
             )));
         }
-        let key_id = *self
-            .state
-            .read()
-            .unwrap()
+        let st = self.state.read().unwrap();
+        let key_id = *st
             .current
             .get(&t.scenario)
             .ok_or(Error::NoDataKey(t.scenario.0))?;
@@ -453,7 +451,6 @@ impl Keyring {
             }
         }
         let aad = s.header_with(t.id, t.person, t.scenario);
-        let st = self.state.read().unwrap();
         let cipher = Aes256Gcm::new_from_slice(&st.deks[&key_id].key[..]).expect("32-byte key");
         s.ciphertext = cipher
             .encrypt(

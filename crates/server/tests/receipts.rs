@@ -427,6 +427,23 @@ async fn r19_a_signage_photo_lands_on_the_named_scenarios_device_not_a_same_name
     let home = t.state.scenario(None).unwrap();
     let (home_id, home_dev) = (home.scenario.id.clone(), home.devices["gate-north-1"]);
     assert_ne!(east, home_dev);
+    // The same rule wherever a device is named without its scenario: a
+    // shared name is neither scenario's device, never the first found.
+    let unscoped = facegate_core::DeviceAt {
+        name: "gate-north-1",
+        scenario: None,
+    };
+    assert_eq!(t.state.device_at(unscoped), None);
+    let at_east = facegate_core::DeviceAt {
+        scenario: Some(
+            t.state
+                .scenario(Some("residential-gate-east"))
+                .unwrap()
+                .store_id,
+        ),
+        ..unscoped
+    };
+    assert_eq!(t.state.device_at(at_east), Some(east));
     let jpeg = std::fs::read(facegate_assets::fixture("obama.jpg").unwrap()).unwrap();
     let body = json!({ "image": facegate_server::pipeline::encode_image(&jpeg) });
     let (s, e) = t

@@ -52,12 +52,7 @@ pub async fn create(
             // R19): a key for any other name could act nowhere, or as a
             // device that was revoked.
             let d = s.scenario(req.scenario.as_deref())?;
-            if !d.devices.contains_key(dv.as_str()) {
-                return Err(ApiError::NotFound(format!(
-                    "device {dv} in scenario {} (add the device first, then issue its key)",
-                    d.scenario.id
-                )));
-            }
+            d.device_id(dv)?;
             Some(BoundDevice::of(&d, dv))
         }
         None => None,
