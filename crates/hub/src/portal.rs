@@ -729,9 +729,19 @@ pub(crate) mod tests {
         ));
     }
 
-    /// Counts the SQL statements sqlx runs on this thread (sqlx reports
-    /// each one as a `sqlx::query` event).
-    struct Statements(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    thread_local! {
+        /// The statements counted on this thread since counting began,
+        /// or `None` where nothing counts.
+        static STATEMENTS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// Counts the SQL statements sqlx runs (sqlx reports each one as a
+    /// `sqlx::query` event) on the thread that asked to count. It is the
+    /// process's one subscriber, installed before any test's first query:
+    /// a scoped `set_default` per test raced with the callsites other tests
+    /// registered at the same moment, so a statement's callsite could be
+    /// cached as uninteresting and the count read 0 (seen in CI).
+    struct Statements;
 
     impl tracing::Subscriber for Statements {
         fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
@@ -744,11 +754,28 @@ pub(crate) mod tests {
         fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
         fn event(&self, e: &tracing::Event<'_>) {
             if e.metadata().target().starts_with("sqlx::query") {
-                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                STATEMENTS.with(|c| c.set(c.get().map(|n| n + 1)));
             }
         }
         fn enter(&self, _: &tracing::span::Id) {}
         fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// Installs [`Statements`] once, before the caller's first query.
+    fn count_statements_everywhere() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            tracing::subscriber::set_global_default(Statements)
+                .expect("no other subscriber in the hub's tests");
+        });
+    }
+
+    /// Starts counting this thread's statements (a `tokio::test` runs its
+    /// future on its own thread) and answers how many ran since the last
+    /// call, resetting the count.
+    fn statements() -> impl Fn() -> usize {
+        STATEMENTS.with(|c| c.set(Some(0)));
+        || STATEMENTS.with(|c| c.replace(Some(0)).unwrap_or(0))
     }
 
     /// A hub on a fresh database of the test server (dropped when it
@@ -764,6 +791,7 @@ pub(crate) mod tests {
 
     impl TestHub {
         pub(crate) async fn open() -> Option<TestHub> {
+            count_statements_everywhere();
             let Ok(base) = std::env::var("FACEGATE_TEST_DATABASE_URL") else {
                 println!(
                     "SKIP postgres: FACEGATE_TEST_DATABASE_URL is not set (scripts/test.sh sets it)"
@@ -1008,9 +1036,7 @@ pub(crate) mod tests {
         let Json(c) = person_request(State(t.s.clone()), h, body).await.unwrap();
         let id = c["id"].as_str().unwrap().to_string();
 
-        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let _guard = tracing::subscriber::set_default(Statements(count.clone()));
-        let counted = || count.swap(0, std::sync::atomic::Ordering::SeqCst);
+        let counted = statements();
         let answer = |id: String, reply: &'static str| {
             desk_answer(
                 State(t.s.clone()),
@@ -1041,7 +1067,6 @@ pub(crate) mod tests {
             .unwrap_err();
         assert!(matches!(e, HubError::NotFound(_)), "{e}");
         assert_eq!(counted(), 3);
-        drop(_guard);
         assert_eq!(t.count("hub_request_cases").await, 1);
     }
 
@@ -1153,9 +1178,7 @@ pub(crate) mod tests {
             .iter()
             .any(|v| v["sites"].as_array().unwrap().len() == 2));
 
-        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let _guard = tracing::subscriber::set_default(Statements(count.clone()));
-        let counted = || count.swap(0, std::sync::atomic::Ordering::SeqCst);
+        let counted = statements();
         let h = bearer(token);
         counted();
         let Json(all) = desk_list(State(s.clone()), h.clone(), RawQuery(None))
@@ -1210,6 +1233,5 @@ pub(crate) mod tests {
         });
         let mine: Vec<Value> = mine.iter().map(case_json).collect();
         assert_eq!(mine.iter().collect::<Vec<_>>(), mine_want);
-        drop(_guard);
     }
 }
