@@ -59,4 +59,5 @@ fi
 
 export FACEGATE_CHROMIUM="${FACEGATE_CHROMIUM:-$(command -v chromium || true)}"
 export FACEGATE_E2E_DIR="$root/tests/e2e"
-cargo test --workspace "$@"
+# Every test binary runs even after one fails, so one CI run names every failure.
+cargo test --workspace --no-fail-fast "$@"

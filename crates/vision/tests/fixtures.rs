@@ -1,7 +1,6 @@
 //! Always-on tests on the fetched fixtures (real models, real images).
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use facegate_vision::{
     compare, decode, DecodeLimits, Engine, EngineOptions, Face, VisionError, DEFAULT_THRESHOLD,
@@ -111,13 +110,13 @@ fn png_with_alpha_decodes() {
 }
 
 #[test]
-fn truncated_jpeg_is_refused_quickly() {
+fn truncated_jpeg_is_refused_as_truncated() {
+    // Refused by the decoder, as a truncated file, before any model runs
+    // (no wall-clock bound here: benchmarks time things, tests do not).
     let full = fixture("obama.jpg");
-    let t = Instant::now();
     let err = engine().analyze(&full[..full.len() / 2]).unwrap_err();
     assert!(matches!(err, VisionError::Corrupt(_)), "{err}");
     assert!(err.to_string().contains("truncated"), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(2));
 }
 
 fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
@@ -152,16 +151,11 @@ fn png_claiming_50000_squared_is_refused_before_allocation() {
         &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
     );
     png_chunk(&mut png, b"IEND", &[]);
-    let t = Instant::now();
+    // TooLarge naming the header's size is the limit check on the header:
+    // a decoder that had tried would have failed allocating 7.5 GB instead.
     let err = decode(&png, &DecodeLimits::default()).unwrap_err();
     assert!(matches!(err, VisionError::TooLarge(_)), "{err}");
     assert!(err.to_string().contains("50000"), "{err}");
-    // 7.5 GB would take far longer than this to allocate and fill.
-    assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        t.elapsed()
-    );
 }
 
 #[test]
