@@ -690,6 +690,18 @@ for (const [tab, name] of [["scen", "console-04-scenarios"], ["dev", "console-05
       // The device is picked among the active devices, with its scenario.
       const opt = await desk.locator("#k-device option", { hasText: "gate-north-1" }).first().getAttribute("value");
       await desk.selectOption("#k-device", opt);
+      // The choice is the device itself, not its place in the list: a
+      // refresh that drops a device listed before it keeps it chosen.
+      const kept = await desk.evaluate(() => {
+        const sel = document.createElement("select");
+        const a = { id: "gate-a", scenario: "s1" }, b = { id: "gate-north-1", scenario: "s1" }, c = { id: "gate-north-1", scenario: "s2" };
+        FG.deviceChoices(sel, [a, b, c]);
+        sel.selectedIndex = 2;
+        const chosen = FG.deviceChoices(sel, [b, c])();
+        const gone = FG.deviceChoices(sel, [a, b])();
+        return [chosen && chosen.scenario, sel.options.length, gone && gone.id];
+      });
+      assert.deepEqual(kept, ["s2", 2, "gate-a"], "the chosen device survives a refresh; a revoked one falls back to the first");
       await desk.fill("#k-label", "北门备用");
       await desk.click("#btn-key-new");
       await visible("#key-secret", desk);

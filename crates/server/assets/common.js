@@ -151,5 +151,18 @@ const FG = (() => {
   // A person or record id shown short: its last 8 characters (UUIDv7s
   // share their first, time-based ones).
   function shortId(id) { return id ? "…" + String(id).slice(-8) : ""; }
-  return { add: m => Object.assign(dict, m), t, v, setT, showErr, has, apply, setLang, setMode, initToolbar, api, probe, setToken, ruleRef, errText, esc, hashParams, time, day, date, num, shortId, missing, TZ, get lang() { return lang; } };
+  // A <select> of devices, each shown as "id · scenario" (two scenarios may
+  // both have a "gate-north-1", and a key or a signage photo belongs to one
+  // of them), with its place where asked. An option's value is the device's
+  // identity (scenario and id), so the choice survives a refresh that adds
+  // or removes devices: by position it would move to another device.
+  // Answers a function that gives the chosen device, or undefined.
+  function deviceChoices(sel, devices, withPlace) {
+    const key = d => JSON.stringify([d.scenario, d.id]);
+    const was = sel.value;
+    sel.innerHTML = devices.map(d => `<option data-raw value="${esc(key(d))}">${esc(d.id)} · ${esc(d.scenario)}${withPlace && d.location_zh ? " — " + esc(d.location_zh) : ""}</option>`).join("");
+    if (devices.some(d => key(d) === was)) sel.value = was;
+    return () => devices.find(d => key(d) === sel.value);
+  }
+  return { add: m => Object.assign(dict, m), t, v, setT, showErr, has, apply, setLang, setMode, initToolbar, api, probe, setToken, ruleRef, errText, esc, hashParams, time, day, date, num, shortId, deviceChoices, missing, TZ, get lang() { return lang; } };
 })();

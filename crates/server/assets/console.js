@@ -180,7 +180,7 @@ async function scen() {
     <dt>${FG.esc(T("pia_status"))}</dt><dd><span data-raw>${FG.esc(s.pia_id)}</span> (${FG.esc(FG.v("pia", s.pia_status))})</dd>
     <dt>${FG.esc(T("lint"))}</dt><dd>${s.lint.length ? s.lint.map(l => FG.esc(`${FG.v("severity", l.severity)} ${FG.ruleRef(l)} ${FG.t("line_col", { l: l.line, c: l.col })} ${zh ? l.message_zh : l.message_en}`)).join("<br>") : FG.esc(T("lint_clean"))}</dd></dl></div>`).join("");
 }
-let keyDevices = [];
+let keyDevice = () => undefined;
 async function dev() {
   const ds = await FG.api("GET", "/v1/devices");
   // Added and revoked here: the server amends the deployed manifest and
@@ -200,10 +200,7 @@ async function dev() {
   // A device key is bound to one device of one scenario (the server refuses
   // a device key without its scenario): pick among the active devices, so
   // a same-named gate of another scenario cannot be chosen by mistake.
-  const ksel = $("k-device"), kkeep = ksel.value;
-  keyDevices = ds.filter(d => d.active);
-  ksel.innerHTML = keyDevices.map((d, i) => `<option value="${i}">${FG.esc(d.id)} · ${FG.esc(d.scenario)}</option>`).join("");
-  if (kkeep && Number(kkeep) < keyDevices.length) ksel.value = kkeep;
+  keyDevice = FG.deviceChoices($("k-device"), ds.filter(d => d.active));
   try {
     const ks = await FG.api("GET", "/v1/keys");
     table("keys", ["col_key", "col_role", "col_device", "col_scenario", "col_label", "col_created", "col_status", "col_actions"], ks.map(k => [raw(k.id), FG.v("role", k.role), raw(k.device_id || ""), raw(k.scenario || ""), raw(k.label), FG.time(k.created_at), T(k.revoked ? "key_revoked" : "key_active"),
@@ -237,7 +234,7 @@ function outcome(o) {
 // A new API key: its secret is shown here once (the server keeps a hash).
 $("btn-key-new").onclick = async () => {
   msg("key-new-msg"); $("key-secret").classList.add("hidden");
-  const role = $("k-role").value, dev = keyDevices[Number($("k-device").value)];
+  const role = $("k-role").value, dev = keyDevice();
   if (role === "device" && !dev) { msg("key-new-msg", { key: "k_need_device" }); return; }
   try {
     const bound = role === "device" ? { device_id: dev.id, scenario: dev.scenario } : { device_id: null };

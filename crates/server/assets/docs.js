@@ -102,17 +102,11 @@ const FGDocs = (() => {
   $("btn-doc-pack").onclick = () => view("filing-pack");
   $("doc-lang").onchange = () => { if (shown) view(shown); };
   $("btn-doc-pdf").onclick = () => { if (frame.contentWindow) frame.contentWindow.print(); };
-  let signageDevices = [];
+  let signageDevice = () => undefined;
   async function devices() {
     try {
       const ds = await FG.api("GET", "/v1/devices");
-      const sel = $("signage-device");
-      const was = sel.value;
-      // Each device with its scenario: two scenarios may both have a
-      // "gate-north-1", and the photo belongs to one of them.
-      signageDevices = ds.filter(d => d.active !== false);
-      sel.innerHTML = signageDevices.map((d, i) => `<option data-raw value="${i}">${FG.esc(d.id)} · ${FG.esc(d.scenario)}${d.location_zh ? " — " + FG.esc(d.location_zh) : ""}</option>`).join("");
-      if (was) sel.value = was;
+      signageDevice = FG.deviceChoices($("signage-device"), ds.filter(d => d.active !== false), true);
     } catch (e) { /* the docs tab shows the error when it loads */ }
   }
   document.querySelectorAll("nav.tabs button").forEach(b => b.addEventListener("click", () => { if (b.dataset.tab === "docs") devices(); }));
@@ -123,7 +117,7 @@ const FGDocs = (() => {
     if (f.size > 2 * 1024 * 1024) { FG.showErr(signMsg, "signage_too_big"); return; }
     const dataUrl = await new Promise((ok, bad) => { const r = new FileReader(); r.onload = () => ok(r.result); r.onerror = bad; r.readAsDataURL(f); });
     try {
-      const d = signageDevices[Number($("signage-device").value)];
+      const d = signageDevice();
       if (!d) { FG.showErr(signMsg, "signage_no_device"); return; }
       await FG.api("PUT", `/v1/devices/${encodeURIComponent(d.id)}/signage?scenario=${encodeURIComponent(d.scenario)}`, { image: dataUrl });
       FG.setT(signMsg, "signage_ok", { d: d.id });
