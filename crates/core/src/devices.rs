@@ -74,6 +74,69 @@ pub async fn startup_manifest(
     })
 }
 
+/// The other scenarios to deploy again at start-up (every scenario of this
+/// processor but the configured one, `configured`), as `(name, manifest)`:
+/// the latest stored version of each, so a scenario uploaded in the console
+/// or through the API runs after a restart as it ran before. Scenarios the
+/// hub pushed are left to the site's start, which checks their signatures
+/// again before deploying them (`facegate_hub::site::SiteSync::start`).
+pub async fn startup_others(
+    store: &facegate_store::Store,
+    processor_id: uuid::Uuid,
+    configured: &str,
+) -> CoreResult<Vec<(String, String)>> {
+    let from_hub: std::collections::HashSet<String> = store
+        .hub_manifests_deployed()
+        .await?
+        .into_iter()
+        .map(|m| m.scenario)
+        .collect();
+    Ok(store
+        .scenarios()
+        .await?
+        .into_iter()
+        .filter(|v| v.processor_id == processor_id && v.name != configured)
+        .filter(|v| !from_hub.contains(&v.name))
+        .map(|v| (v.name, v.manifest))
+        .collect())
+}
+
+/// An operator's upload with the base mark of the version it replaces
+/// (that version's own mark, or its hash if it has none): an upload of the
+/// configured scenario is an amendment of the configured file like a device
+/// added in the console, so a restart keeps it rather than reverting to the
+/// file ([`startup_manifest`]); an edited file still supersedes it. A
+/// manifest already marked, or a new scenario, is deployed as it is.
+pub async fn with_base_mark(
+    store: &facegate_store::Store,
+    processor_id: uuid::Uuid,
+    manifest: &str,
+) -> CoreResult<String> {
+    if manifest.lines().any(|l| l.starts_with(BASE_MARK)) {
+        return Ok(manifest.to_string());
+    }
+    let Some(sc) = policy::lint(manifest, "scenario.toml").scenario else {
+        return Ok(manifest.to_string());
+    };
+    let latest = store
+        .scenarios()
+        .await?
+        .into_iter()
+        .filter(|v| v.name == sc.id && v.processor_id == processor_id)
+        .max_by_key(|v| v.version);
+    Ok(match latest {
+        Some(v) => {
+            let prior = marked(&v.manifest);
+            let mark = prior
+                .lines()
+                .find(|l| l.starts_with(BASE_MARK))
+                .unwrap_or_default();
+            format!("{mark}\n{manifest}")
+        }
+        None => manifest.to_string(),
+    })
+}
+
 /// A TOML basic string (JSON string escapes are a subset of TOML's).
 fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())

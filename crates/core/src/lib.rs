@@ -350,6 +350,20 @@ impl Core {
         };
         let manifest = devices::startup_manifest(&store, processor_id, &config.manifest).await?;
         let d = deploy::deploy(&store, processor_id, &manifest, &dir).await?;
+        // Every other scenario deployed here before runs again (state a
+        // restart lost would stop its gates and its retention sweeps).
+        let mut deployed = vec![Arc::new(d)];
+        for (name, text) in
+            devices::startup_others(&store, processor_id, &deployed[0].scenario.id).await?
+        {
+            match deploy::deploy(&store, processor_id, &text, &dir).await {
+                Ok(o) => deployed.push(Arc::new(o)),
+                Err(e) => tracing::warn!(
+                    scenario = name,
+                    "a stored scenario no longer deploys ({e}); its devices are refused until it is uploaded again"
+                ),
+            }
+        }
         let engine = match engine {
             Some(e) => e,
             None => {
@@ -372,14 +386,14 @@ impl Core {
                 )
             }
         };
-        let sid = d.store_id;
+        let sids: Vec<Uuid> = deployed.iter().map(|d| d.store_id).collect();
         let core = Core {
             store,
             engine,
             keyring,
             processor_id,
-            default_scenario: d.scenario.id.clone(),
-            scenarios: RwLock::new(vec![Arc::new(d)]),
+            default_scenario: deployed[0].scenario.id.clone(),
+            scenarios: RwLock::new(deployed),
             galleries: RwLock::new(HashMap::new()),
             recognition: config.recognition,
             gallery_sync: Default::default(),
@@ -389,7 +403,9 @@ impl Core {
             data_dir: dir,
             receipts: receipt_signer,
         };
-        core.sync_gallery(sid).await?;
+        for sid in sids {
+            core.sync_gallery(sid).await?;
+        }
         Ok(core)
     }
 
@@ -516,7 +532,8 @@ impl Core {
                 "this site is attached to a hub: scenario manifests are deployed only as the hub signs and pushes them (本站点已接入管理中心：场景清单仅接受管理中心签名下发的版本)".into(),
             ));
         }
-        self.deploy_scenario(manifest).await
+        let manifest = devices::with_base_mark(&self.store, self.processor_id, manifest).await?;
+        self.deploy_scenario(&manifest).await
     }
 
     /// Deploy (or re-deploy) a manifest. A scenario keeps its identity and

@@ -930,3 +930,69 @@ async fn open_score_runs_the_other_models(recognition: facegate_core::Recognitio
         "{b}"
     );
 }
+
+/// The deployed scenarios as `id → (version, methods)`.
+async fn deployed(t: &common::T) -> std::collections::BTreeMap<String, (i64, Vec<String>)> {
+    let (s, v) = t.call("GET", "/v1/scenarios", Some(&t.admin), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let methods = x["methods"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap().to_string())
+                .collect();
+            (
+                x["id"].as_str().unwrap().to_string(),
+                (x["version"].as_i64().unwrap(), methods),
+            )
+        })
+        .collect()
+}
+
+/// What an operator deployed runs after a restart as before it: a second
+/// scenario uploaded through the API is deployed again (its gates are not
+/// stopped, its retention still swept), and an upload of the configured
+/// scenario is kept rather than reverted to the configured file, until the
+/// file itself is edited, which then supersedes it (as it supersedes
+/// devices added in the console).
+#[tokio::test]
+async fn uploaded_scenarios_outlive_a_restart_until_the_configured_file_is_edited() {
+    let t = common::server().await;
+    let demo = facegate_server::deploy::demo_manifest();
+    t.deploy(common::east_manifest()).await;
+    let no_pin = demo.replacen("\"face\", \"pin\", ", "\"face\", ", 1);
+    assert_ne!(no_pin, demo, "the demo manifest's methods line moved");
+    t.deploy(no_pin.clone()).await;
+    let before = deployed(&t).await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(!before["residential-gate"].1.contains(&"pin".to_string()));
+
+    // Restarted twice (the second start must not add a version either).
+    let t2 = t.restart().await;
+    assert_eq!(deployed(&t2).await, before, "a restart deploys what ran");
+    let t3 = t2.restart().await;
+    assert_eq!(deployed(&t3).await, before);
+    // An upload identical to what runs is not a new version.
+    t3.deploy(no_pin).await;
+    assert_eq!(deployed(&t3).await, before);
+
+    // The operator edits the configured file: it supersedes the upload.
+    let edited = demo.replacen("quiet_period_hours = 72", "quiet_period_hours = 96", 1);
+    assert_ne!(edited, demo, "the demo manifest's quiet period line moved");
+    std::fs::write(t.dir.join("scenario.toml"), &edited).unwrap();
+    let t4 = t3.restart().await;
+    let after = deployed(&t4).await;
+    assert!(
+        after["residential-gate"].1.contains(&"pin".to_string()),
+        "{after:?}"
+    );
+    assert!(after["residential-gate"].0 > before["residential-gate"].0);
+    assert_eq!(
+        after["residential-gate-east"],
+        before["residential-gate-east"]
+    );
+}
