@@ -664,6 +664,13 @@ impl<'a> Attempt<'a> {
         threshold: Option<f32>,
         refusal: Option<&str>,
     ) -> Result<store::VerificationEvent, CoreError> {
+        self.observe(method, result, refusal);
+        let e = self.event(method, result, score, threshold, refusal);
+        Ok(self.s.store.record_verification(&e, &self.actor).await?)
+    }
+
+    /// Counts a recorded decision in the metrics.
+    pub(crate) fn observe(&self, method: &str, result: &str, refusal: Option<&str>) {
         let s = self.s;
         s.observe(
             "facegate_verifications_total",
@@ -672,23 +679,29 @@ impl<'a> Attempt<'a> {
         if let Some(rule) = refusal {
             s.observe("facegate_refusals_total", &[("rule", rule)]);
         }
-        let ev = s
-            .store
-            .record_verification(
-                &store::NewVerificationEvent {
-                    person_id: self.person,
-                    scenario_id: self.d.store_id,
-                    device_id: self.device.and_then(|id| self.d.devices.get(id).copied()),
-                    method: method.into(),
-                    result: result.into(),
-                    score: score.map(f64::from),
-                    threshold: threshold.map(f64::from),
-                    refusal_rule: refusal.map(str::to_string),
-                    score_model: score.and(self.score_model.clone()),
-                },
-                &self.actor,
-            )
-            .await?;
-        Ok(ev)
+    }
+
+    /// The event [`Attempt::record`] writes, for a caller that writes it in
+    /// a transaction of its own (a guard's decision,
+    /// [`Core::decide_staffed_check`]).
+    pub(crate) fn event(
+        &self,
+        method: &str,
+        result: &str,
+        score: Option<f32>,
+        threshold: Option<f32>,
+        refusal: Option<&str>,
+    ) -> store::NewVerificationEvent {
+        store::NewVerificationEvent {
+            person_id: self.person,
+            scenario_id: self.d.store_id,
+            device_id: self.device.and_then(|id| self.d.devices.get(id).copied()),
+            method: method.into(),
+            result: result.into(),
+            score: score.map(f64::from),
+            threshold: threshold.map(f64::from),
+            refusal_rule: refusal.map(str::to_string),
+            score_model: score.and(self.score_model.clone()),
+        }
     }
 }

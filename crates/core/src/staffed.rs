@@ -189,30 +189,30 @@ impl Core {
             )
             .await?;
         let how = if how.is_empty() { "in person" } else { how };
-        if !self
+        let grants = passed.then(|| permit.grants.clone());
+        let result = if passed { "match" } else { "no_match" };
+        let e = attempt.event(METHOD, result, None, None, None);
+        // The decision, its event and its receipt (signed once, here; polls
+        // return the kept code) are one write.
+        let decision = facegate_store::StaffedDecision {
+            passed,
+            guard_name: guard,
+            how,
+            now: self.now(),
+            actor,
+            event: &e,
+            grants: grants.as_deref(),
+        };
+        let Some(event) = self
             .store
-            .decide_staffed_check(id, passed, guard, how, self.now(), actor)
+            .decide_staffed_check(id, &decision, |ev| self.receipt(ev).1)
             .await?
-        {
+        else {
             return Err(CoreError::Conflict(
                 "this check was decided or expired meanwhile".into(),
             ));
-        }
-        let event = attempt
-            .record(
-                METHOD,
-                if passed { "match" } else { "no_match" },
-                None,
-                None,
-                None,
-            )
-            .await?;
-        let grants = passed.then(|| permit.grants.clone());
-        // Signed once, here; polls return the kept code.
-        let (_, code) = self.receipt(&event);
-        self.store
-            .set_staffed_receipt(id, event.id, &code, grants.as_deref())
-            .await?;
+        };
+        attempt.observe(METHOD, result, None);
         let state = self.staffed_check(id, None).await?;
         Ok((
             state,

@@ -106,6 +106,18 @@ fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// A guard's decision on a staffed check, with the verification event it
+/// records and the grants the pass carries.
+pub struct StaffedDecision<'a> {
+    pub passed: bool,
+    pub guard_name: &'a str,
+    pub how: &'a str,
+    pub now: DateTime<Utc>,
+    pub actor: &'a str,
+    pub event: &'a crate::NewVerificationEvent,
+    pub grants: Option<&'a str>,
+}
+
 impl Store {
     /// Give a person (not erased) a resident number and room, or change
     /// them. Without `resident_no` a person who has none gets a random
@@ -310,47 +322,59 @@ impl Store {
         rows.iter().map(check_from).collect()
     }
 
-    /// Claim a pending, unexpired check for a decision (once: a second
-    /// guard, or a second instance, gets `false`).
+    /// Decide a pending, unexpired check (once: a second guard, or a second
+    /// instance, gets `None`) and record, in the same transaction, its
+    /// verification event and the receipt code `sign` makes of it: a crash
+    /// can no longer leave a check decided with no event and no receipt
+    /// (the kiosk would never open, and the guard's retry would be refused
+    /// as already decided).
     pub async fn decide_staffed_check(
         &self,
         id: Uuid,
-        passed: bool,
-        guard_name: &str,
-        how: &str,
-        now: DateTime<Utc>,
-        actor: &str,
-    ) -> Result<bool> {
+        d: &StaffedDecision<'_>,
+        sign: impl FnOnce(&crate::VerificationEvent) -> String,
+    ) -> Result<Option<crate::VerificationEvent>> {
         let mut tx = self.begin().await?;
         let n = sqlx::query(
             "UPDATE staffed_checks SET status = 'decided', passed = $2, decided_at = $3, decided_by = $4, guard_name = $5, how = $6
              WHERE id = $1 AND status = 'pending' AND expires_at > $3",
         )
         .bind(id.to_string())
-        .bind(i64::from(passed))
-        .bind(ts(now))
-        .bind(actor)
-        .bind(guard_name)
-        .bind(how)
+        .bind(i64::from(d.passed))
+        .bind(ts(d.now))
+        .bind(d.actor)
+        .bind(d.guard_name)
+        .bind(d.how)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if n == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         append(
             self,
             &mut tx,
             &AuditEntry::new(
                 "staffed_check_decided",
-                actor,
-                json!({ "staffed_check_id": id, "passed": passed }),
+                d.actor,
+                json!({ "staffed_check_id": id, "passed": d.passed }),
             ),
-            now,
+            d.now,
         )
         .await?;
+        let ev = self.insert_verification(&mut tx, d.event, d.actor).await?;
+        let code = sign(&ev);
+        sqlx::query(
+            "UPDATE staffed_checks SET receipt_id = $2, grants = $3, receipt_code = $4 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(ev.id.to_string())
+        .bind(d.grants.map(str::to_string))
+        .bind(code)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(ev))
     }
 
     /// The kiosk withdraws a pending check (the person left, or chose
@@ -382,27 +406,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    /// The receipt of a decided check: its verification event and the
-    /// signed code, kept so every poll returns the code made at the decision.
-    pub async fn set_staffed_receipt(
-        &self,
-        id: Uuid,
-        receipt: Uuid,
-        code: &str,
-        grants: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE staffed_checks SET receipt_id = $2, grants = $3, receipt_code = $4 WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .bind(receipt.to_string())
-        .bind(grants.map(str::to_string))
-        .bind(code.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     // ---- series for the charts ---------------------------------------------

@@ -408,9 +408,22 @@ impl Store {
         e: &NewVerificationEvent,
         actor: &str,
     ) -> Result<VerificationEvent> {
+        let mut tx = self.begin().await?;
+        let ev = self.insert_verification(&mut tx, e, actor).await?;
+        tx.commit().await?;
+        Ok(ev)
+    }
+
+    /// [`Store::record_verification`] inside the caller's transaction (a
+    /// guard's decision records its event with the decision, at once).
+    pub(crate) async fn insert_verification(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        e: &NewVerificationEvent,
+        actor: &str,
+    ) -> Result<VerificationEvent> {
         let id = new_id();
         let now = crate::now();
-        let mut tx = self.begin().await?;
         // A missing score is written as a NULL literal, not a bound NULL:
         // through sqlx's Any driver a bound NULL makes PostgreSQL prepare
         // the statement with another parameter type, and the next call on
@@ -442,12 +455,12 @@ impl Store {
         if let Some(x) = e.threshold {
             q = q.bind(x);
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
         if let Some(p) = e.person_id {
             sqlx::query("UPDATE persons SET last_seen_at = $1 WHERE id = $2")
                 .bind(ts(now))
                 .bind(p.to_string())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         let mut entry = AuditEntry::new(
@@ -458,8 +471,7 @@ impl Store {
         .scenario(e.scenario_id)
         .device(e.device_id);
         entry.subject = e.person_id;
-        append(self, &mut tx, &entry, now).await?;
-        tx.commit().await?;
+        append(self, tx, &entry, now).await?;
         Ok(VerificationEvent {
             id,
             at: now,

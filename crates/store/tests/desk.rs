@@ -86,34 +86,89 @@ async fn a_staffed_check_is_decided_once_and_expires(db: Db) {
     let pending = other.pending_staffed_checks(Utc::now()).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, c.id);
-    // Decided once, across processes.
+    // Decided once, across processes; the decision, its verification
+    // event and its receipt code are one write.
+    let event = |passed: bool| NewVerificationEvent {
+        person_id: Some(p.id),
+        scenario_id: w.scenario,
+        device_id: Some(w.device),
+        method: "staffed_check".into(),
+        result: if passed { "match" } else { "no_match" }.into(),
+        score: None,
+        threshold: None,
+        refusal_rule: None,
+        score_model: None,
+    };
+    let (yes, no) = (event(true), event(false));
+    let decision = |e, passed, guard, actor| StaffedDecision {
+        passed,
+        guard_name: guard,
+        how: "known to me",
+        now: Utc::now(),
+        actor,
+        event: e,
+        grants: passed.then_some("enter"),
+    };
+    // A crash after the claim and before the receipt (here, a panic while
+    // signing) commits nothing: the check is still pending, no event.
+    let (s2, e2, cid) = (other.clone(), yes.clone(), c.id);
+    let crashed = tokio::spawn(async move {
+        let d = StaffedDecision {
+            passed: true,
+            guard_name: "Guard Zhao",
+            how: "",
+            now: Utc::now(),
+            actor: "operator:o1",
+            event: &e2,
+            grants: None,
+        };
+        s2.decide_staffed_check(cid, &d, |_| panic!("the process dies while signing"))
+            .await
+    })
+    .await;
+    assert!(crashed.is_err());
+    assert_eq!(other.staffed_check(c.id).await.unwrap().status, "pending");
     assert!(other
+        .verification_events(p.id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let mut signed = None;
+    let ev = other
         .decide_staffed_check(
             c.id,
-            true,
-            "Guard Zhao",
-            "known to me",
-            Utc::now(),
-            "operator:o1"
+            &decision(&yes, true, "Guard Zhao", "operator:o1"),
+            |ev| {
+                signed = Some(ev.id);
+                format!("FG1-{}", ev.id)
+            },
         )
         .await
-        .unwrap());
-    assert!(!db
+        .unwrap()
+        .expect("decided");
+    assert_eq!(signed, Some(ev.id), "the code is made of the event written");
+    assert!(db
         .store
-        .decide_staffed_check(c.id, false, "Guard Qian", "", Utc::now(), "operator:o2")
+        .decide_staffed_check(
+            c.id,
+            &decision(&no, false, "Guard Qian", "operator:o2"),
+            |_| { unreachable!("no second decision is signed") }
+        )
         .await
-        .unwrap());
-    let receipt = uuid::Uuid::now_v7();
-    db.store
-        .set_staffed_receipt(c.id, receipt, "FG1-CODE", Some("enter"))
-        .await
-        .unwrap();
+        .unwrap()
+        .is_none());
+    let receipt = ev.id;
+    let events = other.verification_events(p.id, 10).await.unwrap();
+    assert_eq!(events.len(), 1, "one event: the first decision's");
+    assert_eq!(events[0].id, receipt);
+    assert_eq!(events[0].event.result, "match");
     let got = other.staffed_check(c.id).await.unwrap();
     assert_eq!(got.status, "decided");
     assert_eq!(got.passed, Some(true));
     assert_eq!(got.guard_name.as_deref(), Some("Guard Zhao"));
     assert_eq!(got.receipt_id, Some(receipt));
-    assert_eq!(got.receipt_code.as_deref(), Some("FG1-CODE"));
+    assert_eq!(got.receipt_code, Some(format!("FG1-{receipt}")));
+    assert_eq!(got.grants.as_deref(), Some("enter"));
     assert!(other
         .pending_staffed_checks(Utc::now())
         .await
@@ -137,11 +192,14 @@ async fn a_staffed_check_is_decided_once_and_expires(db: Db) {
         .await
         .unwrap()
         .is_empty());
-    assert!(!db
+    assert!(db
         .store
-        .decide_staffed_check(old.id, true, "Guard Zhao", "", Utc::now(), "t")
+        .decide_staffed_check(old.id, &decision(&yes, true, "Guard Zhao", "t"), |_| {
+            unreachable!("an expired check is not signed")
+        })
         .await
-        .unwrap());
+        .unwrap()
+        .is_none());
     let recs = db.store.audit_records(1, 1000).await.unwrap();
     assert_eq!(
         recs.iter()
