@@ -231,11 +231,20 @@ pub async fn spawn_site_sync(
         };
         return Ok(Some(facegate_hub::portal::site_router(issuer)));
     }
-    // Alone: no hub key pinned, local uploads deploy as before.
-    core.store
-        .hub_unpin_manifest_key()
+    // Alone. A pin left by an earlier start with --hub stays: this may be
+    // a replica, or a restart without the flag, of a hub-managed site, and
+    // local uploads stay refused until `facegate hub-detach`.
+    if core
+        .store
+        .hub_manifest_key()
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_some()
+    {
+        println!(
+            "hub: this site is attached to a hub (its manifest key is pinned): local scenario uploads stay refused; `facegate hub-detach` detaches it"
+        );
+    }
     Ok(None)
 }
 

@@ -35,6 +35,13 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Detach this site from its hub: local scenario manifests deploy again
+    /// (recorded in the audit chain). Starting without `--hub` does not
+    /// detach a site.
+    HubDetach {
+        #[command(flatten)]
+        loc: Location,
+    },
     /// Database maintenance.
     Db {
         #[command(subcommand)]
@@ -289,6 +296,15 @@ async fn run_async(cmd: Cmd) -> Result<i32> {
             match store.anchor_now().await? {
                 Some(a) => println!("{}", serde_json::to_string(&a)?),
                 None => println!("the audit log is empty: nothing to anchor"),
+            }
+            Ok(0)
+        }
+        Cmd::HubDetach { loc } => {
+            let store = loc.open().await?;
+            if store.hub_detach("cli:hub-detach").await? {
+                println!("detached: this site's own scenario manifests deploy again");
+            } else {
+                println!("this site was not attached to a hub");
             }
             Ok(0)
         }

@@ -82,17 +82,18 @@ impl SiteSync {
         })
     }
 
-    /// Before the first sync: pin the hub's manifest key in the store (while
-    /// pinned, the site's own `POST /v1/scenarios` is refused: manifests
+    /// Before the first sync: pin the hub's manifest key in the store, if
+    /// given (while pinned, the site's own `POST /v1/scenarios` is refused: manifests
     /// come signed from the hub), and deploy again, after checking its
     /// signature again, the newest hub manifest of each scenario (a restart
     /// runs what the hub last sent, not only the startup manifest). Needs
     /// no hub: an offline site starts the same way.
     pub async fn start(&self) -> Result<usize> {
         let store = &self.core.store;
-        match &self.manifest_pub {
-            Some(k) => store.hub_pin_manifest_key(k).await.map_err(Self::se)?,
-            None => store.hub_unpin_manifest_key().await.map_err(Self::se)?,
+        // Without a manifest key the pin is left as it is: only the
+        // explicit `facegate hub-detach` removes it.
+        if let Some(k) = &self.manifest_pub {
+            store.hub_pin_manifest_key(k).await.map_err(Self::se)?;
         }
         let mut n = 0;
         for m in stored_hub_manifests(store, self.manifest_pub.as_deref())

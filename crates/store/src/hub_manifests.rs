@@ -49,12 +49,30 @@ impl Store {
         Ok(())
     }
 
-    /// Remove the pin (the site runs alone again).
-    pub async fn hub_unpin_manifest_key(&self) -> Result<()> {
-        sqlx::query("DELETE FROM hub_manifest_pin")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Detach the site from its hub: remove the pin, so the site's own
+    /// manifests deploy again, with an audit record. An explicit act
+    /// (`facegate hub-detach`), never the side effect of a start without
+    /// `--hub`: a replica or a restart started without the flag must not
+    /// reopen local uploads on a hub-managed site. `false` if none was pinned.
+    pub async fn hub_detach(&self, actor: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM hub_manifest_pin")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        let at = now();
+        crate::audit::append(
+            self,
+            &mut tx,
+            &crate::audit::AuditEntry::new("hub_detached", actor, serde_json::json!({})),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The pinned hub manifest key, if the site is attached to a hub.

@@ -323,6 +323,20 @@ pub fn site_serve(s: &Site, hub_port: u16, hubdir: &Path, extra: &[&std::ffi::Os
         .arg(hubdir.join("manifest.pub"))
         .args(["--hub-interval-ms", "200"])
         .args(extra);
+    serve(c)
+}
+
+/// Start a site alone (no hub) in `dir`.
+#[allow(dead_code)]
+pub fn serve_alone(dir: &Path) -> SiteProc {
+    let mut c = bin();
+    c.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir);
+    serve(c)
+}
+
+/// Run a `facegate serve` command and read its start-up lines.
+fn serve(mut c: Command) -> SiteProc {
     let mut child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
