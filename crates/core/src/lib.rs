@@ -288,6 +288,9 @@ pub struct Core {
     pub recognition: Recognition,
     /// What each gallery holds from the store: generation and link → person.
     gallery_sync: tokio::sync::Mutex<HashMap<Uuid, GallerySync>>,
+    /// The store's scenario-version count the deployed scenarios reflect
+    /// ([`Core::sync_scenarios`]; a cache of the store, rebuilt at start).
+    scenarios_seen: tokio::sync::Mutex<i64>,
     pub clock: Arc<dyn Clock>,
     pub observer: Arc<dyn Observer>,
     pub limits: CaptureLimits,
@@ -387,6 +390,7 @@ impl Core {
             }
         };
         let sids: Vec<Uuid> = deployed.iter().map(|d| d.store_id).collect();
+        let seen = store.scenario_version_count().await?;
         let core = Core {
             store,
             engine,
@@ -397,6 +401,7 @@ impl Core {
             galleries: RwLock::new(HashMap::new()),
             recognition: config.recognition,
             gallery_sync: Default::default(),
+            scenarios_seen: tokio::sync::Mutex::new(seen),
             clock,
             observer,
             limits: config.capture,
@@ -534,6 +539,40 @@ impl Core {
         }
         let manifest = devices::with_base_mark(&self.store, self.processor_id, manifest).await?;
         self.deploy_scenario(&manifest).await
+    }
+
+    /// Bring the deployed scenarios in step with the store: where another
+    /// instance on the same store deployed a version (an upload, a device
+    /// added or revoked, a hub manifest it checked), deploy it here too, so
+    /// no instance keeps deciding under a manifest, notice or liveness level
+    /// that was replaced. One count query when nothing changed; called
+    /// before every API request.
+    pub async fn sync_scenarios(&self) -> CoreResult<()> {
+        let n = self.store.scenario_version_count().await?;
+        let mut seen = self.scenarios_seen.lock().await;
+        if *seen == n {
+            return Ok(());
+        }
+        for v in self.store.scenarios().await? {
+            if v.processor_id != self.processor_id {
+                continue;
+            }
+            let running = self
+                .scenario(Some(&v.name))
+                .ok()
+                .map(|d| (d.store_id, d.version));
+            if running == Some((v.scenario_id, v.version)) {
+                continue;
+            }
+            if let Err(e) = self.deploy_scenario(&v.manifest).await {
+                tracing::warn!(
+                    scenario = v.name,
+                    "a version deployed by another instance does not deploy here: {e}"
+                );
+            }
+        }
+        *seen = n;
+        Ok(())
     }
 
     /// Deploy (or re-deploy) a manifest. A scenario keeps its identity and

@@ -101,6 +101,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(extract::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::api::sync_scenarios,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::api::count_requests,
         ))
         .layer(DefaultBodyLimit::max(max_body))

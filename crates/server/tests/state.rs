@@ -996,3 +996,39 @@ async fn uploaded_scenarios_outlive_a_restart_until_the_configured_file_is_edite
         before["residential-gate-east"]
     );
 }
+
+/// Two instances on one store: what one deploys (a new scenario, a new
+/// version of the default one) the other runs from its next request, with
+/// no restart, so neither keeps deciding under a replaced manifest.
+#[tokio::test]
+async fn a_deploy_on_one_instance_is_in_force_on_the_other_at_once() {
+    let a = common::server().await;
+    let b = a.restart().await;
+    assert_eq!(deployed(&b).await, deployed(&a).await);
+    let demo = facegate_server::deploy::demo_manifest();
+    a.deploy(common::east_manifest()).await;
+    let no_pin = demo.replacen("\"face\", \"pin\", ", "\"face\", ", 1);
+    a.deploy(no_pin).await;
+    let on_a = deployed(&a).await;
+    assert_eq!(on_a.len(), 2);
+    assert_eq!(deployed(&b).await, on_a, "b runs what a deployed");
+    // And back the other way, for a device revoked on b.
+    let (s, v) = b
+        .call(
+            "POST",
+            "/v1/scenarios/residential-gate-east/devices/gate-north-1/revoke",
+            Some(&b.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, devs) = a.call("GET", "/v1/devices", Some(&a.admin), None).await;
+    let east_gate = devs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "gate-north-1" && d["scenario"] == "residential-gate-east")
+        .cloned()
+        .expect("listed on a");
+    assert_eq!(east_gate["active"], false, "a sees b's revocation");
+}

@@ -238,6 +238,14 @@ impl Store {
     }
 
     /// The latest version of every scenario.
+    /// How many scenario versions the store holds (they are only ever
+    /// added): a changed count tells an instance that another one deployed.
+    pub async fn scenario_version_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM scenario_versions")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     pub async fn scenarios(&self) -> Result<Vec<ScenarioVersion>> {
         // One query, not one per scenario: the latest version is found by
         // the (scenario_id, version) primary key.

@@ -68,6 +68,21 @@ pub async fn gauges(s: &AppState) -> Vec<(&'static str, &'static str, f64)> {
 
 /// Count every response by matched route and status (never by raw path, so
 /// no id ends up in a label).
+/// Before every request: the deployed scenarios in step with the store
+/// (another instance may have deployed since), so every handler decides
+/// under the manifest in force.
+pub async fn sync_scenarios(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Err(e) = s.core.sync_scenarios().await {
+        return crate::ApiError::from(e).into_response();
+    }
+    next.run(req).await
+}
+
 pub async fn count_requests(
     axum::extract::State(s): axum::extract::State<AppState>,
     req: axum::extract::Request,
