@@ -55,22 +55,17 @@ pub async fn startup_manifest(
     processor_id: uuid::Uuid,
     file: &str,
 ) -> CoreResult<String> {
-    let Some(sc) = policy::lint(file, "scenario.toml").scenario else {
+    let Some(latest) = stored_latest(store, processor_id, file).await? else {
         return Ok(file.to_string());
     };
-    let latest = store
-        .scenarios()
-        .await?
-        .into_iter()
-        .filter(|v| v.name == sc.id && v.processor_id == processor_id)
-        .max_by_key(|v| v.version);
     let want = format!(
         "{BASE_MARK}{}",
         crate::liveness::sha256_hex(file.as_bytes())
     );
-    Ok(match latest {
-        Some(v) if v.manifest.lines().any(|l| l == want) => v.manifest,
-        _ => file.to_string(),
+    Ok(if latest.manifest.lines().any(|l| l == want) {
+        latest.manifest
+    } else {
+        file.to_string()
     })
 }
 
@@ -115,26 +110,33 @@ pub async fn with_base_mark(
     if manifest.lines().any(|l| l.starts_with(BASE_MARK)) {
         return Ok(manifest.to_string());
     }
-    let Some(sc) = policy::lint(manifest, "scenario.toml").scenario else {
+    let Some(latest) = stored_latest(store, processor_id, manifest).await? else {
         return Ok(manifest.to_string());
     };
-    let latest = store
+    let prior = marked(&latest.manifest);
+    let mark = prior
+        .lines()
+        .find(|l| l.starts_with(BASE_MARK))
+        .unwrap_or_default();
+    Ok(format!("{mark}\n{manifest}"))
+}
+
+/// The latest stored version of the scenario `manifest` declares, for this
+/// processor (none when the manifest does not parse or the scenario is new).
+async fn stored_latest(
+    store: &facegate_store::Store,
+    processor_id: uuid::Uuid,
+    manifest: &str,
+) -> CoreResult<Option<facegate_store::ScenarioVersion>> {
+    let Some(sc) = policy::lint(manifest, "scenario.toml").scenario else {
+        return Ok(None);
+    };
+    Ok(store
         .scenarios()
         .await?
         .into_iter()
         .filter(|v| v.name == sc.id && v.processor_id == processor_id)
-        .max_by_key(|v| v.version);
-    Ok(match latest {
-        Some(v) => {
-            let prior = marked(&v.manifest);
-            let mark = prior
-                .lines()
-                .find(|l| l.starts_with(BASE_MARK))
-                .unwrap_or_default();
-            format!("{mark}\n{manifest}")
-        }
-        None => manifest.to_string(),
-    })
+        .max_by_key(|v| v.version))
 }
 
 /// A TOML basic string (JSON string escapes are a subset of TOML's).

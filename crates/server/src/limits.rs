@@ -1,5 +1,9 @@
-//! Request limits: body size, image pixels, and rate (per key, and per
-//! credential so a PIN or a portal code cannot be guessed by brute force).
+//! Request limits: body size, image pixels, and rate per API key.
+//!
+//! Failed credential attempts (a PIN, a portal code, a card) are not
+//! counted here: the store counts them before each check
+//! (`facegate_store::Attempt`), so a lock-out holds across restarts and on
+//! every instance sharing the store.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -68,54 +72,6 @@ impl RateLimiter {
     }
 }
 
-/// Counts failed attempts per credential in a sliding window and locks the
-/// credential once the count is reached, whoever is asking.
-pub struct FailureLock {
-    max: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
-}
-
-impl FailureLock {
-    pub fn new(max: u32, window: Duration) -> Self {
-        Self {
-            max,
-            window,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Refuse when `key` has had `max` failures within the window.
-    pub fn check(&self, key: &str) -> Result<(), ApiError> {
-        let now = Instant::now();
-        let mut f = self.failures.lock().unwrap();
-        if let Some(v) = f.get_mut(key) {
-            v.retain(|t| now.duration_since(*t) < self.window);
-            if v.len() as u32 >= self.max {
-                let oldest = v[0];
-                let wait = self.window.saturating_sub(now.duration_since(oldest));
-                return Err(ApiError::RateLimited {
-                    retry_after_s: wait.as_secs().max(1),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    pub fn fail(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap()
-            .entry(key.to_string())
-            .or_default()
-            .push(Instant::now());
-    }
-
-    pub fn succeed(&self, key: &str) {
-        self.failures.lock().unwrap().remove(key);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,15 +84,5 @@ mod tests {
         }
         assert!(matches!(r.check("k"), Err(ApiError::RateLimited { .. })));
         r.check("other").unwrap();
-    }
-
-    #[test]
-    fn credential_locks_after_failures() {
-        let l = FailureLock::new(2, Duration::from_secs(60));
-        l.check("pin:a").unwrap();
-        l.fail("pin:a");
-        l.fail("pin:a");
-        assert!(l.check("pin:a").is_err());
-        l.check("pin:b").unwrap();
     }
 }
