@@ -93,11 +93,11 @@ impl Core {
         let (_, start) = self.series_start(days);
         let mut per: BTreeMap<(NaiveDate, String, String), u64> = BTreeMap::new();
         let mut rules: BTreeMap<String, u64> = BTreeMap::new();
-        for c in self.store.checks_since(start).await? {
-            *per.entry((policy::shanghai_date(c.at), c.method, c.result))
-                .or_default() += 1;
+        for c in self.store.check_counts(start).await? {
+            *per.entry((policy::shanghai_date(c.hour), c.method, c.result))
+                .or_default() += c.count;
             if let Some(r) = c.refusal_rule {
-                *rules.entry(r).or_default() += 1;
+                *rules.entry(r).or_default() += c.count;
             }
         }
         let mut refusals: Vec<(String, u64)> = rules.into_iter().collect();

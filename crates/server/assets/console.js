@@ -167,6 +167,10 @@ async function checks() {
   $("chart-refusals").innerHTML = rules.length
     ? barsChart(rules.map(r => ({ label: r, v: { [r]: ruleCount.get(r) }, names: rnames })), rules, "chart_refusals") + `<p class="muted">${FG.esc(T("rules_hint"))}</p>`
     : `<p>${FG.esc(T("no_refusals"))}</p>`;
+  // The store's counts over the dashboard's window (the same on every
+  // instance and after a restart), not this process's counters.
+  FG.setT($("h-by-method"), "by_method", { days: d.days });
+  FG.setT($("h-by-rule"), "by_rule", { days: d.days });
   table("by-method", ["col_method_result", "col_count"], d.verifications.map(c => { const [m, r] = c.key.split("/"); return [`${FG.v("method", m)} · ${FG.v("result", r)}`, FG.num(c.count)]; }));
   table("by-rule", ["col_rule", "col_count"], d.refusals.map(c => [c.key, FG.num(c.count)]));
 }

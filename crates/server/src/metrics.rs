@@ -50,17 +50,6 @@ impl Metrics {
             .sum()
     }
 
-    /// Rows of `name` as (labels, value).
-    pub fn rows(&self, name: &str) -> Vec<(String, u64)> {
-        self.counters
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|((n, _), _)| n == name)
-            .map(|((_, l), v)| (l.clone(), *v))
-            .collect()
-    }
-
     /// Render all counters, plus uptime and the given gauges.
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();

@@ -1032,3 +1032,54 @@ async fn a_deploy_on_one_instance_is_in_force_on_the_other_at_once() {
         .expect("listed on a");
     assert_eq!(east_gate["active"], false, "a sees b's revocation");
 }
+
+async fn dashboard(t: &common::T) -> Value {
+    let (s, d) = t.call("GET", "/v1/dashboard", Some(&t.auditor), None).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    d
+}
+
+/// The dashboard's counts of checks and refusals are the store's, over a
+/// stated window, not this process's counters: a restart (or another
+/// instance on the store) shows the same figures.
+#[tokio::test]
+async fn the_dashboards_checks_and_refusals_are_the_stores_and_outlive_a_restart() {
+    let t = common::server().await;
+    let p = t.consenting_person("Dana", "1990-01-01").await;
+    set_pin(&t, &p).await;
+    for secret in ["246810", "000000", "111111"] {
+        let (s, b) = pin(&t, &p, secret).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let (s, b) = decline(&t, &p).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = t.face("/v1/verify", &p, "obama2.jpg").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let counts = |d: &Value, field: &str| -> std::collections::BTreeMap<String, u64> {
+        d[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["key"].as_str().unwrap().to_string(),
+                    c["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let d = dashboard(&t).await;
+    assert_eq!(d["days"], 30, "{d}");
+    let checks = counts(&d, "verifications");
+    let pins: u64 = checks
+        .iter()
+        .filter(|(k, _)| k.starts_with("pin/") && !k.ends_with("/enrolled"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(pins, 3, "{d}");
+    assert_eq!(counts(&d, "refusals").get("R17"), Some(&1), "{d}");
+    let t2 = t.restart().await;
+    let d2 = dashboard(&t2).await;
+    assert_eq!(counts(&d2, "verifications"), checks, "{d2}");
+    assert_eq!(counts(&d2, "refusals"), counts(&d, "refusals"), "{d2}");
+}

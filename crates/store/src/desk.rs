@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::audit::{append, AuditEntry};
 use crate::error::{Result, StoreError};
-use crate::{new_id, ts, RowExt, Store};
+use crate::{new_id, parse_ts, ts, RowExt, Store};
 
 /// A resident's short numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,13 +53,17 @@ pub struct StaffedCheck {
     pub receipt_code: Option<String>,
 }
 
-/// One check as the charts count it.
+/// How many checks had one method, result and refusal rule within one UTC
+/// hour, as the charts count them (hours, so a caller can fold them into
+/// days of any time zone with a whole-hour offset).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CheckRow {
-    pub at: DateTime<Utc>,
+pub struct CheckCount {
+    /// The hour's start (UTC).
+    pub hour: DateTime<Utc>,
     pub method: String,
     pub result: String,
     pub refusal_rule: Option<String>,
+    pub count: u64,
 }
 
 /// Digits only: a room as a keypad types it.
@@ -410,21 +414,31 @@ impl Store {
 
     // ---- series for the charts ---------------------------------------------
 
-    /// Every check (verification event) since `from`, oldest first.
-    pub async fn checks_since(&self, from: DateTime<Utc>) -> Result<Vec<CheckRow>> {
+    /// The checks recorded since `from`, counted in the store by UTC hour,
+    /// method, result and refusal rule: one row per group, not per check,
+    /// so a dashboard over a busy gate reads at most hours × kinds rows
+    /// (timestamps are stored as `YYYY-MM-DDTHH:…Z`, so the first 13
+    /// characters are the hour on both SQLite and PostgreSQL).
+    pub async fn check_counts(&self, from: DateTime<Utc>) -> Result<Vec<CheckCount>> {
         let rows = sqlx::query(
-            "SELECT at, method, result, refusal_rule FROM verification_events WHERE at >= $1 ORDER BY at",
+            "SELECT substr(at, 1, 13) AS hour, method, result, refusal_rule, \
+                    CAST(COUNT(*) AS BIGINT) AS n \
+             FROM verification_events WHERE at >= $1 \
+             GROUP BY substr(at, 1, 13), method, result, refusal_rule \
+             ORDER BY hour, method, result, refusal_rule",
         )
         .bind(ts(from))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(CheckRow {
-                    at: r.t("at")?,
+                let hour = r.s("hour")?;
+                Ok(CheckCount {
+                    hour: parse_ts(&format!("{hour}:00:00Z"), "hour")?,
                     method: r.s("method")?,
                     result: r.s("result")?,
                     refusal_rule: r.os("refusal_rule")?,
+                    count: u64::try_from(r.i("n")?).unwrap_or(0),
                 })
             })
             .collect()

@@ -61,7 +61,7 @@ pub use audit::{
     verify_jsonl, verify_records, AuditAnchor, AuditEntry, AuditHead, AuditRecord, ChainCursor,
     ChainFault, ChainFaultKind, ChainReport, ANCHOR_EVERY, AUDIT_RETENTION_DAYS_MIN, GENESIS_HASH,
 };
-pub use desk::{room_key, CheckRow, Resident, StaffedCheck, StaffedDecision};
+pub use desk::{room_key, CheckCount, Resident, StaffedCheck, StaffedDecision};
 pub use error::{Refusal, Result, StoreError};
 pub use hub_manifests::HubManifestRow;
 pub use hub_sync::HubInboxRow;

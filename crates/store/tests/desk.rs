@@ -210,3 +210,85 @@ async fn a_staffed_check_is_decided_once_and_expires(db: Db) {
     assert!(db.store.verify_chain().await.unwrap().is_intact());
 }
 both!(a_staffed_check_is_decided_once_and_expires);
+
+/// The console's counts come from one grouped query: generated events at
+/// random instants (across hour, day and month boundaries), with random
+/// methods, results and refusal rules, are counted by the store exactly as
+/// counting them one by one does, for random start instants, on both
+/// backends.
+async fn check_counts_match_counting_each_event(db: Db) {
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
+    let w = world(&db.store).await;
+    use sqlx::Connection;
+    let mut raw = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let base = chrono::DateTime::parse_from_rfc3339("2026-02-27T15:30:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let methods = ["face", "pin", "card"];
+    let results = ["match", "no_match", "refused"];
+    let rules = [None, Some("R8"), Some("R17")];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
+    let mut events = Vec::new();
+    for _ in 0..120 {
+        let at = base + Duration::seconds(rng.gen_range(-3 * 86_400..3 * 86_400));
+        let (m, r, rule) = (
+            methods[rng.gen_range(0..3)],
+            results[rng.gen_range(0..3)],
+            rules[rng.gen_range(0..3)],
+        );
+        let e = db
+            .store
+            .record_verification(
+                &NewVerificationEvent {
+                    person_id: None,
+                    scenario_id: w.scenario,
+                    device_id: Some(w.device),
+                    method: m.into(),
+                    result: r.into(),
+                    score: None,
+                    threshold: None,
+                    refusal_rule: rule.map(str::to_string),
+                    score_model: None,
+                },
+                "t",
+            )
+            .await
+            .unwrap();
+        // The event's instant as if it had happened then.
+        sqlx::query("UPDATE verification_events SET at = $1 WHERE id = $2")
+            .bind(at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+            .bind(e.id.to_string())
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        events.push((at, m, r, rule));
+    }
+    use chrono::Timelike;
+    for _ in 0..25 {
+        let from = base + Duration::seconds(rng.gen_range(-4 * 86_400..3 * 86_400));
+        let mut want: BTreeMap<_, u64> = BTreeMap::new();
+        for (at, m, r, rule) in &events {
+            if *at >= from {
+                let hour = at
+                    .with_minute(0)
+                    .and_then(|t| t.with_second(0))
+                    .and_then(|t| t.with_nanosecond(0))
+                    .unwrap();
+                *want
+                    .entry((hour, m.to_string(), r.to_string(), rule.map(str::to_string)))
+                    .or_default() += 1;
+            }
+        }
+        let got: BTreeMap<_, u64> = db
+            .store
+            .check_counts(from)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| ((c.hour, c.method, c.result, c.refusal_rule), c.count))
+            .collect();
+        assert_eq!(got, want, "from {from}");
+    }
+}
+both!(check_counts_match_counting_each_event);

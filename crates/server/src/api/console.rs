@@ -93,9 +93,13 @@ pub struct Count {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Dashboard {
     pub filing: Filing,
-    /// Verifications since the server started, by `method/result`.
+    /// The days `verifications` and `refusals` cover (today and the days
+    /// before it, Asia/Shanghai), counted from the store's verification
+    /// events: the same on every instance and after a restart.
+    pub days: u32,
+    /// Checks over those days, by `method/result`.
     pub verifications: Vec<Count>,
-    /// Refusals since the server started, by requirement ID.
+    /// Refusals over those days, by requirement ID.
     pub refusals: Vec<Count>,
     pub open_requests: usize,
     pub open_complaints: usize,
@@ -104,12 +108,8 @@ pub struct Dashboard {
     pub pia_status: String,
 }
 
-fn label(l: &str, name: &str) -> String {
-    l.split(',')
-        .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
-        .map(|v| v.trim_end_matches('"').to_string())
-        .unwrap_or_default()
-}
+/// The days the dashboard's counts cover.
+pub const DASHBOARD_DAYS: u32 = 30;
 
 /// The console dashboard.
 #[utoipa::path(get, path = "/v1/dashboard", tag = "filing", security(("bearer" = [])),
@@ -118,23 +118,21 @@ fn label(l: &str, name: &str) -> String {
 pub async fn dashboard(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Dashboard>> {
     caller.require_reader()?;
     let filing = filing_status(&s).await?;
-    let verifications = s
-        .metrics
-        .rows("facegate_verifications_total")
+    let st = s.core.check_stats(DASHBOARD_DAYS).await?;
+    let mut by_kind: std::collections::BTreeMap<String, u64> = Default::default();
+    for d in st.days {
+        *by_kind
+            .entry(format!("{}/{}", d.method, d.result))
+            .or_default() += d.count;
+    }
+    let verifications = by_kind
         .into_iter()
-        .map(|(l, n)| Count {
-            key: format!("{}/{}", label(&l, "method"), label(&l, "result")),
-            count: n,
-        })
+        .map(|(key, count)| Count { key, count })
         .collect();
-    let refusals = s
-        .metrics
-        .rows("facegate_refusals_total")
+    let refusals = st
+        .refusals
         .into_iter()
-        .map(|(l, n)| Count {
-            key: label(&l, "rule"),
-            count: n,
-        })
+        .map(|(key, count)| Count { key, count })
         .collect();
     let requests = s.store.requests().await?;
     let complaints = s.store.complaints().await?;
@@ -142,6 +140,7 @@ pub async fn dashboard(State(s): State<AppState>, caller: Caller) -> ApiResult<J
     let d = s.scenario(None)?;
     Ok(Json(Dashboard {
         filing,
+        days: DASHBOARD_DAYS,
         verifications,
         refusals,
         open_requests: requests.iter().filter(|r| r.status == "open").count(),
