@@ -16,6 +16,7 @@ pub mod cards;
 pub mod deploy;
 pub mod devices;
 pub mod evidence;
+pub mod hub_trust;
 pub mod liveness;
 pub mod ops;
 pub mod pipeline;
@@ -553,6 +554,7 @@ impl Core {
         if *seen == n {
             return Ok(());
         }
+        let hub = hub_trust::HubTrust::load(&self.store).await?;
         for v in self.store.scenarios().await? {
             if v.processor_id != self.processor_id {
                 continue;
@@ -562,6 +564,14 @@ impl Core {
                 .ok()
                 .map(|d| (d.store_id, d.version));
             if running == Some((v.scenario_id, v.version)) {
+                continue;
+            }
+            if !hub.may_run(&v.name, &v.manifest) {
+                tracing::warn!(
+                    scenario = v.name,
+                    version = v.version,
+                    "a stored version of a hub-governed scenario is not the hub's signed manifest under the pinned key; not deployed here"
+                );
                 continue;
             }
             if let Err(e) = self.deploy_scenario(&v.manifest).await {

@@ -23,13 +23,13 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::proto::{Hash32, HubCommand, SignedManifest};
+use crate::proto::{HubCommand, SignedManifest};
 use crate::server::HubState;
 use crate::{ts, HubError, Result};
 
@@ -118,44 +118,23 @@ impl ManifestKey {
     }
 }
 
-/// What the hub signs: a domain tag, the manifest's id, scenario, version
-/// and notice version (JSON strings, so no field can run into the next),
-/// and the SHA-256 of its exact text, one per line.
+/// What the hub signs ([`facegate_core::hub_trust::signed_bytes`]: the
+/// site's instances check the same bytes).
 pub fn signed_bytes(m: &SignedManifest) -> Vec<u8> {
-    format!(
-        "facegate-manifest-v1\n{}\n{}\n{}\n{}\n{}",
+    facegate_core::hub_trust::signed_bytes(
         m.manifest_id,
-        serde_json::Value::from(m.scenario.as_str()),
+        &m.scenario,
         m.version,
-        serde_json::Value::from(m.notice_version.as_str()),
-        hex::encode(Sha256::digest(m.manifest.as_bytes()))
+        &m.notice_version,
+        &m.manifest,
     )
-    .into_bytes()
 }
 
 /// Does `m` carry a valid signature by the hub whose public key is
 /// `public_hex` (the key the site pinned)? Any altered byte of any field,
 /// or another key, gives false.
 pub fn verify(public_hex: &str, m: &SignedManifest) -> bool {
-    let Some(pk) = Hash32::parse(public_hex.trim()) else {
-        return false;
-    };
-    let Ok(vk) = VerifyingKey::from_bytes(&pk.0) else {
-        return false;
-    };
-    // Only the canonical form (128 lowercase hex digits): the same
-    // signature in capitals is another text, and a signed manifest has one.
-    let canonical = m.signature.len() == 128
-        && m.signature
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let Some(sig) = canonical.then(|| hex::decode(&m.signature).ok()).flatten() else {
-        return false;
-    };
-    let Ok(sig) = ed25519_dalek::Signature::from_slice(&sig) else {
-        return false;
-    };
-    vk.verify_strict(&signed_bytes(m), &sig).is_ok()
+    facegate_core::hub_trust::verify(public_hex, &signed_bytes(m), &m.signature)
 }
 
 /// Lint a manifest with the site's own deploy check

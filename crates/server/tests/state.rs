@@ -1083,3 +1083,89 @@ async fn the_dashboards_checks_and_refusals_are_the_stores_and_outlive_a_restart
     assert_eq!(counts(&d2, "verifications"), checks, "{d2}");
     assert_eq!(counts(&d2, "refusals"), counts(&d, "refusals"), "{d2}");
 }
+
+/// A hub-governed scenario runs on another instance only as the hub signed
+/// it: a version of it in the store that is not the hub's signed manifest
+/// under the pinned key (written by anything but the site's checked deploy)
+/// is not deployed by an instance bringing itself in step with the store;
+/// the hub's next signed version is.
+#[tokio::test]
+async fn a_hub_scenario_runs_on_another_instance_only_as_the_hub_signed_it() {
+    use ed25519_dalek::{Signer, SigningKey};
+    use facegate_core::hub_trust;
+    let a = common::server().await;
+    let b = a.restart().await;
+    let hub = SigningKey::from_bytes(&[7; 32]);
+    let store = &a.state.store;
+    store
+        .hub_pin_manifest_key(&hex::encode(hub.verifying_key().to_bytes()))
+        .await
+        .unwrap();
+    let east = common::east_manifest();
+    let name = "residential-gate-east";
+    // What the site does with a deploy command it checked: keep the signed
+    // manifest, deploy it, record it deployed.
+    let (core, hub_key) = (&a.state.core, &hub);
+    let hub_deploy = |version: i64, text: String| async move {
+        let (mid, cmd, nv) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), "ab".repeat(32));
+        let sig = hub_key.sign(&hub_trust::signed_bytes(mid, name, version, &nv, &text));
+        store
+            .hub_manifest_receive(
+                cmd,
+                mid,
+                name,
+                version,
+                &nv,
+                &text,
+                &hex::encode(sig.to_bytes()),
+            )
+            .await
+            .unwrap();
+        core.deploy_scenario(&text).await.unwrap();
+        store.hub_manifest_outcome(cmd, None).await.unwrap();
+    };
+    hub_deploy(1, east.clone()).await;
+    let signed = deployed(&a).await[name].clone();
+    assert_eq!(
+        deployed(&b).await.get(name),
+        Some(&signed),
+        "b runs the signed manifest"
+    );
+
+    // A version the hub never signed reaches the store (here through a's
+    // core directly, as any writer to the store could): b keeps the signed one.
+    let unsigned = east.replacen("\"face\", \"pin\", ", "\"face\", ", 1);
+    assert_ne!(unsigned, east);
+    a.state.core.deploy_scenario(&unsigned).await.unwrap();
+    assert_ne!(deployed(&a).await[name], signed);
+    assert_eq!(
+        deployed(&b).await[name],
+        signed,
+        "b does not run an unsigned version"
+    );
+
+    // The hub's next signed version runs on b.
+    let second = east.replacen("\"face\", \"pin\", ", "\"pin\", \"face\", ", 1);
+    assert_ne!(second, east);
+    hub_deploy(2, second).await;
+    assert_eq!(deployed(&b).await[name], deployed(&a).await[name]);
+    assert_ne!(deployed(&b).await[name], signed);
+
+    // Signed by another key than the pinned one: not run either.
+    let other = SigningKey::from_bytes(&[8; 32]);
+    let third = unsigned;
+    let (mid, cmd, nv) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), "ab".repeat(32));
+    let sig = other.sign(&hub_trust::signed_bytes(mid, name, 3, &nv, &third));
+    store
+        .hub_manifest_receive(cmd, mid, name, 3, &nv, &third, &hex::encode(sig.to_bytes()))
+        .await
+        .unwrap();
+    let before = deployed(&b).await[name].clone();
+    a.state.core.deploy_scenario(&third).await.unwrap();
+    store.hub_manifest_outcome(cmd, None).await.unwrap();
+    assert_eq!(
+        deployed(&b).await[name],
+        before,
+        "b does not run another hub's manifest"
+    );
+}
