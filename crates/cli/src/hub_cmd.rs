@@ -177,6 +177,10 @@ pub async fn hub_bootstrap(
         }
     };
     let store = facegate_store::Store::open(&url, keys).await?;
+    // Pinned before the core opens: its start deploys the hub-governed
+    // scenarios that verify under the pinned key, which must be this hub's
+    // key, not the one an earlier start pinned.
+    store.hub_pin_manifest_key(&key).await?;
     let stored = facegate_hub::site::stored_hub_manifests(&store, Some(&key)).await;
     store.close().await;
     let Some(m) = stored?.into_iter().find(|m| m.signed.scenario == local.id) else {

@@ -72,28 +72,31 @@ pub async fn startup_manifest(
 /// The other scenarios to deploy again at start-up (every scenario of this
 /// processor but the configured one, `configured`), as `(name, manifest)`:
 /// the latest stored version of each, so a scenario uploaded in the console
-/// or through the API runs after a restart as it ran before. Scenarios the
-/// hub pushed are left to the site's start, which checks their signatures
-/// again before deploying them (`facegate_hub::site::SiteSync::start`).
+/// or through the API runs after a restart as it ran before. A scenario a
+/// hub governs runs as the hub's newest manifest that verifies under the
+/// pinned key, and not at all if none does
+/// ([`crate::hub_trust::HubTrust::at_start`]); once the site is detached
+/// from its hub, its scenarios run as the operator's own.
 pub async fn startup_others(
     store: &facegate_store::Store,
     processor_id: uuid::Uuid,
     configured: &str,
 ) -> CoreResult<Vec<(String, String)>> {
-    let from_hub: std::collections::HashSet<String> = store
-        .hub_manifests_deployed()
-        .await?
-        .into_iter()
-        .map(|m| m.scenario)
-        .collect();
-    Ok(store
-        .scenarios()
-        .await?
-        .into_iter()
-        .filter(|v| v.processor_id == processor_id && v.name != configured)
-        .filter(|v| !from_hub.contains(&v.name))
-        .map(|v| (v.name, v.manifest))
-        .collect())
+    let hub = crate::hub_trust::HubTrust::load(store).await?;
+    let mut out = Vec::new();
+    for v in store.scenarios().await? {
+        if v.processor_id != processor_id || v.name == configured {
+            continue;
+        }
+        match hub.at_start(&v.name, &v.manifest) {
+            Some(text) => out.push((v.name, text)),
+            None => tracing::warn!(
+                scenario = v.name,
+                "no hub manifest of this hub-governed scenario verifies under the pinned key; not deployed"
+            ),
+        }
+    }
+    Ok(out)
 }
 
 /// An operator's upload with the base mark of the version it replaces

@@ -105,6 +105,23 @@ impl HubTrust {
         Ok(HubTrust { pinned, newest })
     }
 
+    /// The text to deploy at start-up for scenario `name`, whose latest
+    /// stored version is `stored`: that version on a site no hub governs
+    /// (never attached, or detached: the scenarios are the operator's own
+    /// now) and for a scenario the hub never sent; for a hub-governed one,
+    /// the hub's newest deployed manifest if it verifies under the pinned
+    /// key (as `facegate_hub::site::SiteSync::start` deploys it), else
+    /// nothing.
+    pub fn at_start(&self, name: &str, stored: &str) -> Option<String> {
+        let Some(key) = &self.pinned else {
+            return Some(stored.to_string());
+        };
+        match self.newest.get(name) {
+            None => Some(stored.to_string()),
+            Some(m) => row_verifies(key, m).then(|| m.manifest.clone()),
+        }
+    }
+
     /// May a stored version of scenario `name` with text `manifest` run?
     /// Always on a site no hub governs (none pinned: the operator's own),
     /// and for a scenario the hub never sent; otherwise only the text of

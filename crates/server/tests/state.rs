@@ -1169,3 +1169,54 @@ async fn a_hub_scenario_runs_on_another_instance_only_as_the_hub_signed_it() {
         "b does not run another hub's manifest"
     );
 }
+
+/// A restart runs a hub-governed scenario as the hub's newest manifest that
+/// verifies under the pinned key (not a later unsigned version in the
+/// store), none at all once no manifest verifies, and, after the site is
+/// detached from its hub, as the operator's own (its gates and retention
+/// do not stop at the next restart).
+#[tokio::test]
+async fn a_hub_scenario_restarts_as_the_hub_signed_it_and_as_the_operators_own_after_detach() {
+    use ed25519_dalek::{Signer, SigningKey};
+    use facegate_core::hub_trust;
+    let a = common::server().await;
+    let hub = SigningKey::from_bytes(&[9; 32]);
+    let store = &a.state.store;
+    store
+        .hub_pin_manifest_key(&hex::encode(hub.verifying_key().to_bytes()))
+        .await
+        .unwrap();
+    let name = "residential-gate-east";
+    let east = common::east_manifest();
+    let (mid, cmd, nv) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), "ab".repeat(32));
+    let sig = hub.sign(&hub_trust::signed_bytes(mid, name, 1, &nv, &east));
+    store
+        .hub_manifest_receive(cmd, mid, name, 1, &nv, &east, &hex::encode(sig.to_bytes()))
+        .await
+        .unwrap();
+    a.state.core.deploy_scenario(&east).await.unwrap();
+    store.hub_manifest_outcome(cmd, None).await.unwrap();
+    let signed_methods = deployed(&a).await[name].1.clone();
+
+    // An unsigned version written to the store: a restart runs the signed
+    // text again, not it.
+    let unsigned = east.replacen("\"face\", \"pin\", ", "\"face\", ", 1);
+    assert_ne!(unsigned, east);
+    a.state.core.deploy_scenario(&unsigned).await.unwrap();
+    let b = a.restart().await;
+    assert_eq!(deployed(&b).await[name].1, signed_methods);
+
+    // Pinned to another hub's key: nothing of the old hub's runs.
+    let other = SigningKey::from_bytes(&[10; 32]);
+    store
+        .hub_pin_manifest_key(&hex::encode(other.verifying_key().to_bytes()))
+        .await
+        .unwrap();
+    let c = a.restart().await;
+    assert!(!deployed(&c).await.contains_key(name));
+
+    // Detached: the scenario is the operator's own and runs after a restart.
+    assert!(store.hub_detach("test").await.unwrap());
+    let d = a.restart().await;
+    assert!(deployed(&d).await.contains_key(name));
+}
