@@ -1084,6 +1084,48 @@ async fn the_dashboards_checks_and_refusals_are_the_stores_and_outlive_a_restart
     assert_eq!(counts(&d2, "refusals"), counts(&d, "refusals"), "{d2}");
 }
 
+/// A hub's manifest key, pinned in `t`'s store.
+async fn pinned_hub(t: &common::T, seed: u8) -> ed25519_dalek::SigningKey {
+    let hub = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    t.state
+        .store
+        .hub_pin_manifest_key(&hex::encode(hub.verifying_key().to_bytes()))
+        .await
+        .unwrap();
+    hub
+}
+
+/// What a site does with a deploy command it checked: keep the manifest
+/// `hub` signed as `version` of `name`, deploy it, record it deployed.
+async fn hub_deploy(
+    t: &common::T,
+    hub: &ed25519_dalek::SigningKey,
+    name: &str,
+    version: i64,
+    text: &str,
+) {
+    use ed25519_dalek::Signer;
+    let store = &t.state.store;
+    let (mid, cmd, nv) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), "ab".repeat(32));
+    let sig = hub.sign(&facegate_core::hub_trust::signed_bytes(
+        mid, name, version, &nv, text,
+    ));
+    store
+        .hub_manifest_receive(
+            cmd,
+            mid,
+            name,
+            version,
+            &nv,
+            text,
+            &hex::encode(sig.to_bytes()),
+        )
+        .await
+        .unwrap();
+    t.state.core.deploy_scenario(text).await.unwrap();
+    store.hub_manifest_outcome(cmd, None).await.unwrap();
+}
+
 /// A hub-governed scenario runs on another instance only as the hub signed
 /// it: a version of it in the store that is not the hub's signed manifest
 /// under the pinned key (written by anything but the site's checked deploy)
@@ -1091,40 +1133,12 @@ async fn the_dashboards_checks_and_refusals_are_the_stores_and_outlive_a_restart
 /// the hub's next signed version is.
 #[tokio::test]
 async fn a_hub_scenario_runs_on_another_instance_only_as_the_hub_signed_it() {
-    use ed25519_dalek::{Signer, SigningKey};
-    use facegate_core::hub_trust;
     let a = common::server().await;
     let b = a.restart().await;
-    let hub = SigningKey::from_bytes(&[7; 32]);
-    let store = &a.state.store;
-    store
-        .hub_pin_manifest_key(&hex::encode(hub.verifying_key().to_bytes()))
-        .await
-        .unwrap();
+    let hub = pinned_hub(&a, 7).await;
     let east = common::east_manifest();
     let name = "residential-gate-east";
-    // What the site does with a deploy command it checked: keep the signed
-    // manifest, deploy it, record it deployed.
-    let (core, hub_key) = (&a.state.core, &hub);
-    let hub_deploy = |version: i64, text: String| async move {
-        let (mid, cmd, nv) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), "ab".repeat(32));
-        let sig = hub_key.sign(&hub_trust::signed_bytes(mid, name, version, &nv, &text));
-        store
-            .hub_manifest_receive(
-                cmd,
-                mid,
-                name,
-                version,
-                &nv,
-                &text,
-                &hex::encode(sig.to_bytes()),
-            )
-            .await
-            .unwrap();
-        core.deploy_scenario(&text).await.unwrap();
-        store.hub_manifest_outcome(cmd, None).await.unwrap();
-    };
-    hub_deploy(1, east.clone()).await;
+    hub_deploy(&a, &hub, name, 1, &east).await;
     let signed = deployed(&a).await[name].clone();
     assert_eq!(
         deployed(&b).await.get(name),
@@ -1147,22 +1161,14 @@ async fn a_hub_scenario_runs_on_another_instance_only_as_the_hub_signed_it() {
     // The hub's next signed version runs on b.
     let second = east.replacen("\"face\", \"pin\", ", "\"pin\", \"face\", ", 1);
     assert_ne!(second, east);
-    hub_deploy(2, second).await;
+    hub_deploy(&a, &hub, name, 2, &second).await;
     assert_eq!(deployed(&b).await[name], deployed(&a).await[name]);
     assert_ne!(deployed(&b).await[name], signed);
 
     // Signed by another key than the pinned one: not run either.
-    let other = SigningKey::from_bytes(&[8; 32]);
-    let third = unsigned;
-    let (mid, cmd, nv) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), "ab".repeat(32));
-    let sig = other.sign(&hub_trust::signed_bytes(mid, name, 3, &nv, &third));
-    store
-        .hub_manifest_receive(cmd, mid, name, 3, &nv, &third, &hex::encode(sig.to_bytes()))
-        .await
-        .unwrap();
+    let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
     let before = deployed(&b).await[name].clone();
-    a.state.core.deploy_scenario(&third).await.unwrap();
-    store.hub_manifest_outcome(cmd, None).await.unwrap();
+    hub_deploy(&a, &other, name, 3, &unsigned).await;
     assert_eq!(
         deployed(&b).await[name],
         before,
@@ -1177,25 +1183,12 @@ async fn a_hub_scenario_runs_on_another_instance_only_as_the_hub_signed_it() {
 /// do not stop at the next restart).
 #[tokio::test]
 async fn a_hub_scenario_restarts_as_the_hub_signed_it_and_as_the_operators_own_after_detach() {
-    use ed25519_dalek::{Signer, SigningKey};
-    use facegate_core::hub_trust;
     let a = common::server().await;
-    let hub = SigningKey::from_bytes(&[9; 32]);
     let store = &a.state.store;
-    store
-        .hub_pin_manifest_key(&hex::encode(hub.verifying_key().to_bytes()))
-        .await
-        .unwrap();
+    let hub = pinned_hub(&a, 9).await;
     let name = "residential-gate-east";
     let east = common::east_manifest();
-    let (mid, cmd, nv) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), "ab".repeat(32));
-    let sig = hub.sign(&hub_trust::signed_bytes(mid, name, 1, &nv, &east));
-    store
-        .hub_manifest_receive(cmd, mid, name, 1, &nv, &east, &hex::encode(sig.to_bytes()))
-        .await
-        .unwrap();
-    a.state.core.deploy_scenario(&east).await.unwrap();
-    store.hub_manifest_outcome(cmd, None).await.unwrap();
+    hub_deploy(&a, &hub, name, 1, &east).await;
     let signed_methods = deployed(&a).await[name].1.clone();
 
     // An unsigned version written to the store: a restart runs the signed
@@ -1207,11 +1200,7 @@ async fn a_hub_scenario_restarts_as_the_hub_signed_it_and_as_the_operators_own_a
     assert_eq!(deployed(&b).await[name].1, signed_methods);
 
     // Pinned to another hub's key: nothing of the old hub's runs.
-    let other = SigningKey::from_bytes(&[10; 32]);
-    store
-        .hub_pin_manifest_key(&hex::encode(other.verifying_key().to_bytes()))
-        .await
-        .unwrap();
+    pinned_hub(&a, 10).await;
     let c = a.restart().await;
     assert!(!deployed(&c).await.contains_key(name));
 
