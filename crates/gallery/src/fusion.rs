@@ -49,50 +49,15 @@ impl Fusion {
         (self.weights[0] * first as f64 + self.weights[1] * second as f64 + self.bias) as f32
     }
 
-    /// Fits the logistic model on `(first, second, same)` pairs by Newton's
-    /// method (a light ridge keeps it finite on separable data). Deterministic.
-    #[allow(clippy::needless_range_loop)]
+    /// Fits the logistic model on `(first, second, same)` pairs: the
+    /// two-score case of [`FusionN::fit`]. Deterministic.
     pub fn fit(model_id: &str, pairs: &[(f32, f32, bool)], source: &str) -> Result<Fusion, Error> {
-        let same = pairs.iter().filter(|p| p.2).count();
-        if same == 0 || same == pairs.len() {
-            return Err(Error::Calibration(
-                "fusion needs both genuine and impostor pairs".into(),
-            ));
-        }
-        let mut beta = [0f64; 3]; // w1, w2, b
-        let ridge = 1e-3;
-        for _ in 0..100 {
-            let mut g = [0f64; 3];
-            let mut h = [[0f64; 3]; 3];
-            for &(a, b, y) in pairs {
-                let x = [a as f64, b as f64, 1.0];
-                let z = beta[0] * x[0] + beta[1] * x[1] + beta[2];
-                let p = 1.0 / (1.0 + (-z).exp());
-                let r = p - if y { 1.0 } else { 0.0 };
-                let w = (p * (1.0 - p)).max(1e-12);
-                for i in 0..3 {
-                    g[i] += r * x[i];
-                    for j in 0..3 {
-                        h[i][j] += w * x[i] * x[j];
-                    }
-                }
-            }
-            for i in 0..2 {
-                g[i] += ridge * beta[i];
-                h[i][i] += ridge;
-            }
-            let step = solve3(h, g).ok_or_else(|| Error::Calibration("singular fit".into()))?;
-            for i in 0..3 {
-                beta[i] -= step[i];
-            }
-            if step.iter().map(|s| s.abs()).fold(0.0, f64::max) < 1e-10 {
-                break;
-            }
-        }
+        let pairs: Vec<(Vec<f32>, bool)> = pairs.iter().map(|&(a, b, y)| (vec![a, b], y)).collect();
+        let f = FusionN::fit(&pairs)?;
         Ok(Fusion {
             model_id: model_id.to_string(),
-            weights: [beta[0], beta[1]],
-            bias: beta[2],
+            weights: [f.weights[0], f.weights[1]],
+            bias: f.bias,
             cascade_margin: None,
             source: source.to_string(),
         })
@@ -100,16 +65,13 @@ impl Fusion {
 
     /// The text form (`data/fusion.txt`).
     pub fn to_text(&self, comment: &str) -> String {
-        let mut s = String::new();
-        for line in comment.lines() {
-            s.push_str(&format!("# {line}\n"));
-        }
-        s.push_str(&format!("model {}\n", self.model_id));
-        s.push_str(&format!("source {}\n", self.source));
-        s.push_str(&format!(
-            "weights {:.6} {:.6}\nbias {:.6}\n",
-            self.weights[0], self.weights[1], self.bias
-        ));
+        let mut s = text(
+            comment,
+            &self.model_id,
+            &self.source,
+            &self.weights,
+            self.bias,
+        );
         if let Some(m) = self.cascade_margin {
             s.push_str(&format!("cascade_margin {m:.4}\n"));
         }
@@ -125,7 +87,51 @@ impl Fusion {
 
     /// Reads the text form.
     pub fn parse(text: &str) -> Result<Fusion, Error> {
-        let bad = |m: &str| Error::Format(format!("fusion: {m}"));
+        let f = Fields::parse(text)?;
+        let weights: [f64; 2] = f
+            .weights
+            .try_into()
+            .map_err(|_| bad("two weights expected"))?;
+        Ok(Fusion {
+            model_id: f.model,
+            weights,
+            bias: f.bias,
+            cascade_margin: f.cascade_margin,
+            source: f.source,
+        })
+    }
+}
+
+fn bad(m: &str) -> Error {
+    Error::Format(format!("fusion: {m}"))
+}
+
+/// A fusion's text form: comment lines, `model`, `source`, `weights w1 … wk`
+/// and `bias` (a two-model fusion may add `cascade_margin`).
+fn text(comment: &str, model_id: &str, source: &str, weights: &[f64], bias: f64) -> String {
+    let mut s = String::new();
+    for line in comment.lines() {
+        s.push_str(&format!("# {line}\n"));
+    }
+    let w: Vec<String> = weights.iter().map(|w| format!("{w:.6}")).collect();
+    s.push_str(&format!(
+        "model {model_id}\nsource {source}\nweights {}\nbias {bias:.6}\n",
+        w.join(" ")
+    ));
+    s
+}
+
+/// The fields of a fusion's text form.
+struct Fields {
+    model: String,
+    source: String,
+    weights: Vec<f64>,
+    bias: f64,
+    cascade_margin: Option<f32>,
+}
+
+impl Fields {
+    fn parse(text: &str) -> Result<Fields, Error> {
         let (mut model, mut source, mut weights, mut bias) = (None, String::new(), None, None);
         let mut cascade_margin = None;
         for line in text.lines().map(str::trim) {
@@ -138,23 +144,27 @@ impl Fusion {
                 "model" => model = Some(v.to_string()),
                 "source" => source = v.to_string(),
                 "weights" => {
-                    let w: Vec<&str> = v.split_whitespace().collect();
-                    if w.len() != 2 {
-                        return Err(bad("two weights expected"));
-                    }
-                    weights = Some([num(w[0])?, num(w[1])?]);
+                    weights = Some(
+                        v.split_whitespace()
+                            .map(num)
+                            .collect::<Result<Vec<_>, _>>()?,
+                    )
                 }
                 "bias" => bias = Some(num(v)?),
                 "cascade_margin" => cascade_margin = Some(num(v)? as f32),
                 _ => return Err(bad(k)),
             }
         }
-        Ok(Fusion {
-            model_id: model.ok_or_else(|| bad("no model line"))?,
-            weights: weights.ok_or_else(|| bad("no weights line"))?,
+        let weights = weights.ok_or_else(|| bad("no weights line"))?;
+        if weights.is_empty() {
+            return Err(bad("no weights"));
+        }
+        Ok(Fields {
+            model: model.ok_or_else(|| bad("no model line"))?,
+            source,
+            weights,
             bias: bias.ok_or_else(|| bad("no bias line"))?,
             cascade_margin,
-            source,
         })
     }
 }
@@ -289,17 +299,7 @@ impl FusionN {
 impl FusionN {
     /// The text form (`data/fusion3.txt`): `model`, `source`, `weights w1 … wk`, `bias`.
     pub fn to_text(&self, model_id: &str, source: &str, comment: &str) -> String {
-        let mut s = String::new();
-        for line in comment.lines() {
-            s.push_str(&format!("# {line}\n"));
-        }
-        let w: Vec<String> = self.weights.iter().map(|w| format!("{w:.6}")).collect();
-        s.push_str(&format!(
-            "model {model_id}\nsource {source}\nweights {}\nbias {:.6}\n",
-            w.join(" "),
-            self.bias
-        ));
-        s
+        text(comment, model_id, source, &self.weights, self.bias)
     }
 
     /// The embedded three-model fusion (first, second, third cosine) and its model id.
@@ -307,39 +307,18 @@ impl FusionN {
         FusionN::parse(BUILTIN_FUSION3)
     }
 
-    /// Reads the text form: the model id and the fusion.
+    /// Reads the text form: the model id and the fusion (no cascade
+    /// margin: the cascade of several models is decided elsewhere).
     pub fn parse(text: &str) -> Result<(String, FusionN), Error> {
-        let bad = |m: &str| Error::Format(format!("fusion: {m}"));
-        let (mut model, mut weights, mut bias) = (None, None, None);
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (k, v) = line.split_once(' ').ok_or_else(|| bad(line))?;
-            let num = |s: &str| s.parse::<f64>().map_err(|_| bad(s));
-            match k {
-                "model" => model = Some(v.to_string()),
-                "source" => {}
-                "weights" => {
-                    weights = Some(
-                        v.split_whitespace()
-                            .map(num)
-                            .collect::<Result<Vec<_>, _>>()?,
-                    )
-                }
-                "bias" => bias = Some(num(v)?),
-                _ => return Err(bad(k)),
-            }
-        }
-        let weights = weights.ok_or_else(|| bad("no weights line"))?;
-        if weights.is_empty() {
-            return Err(bad("no weights"));
+        let f = Fields::parse(text)?;
+        if f.cascade_margin.is_some() {
+            return Err(bad("cascade_margin"));
         }
         Ok((
-            model.ok_or_else(|| bad("no model line"))?,
+            f.model,
             FusionN {
-                weights,
-                bias: bias.ok_or_else(|| bad("no bias line"))?,
+                weights: f.weights,
+                bias: f.bias,
             },
         ))
     }
@@ -367,32 +346,6 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     let mut x = vec![0f64; n];
     for r in (0..n).rev() {
         let s: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
-        x[r] = (b[r] - s) / a[r][r];
-    }
-    Some(x)
-}
-
-/// Solves a 3×3 linear system by Gaussian elimination with partial pivoting.
-#[allow(clippy::needless_range_loop)] // index form reads like the textbook
-fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
-    for c in 0..3 {
-        let p = (c..3).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
-        if a[p][c].abs() < 1e-15 {
-            return None;
-        }
-        a.swap(c, p);
-        b.swap(c, p);
-        for r in c + 1..3 {
-            let f = a[r][c] / a[c][c];
-            for k in c..3 {
-                a[r][k] -= f * a[c][k];
-            }
-            b[r] -= f * b[c];
-        }
-    }
-    let mut x = [0f64; 3];
-    for r in (0..3).rev() {
-        let s: f64 = (r + 1..3).map(|k| a[r][k] * x[k]).sum();
         x[r] = (b[r] - s) / a[r][r];
     }
     Some(x)
@@ -523,5 +476,72 @@ mod tests {
     fn builtin_fusion_parses_and_weighs_both_models() {
         let f = Fusion::builtin().unwrap();
         assert!(f.weights[0] > 0.0 && f.weights[1] > 0.0, "{f:?}");
+    }
+
+    /// The two fusions share one text form: the embedded files render back
+    /// line for line (comments aside), and a fusion of any weights survives
+    /// its text in both forms; a cascade margin is refused by the n-model
+    /// form, and a two-model fusion needs exactly two weights.
+    #[test]
+    fn both_fusions_share_one_text_form() {
+        let body = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect()
+        };
+        let f = Fusion::builtin().unwrap();
+        assert_eq!(body(&f.to_text("")), body(BUILTIN_FUSION));
+        let (id, g) = FusionN::builtin3().unwrap();
+        let source = BUILTIN_FUSION3
+            .lines()
+            .find_map(|l| l.strip_prefix("source "))
+            .unwrap();
+        assert_eq!(body(&g.to_text(&id, source, "")), body(BUILTIN_FUSION3));
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 11) as f64 / (1u64 << 53) as f64) * 20.0 - 10.0
+        };
+        for _ in 0..200 {
+            let f = Fusion {
+                model_id: "a+b".into(),
+                weights: [next(), next()],
+                bias: next(),
+                cascade_margin: None,
+                source: "src".into(),
+            };
+            let back = Fusion::parse(&f.to_text("c")).unwrap();
+            assert!((back.weights[0] - f.weights[0]).abs() < 1e-6);
+            assert!((back.weights[1] - f.weights[1]).abs() < 1e-6);
+            assert!((back.bias - f.bias).abs() < 1e-6);
+            let (id, n) = FusionN::parse(&f.to_text("c")).unwrap();
+            assert_eq!(id, "a+b");
+            assert_eq!(n.weights, back.weights.to_vec());
+            let three = FusionN {
+                weights: vec![next(), next(), next()],
+                bias: next(),
+            };
+            let text = three.to_text("m", "s", "");
+            let (_, again) = FusionN::parse(&text).unwrap();
+            assert_eq!(again.to_text("m", "s", ""), text);
+            assert!(
+                Fusion::parse(&text).is_err(),
+                "three weights are not a pair"
+            );
+        }
+        let with_margin = Fusion {
+            cascade_margin: Some(0.05),
+            ..Fusion::builtin().unwrap()
+        };
+        assert!(FusionN::parse(&with_margin.to_text("")).is_err());
+        assert_eq!(
+            Fusion::parse(&with_margin.to_text(""))
+                .unwrap()
+                .cascade_margin,
+            Some(0.05)
+        );
     }
 }
