@@ -654,6 +654,30 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Each pair's scores under `models` (indices into [`Vecs::scores`]) and
+/// whether it is a genuine pair, to fit a fusion on; a pair with an image
+/// whose face was missed scores −1 under every model. `embs[i]` is the
+/// embedding of `imgs[i]`.
+fn labelled_scores(
+    pairs: &[lfw::Pair],
+    imgs: &[(String, u32)],
+    embs: &[Option<Vecs>],
+    models: &[usize],
+) -> Vec<(Vec<f32>, bool)> {
+    let pos: HashMap<&(String, u32), usize> =
+        imgs.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    pairs
+        .iter()
+        .map(|p| {
+            let s = match (&embs[pos[&p.a]], &embs[pos[&p.b]]) {
+                (Some(x), Some(y)) => x.scores(y),
+                _ => [-1.0; 3],
+            };
+            (models.iter().map(|&i| s[i]).collect(), p.same())
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------- calibrate
 
 fn calibrate(a: CalibrateArgs) -> Result<()> {
@@ -700,17 +724,8 @@ fn calibrate(a: CalibrateArgs) -> Result<()> {
     // The three-model fusion is fitted on this pairs file's labelled pairs (DevTrain),
     // then its impostor table is measured on the same images.
     let fusion3 = {
-        let pos: HashMap<&(String, u32), usize> =
-            imgs.iter().enumerate().map(|(i, k)| (k, i)).collect();
-        let labelled: Vec<(Vec<f32>, bool)> = pairs
-            .iter()
-            .map(|p| match (&embs[pos[&p.a]], &embs[pos[&p.b]]) {
-                (Some(x), Some(y)) => (x.scores(y).to_vec(), p.same()),
-                _ => (vec![-1.0; 3], p.same()),
-            })
-            .collect();
         if third {
-            FusionN::fit(&labelled)?
+            FusionN::fit(&labelled_scores(&pairs, &imgs, &embs, &[0, 1, 2]))?
         } else {
             FusionN {
                 weights: vec![0.0; 3],
@@ -948,20 +963,10 @@ fn identify(a: IdentifyArgs) -> Result<()> {
     }
 
     // The scores searched with, each fusion fitted on the calibration pairs.
-    let cal_pos: HashMap<&(String, u32), usize> =
-        cal_imgs.iter().enumerate().map(|(i, k)| (k, i)).collect();
     let fit = |models: &[usize]| -> Result<FusionN> {
-        let labelled: Vec<(Vec<f32>, bool)> = cal_pairs
-            .iter()
-            .map(|p| {
-                let s = match (&cal_embs[cal_pos[&p.a]], &cal_embs[cal_pos[&p.b]]) {
-                    (Some(x), Some(y)) => x.scores(y),
-                    _ => [-1.0; 3],
-                };
-                (models.iter().map(|&i| s[i]).collect(), p.same())
-            })
-            .collect();
-        Ok(FusionN::fit(&labelled)?)
+        Ok(FusionN::fit(&labelled_scores(
+            &cal_pairs, &cal_imgs, &cal_embs, models,
+        ))?)
     };
     let single = |name: &str, i: usize| Scoring {
         name: name.into(),
