@@ -89,6 +89,10 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.limits.max_body_bytes;
     let (api, _) = api().split_for_parts();
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::api::sync_scenarios,
+    ));
     Router::new()
         // web UI, embedded
         .route("/", get(assets::index))
@@ -99,10 +103,6 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{name}", get(assets::file))
         .merge(api)
         .fallback(extract::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::api::sync_scenarios,
-        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::api::count_requests,

@@ -237,7 +237,6 @@ impl Store {
         .ok_or_else(|| not_found("scenario version", format!("{id} v{version}")))
     }
 
-    /// The latest version of every scenario.
     /// How many scenario versions the store holds (they are only ever
     /// added): a changed count tells an instance that another one deployed.
     pub async fn scenario_version_count(&self) -> Result<i64> {
@@ -246,6 +245,7 @@ impl Store {
             .await?)
     }
 
+    /// The latest version of every scenario.
     pub async fn scenarios(&self) -> Result<Vec<ScenarioVersion>> {
         // One query, not one per scenario: the latest version is found by
         // the (scenario_id, version) primary key.

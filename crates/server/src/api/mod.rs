@@ -66,11 +66,10 @@ pub async fn gauges(s: &AppState) -> Vec<(&'static str, &'static str, f64)> {
     g
 }
 
-/// Count every response by matched route and status (never by raw path, so
-/// no id ends up in a label).
-/// Before every request: the deployed scenarios in step with the store
+/// Before every API request: the deployed scenarios in step with the store
 /// (another instance may have deployed since), so every handler decides
-/// under the manifest in force.
+/// under the manifest in force. Not before the web UI's static pages and
+/// assets, which decide nothing.
 pub async fn sync_scenarios(
     axum::extract::State(s): axum::extract::State<AppState>,
     req: axum::extract::Request,
@@ -83,6 +82,8 @@ pub async fn sync_scenarios(
     next.run(req).await
 }
 
+/// Count every response by matched route and status (never by raw path, so
+/// no id ends up in a label).
 pub async fn count_requests(
     axum::extract::State(s): axum::extract::State<AppState>,
     req: axum::extract::Request,
