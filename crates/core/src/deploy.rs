@@ -170,13 +170,12 @@ pub async fn deploy(
     let st = |e: facegate_store::StoreError| ApiError::internal(e);
 
     // The scenario version: a new one whenever the manifest text changed.
-    let existing = store.scenarios().await.map_err(st)?;
-    let mine = existing
-        .iter()
-        .filter(|v| v.name == scenario.id && v.processor_id == processor_id)
-        .max_by_key(|v| v.version);
+    let mine = store
+        .scenario_named(processor_id, &scenario.id)
+        .await
+        .map_err(st)?;
     let sv = match mine {
-        Some(v) if v.manifest == manifest => v.clone(),
+        Some(v) if v.manifest == manifest => v,
         _ => store
             .put_scenario(
                 &NewScenarioVersion {

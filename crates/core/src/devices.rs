@@ -134,12 +134,7 @@ async fn stored_latest(
     let Some(sc) = policy::lint(manifest, "scenario.toml").scenario else {
         return Ok(None);
     };
-    Ok(store
-        .scenarios()
-        .await?
-        .into_iter()
-        .filter(|v| v.name == sc.id && v.processor_id == processor_id)
-        .max_by_key(|v| v.version))
+    Ok(store.scenario_named(processor_id, &sc.id).await?)
 }
 
 /// A TOML basic string (JSON string escapes are a subset of TOML's).

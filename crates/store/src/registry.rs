@@ -226,6 +226,24 @@ impl Store {
             .ok_or_else(|| not_found("scenario", id))
     }
 
+    /// The latest version of the processor's scenario named `name`, if it
+    /// has one (a scenario is unique by processor and name).
+    pub async fn scenario_named(
+        &self,
+        processor_id: Uuid,
+        name: &str,
+    ) -> Result<Option<ScenarioVersion>> {
+        let sql = format!(
+            "{SCENARIO_SELECT} WHERE s.processor_id = $1 AND s.name = $2 ORDER BY v.version DESC LIMIT 1"
+        );
+        let r = sqlx::query(&sql)
+            .bind(processor_id.to_string())
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(scenario_row).transpose()
+    }
+
     /// A given version of a scenario.
     pub async fn scenario_version(&self, id: Uuid, version: i64) -> Result<ScenarioVersion> {
         self.scenario_where(

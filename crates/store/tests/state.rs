@@ -645,3 +645,43 @@ async fn card_lookup_pairs_charge_both_budgets_or_neither(db: Db) {
     );
 }
 both!(card_lookup_pairs_charge_both_budgets_or_neither);
+
+/// A processor's scenario by name is its latest version, and only that
+/// processor's: another processor's scenario of the same name, and an
+/// older version, are never the answer.
+async fn a_named_scenario_is_the_processors_latest_version(db: Db) {
+    let put = |processor: Uuid, name: &'static str, manifest: &'static str| {
+        let store = &db.store;
+        async move {
+            store
+                .put_scenario(
+                    &NewScenarioVersion {
+                        processor_id: processor,
+                        name: name.into(),
+                        manifest: manifest.into(),
+                        template_retention_days: 365,
+                        inactivity_days: None,
+                    },
+                    "t",
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let a = db.store.add_processor("A Co.", None, "t").await.unwrap().id;
+    let b = db.store.add_processor("B Co.", None, "t").await.unwrap().id;
+    assert!(db.store.scenario_named(a, "gate").await.unwrap().is_none());
+    put(a, "gate", "v = 1\n").await;
+    let latest = put(a, "gate", "v = 2\n").await;
+    let other = put(b, "gate", "v = 3\n").await;
+    put(a, "lobby", "v = 4\n").await;
+    let got = db.store.scenario_named(a, "gate").await.unwrap().unwrap();
+    assert_eq!(got, latest);
+    assert_eq!(got.version, 2);
+    assert_eq!(
+        db.store.scenario_named(b, "gate").await.unwrap().unwrap(),
+        other
+    );
+    assert!(db.store.scenario_named(b, "lobby").await.unwrap().is_none());
+}
+both!(a_named_scenario_is_the_processors_latest_version);
